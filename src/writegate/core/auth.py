@@ -1,0 +1,157 @@
+"""Principals: hashed API keys and passwords, roles and tenant scope."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import JSON, DateTime, Integer, String, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from writegate.core.clock import Clock
+from writegate.core.db import Base, Database
+
+#: Roles that see every tenant; nothing else crosses a tenant boundary.
+ALL_TENANTS_ROLES = frozenset({"superadmin"})
+KEY_PREFIX = "wg_"
+
+
+class PrincipalRow(Base):
+    """A user or client of writegate."""
+
+    __tablename__ = "principals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    tenant: Mapped[str] = mapped_column(String(200), index=True)
+    roles: Mapped[list[str]] = mapped_column(JSON)
+    attrs: Mapped[dict[str, Any]] = mapped_column(JSON)
+    api_key_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    api_key_hint: Mapped[str | None] = mapped_column(String(16))
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller."""
+
+    id: int
+    name: str
+    tenant: str
+    roles: frozenset[str]
+    attrs: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def has_any(self, *roles: str) -> bool:
+        """True if the principal holds at least one of roles."""
+        return bool(self.roles.intersection(roles))
+
+    @property
+    def all_tenants(self) -> bool:
+        """True for an explicit all-tenants role."""
+        return bool(self.roles & ALL_TENANTS_ROLES)
+
+    def can_access(self, tenant: str) -> bool:
+        """True if this principal may see tenant's jobs and records."""
+        return self.all_tenants or tenant == self.tenant
+
+    @classmethod
+    def from_row(cls, row: PrincipalRow) -> Principal:
+        """Build from a row."""
+        return cls(row.id, row.name, row.tenant, frozenset(row.roles), dict(row.attrs or {}))
+
+
+def hash_key(key: str) -> str:
+    """SHA-256 of a high-entropy API key (slow hashes are for low-entropy passwords)."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_api_key() -> str:
+    """A fresh API key with 256 bits of entropy."""
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+class AuthService:
+    """Create, find, verify and revoke principals."""
+
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+        self._hasher = PasswordHasher()
+        self._dummy_hash = self._hasher.hash(secrets.token_hex(16))
+
+    def create(
+        self,
+        session: Session,
+        *,
+        name: str,
+        tenant: str,
+        roles: list[str],
+        password: str | None = None,
+        attrs: dict[str, Any] | None = None,
+    ) -> tuple[Principal, str]:
+        """Create a principal; return it with its API key (shown only once)."""
+        key = new_api_key()
+        row = PrincipalRow(
+            name=name,
+            tenant=tenant,
+            roles=sorted(set(roles)),
+            attrs=dict(attrs or {}),
+            api_key_hash=hash_key(key),
+            api_key_hint=key[:7],
+            password_hash=self._hasher.hash(password) if password else None,
+            created_at=self.clock.now(),
+        )
+        session.add(row)
+        session.flush()
+        return Principal.from_row(row), key
+
+    def by_api_key(self, session: Session, key: str) -> Principal | None:
+        """The active principal holding key, if any."""
+        if not key or len(key) > 200:
+            return None
+        digest = hash_key(key)
+        row = session.scalar(select(PrincipalRow).where(PrincipalRow.api_key_hash == digest))
+        if row is None or row.revoked_at is not None:
+            return None
+        if not hmac.compare_digest(row.api_key_hash or "", digest):
+            return None
+        return Principal.from_row(row)
+
+    def by_name(self, session: Session, name: str) -> Principal | None:
+        """The active principal of that name."""
+        row = session.scalar(select(PrincipalRow).where(PrincipalRow.name == name))
+        if row is None or row.revoked_at is not None:
+            return None
+        return Principal.from_row(row)
+
+    def verify_password(self, session: Session, name: str, password: str) -> Principal | None:
+        """The principal if name and password match; same cost either way."""
+        row = session.scalar(select(PrincipalRow).where(PrincipalRow.name == name))
+        stored = row.password_hash if row is not None and row.revoked_at is None else None
+        try:
+            self._hasher.verify(stored or self._dummy_hash, password)
+        except (VerificationError, InvalidHashError):
+            return None
+        if row is None or stored is None:
+            return None
+        return Principal.from_row(row)
+
+    def revoke(self, session: Session, name: str) -> bool:
+        """Revoke a principal's credentials; False if unknown or already revoked."""
+        row = session.scalar(select(PrincipalRow).where(PrincipalRow.name == name))
+        if row is None or row.revoked_at is not None:
+            return False
+        row.revoked_at = self.clock.now()
+        return True
+
+    def list(self, session: Session) -> list[PrincipalRow]:
+        """Every principal, by name."""
+        return list(session.scalars(select(PrincipalRow).order_by(PrincipalRow.name)))

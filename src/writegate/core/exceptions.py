@@ -1,0 +1,55 @@
+"""Exceptions raised by the core."""
+
+from __future__ import annotations
+
+
+class WritegateError(Exception):
+    """Base class of every core error."""
+
+
+class JobError(WritegateError):
+    """A job-related failure."""
+
+
+class ExclusiveJobExists(JobError):
+    """Another active job already holds the exclusive key."""
+
+    def __init__(self, key: str, job_id: str | None) -> None:
+        super().__init__(f"an active job already holds exclusive key {key!r}: {job_id}")
+        self.key = key
+        self.job_id = job_id
+
+
+class LeaseLost(JobError):
+    """The worker no longer owns the job (lease expired, job cancelled or re-claimed)."""
+
+
+class PermanentJobError(JobError):
+    """Raised by a handler to fail the job at once, without retrying."""
+
+
+class RetryableJobError(JobError):
+    """Raised by a handler for a transient failure that should be retried."""
+
+
+class UnknownJobKind(JobError):
+    """No handler is registered for a job kind."""
+
+
+class TokenError(WritegateError):
+    """A process token could not be consumed."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"process token {reason}")
+        #: one of "missing", "expired", "used", "mismatch"
+        self.reason = reason
+
+
+class BodyError(WritegateError):
+    """A request body could not be read as JSON."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        #: one of "too_large", "content_type", "encoding", "malformed", "too_deep"
+        self.kind = kind
+        self.message = message

@@ -1,0 +1,522 @@
+"""Durable jobs: the table and every state change, in one manager."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Index,
+    Integer,
+    String,
+    Text,
+    and_,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from writegate.core.clock import Clock
+from writegate.core.db import Base, Database
+from writegate.core.exceptions import ExclusiveJobExists, LeaseLost
+from writegate.core.retry import backoff_seconds
+
+NOTIFY_CHANNEL = "writegate_jobs"
+
+
+class Status(enum.StrEnum):
+    """Life cycle of a job."""
+
+    #: Waiting to be claimed once run_after has passed.
+    QUEUED = "queued"
+    #: Claimed by a worker that holds an unexpired lease.
+    RUNNING = "running"
+    #: Finished; its result and business writes committed together.
+    SUCCEEDED = "succeeded"
+    #: Out of attempts, or failed permanently; the error is kept.
+    FAILED = "failed"
+    #: Cancelled by an operator before it finished.
+    CANCELLED = "cancelled"
+
+
+ACTIVE = (Status.QUEUED.value, Status.RUNNING.value)
+FINAL = (Status.SUCCEEDED.value, Status.FAILED.value, Status.CANCELLED.value)
+
+
+class JobRow(Base):
+    """One durable job."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(100))
+    tenant: Mapped[str] = mapped_column(String(200))
+    principal: Mapped[str | None] = mapped_column(String(200))
+    payload: Mapped[Any] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    run_after: Mapped[datetime] = mapped_column(DateTime)
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+    timeout_at: Mapped[datetime | None] = mapped_column(DateTime)
+    progress: Mapped[Any | None] = mapped_column(JSON)
+    checkpoint: Mapped[Any | None] = mapped_column(JSON)
+    result: Mapped[Any | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    exclusive_key: Mapped[str | None] = mapped_column(String(200))
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    __table_args__ = (
+        Index(
+            "ix_jobs_claim",
+            "run_after",
+            "created_at",
+            sqlite_where=text("status = 'queued'"),
+            postgresql_where=text("status = 'queued'"),
+        ),
+        Index(
+            "ix_jobs_lease",
+            "lease_expires_at",
+            sqlite_where=text("status = 'running'"),
+            postgresql_where=text("status = 'running'"),
+        ),
+        Index(
+            "uq_jobs_exclusive_active",
+            "exclusive_key",
+            unique=True,
+            sqlite_where=text("status IN ('queued', 'running') AND exclusive_key IS NOT NULL"),
+            postgresql_where=text("status IN ('queued', 'running') AND exclusive_key IS NOT NULL"),
+        ),
+        Index("uq_jobs_idempotency", "tenant", "kind", "idempotency_key", unique=True),
+        Index("ix_jobs_tenant_kind_created", "tenant", "kind", "created_at"),
+    )
+
+
+@dataclass(frozen=True)
+class Job:
+    """An immutable snapshot of a job row."""
+
+    id: str
+    kind: str
+    tenant: str
+    principal: str | None
+    payload: Any
+    status: Status
+    attempts: int
+    max_attempts: int
+    run_after: datetime
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    timeout_at: datetime | None
+    progress: Any | None
+    checkpoint: Any | None
+    result: Any | None
+    error: str | None
+    exclusive_key: str | None
+    idempotency_key: str | None
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    #: False when enqueue returned an existing job for the same idempotency key.
+    created: bool = field(default=True, compare=False)
+
+    @classmethod
+    def from_row(cls, row: JobRow, *, created: bool = True) -> Job:
+        """Snapshot an ORM row."""
+        return cls(
+            id=row.id,
+            kind=row.kind,
+            tenant=row.tenant,
+            principal=row.principal,
+            payload=row.payload,
+            status=Status(row.status),
+            attempts=row.attempts,
+            max_attempts=row.max_attempts,
+            run_after=row.run_after,
+            lease_owner=row.lease_owner,
+            lease_expires_at=row.lease_expires_at,
+            timeout_at=row.timeout_at,
+            progress=row.progress,
+            checkpoint=row.checkpoint,
+            result=row.result,
+            error=row.error,
+            exclusive_key=row.exclusive_key,
+            idempotency_key=row.idempotency_key,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+            created=created,
+        )
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a failed attempt is retried."""
+
+    max_attempts: int = 5
+    backoff_base: float = 1.0
+    backoff_max: float = 300.0
+
+
+class JobManager:
+    """Every job state change goes through here."""
+
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        *,
+        policy: RetryPolicy | None = None,
+        lease_seconds: float = 30.0,
+        timeout_seconds: float = 600.0,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.policy = policy or RetryPolicy()
+        self.lease_seconds = lease_seconds
+        self.timeout_seconds = timeout_seconds
+        self.policies: dict[str, RetryPolicy] = {}
+
+    # -- enqueue and read ---------------------------------------------------
+
+    def enqueue(
+        self,
+        session: Session,
+        *,
+        kind: str,
+        payload: Any,
+        tenant: str,
+        principal: str | None = None,
+        job_id: str | None = None,
+        max_attempts: int | None = None,
+        run_after: datetime | None = None,
+        exclusive_key: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Job:
+        """Add a job inside the caller's transaction; it commits with the caller's writes."""
+        now = self.clock.now()
+        if idempotency_key is not None:
+            existing = session.scalar(
+                select(JobRow).where(
+                    JobRow.tenant == tenant,
+                    JobRow.kind == kind,
+                    JobRow.idempotency_key == idempotency_key,
+                )
+            )
+            if existing is not None:
+                return Job.from_row(existing, created=False)
+        policy = self.policies.get(kind, self.policy)
+        row = JobRow(
+            id=job_id or str(uuid.uuid4()),
+            kind=kind,
+            tenant=tenant,
+            principal=principal,
+            payload=payload,
+            status=Status.QUEUED.value,
+            attempts=0,
+            max_attempts=max_attempts or policy.max_attempts,
+            run_after=run_after or now,
+            exclusive_key=exclusive_key,
+            idempotency_key=idempotency_key,
+            created_at=now,
+            updated_at=now,
+        )
+        try:
+            with session.begin_nested():
+                session.add(row)
+                session.flush()
+        except IntegrityError:
+            if exclusive_key is not None:
+                holder = self.active_holder(session, exclusive_key)
+                if holder is not None or idempotency_key is None:
+                    raise ExclusiveJobExists(exclusive_key, holder) from None
+            if idempotency_key is not None:
+                existing = session.scalar(
+                    select(JobRow).where(
+                        JobRow.tenant == tenant,
+                        JobRow.kind == kind,
+                        JobRow.idempotency_key == idempotency_key,
+                    )
+                )
+                if existing is not None:
+                    return Job.from_row(existing, created=False)
+            raise
+        session.info["writegate_enqueued"] = True
+        if self.db.is_postgres:
+            session.execute(text("SELECT pg_notify(:c, :k)"), {"c": NOTIFY_CHANNEL, "k": kind})
+        return Job.from_row(row)
+
+    def active_holder(self, session: Session, exclusive_key: str) -> str | None:
+        """Id of the active job holding exclusive_key, if any."""
+        return session.scalar(
+            select(JobRow.id).where(
+                JobRow.exclusive_key == exclusive_key, JobRow.status.in_(ACTIVE)
+            )
+        )
+
+    def get(self, session: Session, job_id: str, *, tenant: str | None = None) -> Job | None:
+        """One job; None if absent or (when tenant is given) another tenant's."""
+        row = session.get(JobRow, job_id)
+        if row is None or (tenant is not None and row.tenant != tenant):
+            return None
+        return Job.from_row(row)
+
+    def list(
+        self,
+        session: Session,
+        *,
+        tenant: str | None = None,
+        status: Status | str | None = None,
+        kind: str | None = None,
+        kinds: Iterable[str] | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Job]:
+        """Jobs, newest first, filtered."""
+        q = select(JobRow)
+        if tenant is not None:
+            q = q.where(JobRow.tenant == tenant)
+        if status is not None:
+            q = q.where(JobRow.status == Status(status).value)
+        if kind is not None:
+            q = q.where(JobRow.kind == kind)
+        if kinds is not None:
+            q = q.where(JobRow.kind.in_(list(kinds)))
+        q = q.order_by(JobRow.created_at.desc(), JobRow.id).limit(limit).offset(offset)
+        return [Job.from_row(r) for r in session.scalars(q)]
+
+    def counts(self) -> dict[str, int]:
+        """Number of jobs per status."""
+        from sqlalchemy import func
+
+        with self.db.read() as s:
+            rows = s.execute(select(JobRow.status, func.count()).group_by(JobRow.status)).all()
+        return {str(st): int(n) for st, n in rows}
+
+    # -- worker side ----------------------------------------------------------
+
+    def claim(self, worker_id: str, kinds: Sequence[str], limit: int) -> list[Job]:
+        """Atomically take up to `limit` due jobs for this worker."""
+        if limit <= 0 or not kinds:
+            return []
+        now = self.clock.now()
+        with self.db.write() as s:
+            pick = (
+                select(JobRow.id)
+                .where(
+                    JobRow.status == Status.QUEUED.value,
+                    JobRow.run_after <= now,
+                    JobRow.kind.in_(list(kinds)),
+                )
+                .order_by(JobRow.run_after, JobRow.created_at)
+                .limit(limit)
+            )
+            if self.db.is_postgres:
+                pick = pick.with_for_update(skip_locked=True)
+            ids = list(s.scalars(pick))
+            if not ids:
+                return []
+            stmt = (
+                update(JobRow)
+                .where(JobRow.id.in_(ids), JobRow.status == Status.QUEUED.value)
+                .values(
+                    status=Status.RUNNING.value,
+                    lease_owner=worker_id,
+                    lease_expires_at=now + timedelta(seconds=self.lease_seconds),
+                    timeout_at=now + timedelta(seconds=self.timeout_seconds),
+                    attempts=JobRow.attempts + 1,
+                    started_at=now,
+                    updated_at=now,
+                )
+                .returning(JobRow)
+                .execution_options(synchronize_session=False)
+            )
+            rows = list(s.scalars(stmt))
+            jobs = [Job.from_row(r) for r in rows]
+        jobs.sort(key=lambda j: (j.run_after, j.created_at))
+        return jobs
+
+    def _fence(self, worker_id: str, job_id: str) -> Any:
+        return and_(
+            JobRow.id == job_id,
+            JobRow.status == Status.RUNNING.value,
+            JobRow.lease_owner == worker_id,
+        )
+
+    def heartbeat(self, worker_id: str, job_ids: Sequence[str]) -> set[str]:
+        """Extend the leases this worker still holds; return the ids still owned."""
+        if not job_ids:
+            return set()
+        now = self.clock.now()
+        with self.db.write() as s:
+            stmt = (
+                update(JobRow)
+                .where(
+                    JobRow.id.in_(list(job_ids)),
+                    JobRow.status == Status.RUNNING.value,
+                    JobRow.lease_owner == worker_id,
+                    or_(JobRow.timeout_at.is_(None), JobRow.timeout_at > now),
+                )
+                .values(lease_expires_at=now + timedelta(seconds=self.lease_seconds))
+                .returning(JobRow.id)
+                .execution_options(synchronize_session=False)
+            )
+            return set(s.scalars(stmt))
+
+    def checkpoint(
+        self,
+        session: Session,
+        job: Job,
+        worker_id: str,
+        *,
+        progress: Any = None,
+        checkpoint: Any = None,
+    ) -> None:
+        """Store progress and resume state in the caller's transaction, fenced by the lease."""
+        now = self.clock.now()
+        values: dict[str, Any] = {
+            "updated_at": now,
+            "lease_expires_at": now + timedelta(seconds=self.lease_seconds),
+        }
+        if progress is not None:
+            values["progress"] = progress
+        if checkpoint is not None:
+            values["checkpoint"] = checkpoint
+        res = session.execute(
+            update(JobRow)
+            .where(self._fence(worker_id, job.id))
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        if res.rowcount != 1:  # type: ignore[attr-defined]
+            raise LeaseLost(job.id)
+
+    def complete(
+        self, session: Session, job: Job, worker_id: str, result: Any, progress: Any = None
+    ) -> None:
+        """Mark the job succeeded in the handler's own transaction (fenced by the lease)."""
+        now = self.clock.now()
+        values: dict[str, Any] = {
+            "status": Status.SUCCEEDED.value,
+            "result": result,
+            "error": None,
+            "lease_owner": None,
+            "lease_expires_at": None,
+            "finished_at": now,
+            "updated_at": now,
+        }
+        if progress is not None:
+            values["progress"] = progress
+        res = session.execute(
+            update(JobRow)
+            .where(self._fence(worker_id, job.id))
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        if res.rowcount != 1:  # type: ignore[attr-defined]
+            raise LeaseLost(job.id)
+
+    def fail(self, job: Job, worker_id: str, error: str, *, retryable: bool = True) -> Status:
+        """Record a failed attempt: back to the queue with backoff, or failed for good."""
+        now = self.clock.now()
+        policy = self.policies.get(job.kind, self.policy)
+        with self.db.write() as s:
+            row = s.get(JobRow, job.id, with_for_update=self.db.is_postgres)
+            if row is None or row.status != Status.RUNNING.value or row.lease_owner != worker_id:
+                return Status(row.status) if row is not None else Status.FAILED
+            row.error = error[:10_000]
+            row.lease_owner = None
+            row.lease_expires_at = None
+            row.updated_at = now
+            if retryable and row.attempts < row.max_attempts:
+                delay = backoff_seconds(row.attempts, policy.backoff_base, policy.backoff_max)
+                row.status = Status.QUEUED.value
+                row.run_after = now + timedelta(seconds=delay)
+                s.info["writegate_enqueued"] = True
+            else:
+                row.status = Status.FAILED.value
+                row.finished_at = now
+            return Status(row.status)
+
+    def requeue_stalled(self) -> int:
+        """Return jobs whose lease expired (worker died or hung) to the queue, or fail them."""
+        now = self.clock.now()
+        n = 0
+        with self.db.write() as s:
+            q = select(JobRow).where(
+                JobRow.status == Status.RUNNING.value, JobRow.lease_expires_at < now
+            )
+            if self.db.is_postgres:
+                q = q.with_for_update(skip_locked=True)
+            for row in s.scalars(q.limit(500)):
+                hung = row.timeout_at is not None and row.timeout_at <= now
+                reason = "job timed out" if hung else "lease expired: worker lost"
+                row.error = f"{reason} (attempt {row.attempts}, worker {row.lease_owner})"
+                row.lease_owner = None
+                row.lease_expires_at = None
+                row.updated_at = now
+                if row.attempts < row.max_attempts:
+                    row.status = Status.QUEUED.value
+                    row.run_after = now
+                    s.info["writegate_enqueued"] = True
+                else:
+                    row.status = Status.FAILED.value
+                    row.finished_at = now
+                n += 1
+        return n
+
+    # -- operator actions -----------------------------------------------------
+
+    def cancel(self, job_id: str, *, tenant: str | None = None) -> Job | None:
+        """Cancel a queued or running job; a running job's final write is then refused."""
+        now = self.clock.now()
+        with self.db.write() as s:
+            row = s.get(JobRow, job_id, with_for_update=self.db.is_postgres)
+            if row is None or (tenant is not None and row.tenant != tenant):
+                return None
+            if row.status in ACTIVE:
+                row.status = Status.CANCELLED.value
+                row.lease_owner = None
+                row.lease_expires_at = None
+                row.finished_at = now
+                row.updated_at = now
+            return Job.from_row(row)
+
+    def retry(self, job_id: str, *, tenant: str | None = None) -> Job | None:
+        """Put a failed or cancelled job back in the queue with fresh attempts."""
+        now = self.clock.now()
+        with self.db.write() as s:
+            row = s.get(JobRow, job_id, with_for_update=self.db.is_postgres)
+            if row is None or (tenant is not None and row.tenant != tenant):
+                return None
+            if row.status in (Status.FAILED.value, Status.CANCELLED.value):
+                row.status = Status.QUEUED.value
+                row.attempts = 0
+                row.run_after = now
+                row.finished_at = None
+                row.updated_at = now
+                try:
+                    with s.begin_nested():
+                        s.flush()
+                except IntegrityError:
+                    raise ExclusiveJobExists(
+                        row.exclusive_key or "", self.active_holder(s, row.exclusive_key or "")
+                    ) from None
+                s.info["writegate_enqueued"] = True
+            return Job.from_row(row)

@@ -1,0 +1,303 @@
+"""The worker: claims jobs in batches, runs their handlers, keeps leases alive."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from writegate.core.clock import Clock
+from writegate.core.db import Database
+from writegate.core.exceptions import LeaseLost, PermanentJobError, UnknownJobKind
+from writegate.core.jobs import NOTIFY_CHANNEL, Job, JobManager, RetryPolicy
+
+log = logging.getLogger("writegate.worker")
+
+Handler = Callable[["JobContext"], Any]
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A job kind, its handler and its retry policy."""
+
+    kind: str
+    handler: Handler
+    policy: RetryPolicy | None = None
+
+
+class Registry:
+    """Job kinds known to this process."""
+
+    def __init__(self) -> None:
+        self._specs: dict[str, JobSpec] = {}
+
+    def add(self, spec: JobSpec) -> None:
+        """Register a job kind; a kind may be registered once."""
+        if spec.kind in self._specs:
+            raise ValueError(f"job kind {spec.kind!r} registered twice")
+        self._specs[spec.kind] = spec
+
+    def get(self, kind: str) -> JobSpec:
+        """The spec of a kind."""
+        try:
+            return self._specs[kind]
+        except KeyError:
+            raise UnknownJobKind(kind) from None
+
+    def kinds(self) -> list[str]:
+        """Every registered kind."""
+        return sorted(self._specs)
+
+    def policies(self) -> dict[str, RetryPolicy]:
+        """Per-kind retry policies that override the default."""
+        return {k: s.policy for k, s in self._specs.items() if s.policy is not None}
+
+
+class Wakeup:
+    """An in-process signal that new work may be due."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def set(self) -> None:
+        """Wake any waiting worker."""
+        self._event.set()
+
+    def wait(self, timeout: float) -> bool:
+        """Wait for a wake-up or the timeout; clear and report whether woken."""
+        woke = self._event.wait(timeout)
+        self._event.clear()
+        return woke
+
+
+class JobContext:
+    """What a handler gets: the job, and the transactions it may use."""
+
+    def __init__(self, manager: JobManager, job: Job, worker_id: str) -> None:
+        self.manager = manager
+        self.job = job
+        self.worker_id = worker_id
+        self.clock: Clock = manager.clock
+        self._session: Session | None = None
+        self._stack = contextlib.ExitStack()
+        self.progress: Any = job.progress
+
+    @property
+    def payload(self) -> Any:
+        """The job's payload."""
+        return self.job.payload
+
+    @property
+    def session(self) -> Session:
+        """The job's final transaction: writes here commit together with the job's success."""
+        if self._session is None:
+            self._session = self._stack.enter_context(self.manager.db.write())
+        return self._session
+
+    @contextlib.contextmanager
+    def checkpoint(self) -> Iterator[Session]:
+        """A separate committed transaction for one step of a long job (lease-fenced)."""
+        if self._session is not None:
+            raise RuntimeError("checkpoint() cannot be used after ctx.session was opened")
+        with self.manager.db.write() as s:
+            yield s
+
+    def save(self, session: Session, *, progress: Any = None, checkpoint: Any = None) -> None:
+        """Store progress counters and resume state in `session`, fenced by the lease."""
+        self.manager.checkpoint(
+            session, self.job, self.worker_id, progress=progress, checkpoint=checkpoint
+        )
+        if progress is not None:
+            self.progress = progress
+
+    def _finish(self, result: Any) -> None:
+        try:
+            self.manager.complete(self.session, self.job, self.worker_id, result, self.progress)
+        except BaseException:
+            self._stack.__exit__(*_exc_info())
+            raise
+        self._stack.close()
+
+    def _abort(self) -> None:
+        with contextlib.suppress(Exception):
+            self._stack.__exit__(RuntimeError, RuntimeError("aborted"), None)
+
+
+def _exc_info() -> tuple[Any, Any, Any]:
+    import sys
+
+    return sys.exc_info()
+
+
+def default_worker_id() -> str:
+    """host:pid:random, unique per worker instance."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Worker:
+    """Claims and runs jobs with up to `concurrency` handler threads."""
+
+    def __init__(
+        self,
+        manager: JobManager,
+        registry: Registry,
+        *,
+        concurrency: int = 4,
+        poll_interval: float = 1.0,
+        reaper_interval: float = 5.0,
+        wakeup: Wakeup | None = None,
+        worker_id: str | None = None,
+    ) -> None:
+        self.manager = manager
+        self.registry = registry
+        self.concurrency = concurrency
+        self.poll_interval = poll_interval
+        self.reaper_interval = reaper_interval
+        self.wakeup = wakeup or Wakeup()
+        self.worker_id = worker_id or default_worker_id()
+        self._running: dict[str, threading.Thread] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.processed = 0
+
+    # -- life cycle -----------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the dispatcher, the lease keeper and (on PostgreSQL) the listener."""
+        self.manager.policies.update(self.registry.policies())
+        targets: list[tuple[str, Callable[[], None]]] = [
+            ("dispatch", self._dispatch_loop),
+            ("leases", self._lease_loop),
+        ]
+        if self.manager.db.is_postgres:
+            targets.append(("listen", self._listen_loop))
+        for name, fn in targets:
+            t = threading.Thread(target=fn, name=f"writegate-{name}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        log.info("worker %s started (concurrency %d)", self.worker_id, self.concurrency)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop claiming, wait for running handlers up to timeout."""
+        self._stop.set()
+        self.wakeup.set()
+        deadline = time.monotonic() + timeout
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        for t in list(self._running.values()):
+            t.join(max(0.0, deadline - time.monotonic()))
+
+    def run_forever(self) -> None:
+        """Start and block until stopped."""
+        self.start()
+        while not self._stop.wait(1.0):
+            pass
+        self.stop()
+
+    @property
+    def stopping(self) -> bool:
+        """True once stop() was called."""
+        return self._stop.is_set()
+
+    # -- loops ----------------------------------------------------------------
+
+    def _dispatch_loop(self) -> None:
+        kinds = self.registry.kinds()
+        while not self._stop.is_set():
+            with self._lock:
+                free = self.concurrency - len(self._running)
+            claimed: list[Job] = []
+            if free > 0:
+                try:
+                    claimed = self.manager.claim(self.worker_id, kinds, free)
+                except Exception:
+                    log.exception("claim failed; retrying after poll interval")
+                    self._stop.wait(self.poll_interval)
+                    continue
+            for job in claimed:
+                t = threading.Thread(
+                    target=self._run, args=(job,), name=f"writegate-job-{job.id}", daemon=True
+                )
+                with self._lock:
+                    self._running[job.id] = t
+                t.start()
+            if len(claimed) < free or free <= 0:
+                self.wakeup.wait(self.poll_interval)
+
+    def _lease_loop(self) -> None:
+        interval = max(0.05, self.manager.lease_seconds / 3)
+        last_reap = 0.0
+        while not self._stop.wait(interval):
+            with self._lock:
+                ids = list(self._running)
+            try:
+                if ids:
+                    owned = self.manager.heartbeat(self.worker_id, ids)
+                    for lost in set(ids) - owned:
+                        log.warning("job %s: lease no longer held by this worker", lost)
+                        with self._lock:
+                            # A hung handler stops counting against capacity once abandoned.
+                            self._running.pop(lost, None)
+                if time.monotonic() - last_reap >= self.reaper_interval:
+                    last_reap = time.monotonic()
+                    if self.manager.requeue_stalled():
+                        self.wakeup.set()
+            except Exception:
+                log.exception("lease upkeep failed")
+
+    def _listen_loop(self) -> None:
+        import psycopg
+
+        url = self.manager.db.engine.url.set(drivername="postgresql")
+        dsn = url.render_as_string(hide_password=False)
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(dsn, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    self.wakeup.set()
+                    while not self._stop.is_set():
+                        for _ in conn.notifies(timeout=1.0, stop_after=1):
+                            self.wakeup.set()
+            except Exception:
+                log.warning("LISTEN connection lost; reconnecting", exc_info=True)
+                self._stop.wait(1.0)
+
+    # -- one job --------------------------------------------------------------
+
+    def _run(self, job: Job) -> None:
+        ctx = JobContext(self.manager, job, self.worker_id)
+        try:
+            spec = self.registry.get(job.kind)
+            result = spec.handler(ctx)
+            ctx._finish(result)
+            log.debug("job %s (%s) succeeded", job.id, job.kind)
+        except LeaseLost:
+            ctx._abort()
+            log.warning("job %s: lease lost; its writes were rolled back", job.id)
+        except Exception as exc:
+            ctx._abort()
+            permanent = isinstance(exc, PermanentJobError | UnknownJobKind)
+            message = str(exc) or type(exc).__name__
+            if not permanent:
+                log.info("job %s attempt %d failed: %s", job.id, job.attempts, message)
+                log.debug("%s", traceback.format_exc())
+            try:
+                self.manager.fail(job, self.worker_id, message, retryable=not permanent)
+            except Exception:
+                log.exception("could not record failure of job %s", job.id)
+        finally:
+            with self._lock:
+                self._running.pop(job.id, None)
+                self.processed += 1
+            self.wakeup.set()

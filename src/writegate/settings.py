@@ -1,0 +1,35 @@
+"""Process-wide settings, read from WRITEGATE_* environment variables."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ALL_MODULES = ("jef_one", "ikonomikal", "bokamera", "abs")
+
+
+class Settings(BaseSettings):
+    """Every tunable of a writegate process."""
+
+    model_config = SettingsConfigDict(env_prefix="WRITEGATE_", extra="ignore")
+
+    database_url: str = "sqlite:///./writegate.db"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "info"
+    auto_migrate: bool = True
+    modules: list[str] = Field(default_factory=lambda: list(ALL_MODULES))
+
+    embedded_worker: bool = True
+    worker_concurrency: int = Field(default=4, ge=1, le=256)
+    worker_poll_interval: float = Field(default=1.0, gt=0)
+    job_lease_seconds: float = Field(default=30.0, gt=0)
+    job_timeout_seconds: float = Field(default=600.0, gt=0)
+    job_max_attempts: int = Field(default=5, ge=1)
+    job_backoff_base: float = Field(default=1.0, ge=0)
+    job_backoff_max: float = Field(default=300.0, ge=0)
+    reaper_interval: float = Field(default=5.0, gt=0)
+
+    token_ttl_seconds: int = Field(default=3600, gt=0)
+    max_body_bytes: int = Field(default=64 * 1024, gt=0)
+    db_pool_size: int = Field(default=10, ge=1)
