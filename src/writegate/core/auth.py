@@ -152,6 +152,6 @@ class AuthService:
         row.revoked_at = self.clock.now()
         return True
 
-    def list(self, session: Session) -> list[PrincipalRow]:
+    def find(self, session: Session) -> list[PrincipalRow]:
         """Every principal, by name."""
         return list(session.scalars(select(PrincipalRow).order_by(PrincipalRow.name)))

@@ -277,7 +277,7 @@ class JobManager:
             return None
         return Job.from_row(row)
 
-    def list(
+    def find(
         self,
         session: Session,
         *,

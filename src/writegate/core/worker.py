@@ -17,7 +17,6 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from writegate.core.clock import Clock
-from writegate.core.db import Database
 from writegate.core.exceptions import LeaseLost, PermanentJobError, UnknownJobKind
 from writegate.core.jobs import NOTIFY_CHANNEL, Job, JobManager, RetryPolicy
 

@@ -1,0 +1,1 @@
+"""The shared core: jobs, workers, auth, tokens, audit; no API-specific code."""

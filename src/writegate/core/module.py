@@ -1,0 +1,34 @@
+"""The contract between the core and an API module."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from writegate.core.http import ErrorInfo
+from writegate.core.worker import JobSpec
+
+ErrorRenderer = Callable[[Request, ErrorInfo], Response]
+
+
+@dataclass
+class Module:
+    """What a module hands to the app: routes, its error envelope and its job kinds."""
+
+    name: str
+    router: APIRouter
+    #: URL path prefixes this module owns; errors under them use `render_error`
+    prefixes: tuple[str, ...]
+    render_error: ErrorRenderer
+    jobs: Sequence[JobSpec] = ()
+    #: a typer.Typer added to the CLI under the module's name, if any
+    cli: Any = None
+    #: called once when the app stops
+    on_shutdown: list[Callable[[], None]] = field(default_factory=list)
+
+    def owns(self, path: str) -> bool:
+        """Whether a request path belongs to this module."""
+        return any(path.startswith(p) for p in self.prefixes)

@@ -1,0 +1,70 @@
+"""The core's services, built once per process and shared by every module."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from writegate.core.auth import AuthService
+from writegate.core.clock import Clock
+from writegate.core.db import Database
+from writegate.core.jobs import JobManager, RetryPolicy
+from writegate.core.tokens import TokenService
+from writegate.core.worker import Registry, Wakeup
+from writegate.settings import Settings
+
+
+@dataclass
+class Services:
+    """Everything a module may use from the core."""
+
+    settings: Settings
+    db: Database
+    clock: Clock
+    jobs: JobManager
+    auth: AuthService
+    tokens: TokenService
+    registry: Registry
+    wakeup: Wakeup
+    #: free-form per-module state (connector factories, caches); keyed by module name
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, settings: Settings, clock: Clock | None = None) -> Services:
+        """Create the database, managers and wake-up signal from settings."""
+        clock = clock or Clock()
+        db = Database(settings.database_url, pool_size=settings.db_pool_size)
+        jobs = JobManager(
+            db,
+            clock,
+            policy=RetryPolicy(
+                max_attempts=settings.job_max_attempts,
+                backoff_base=settings.job_backoff_base,
+                backoff_max=settings.job_backoff_max,
+            ),
+            lease_seconds=settings.job_lease_seconds,
+            timeout_seconds=settings.job_timeout_seconds,
+        )
+        wakeup = Wakeup()
+
+        def _wake(session: Session) -> None:
+            if session.info.pop("writegate_enqueued", False):
+                wakeup.set()
+
+        db.on_commit(_wake)
+        return cls(
+            settings=settings,
+            db=db,
+            clock=clock,
+            jobs=jobs,
+            auth=AuthService(db, clock),
+            tokens=TokenService(clock, settings.token_ttl_seconds),
+            registry=Registry(),
+            wakeup=wakeup,
+        )
+
+    def close(self) -> None:
+        """Release database connections."""
+        self.db.dispose()

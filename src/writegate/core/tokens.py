@@ -1,0 +1,140 @@
+"""Single-use, expiring process tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import DateTime, Index, Integer, String, select, update
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from writegate.core.clock import Clock
+from writegate.core.db import Base
+from writegate.core.exceptions import TokenError
+
+
+class ProcessTokenRow(Base):
+    """A token: only its hash is stored."""
+
+    __tablename__ = "process_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    subject: Mapped[str] = mapped_column(String(256))
+    scope: Mapped[str] = mapped_column(String(256))
+    purpose: Mapped[str] = mapped_column(String(64))
+    issued_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+    __table_args__ = (Index("ix_process_tokens_expires_at", "expires_at"),)
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """The clear token value, shown to the client once."""
+
+    value: str
+    expires_at: datetime
+
+
+def _hash(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class TokenService:
+    """Issue and atomically consume single-use tokens bound to (tenant, subject, scope, purpose)."""
+
+    def __init__(self, clock: Clock, ttl_seconds: int = 3600) -> None:
+        self.clock = clock
+        self.ttl_seconds = ttl_seconds
+
+    def issue(
+        self,
+        session: Session,
+        *,
+        tenant: str,
+        subject: str,
+        scope: str,
+        purpose: str,
+        ttl_seconds: int | None = None,
+    ) -> IssuedToken:
+        """Create a token in the caller's transaction (256 bits of entropy)."""
+        now = self.clock.now()
+        value = secrets.token_urlsafe(32)
+        expires = now + timedelta(seconds=ttl_seconds or self.ttl_seconds)
+        session.add(
+            ProcessTokenRow(
+                token_hash=_hash(value),
+                tenant=tenant,
+                subject=subject,
+                scope=scope,
+                purpose=purpose,
+                issued_at=now,
+                expires_at=expires,
+            )
+        )
+        session.flush()
+        return IssuedToken(value=value, expires_at=expires)
+
+    def consume(
+        self,
+        session: Session,
+        value: str,
+        *,
+        tenant: str,
+        subject: str,
+        scope: str,
+        purpose: str,
+    ) -> None:
+        """Use a token once, in the caller's transaction; raise TokenError(reason) otherwise.
+
+        A rollback of the caller's transaction gives the token back, so a failed save
+        never burns it. Reasons: ``missing``, ``mismatch``, ``expired``, ``used``.
+        """
+        now = self.clock.now()
+        digest = _hash(value)
+        row = session.execute(
+            select(
+                ProcessTokenRow.id,
+                ProcessTokenRow.token_hash,
+                ProcessTokenRow.tenant,
+                ProcessTokenRow.subject,
+                ProcessTokenRow.scope,
+                ProcessTokenRow.purpose,
+                ProcessTokenRow.expires_at,
+                ProcessTokenRow.used_at,
+            ).where(ProcessTokenRow.token_hash == digest)
+        ).first()
+        if row is None or not hmac.compare_digest(row.token_hash, digest):
+            raise TokenError("missing")
+        if (row.tenant, row.subject, row.scope, row.purpose) != (tenant, subject, scope, purpose):
+            raise TokenError("mismatch")
+        if row.expires_at <= now:
+            raise TokenError("expired")
+        if row.used_at is not None:
+            raise TokenError("used")
+        # The conditional update is the arbiter: of N racing consumers exactly one matches.
+        res = session.execute(
+            update(ProcessTokenRow)
+            .where(ProcessTokenRow.id == row.id, ProcessTokenRow.used_at.is_(None))
+            .values(used_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if res.rowcount != 1:  # type: ignore[attr-defined]
+            raise TokenError("used")
+
+    def purge_expired(self, session: Session, older_than: timedelta = timedelta(days=1)) -> int:
+        """Delete tokens expired longer ago than `older_than`."""
+        from sqlalchemy import delete
+
+        res = session.execute(
+            delete(ProcessTokenRow).where(
+                ProcessTokenRow.expires_at < self.clock.now() - older_than
+            )
+        )
+        return int(res.rowcount)  # type: ignore[attr-defined]

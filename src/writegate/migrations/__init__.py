@@ -1,0 +1,1 @@
+"""Alembic environment; the core's revisions are in versions/, each module's in its own folder."""

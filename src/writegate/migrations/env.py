@@ -1,0 +1,49 @@
+"""Alembic env: runs with the connection writegate hands over, or builds one from the URL."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+
+from alembic import context
+from sqlalchemy import create_engine
+
+from writegate.core.db import Base
+from writegate.settings import ALL_MODULES
+
+# Every model must be imported so autogenerate sees the whole schema.
+importlib.import_module("writegate.core.models")
+for _name in ALL_MODULES:
+    with contextlib.suppress(ModuleNotFoundError):
+        importlib.import_module(f"writegate.modules.{_name}.models")
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def run() -> None:
+    """Run migrations online."""
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            render_as_batch=connection.dialect.name == "sqlite",
+            compare_type=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    engine = create_engine(config.get_main_option("sqlalchemy.url") or "")
+    with engine.connect() as conn:
+        context.configure(
+            connection=conn,
+            target_metadata=target_metadata,
+            render_as_batch=conn.dialect.name == "sqlite",
+            compare_type=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+
+
+run()

@@ -1,0 +1,1 @@
+"""API modules, one package per documented API."""

@@ -1,0 +1,151 @@
+"""Test harness: a real database, a real uvicorn server, real worker processes."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import uvicorn
+
+from writegate.app import create_app
+from writegate.core.services import Services
+from writegate.settings import Settings
+
+PG_ADMIN_URL = os.environ.get(
+    "WRITEGATE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+#: settings that make leases, retries and polling fast enough for tests
+FAST = {
+    "worker_concurrency": 4,
+    "worker_poll_interval": 0.2,
+    "job_lease_seconds": 2.0,
+    "reaper_interval": 0.3,
+    "job_backoff_base": 0.05,
+    "job_backoff_max": 0.3,
+    "job_max_attempts": 5,
+}
+
+
+def backend() -> str:
+    """'sqlite' or 'postgresql', from WRITEGATE_TEST_DB."""
+    name = os.environ.get("WRITEGATE_TEST_DB", "sqlite").lower()
+    if name in ("pg", "postgres"):
+        name = "postgresql"
+    if name not in ("sqlite", "postgresql"):
+        raise RuntimeError(f"WRITEGATE_TEST_DB must be sqlite or postgresql, not {name!r}")
+    return name
+
+
+@contextmanager
+def fresh_database(tmp_dir: str) -> Iterator[str]:
+    """A brand-new empty database URL, removed afterwards. PostgreSQL must be reachable."""
+    if backend() == "sqlite":
+        yield f"sqlite:///{tmp_dir}/writegate-{uuid.uuid4().hex[:8]}.db"
+        return
+    import psycopg
+
+    name = f"writegate_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:  # a missing PostgreSQL is a failure, never a skip
+        raise RuntimeError(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}") from exc
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def free_port() -> int:
+    """An unused TCP port on loopback."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    """A running writegate: URL, its in-process services and settings."""
+
+    url: str
+    services: Services
+    settings: Settings
+    _uvicorn: Any = None
+    _thread: threading.Thread | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+    def client(self, **kw: Any) -> httpx.Client:
+        """An HTTP client bound to this server."""
+        return httpx.Client(base_url=self.url, timeout=30, **kw)
+
+    def stop(self) -> None:
+        """Shut the server (and its embedded worker) down."""
+        if self._uvicorn is not None:
+            self._uvicorn.should_exit = True
+        if self._thread is not None:
+            self._thread.join(15)
+
+
+def start_server(db_url: str, **overrides: Any) -> Server:
+    """Start writegate in a thread of this process on a free port."""
+    port = free_port()
+    values = {**FAST, "database_url": db_url, "port": port, **overrides}
+    settings = Settings(**values)
+    services = Services.build(settings)
+    app = create_app(settings, services)
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True, name="uvicorn-test")
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("test server did not start")
+        time.sleep(0.02)
+    env = {f"WRITEGATE_{k.upper()}": str(v) for k, v in values.items() if k != "port"}
+    return Server(f"http://127.0.0.1:{port}", services, settings, server, thread, env)
+
+
+def spawn(args: list[str], env: dict[str, str], **kw: Any) -> subprocess.Popen[bytes]:
+    """Start `writegate ARGS` as a separate OS process with the given WRITEGATE_* env."""
+    full_env = {**os.environ, **env}
+    return subprocess.Popen(
+        [sys.executable, "-c", "from writegate.cli import main; main()", *args],
+        env=full_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        **kw,
+    )
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05) -> Any:
+    """Poll until predicate() is truthy; return its value or raise AssertionError."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+def uid(prefix: str = "") -> str:
+    """A short unique id for test isolation inside a shared database."""
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
