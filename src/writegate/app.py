@@ -31,7 +31,8 @@ def load_modules(services: Services) -> list[Module]:
     """Import and build every enabled module, registering its job kinds."""
     modules = []
     for name in services.settings.modules:
-        mod = importlib.import_module(f"writegate.modules.{name}")
+        # A dotted name loads an out-of-tree module (benchmarks, test-only job kinds).
+        mod = importlib.import_module(name if "." in name else f"writegate.modules.{name}")
         module: Module = mod.create(services)
         for spec in module.jobs:
             services.registry.add(spec)
@@ -44,6 +45,8 @@ def migration_dirs(settings: Settings) -> list[Path]:
     root = Path(__file__).parent
     dirs = [root / "migrations" / "versions"]
     for name in settings.modules:
+        if "." in name:
+            continue
         d = root / "modules" / name / "migrations"
         if d.is_dir():
             dirs.append(d)
