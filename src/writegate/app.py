@@ -228,6 +228,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     for m in modules:
         app.include_router(m.router)
+        for exc_class, handler in m.exception_handlers.items():
+            app.add_exception_handler(exc_class, handler)
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, render=render)
     return app

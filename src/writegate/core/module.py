@@ -26,6 +26,10 @@ class Module:
     jobs: Sequence[JobSpec] = ()
     #: a typer.Typer added to the CLI under the module's name, if any
     cli: Any = None
+    #: extra exception handlers (exception class -> handler) the app registers globally
+    exception_handlers: dict[type[Exception], Callable[[Request, Any], Response]] = field(
+        default_factory=dict
+    )
     #: called once when the app stops
     on_shutdown: list[Callable[[], None]] = field(default_factory=list)
 
