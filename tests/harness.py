@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -118,20 +119,27 @@ def start_server(db_url: str, **overrides: Any) -> Server:
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError("test server did not start")
         time.sleep(0.02)
-    env = {f"WRITEGATE_{k.upper()}": str(v) for k, v in values.items() if k != "port"}
+    env = {
+        f"WRITEGATE_{k.upper()}": json.dumps(v) if isinstance(v, list | dict | bool) else str(v)
+        for k, v in values.items()
+        if k != "port"
+    }
     return Server(f"http://127.0.0.1:{port}", services, settings, server, thread, env)
 
 
-def spawn(args: list[str], env: dict[str, str], **kw: Any) -> subprocess.Popen[bytes]:
-    """Start `writegate ARGS` as a separate OS process with the given WRITEGATE_* env."""
+def spawn(
+    args: list[str], env: dict[str, str], log: str | None = None, **kw: Any
+) -> subprocess.Popen[bytes]:
+    """Start `writegate ARGS` as a separate OS process; its output goes to `log` if given."""
     full_env = {**os.environ, **env}
-    return subprocess.Popen(
-        [sys.executable, "-c", "from writegate.cli import main; main()", *args],
-        env=full_env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        **kw,
-    )
+    with open(log or os.devnull, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-c", "from writegate.cli import main; main()", *args],
+            env=full_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            **kw,
+        )
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05) -> Any:

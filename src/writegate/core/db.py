@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from sqlalchemy import MetaData, create_engine, event
+from sqlalchemy import MetaData, create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -109,6 +110,19 @@ class Database:
         """A read-only transaction."""
         with self._read() as session, session.begin():
             yield session
+
+    def lock(self, session: Session, key: str) -> None:
+        """Serialize transactions on `key` until the caller's transaction ends.
+
+        PostgreSQL takes a transaction-scoped advisory lock; SQLite write transactions are
+        already serialized by BEGIN IMMEDIATE, so nothing more is needed there.
+        """
+        if self.is_postgres:
+            digest = hashlib.sha256(key.encode()).digest()[:8]
+            session.execute(
+                text("SELECT pg_advisory_xact_lock(:k)"),
+                {"k": int.from_bytes(digest, "big", signed=True)},
+            )
 
     def dispose(self) -> None:
         """Close every pooled connection."""

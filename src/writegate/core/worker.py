@@ -244,10 +244,12 @@ class Worker:
                 if ids:
                     owned = self.manager.heartbeat(self.worker_id, ids)
                     for lost in set(ids) - owned:
-                        log.warning("job %s: lease no longer held by this worker", lost)
                         with self._lock:
-                            # A hung handler stops counting against capacity once abandoned.
-                            self._running.pop(lost, None)
+                            # A job that finished meanwhile is not lost; only still-running ones.
+                            if self._running.pop(lost, None) is None:
+                                continue
+                        # A hung handler stops counting against capacity once abandoned.
+                        log.warning("job %s: lease no longer held by this worker", lost)
                 if time.monotonic() - last_reap >= self.reaper_interval:
                     last_reap = time.monotonic()
                     if self.manager.requeue_stalled():

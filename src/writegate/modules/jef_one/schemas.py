@@ -1,0 +1,164 @@
+"""jef-one wire schemas, with the backend's own field names."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ENTITY_NUMBER = r"^[0-9]{4}$"
+EMPLOYEE_NUMBER = r"^[0-9]{5}$"
+SESSION_ID = r"^[A-Za-z0-9._:\-]{1,128}$"
+APP_NUMBER = r"^[0-9]{3}$"
+
+#: what each field must look like, for error messages
+FORMATS = {
+    "entity_number": "exactly 4 digits, e.g. 1001",
+    "employee_number": "exactly 5 digits, e.g. 00001",
+    "session_id": "1 to 128 characters from A-Z a-z 0-9 . _ : -",
+    "app_type": "one of 'mobile', 'desktop'",
+    "app_number": "exactly 3 digits, e.g. 001",
+    "entity_name": "1 to 200 characters",
+    "employee_name": "1 to 200 characters",
+    "is_active": "true or false",
+    "job_id": "a job id as returned by a POST",
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", str_strip_whitespace=False)
+
+
+class CreateSessionJob(_Strict):
+    """Body of POST /one-post-create-session-job."""
+
+    entity_number: str = Field(pattern=ENTITY_NUMBER, examples=["1001"])
+    employee_number: str = Field(pattern=EMPLOYEE_NUMBER, examples=["00001"])
+    session_id: str = Field(
+        min_length=1, max_length=128, pattern=SESSION_ID, examples=["session-00001"]
+    )
+    app_type: Literal["mobile", "desktop"]
+    app_number: str = Field(pattern=APP_NUMBER, examples=["001"])
+
+
+class EntityPost(_Strict):
+    """Body of POST /one-entities-post-one."""
+
+    entity_number: str = Field(pattern=ENTITY_NUMBER, examples=["1001"])
+    entity_name: str = Field(min_length=1, max_length=200, examples=["Head office"])
+    is_active: bool = True
+
+
+class EmployeePost(_Strict):
+    """Body of POST /one-employees-post-one."""
+
+    entity_number: str = Field(pattern=ENTITY_NUMBER, examples=["1001"])
+    employee_number: str = Field(pattern=EMPLOYEE_NUMBER, examples=["00001"])
+    employee_name: str = Field(min_length=1, max_length=200, examples=["Ana Santos"])
+    is_active: bool = True
+
+
+class FieldError(BaseModel):
+    """One problem with one field."""
+
+    field: str
+    code: str
+    message: str
+
+
+class AcceptedResponse(BaseModel):
+    """The async POST response: every field of the documented response schema."""
+
+    is_accepted: bool
+    message: str
+    operation: str | None = None
+    job_id: str | None = None
+    job_status: str | None = None
+    target_table: str | None = None
+    target_pk: str | None = None
+    confirmation: str | None = None
+    allowed_method: str = "POST"
+    error_type: str | None = None
+    error_code: str | None = None
+    errors: list[FieldError] = Field(default_factory=list)
+    error: str | None = None
+
+
+class JobView(BaseModel):
+    """GET /jef-one-get-job-by-job-id."""
+
+    is_found: bool
+    job_id: str
+    operation: str | None = None
+    job_status: str | None = None
+    attempts: int | None = None
+    target_table: str | None = None
+    target_pk: str | None = None
+    created_at: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    updated_at: str | None = None
+    result: Any = None
+    error: str | None = None
+    message: str
+
+
+class SessionView(BaseModel):
+    """GET /jef-one-get-session-by-session-id."""
+
+    is_found: bool
+    session_id: str
+    entity_number: str | None = None
+    employee_number: str | None = None
+    application_type: str | None = None
+    application_number: str | None = None
+    status: str | None = None
+    failure_reason: str | None = None
+    job_id: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    verified_at: str | None = None
+    message: str
+
+
+class EntityView(BaseModel):
+    """GET /jef-one-get-entity-by-entity-number."""
+
+    is_found: bool
+    can_continue: bool
+    entity_number: str
+    entity_name: str | None = None
+    entity_active: bool | None = None
+    employee_count: int | None = None
+    message: str
+
+
+class EmployeeView(BaseModel):
+    """GET /jef-one-get-employee-by-employee-number."""
+
+    is_found: bool
+    can_continue: bool
+    entity_number: str
+    employee_number: str
+    employee_name: str | None = None
+    employee_active: bool | None = None
+    entity_active: bool | None = None
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    """Any refusal, in the same envelope as an accepted POST."""
+
+    is_accepted: Literal[False] = False
+    message: str
+    operation: str | None = None
+    job_id: str | None = None
+    job_status: str | None = None
+    target_table: str | None = None
+    target_pk: str | None = None
+    confirmation: str | None = None
+    allowed_method: str | None = None
+    error_type: str
+    error_code: str
+    errors: list[FieldError] = Field(default_factory=list)
+    error: str

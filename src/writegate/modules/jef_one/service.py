@@ -1,0 +1,345 @@
+"""jef-one business logic: accept jobs, run them, answer the confirmation GETs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+
+from writegate.core.exceptions import ExclusiveJobExists, PermanentJobError
+from writegate.core.jobs import Job
+from writegate.core.services import Services
+from writegate.core.worker import JobContext
+from writegate.modules.jef_one.errors import JefOneError
+from writegate.modules.jef_one.models import (
+    EMPLOYEES,
+    ENTITIES,
+    SESSIONS,
+    Employee,
+    Entity,
+    SessionRecord,
+)
+from writegate.modules.jef_one.schemas import CreateSessionJob, EmployeePost, EntityPost
+
+#: jef-one is a single-tenant backend; every job and row belongs to this tenant
+TENANT = "jef-one"
+
+KIND_SESSION = "jef_one.create_session"
+KIND_ENTITY = "jef_one.upsert_entity"
+KIND_EMPLOYEE = "jef_one.upsert_employee"
+
+#: job kind -> (operation name, target table)
+OPERATIONS = {
+    KIND_SESSION: ("create_session", SESSIONS),
+    KIND_ENTITY: ("upsert_entity", ENTITIES),
+    KIND_EMPLOYEE: ("upsert_employee", EMPLOYEES),
+}
+
+
+def iso(value: datetime | None) -> str | None:
+    """UTC timestamp as ISO 8601 with milliseconds and Z."""
+    return None if value is None else value.isoformat(timespec="milliseconds") + "Z"
+
+
+def accepted(job: Job, target_pk: str, confirmation: str) -> dict[str, Any]:
+    """The 202 body: every documented response field."""
+    operation, table = OPERATIONS[job.kind]
+    return {
+        "is_accepted": True,
+        "message": "Job accepted. This is not the final write: confirm the final state with GET.",
+        "operation": operation,
+        "job_id": job.id,
+        "job_status": job.status.value,
+        "target_table": table,
+        "target_pk": target_pk,
+        "confirmation": confirmation,
+        "allowed_method": "POST",
+        "error_type": None,
+        "error_code": None,
+        "errors": [],
+        "error": None,
+    }
+
+
+def _enqueue(services: Services, session: Any, kind: str, payload: Any, key: str, pk: str) -> Job:
+    try:
+        return services.jobs.enqueue(
+            session, kind=kind, payload=payload, tenant=TENANT, exclusive_key=key
+        )
+    except ExclusiveJobExists as exc:
+        operation, table = OPERATIONS[kind]
+        raise JefOneError(
+            409,
+            "conflict",
+            "JOB_IN_PROGRESS",
+            f"a {operation} job for {pk} is already queued or running: {exc.job_id}",
+            operation=operation,
+            job_id=exc.job_id,
+            target_table=table,
+            target_pk=pk,
+            allowed_method="POST",
+        ) from None
+
+
+def accept_session(services: Services, body: CreateSessionJob) -> dict[str, Any]:
+    """Queue the creation of a session; refuse a session_id that is already verified."""
+    with services.db.write() as s:
+        # Serialize with the job's final write, so "verified" and "job active" never both
+        # look false to a racing POST.
+        services.db.lock(s, f"{KIND_SESSION}:{body.session_id}")
+        existing = s.get(SessionRecord, body.session_id)
+        if existing is not None and existing.status == "verified":
+            raise JefOneError(
+                409,
+                "conflict",
+                "SESSION_EXISTS",
+                f"session {body.session_id} already exists and is verified",
+                operation="create_session",
+                job_id=existing.job_id,
+                job_status="succeeded",
+                target_table=SESSIONS,
+                target_pk=body.session_id,
+                confirmation=session_confirmation(body.session_id),
+                allowed_method="POST",
+            )
+        job = _enqueue(
+            services,
+            s,
+            KIND_SESSION,
+            body.model_dump(),
+            f"{KIND_SESSION}:{body.session_id}",
+            body.session_id,
+        )
+    return accepted(job, body.session_id, session_confirmation(body.session_id))
+
+
+def session_confirmation(session_id: str) -> str:
+    """The GET that confirms a session's final state."""
+    return f"GET /jef-one-get-session-by-session-id?session_id={session_id}"
+
+
+def accept_entity(services: Services, body: EntityPost) -> dict[str, Any]:
+    """Queue an entity upsert."""
+    with services.db.write() as s:
+        job = _enqueue(
+            services,
+            s,
+            KIND_ENTITY,
+            body.model_dump(),
+            f"{KIND_ENTITY}:{body.entity_number}",
+            body.entity_number,
+        )
+    return accepted(
+        job,
+        body.entity_number,
+        f"GET /jef-one-get-entity-by-entity-number?entity_number={body.entity_number}",
+    )
+
+
+def accept_employee(services: Services, body: EmployeePost) -> dict[str, Any]:
+    """Queue an employee upsert."""
+    pk = f"{body.entity_number}/{body.employee_number}"
+    with services.db.write() as s:
+        job = _enqueue(services, s, KIND_EMPLOYEE, body.model_dump(), f"{KIND_EMPLOYEE}:{pk}", pk)
+    return accepted(
+        job,
+        pk,
+        "GET /jef-one-get-employee-by-employee-number"
+        f"?entity_number={body.entity_number}&employee_number={body.employee_number}",
+    )
+
+
+# -- job handlers ---------------------------------------------------------------
+
+
+def _refusal(s: Any, entity_number: str, employee_number: str) -> str | None:
+    entity = s.get(Entity, entity_number)
+    if entity is None:
+        return f"entity {entity_number} does not exist"
+    if not entity.is_active:
+        return f"entity {entity_number} is not active"
+    employee = s.get(Employee, (entity_number, employee_number))
+    if employee is None:
+        return f"employee {employee_number} does not belong to entity {entity_number}"
+    if not employee.is_active:
+        return f"employee {employee_number} of entity {entity_number} is not active"
+    return None
+
+
+def run_create_session(ctx: JobContext) -> dict[str, Any]:
+    """Create (or re-verify a failed) session; commits with the job's success."""
+    p = CreateSessionJob.model_validate(ctx.payload)
+    s = ctx.session
+    ctx.manager.db.lock(s, f"{KIND_SESSION}:{p.session_id}")
+    now = ctx.clock.now()
+    row = s.get(SessionRecord, p.session_id)
+    if row is not None and row.status == "verified":
+        return {"session_id": p.session_id, "status": "verified", "failure_reason": None}
+    reason = _refusal(s, p.entity_number, p.employee_number)
+    if row is None:
+        row = SessionRecord(session_id=p.session_id, created_at=now)
+        s.add(row)
+    row.entity_number = p.entity_number
+    row.employee_number = p.employee_number
+    row.application_type = p.app_type
+    row.application_number = p.app_number
+    row.status = "failed" if reason else "verified"
+    row.failure_reason = reason
+    row.job_id = ctx.job.id
+    row.updated_at = now
+    row.verified_at = None if reason else now
+    return {"session_id": p.session_id, "status": row.status, "failure_reason": reason}
+
+
+def run_upsert_entity(ctx: JobContext) -> dict[str, Any]:
+    """Create or update an entity."""
+    p = EntityPost.model_validate(ctx.payload)
+    s = ctx.session
+    now = ctx.clock.now()
+    row = s.get(Entity, p.entity_number)
+    created = row is None
+    if row is None:
+        row = Entity(entity_number=p.entity_number, created_at=now)
+        s.add(row)
+    row.entity_name = p.entity_name
+    row.is_active = p.is_active
+    row.updated_at = now
+    return {"entity_number": p.entity_number, "created": created}
+
+
+def run_upsert_employee(ctx: JobContext) -> dict[str, Any]:
+    """Create or update an employee of an existing entity."""
+    p = EmployeePost.model_validate(ctx.payload)
+    s = ctx.session
+    now = ctx.clock.now()
+    if s.get(Entity, p.entity_number) is None:
+        raise PermanentJobError(f"entity {p.entity_number} does not exist")
+    row = s.get(Employee, (p.entity_number, p.employee_number))
+    created = row is None
+    if row is None:
+        row = Employee(
+            entity_number=p.entity_number, employee_number=p.employee_number, created_at=now
+        )
+        s.add(row)
+    row.employee_name = p.employee_name
+    row.is_active = p.is_active
+    row.updated_at = now
+    return {
+        "entity_number": p.entity_number,
+        "employee_number": p.employee_number,
+        "created": created,
+    }
+
+
+# -- confirmation GETs ------------------------------------------------------------
+
+
+def job_view(services: Services, job_id: str) -> dict[str, Any]:
+    """A jef-one job's state; another system's job looks like an unknown id."""
+    with services.db.read() as s:
+        job = services.jobs.get(s, job_id, tenant=TENANT)
+    if job is None or job.kind not in OPERATIONS:
+        return {"is_found": False, "job_id": job_id, "message": f"job {job_id} not found"}
+    operation, table = OPERATIONS[job.kind]
+    payload = job.payload or {}
+    pk = payload.get("session_id") or payload.get("entity_number")
+    if job.kind == KIND_EMPLOYEE:
+        pk = f"{payload.get('entity_number')}/{payload.get('employee_number')}"
+    return {
+        "is_found": True,
+        "job_id": job.id,
+        "operation": operation,
+        "job_status": job.status.value,
+        "attempts": job.attempts,
+        "target_table": table,
+        "target_pk": pk,
+        "created_at": iso(job.created_at),
+        "started_at": iso(job.started_at),
+        "finished_at": iso(job.finished_at),
+        "updated_at": iso(job.updated_at),
+        "result": job.result,
+        "error": job.error,
+        "message": f"job is {job.status.value}",
+    }
+
+
+def session_view(services: Services, session_id: str) -> dict[str, Any]:
+    """A session's final state."""
+    with services.db.read() as s:
+        row = s.get(SessionRecord, session_id)
+        if row is None:
+            return {
+                "is_found": False,
+                "session_id": session_id,
+                "message": f"session {session_id} not found (its job may still be queued)",
+            }
+        return {
+            "is_found": True,
+            "session_id": row.session_id,
+            "entity_number": row.entity_number,
+            "employee_number": row.employee_number,
+            "application_type": row.application_type,
+            "application_number": row.application_number,
+            "status": row.status,
+            "failure_reason": row.failure_reason,
+            "job_id": row.job_id,
+            "created_at": iso(row.created_at),
+            "updated_at": iso(row.updated_at),
+            "verified_at": iso(row.verified_at),
+            "message": f"session is {row.status}",
+        }
+
+
+def entity_view(services: Services, entity_number: str) -> dict[str, Any]:
+    """An entity, and whether sessions can be created under it."""
+    with services.db.read() as s:
+        row = s.get(Entity, entity_number)
+        if row is None:
+            return {
+                "is_found": False,
+                "can_continue": False,
+                "entity_number": entity_number,
+                "message": f"entity {entity_number} not found",
+            }
+        count = s.scalar(
+            select(func.count())
+            .select_from(Employee)
+            .where(Employee.entity_number == entity_number)
+        )
+        return {
+            "is_found": True,
+            "can_continue": row.is_active,
+            "entity_number": row.entity_number,
+            "entity_name": row.entity_name,
+            "entity_active": row.is_active,
+            "employee_count": int(count or 0),
+            "message": "entity is active" if row.is_active else "entity is not active",
+        }
+
+
+def employee_view(services: Services, entity_number: str, employee_number: str) -> dict[str, Any]:
+    """An employee, and whether a session can be created for them."""
+    with services.db.read() as s:
+        entity = s.get(Entity, entity_number)
+        row = s.get(Employee, (entity_number, employee_number))
+        if row is None:
+            return {
+                "is_found": False,
+                "can_continue": False,
+                "entity_number": entity_number,
+                "employee_number": employee_number,
+                "entity_active": entity.is_active if entity else None,
+                "message": f"employee {employee_number} not found in entity {entity_number}",
+            }
+        ok = row.is_active and entity is not None and entity.is_active
+        return {
+            "is_found": True,
+            "can_continue": ok,
+            "entity_number": entity_number,
+            "employee_number": employee_number,
+            "employee_name": row.employee_name,
+            "employee_active": row.is_active,
+            "entity_active": entity.is_active if entity else None,
+            "message": "employee can start sessions" if ok else "employee cannot start sessions",
+        }

@@ -1,0 +1,248 @@
+"""POST /one-post-create-session-job end to end, through a real server and worker."""
+
+from __future__ import annotations
+
+import concurrent.futures
+from typing import Any
+
+import httpx
+from sqlalchemy import func, select
+
+from tests.api.jef_one.conftest import wait_job
+from tests.harness import Server, uid
+from writegate.modules.jef_one.models import SessionRecord
+
+SEED = (
+    '{"entity_number": "1001", "employee_number": "00001", "session_id": "session-00001", '
+    '"app_type": "mobile", "app_number": "001"}'
+)
+
+RESPONSE_FIELDS = {
+    "is_accepted",
+    "message",
+    "operation",
+    "job_id",
+    "job_status",
+    "target_table",
+    "target_pk",
+    "confirmation",
+    "allowed_method",
+    "error_type",
+    "error_code",
+    "errors",
+    "error",
+}
+
+
+def _payload(entity: str, employee: str, session_id: str | None = None) -> dict[str, Any]:
+    return {
+        "entity_number": entity,
+        "employee_number": employee,
+        "session_id": session_id or uid("s-"),
+        "app_type": "desktop",
+        "app_number": "007",
+    }
+
+
+def test_seed_curl_payload_end_to_end(client: httpx.Client) -> None:
+    """The seed's exact curl body is accepted (202, every field) and confirmed by GET."""
+    for path, body in (
+        ("/one-entities-post-one", {"entity_number": "1001", "entity_name": "Seed entity"}),
+        (
+            "/one-employees-post-one",
+            {"entity_number": "1001", "employee_number": "00001", "employee_name": "Seed"},
+        ),
+    ):
+        r = client.post(path, json=body)
+        assert r.status_code == 202
+        assert wait_job(client, r.json()["job_id"])["job_status"] == "succeeded"
+
+    r = client.post(
+        "/one-post-create-session-job",
+        content=SEED,
+        headers={"Content-Type": "application/json"},
+    )
+    assert r.status_code == 202
+    body = r.json()
+    assert set(body) == RESPONSE_FIELDS
+    assert body["is_accepted"] is True
+    assert body["operation"] == "create_session"
+    assert body["job_status"] == "queued"
+    assert body["target_table"] == "jef-one-sessions"
+    assert body["target_pk"] == "session-00001"
+    assert body["allowed_method"] == "POST"
+    assert body["confirmation"] == (
+        "GET /jef-one-get-session-by-session-id?session_id=session-00001"
+    )
+    assert body["errors"] == []
+    assert body["error"] is None
+    assert body["error_code"] is None
+
+    job = wait_job(client, body["job_id"])
+    assert job["job_status"] == "succeeded"
+    assert job["result"] == {
+        "session_id": "session-00001",
+        "status": "verified",
+        "failure_reason": None,
+    }
+    assert job["finished_at"] >= job["started_at"] >= job["created_at"]
+
+    method, _, url = body["confirmation"].partition(" ")
+    session = client.request(method, url).json()
+    assert session["is_found"] is True
+    assert session["status"] == "verified"
+    assert session["entity_number"] == "1001"
+    assert session["employee_number"] == "00001"
+    assert session["application_type"] == "mobile"
+    assert session["application_number"] == "001"
+    assert session["failure_reason"] is None
+    assert session["verified_at"] is not None
+    assert session["job_id"] == body["job_id"]
+
+
+def test_session_fails_with_reason_for_each_refusal(client: httpx.Client, entity: Any) -> None:
+    """Unknown or inactive entity/employee ends the session `failed` with a clear reason."""
+    active_entity, active_employee = entity()
+    inactive_entity, its_employee = entity(active=False)
+    e3, inactive_employee = entity(employee_active=False)
+    cases = [
+        (_payload("9998", "00002"), "entity 9998 does not exist"),
+        (_payload(inactive_entity, its_employee), f"entity {inactive_entity} is not active"),
+        (
+            _payload(active_entity, "99999"),
+            f"employee 99999 does not belong to entity {active_entity}",
+        ),
+        (
+            _payload(e3, inactive_employee),
+            f"employee {inactive_employee} of entity {e3} is not active",
+        ),
+    ]
+    for payload, reason in cases:
+        r = client.post("/one-post-create-session-job", json=payload)
+        assert r.status_code == 202, r.text
+        job = wait_job(client, r.json()["job_id"])
+        assert job["job_status"] == "succeeded"
+        view = client.get(
+            "/jef-one-get-session-by-session-id", params={"session_id": payload["session_id"]}
+        ).json()
+        assert view["status"] == "failed"
+        assert view["failure_reason"] == reason
+        assert view["verified_at"] is None
+    ok = _payload(active_entity, active_employee)
+    r = client.post("/one-post-create-session-job", json=ok)
+    wait_job(client, r.json()["job_id"])
+    view = client.get(
+        "/jef-one-get-session-by-session-id", params={"session_id": ok["session_id"]}
+    ).json()
+    assert view["status"] == "verified"
+
+
+def test_same_session_id_twice_never_makes_two_sessions(
+    client: httpx.Client, server: Server, entity: Any
+) -> None:
+    """A verified session_id is refused with 409; a failed one may be re-verified in place."""
+    ent, emp = entity()
+    sid = uid("dup-")
+    first = client.post("/one-post-create-session-job", json=_payload("9997", emp, sid))
+    wait_job(client, first.json()["job_id"])
+    assert (
+        client.get("/jef-one-get-session-by-session-id", params={"session_id": sid}).json()[
+            "status"
+        ]
+        == "failed"
+    )
+
+    again = client.post("/one-post-create-session-job", json=_payload(ent, emp, sid))
+    assert again.status_code == 202
+    wait_job(client, again.json()["job_id"])
+    view = client.get("/jef-one-get-session-by-session-id", params={"session_id": sid}).json()
+    assert view["status"] == "verified"
+    assert view["failure_reason"] is None
+
+    third = client.post("/one-post-create-session-job", json=_payload(ent, emp, sid))
+    assert third.status_code == 409
+    body = third.json()
+    assert body["is_accepted"] is False
+    assert body["error_code"] == "SESSION_EXISTS"
+    assert body["job_id"] == again.json()["job_id"]
+    with server.services.db.read() as s:
+        n = s.scalar(
+            select(func.count()).select_from(SessionRecord).where(SessionRecord.session_id == sid)
+        )
+    assert n == 1
+
+
+def test_fifty_concurrent_posts_of_one_session_accept_exactly_one(
+    server: Server, entity: Any
+) -> None:
+    """50 racing POSTs with one session_id (one exclusive key): one 202, the rest 409."""
+    ent, emp = entity()
+    payload = _payload(ent, emp)
+
+    def post(_: int) -> httpx.Response:
+        with server.client() as c:
+            return c.post("/one-post-create-session-job", json=payload)
+
+    with concurrent.futures.ThreadPoolExecutor(50) as pool:
+        responses = list(pool.map(post, range(50)))
+    codes = sorted(r.status_code for r in responses)
+    assert codes.count(202) == 1, codes
+    assert codes.count(409) == 49, codes
+    accepted = next(r.json() for r in responses if r.status_code == 202)
+    for r in responses:
+        if r.status_code == 409:
+            assert r.json()["error_code"] in ("JOB_IN_PROGRESS", "SESSION_EXISTS")
+            assert r.json()["job_id"] == accepted["job_id"]
+    with server.services.db.read() as s:
+        jobs = server.services.jobs.find(s, tenant="jef-one", kind="jef_one.create_session")
+    assert sum(1 for j in jobs if j.payload["session_id"] == payload["session_id"]) == 1
+
+
+def test_job_get_for_unknown_and_foreign_ids(client: httpx.Client, server: Server) -> None:
+    """An unknown job id, or another API's job id, is simply not found."""
+    r = client.get("/jef-one-get-job-by-job-id", params={"job_id": "no-such-job"})
+    assert r.status_code == 200
+    assert r.json()["is_found"] is False
+    with server.services.db.write() as s:
+        # No worker runs this kind, so it stays queued until cancelled below.
+        other = server.services.jobs.enqueue(s, kind="someone.else", payload={}, tenant=uid("t-"))
+    r = client.get("/jef-one-get-job-by-job-id", params={"job_id": other.id})
+    assert r.json()["is_found"] is False
+    server.services.jobs.cancel(other.id)
+
+
+def test_entity_and_employee_gets(client: httpx.Client, entity: Any) -> None:
+    """The entity GET reports is_found/can_continue/entity_active; employees likewise."""
+    ent, emp = entity()
+    view = client.get("/jef-one-get-entity-by-entity-number", params={"entity_number": ent}).json()
+    assert view["is_found"] is True
+    assert view["can_continue"] is True
+    assert view["entity_active"] is True
+    assert view["employee_count"] == 1
+    closed, _ = entity(active=False)
+    view = client.get(
+        "/jef-one-get-entity-by-entity-number", params={"entity_number": closed}
+    ).json()
+    assert (view["is_found"], view["can_continue"], view["entity_active"]) == (True, False, False)
+    view = client.get(
+        "/jef-one-get-entity-by-entity-number", params={"entity_number": "9996"}
+    ).json()
+    assert (view["is_found"], view["can_continue"]) == (False, False)
+    view = client.get(
+        "/jef-one-get-employee-by-employee-number",
+        params={"entity_number": ent, "employee_number": emp},
+    ).json()
+    assert (view["is_found"], view["can_continue"], view["employee_active"]) == (True, True, True)
+
+
+def test_employee_of_unknown_entity_fails_permanently(client: httpx.Client) -> None:
+    """An employee cannot be registered under an entity that does not exist."""
+    r = client.post(
+        "/one-employees-post-one",
+        json={"entity_number": "9995", "employee_number": "12345", "employee_name": "X"},
+    )
+    assert r.status_code == 202
+    job = wait_job(client, r.json()["job_id"])
+    assert job["job_status"] == "failed"
+    assert job["attempts"] == 1
+    assert job["error"] == "entity 9995 does not exist"

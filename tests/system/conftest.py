@@ -1,0 +1,80 @@
+"""System-test fixtures: a server without an embedded worker, and worker processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.harness import Server, fresh_database, spawn, start_server
+from tests.testkit import effects
+from writegate.core.jobs import JobRow, Status
+
+
+@pytest.fixture
+def bare_server(tmp_path: Any) -> Iterator[Server]:
+    """A server on its own fresh database, jobs run only by separately spawned workers."""
+    with fresh_database(str(tmp_path)) as url:
+        srv = start_server(url, embedded_worker=False, modules=["jef_one", "tests.testkit"])
+        yield srv
+        srv.stop()
+
+
+@pytest.fixture
+def workers(bare_server: Server, tmp_path: Any) -> Iterator[Any]:
+    """Start `writegate worker` processes against bare_server's database; killed at the end."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(concurrency: int = 4, **env: str) -> subprocess.Popen[bytes]:
+        p = spawn(
+            ["worker", "--concurrency", str(concurrency)],
+            {**bare_server.env, **env},
+            log=str(tmp_path / f"worker-{len(procs)}.log"),
+            cwd=os.getcwd(),
+        )
+        procs.append(p)
+        return p
+
+    yield start
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(15)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def enqueue_many(server: Server, kind: str, n: int, payload: dict[str, Any]) -> list[str]:
+    """Enqueue n jobs in one committed transaction; return their ids."""
+    ids = []
+    with server.services.db.write() as s:
+        for _ in range(n):
+            ids.append(server.services.jobs.enqueue(s, kind=kind, payload=payload, tenant="t").id)
+    return ids
+
+
+def status_counts(server: Server) -> dict[str, int]:
+    """Jobs per status in the server's database."""
+    with server.services.db.read() as s:
+        rows = s.execute(select(JobRow.status, func.count()).group_by(JobRow.status)).all()
+    return dict(rows)
+
+
+def effect_counts(server: Server) -> dict[str, int]:
+    """Effect rows per job id."""
+    with server.services.db.read() as s:
+        rows = s.execute(select(effects.c.job_id, func.count()).group_by(effects.c.job_id)).all()
+    return dict(rows)
+
+
+def all_done(server: Server, n: int) -> bool:
+    """True once n jobs succeeded."""
+    return status_counts(server).get(Status.SUCCEEDED.value, 0) == n

@@ -1,0 +1,131 @@
+"""Retries with backoff, permanent failure, timeouts of hung handlers, cancel and retry."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.harness import Server, fresh_database, start_server, wait_for
+from tests.system.conftest import effect_counts, enqueue_many
+from writegate.core.exceptions import ExclusiveJobExists
+from writegate.core.jobs import Job, Status
+
+
+@pytest.fixture(scope="module")
+def kit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server with the testkit jobs, 3 attempts and a 1.5 s job timeout."""
+    with fresh_database(str(tmp_path_factory.mktemp("kit"))) as url:
+        srv = start_server(
+            url,
+            modules=["tests.testkit"],
+            job_max_attempts=3,
+            job_timeout_seconds=1.5,
+            job_lease_seconds=0.6,
+        )
+        yield srv
+        srv.stop()
+
+
+def _final(server: Server, job_id: str) -> Job:
+    def get() -> Job | None:
+        with server.services.db.read() as s:
+            job = server.services.jobs.get(s, job_id)
+        assert job is not None
+        return job if job.status not in (Status.QUEUED, Status.RUNNING) else None
+
+    job: Job = wait_for(get, 60)
+    return job
+
+
+def test_transient_failures_are_retried_then_succeed(kit: Server) -> None:
+    """A handler failing twice succeeds on attempt 3, with one effect."""
+    [job_id] = enqueue_many(kit, "testkit.flaky", 1, {"succeed_on": 3})
+    job = _final(kit, job_id)
+    assert job.status == Status.SUCCEEDED
+    assert job.attempts == 3
+    assert job.result == {"attempt": 3}
+    assert effect_counts(kit).get(job_id) == 1
+
+
+def test_exhausted_retries_fail_with_error_kept(kit: Server) -> None:
+    """A handler that always raises ends failed after max attempts, keeping the error."""
+    [job_id] = enqueue_many(kit, "testkit.broken", 1, {})
+    job = _final(kit, job_id)
+    assert job.status == Status.FAILED
+    assert job.attempts == 3
+    assert job.error == "always fails"
+    assert job.finished_at is not None
+
+
+def test_permanent_error_fails_at_once(kit: Server) -> None:
+    """PermanentJobError is not retried."""
+    [job_id] = enqueue_many(kit, "testkit.broken", 1, {"permanent": True})
+    job = _final(kit, job_id)
+    assert (job.status, job.attempts) == (Status.FAILED, 1)
+    assert job.error == "bad data: cannot ever succeed"
+
+
+def test_hung_handler_times_out_and_fails(kit: Server) -> None:
+    """A handler that never returns loses its lease at the timeout; after retries it fails."""
+    [job_id] = enqueue_many(kit, "testkit.hang", 1, {"sleep": 3600})
+    job = _final(kit, job_id)
+    assert job.status == Status.FAILED
+    assert job.attempts == 3
+    assert job.error is not None
+    assert job.error.startswith("job timed out")
+
+
+def test_cancel_and_retry(kit: Server) -> None:
+    """A queued job can be cancelled; a cancelled one retried; both are visible in status."""
+    with kit.services.db.write() as s:
+        job = kit.services.jobs.enqueue(
+            s,
+            kind="testkit.write",
+            payload={},
+            tenant="t",
+            run_after=kit.services.clock.now().replace(year=2999),
+        )
+    cancelled = kit.services.jobs.cancel(job.id)
+    assert cancelled is not None
+    assert cancelled.status == Status.CANCELLED
+    again = kit.services.jobs.retry(job.id)
+    assert again is not None
+    assert again.status == Status.QUEUED
+    assert _final(kit, job.id).status == Status.SUCCEEDED
+    assert effect_counts(kit).get(job.id) == 1
+
+
+def test_exclusive_key_admits_one_active_job(kit: Server) -> None:
+    """Fifty racing enqueues with one exclusive key: exactly one job, the rest told its id."""
+    import concurrent.futures
+
+    key = "exclusive-race"
+    far = kit.services.clock.now().replace(year=2999)
+
+    def enqueue(_: int) -> str:
+        try:
+            with kit.services.db.write() as s:
+                job = kit.services.jobs.enqueue(
+                    s,
+                    kind="testkit.write",
+                    payload={},
+                    tenant="t",
+                    exclusive_key=key,
+                    run_after=far,
+                )
+            return f"ok:{job.id}"
+        except ExclusiveJobExists as exc:
+            return f"busy:{exc.job_id}"
+
+    with concurrent.futures.ThreadPoolExecutor(50) as pool:
+        outcomes = list(pool.map(enqueue, range(50)))
+    winners = [o for o in outcomes if o.startswith("ok:")]
+    assert len(winners) == 1, outcomes
+    winner = winners[0][3:]
+    assert all(o == f"busy:{winner}" for o in outcomes if o.startswith("busy:"))
+    kit.services.jobs.cancel(winner)
+    with kit.services.db.write() as s:  # released once the holder is no longer active
+        kit.services.jobs.enqueue(
+            s, kind="testkit.write", payload={}, tenant="t", exclusive_key=key
+        )

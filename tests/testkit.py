@@ -1,0 +1,80 @@
+"""A test-only module (loaded by dotted path) whose jobs record their effects in a table.
+
+The effects table has no unique constraint on purpose: a job that ran twice shows up as
+two rows, which is how the system tests prove exactly-once execution.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, insert
+
+from writegate.core.exceptions import PermanentJobError
+from writegate.core.http import ErrorInfo
+from writegate.core.module import Module
+from writegate.core.services import Services
+from writegate.core.worker import JobContext, JobSpec
+
+metadata = MetaData()
+effects = Table(
+    "testkit_effects",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", String(36), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("worker", String(100), nullable=False),
+    Column("at", DateTime, nullable=False),
+)
+
+
+def _write(ctx: JobContext) -> dict[str, Any]:
+    ctx.session.execute(
+        insert(effects).values(
+            job_id=ctx.job.id, attempt=ctx.job.attempts, worker=ctx.worker_id, at=ctx.clock.now()
+        )
+    )
+    # Sleeping after the write but before the commit puts a SIGKILL in mid-transaction.
+    if ctx.job.attempts <= int(ctx.payload.get("sleep_attempts", 1_000)):
+        time.sleep(float(ctx.payload.get("sleep", 0)))
+    return {"attempt": ctx.job.attempts}
+
+
+def _flaky(ctx: JobContext) -> dict[str, Any]:
+    if ctx.job.attempts < int(ctx.payload["succeed_on"]):
+        raise RuntimeError(f"transient failure on attempt {ctx.job.attempts}")
+    return _write(ctx)
+
+
+def _broken(ctx: JobContext) -> None:
+    if ctx.payload.get("permanent"):
+        raise PermanentJobError("bad data: cannot ever succeed")
+    raise RuntimeError("always fails")
+
+
+def _hang(ctx: JobContext) -> None:
+    time.sleep(float(ctx.payload.get("sleep", 3600)))
+
+
+def _render(_request: Request, info: ErrorInfo) -> Response:
+    return JSONResponse({"testkit_error": info.kind}, status_code=info.status)
+
+
+def create(services: Services) -> Module:
+    """Register the testkit job kinds and create the effects table."""
+    metadata.create_all(services.db.engine)
+    return Module(
+        name="testkit",
+        router=APIRouter(),
+        prefixes=("/testkit/",),
+        render_error=_render,
+        jobs=[
+            JobSpec("testkit.write", _write),
+            JobSpec("testkit.flaky", _flaky),
+            JobSpec("testkit.broken", _broken),
+            JobSpec("testkit.hang", _hang),
+        ],
+    )
