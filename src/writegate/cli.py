@@ -212,7 +212,7 @@ def principals_create(
                 {
                     "name": principal.name,
                     "tenant": principal.tenant,
-                    "roles": list(principal.roles),
+                    "roles": sorted(principal.roles),
                     "attrs": principal.attrs,
                     "api_key": key,
                 }
