@@ -46,7 +46,7 @@ def _yes_no(value: Any) -> Any:
 
 DateStr = Annotated[str, BeforeValidator(_date_field), Field(max_length=10)]
 YesNo = Annotated[bool, BeforeValidator(_yes_no)]
-Id = Annotated[int, Field(ge=0, le=INT64_MAX)]
+Id = Annotated[int, Field(ge=0, le=INT64_MAX, strict=True)]
 ClientCode = Annotated[str, Field(min_length=1, max_length=64)]
 
 
@@ -111,8 +111,8 @@ class PackageList(_Request):
     date_to: DateStr | None = Field(default=None, description="create_date on or before")
     processing_status: str | None = Field(default=None, max_length=100)
     processing_step: str | None = Field(default=None, max_length=100)
-    limit: int = Field(default=100, ge=1, le=1000)
-    page: int = Field(default=1, ge=1, le=1_000_000)
+    limit: int = Field(default=100, ge=1, le=1000, strict=True)
+    page: int = Field(default=1, ge=1, le=1_000_000, strict=True)
     skip_total_records: YesNo = False
 
     @model_validator(mode="after")
@@ -128,7 +128,7 @@ class PackageChanges(_Request):
 
     client_code: ClientCode
     offset_version: Id = 0
-    limit: int = Field(default=100, ge=1, le=1000)
+    limit: int = Field(default=100, ge=1, le=1000, strict=True)
     skip_total_records: YesNo = False
 
 
