@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,6 +22,7 @@ from tests.api.abs.conftest import (
 )
 from tests.harness import Server, start_server, uid
 from writegate.modules.abs import service
+from writegate.modules.abs.errors import CODES
 
 
 @pytest.fixture
@@ -55,6 +58,8 @@ def test_auth_required(client: httpx.Client, abs_client: Client, server: Server)
     before = version_counter(server)
     assert_error(call(client, "putDb", {"client_code": abs_client.code}, {}), "AUTH_REQUIRED")
     assert_error(call(client, "getList", {"client_code": abs_client.code}, {}), "AUTH_REQUIRED")
+    # authentication is checked before the fields, so strangers learn nothing about them
+    assert_error(call(client, "putDb", {"id": "x", "colour": 1}, {}), "AUTH_REQUIRED")
     assert version_counter(server) == before
 
 
@@ -400,3 +405,11 @@ def test_internal_error(
     answer = call(client, "getChanges", {"client_code": abs_client.code}, abs_client.headers)
     description = assert_error(answer, "INTERNAL_ERROR")
     assert "boom" not in description
+
+
+def test_error_table_in_docs_matches_codes() -> None:
+    """docs/abs.md documents exactly the codes the module can answer with."""
+    docs = Path(__file__).resolve().parents[3] / "docs" / "abs.md"
+    table = docs.read_text().split("## Error codes", 1)[1].split("\n\n", 2)[1]
+    documented = dict(re.findall(r"^\| `([A-Z_]+)` \| (.+?) \|$", table, re.MULTILINE))
+    assert documented == CODES

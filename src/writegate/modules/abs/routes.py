@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from writegate.core.auth import Principal
 from writegate.core.http import ServicesDep, authenticate
@@ -22,8 +23,12 @@ from writegate.modules.abs.schemas import (
     PackagePut,
 )
 
+# Declared for OpenAPI only: core.http.authenticate reads either header itself.
+_ApiKey = Annotated[str | None, Depends(APIKeyHeader(name="x-api-key", auto_error=False))]
+_Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(HTTPBearer(auto_error=False))]
 
-def require_principal(request: Request) -> Principal:
+
+def require_principal(request: Request, _key: _ApiKey, _bearer: _Bearer) -> Principal:
     """The caller behind x-api-key / Authorization: Bearer (render_error words a 401)."""
     principal = authenticate(request)
     if principal is None:

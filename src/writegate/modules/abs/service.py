@@ -8,6 +8,7 @@ from datetime import datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import Select, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from writegate.core.audit import checksum, next_value
@@ -85,10 +86,13 @@ def compute_checksum(row: AbsPackage) -> str:
 
 def register_client(services: Services, client_code: str, name: str = "") -> bool:
     """Register a client code; False if it already was."""
-    with services.db.write() as s:
-        if s.get(AbsClient, client_code) is not None:
-            return False
-        s.add(AbsClient(client_code=client_code, name=name, created_at=services.clock.now()))
+    try:
+        with services.db.write() as s:
+            if s.get(AbsClient, client_code) is not None:
+                return False
+            s.add(AbsClient(client_code=client_code, name=name, created_at=services.clock.now()))
+    except IntegrityError:  # registered concurrently by someone else
+        return False
     return True
 
 
