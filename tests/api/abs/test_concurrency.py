@@ -22,7 +22,7 @@ def test_twenty_concurrent_updates_one_wins(server: Server, abs_client: Client) 
     with server.client() as c:
         created = assert_ok(call(c, "putDb", {"client_code": abs_client.code}, h))
     counter_before = version_counter(server)
-    start = threading.Barrier(20)
+    start = threading.Barrier(20, timeout=60)
 
     def update(i: int) -> dict[str, Any]:
         body = {
