@@ -207,6 +207,7 @@ def test_unknown_field(client: httpx.Client, abs_client: Client, server: Server)
         ("putDb", {"processing_status": 7}),
         ("putDb", {"oauth_access_token": ["x"]}),
         ("putDb", {"processing_date": 20211030}),
+        ("putDb", {"processing_step": "a\u0000b"}),
         ("getList", {"limit": 0}),
         ("getList", {"limit": 1001}),
         ("getList", {"page": 0}),

@@ -6,7 +6,14 @@ import re
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 INT64_MAX = 2**63 - 1
@@ -52,6 +59,14 @@ ClientCode = Annotated[str, Field(min_length=1, max_length=64)]
 
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        # PostgreSQL text cannot hold NUL; refuse it as bad input on both databases.
+        if isinstance(value, str) and "\x00" in value:
+            raise PydanticCustomError("INVALID_FIELD", "must not contain NUL characters")
+        return value
 
 
 class PackagePut(_Request):
