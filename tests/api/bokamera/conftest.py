@@ -53,7 +53,7 @@ def make_company(
     sim: RunningSimulator | None,
     *,
     roles: list[str] | None = None,
-    password: str = "vaka",
+    password: str = "vaka",  # noqa: S107 - the simulator's documented default
 ) -> Company:
     """A new company whose administrator stored Vaka settings pointing at `sim`."""
     tenant = str(uuid.uuid4())
