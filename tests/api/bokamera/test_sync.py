@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from typing import Any
 
 import httpx
@@ -14,6 +15,7 @@ from tests.api.bokamera.conftest import (
     wait_done,
 )
 from tests.harness import Server, wait_for
+from writegate.modules.bokamera.models import CustomerRow
 
 
 def test_full_sync_then_rerun_then_ten_changes(
@@ -208,3 +210,33 @@ def test_unreachable_vaka_fails_after_retries(
     assert done["Status"] == 3
     assert "unreachable" in done["ErrorMessage"]
     assert sim.url in done["ErrorMessage"]
+
+
+def test_existing_customer_is_matched_by_email(
+    client: httpx.Client, server: Server, vaka: Any, company: Any
+) -> None:
+    """A customer entered before the sync (no Vaka id) is linked by email, not duplicated."""
+    sim = vaka(20, seed=11)
+    co = company(sim)
+    target = sim.state.users[5]
+    manual_id = str(uuid.uuid4())
+    now = server.services.clock.now()
+    with server.services.db.write() as s:
+        s.add(
+            CustomerRow(
+                id=manual_id,
+                company_id=co.id,
+                firstname="Typed",
+                lastname="By hand",
+                email=target["email"].upper(),
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    done = wait_done(client, co, start_sync(client, co)["Id"])
+    assert (done["UsersFound"], done["UsersCreated"], done["UsersUpdated"]) == (20, 19, 1)
+    rows = customers(client, co)
+    assert len(rows) == 20
+    linked = next(c for c in rows if c["Id"] == manual_id)
+    assert linked["VakaUserId"] == target["id"]
+    assert linked["Firstname"] == target["firstName"]

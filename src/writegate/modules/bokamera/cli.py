@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
@@ -38,6 +39,7 @@ def vaka_sim(
     )
     server = VakaServer(state, host, port)
     typer.echo(f"Axema Vaka simulator with {users} users on {server.url} (user {username!r})")
+    sys.stdout.flush()
     try:
         server.serve_forever()
     except KeyboardInterrupt:

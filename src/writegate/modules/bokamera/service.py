@@ -106,7 +106,7 @@ def start_sync(
             )
         job_id = str(uuid.uuid4())
         try:
-            services.jobs.enqueue(
+            job = services.jobs.enqueue(
                 s,
                 kind=SYNC_KIND,
                 payload={"company_id": company.id},
@@ -127,13 +127,13 @@ def start_sync(
             company_id=company.id,
             tenant=company.tenant,
             created_by=principal.name,
-            created_at=services.clock.now(),
+            created_at=job.created_at,
         )
         s.add(sync)
         s.flush()
-        job = s.get(JobRow, job_id)
-        assert job is not None
-        return sync_view(sync, job)
+        row = s.get(JobRow, job_id)
+        assert row is not None
+        return sync_view(sync, row)
 
 
 def get_sync(
