@@ -118,6 +118,10 @@ def test_unknown_and_malformed_ids(client: httpx.Client, company: Any) -> None:
     r = client.get(f"{SYNC}/not-a-guid", headers=co.headers)
     assert r.status_code == 400
     assert status_of(r)["Errors"][0]["FieldName"] == "Id"
+    r = client.get(SYNC, params={"CompanyId": "nope"}, headers=co.headers)
+    assert r.status_code == 400
+    assert status_of(r)["Errors"][0]["FieldName"] == "CompanyId"
+    assert client.get(SYNC, params={"CompanyId": ""}, headers=co.headers).status_code == 200
     r = client.get(SYNC, params={"Status": 7}, headers=co.headers)
     assert r.status_code == 400
     assert status_of(r)["Errors"][0]["FieldName"] == "Status"

@@ -62,11 +62,11 @@ def test_sync_in_every_format(client: httpx.Client, vaka: Any, company: Any) -> 
 def test_jsonl_request_like_the_vendor_sample(
     client: httpx.Client, vaka: Any, company: Any
 ) -> None:
-    """The seed's sample: POST with Content-Type and Accept text/jsonl."""
+    """The seed's sample: text/jsonl both ways, Guid.Empty meaning the caller's own company."""
     co = company(vaka(2))
     r = client.post(
         SYNC,
-        content=json.dumps({"CompanyId": co.id}).encode(),
+        content=b'{"CompanyId":"00000000-0000-0000-0000-000000000000"}',
         headers={**co.headers, "content-type": "text/jsonl", "accept": "text/jsonl"},
     )
     assert r.status_code == 200

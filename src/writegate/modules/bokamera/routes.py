@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError, field_validator
 
 from writegate.core.http import ServicesDep, field_problems
 from writegate.modules.bokamera import service
@@ -31,6 +31,7 @@ from writegate.modules.bokamera.schemas import (
     CustomerQueryResponse,
     SyncStatus,
     UpdateAxemaSettings,
+    empty_guid,
 )
 
 M = TypeVar("M", bound=BaseModel)
@@ -143,7 +144,30 @@ def _route(path: str, methods: list[str], operation_id: str, **kw: Any) -> Calla
 SyncBody = Annotated[CreateAxemaUserSync, Depends(body_of(CreateAxemaUserSync))]
 CreateSettingsBody = Annotated[CreateAxemaSettings, Depends(body_of(CreateAxemaSettings))]
 UpdateSettingsBody = Annotated[UpdateAxemaSettings, Depends(body_of(UpdateAxemaSettings))]
-CompanyQuery = Annotated[uuid.UUID | None, Query(description="Defaults to your own company.")]
+
+
+class _CompanyParam(BaseModel):
+    CompanyId: uuid.UUID | None = None
+
+    @field_validator("CompanyId", mode="before")
+    @classmethod
+    def _empty(cls, v: Any) -> Any:
+        return empty_guid(v)
+
+
+def company_param(
+    CompanyId: Annotated[
+        str | None, Query(description="Defaults to your own company (also when empty).")
+    ] = None,
+) -> uuid.UUID | None:
+    """?CompanyId=: a GUID; empty or Guid.Empty means the caller's own company."""
+    try:
+        return _CompanyParam(CompanyId=CompanyId).CompanyId
+    except ValidationError as exc:
+        raise validation_error(field_errors(field_problems(exc.errors()))) from None
+
+
+CompanyQuery = Annotated[uuid.UUID | None, Depends(company_param)]
 Skip = Annotated[int, Query(ge=0, description="Results to skip.")]
 Take = Annotated[int, Query(ge=1, le=service.MAX_TAKE, description="Results to return.")]
 SYNC = "AxemaUserSyncJobResponse"
@@ -178,7 +202,7 @@ def query_syncs(
     request: Request,
     principal: Reader,
     services: ServicesDep,
-    CompanyId: CompanyQuery = None,
+    CompanyId: CompanyQuery,
     Status: Annotated[SyncStatus | None, Query()] = None,
     Skip: Skip = 0,
     Take: Take = 100,
@@ -226,7 +250,7 @@ def get_settings(
     request: Request,
     principal: Reader,
     services: ServicesDep,
-    CompanyId: CompanyQuery = None,
+    CompanyId: CompanyQuery,
 ) -> Response:
     """Read the settings."""
     return render(
@@ -285,7 +309,7 @@ def query_customers(
     request: Request,
     principal: Reader,
     services: ServicesDep,
-    CompanyId: CompanyQuery = None,
+    CompanyId: CompanyQuery,
     VakaUserId: Annotated[str | None, Query(max_length=100)] = None,
     Email: Annotated[str | None, Query(max_length=200)] = None,
     Skip: Skip = 0,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -18,10 +19,24 @@ class SyncStatus(enum.IntEnum):
     Failed = 3
 
 
+def empty_guid(value: Any) -> Any:
+    """ServiceStack clients send "" or Guid.Empty for "no company": both mean the caller's own."""
+    if value is None or (isinstance(value, str) and value.strip() == ""):
+        return None
+    if isinstance(value, str | uuid.UUID) and str(value).strip() == str(uuid.UUID(int=0)):
+        return None
+    return value
+
+
 class Dto(BaseModel):
     """Request DTOs ignore unknown properties, as ServiceStack does."""
 
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    @field_validator("CompanyId", mode="before", check_fields=False)
+    @classmethod
+    def _empty_company(cls, v: Any) -> Any:
+        return empty_guid(v)
 
 
 class CreateAxemaUserSync(Dto):
