@@ -120,10 +120,12 @@ def test_concurrent_posts_one_wins_one_409(client: httpx.Client, vaka: Any, comp
 
 def test_two_companies_sync_in_parallel(client: httpx.Client, vaka: Any, company: Any) -> None:
     """Exclusivity is per company: two companies both run, each gets only its own customers."""
-    sim_a = vaka(300, seed=1, latency=0.02, max_page_size=30)
-    sim_b = vaka(200, seed=2, latency=0.02, max_page_size=30)
+    sim_a = vaka(300, seed=1, latency=0.1, max_page_size=30)
+    sim_b = vaka(200, seed=2, latency=0.1, max_page_size=30)
     a, b = company(sim_a), company(sim_b)
     sync_a, sync_b = start_sync(client, a)["Id"], start_sync(client, b)["Id"]
+    # B was accepted while A was still active: the exclusive key is per company.
+    assert client.get(f"{SYNC}/{sync_a}", headers=a.headers).json()["Status"] in (0, 1)
     done_a, done_b = wait_done(client, a, sync_a), wait_done(client, b, sync_b)
     assert (done_a["Status"], done_a["UsersCreated"]) == (2, 300)
     assert (done_b["Status"], done_b["UsersCreated"]) == (2, 200)
