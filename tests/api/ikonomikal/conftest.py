@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.harness import uid
+from tests.harness import Server, uid
 
 LOGIN = "/bcss_wbcl_wa_sc/api/O1_getSCSessWBLogVer"
 TOKEN = "/bcss_wbcl_wa_sc/api/O1_getSCPrgPrcCheckTkn"
@@ -184,3 +186,19 @@ def iko(connect: Any) -> Iko:
     """A logged-in user on a subscriber of its own."""
     session: Iko = connect()
     return session
+
+
+def race(server: Server, path: str, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """POST every body at once from its own thread and connection; answers in body order."""
+    barrier = threading.Barrier(len(bodies))
+
+    def one(body: dict[str, Any]) -> dict[str, Any]:
+        with server.client() as c:
+            barrier.wait(timeout=60)
+            r = c.post(path, json=body)
+        assert r.status_code == 200, r.text
+        data: dict[str, Any] = r.json()
+        return data
+
+    with ThreadPoolExecutor(max_workers=len(bodies)) as pool:
+        return list(pool.map(one, bodies))
