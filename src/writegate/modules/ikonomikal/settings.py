@@ -13,7 +13,8 @@ class IkonomikalSettings(BaseSettings):
 
     #: a session ends after this long without use
     session_idle_seconds: int = Field(default=8 * 3600, gt=0)
-    #: a session's idle timer is refreshed at most this often (saves a write per request)
-    session_touch_seconds: int = Field(default=60, ge=0)
+    #: refresh a session's idle timer at most this often; 0 (exact) writes it on every call,
+    #: N saves writes but may end a session up to N seconds before the idle time is up
+    session_touch_seconds: int = Field(default=0, ge=0)
     #: most rows one read/list answers
     max_rows: int = Field(default=500, ge=1)
