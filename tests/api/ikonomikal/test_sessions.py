@@ -6,7 +6,7 @@ import re
 from datetime import timedelta
 from typing import Any
 
-from tests.api.ikonomikal.conftest import OK, Iko, rsp
+from tests.api.ikonomikal.conftest import OK, Iko, User, rsp
 
 GONE = rsp(1000144, "User session does not exist.")
 
@@ -60,3 +60,13 @@ def test_use_keeps_the_session_alive(iko: Iko, clock: Any) -> None:
     assert iko.read()["rspPrc"] == OK
     clock.advance(timedelta(hours=8, seconds=1))
     assert iko.read()["rspPrc"] == GONE
+
+
+def test_login_ignores_the_case_of_the_email(connect: Any) -> None:
+    """Users provisioned with a lower-case e-mail may type it in any case."""
+    first = connect()
+    shouted = connect(User(email=first.user.email.upper(), subs_id=first.user.subs_id))
+    assert shouted.login_answer["userID"] == first.user.email
+    assert shouted.login_answer["intGID"] == first.login_answer["intGID"]
+    shouted.must_token(1)
+    assert shouted.save()["rspPrc"] == OK

@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from tests.api.ikonomikal.conftest import OK, SAVE, Iko, race, rsp
-from tests.harness import Server
+from tests.harness import Server, start_server
 
 NEW_GONE = rsp(1000105, "NEW token for SS07 does not exist or has expired.", ("SS07", "pPRGM"))
 
@@ -82,6 +82,23 @@ def test_token_expires_after_sixty_minutes(iko: Iko, clock: Any) -> None:
     assert iko.save("LATE", "Too late")["rspPrc"] == NEW_GONE
     iko.must_token(1)
     assert iko.save("LATE", "New token")["rspPrc"] == OK
+
+
+def test_token_lifetime_is_configurable(server: Server, new_user: Any) -> None:
+    """WRITEGATE_TOKEN_TTL_SECONDS shortens the lifetime (here to two minutes)."""
+    short = start_server(server.settings.database_url, token_ttl_seconds=120, embedded_worker=False)
+    try:
+        with short.client() as http:
+            iko = Iko(http, new_user())
+            iko.login()
+            iko.must_token(1)
+            short.services.clock.advance(timedelta(seconds=119))
+            assert iko.save("IN", "In time")["rspPrc"] == OK
+            iko.must_token(1)
+            short.services.clock.advance(timedelta(seconds=120))
+            assert iko.save("OUT", "Too late")["rspPrc"] == NEW_GONE
+    finally:
+        short.stop()
 
 
 def test_twenty_concurrent_saves_one_token(iko: Iko, server: Server) -> None:

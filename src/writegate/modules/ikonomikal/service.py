@@ -141,9 +141,14 @@ class Ikonomikal:
         check_offset(req.timeOffSet)
         if len(user_id) > 200 or len(req.userPW) > 1024:
             raise ApiError(e.BAD_LOGIN)
-        # The slow password check runs outside the write transaction.
+        # The slow password check runs outside the write transaction. E-mail addresses
+        # are case-insensitive: a mixed-case userID also tries its lower-case form.
+        principal = None
         with self.services.db.read() as s:
-            principal = self.services.auth.verify_password(s, user_id, req.userPW)
+            for name in dict.fromkeys((user_id, user_id.lower())):
+                principal = self.services.auth.verify_password(s, name, req.userPW)
+                if principal is not None:
+                    break
         if principal is None:
             raise ApiError(e.BAD_LOGIN)
         if not principal.has_any(sessions.LOGIN_ROLE):
