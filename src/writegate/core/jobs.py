@@ -192,6 +192,7 @@ class JobManager:
         self.lease_seconds = lease_seconds
         self.timeout_seconds = timeout_seconds
         self.policies: dict[str, RetryPolicy] = {}
+        db.before_commit(self._notify)
 
     # -- enqueue and read ---------------------------------------------------
 
@@ -237,6 +238,11 @@ class JobManager:
             created_at=now,
             updated_at=now,
         )
+        if exclusive_key is None and idempotency_key is None:
+            # Only a duplicate id can collide: no savepoint needed, the error just propagates.
+            session.add(row)
+            session.flush()
+            return self._enqueued(session, row)
         try:
             with session.begin_nested():
                 session.add(row)
@@ -257,10 +263,20 @@ class JobManager:
                 if existing is not None:
                     return Job.from_row(existing, created=False)
             raise
+        return self._enqueued(session, row)
+
+    def _enqueued(self, session: Session, row: JobRow) -> Job:
         session.info["writegate_enqueued"] = True
-        if self.db.is_postgres:
-            session.execute(text("SELECT pg_notify(:c, :k)"), {"c": NOTIFY_CHANNEL, "k": kind})
+        # One NOTIFY per transaction (sent by _notify before COMMIT), not one per job.
+        session.info["writegate_notify"] = True
         return Job.from_row(row)
+
+    def _notify(self, session: Session) -> None:
+        # before_commit also fires when a savepoint is released: wait for the real COMMIT.
+        if session.in_nested_transaction() or not self.db.is_postgres:
+            return
+        if session.info.pop("writegate_notify", False):
+            session.execute(text("SELECT pg_notify(:c, '')"), {"c": NOTIFY_CHANNEL})
 
     def active_holder(self, session: Session, exclusive_key: str) -> str | None:
         """Id of the active job holding exclusive_key, if any."""
