@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,7 +27,12 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from writegate.core.clock import Clock
 from writegate.core.db import Base, Database
-from writegate.core.exceptions import ExclusiveJobExists, LeaseLost
+from writegate.core.exceptions import (
+    ExclusiveJobExists,
+    LeaseLost,
+    PermanentJobError,
+    UnknownJobKind,
+)
 from writegate.core.retry import backoff_seconds
 
 NOTIFY_CHANNEL = "writegate_jobs"
@@ -331,42 +336,103 @@ class JobManager:
         """Atomically take up to `limit` due jobs for this worker."""
         if limit <= 0 or not kinds:
             return []
-        now = self.clock.now()
         with self.db.write() as s:
-            pick = (
-                select(JobRow.id)
-                .where(
-                    JobRow.status == Status.QUEUED.value,
-                    JobRow.run_after <= now,
-                    JobRow.kind.in_(list(kinds)),
-                )
-                .order_by(JobRow.run_after, JobRow.created_at)
-                .limit(limit)
+            return self._claim_in(s, worker_id, kinds, limit, self.clock.now())
+
+    def _claim_in(
+        self, s: Session, worker_id: str, kinds: Sequence[str], limit: int, now: datetime
+    ) -> list[Job]:
+        pick = (
+            select(JobRow.id)
+            .where(
+                JobRow.status == Status.QUEUED.value,
+                JobRow.run_after <= now,
+                JobRow.kind.in_(list(kinds)),
             )
-            if self.db.is_postgres:
-                pick = pick.with_for_update(skip_locked=True)
-            ids = list(s.scalars(pick))
-            if not ids:
-                return []
-            stmt = (
-                update(JobRow)
-                .where(JobRow.id.in_(ids), JobRow.status == Status.QUEUED.value)
-                .values(
-                    status=Status.RUNNING.value,
-                    lease_owner=worker_id,
-                    lease_expires_at=now + timedelta(seconds=self.lease_seconds),
-                    timeout_at=now + timedelta(seconds=self.timeout_seconds),
-                    attempts=JobRow.attempts + 1,
-                    started_at=now,
-                    updated_at=now,
-                )
-                .returning(JobRow)
-                .execution_options(synchronize_session=False)
+            .order_by(JobRow.run_after, JobRow.created_at)
+            .limit(limit)
+        )
+        if self.db.is_postgres:
+            pick = pick.with_for_update(skip_locked=True)
+        ids = list(s.scalars(pick))
+        if not ids:
+            return []
+        stmt = (
+            update(JobRow)
+            .where(JobRow.id.in_(ids), JobRow.status == Status.QUEUED.value)
+            .values(
+                status=Status.RUNNING.value,
+                lease_owner=worker_id,
+                lease_expires_at=now + timedelta(seconds=self.lease_seconds),
+                timeout_at=now + timedelta(seconds=self.timeout_seconds),
+                attempts=JobRow.attempts + 1,
+                started_at=now,
+                updated_at=now,
             )
-            rows = list(s.scalars(stmt))
-            jobs = [Job.from_row(r) for r in rows]
+            .returning(JobRow)
+            .execution_options(synchronize_session=False)
+        )
+        jobs = [Job.from_row(r) for r in s.scalars(stmt)]
         jobs.sort(key=lambda j: (j.run_after, j.created_at))
         return jobs
+
+    def run_batch(
+        self,
+        worker_id: str,
+        kinds: Sequence[str],
+        limit: int,
+        run: Callable[[Session, Job], Any],
+    ) -> list[tuple[Job, Status]]:
+        """Claim, run and finish up to `limit` short jobs in ONE transaction (one commit).
+
+        For handlers that are quick and only write through the session: each job runs in
+        its own savepoint via run(session, job), and is marked succeeded (or failed/retried
+        with its error) in the same transaction. The rows stay locked by this transaction
+        (SQLite: the single writer; PostgreSQL: FOR UPDATE SKIP LOCKED) until it commits,
+        so no other worker can take them; a crash before COMMIT leaves them queued with no
+        attempt counted and none of their writes.
+        """
+        if limit <= 0 or not kinds:
+            return []
+        now = self.clock.now()
+        done: list[tuple[Job, Status]] = []
+        with self.db.write() as s:
+            for job in self._claim_in(s, worker_id, kinds, limit, now):
+                try:
+                    with s.begin_nested():
+                        result = run(s, job)
+                        self.complete(s, job, worker_id, result)
+                    done.append((job, Status.SUCCEEDED))
+                except Exception as exc:
+                    permanent = isinstance(exc, PermanentJobError | UnknownJobKind)
+                    message = str(exc) or type(exc).__name__
+                    status = self._fail_in(s, job, message, retryable=not permanent, now=now)
+                    done.append((job, status))
+        return done
+
+    def _fail_in(
+        self, s: Session, job: Job, error: str, *, retryable: bool, now: datetime
+    ) -> Status:
+        policy = self.policies.get(job.kind, self.policy)
+        values: dict[str, Any] = {
+            "error": error[:10_000],
+            "lease_owner": None,
+            "lease_expires_at": None,
+            "updated_at": now,
+        }
+        if retryable and job.attempts < job.max_attempts:
+            delay = backoff_seconds(job.attempts, policy.backoff_base, policy.backoff_max)
+            values.update(status=Status.QUEUED.value, run_after=now + timedelta(seconds=delay))
+            s.info["writegate_enqueued"] = True
+        else:
+            values.update(status=Status.FAILED.value, finished_at=now)
+        s.execute(
+            update(JobRow)
+            .where(JobRow.id == job.id)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        return Status(values["status"])
 
     def _fence(self, worker_id: str, job_id: str) -> Any:
         return and_(
