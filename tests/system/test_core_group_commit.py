@@ -202,3 +202,35 @@ def test_group_write_cannot_nest(services: Services) -> None:
 
     with pytest.raises(RuntimeError, match="inside a group write"):
         services.db.group_write(inner)
+
+
+def test_enqueue_grouped_batches_jobs_and_a_duplicate_fails_alone(services: Services) -> None:
+    tenant = uid("tenant-")
+    taken = uid("job-")
+    with services.db.write() as s:
+        services.jobs.enqueue(s, kind="core.test", payload={}, tenant=tenant, job_id=taken)
+    fresh = [uid("job-") for _ in range(20)]
+
+    async def main() -> list[Any]:
+        # One loop iteration queues all 21 inserts: they share one multi-row INSERT, which
+        # fails on the duplicate id, and are then retried one savepoint each.
+        return await asyncio.gather(
+            *(
+                services.jobs.enqueue_grouped(
+                    kind="core.test", payload={"n": i}, tenant=tenant, job_id=job_id
+                )
+                for i, job_id in enumerate([*fresh[:10], taken, *fresh[10:]])
+            ),
+            return_exceptions=True,
+        )
+
+    outcomes = asyncio.run(main())
+    failed = [o for o in outcomes if isinstance(o, BaseException)]
+    assert len(failed) == 1
+    assert "unique" in str(failed[0]).lower() or "duplicate" in str(failed[0]).lower()
+    assert sorted(o.id for o in outcomes if not isinstance(o, BaseException)) == sorted(fresh)
+    with services.db.read() as s:
+        stored = {j.id: j for j in services.jobs.find(s, tenant=tenant, kind="core.test", limit=50)}
+    assert set(stored) == {taken, *fresh}
+    assert all(stored[j].status.value == "queued" for j in fresh)
+    assert stored[taken].payload == {}
