@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     and_,
+    bindparam,
     insert,
     or_,
     select,
@@ -187,6 +188,30 @@ _EMPTY: dict[str, Any] = {
 }
 
 
+class _LazySavepoint:
+    """One batch job's savepoint in the shared transaction, begun only when first needed."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._nested: Any = None
+
+    def open(self) -> Session:
+        """The shared session, inside this job's savepoint."""
+        if self._nested is None:
+            self._nested = self._session.begin_nested()
+        return self._session
+
+    def release(self) -> None:
+        """Keep the job's writes (flushes them; errors surface here)."""
+        if self._nested is not None:
+            self._nested.commit()
+
+    def rollback(self) -> None:
+        """Undo the job's writes."""
+        if self._nested is not None and self._nested.is_active:
+            self._nested.rollback()
+
+
 #: session.info flags for the commit hooks: wake local workers, NOTIFY remote ones
 _ENQUEUED_FLAGS = {"writegate_enqueued": True, "writegate_notify": True}
 
@@ -219,7 +244,26 @@ class JobManager:
         self.timeout_seconds = timeout_seconds
         self.policies: dict[str, RetryPolicy] = {}
         db.before_commit(self._notify)
-        self._insert = insert(JobRow.metadata.tables["jobs"])
+        table = JobRow.metadata.tables["jobs"]
+        self._insert = insert(table)
+        # Marks a batch's succeeded jobs in one executemany (rows are locked by the batch).
+        self._complete_many = (
+            update(table)
+            .where(
+                table.c.id == bindparam("b_id"),
+                table.c.status == Status.RUNNING.value,
+                table.c.lease_owner == bindparam("b_owner"),
+            )
+            .values(
+                status=Status.SUCCEEDED.value,
+                result=bindparam("b_result", type_=table.c.result.type),
+                error=None,
+                lease_owner=None,
+                lease_expires_at=None,
+                finished_at=bindparam("b_now"),
+                updated_at=bindparam("b_now"),
+            )
+        )
 
     # -- enqueue and read ---------------------------------------------------
 
@@ -450,13 +494,15 @@ class JobManager:
         worker_id: str,
         kinds: Sequence[str],
         limit: int,
-        run: Callable[[Session, Job], Any],
+        run: Callable[[Callable[[], Session], Job], Any],
     ) -> list[tuple[Job, Status]]:
         """Claim, run and finish up to `limit` short jobs in ONE transaction (one commit).
 
-        For handlers that are quick and only write through the session: each job runs in
-        its own savepoint via run(session, job), and is marked succeeded (or failed/retried
-        with its error) in the same transaction. The rows stay locked by this transaction
+        For handlers that are quick and only write through the session: run(open, job) runs
+        a job, where open() gives it the shared session inside a savepoint of its own (made
+        only if it asks, so a job that writes nothing costs no round trip). A failing job
+        is rolled back to its savepoint and failed/retried with its error; every job that
+        succeeded is marked so by one multi-row UPDATE. The rows stay locked by this transaction
         (SQLite: the single writer; PostgreSQL: FOR UPDATE SKIP LOCKED) until it commits,
         so no other worker can take them; a crash before COMMIT leaves them queued with no
         attempt counted and none of their writes.
@@ -466,17 +512,27 @@ class JobManager:
         now = self.clock.now()
         done: list[tuple[Job, Status]] = []
         with self.db.write() as s:
+            succeeded: list[dict[str, Any]] = []
             for job in self._claim_in(s, worker_id, kinds, limit, now):
+                savepoint = _LazySavepoint(s)
                 try:
-                    with s.begin_nested():
-                        result = run(s, job)
-                        self.complete(s, job, worker_id, result)
-                    done.append((job, Status.SUCCEEDED))
+                    result = run(savepoint.open, job)
+                    savepoint.release()
                 except Exception as exc:
+                    savepoint.rollback()
                     permanent = isinstance(exc, PermanentJobError | UnknownJobKind)
                     message = str(exc) or type(exc).__name__
                     status = self._fail_in(s, job, message, retryable=not permanent, now=now)
                     done.append((job, status))
+                    continue
+                succeeded.append({"b_id": job.id, "b_result": result})
+                done.append((job, Status.SUCCEEDED))
+            if succeeded:
+                finished = self.clock.now()
+                for row in succeeded:
+                    row["b_now"] = finished
+                    row["b_owner"] = worker_id
+                s.execute(self._complete_many, succeeded)
         return done
 
     def _fail_in(

@@ -96,13 +96,19 @@ class JobContext:
     """What a handler gets: the job, and the transactions it may use."""
 
     def __init__(
-        self, manager: JobManager, job: Job, worker_id: str, session: Session | None = None
+        self,
+        manager: JobManager,
+        job: Job,
+        worker_id: str,
+        open_session: Callable[[], Session] | None = None,
     ) -> None:
         self.manager = manager
         self.job = job
         self.worker_id = worker_id
         self.clock: Clock = manager.clock
-        self._session: Session | None = session
+        self._session: Session | None = None
+        #: batch jobs: opens the shared batch transaction (in this job's savepoint)
+        self._open = open_session
         self._stack = contextlib.ExitStack()
         self.progress: Any = job.progress
 
@@ -115,13 +121,16 @@ class JobContext:
     def session(self) -> Session:
         """The job's final transaction: writes here commit together with the job's success."""
         if self._session is None:
-            self._session = self._stack.enter_context(self.manager.db.write())
+            if self._open is not None:
+                self._session = self._open()
+            else:
+                self._session = self._stack.enter_context(self.manager.db.write())
         return self._session
 
     @contextlib.contextmanager
     def checkpoint(self) -> Iterator[Session]:
         """A separate committed transaction for one step of a long job (lease-fenced)."""
-        if self._session is not None:
+        if self._session is not None or self._open is not None:
             raise RuntimeError(
                 "checkpoint() cannot be used after ctx.session was opened (or in a batch job)"
             )
@@ -266,9 +275,9 @@ class Worker:
             if not full_batch and (len(claimed) < free or free <= 0):
                 self.wakeup.wait(self.poll_interval)
 
-    def _run_in_batch(self, session: Session, job: Job) -> Any:
+    def _run_in_batch(self, open_session: Callable[[], Session], job: Job) -> Any:
         return self.registry.get(job.kind).handler(
-            JobContext(self.manager, job, self.worker_id, session)
+            JobContext(self.manager, job, self.worker_id, open_session)
         )
 
     def _count_batch(self, done: list[tuple[Job, Status]]) -> None:
