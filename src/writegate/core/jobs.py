@@ -595,11 +595,16 @@ class JobManager:
         progress: Any = None,
         checkpoint: Any = None,
     ) -> None:
-        """Store progress and resume state in the caller's transaction, fenced by the lease."""
+        """Store progress and resume state in the caller's transaction, fenced by the lease.
+
+        A checkpoint is progress, so it also restarts the attempt's timeout: a long job that
+        keeps checkpointing is never mistaken for a hung one.
+        """
         now = self.clock.now()
         values: dict[str, Any] = {
             "updated_at": now,
             "lease_expires_at": now + timedelta(seconds=self.lease_seconds),
+            "timeout_at": now + timedelta(seconds=self.timeout_seconds),
         }
         if progress is not None:
             values["progress"] = progress
