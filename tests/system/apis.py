@@ -87,6 +87,19 @@ REFUSAL: dict[str, Callable[[httpx.Response], bool]] = {
 }
 
 
+def app_modules(server: Any) -> list[Any]:
+    """The live in-process app's Module objects."""
+    modules: list[Any] = server._uvicorn.config.app.state.modules
+    return modules
+
+
+def request_headers(server: Any, module: str) -> dict[str, str]:
+    """Headers that authenticate a fully privileged caller of `module` on `server`."""
+    if module == "jef_one":
+        return {}  # jef-one's backend sits behind its own gateway: no credentials
+    raise KeyError(f"no credentials recipe for module {module!r}")
+
+
 def module_of(app_modules: list[Any], path: str) -> str | None:
     """Name of the module owning a path, from the live app's module list."""
     for m in app_modules:
