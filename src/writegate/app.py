@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -205,6 +206,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(DBAPIError)
+    @app.exception_handler(PoolTimeout)
     async def _db_down(request: Request, exc: Exception) -> Response:
         log.warning("database unavailable: %s", exc)
         resp = render(
@@ -232,4 +234,24 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             app.add_exception_handler(exc_class, handler)
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, render=render)
+    _without_framework_422(app)
     return app
+
+
+def _without_framework_422(app: FastAPI) -> None:
+    """Drop FastAPI's generic 422 from the OpenAPI document: no writegate API ever sends it."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            for path in schema.get("paths", {}).values():
+                for operation in path.values():
+                    if isinstance(operation, dict):
+                        operation.get("responses", {}).pop("422", None)
+            for name in ("HTTPValidationError", "ValidationError"):
+                schema.get("components", {}).get("schemas", {}).pop(name, None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -77,7 +77,7 @@ class AcceptedResponse(BaseModel):
     target_table: str | None = None
     target_pk: str | None = None
     confirmation: str | None = None
-    allowed_method: str = "POST"
+    allowed_method: str | None = "POST"
     error_type: str | None = None
     error_code: str | None = None
     errors: list[FieldError] = Field(default_factory=list)
@@ -146,19 +146,11 @@ class EmployeeView(BaseModel):
     message: str
 
 
-class ErrorResponse(BaseModel):
+class ErrorResponse(AcceptedResponse):
     """Any refusal, in the same envelope as an accepted POST."""
 
     is_accepted: Literal[False] = False
-    message: str
-    operation: str | None = None
-    job_id: str | None = None
-    job_status: str | None = None
-    target_table: str | None = None
-    target_pk: str | None = None
-    confirmation: str | None = None
     allowed_method: str | None = None
     error_type: str
     error_code: str
-    errors: list[FieldError] = Field(default_factory=list)
     error: str

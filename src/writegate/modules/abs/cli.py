@@ -1,0 +1,59 @@
+"""`writegate abs ...`: register and list client codes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from writegate.core.services import Services
+from writegate.modules.abs import service
+from writegate.settings import Settings
+
+app = typer.Typer(help="Elcoin ABS: client codes.", no_args_is_help=True)
+console = Console()
+
+
+def _services() -> Services:
+    from writegate.app import load_modules, migrate
+
+    services = Services.build(Settings())
+    load_modules(services)
+    if services.settings.auto_migrate:
+        migrate(services)
+    return services
+
+
+@app.command("add-client")
+def add_client(
+    client_code: str,
+    name: Annotated[str, typer.Option(help="Display name of the customer.")] = "",
+) -> None:
+    """Register a client code so its tenant's principals can use it."""
+    if not 1 <= len(client_code) <= 64:
+        raise typer.BadParameter("a client code is 1 to 64 characters")
+    services = _services()
+    try:
+        added = service.register_client(services, client_code, name)
+    finally:
+        services.close()
+    if not added:
+        console.print(f"client code {client_code} was already registered")
+        return
+    console.print(f"registered client code [bold]{client_code}[/bold]")
+
+
+@app.command("clients")
+def clients() -> None:
+    """List registered client codes."""
+    services = _services()
+    try:
+        rows = service.list_clients(services)
+    finally:
+        services.close()
+    table = Table("client_code", "name", "registered")
+    for row in rows:
+        table.add_row(row.client_code, row.name, str(row.created_at)[:19])
+    console.print(table)

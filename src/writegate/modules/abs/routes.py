@@ -1,0 +1,85 @@
+"""HTTP routes: /model/package/* (every method is a POST with a JSON body)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from writegate.core.auth import Principal
+from writegate.core.http import ServicesDep, authenticate
+from writegate.modules.abs import service
+from writegate.modules.abs.errors import AbsError, failure, ok
+from writegate.modules.abs.schemas import (
+    PackageChanges,
+    PackageDelete,
+    PackageEnvelope,
+    PackageGet,
+    PackageList,
+    PackageListEnvelope,
+    PackagePut,
+)
+
+# Declared for OpenAPI only: core.http.authenticate reads either header itself.
+_ApiKey = Annotated[str | None, Depends(APIKeyHeader(name="x-api-key", auto_error=False))]
+_Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(HTTPBearer(auto_error=False))]
+
+
+def require_principal(request: Request, _key: _ApiKey, _bearer: _Bearer) -> Principal:
+    """The caller behind x-api-key / Authorization: Bearer (render_error words a 401)."""
+    principal = authenticate(request)
+    if principal is None:
+        raise HTTPException(status_code=401, detail="unauthorized")
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(require_principal)]
+
+router = APIRouter(prefix="/model/package", tags=["abs"])
+
+
+def _answer(call: Callable[[], Any], *, many: bool = False) -> JSONResponse:
+    try:
+        result = call()
+    except AbsError as exc:
+        return failure(exc.code, exc.description)
+    if many:
+        return ok(result.rows, result.total)
+    return ok(result, 1)
+
+
+@router.post("/putDb", operation_id="abs_package_put_db", response_model=PackageEnvelope)
+def put_db(body: PackagePut, principal: PrincipalDep, services: ServicesDep) -> JSONResponse:
+    """Create a package (no id/uid) or update one; committed before the answer."""
+    return _answer(lambda: service.put_package(services, principal, body))
+
+
+@router.post("/get", operation_id="abs_package_get", response_model=PackageEnvelope)
+def get(body: PackageGet, principal: PrincipalDep, services: ServicesDep) -> JSONResponse:
+    """One live package by id or uid."""
+    return _answer(lambda: service.get_package(services, principal, body))
+
+
+@router.post("/getList", operation_id="abs_package_get_list", response_model=PackageListEnvelope)
+def get_list(body: PackageList, principal: PrincipalDep, services: ServicesDep) -> JSONResponse:
+    """A page of live packages matching the search fields."""
+    return _answer(lambda: service.list_packages(services, principal, body), many=True)
+
+
+@router.post(
+    "/getChanges", operation_id="abs_package_get_changes", response_model=PackageListEnvelope
+)
+def get_changes(
+    body: PackageChanges, principal: PrincipalDep, services: ServicesDep
+) -> JSONResponse:
+    """Changes after offset_version, oldest first, deletions included (replication feed)."""
+    return _answer(lambda: service.package_changes(services, principal, body), many=True)
+
+
+@router.post("/delete", operation_id="abs_package_delete", response_model=PackageEnvelope)
+def delete(body: PackageDelete, principal: PrincipalDep, services: ServicesDep) -> JSONResponse:
+    """Mark a package deleted (state 1); it stays in the changes feed."""
+    return _answer(lambda: service.delete_package(services, principal, body))

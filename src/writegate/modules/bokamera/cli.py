@@ -1,0 +1,52 @@
+"""`writegate vaka-sim`: run the Axema Vaka simulator."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="BokaMera module tools.", no_args_is_help=True)
+
+
+def vaka_sim(
+    users: Annotated[int, typer.Option(min=0, help="Number of simulated Vaka users.")] = 1000,
+    latency: Annotated[
+        float, typer.Option(min=0.0, help="Seconds added to every users request.")
+    ] = 0.0,
+    fail_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of users requests answered 503.")
+    ] = 0.0,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port (0: any free).")] = 8900,
+    host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
+    username: Annotated[str, typer.Option(help="Basic-auth user Vaka accepts.")] = "vaka",
+    password: Annotated[str, typer.Option(help="Basic-auth password Vaka accepts.")] = "vaka",  # noqa: S107  # noqa: S107
+    max_page_size: Annotated[int, typer.Option(min=1, help="Largest page served.")] = 500,
+    seed: Annotated[int, typer.Option(help="Seed of the generated users.")] = 0,
+) -> None:
+    """Run a local Axema Vaka simulator (HTTP) until interrupted."""
+    from writegate.modules.bokamera.simulator import VakaServer, build_state
+
+    state = build_state(
+        users,
+        seed=seed,
+        username=username,
+        password=password,
+        latency=latency,
+        fail_rate=fail_rate,
+        max_page_size=max_page_size,
+    )
+    server = VakaServer(state, host, port)
+    typer.echo(f"Axema Vaka simulator with {users} users on {server.url} (user {username!r})")
+    sys.stdout.flush()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+app.command("vaka-sim")(vaka_sim)
+TOP_LEVEL = {"vaka-sim": vaka_sim}

@@ -1,0 +1,186 @@
+"""The Axema Vaka connector: the interface the sync uses, and its httpx implementation."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+#: environment variable naming a replacement connector factory ("package.module:callable")
+CONNECTOR_ENV = "WRITEGATE_BOKAMERA_CONNECTOR"
+USERS_PATH = "/api/v1/users"
+
+
+class VakaError(Exception):
+    """Base class of connector failures."""
+
+
+class VakaUnavailable(VakaError):
+    """Transient: Vaka unreachable, timed out, or answered 429/5xx (worth retrying)."""
+
+
+class VakaAuthError(VakaError):
+    """Permanent: Vaka refused the configured credentials."""
+
+
+class VakaDataError(VakaError):
+    """Permanent: Vaka answered with data the sync cannot use."""
+
+
+class VakaUser(BaseModel):
+    """One Axema Vaka user, as the sync needs it."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    id: str = Field(min_length=1, max_length=100)
+    firstName: str | None = Field(default=None, max_length=100)
+    lastName: str | None = Field(default=None, max_length=100)
+    email: str | None = Field(default=None, max_length=200)
+    phone: str | None = Field(default=None, max_length=50)
+    cardNumber: str | None = Field(default=None, max_length=50)
+
+
+@dataclass(frozen=True)
+class VakaPage:
+    """One page of users and whether more follow."""
+
+    users: list[VakaUser]
+    page: int
+    has_more: bool
+    total: int | None = None
+
+
+@dataclass(frozen=True)
+class VakaConnection:
+    """Where and as whom to reach a company's Vaka system."""
+
+    endpoint: str
+    port: int | None
+    username: str
+    password: str
+
+    @property
+    def base_url(self) -> str:
+        """Endpoint with the port applied (the endpoint may already carry one)."""
+        url = httpx.URL(self.endpoint)
+        if self.port is not None:
+            url = url.copy_with(port=self.port)
+        return str(url).rstrip("/")
+
+
+class VakaConnector(Protocol):
+    """What the sync needs from an Axema Vaka system: its users, page by page (1-based)."""
+
+    def list_users(self, page: int, page_size: int) -> VakaPage:
+        """One page of users; raise VakaUnavailable, VakaAuthError or VakaDataError."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+ConnectorFactory = Callable[[VakaConnection], VakaConnector]
+
+
+def parse_page(data: Any, page: int) -> VakaPage:
+    """Validate one `GET /api/v1/users` answer."""
+    if not isinstance(data, dict) or not isinstance(data.get("users"), list):
+        raise VakaDataError(f"page {page}: expected an object with a 'users' list")
+    users = []
+    for i, item in enumerate(data["users"]):
+        try:
+            users.append(VakaUser.model_validate(item))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "user"
+            raise VakaDataError(f"page {page}, user #{i + 1}: {where}: {first['msg']}") from None
+    has_more = data.get("hasMore")
+    if not isinstance(has_more, bool):
+        raise VakaDataError(f"page {page}: 'hasMore' must be true or false")
+    total = data.get("totalCount")
+    return VakaPage(users, page, has_more, total if isinstance(total, int) else None)
+
+
+class HttpVakaConnector:
+    """Talks to Vaka's REST API over httpx with timeouts and a few quick retries."""
+
+    def __init__(
+        self,
+        conn: VakaConnection,
+        *,
+        timeout: float = 10.0,
+        retries: int = 2,
+        backoff: float = 0.2,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.conn = conn
+        self.retries = retries
+        self.backoff = backoff
+        self._client = httpx.Client(
+            base_url=conn.base_url,
+            auth=httpx.BasicAuth(conn.username, conn.password),
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+            headers={"accept": "application/json"},
+            transport=transport,
+        )
+
+    def list_users(self, page: int, page_size: int) -> VakaPage:
+        """One page of users, retrying transient failures a few times before giving up."""
+        attempt = 0
+        while True:
+            try:
+                return self._fetch(page, page_size)
+            except VakaUnavailable:
+                attempt += 1
+                if attempt > self.retries:
+                    raise
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+
+    def _fetch(self, page: int, page_size: int) -> VakaPage:
+        where = f"Axema Vaka at {self.conn.base_url}"
+        try:
+            resp = self._client.get(USERS_PATH, params={"page": page, "pageSize": page_size})
+        except httpx.TimeoutException:
+            raise VakaUnavailable(f"{where} timed out") from None
+        except httpx.HTTPError as exc:
+            raise VakaUnavailable(f"{where} unreachable: {type(exc).__name__}: {exc}") from None
+        if resp.status_code in (401, 403):
+            raise VakaAuthError(
+                f"{where} rejected the credentials of user {self.conn.username!r} "
+                f"(HTTP {resp.status_code})"
+            )
+        if resp.status_code == 429 or resp.status_code >= 500:
+            raise VakaUnavailable(f"{where} answered HTTP {resp.status_code}")
+        if resp.status_code != 200:
+            raise VakaDataError(f"{where} answered HTTP {resp.status_code} for {USERS_PATH}")
+        try:
+            data = resp.json()
+        except ValueError:
+            raise VakaDataError(f"{where} answered page {page} with invalid JSON") from None
+        return parse_page(data, page)
+
+    def close(self) -> None:
+        """Close the HTTP client."""
+        self._client.close()
+
+
+def http_connector(conn: VakaConnection) -> VakaConnector:
+    """The default factory: the httpx connector."""
+    return HttpVakaConnector(conn)
+
+
+def configured_factory() -> ConnectorFactory:
+    """The factory named by WRITEGATE_BOKAMERA_CONNECTOR, else the httpx connector."""
+    spec = os.environ.get(CONNECTOR_ENV, "").strip()
+    if not spec:
+        return http_connector
+    module_name, _, attr = spec.partition(":")
+    factory: ConnectorFactory = getattr(importlib.import_module(module_name), attr or "create")
+    return factory

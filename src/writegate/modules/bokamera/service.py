@@ -1,0 +1,298 @@
+"""BokaMera business operations: start and read syncs, Axema settings, customers."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select
+
+from writegate.core.auth import Principal
+from writegate.core.exceptions import ExclusiveJobExists
+from writegate.core.jobs import JobRow
+from writegate.core.jobs import Status as JobStatus
+from writegate.core.services import Services
+from writegate.modules.bokamera import crypto
+from writegate.modules.bokamera.access import Company, resolve_company, visible
+from writegate.modules.bokamera.errors import ApiError
+from writegate.modules.bokamera.models import AxemaSettingsRow, CustomerRow, UserSyncRow
+from writegate.modules.bokamera.schemas import (
+    AxemaSettingsResponse,
+    AxemaUserSyncJobResponse,
+    AxemaUserSyncQueryResponse,
+    CreateAxemaSettings,
+    CreateAxemaUserSync,
+    CustomerQueryResponse,
+    CustomerResponse,
+    SyncStatus,
+    UpdateAxemaSettings,
+)
+
+SYNC_KIND = "bokamera.axema_user_sync"
+MAX_TAKE = 1000
+
+
+def exclusive_key(company_id: str) -> str:
+    """One active sync per company."""
+    return f"{SYNC_KIND}:{company_id}"
+
+
+def utc(dt: datetime) -> datetime:
+    """Stored naive UTC -> aware UTC, so the wire carries a 'Z'."""
+    return dt.replace(tzinfo=UTC)
+
+
+def sync_status(status: str, attempts: int) -> SyncStatus:
+    """Core job status -> BokaMera sync status (a queued retry is still Processing)."""
+    if status == JobStatus.QUEUED.value:
+        return SyncStatus.Pending if attempts == 0 else SyncStatus.Processing
+    if status == JobStatus.RUNNING.value:
+        return SyncStatus.Processing
+    if status == JobStatus.SUCCEEDED.value:
+        return SyncStatus.Completed
+    return SyncStatus.Failed
+
+
+def _status_filter(status: SyncStatus) -> Any:
+    queued = JobRow.status == JobStatus.QUEUED.value
+    if status is SyncStatus.Pending:
+        return and_(queued, JobRow.attempts == 0)
+    if status is SyncStatus.Processing:
+        return or_(JobRow.status == JobStatus.RUNNING.value, and_(queued, JobRow.attempts > 0))
+    if status is SyncStatus.Completed:
+        return JobRow.status == JobStatus.SUCCEEDED.value
+    return JobRow.status.in_([JobStatus.FAILED.value, JobStatus.CANCELLED.value])
+
+
+def sync_view(sync: UserSyncRow, job: JobRow) -> AxemaUserSyncJobResponse:
+    """The wire view of one sync."""
+    st = sync_status(job.status, job.attempts)
+    progress = job.progress or {}
+    error = None
+    if st is SyncStatus.Failed:
+        error = job.error or "Cancelled by an operator"
+        if job.status == JobStatus.CANCELLED.value:
+            error = "Cancelled by an operator"
+    return AxemaUserSyncJobResponse(
+        Id=uuid.UUID(sync.id),
+        CompanyId=uuid.UUID(sync.company_id),
+        Status=int(st),
+        StatusName=st.name,
+        UsersFound=progress.get("found"),
+        UsersCreated=progress.get("created"),
+        UsersUpdated=progress.get("updated"),
+        ErrorMessage=error,
+        CreatedDate=utc(sync.created_at),
+        UpdatedDate=utc(job.updated_at),
+    )
+
+
+# -- syncs --------------------------------------------------------------------
+
+
+def start_sync(
+    services: Services, principal: Principal, body: CreateAxemaUserSync
+) -> AxemaUserSyncJobResponse:
+    """Record a sync and enqueue its job in one transaction; 409 while one is active."""
+    with services.db.write() as s:
+        company = resolve_company(s, principal, body.CompanyId)
+        if s.get(AxemaSettingsRow, company.id) is None:
+            raise ApiError(
+                400,
+                "AxemaSettingsMissing",
+                f"Company {company.id} has no Axema Vaka settings: "
+                "POST /codelock/axema/settings first",
+            )
+        job_id = str(uuid.uuid4())
+        try:
+            job = services.jobs.enqueue(
+                s,
+                kind=SYNC_KIND,
+                payload={"company_id": company.id},
+                tenant=company.tenant,
+                principal=principal.name,
+                job_id=job_id,
+                exclusive_key=exclusive_key(company.id),
+            )
+        except ExclusiveJobExists as exc:
+            raise ApiError(
+                409,
+                "Conflict",
+                f"A user sync is already running for company {company.id}: {exc.job_id}",
+                meta={"Id": str(exc.job_id)},
+            ) from None
+        sync = UserSyncRow(
+            id=job_id,
+            company_id=company.id,
+            tenant=company.tenant,
+            created_by=principal.name,
+            created_at=job.created_at,
+        )
+        s.add(sync)
+        s.flush()
+        row = s.get(JobRow, job_id)
+        assert row is not None
+        return sync_view(sync, row)
+
+
+def get_sync(
+    services: Services, principal: Principal, sync_id: uuid.UUID
+) -> AxemaUserSyncJobResponse:
+    """One sync of the caller's company (another company's is reported as not found)."""
+    with services.db.read() as s:
+        sync = s.get(UserSyncRow, str(sync_id))
+        job = s.get(JobRow, str(sync_id)) if sync is not None else None
+        if sync is None or job is None or not visible(principal, sync.company_id):
+            raise ApiError(404, "NotFound", f"No Axema user sync with Id {sync_id}")
+        return sync_view(sync, job)
+
+
+def list_syncs(
+    services: Services,
+    principal: Principal,
+    company_id: uuid.UUID | None,
+    status: SyncStatus | None,
+    skip: int,
+    take: int,
+) -> AxemaUserSyncQueryResponse:
+    """Syncs of one company (superadmin without CompanyId: of every company), newest first."""
+    with services.db.read() as s:
+        q = select(UserSyncRow, JobRow).join(JobRow, JobRow.id == UserSyncRow.id)
+        if company_id is not None or not principal.all_tenants:
+            company = resolve_company(s, principal, company_id)
+            q = q.where(UserSyncRow.company_id == company.id)
+        if status is not None:
+            q = q.where(_status_filter(status))
+        total = s.scalar(select(func.count()).select_from(q.subquery())) or 0
+        rows = s.execute(
+            q.order_by(UserSyncRow.created_at.desc(), UserSyncRow.id).offset(skip).limit(take)
+        ).all()
+        return AxemaUserSyncQueryResponse(
+            Offset=skip, Total=total, Results=[sync_view(sync, job) for sync, job in rows]
+        )
+
+
+# -- settings -----------------------------------------------------------------
+
+
+def _settings_view(row: AxemaSettingsRow) -> AxemaSettingsResponse:
+    return AxemaSettingsResponse(
+        CompanyId=uuid.UUID(row.company_id),
+        ApiEndpoint=row.api_endpoint,
+        ApiPort=row.api_port,
+        Username=row.username,
+        PasswordIsSet=bool(row.password_encrypted),
+        CreatedDate=utc(row.created_at),
+        UpdatedDate=utc(row.updated_at),
+    )
+
+
+def _no_settings(company: Company) -> ApiError:
+    return ApiError(404, "NotFound", f"Company {company.id} has no Axema Vaka settings")
+
+
+def get_settings(
+    services: Services, principal: Principal, company_id: uuid.UUID | None
+) -> AxemaSettingsResponse:
+    """The company's Axema connection, without the password."""
+    with services.db.read() as s:
+        company = resolve_company(s, principal, company_id)
+        row = s.get(AxemaSettingsRow, company.id)
+        if row is None:
+            raise _no_settings(company)
+        return _settings_view(row)
+
+
+def create_settings(
+    services: Services, principal: Principal, body: CreateAxemaSettings
+) -> AxemaSettingsResponse:
+    """Store a company's Axema connection; 409 if it already has one (use PUT)."""
+    with services.db.write() as s:
+        company = resolve_company(s, principal, body.CompanyId)
+        if s.get(AxemaSettingsRow, company.id) is not None:
+            raise ApiError(
+                409,
+                "Conflict",
+                f"Company {company.id} already has Axema Vaka settings: use PUT to change them",
+            )
+        now = services.clock.now()
+        row = AxemaSettingsRow(
+            company_id=company.id,
+            tenant=company.tenant,
+            api_endpoint=body.ApiEndpoint,
+            api_port=body.ApiPort,
+            username=body.Username,
+            password_encrypted=crypto.encrypt(body.Password),
+            created_at=now,
+            updated_at=now,
+        )
+        s.add(row)
+        s.flush()
+        return _settings_view(row)
+
+
+def update_settings(
+    services: Services, principal: Principal, body: UpdateAxemaSettings
+) -> AxemaSettingsResponse:
+    """Change the given fields of a company's Axema connection."""
+    with services.db.write() as s:
+        company = resolve_company(s, principal, body.CompanyId)
+        row = s.get(AxemaSettingsRow, company.id)
+        if row is None:
+            raise _no_settings(company)
+        if body.ApiEndpoint is not None:
+            row.api_endpoint = body.ApiEndpoint
+        if "ApiPort" in body.model_fields_set:
+            row.api_port = body.ApiPort
+        if body.Username is not None:
+            row.username = body.Username
+        if body.Password is not None:
+            row.password_encrypted = crypto.encrypt(body.Password)
+        row.updated_at = services.clock.now()
+        s.flush()
+        return _settings_view(row)
+
+
+# -- customers ----------------------------------------------------------------
+
+
+def _customer_view(row: CustomerRow) -> CustomerResponse:
+    return CustomerResponse(
+        Id=uuid.UUID(row.id),
+        CompanyId=uuid.UUID(row.company_id),
+        VakaUserId=row.vaka_user_id,
+        Firstname=row.firstname,
+        Lastname=row.lastname,
+        Email=row.email,
+        Phone=row.phone,
+        AccessCardNumber=row.access_card,
+        CreatedDate=utc(row.created_at),
+        UpdatedDate=utc(row.updated_at),
+    )
+
+
+def list_customers(
+    services: Services,
+    principal: Principal,
+    company_id: uuid.UUID | None,
+    vaka_user_id: str | None,
+    email: str | None,
+    skip: int,
+    take: int,
+) -> CustomerQueryResponse:
+    """A page of the company's customers in creation order."""
+    with services.db.read() as s:
+        company = resolve_company(s, principal, company_id)
+        q = select(CustomerRow).where(CustomerRow.company_id == company.id)
+        if vaka_user_id is not None:
+            q = q.where(CustomerRow.vaka_user_id == vaka_user_id)
+        if email is not None:
+            q = q.where(func.lower(CustomerRow.email) == email.lower())
+        total = s.scalar(select(func.count()).select_from(q.subquery())) or 0
+        rows = s.scalars(
+            q.order_by(CustomerRow.created_at, CustomerRow.id).offset(skip).limit(take)
+        )
+        return CustomerQueryResponse(
+            Offset=skip, Total=total, Results=[_customer_view(r) for r in rows]
+        )

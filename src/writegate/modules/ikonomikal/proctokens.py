@@ -1,0 +1,80 @@
+"""Process tokens: issued per (session, program, procID), consumed by the call they allow."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from writegate.core.exceptions import TokenError
+from writegate.core.services import Services
+from writegate.modules.ikonomikal import errors as e
+from writegate.modules.ikonomikal.errors import ApiError, Param
+from writegate.modules.ikonomikal.models import ProcTokenRow
+from writegate.modules.ikonomikal.sessions import Caller
+
+
+def _purpose(proc_id: int) -> str:
+    return f"ikonomikal.proc.{proc_id}"
+
+
+def issue(services: Services, s: Session, caller: Caller, program: str, proc_id: int) -> None:
+    """Issue a single-use token for procID on program, bound to the caller's session."""
+    now = services.clock.now()
+    s.execute(
+        delete(ProcTokenRow).where(
+            ProcTokenRow.session_id == caller.session_id, ProcTokenRow.expires_at <= now
+        )
+    )
+    token = services.tokens.issue(
+        s,
+        tenant=caller.subs_id,
+        subject=str(caller.session_id),
+        scope=program,
+        purpose=_purpose(proc_id),
+    )
+    s.add(
+        ProcTokenRow(
+            session_id=caller.session_id,
+            program=program,
+            proc_id=proc_id,
+            token=token.value,
+            issued_at=now,
+            expires_at=token.expires_at,
+        )
+    )
+
+
+def consume(services: Services, s: Session, caller: Caller, program: str, proc_id: int) -> None:
+    """Use one outstanding token of (session, program, procID) in the caller's transaction.
+
+    The clients never send the token back: the call names its session, program and
+    process, and the oldest live token for them is used. The core's conditional update
+    decides races, so of N calls racing for one token exactly one gets it; a rollback
+    of the caller's transaction gives the token back.
+    """
+    now = services.clock.now()
+    candidates = s.execute(
+        select(ProcTokenRow.id, ProcTokenRow.token)
+        .where(
+            ProcTokenRow.session_id == caller.session_id,
+            ProcTokenRow.program == program,
+            ProcTokenRow.proc_id == proc_id,
+            ProcTokenRow.expires_at > now,
+        )
+        .order_by(ProcTokenRow.id)
+    ).all()
+    for row in candidates:
+        try:
+            services.tokens.consume(
+                s,
+                row.token,
+                tenant=caller.subs_id,
+                subject=str(caller.session_id),
+                scope=program,
+                purpose=_purpose(proc_id),
+            )
+        except TokenError:
+            continue  # a racing call took it (or it just expired): try the next one
+        s.execute(delete(ProcTokenRow).where(ProcTokenRow.id == row.id))
+        return
+    raise ApiError(e.TOKEN_ERRORS[proc_id], Param(program, "pPRGM"))

@@ -1,0 +1,131 @@
+"""Ikonomikal endpoints: every answer is HTTP 200 with rspPrc telling success or the error."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, TypeVar
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+
+from writegate.core.http import ErrorInfo, ServicesDep
+from writegate.modules.ikonomikal.errors import ApiError, from_error_info
+from writegate.modules.ikonomikal.schemas import (
+    DeleteRequest,
+    DeleteResponse,
+    LoginRequest,
+    LoginResponse,
+    ReadRequest,
+    ReadResponse,
+    RspPair,
+    RspPrc,
+    SaveRequest,
+    SaveResponse,
+    TokenRequest,
+    TokenResponse,
+    Wire,
+)
+from writegate.modules.ikonomikal.service import Ikonomikal
+
+SC = "/bcss_wbcl_wa_sc/api"
+SS = "/bcss_wbcl_wa_ss/api"
+LOGIN_PATH = f"{SC}/O1_getSCSessWBLogVer"
+TOKEN_PATH = f"{SC}/O1_getSCPrgPrcCheckTkn"
+SAVE_PATH = f"{SS}/ss_02_ss07_sav"
+READ_PATH = f"{SS}/ss_02_ss07_dat"
+DELETE_PATH = f"{SS}/ss_02_ss07_del"
+#: the response shape of each path, answered with blank values when the call fails
+SHAPES: dict[str, type[Wire]] = {
+    LOGIN_PATH: LoginResponse,
+    TOKEN_PATH: TokenResponse,
+    SAVE_PATH: SaveResponse,
+    READ_PATH: ReadResponse,
+    DELETE_PATH: DeleteResponse,
+}
+NAME = "ikonomikal"
+
+W = TypeVar("W", bound=Wire)
+
+
+def get_ikonomikal(services: ServicesDep) -> Ikonomikal:
+    """The module's service object, built at start-up."""
+    iko: Ikonomikal = services.extras[NAME]
+    return iko
+
+
+IkonomikalDep = Annotated[Ikonomikal, Depends(get_ikonomikal)]
+
+router = APIRouter(tags=["ikonomikal"])
+
+
+def rsp_prc(err: ApiError) -> RspPrc:
+    """The envelope of a numbered message."""
+    return RspPrc(
+        rspID=err.number,
+        rspMsg=err.message,
+        rspChr=[
+            RspPair(pid=str(i), pValue=p.value, plbl=p.label)
+            for i, p in enumerate(err.params, start=1)
+        ],
+    )
+
+
+def failure(shape: type[W], err: ApiError) -> W:
+    """The endpoint's response shape, blank, carrying the error."""
+    prc = rsp_prc(err)
+    if shape is TokenResponse:
+        return shape.model_validate(
+            {"rspID": prc.rspID, "rspMsg": prc.rspMsg, "rspChr": prc.rspChr, "rspPrc": prc}
+        )
+    return shape.model_validate({"rspPrc": prc})
+
+
+def answer(shape: type[W], call: Callable[[], W]) -> W:
+    """Run a service call; a numbered message becomes the blank shape with rspPrc set."""
+    try:
+        return call()
+    except ApiError as err:
+        return failure(shape, err)
+
+
+def render_error(request: Request, info: ErrorInfo) -> Response:
+    """Answer whatever the framework refused in the Ikonomikal envelope, with HTTP 200."""
+    services = request.app.state.services
+    err = from_error_info(info, request, services.settings.max_body_bytes)
+    shape = SHAPES.get(request.url.path.rstrip("/"))
+    content = (
+        failure(shape, err).model_dump(mode="json")
+        if shape
+        else {"rspPrc": rsp_prc(err).model_dump(mode="json")}
+    )
+    return JSONResponse(content, status_code=200)
+
+
+@router.post(LOGIN_PATH, operation_id="ikonomikal_login", response_model=LoginResponse)
+def login(body: LoginRequest, iko: IkonomikalDep) -> LoginResponse:
+    """Log in with userID and userPW; answers the sessID to use in every later call."""
+    return answer(LoginResponse, lambda: iko.login(body))
+
+
+@router.post(TOKEN_PATH, operation_id="ikonomikal_process_token", response_model=TokenResponse)
+def process_token(body: TokenRequest, iko: IkonomikalDep) -> TokenResponse:
+    """Acquire a single-use process token for (session, program, procID)."""
+    return answer(TokenResponse, lambda: iko.issue_token(body))
+
+
+@router.post(SAVE_PATH, operation_id="ikonomikal_ss07_save", response_model=SaveResponse)
+def ss07_save(body: SaveRequest, iko: IkonomikalDep) -> SaveResponse:
+    """Add (cmdStat 0, NEW token) or edit (cmdStat 1, SAVE token) an SS07 record."""
+    return answer(SaveResponse, lambda: iko.save(body))
+
+
+@router.post(READ_PATH, operation_id="ikonomikal_ss07_read", response_model=ReadResponse)
+def ss07_read(body: ReadRequest, iko: IkonomikalDep) -> ReadResponse:
+    """Read SS07 records by code, or list them (writegate extension, DATA token)."""
+    return answer(ReadResponse, lambda: iko.read(body))
+
+
+@router.post(DELETE_PATH, operation_id="ikonomikal_ss07_delete", response_model=DeleteResponse)
+def ss07_delete(body: DeleteRequest, iko: IkonomikalDep) -> DeleteResponse:
+    """Delete SS07 records by code (writegate extension, DELETE token)."""
+    return answer(DeleteResponse, lambda: iko.delete(body))

@@ -1,0 +1,358 @@
+"""Ikonomikal operations: login, process tokens and SS07 save, read and delete."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, exists, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from writegate.core.audit import next_value
+from writegate.core.services import Services
+from writegate.modules.ikonomikal import errors as e
+from writegate.modules.ikonomikal import proctokens, sessions
+from writegate.modules.ikonomikal.errors import ApiError, Param
+from writegate.modules.ikonomikal.models import SS07Row
+from writegate.modules.ikonomikal.schemas import (
+    DeleteRequest,
+    DeleteResponse,
+    LoginRequest,
+    LoginResponse,
+    ModInf,
+    ReadRequest,
+    ReadResponse,
+    RecordOut,
+    SaveData,
+    SaveRequest,
+    SaveResponse,
+    TokenRequest,
+    TokenResponse,
+)
+from writegate.modules.ikonomikal.settings import IkonomikalSettings
+
+PROGRAM = "SS07"
+#: procIDs: 0 save (edit), 1 add, 2 delete, 3 data (read); 4..26 exist but SS07 has none
+SAVE, ADD, DELETE, DATA = 0, 1, 2, 3
+#: cmdStat of ss_02_ss07_sav and the process token each one uses
+COMMANDS = {0: ADD, 1: SAVE}
+MAX_OFFSET = 1440
+CODE_LEN, TEXT_LEN, LABEL_LEN = 20, 200, 100
+#: attempts of an auto-coded save that met a code created concurrently by hand
+AUTO_CODE_ATTEMPTS = 3
+
+
+def stamp(user: str, group: str, at: datetime, offset_minutes: int) -> ModInf:
+    """modInf in the client's local time: UTC minus timeOffSet minutes."""
+    local = at - timedelta(minutes=offset_minutes)
+    return ModInf(
+        mUser=user,
+        mGroup=group,
+        mDate=int(local.strftime("%Y%m%d")),
+        mTime=int(local.strftime("%H%M%S")),
+    )
+
+
+def check_offset(offset: int) -> None:
+    """timeOffSet is a time-zone shift: at most a day either way."""
+    if not -MAX_OFFSET <= offset <= MAX_OFFSET:
+        raise ApiError(
+            e.OUT_OF_RANGE, Param("timeOffSet", "timeOffSet"), str(-MAX_OFFSET), str(MAX_OFFSET)
+        )
+
+
+def _limit(value: str, label: str, field: str, size: int) -> str:
+    if len(value) > size:
+        raise ApiError(e.TOO_LONG, Param(label, field), str(size))
+    return value
+
+
+@dataclass(frozen=True)
+class Record:
+    """SS07 fields after validation; code is "" when an auto code is wanted."""
+
+    code: str
+    f002: str
+    f003: str
+    f004: int
+    labels: tuple[str, str, str, str]
+
+
+def clean(data: SaveData, *, new: bool) -> Record:
+    """Validate saveData, naming fields by the client's own labels (l001..l004)."""
+    labels = tuple(
+        _limit(lbl.strip(), name, name, LABEL_LEN)
+        for lbl, name in (
+            (data.l001, "l001"),
+            (data.l002, "l002"),
+            (data.l003, "l003"),
+            (data.l004, "l004"),
+        )
+    )
+    l001 = labels[0] or "Code"
+    l002 = labels[1] or "Description"
+    l003 = labels[2] or "Other Description"
+    l004 = labels[3] or "Expense Type"
+    code = _limit(data.f001.strip(), l001, "f001", CODE_LEN)
+    if not code and not new:
+        raise ApiError(e.BLANK, Param(l001, "f001"))
+    if not code.isprintable():
+        raise ApiError(e.INVALID_VALUE, Param(l001, "f001"), "control characters are not allowed")
+    f002 = _limit(data.f002.strip(), l002, "f002", TEXT_LEN)
+    if not f002:
+        raise ApiError(e.BLANK, Param(l002, "f002"))
+    f003 = _limit(data.f003.strip(), l003, "f003", TEXT_LEN)
+    if data.f004 < 0:
+        raise ApiError(e.OUT_OF_RANGE, Param(l004, "f004"), "0", str(2**31 - 1))
+    return Record(code, f002, f003, data.f004, (labels[0], labels[1], labels[2], labels[3]))
+
+
+def _codes(raw: list[str], limit: int) -> list[str]:
+    codes: list[str] = []
+    for value in raw:
+        code = value.strip()
+        if not code:
+            raise ApiError(e.BLANK, Param("Code", "parCode"))
+        _limit(code, "Code", "parCode", CODE_LEN)
+        if code.upper() not in (c.upper() for c in codes):
+            codes.append(code)
+    if len(codes) > limit:
+        raise ApiError(e.OUT_OF_RANGE, Param("parCode", "parCode"), "1", str(limit))
+    return codes
+
+
+class Ikonomikal:
+    """The module's operations, on the core's services."""
+
+    def __init__(self, services: Services, cfg: IkonomikalSettings) -> None:
+        self.services = services
+        self.cfg = cfg
+
+    # -- login and tokens ---------------------------------------------------------------------
+
+    def login(self, req: LoginRequest) -> LoginResponse:
+        """Verify user id and password and open a session."""
+        user_id = req.userID.strip()
+        if not user_id:
+            raise ApiError(e.BLANK, Param(req.userCap.strip() or "User ID", "userID"))
+        if not req.userPW:
+            raise ApiError(e.BLANK, Param("Password", "userPW"))
+        check_offset(req.timeOffSet)
+        if len(user_id) > 200 or len(req.userPW) > 1024:
+            raise ApiError(e.BAD_LOGIN)
+        # The slow password check runs outside the write transaction. E-mail addresses
+        # are case-insensitive: a mixed-case userID also tries its lower-case form.
+        principal = None
+        with self.services.db.read() as s:
+            for name in dict.fromkeys((user_id, user_id.lower())):
+                principal = self.services.auth.verify_password(s, name, req.userPW)
+                if principal is not None:
+                    break
+        if principal is None:
+            raise ApiError(e.BAD_LOGIN)
+        if not principal.has_any(sessions.LOGIN_ROLE):
+            raise ApiError(e.NOT_AUTHORIZED, Param(principal.name, "userID"), "LOGIN")
+        with self.services.db.write() as s:
+            sess_id = sessions.open_session(self.services, self.cfg, s, principal)
+        return LoginResponse(
+            subsID=principal.tenant,
+            intGID=sessions.int_gid(principal),
+            userID=principal.name,
+            sessID=sess_id,
+            userName=sessions.user_name(principal),
+            clientTimeZone=req.timeOffSet,
+        )
+
+    def issue_token(self, req: TokenRequest) -> TokenResponse:
+        """Issue a process token for the session, program and procID asked for."""
+        check_offset(req.timeOffSet)
+        proc_id = req.pgProcTkn.procID
+        with self.services.db.write() as s:
+            caller = sessions.authenticate(self.services, self.cfg, s, req)
+            program = caller.program(req.pgProcTkn.prgInf)
+            if proc_id not in sessions.PROC_ROLES:
+                raise ApiError(e.BAD_PROCESS, Param(str(proc_id), "procID"))
+            caller.authorize(program, proc_id)
+            proctokens.issue(self.services, s, caller, program, proc_id)
+        return TokenResponse()
+
+    # -- SS07 ---------------------------------------------------------------------------------
+
+    def save(self, req: SaveRequest) -> SaveResponse:
+        """Add (cmdStat 0) or edit (cmdStat 1) one record; committed before answering."""
+        check_offset(req.timeOffSet)
+        if req.cmdStat not in COMMANDS:
+            raise ApiError(e.BAD_COMMAND, Param(str(req.cmdStat), "cmdStat"))
+        proc_id = COMMANDS[req.cmdStat]
+        for attempt in range(1, AUTO_CODE_ATTEMPTS + 1):
+            code = ""
+            auto = False
+            try:
+                with self.services.db.write() as s:
+                    caller = sessions.authenticate(self.services, self.cfg, s, req)
+                    program = caller.program(req.prgInf, only=PROGRAM)
+                    caller.authorize(program, proc_id)
+                    proctokens.consume(self.services, s, caller, program, proc_id)
+                    record = clean(req.saveData, new=proc_id == ADD)
+                    now = self.services.clock.now()
+                    if proc_id == ADD:
+                        auto = not record.code
+                        code = record.code or self._auto_code(s, caller.subs_id)
+                        self._add(s, caller, record, code, now)
+                    else:
+                        code = self._edit(s, caller, record, now)
+                    s.flush()
+            except IntegrityError:
+                # A concurrent save committed the same code first; nothing of ours is kept.
+                if auto and attempt < AUTO_CODE_ATTEMPTS:
+                    continue
+                raise ApiError(e.DOC_EXISTS, Param(code, "f001")) from None
+            return SaveResponse(
+                parCode=[code],
+                modInf=stamp(caller.user_code, caller.group, now, req.timeOffSet),
+            )
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def read(self, req: ReadRequest) -> ReadResponse:
+        """Read some codes, or list a page of every record (procID 3 token)."""
+        check_offset(req.timeOffSet)
+        if req.rowStart < 0:
+            raise ApiError(e.OUT_OF_RANGE, Param("rowStart", "rowStart"), "0", str(2**31 - 1))
+        if not 0 <= req.rowCount <= self.cfg.max_rows:
+            raise ApiError(
+                e.OUT_OF_RANGE, Param("rowCount", "rowCount"), "0", str(self.cfg.max_rows)
+            )
+        codes = _codes(req.parCode, self.cfg.max_rows)
+        with self.services.db.write() as s:
+            caller = sessions.authenticate(self.services, self.cfg, s, req)
+            program = caller.program(req.prgInf, only=PROGRAM)
+            caller.authorize(program, DATA)
+            proctokens.consume(self.services, s, caller, program, DATA)
+            if codes:
+                rows = self._find(s, caller.subs_id, codes)
+            else:
+                rows = list(
+                    s.scalars(
+                        select(SS07Row)
+                        .where(SS07Row.subs_id == caller.subs_id)
+                        .order_by(SS07Row.code_key)
+                        .offset(req.rowStart)
+                        .limit(req.rowCount or self.cfg.max_rows)
+                    )
+                )
+            total = s.scalar(
+                select(func.count()).select_from(SS07Row).where(SS07Row.subs_id == caller.subs_id)
+            )
+        first = req.rowStart + 1 if not codes else 1
+        return ReadResponse(
+            rowData=[self._out(row, first + i, req.timeOffSet) for i, row in enumerate(rows)],
+            rowTotal=int(total or 0),
+        )
+
+    def delete(self, req: DeleteRequest) -> DeleteResponse:
+        """Delete the codes given, all or none (procID 2 token)."""
+        check_offset(req.timeOffSet)
+        codes = _codes(req.parCode, self.cfg.max_rows)
+        if not codes:
+            raise ApiError(e.BLANK, Param("Code", "parCode"))
+        with self.services.db.write() as s:
+            caller = sessions.authenticate(self.services, self.cfg, s, req)
+            program = caller.program(req.prgInf, only=PROGRAM)
+            caller.authorize(program, DELETE)
+            proctokens.consume(self.services, s, caller, program, DELETE)
+            rows = self._find(s, caller.subs_id, codes)
+            s.execute(delete(SS07Row).where(SS07Row.id.in_([r.id for r in rows])))
+            now = self.services.clock.now()
+        return DeleteResponse(
+            parCode=[r.code for r in rows],
+            modInf=stamp(caller.user_code, caller.group, now, req.timeOffSet),
+        )
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _auto_code(self, s: Session, subs_id: str) -> str:
+        """Next free auto code of the subscriber; the counter row serialises racing saves."""
+        while True:
+            code = f"{next_value(s, f'ikonomikal.ss07.code.{subs_id}'):06d}"
+            taken = s.scalar(
+                select(exists().where(SS07Row.subs_id == subs_id, SS07Row.code_key == code.upper()))
+            )
+            if not taken:
+                return code
+
+    def _add(
+        self, s: Session, caller: sessions.Caller, rec: Record, code: str, now: datetime
+    ) -> None:
+        taken = s.scalar(
+            select(
+                exists().where(SS07Row.subs_id == caller.subs_id, SS07Row.code_key == code.upper())
+            )
+        )
+        if taken:
+            raise ApiError(e.DOC_EXISTS, Param(code, "f001"))
+        s.add(
+            SS07Row(
+                subs_id=caller.subs_id,
+                code=code,
+                code_key=code.upper(),
+                f002=rec.f002,
+                f003=rec.f003,
+                f004=rec.f004,
+                l001=rec.labels[0],
+                l002=rec.labels[1],
+                l003=rec.labels[2],
+                l004=rec.labels[3],
+                version=1,
+                created_by=caller.principal.name,
+                created_at=now,
+                m_user=caller.user_code,
+                m_group=caller.group,
+                modified_by=caller.principal.name,
+                modified_at=now,
+            )
+        )
+
+    def _edit(self, s: Session, caller: sessions.Caller, rec: Record, now: datetime) -> str:
+        row = s.scalar(
+            select(SS07Row)
+            .where(SS07Row.subs_id == caller.subs_id, SS07Row.code_key == rec.code.upper())
+            .with_for_update()
+        )
+        if row is None:
+            raise ApiError(e.DOC_MISSING, Param(rec.code, "f001"))
+        row.f002, row.f003, row.f004 = rec.f002, rec.f003, rec.f004
+        row.l001, row.l002, row.l003, row.l004 = rec.labels
+        row.version += 1
+        row.m_user, row.m_group = caller.user_code, caller.group
+        row.modified_by, row.modified_at = caller.principal.name, now
+        return row.code
+
+    def _find(self, s: Session, subs_id: str, codes: list[str]) -> list[SS07Row]:
+        """The records of these codes, in the order asked; 9000010 names the first missing."""
+        keys = [c.upper() for c in codes]
+        found = {
+            r.code_key: r
+            for r in s.scalars(
+                select(SS07Row).where(SS07Row.subs_id == subs_id, SS07Row.code_key.in_(keys))
+            )
+        }
+        for code, key in zip(codes, keys, strict=True):
+            if key not in found:
+                raise ApiError(e.DOC_MISSING, Param(code, "parCode"))
+        return [found[k] for k in keys]
+
+    @staticmethod
+    def _out(row: SS07Row, row_id: int, offset: int) -> RecordOut:
+        return RecordOut(
+            modInf=stamp(row.m_user, row.m_group, row.modified_at, offset),
+            f001=row.code,
+            f002=row.f002,
+            f003=row.f003,
+            f004=row.f004,
+            l001=row.l001,
+            l002=row.l002,
+            l003=row.l003,
+            l004=row.l004,
+            rowId=row_id,
+        )

@@ -1,0 +1,203 @@
+"""Authentication, roles, company scope and bad input, in ServiceStack's ResponseStatus."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from tests.api.bokamera.conftest import (
+    READ,
+    SETTINGS,
+    SYNC,
+    WRITE,
+    customers,
+    start_sync,
+    wait_done,
+)
+from tests.harness import Server
+from writegate.modules.bokamera.models import AxemaSettingsRow
+
+
+def status_of(r: httpx.Response) -> dict[str, Any]:
+    """The ResponseStatus of an error response."""
+    body: dict[str, Any] = r.json()
+    return body["ResponseStatus"]  # type: ignore[no-any-return]
+
+
+def test_missing_bad_and_revoked_keys_get_401(
+    client: httpx.Client, server: Server, make_principal: Any
+) -> None:
+    """No key, an unknown key, a revoked key: 401 with a ResponseStatus, on every endpoint."""
+    for method, path in (("POST", SYNC), ("GET", SYNC), ("GET", f"{SYNC}/{uuid.uuid4()}")):
+        r = client.request(method, path)
+        assert r.status_code == 401
+        assert status_of(r)["ErrorCode"] == "Unauthorized"
+        assert "API key" in status_of(r)["Message"]
+    r = client.post(SYNC, headers={"x-api-key": "wg_not-a-real-key"})
+    assert r.status_code == 401
+    assert "Invalid" in status_of(r)["Message"]
+    r = client.get("/customers", headers={"authorization": "Bearer wg_nope"})
+    assert r.status_code == 401
+    principal, key = make_principal(tenant=str(uuid.uuid4()), roles=[WRITE])
+    assert client.get(SYNC, headers={"x-api-key": key}).status_code == 200
+    with server.services.db.write() as s:
+        assert server.services.auth.revoke(s, principal.name)
+    assert client.get(SYNC, headers={"x-api-key": key}).status_code == 401
+
+
+def test_roles_write_read_and_none(client: httpx.Client, make_principal: Any, vaka: Any) -> None:
+    """No BokaMera role: 403 everywhere; the read role may read but not start or configure."""
+    tenant = str(uuid.uuid4())
+    _, nobody = make_principal(tenant=tenant, roles=["some-other-role"])
+    _, reader = make_principal(tenant=tenant, roles=[READ])
+    _, writer = make_principal(tenant=tenant, roles=[WRITE])
+    sim = vaka(3)
+    for path in (SYNC, SETTINGS, "/customers"):
+        r = client.get(path, headers={"x-api-key": nobody})
+        assert r.status_code == 403, path
+        assert status_of(r)["ErrorCode"] == "Forbidden"
+    r = client.post(SYNC, json={}, headers={"x-api-key": nobody})
+    assert r.status_code == 403
+    assert WRITE in status_of(r)["Message"]
+    settings = {"ApiEndpoint": sim.url, "Username": "vaka", "Password": "vaka"}
+    assert client.post(SETTINGS, json=settings, headers={"x-api-key": reader}).status_code == 403
+    assert client.post(SETTINGS, json=settings, headers={"x-api-key": writer}).status_code == 200
+    assert client.post(SYNC, json={}, headers={"x-api-key": reader}).status_code == 403
+    r = client.post(SYNC, json={}, headers={"x-api-key": writer})
+    assert r.status_code == 200
+    sync_id = r.json()["Id"]
+    r = client.get(f"{SYNC}/{sync_id}", headers={"x-api-key": reader})
+    assert r.status_code == 200
+    assert r.json()["Id"] == sync_id
+    assert client.get(SETTINGS, headers={"x-api-key": reader}).status_code == 200
+
+
+def test_other_company_is_out_of_reach(
+    client: httpx.Client, make_principal: Any, vaka: Any, company: Any
+) -> None:
+    """An administrator can neither start nor see another company's syncs, settings, customers."""
+    sim = vaka(5)
+    a, b = company(sim), company(sim)
+    sync_b = start_sync(client, b)["Id"]
+    wait_done(client, b, sync_b)
+    r = client.post(SYNC, json={"CompanyId": b.id}, headers=a.headers)
+    assert r.status_code == 403
+    assert b.id in status_of(r)["Message"]
+    assert client.get(SYNC, params={"CompanyId": b.id}, headers=a.headers).status_code == 403
+    assert client.get(SETTINGS, params={"CompanyId": b.id}, headers=a.headers).status_code == 403
+    assert client.get("/customers", params={"CompanyId": b.id}, headers=a.headers).status_code == (
+        403
+    )
+    r = client.get(f"{SYNC}/{sync_b}", headers=a.headers)
+    assert r.status_code == 404
+    assert client.get(SYNC, headers=a.headers).json()["Results"] == []
+    # Their own company id, given explicitly, is fine.
+    assert client.get(SYNC, params={"CompanyId": a.id}, headers=a.headers).status_code == 200
+
+    _, root = make_principal(tenant=str(uuid.uuid4()), roles=["superadmin"])
+    su = {"x-api-key": root}
+    r = client.post(SYNC, json={"CompanyId": b.id}, headers=su)
+    assert r.status_code == 200, r.text
+    assert r.json()["CompanyId"] == b.id
+    assert wait_done(client, b, r.json()["Id"])["Status"] == 2
+    assert client.get(f"{SYNC}/{sync_b}", headers=su).status_code == 200
+    listed = client.get(SYNC, params={"CompanyId": b.id}, headers=su).json()
+    assert {x["Id"] for x in listed["Results"]} == {sync_b, r.json()["Id"]}
+    assert len(customers(client, b)) == 5
+
+
+def test_unknown_and_malformed_ids(client: httpx.Client, company: Any) -> None:
+    """An unknown Id is 404; an Id that is not a GUID is a 400 naming the field."""
+    co = company(None)
+    r = client.get(f"{SYNC}/{uuid.uuid4()}", headers=co.headers)
+    assert r.status_code == 404
+    assert status_of(r)["ErrorCode"] == "NotFound"
+    r = client.get(f"{SYNC}/not-a-guid", headers=co.headers)
+    assert r.status_code == 400
+    assert status_of(r)["Errors"][0]["FieldName"] == "Id"
+    r = client.get(SYNC, params={"CompanyId": "nope"}, headers=co.headers)
+    assert r.status_code == 400
+    assert status_of(r)["Errors"][0]["FieldName"] == "CompanyId"
+    assert client.get(SYNC, params={"CompanyId": ""}, headers=co.headers).status_code == 200
+    r = client.get(SYNC, params={"Status": 7}, headers=co.headers)
+    assert r.status_code == 400
+    assert status_of(r)["Errors"][0]["FieldName"] == "Status"
+
+
+def test_malformed_bodies_get_400_and_write_nothing(
+    client: httpx.Client, vaka: Any, company: Any
+) -> None:
+    """Bad JSON, wrong types, wrong content type: clear 400/415, no sync recorded."""
+    co = company(vaka(2))
+    h = {**co.headers, "content-type": "application/json"}
+    r = client.post(SYNC, content=b'{"CompanyId": ', headers=h)
+    assert r.status_code == 400
+    assert status_of(r)["ErrorCode"] == "SerializationException"
+    assert "Malformed JSON" in status_of(r)["Message"]
+    r = client.post(SYNC, content=b"[1, 2]", headers=h)
+    assert r.status_code == 400
+    assert "JSON object" in status_of(r)["Message"]
+    r = client.post(SYNC, json={"CompanyId": "not-a-guid"}, headers=co.headers)
+    assert r.status_code == 400
+    err = status_of(r)
+    assert err["ErrorCode"] == "InvalidGuid"
+    assert err["Errors"][0]["FieldName"] == "CompanyId"
+    r = client.post(SYNC, json={"CompanyId": 12}, headers=co.headers)
+    assert r.status_code == 400
+    r = client.post(
+        SYNC, content=b"<CompanyId/>", headers={**co.headers, "content-type": "application/pdf"}
+    )
+    assert r.status_code == 415
+    assert status_of(r)["ErrorCode"] == "UnsupportedMediaType"
+    r = client.post(SYNC, content=b"x" * 70_000, headers=h)
+    assert r.status_code == 413
+    assert "ResponseStatus" in r.json()
+    assert client.get(SYNC, headers=co.headers).json()["Total"] == 0
+
+
+def test_settings_validation_conflict_update_and_secrecy(
+    client: httpx.Client, server: Server, company: Any, vaka: Any
+) -> None:
+    """Settings: field errors, 409 on a second POST, PUT changes, the password never returned."""
+    co = company(None)
+    r = client.post(SYNC, json={}, headers=co.headers)
+    assert r.status_code == 400
+    assert status_of(r)["ErrorCode"] == "AxemaSettingsMissing"
+    assert client.get(SETTINGS, headers=co.headers).status_code == 404
+    assert client.put(SETTINGS, json={"Username": "x"}, headers=co.headers).status_code == 404
+
+    r = client.post(SETTINGS, json={"ApiEndpoint": "ftp://x", "ApiPort": 0}, headers=co.headers)
+    assert r.status_code == 400
+    fields = {e["FieldName"] for e in status_of(r)["Errors"]}
+    assert fields == {"ApiEndpoint", "ApiPort", "Username", "Password"}
+
+    sim = vaka(4)
+    secret = "s3cret-" + uuid.uuid4().hex
+    body = {"ApiEndpoint": sim.url, "Username": "vaka", "Password": secret}
+    r = client.post(SETTINGS, json=body, headers=co.headers)
+    assert r.status_code == 200
+    view = r.json()
+    assert view["PasswordIsSet"] is True
+    assert secret not in r.text
+    assert "Password" not in view
+    r = client.post(SETTINGS, json=body, headers=co.headers)
+    assert r.status_code == 409
+    with server.services.db.read() as s:
+        stored = s.scalar(
+            select(AxemaSettingsRow.password_encrypted).where(AxemaSettingsRow.company_id == co.id)
+        )
+    assert stored is not None
+    assert secret not in stored
+
+    # The wrong password fails the sync; PUT the right one and it works.
+    done = wait_done(client, co, start_sync(client, co)["Id"])
+    assert done["Status"] == 3
+    r = client.put(SETTINGS, json={"Password": "vaka"}, headers=co.headers)
+    assert r.status_code == 200
+    assert r.json()["ApiEndpoint"] == sim.url
+    assert "Password" not in r.json()
+    done = wait_done(client, co, start_sync(client, co)["Id"])
+    assert (done["Status"], done["UsersCreated"]) == (2, 4)

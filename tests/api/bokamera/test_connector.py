@@ -1,0 +1,101 @@
+"""The httpx Vaka connector against a mocked transport, and the password box."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import httpx
+import pytest
+
+from writegate.modules.bokamera import crypto
+from writegate.modules.bokamera.connector import (
+    HttpVakaConnector,
+    VakaAuthError,
+    VakaConnection,
+    VakaDataError,
+    VakaUnavailable,
+)
+
+CONN = VakaConnection("http://vaka.invalid", 8443, "api", "pw")
+
+
+def connector(handler: Any) -> HttpVakaConnector:
+    """A connector whose HTTP goes to `handler`, with instant retries."""
+    return HttpVakaConnector(CONN, retries=2, backoff=0, transport=httpx.MockTransport(handler))
+
+
+def test_page_request_shape_and_parsing() -> None:
+    """GET /api/v1/users?page&pageSize with Basic auth; users and hasMore parsed."""
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        body = {"users": [{"id": "u1", "firstName": "Ada", "email": "a@x"}], "hasMore": True}
+        return httpx.Response(200, json={**body, "totalCount": 9})
+
+    page = connector(handler).list_users(3, 50)
+    assert [u.id for u in page.users] == ["u1"]
+    assert (page.page, page.has_more, page.total) == (3, True, 9)
+    req = seen[0]
+    assert str(req.url) == "http://vaka.invalid:8443/api/v1/users?page=3&pageSize=50"
+    assert req.headers["authorization"] == "Basic " + base64.b64encode(b"api:pw").decode()
+
+
+def test_transient_errors_are_retried_then_raised() -> None:
+    """503 twice then 200 succeeds; 503 forever raises VakaUnavailable after 3 tries."""
+    calls = {"n": 0}
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        calls["n"] += 1
+        if calls["n"] <= 2:
+            return httpx.Response(503)
+        return httpx.Response(200, json={"users": [], "hasMore": False})
+
+    assert connector(flaky).list_users(1, 10).users == []
+    assert calls["n"] == 3
+    calls["n"] = 0
+    with pytest.raises(VakaUnavailable, match="HTTP 503"):
+        connector(lambda r: httpx.Response(503)).list_users(1, 10)
+
+    def down(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    with pytest.raises(VakaUnavailable, match="unreachable"):
+        connector(down).list_users(1, 10)
+
+
+@pytest.mark.parametrize(
+    ("response", "error", "match"),
+    [
+        (httpx.Response(401), VakaAuthError, "rejected the credentials"),
+        (httpx.Response(200, content=b"<html>"), VakaDataError, "invalid JSON"),
+        (httpx.Response(200, json={"users": {}}), VakaDataError, "'users' list"),
+        (httpx.Response(200, json={"users": [{"id": ""}], "hasMore": False}), VakaDataError, "id"),
+        (httpx.Response(200, json={"users": []}), VakaDataError, "hasMore"),
+        (httpx.Response(404), VakaDataError, "HTTP 404"),
+    ],
+)
+def test_permanent_errors(response: httpx.Response, error: type[Exception], match: str) -> None:
+    """Bad credentials and unusable answers are permanent (not retried)."""
+    calls = {"n": 0}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls["n"] += 1
+        return response
+
+    with pytest.raises(error, match=match):
+        connector(handler).list_users(1, 10)
+    assert calls["n"] == 1
+
+
+def test_password_box_round_trip_and_tamper() -> None:
+    """Encryption is randomized, reversible, and detects tampering."""
+    a, b = crypto.encrypt("hunter2"), crypto.encrypt("hunter2")
+    assert a != b
+    assert "hunter2" not in a
+    assert crypto.decrypt(a) == "hunter2"
+    i = len(a) // 2
+    tampered = a[:i] + ("A" if a[i] != "A" else "B") + a[i + 1 :]
+    with pytest.raises(crypto.SecretError):
+        crypto.decrypt(tampered)
