@@ -104,7 +104,7 @@ async def _read(request: Request) -> dict[str, Any]:
         text = lines[0]
     try:
         data = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise ApiError(400, "SerializationException", f"Malformed JSON body: {exc}") from None
     if not isinstance(data, dict):
         raise ApiError(400, "SerializationException", "The request body must be a JSON object")
