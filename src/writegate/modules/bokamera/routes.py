@@ -168,7 +168,7 @@ def company_param(
 
 
 CompanyQuery = Annotated[uuid.UUID | None, Depends(company_param)]
-Skip = Annotated[int, Query(ge=0, description="Results to skip.")]
+Skip = Annotated[int, Query(ge=0, le=2**31 - 1, description="Results to skip.")]
 Take = Annotated[int, Query(ge=1, le=service.MAX_TAKE, description="Results to return.")]
 SYNC = "AxemaUserSyncJobResponse"
 
