@@ -7,6 +7,7 @@ automatically; a module without an entry here makes those tests fail loudly, not
 from __future__ import annotations
 
 from collections.abc import Callable
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -93,11 +94,44 @@ def app_modules(server: Any) -> list[Any]:
     return modules
 
 
+_CALLERS: dict[tuple[int, str], dict[str, str]] = {}
+
+
+def new_principal(server: Any, tenant: str, roles: list[str], **kw: Any) -> str:
+    """Create a principal straight in the server's database; return its API key."""
+    with server.services.db.write() as s:
+        _, key = server.services.auth.create(
+            s, name=uuid.uuid4().hex, tenant=tenant, roles=roles, **kw
+        )
+    return str(key)
+
+
+def abs_client_code(server: Any) -> str:
+    """A freshly registered ABS client code."""
+    from writegate.modules.abs import service
+
+    code = f"EN{uuid.uuid4().hex[:10].upper()}"
+    assert service.register_client(server.services, code, name="reliability suite")
+    return code
+
+
 def request_headers(server: Any, module: str) -> dict[str, str]:
     """Headers that authenticate a fully privileged caller of `module` on `server`."""
-    if module == "jef_one":
-        return {}  # jef-one's backend sits behind its own gateway: no credentials
-    raise KeyError(f"no credentials recipe for module {module!r}")
+    key = (id(server), module)
+    if key in _CALLERS:
+        return _CALLERS[key]
+    if module in ("jef_one", "ikonomikal"):
+        # jef-one sits behind its own gateway; Ikonomikal authenticates by sessID in the body.
+        headers: dict[str, str] = {}
+    elif module == "bokamera":
+        roles = ["bookingsupplier-administrator-write", "bookingsupplier-administrator-read"]
+        headers = {"x-api-key": new_principal(server, str(uuid.uuid4()), roles)}
+    elif module == "abs":
+        headers = {"x-api-key": new_principal(server, abs_client_code(server), [])}
+    else:
+        raise KeyError(f"no credentials recipe for module {module!r}")
+    _CALLERS[key] = headers
+    return headers
 
 
 def module_of(app_modules: list[Any], path: str) -> str | None:

@@ -100,9 +100,7 @@ class JefOneScenario:
         with db.read() as s:
             jobs = dict(
                 s.execute(
-                    select(JobRow.id, JobRow.status).where(
-                        JobRow.kind == "jef_one.upsert_employee"
-                    )
+                    select(JobRow.id, JobRow.status).where(JobRow.kind == "jef_one.upsert_employee")
                 ).all()
             )
             rows = set(

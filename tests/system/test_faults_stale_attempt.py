@@ -36,12 +36,15 @@ def test_timed_out_attempt_cannot_commit_after_same_worker_reclaims(
     attempt 1 wakes up: only attempt 2 may commit, and it must not lose its own lease."""
     services = stale_server.services
     with services.db.write() as s:
-        job_id = services.jobs.enqueue(s, kind="faultkit.stale", payload={"later_sleep": 4}, tenant="t").id
+        job_id = services.jobs.enqueue(
+            s, kind="faultkit.stale", payload={"later_sleep": 4}, tenant="t"
+        ).id
     wait_for(lambda: _job(stale_server, job_id).status == Status.RUNNING, 30)
     services.clock.advance(timedelta(seconds=120))  # past the 60 s timeout: the reaper acts
     job = wait_for(
-        lambda: (j := _job(stale_server, job_id)).status not in (Status.QUEUED, Status.RUNNING)
-        and j,
+        lambda: (
+            (j := _job(stale_server, job_id)).status not in (Status.QUEUED, Status.RUNNING) and j
+        ),
         60,
     )
     with services.db.read() as s:

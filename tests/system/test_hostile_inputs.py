@@ -13,7 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from tests.harness import Server, fresh_database, start_server
+from tests.harness import Server, fresh_database, start_server, wait_for
 from tests.system.apis import REFUSAL, app_modules, module_of, present_modules, request_headers
 from writegate.core.db import Base
 
@@ -90,11 +90,12 @@ def _post(c: httpx.Client, path: str, body: bytes, ctype: str, auth: dict[str, s
 def test_hostile_bodies_refused_in_envelope_nothing_written(quiet: Server, kind: str) -> None:
     """Each hostile body on each POST: a refusal in the API's envelope, no row anywhere."""
     body, ctype = HOSTILE_BODIES[kind]
+    auth = {m: request_headers(quiet, m) for m in present_modules()}
     before = row_counts(quiet)
     problems = []
     with quiet.client() as c:
         for module, path in posts(quiet):
-            r = _post(c, path, body, ctype, request_headers(quiet, module))
+            r = _post(c, path, body, ctype, auth[module])
             if not REFUSAL[module](r):
                 problems.append(f"{module} {path}: {r.status_code} {r.text[:200]}")
     assert problems == [], "\n".join(problems)
@@ -214,3 +215,28 @@ def test_raw_header_injection_and_garbage_do_not_kill_the_server(quiet: Server) 
     with quiet.client() as c:
         assert c.get("/healthz").status_code == 200
 
+
+def test_nul_in_free_text_is_refused_or_stored_verbatim(quiet: Server) -> None:
+    """A NUL in a free-text field may be refused, but never accepted and then lost.
+
+    PostgreSQL text cannot hold NUL: an API that answers 202 and then fails the job has
+    broken its promise, so the refusal has to come at the door.
+    """
+    number = "4242"
+    name = "nul\u0000inside"
+    with quiet.client() as c:
+        r = c.post("/one-entities-post-one", json={"entity_number": number, "entity_name": name})
+        if REFUSAL["jef_one"](r):
+            assert r.status_code == 400
+            assert row_counts(quiet)["jef-one-entities"] == 0
+            return
+        assert r.status_code == 202, r.text
+        job_id = r.json()["job_id"]
+
+        def final() -> Any:
+            view = c.get("/jef-one-get-job-by-job-id", params={"job_id": job_id}).json()
+            return view if view["job_status"] in ("succeeded", "failed") else None
+
+        assert wait_for(final, 60)["job_status"] == "succeeded"
+        view = c.get("/jef-one-get-entity-by-entity-number", params={"entity_number": number})
+        assert view.json()["entity_name"] == name
