@@ -220,7 +220,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     async def _bad_value(request: Request, exc: Exception) -> Response:
         # The database refused a value (e.g. a NUL character PostgreSQL cannot store): the
         # input is at fault, so retrying would never help - not a 503.
-        log.info("database refused a value: %s", exc)
+        log.info("database refused a value: %s", getattr(exc, "orig", exc))
         message = "a value contains characters or a size the database cannot store"
         return render(request, ErrorInfo(400, "validation", message))
 
