@@ -6,8 +6,8 @@ automatically; a module without an entry here makes those tests fail loudly, not
 
 from __future__ import annotations
 
-from collections.abc import Callable
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 

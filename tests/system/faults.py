@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -18,6 +19,7 @@ import httpx
 from tests.harness import FAST, free_port, spawn, wait_for
 
 PG_BIN = "/usr/lib/postgresql/15/bin"
+RUN_AS_PG = ("runuser", "-u", "postgres", "--")
 
 
 def serve_env(db_url: str, modules: list[str], **overrides: Any) -> dict[str, str]:
@@ -48,7 +50,8 @@ class ServeProcess:
         self.proc = spawn(["serve", "--port", str(self.port)], self.env, log=self.log)
 
         def healthy() -> bool:
-            assert self.proc is not None and self.proc.poll() is None, self.tail()
+            assert self.proc is not None
+            assert self.proc.poll() is None, self.tail()
             try:
                 return httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200
             except httpx.HTTPError:
@@ -116,7 +119,7 @@ class PrivateCluster:
 
     def _ctl(self, *args: str) -> None:
         subprocess.run(
-            ["runuser", "-u", "postgres", "--", f"{PG_BIN}/pg_ctl", "-D", self.data_dir, *args],
+            [*RUN_AS_PG, f"{PG_BIN}/pg_ctl", "-D", self.data_dir, *args],
             check=True,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -143,8 +146,7 @@ def private_postgres() -> Iterator[PrivateCluster]:
     data_dir = tempfile.mkdtemp(prefix="wgpg-", dir="/tmp")
     os.chown(data_dir, pg.pw_uid, pg.pw_gid)
     subprocess.run(
-        ["runuser", "-u", "postgres", "--", f"{PG_BIN}/initdb", "-D", data_dir]
-        + ["-A", "trust", "-U", "postgres", "--no-sync"],
+        [*RUN_AS_PG, f"{PG_BIN}/initdb", "-D", data_dir, "-A", "trust", "-U", "postgres", "-N"],
         check=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -155,8 +157,6 @@ def private_postgres() -> Iterator[PrivateCluster]:
     try:
         yield cluster
     finally:
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError):  # stopped by the test
             cluster.stop("fast")
-        except subprocess.CalledProcessError:
-            pass  # already stopped by the test
         shutil.rmtree(data_dir, ignore_errors=True)

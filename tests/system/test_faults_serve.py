@@ -106,7 +106,8 @@ def test_sigkill_serve_under_traffic_loses_no_accepted_write(tmp_path: Path) -> 
                 stop.set()
                 for t in threads:
                     t.join(30)
-                assert srv.proc is not None and srv.proc.returncode == -9, round_
+                assert srv.proc is not None
+                assert srv.proc.returncode == -9, round_
             srv.start()  # recovery: the reaper requeues what the dead server was running
 
             db = Database(url, pool_size=2)

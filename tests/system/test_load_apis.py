@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tests.harness import fresh_database
 from tests.system.apis import present_modules
-from tests.system.faults import serve_process, serve_env
+from tests.system.faults import serve_env, serve_process
 from tests.system.load import SCENARIOS, drain, run_load
 from writegate.core.db import Database
 

@@ -150,9 +150,11 @@ def test_abs_tenant_matrix(server: Server) -> None:
         unknown = _abs(c, "get", {"client_code": mine, "id": 987654321}, my_key)
         assert unknown["error"] == "PACKAGE_NOT_FOUND"
         listing = _abs(c, "getChanges", {"client_code": mine, "offset_version": 0}, my_key)
-        assert listing["status"] == "ok" and listing["data"] == []
+        assert listing["status"] == "ok"
+        assert listing["data"] == []
         still = _abs(c, "get", {"client_code": theirs, "id": pid}, their_key)
-        assert still["status"] == "ok" and still["data"]["state"] == 0
+        assert still["status"] == "ok"
+        assert still["data"]["state"] == 0
 
 
 # -- BokaMera: roles and companies ------------------------------------------------------------
@@ -307,7 +309,8 @@ def test_ikonomikal_session_role_and_subscriber_matrix(server: Server) -> None:
         for bad in ({**a, "sessID": str(uuid.uuid4())}, {**a, "sessID": ""}, {**a, "sessID": "'"}):
             assert _iko_token(c, bad, 1) != 0
             refused = _iko_save(c, bad, "NOPE")
-            assert refused["rspPrc"]["rspID"] != 0 and refused["parCode"] == []
+            assert refused["rspPrc"]["rspID"] != 0
+            assert refused["parCode"] == []
         # another subscriber's subsID with one's own session
         assert _iko_token(c, {**b, "subsID": subs_a}, 3) == IKO_WRONG_SUBSCRIBER
         # missing role
@@ -350,7 +353,8 @@ def test_jef_one_job_lookup_does_not_reveal_other_modules_jobs(server: Server) -
         foreign = c.get("/jef-one-get-job-by-job-id", params={"job_id": job_ids[0]}).json()
         random_id = str(uuid.uuid4())
         unknown = c.get("/jef-one-get-job-by-job-id", params={"job_id": random_id}).json()
-        assert foreign["is_found"] is False and unknown["is_found"] is False
+        assert foreign["is_found"] is False
+        assert unknown["is_found"] is False
         assert set(foreign) == set(unknown)
         assert foreign["message"].replace(job_ids[0], "X") == unknown["message"].replace(
             random_id, "X"
