@@ -12,6 +12,7 @@ import itertools
 import random
 import statistics
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from sqlalchemy import func, select
 
 from writegate.core.db import Database
 from writegate.core.jobs import ACTIVE, JobRow, Status
+from writegate.core.services import Services
 
 
 class Scenario(Protocol):
@@ -29,7 +31,7 @@ class Scenario(Protocol):
 
     module: str
 
-    async def setup(self, c: httpx.AsyncClient) -> None:
+    async def setup(self, c: httpx.AsyncClient, services: Services) -> None:
         """Prepare what the writes need (entities, principals, sessions...)."""
 
     async def step(self, c: httpx.AsyncClient, i: int) -> httpx.Response:
@@ -37,6 +39,9 @@ class Scenario(Protocol):
 
     def verify(self, db: Database) -> list[str]:
         """Problems found in the database after the run (empty when all is well)."""
+
+    def close(self) -> None:
+        """Release what setup started."""
 
 
 async def wait_job(c: httpx.AsyncClient, job_id: str, timeout: float = 60) -> dict[str, Any]:
@@ -60,7 +65,7 @@ class JefOneScenario:
     entities: list[str] = field(default_factory=lambda: [f"{9000 + n}" for n in range(10)])
     accepted: dict[tuple[str, str], str] = field(default_factory=dict)
 
-    async def setup(self, c: httpx.AsyncClient) -> None:
+    async def setup(self, c: httpx.AsyncClient, services: Services) -> None:
         """Create the entities the employees belong to."""
         for number in self.entities:
             r = await c.post(
@@ -119,10 +124,234 @@ class JefOneScenario:
             problems.append(f"jef_one: {len(rows)} employee rows for {len(self.accepted)}")
         return problems
 
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def _key(services: Services, tenant: str, roles: list[str], **kw: Any) -> str:
+    kw.setdefault("name", uuid.uuid4().hex)
+    with services.db.write() as s:
+        _, key = services.auth.create(s, tenant=tenant, roles=roles, **kw)
+    return str(key)
+
+
+@dataclass
+class AbsScenario:
+    """Package creates (synchronous putDb), updates of created packages, and reads."""
+
+    module: str = "abs"
+    code: str = field(default_factory=lambda: f"ENLOAD{uuid.uuid4().hex[:8].upper()}")
+    headers: dict[str, str] = field(default_factory=dict)
+    created: set[int] = field(default_factory=set)
+    updates: int = 0
+
+    async def setup(self, c: httpx.AsyncClient, services: Services) -> None:
+        """Register a client code and a principal of that tenant."""
+        from writegate.modules.abs import service
+
+        assert service.register_client(services, self.code, name="load")
+        self.headers = {"x-api-key": _key(services, self.code, [])}
+
+    async def step(self, c: httpx.AsyncClient, i: int) -> httpx.Response:
+        """Two creates, one update, one read out of four."""
+        body: dict[str, Any] = {"client_code": self.code, "processing_status": f"S{i}"}
+        method = "putDb"
+        if i % 4 in (2, 3) and self.created:
+            body["id"] = random.choice(list(self.created))
+            method = "putDb" if i % 4 == 2 else "get"
+            if method == "get":
+                body = {"client_code": self.code, "id": body["id"]}
+        r = await c.post(f"/model/package/{method}", json=body, headers=self.headers)
+        data = r.json()
+        if data.get("status") != "ok":
+            raise AssertionError(f"abs {method} refused: {r.text[:200]}")
+        if method == "putDb" and "id" not in body:
+            self.created.add(int(data["data"]["id"]))
+        elif method == "putDb":
+            self.updates += 1
+        return r
+
+    def verify(self, db: Database) -> list[str]:
+        """Every created package is there once; versions are unique."""
+        from writegate.modules.abs.models import AbsPackage
+
+        with db.read() as s:
+            rows = s.execute(
+                select(AbsPackage.id, AbsPackage.version).where(AbsPackage.client_code == self.code)
+            ).all()
+        problems = []
+        if {r.id for r in rows} != self.created:
+            problems.append(f"abs: {len(rows)} packages for {len(self.created)} created")
+        if len({r.version for r in rows}) != len(rows):
+            problems.append("abs: duplicate versions")
+        return problems
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+IKO = "/bcss_wbcl_wa_"
+
+
+@dataclass
+class IkonomikalScenario:
+    """Token + SS07 save with an auto code, over a pool of logged-in users."""
+
+    module: str = "ikonomikal"
+    sessions: list[dict[str, Any]] = field(default_factory=list)
+    subscribers: set[str] = field(default_factory=set)
+    saved: list[tuple[str, str]] = field(default_factory=list)
+
+    async def setup(self, c: httpx.AsyncClient, services: Services) -> None:
+        """Provision 20 users on 5 subscribers and log each in."""
+        password = "load-" + uuid.uuid4().hex
+        subscribers = [f"9{uuid.uuid4().hex[:8]}" for _ in range(5)]
+        self.subscribers.update(subscribers)
+        for n in range(20):
+            email = f"load{uuid.uuid4().hex[:10]}@example.com"
+            _key(
+                services,
+                subscribers[n % 5],
+                ["ikonomikal", "ikonomikal:ss07"],
+                name=email,
+                password=password,
+                attrs={"user_code": "LOAD", "group": "G"},
+            )
+            login = (
+                await c.post(
+                    f"{IKO}sc/api/O1_getSCSessWBLogVer",
+                    json={"userID": email, "userPW": password},
+                )
+            ).json()
+            if login["rspPrc"]["rspID"] != 0:
+                raise AssertionError(f"login failed: {login}")
+            self.sessions.append({k: login[k] for k in ("subsID", "intGID", "userID", "sessID")})
+
+    async def step(self, c: httpx.AsyncClient, i: int) -> httpx.Response:
+        """One NEW token, then one save of a blank code (auto code)."""
+        session = self.sessions[i % len(self.sessions)]
+        token = {"pgProcTkn": {"procID": 1, "prgInf": {"pPRGM": "SS07"}}, **session}
+        r = await c.post(f"{IKO}sc/api/O1_getSCPrgPrcCheckTkn", json=token)
+        if r.json()["rspPrc"]["rspID"] != 0:
+            raise AssertionError(f"token refused: {r.text[:200]}")
+        body = {
+            "prgInf": {"pPRGM": "SS07"},
+            "saveData": {"f001": "", "f002": f"Dept {i}"},
+            "cmdStat": 0,
+            **session,
+        }
+        r = await c.post(f"{IKO}ss/api/ss_02_ss07_sav", json=body)
+        data = r.json()
+        if data["rspPrc"]["rspID"] != 0:
+            raise AssertionError(f"save refused: {r.text[:200]}")
+        self.saved.append((session["subsID"], data["parCode"][0]))
+        return r
+
+    def verify(self, db: Database) -> list[str]:
+        """Every saved code is stored once under its subscriber."""
+        from writegate.modules.ikonomikal.models import SS07Row
+
+        with db.read() as s:
+            rows = s.execute(
+                select(SS07Row.subs_id, SS07Row.code).where(SS07Row.subs_id.in_(self.subscribers))
+            ).all()
+        problems = []
+        if sorted(map(tuple, rows)) != sorted(self.saved):
+            problems.append(f"ikonomikal: {len(rows)} rows for {len(self.saved)} saves")
+        if len(set(self.saved)) != len(self.saved):
+            problems.append("ikonomikal: an auto code was handed out twice")
+        return problems
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+@dataclass
+class BokaMeraScenario:
+    """Syncs of 60 Vaka users into 20 companies (one at a time each), plus status GETs."""
+
+    module: str = "bokamera"
+    users: int = 60
+    companies: list[dict[str, str]] = field(default_factory=list)
+    accepted: list[str] = field(default_factory=list)
+    sim: Any = None
+
+    async def setup(self, c: httpx.AsyncClient, services: Services) -> None:
+        """Start a Vaka simulator and give every company settings pointing at it."""
+        from writegate.modules.bokamera.simulator import RunningSimulator, build_state
+
+        self.sim = RunningSimulator(build_state(self.users))
+        for _ in range(20):
+            company = str(uuid.uuid4())
+            key = _key(services, company, ["bookingsupplier-administrator-write"])
+            headers = {"x-api-key": key}
+            settings = {"ApiEndpoint": self.sim.url, "Username": "vaka", "Password": "vaka"}
+            r = await c.post("/codelock/axema/settings", json=settings, headers=headers)
+            assert r.status_code == 200, r.text
+            self.companies.append({"id": company, **headers})
+
+    async def step(self, c: httpx.AsyncClient, i: int) -> httpx.Response:
+        """Start a sync (200, or 409 while one runs), or read one's status."""
+        company = self.companies[i % len(self.companies)]
+        headers = {"x-api-key": company["x-api-key"]}
+        if i % 3 == 0 and self.accepted:
+            sync_id = random.choice(self.accepted)
+            r = await c.get("/codelock/axema/usersync", headers=headers, params={"Take": 5})
+            if r.status_code != 200:
+                raise AssertionError(f"sync list refused: {r.text[:200]} ({sync_id})")
+            return r
+        r = await c.post("/codelock/axema/usersync", json={}, headers=headers)
+        if r.status_code == 200:
+            self.accepted.append(r.json()["Id"])
+        elif r.status_code != 409:
+            raise AssertionError(f"sync refused: {r.status_code} {r.text[:200]}")
+        return r
+
+    def verify(self, db: Database) -> list[str]:
+        """Every accepted sync completed; each company has each Vaka user exactly once."""
+        from writegate.modules.bokamera.models import CustomerRow, UserSyncRow
+
+        ids = [c["id"] for c in self.companies]
+        with db.read() as s:
+            syncs = dict(
+                s.execute(
+                    select(UserSyncRow.id, JobRow.status)
+                    .join(JobRow, JobRow.id == UserSyncRow.id)
+                    .where(UserSyncRow.company_id.in_(ids))
+                ).all()
+            )
+            per_company = dict(
+                s.execute(
+                    select(CustomerRow.company_id, func.count())
+                    .where(CustomerRow.company_id.in_(ids))
+                    .group_by(CustomerRow.company_id)
+                ).all()
+            )
+        problems = []
+        if set(syncs) != set(self.accepted):
+            problems.append(f"bokamera: {len(syncs)} syncs for {len(self.accepted)} accepted")
+        failed = [k for k, v in syncs.items() if v != Status.SUCCEEDED.value]
+        if failed:
+            problems.append(f"bokamera: {len(failed)} syncs did not complete")
+        wrong = {k: v for k, v in per_company.items() if v != self.users}
+        if wrong:
+            problems.append(f"bokamera: customer counts {wrong}")
+        if self.accepted and not per_company:
+            problems.append("bokamera: no customers at all")
+        return problems
+
+    def close(self) -> None:
+        """Stop the simulator."""
+        if self.sim is not None:
+            self.sim.stop()
+
 
 #: module name -> scenario factory
 SCENARIOS: dict[str, Callable[[], Scenario]] = {
     "jef_one": JefOneScenario,
+    "ikonomikal": IkonomikalScenario,
+    "bokamera": BokaMeraScenario,
+    "abs": AbsScenario,
 }
 
 
@@ -169,16 +398,19 @@ class Figures:
 async def run_load(
     url: str,
     scenarios: list[Scenario],
+    services: Services,
     *,
     clients: int,
     seconds: float,
     rss: Callable[[], int] | None = None,
 ) -> Figures:
     """Run `clients` concurrent clients for `seconds` over the scenarios; return figures."""
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as c:
+    # One connection pool per ten clients: a single httpx pool shared by hundreds of tasks
+    # spends its time on pool bookkeeping and would measure the client, not the server.
+    pools = [httpx.AsyncClient(base_url=url, timeout=120) for _ in range(max(1, clients // 10))]
+    try:
         for s in scenarios:
-            await s.setup(c)
+            await s.setup(pools[0], services)
         counter = itertools.count()
         latencies: list[float] = []
         statuses: Counter[str] = Counter()
@@ -190,6 +422,7 @@ async def run_load(
 
         async def client(k: int) -> None:
             scenario = scenarios[k % len(scenarios)]
+            c = pools[k % len(pools)]
             while time.monotonic() < end:
                 t0 = time.perf_counter()
                 try:
@@ -215,6 +448,9 @@ async def run_load(
 
         await asyncio.gather(sample(), *(client(k) for k in range(clients)))
         elapsed = time.monotonic() - start
+    finally:
+        for c in pools:
+            await c.aclose()
     return Figures(elapsed, clients, latencies, statuses, per_module, rss_samples, errors)
 
 
