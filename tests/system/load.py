@@ -465,3 +465,35 @@ def drain(db: Database, timeout: float = 300) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"{active} jobs still active after {timeout}s")
         time.sleep(0.3)
+
+
+def load_serve(
+    url: str, modules: list[str], *, clients: int, seconds: float, log: str
+) -> tuple[Figures, list[str]]:
+    """Start `writegate serve` on url, load it, drain its jobs; return figures and problems."""
+    from tests.system.faults import serve_env, serve_process
+    from writegate.settings import Settings
+
+    env = serve_env(url, modules, worker_concurrency=8, db_pool_size=20)
+    services = Services.build(Settings(database_url=url, modules=modules))
+    scenarios = [SCENARIOS[m]() for m in modules]
+    try:
+        with serve_process(env, log) as srv:
+            figures = asyncio.run(
+                run_load(
+                    srv.url, scenarios, services, clients=clients, seconds=seconds, rss=srv.rss_kib
+                )
+            )
+            drain(services.db)
+        problems = [p for s in scenarios for p in s.verify(services.db)]
+    finally:
+        for s in scenarios:
+            s.close()
+        services.close()
+    return figures, problems
+
+
+def rss_growth_ok(rss: list[int]) -> bool:
+    """Memory is flat: after the warm-up third, RSS stays within 30% + 32 MiB of its peak."""
+    warm = max(rss[: max(1, len(rss) // 3)])
+    return max(rss[len(rss) // 3 :]) < warm * 1.3 + 32 * 1024
