@@ -57,7 +57,12 @@ class ServeProcess:
             except httpx.HTTPError:
                 return False
 
-        wait_for(healthy, timeout, interval=0.1)
+        try:
+            wait_for(healthy, timeout, interval=0.1)
+        except BaseException:
+            self.proc.kill()
+            self.proc.wait()
+            raise
 
     def kill(self) -> None:
         """SIGKILL: no shutdown hook, no flush, no goodbye."""
