@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import signal
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.harness import Server, backend, spawn, start_server, wait_for
+from tests.system.apis import REFUSAL, present_modules, request_headers
 from tests.system.conftest import all_done, effect_counts, status_counts
 from tests.system.faults import PrivateCluster, private_postgres
 
@@ -22,6 +23,32 @@ pytestmark = pytest.mark.skipif(
 )
 
 ENTITY_PATH = "/one-entities-post-one"
+
+#: per API: a write call, and how its refusal says "unavailable, retry"
+OUTAGE_CALLS: dict[str, tuple[str, dict[str, object], Callable[[httpx.Response], bool]]] = {
+    "jef_one": (
+        "/one-employees-post-one",
+        {"entity_number": "0001", "employee_number": "00001", "employee_name": "x"},
+        lambda r: r.status_code == 503 and r.json()["error_code"] == "DATABASE_UNAVAILABLE",
+    ),
+    "ikonomikal": (
+        "/bcss_wbcl_wa_sc/api/O1_getSCSessWBLogVer",
+        {"userID": "someone@example.com", "userPW": "pw"},
+        lambda r: r.json()["rspPrc"]["rspID"] == 9000008,
+    ),
+    "bokamera": (
+        "/codelock/axema/usersync",
+        {},
+        lambda r: (
+            r.status_code == 503 and r.json()["ResponseStatus"]["ErrorCode"] == "ServiceUnavailable"
+        ),
+    ),
+    "abs": (
+        "/model/package/putDb",
+        {"client_code": "ENX"},
+        lambda r: r.json()["error"] == "SERVICE_UNAVAILABLE",
+    ),
+}
 
 
 @pytest.fixture
@@ -49,7 +76,9 @@ def test_database_restart_gives_retryable_errors_and_loses_nothing(
     cluster: PrivateCluster, tmp_path: Path
 ) -> None:
     """Stop PostgreSQL mid-run: 503 in each envelope; after restart every job runs once."""
-    srv = start_server(cluster.url, embedded_worker=False, modules=["jef_one", "tests.testkit"])
+    srv = start_server(
+        cluster.url, embedded_worker=False, modules=[*present_modules(), "tests.testkit"]
+    )
     procs: list[subprocess.Popen[bytes]] = []
     try:
         for i in range(2):
@@ -64,6 +93,7 @@ def test_database_restart_gives_retryable_errors_and_loses_nothing(
                 assert r.status_code == 202, r.text
                 accepted[f"{n:04d}"] = r.json()["job_id"]
             wait_for(lambda: status_counts(srv).get("succeeded", 0) >= 20, 60)
+            headers = {m: request_headers(srv, m) for m in present_modules()}
 
             cluster.stop("immediate")  # a crash, as far as every client can tell
             refused = []
@@ -81,6 +111,12 @@ def test_database_restart_gives_retryable_errors_and_loses_nothing(
             health = c.get("/healthz")
             assert health.status_code == 503
             assert health.json()["error"] == "unavailable"
+            for module, (path, body, says_retry) in OUTAGE_CALLS.items():
+                if module not in headers:
+                    continue
+                r = c.post(path, json=body, headers=headers[module])
+                assert REFUSAL[module](r), (module, r.status_code, r.text)
+                assert says_retry(r), (module, r.text)
             assert all(p.poll() is None for p in procs), "workers must survive the outage"
 
             cluster.start()
