@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import func, select
 
 import writegate.modules
+from writegate.core.db import Base
 
 #: the order the vendor APIs are listed in the design document
 KNOWN = ("jef_one", "ikonomikal", "bokamera", "abs")
@@ -140,3 +142,12 @@ def module_of(app_modules: list[Any], path: str) -> str | None:
         if m.owns(path):
             return str(m.name)
     return None
+
+
+def row_counts(server: Any) -> dict[str, int]:
+    """Rows per table, over every table known to the metadata."""
+    with server.services.db.read() as s:
+        return {
+            t.name: int(s.scalar(select(func.count()).select_from(t)) or 0)
+            for t in Base.metadata.sorted_tables
+        }

@@ -11,11 +11,16 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
 
 from tests.harness import Server, fresh_database, start_server, wait_for
-from tests.system.apis import REFUSAL, app_modules, module_of, present_modules, request_headers
-from writegate.core.db import Base
+from tests.system.apis import (
+    REFUSAL,
+    app_modules,
+    module_of,
+    present_modules,
+    request_headers,
+    row_counts,
+)
 
 LIMIT = 16 * 1024
 
@@ -27,15 +32,6 @@ def quiet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         srv = start_server(url, modules=present_modules(), max_body_bytes=LIMIT)
         yield srv
         srv.stop()
-
-
-def row_counts(server: Server) -> dict[str, int]:
-    """Rows per table, over every table known to the metadata."""
-    with server.services.db.read() as s:
-        return {
-            t.name: int(s.scalar(select(func.count()).select_from(t)) or 0)
-            for t in Base.metadata.sorted_tables
-        }
 
 
 def posts(server: Server) -> list[tuple[str, str]]:

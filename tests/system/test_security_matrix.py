@@ -22,8 +22,8 @@ from tests.system.apis import (
     module_of,
     new_principal,
     present_modules,
+    row_counts,
 )
-from tests.system.test_hostile_inputs import row_counts
 
 BOKA_WRITE = "bookingsupplier-administrator-write"
 BOKA_READ = "bookingsupplier-administrator-read"
