@@ -8,6 +8,7 @@ and exercise the validators and handlers behind it.
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from typing import Any
 
@@ -20,7 +21,7 @@ from hypothesis import strategies as st
 from tests.harness import Server
 from tests.system.apis import REFUSAL, app_modules, module_of, present_modules, request_headers
 
-EXAMPLES = 25
+EXAMPLES = int(os.environ.get("WRITEGATE_FUZZ_EXAMPLES", "25"))
 
 
 def _spec(server: Server) -> dict[str, Any]:
