@@ -129,3 +129,51 @@ def test_exclusive_key_admits_one_active_job(kit: Server) -> None:
         kit.services.jobs.enqueue(
             s, kind="testkit.write", payload={}, tenant="t", exclusive_key=key
         )
+
+
+def test_idempotency_key_returns_the_same_job(kit: Server) -> None:
+    """Racing enqueues with one idempotency key yield one job; later ones get it back."""
+    import concurrent.futures
+
+    key = "idem-race"
+    far = kit.services.clock.now().replace(year=2999)
+
+    def enqueue(_: int) -> tuple[str, bool]:
+        with kit.services.db.write() as s:
+            job = kit.services.jobs.enqueue(
+                s,
+                kind="testkit.write",
+                payload={"n": 1},
+                tenant="t",
+                idempotency_key=key,
+                run_after=far,
+            )
+        return job.id, job.created
+
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:
+        outcomes = list(pool.map(enqueue, range(20)))
+    assert len({job_id for job_id, _ in outcomes}) == 1
+    assert sum(created for _, created in outcomes) == 1
+    with kit.services.db.write() as s:  # another tenant's key space is separate
+        other = kit.services.jobs.enqueue(
+            s, kind="testkit.write", payload={}, tenant="t2", idempotency_key=key, run_after=far
+        )
+    assert other.created
+    assert other.id != outcomes[0][0]
+    kit.services.jobs.cancel(other.id)
+    kit.services.jobs.cancel(outcomes[0][0])
+
+
+def test_commits_are_durable(kit: Server) -> None:
+    """SQLite runs WAL with synchronous=FULL; PostgreSQL commits wait for the WAL flush."""
+    with kit.services.db.engine.connect() as conn:
+        if kit.services.db.is_sqlite:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+        else:
+            assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() in (
+                "on",
+                "remote_apply",
+                "remote_write",
+            )
+            assert conn.exec_driver_sql("SHOW fsync").scalar() == "on"
