@@ -42,7 +42,7 @@ def test_random_worker_kills_every_job_applies_exactly_once(
     killed = 0
     wait_for(lambda: status_counts(bare_server).get("succeeded", 0) > 0, 60)
     while killed < KILLS and not all_done(bare_server, JOBS):
-        time.sleep(rng.uniform(0.1, 0.6))
+        time.sleep(rng.uniform(0.05, 0.4))
         victim = live.pop(rng.randrange(len(live)))
         os.kill(victim.pid, signal.SIGKILL)
         victim.wait(10)
