@@ -37,9 +37,14 @@ test-sqlite: $(VENV)/.installed-dev
 test-postgresql: $(VENV)/.installed-dev
 	WRITEGATE_TEST_DB=postgresql WRITEGATE_TEST_PG_URL=$(PG_URL) $(BIN)/pytest
 
+$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[dev,bench]'
+	touch $(VENV)/.installed $(VENV)/.installed-dev $@
+
 ## Benchmarks (prints figures; writes bench/results/*.json).
-bench: $(VENV)/.installed-dev
-	$(BIN)/python -m bench
+bench: $(VENV)/.installed-bench
+	@command -v wrk >/dev/null || apt-get install -y wrk
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 ## Soak: every API under a few hundred clients for minutes on both databases (prints figures).
 SOAK_ARGS ?= --db both --clients 300 --seconds 90

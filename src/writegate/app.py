@@ -42,15 +42,14 @@ def load_modules(services: Services) -> list[Module]:
 
 
 def migration_dirs(settings: Settings) -> list[Path]:
-    """The core's and every enabled module's Alembic version directories."""
+    """The core's and every bundled module's Alembic version directories.
+
+    All of them, enabled or not: a database migrated by a process with more modules must
+    still be readable by one with fewer.
+    """
     root = Path(__file__).parent
     dirs = [root / "migrations" / "versions"]
-    for name in settings.modules:
-        if "." in name:
-            continue
-        d = root / "modules" / name / "migrations"
-        if d.is_dir():
-            dirs.append(d)
+    dirs += sorted(d for d in (root / "modules").glob("*/migrations") if d.is_dir())
     return dirs
 
 

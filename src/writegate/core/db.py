@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
+import logging
+import queue
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import MetaData, create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.sql.dml import Insert
+
+log = logging.getLogger("writegate.db")
+
+T = TypeVar("T")
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -75,10 +83,203 @@ def build_engine(url: str, pool_size: int = 10) -> Engine:
     )
 
 
+class _Call:
+    """One queued group write: the function, its outcome and how to tell the caller."""
+
+    __slots__ = ("done", "error", "fn", "future", "insert", "loop", "result")
+
+    def __init__(
+        self,
+        fn: Callable[[Session], Any],
+        loop: asyncio.AbstractEventLoop | None,
+        insert: tuple[Insert, dict[str, Any], dict[str, Any]] | None = None,
+    ):
+        self.fn = fn
+        self.loop = loop
+        #: (statement, row values, session.info flags): merged with its batch's twins
+        self.insert = insert
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.future: asyncio.Future[Any] | None = loop.create_future() if loop else None
+        # A plain lock, held until the outcome is known, is the cheapest thing to wait on.
+        self.done = threading.Lock()
+        self.done.acquire()
+
+
+def _settle(calls: list[_Call]) -> None:
+    # Runs on the callers' event loop: one wake-up per batch, not one per caller.
+    for c in calls:
+        if c.future is None or c.future.done():
+            continue
+        if c.error is not None:
+            c.future.set_exception(c.error)
+        else:
+            c.future.set_result(c.result)
+
+
+class _GroupCommit:
+    """One writer thread that runs queued write functions in shared transactions.
+
+    Whatever callers queue while a commit is in flight is run in the next transaction, and
+    every caller is answered only after that one COMMIT (one fsync on SQLite) succeeded.
+    The batch is first tried as one plain transaction; if any function raises, it is
+    rolled back and run again with each function in its own savepoint, so one failing
+    caller gets its error and the others still commit.
+    """
+
+    def __init__(self, db: Database, max_batch: int) -> None:
+        self.db = db
+        self.max_batch = max_batch
+        self._queue: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._on_loop: dict[asyncio.AbstractEventLoop, list[_Call]] = {}
+        self._flushing = threading.local()
+
+    def submit_on_loop(
+        self,
+        fn: Callable[[Session], Any],
+        loop: asyncio.AbstractEventLoop,
+        insert: tuple[Insert, dict[str, Any], dict[str, Any]] | None = None,
+    ) -> asyncio.Future[Any]:
+        """Queue fn for a commit run by the event loop itself once its ready callbacks ran.
+
+        Everything the loop handled in the meantime (every request that reached its write)
+        shares that commit. Running it on the loop, rather than handing it to a thread,
+        avoids trading the GIL back and forth for every statement of the batch.
+        """
+        if getattr(self._flushing, "active", False):
+            raise RuntimeError("group_write() cannot be called from inside a group write")
+        call = _Call(fn, loop, insert)
+        pending = self._on_loop.get(loop)
+        if pending is None:
+            pending = self._on_loop[loop] = []
+            loop.call_soon(self._flush_loop, loop)
+        pending.append(call)
+        assert call.future is not None
+        return call.future
+
+    def _flush_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch = self._on_loop.pop(loop, [])
+        if not batch:
+            return
+        self._flushing.active = True
+        try:
+            self._commit(batch)
+        finally:
+            self._flushing.active = False
+            _settle(batch)
+
+    def submit(
+        self,
+        fn: Callable[[Session], Any],
+        loop: asyncio.AbstractEventLoop | None,
+        insert: tuple[Insert, dict[str, Any], dict[str, Any]] | None = None,
+    ) -> _Call:
+        """Queue fn; the call is settled once its transaction has committed (or failed)."""
+        if threading.current_thread() is self._thread or getattr(self._flushing, "active", False):
+            raise RuntimeError("group_write() cannot be called from inside a group write")
+        call = _Call(fn, loop, insert)
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            with self._lock:
+                if self._thread is None or not self._thread.is_alive():
+                    self._thread = threading.Thread(
+                        target=self._run, name="writegate-group-commit", daemon=True
+                    )
+                    self._thread.start()
+        self._queue.put(call)
+        return call
+
+    def stop(self) -> None:
+        """Finish what is queued, then end the writer thread."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+            if thread is None:
+                return
+            self._queue.put(None)
+        thread.join(30)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            batch = [item]
+            stop = False
+            while len(batch) < self.max_batch:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                batch.append(more)
+            try:
+                self._commit(batch)
+            finally:
+                self._answer(batch)
+            if stop:
+                return
+
+    def _commit(self, batch: list[_Call]) -> None:
+        try:
+            with self.db.write() as session:
+                rows: dict[Insert, list[dict[str, Any]]] = {}
+                for call in batch:
+                    if call.insert is None:
+                        call.result = call.fn(session)
+                    else:
+                        stmt, values, info = call.insert
+                        rows.setdefault(stmt, []).append(values)
+                        session.info.update(info)
+                # Single-row inserts of the whole batch go in one executemany per statement.
+                for stmt, many in rows.items():
+                    session.execute(stmt, many)
+            return
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0].error = exc
+                return
+        except BaseException as exc:
+            for call in batch:
+                call.error = exc
+            raise
+        self._commit_isolated(batch)
+
+    def _commit_isolated(self, batch: list[_Call]) -> None:
+        try:
+            with self.db.write() as session:
+                for call in batch:
+                    call.result, call.error = None, None
+                    try:
+                        with session.begin_nested():
+                            call.result = call.fn(session)
+                    except Exception as exc:
+                        call.result, call.error = None, exc
+        except BaseException as exc:
+            # Nothing committed: every caller gets the error.
+            for call in batch:
+                call.result, call.error = None, exc
+            if not isinstance(exc, Exception):
+                raise
+
+    def _answer(self, batch: list[_Call]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Call]] = {}
+        for call in batch:
+            if call.loop is not None:
+                by_loop.setdefault(call.loop, []).append(call)
+            call.done.release()
+        for loop, calls in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # the caller's loop is already closed
+                loop.call_soon_threadsafe(_settle, calls)
+
+
 class Database:
     """Engine plus read and write session factories."""
 
-    def __init__(self, url: str, pool_size: int = 10) -> None:
+    def __init__(self, url: str, pool_size: int = 10, group_max_batch: int = 256) -> None:
         self.url = normalize_url(url)
         self.engine = build_engine(self.url, pool_size)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
@@ -87,13 +288,25 @@ class Database:
         self._write = sessionmaker(bind=write_bind, expire_on_commit=False)
         self._read = sessionmaker(bind=self.engine, expire_on_commit=False)
         self._after_commit: list[Callable[[Session], None]] = []
+        self._before_commit: list[Callable[[Session], None]] = []
         self._lock = threading.Lock()
         event.listen(self._write, "after_commit", self._run_after_commit)
+        event.listen(self._write, "before_commit", self._run_before_commit)
+        self._group = _GroupCommit(self, group_max_batch)
 
     def on_commit(self, callback: Callable[[Session], None]) -> None:
         """Call callback after every committed write session."""
         with self._lock:
             self._after_commit.append(callback)
+
+    def before_commit(self, callback: Callable[[Session], None]) -> None:
+        """Call callback before every write session commit or savepoint release."""
+        with self._lock:
+            self._before_commit.append(callback)
+
+    def _run_before_commit(self, session: Session) -> None:
+        for cb in list(self._before_commit):
+            cb(session)
 
     def _run_after_commit(self, session: Session) -> None:
         for cb in list(self._after_commit):
@@ -104,6 +317,44 @@ class Database:
         """A write transaction: committed on success, rolled back on error."""
         with self._write() as session, session.begin():
             yield session
+
+    def group_write(self, fn: Callable[[Session], T]) -> T:
+        """Run fn(session) in a write transaction shared with concurrent callers (group commit).
+
+        Returns fn's result (or raises its exception) only after the shared transaction has
+        committed; a caller whose fn raises does not affect the others. fn must be short and
+        only touch the database through `session`: it may run twice (once in the shared
+        attempt, once in its own savepoint) when another caller of its batch fails. Do not
+        call this while holding another write transaction in the same thread.
+        """
+        call = self._group.submit(fn, None)
+        call.done.acquire()
+        if call.error is not None:
+            raise call.error
+        result: T = call.result
+        return result
+
+    async def group_insert_async(
+        self, stmt: Insert, values: dict[str, Any], info: dict[str, Any] | None = None
+    ) -> None:
+        """Insert one row with group commit, batched with concurrent inserts of stmt.
+
+        `info` is merged into the shared session's `info` (e.g. flags for commit hooks).
+        Returns once the row is committed; raises if it could not be (e.g. a duplicate key),
+        without affecting the other callers.
+        """
+        flags = info or {}
+
+        def one(session: Session) -> None:
+            session.execute(stmt, values)
+            session.info.update(flags)
+
+        await self._group.submit_on_loop(one, asyncio.get_running_loop(), (stmt, values, flags))
+
+    async def group_write_async(self, fn: Callable[[Session], T]) -> T:
+        """`group_write` for async code: awaits the shared commit without blocking the loop."""
+        result: T = await self._group.submit_on_loop(fn, asyncio.get_running_loop())
+        return result
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Session]:
@@ -125,5 +376,6 @@ class Database:
             )
 
     def dispose(self) -> None:
-        """Close every pooled connection."""
+        """Stop the group-commit writer and close every pooled connection."""
+        self._group.stop()
         self.engine.dispose()

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from writegate.core.clock import Clock
 from writegate.core.exceptions import LeaseLost, PermanentJobError, UnknownJobKind
-from writegate.core.jobs import NOTIFY_CHANNEL, Job, JobManager, RetryPolicy
+from writegate.core.jobs import NOTIFY_CHANNEL, Job, JobManager, RetryPolicy, Status
 
 log = logging.getLogger("writegate.worker")
 
@@ -32,6 +32,11 @@ class JobSpec:
     kind: str
     handler: Handler
     policy: RetryPolicy | None = None
+    #: Opt-in fast path for short handlers that only write through ctx.session: claimed jobs
+    #: of this kind run back to back in one transaction (claim, run, finish: one commit per
+    #: batch). Such a handler must not use ctx.checkpoint() or wait on anything slow, since
+    #: it holds the write transaction (on SQLite, the single writer) while it runs.
+    batch: bool = False
 
 
 class Registry:
@@ -56,6 +61,14 @@ class Registry:
     def kinds(self) -> list[str]:
         """Every registered kind."""
         return sorted(self._specs)
+
+    def batched_kinds(self) -> list[str]:
+        """Kinds that run in shared batch transactions."""
+        return sorted(k for k, s in self._specs.items() if s.batch)
+
+    def threaded_kinds(self) -> list[str]:
+        """Kinds that run one per handler thread."""
+        return sorted(k for k, s in self._specs.items() if not s.batch)
 
     def policies(self) -> dict[str, RetryPolicy]:
         """Per-kind retry policies that override the default."""
@@ -82,12 +95,20 @@ class Wakeup:
 class JobContext:
     """What a handler gets: the job, and the transactions it may use."""
 
-    def __init__(self, manager: JobManager, job: Job, worker_id: str) -> None:
+    def __init__(
+        self,
+        manager: JobManager,
+        job: Job,
+        worker_id: str,
+        open_session: Callable[[], Session] | None = None,
+    ) -> None:
         self.manager = manager
         self.job = job
         self.worker_id = worker_id
         self.clock: Clock = manager.clock
         self._session: Session | None = None
+        #: batch jobs: opens the shared batch transaction (in this job's savepoint)
+        self._open = open_session
         self._stack = contextlib.ExitStack()
         self.progress: Any = job.progress
 
@@ -100,14 +121,19 @@ class JobContext:
     def session(self) -> Session:
         """The job's final transaction: writes here commit together with the job's success."""
         if self._session is None:
-            self._session = self._stack.enter_context(self.manager.db.write())
+            if self._open is not None:
+                self._session = self._open()
+            else:
+                self._session = self._stack.enter_context(self.manager.db.write())
         return self._session
 
     @contextlib.contextmanager
     def checkpoint(self) -> Iterator[Session]:
         """A separate committed transaction for one step of a long job (lease-fenced)."""
-        if self._session is not None:
-            raise RuntimeError("checkpoint() cannot be used after ctx.session was opened")
+        if self._session is not None or self._open is not None:
+            raise RuntimeError(
+                "checkpoint() cannot be used after ctx.session was opened (or in a batch job)"
+            )
         with self.manager.db.write() as s:
             yield s
 
@@ -152,6 +178,7 @@ class Worker:
         registry: Registry,
         *,
         concurrency: int = 4,
+        batch_size: int = 64,
         poll_interval: float = 1.0,
         reaper_interval: float = 5.0,
         wakeup: Wakeup | None = None,
@@ -160,6 +187,7 @@ class Worker:
         self.manager = manager
         self.registry = registry
         self.concurrency = concurrency
+        self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.reaper_interval = reaper_interval
         self.wakeup = wakeup or Wakeup()
@@ -212,12 +240,25 @@ class Worker:
     # -- loops ----------------------------------------------------------------
 
     def _dispatch_loop(self) -> None:
-        kinds = self.registry.kinds()
+        kinds = self.registry.threaded_kinds()
+        batched = self.registry.batched_kinds()
         while not self._stop.is_set():
+            full_batch = False
+            if batched:
+                try:
+                    done = self.manager.run_batch(
+                        self.worker_id, batched, self.batch_size, self._run_in_batch
+                    )
+                except Exception:
+                    log.exception("batch run failed; retrying after poll interval")
+                    self._stop.wait(self.poll_interval)
+                    continue
+                self._count_batch(done)
+                full_batch = len(done) >= self.batch_size
             with self._lock:
                 free = self.concurrency - len(self._running)
             claimed: list[Job] = []
-            if free > 0:
+            if free > 0 and kinds:
                 try:
                     claimed = self.manager.claim(self.worker_id, kinds, free)
                 except Exception:
@@ -231,8 +272,23 @@ class Worker:
                 with self._lock:
                     self._running[job.id] = t
                 t.start()
-            if len(claimed) < free or free <= 0:
+            if not full_batch and (len(claimed) < free or free <= 0):
                 self.wakeup.wait(self.poll_interval)
+
+    def _run_in_batch(self, open_session: Callable[[], Session], job: Job) -> Any:
+        return self.registry.get(job.kind).handler(
+            JobContext(self.manager, job, self.worker_id, open_session)
+        )
+
+    def _count_batch(self, done: list[tuple[Job, Status]]) -> None:
+        for job, status in done:
+            if status is not Status.SUCCEEDED:
+                log.info("job %s attempt %d failed: %s", job.id, job.attempts, status.value)
+        if done:
+            with self._lock:
+                self.processed += len(done)
+            if any(status is Status.QUEUED for _, status in done):
+                self.wakeup.set()
 
     def _lease_loop(self) -> None:
         interval = max(0.05, self.manager.lease_seconds / 3)

@@ -45,9 +45,9 @@ def _accepted(body: dict[str, Any]) -> JSONResponse:
     operation_id="one_post_create_session_job",
     summary="Accept an async job to create a jef-one session",
 )
-def create_session_job(body: CreateSessionJob, services: ServicesDep) -> JSONResponse:
+async def create_session_job(body: CreateSessionJob, services: ServicesDep) -> JSONResponse:
     """Accept a job (not the final write); confirm with the session GET."""
-    return _accepted(service.accept_session(services, body))
+    return _accepted(await service.accept_session(services, body))
 
 
 @router.post(
@@ -58,9 +58,9 @@ def create_session_job(body: CreateSessionJob, services: ServicesDep) -> JSONRes
     operation_id="one_entities_post_one",
     summary="Accept an async job to create or update an entity",
 )
-def post_entity(body: EntityPost, services: ServicesDep) -> JSONResponse:
+async def post_entity(body: EntityPost, services: ServicesDep) -> JSONResponse:
     """Accept an entity upsert; confirm with the entity GET."""
-    return _accepted(service.accept_entity(services, body))
+    return _accepted(await service.accept_entity(services, body))
 
 
 @router.post(
@@ -71,9 +71,9 @@ def post_entity(body: EntityPost, services: ServicesDep) -> JSONResponse:
     operation_id="one_employees_post_one",
     summary="Accept an async job to create or update an employee",
 )
-def post_employee(body: EmployeePost, services: ServicesDep) -> JSONResponse:
+async def post_employee(body: EmployeePost, services: ServicesDep) -> JSONResponse:
     """Accept an employee upsert; confirm with the employee GET."""
-    return _accepted(service.accept_employee(services, body))
+    return _accepted(await service.accept_employee(services, body))
 
 
 @router.get(

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from writegate.core.exceptions import ExclusiveJobExists, PermanentJobError
 from writegate.core.jobs import Job
@@ -82,9 +83,10 @@ def _enqueue(services: Services, session: Any, kind: str, payload: Any, key: str
         ) from None
 
 
-def accept_session(services: Services, body: CreateSessionJob) -> dict[str, Any]:
+async def accept_session(services: Services, body: CreateSessionJob) -> dict[str, Any]:
     """Queue the creation of a session; refuse a session_id that is already verified."""
-    with services.db.write() as s:
+
+    def write(s: Session) -> Job:
         # Serialize with the job's final write, so "verified" and "job active" never both
         # look false to a racing POST.
         services.db.lock(s, f"{KIND_SESSION}:{body.session_id}")
@@ -103,7 +105,7 @@ def accept_session(services: Services, body: CreateSessionJob) -> dict[str, Any]
                 confirmation=session_confirmation(body.session_id),
                 allowed_method="POST",
             )
-        job = _enqueue(
+        return _enqueue(
             services,
             s,
             KIND_SESSION,
@@ -111,6 +113,9 @@ def accept_session(services: Services, body: CreateSessionJob) -> dict[str, Any]
             f"{KIND_SESSION}:{body.session_id}",
             body.session_id,
         )
+
+    # Group commit: concurrent accepts share one durable commit; each answer waits for it.
+    job = await services.db.group_write_async(write)
     return accepted(job, body.session_id, session_confirmation(body.session_id))
 
 
@@ -119,10 +124,10 @@ def session_confirmation(session_id: str) -> str:
     return f"GET /jef-one-get-session-by-session-id?session_id={session_id}"
 
 
-def accept_entity(services: Services, body: EntityPost) -> dict[str, Any]:
+async def accept_entity(services: Services, body: EntityPost) -> dict[str, Any]:
     """Queue an entity upsert."""
-    with services.db.write() as s:
-        job = _enqueue(
+    job = await services.db.group_write_async(
+        lambda s: _enqueue(
             services,
             s,
             KIND_ENTITY,
@@ -130,6 +135,7 @@ def accept_entity(services: Services, body: EntityPost) -> dict[str, Any]:
             f"{KIND_ENTITY}:{body.entity_number}",
             body.entity_number,
         )
+    )
     return accepted(
         job,
         body.entity_number,
@@ -137,11 +143,14 @@ def accept_entity(services: Services, body: EntityPost) -> dict[str, Any]:
     )
 
 
-def accept_employee(services: Services, body: EmployeePost) -> dict[str, Any]:
+async def accept_employee(services: Services, body: EmployeePost) -> dict[str, Any]:
     """Queue an employee upsert."""
     pk = f"{body.entity_number}/{body.employee_number}"
-    with services.db.write() as s:
-        job = _enqueue(services, s, KIND_EMPLOYEE, body.model_dump(), f"{KIND_EMPLOYEE}:{pk}", pk)
+    job = await services.db.group_write_async(
+        lambda s: _enqueue(
+            services, s, KIND_EMPLOYEE, body.model_dump(), f"{KIND_EMPLOYEE}:{pk}", pk
+        )
+    )
     return accepted(
         job,
         pk,

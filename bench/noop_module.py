@@ -1,0 +1,117 @@
+"""An out-of-tree writegate module for the benchmarks (load with WRITEGATE_MODULES).
+
+It registers a no-op job kind and a one-row-write job kind (both batch jobs), their
+threaded twins for comparison, and an accept endpoint shaped like jef-one's: group commit
+(`/bench/one-post-create-session-job`) and one commit per request (`/bench/single/...`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from sqlalchemy import Column, MetaData, String, Table, insert
+
+from bench.marks import mark
+from bench.schemas import CreateSession, accepted
+from writegate.core.http import ErrorInfo, ServicesDep
+from writegate.core.module import Module
+from writegate.core.services import Services
+from writegate.core.worker import JobContext, JobSpec
+
+#: business rows written by bench.row; kept off Base.metadata (the driver creates it)
+metadata = MetaData()
+sessions = Table(
+    "bench_sessions",
+    metadata,
+    Column("session_id", String(64), primary_key=True),
+    Column("entity_number", String(64)),
+    Column("job_id", String(36)),
+)
+
+KIND_ACCEPT = "bench.create_session"
+
+
+def noop(ctx: JobContext) -> Any:
+    """Do nothing but leave a timing mark."""
+    mark()
+    return None
+
+
+def write_row(ctx: JobContext) -> Any:
+    """Write one business row in the job's final transaction."""
+    mark()
+    p = ctx.payload
+    ctx.session.execute(
+        insert(sessions).values(
+            session_id=p.get("session_id") or ctx.job.id,
+            entity_number=p.get("entity_number", ""),
+            job_id=ctx.job.id,
+        )
+    )
+    return None
+
+
+def render_error(request: Request, info: ErrorInfo) -> Response:
+    """jef-one's error envelope."""
+    return JSONResponse(
+        {
+            "is_accepted": False,
+            "message": info.message,
+            "error_type": info.kind,
+            "error_code": info.kind.upper(),
+            "errors": [f.__dict__ for f in info.fields],
+            "error": info.message,
+        },
+        status_code=info.status,
+    )
+
+
+def _job_kwargs(body: CreateSession) -> dict[str, Any]:
+    return {
+        "kind": KIND_ACCEPT,
+        "payload": body.model_dump(),
+        "tenant": body.entity_number,
+        "job_id": str(uuid.uuid4()),
+    }
+
+
+def create(services: Services) -> Module:
+    """Build the bench module."""
+    router = APIRouter()
+    # Resolved once at start-up rather than per request through a dependency.
+    jobs = services.jobs
+
+    @router.post("/bench/one-post-create-session-job", status_code=202)
+    async def create_session(body: CreateSession) -> JSONResponse:
+        """Accept with group commit: answered once the shared COMMIT is durable."""
+        job = await jobs.enqueue_grouped(**_job_kwargs(body))
+        return JSONResponse(accepted(job.id, body.session_id), status_code=202)
+
+    @router.post("/bench/nodb/one-post-create-session-job", status_code=202)
+    async def create_session_nodb(body: CreateSession) -> JSONResponse:
+        """The same request through writegate's app, writing nothing (splits app vs DB cost)."""
+        return JSONResponse(accepted(str(uuid.uuid4()), body.session_id), status_code=202)
+
+    @router.post("/bench/single/one-post-create-session-job", status_code=202)
+    def create_session_single(body: CreateSession, svc: ServicesDep) -> JSONResponse:
+        """Accept with one transaction (one fsync) per request."""
+        with svc.db.write() as s:
+            job_id = svc.jobs.enqueue(s, **_job_kwargs(body)).id
+        return JSONResponse(accepted(job_id, body.session_id), status_code=202)
+
+    return Module(
+        name="bench",
+        router=router,
+        prefixes=("/bench/",),
+        render_error=render_error,
+        jobs=[
+            JobSpec("bench.noop", noop, batch=True),
+            JobSpec("bench.row", write_row, batch=True),
+            JobSpec(KIND_ACCEPT, write_row, batch=True),
+            JobSpec("bench.noop_threaded", noop),
+            JobSpec("bench.row_threaded", write_row),
+        ],
+    )

@@ -1,0 +1,1 @@
+"""The systems a user would pick instead, doing the same work as the bench module."""

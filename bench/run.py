@@ -1,0 +1,767 @@
+"""Run every benchmark in one go and print one table: figure, baseline, ratio.
+
+Every figure is the median of --repeat runs; ratios are value / baseline from this run.
+Results go to bench/results/<utc time>.json and bench/results/latest.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+from sqlalchemy import delete, func, insert, select, text
+
+from bench import marks, procs
+from bench.noop_module import metadata as bench_metadata
+from writegate.app import load_modules, migrate
+from writegate.core.jobs import JobRow
+from writegate.core.services import Services
+from writegate.settings import Settings
+
+PG_ADMIN = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_BASE = PG_ADMIN.rsplit("/", 1)[0]
+WG_PG = f"{PG_BASE}/writegate_bench_wg"
+PEER_PG = f"{PG_BASE}/writegate_bench"
+RESULTS = Path(__file__).resolve().parent / "results"
+TMP = RESULTS / "tmp"
+WG_SQLITE = f"sqlite:///{TMP}/writegate.db"
+PG_PICKUP = "writegate PostgreSQL (worker process, NOTIFY)"
+EMBEDDED_PICKUP = "writegate embedded SQLite (incl. HTTP POST)"
+BODY = (
+    '{"entity_number": "1001", "employee_number": "00001", "session_id": "session-%s", '
+    '"app_type": "mobile", "app_number": "001"}'
+)
+
+
+@dataclass
+class Row:
+    """One line of the table."""
+
+    figure: str
+    value: float
+    unit: str
+    baseline_name: str
+    baseline: float
+    goal: str
+    runs: list[float]
+
+    @property
+    def ratio(self) -> float:
+        return self.value / self.baseline if self.baseline else float("nan")
+
+
+@dataclass
+class Bench:
+    """Options and collected rows."""
+
+    repeat: int
+    jobs: int
+    duration: int
+    connections: int
+    workers: int
+    rows: list[Row]
+    notes: dict[str, Any]
+
+    def add(
+        self, figure: str, runs: list[float], unit: str, base: str, bruns: list[float], goal: str
+    ) -> None:
+        row = Row(figure, med(runs), unit, base, med(bruns), goal, runs)
+        self.rows.append(row)
+        print(
+            f"  {figure}: {row.value:.4g} {unit} "
+            f"(baseline {base}: {row.baseline:.4g}, ratio {row.ratio:.2f})",
+            flush=True,
+        )
+
+
+def med(xs: list[float]) -> float:
+    """Median, NaN for nothing."""
+    return statistics.median(xs) if xs else float("nan")
+
+
+def pct(xs: list[float], q: float) -> float:
+    """The q-quantile (0..1) of xs."""
+    s = sorted(xs)
+    return s[min(len(s) - 1, int(q * len(s)))] if s else float("nan")
+
+
+# -- set-up -----------------------------------------------------------------------------
+
+
+def recreate_pg(name: str) -> None:
+    """Drop and create a PostgreSQL database."""
+    with psycopg.connect(PG_ADMIN, autocommit=True) as c:
+        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        c.execute(f'CREATE DATABASE "{name}"')
+
+
+def writegate_services(url: str) -> Services:
+    """Migrated writegate services with the bench module, and its business table."""
+    svc = Services.build(Settings(database_url=url, modules=["bench.noop_module"]))
+    load_modules(svc)
+    migrate(svc)
+    bench_metadata.create_all(svc.db.engine, checkfirst=True)
+    return svc
+
+
+def reset_writegate(svc: Services) -> None:
+    """Empty the job and business tables."""
+    with svc.db.write() as s:
+        s.execute(delete(JobRow))
+        s.execute(text("DELETE FROM bench_sessions"))
+
+
+def fill_writegate(svc: Services, kind: str, n: int) -> None:
+    """Queue n jobs with one bulk INSERT per 5,000."""
+    now = datetime.now(UTC).replace(tzinfo=None) - timedelta(seconds=1)
+    for start in range(0, n, 5000):
+        rows = [
+            {
+                "id": str(uuid.uuid4()),
+                "kind": kind,
+                "tenant": "bench",
+                "payload": {
+                    "session_id": f"s-{start + i}-{uuid.uuid4().hex[:8]}",
+                    "entity_number": "1001",
+                },
+                "status": "queued",
+                "attempts": 0,
+                "max_attempts": 5,
+                "run_after": now,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for i in range(min(5000, n - start))
+        ]
+        with svc.db.write() as s:
+            s.execute(insert(JobRow), rows)
+
+
+def peer_setup() -> None:
+    """The peers' database (procrastinate schema + business table) and an empty Redis db."""
+    recreate_pg("writegate_bench")
+    from bench.peers.procrastinate_app import app
+
+    with app.open():
+        app.schema_manager.apply_schema()
+    with psycopg.connect(PEER_PG, autocommit=True) as c:
+        c.execute(
+            "CREATE TABLE bench_peer_rows "
+            "(session_id varchar(64) PRIMARY KEY, entity_number varchar(64))"
+        )
+
+
+def reset_peers() -> None:
+    """Empty procrastinate's queue, the peers' business rows and Redis db 15."""
+    with psycopg.connect(PEER_PG, autocommit=True) as c:
+        c.execute("TRUNCATE procrastinate_jobs CASCADE")
+        c.execute("TRUNCATE bench_peer_rows")
+    subprocess.run(["redis-cli", "-n", "15", "FLUSHDB"], check=True, capture_output=True)
+
+
+def peer_rows() -> int:
+    with psycopg.connect(PEER_PG, autocommit=True) as c:
+        row = c.execute("SELECT count(*) FROM bench_peer_rows").fetchone()
+    return int(row[0]) if row else 0
+
+
+# -- 1. accept path -----------------------------------------------------------------------
+
+
+LUA = """
+local counter = 0
+local threads = 0
+function setup(thread) threads = threads + 1; thread:set("tid", threads) end
+request = function()
+  counter = counter + 1
+  local body = '{"entity_number": "1001", "employee_number": "00001", "session_id": "s-'
+    .. tostring(tid) .. '-' .. counter .. '", "app_type": "mobile", "app_number": "001"}'
+  return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, body)
+end
+"""
+
+
+def wrk(url: str, seconds: float, connections: int) -> dict[str, float]:
+    """Run wrk against url; requests/s, p50 and p99 in ms, and non-2xx count."""
+    script = TMP / "post.lua"
+    script.write_text(LUA)
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+
+    def lat(p: str) -> float:
+        m = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out)
+        if not m:
+            return float("nan")
+        v, u = float(m.group(1)), m.group(2)
+        return v / 1000 if u == "us" else v * 1000 if u == "s" else v
+
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors:.*", out)
+    return {
+        "rps": rps,
+        "p50": lat("50"),
+        "p99": lat("99"),
+        "non2xx": float(bad.group(1)) if bad else 0.0,
+        "socket_errors": 1.0 if errors else 0.0,
+    }
+
+
+def accept(b: Bench, wg_sqlite: Services, wg_pg: Services) -> None:
+    print(f"[accept] wrk, {b.connections} connections, {b.duration}s runs", flush=True)
+    path = "/bench/one-post-create-session-job"
+    targets: dict[str, dict[str, list[float]]] = {}
+
+    def measure(name: str, url: str) -> None:
+        wrk(url, 1, b.connections)  # warm-up
+        runs = [wrk(url, b.duration, b.connections) for _ in range(b.repeat)]
+        targets[name] = {k: [r[k] for r in runs] for k in runs[0]}
+        if any(r["non2xx"] or r["socket_errors"] for r in runs):
+            b.notes.setdefault("accept_errors", {})[name] = runs
+
+    port = procs.free_port()
+    ceiling = procs.spawn(
+        [
+            "-m",
+            "uvicorn",
+            "bench.ceiling:app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ]
+    )
+    with procs.running(ceiling):
+        procs.wait_http(f"http://127.0.0.1:{port}/docs")
+        measure("ceiling", f"http://127.0.0.1:{port}{path}")
+        ceiling_rss = procs.peak_rss_mb(ceiling)
+    serve_rss = []
+    for db, svc, url in (("sqlite", wg_sqlite, WG_SQLITE), ("pg", wg_pg, WG_PG)):
+        reset_writegate(svc)
+        port = procs.free_port()
+        server = procs.writegate_serve(url, port, worker=False)
+        with procs.running(server):
+            procs.wait_http(f"http://127.0.0.1:{port}/docs")
+            measure(f"{db} group", f"http://127.0.0.1:{port}{path}")
+            measure(f"{db} single", f"http://127.0.0.1:{port}/bench/single{path[6:]}")
+            serve_rss.append(procs.peak_rss_mb(server))
+        with svc.db.read() as s:
+            b.notes[f"accept_{db}_jobs_committed"] = s.scalar(
+                select(func.count()).select_from(JobRow)
+            )
+    c = targets["ceiling"]
+    for db, label in (("sqlite", "SQLite"), ("pg", "PostgreSQL")):
+        g, one = targets[f"{db} group"], targets[f"{db} single"]
+        b.add(
+            f"accept req/s, {label}, group commit",
+            g["rps"],
+            "req/s",
+            "bare FastAPI ceiling",
+            c["rps"],
+            ">= 0.85",
+        )
+        b.add(
+            f"accept req/s, {label}, one commit per request",
+            one["rps"],
+            "req/s",
+            "bare FastAPI ceiling",
+            c["rps"],
+            "(for comparison)",
+        )
+        b.add(
+            f"accept p50, {label}, group commit",
+            g["p50"],
+            "ms",
+            "ceiling p50",
+            c["p50"],
+            "(lower is better)",
+        )
+        b.add(
+            f"accept p99, {label}, group commit",
+            g["p99"],
+            "ms",
+            "ceiling p99",
+            c["p99"],
+            "(lower is better)",
+        )
+    b.notes["ceiling_peak_rss_mb"] = ceiling_rss
+    b.add(
+        "peak RSS, writegate serve",
+        [max(serve_rss)],
+        "MB",
+        "ceiling uvicorn",
+        [ceiling_rss],
+        "(lower is better)",
+    )
+
+
+# -- 2./4. drain ---------------------------------------------------------------------------
+
+
+def wait_marks(path: str, n: int, timeout: float = 600.0) -> None:
+    deadline = time.monotonic() + timeout
+    while marks.count(path) < n:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {marks.count(path)} of {n} jobs ran within {timeout}s")
+        time.sleep(0.02)
+
+
+def rate(path: str, n: int) -> float:
+    """Jobs per second between the first and the last handler run."""
+    ts = marks.read(path)
+    return n / max(1e-6, max(ts) - min(ts))
+
+
+def drain_writegate(
+    b: Bench, svc: Services, url: str, kind: str, workers: int, rss: list[float]
+) -> float:
+    reset_writegate(svc)
+    fill_writegate(svc, kind, b.jobs)
+    path = str(TMP / f"marks-{uuid.uuid4().hex[:8]}")
+    ps = [procs.writegate_worker(url, BENCH_MARKS=path) for _ in range(workers)]
+    with procs.running(*ps):
+        wait_marks(path, b.jobs)
+        # Not timed: the last batch's COMMIT, then every job must be succeeded.
+        deadline = time.monotonic() + 60
+        while True:
+            with svc.db.read() as s:
+                done = s.scalar(
+                    select(func.count()).select_from(JobRow).where(JobRow.status == "succeeded")
+                )
+            if done == b.jobs or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        rss.append(max(procs.peak_rss_mb(p) for p in ps))
+    if done != b.jobs:
+        raise RuntimeError(f"writegate: {done} of {b.jobs} jobs succeeded")
+    r = rate(path, b.jobs)
+    os.unlink(path)
+    return r
+
+
+def drain_celery(b: Bench, kind: str, workers: int, rss: list[float]) -> float:
+    from bench.peers.celery_app import app, noop, row
+
+    reset_peers()
+    with app.producer_or_acquire() as producer:
+        for i in range(b.jobs):
+            if kind == "noop":
+                noop.apply_async(producer=producer)
+            else:
+                row.apply_async(args=(f"s-{i}", "1001"), producer=producer)
+    path = str(TMP / f"marks-{uuid.uuid4().hex[:8]}")
+    p = procs.spawn(
+        [
+            "-m",
+            "celery",
+            "-A",
+            "bench.peers.celery_app",
+            "worker",
+            "--pool",
+            "prefork",
+            "-c",
+            str(workers),
+            "--loglevel",
+            "warning",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        BENCH_MARKS=path,
+    )
+    with procs.running(p):
+        wait_marks(path, b.jobs)
+        rss.append(procs.peak_rss_mb(p, children=True))
+        if kind == "row":
+            deadline = time.monotonic() + 30
+            while peer_rows() < b.jobs and time.monotonic() < deadline:
+                time.sleep(0.05)
+    r = rate(path, b.jobs)
+    os.unlink(path)
+    return r
+
+
+def drain_procrastinate(b: Bench, kind: str, workers: int, rss: list[float]) -> float:
+    from bench.peers.procrastinate_app import app, noop, row
+
+    reset_peers()
+    with app.open():
+        for start in range(0, b.jobs, 1000):
+            n = min(1000, b.jobs - start)
+            if kind == "noop":
+                noop.batch_defer(*({} for _ in range(n)))
+            else:
+                row.batch_defer(
+                    *({"session_id": f"s-{start + i}", "entity_number": "1001"} for i in range(n))
+                )
+    path = str(TMP / f"marks-{uuid.uuid4().hex[:8]}")
+    ps = [
+        procs.spawn(
+            [
+                "-m",
+                "procrastinate",
+                "--app",
+                "bench.peers.procrastinate_app.app",
+                "worker",
+                "-c",
+                "4",
+            ],
+            BENCH_MARKS=path,
+        )
+        for _ in range(workers)
+    ]
+    with procs.running(*ps):
+        wait_marks(path, b.jobs)
+        rss.append(max(procs.peak_rss_mb(p) for p in ps))
+    r = rate(path, b.jobs)
+    os.unlink(path)
+    return r
+
+
+def drain(b: Bench, wg_sqlite: Services, wg_pg: Services) -> None:
+    n = b.workers
+    print(f"[drain] {b.jobs} jobs, {n} worker processes", flush=True)
+    wg_rss: list[float] = []
+    peer_rss: dict[str, list[float]] = {"celery": [], "procrastinate": []}
+    for kind, wg_kind, label in (("noop", "bench.noop", "no-op"), ("row", "bench.row", "one-row")):
+        pg = [drain_writegate(b, wg_pg, WG_PG, wg_kind, n, wg_rss) for _ in range(b.repeat)]
+        lite = [
+            drain_writegate(b, wg_sqlite, WG_SQLITE, wg_kind, n, wg_rss) for _ in range(b.repeat)
+        ]
+        cel = [drain_celery(b, kind, n, peer_rss["celery"]) for _ in range(b.repeat)]
+        pro = [drain_procrastinate(b, kind, n, peer_rss["procrastinate"]) for _ in range(b.repeat)]
+        b.add(
+            f"drain {label} jobs/s, writegate PostgreSQL",
+            pg,
+            "jobs/s",
+            "Celery+Redis",
+            cel,
+            ">= 1.5",
+        )
+        b.add(
+            f"drain {label} jobs/s, writegate PostgreSQL",
+            pg,
+            "jobs/s",
+            "procrastinate",
+            pro,
+            ">= 1.2",
+        )
+        b.add(
+            f"drain {label} jobs/s, writegate SQLite", lite, "jobs/s", "Celery+Redis", cel, ">= 1.5"
+        )
+    b.add(
+        "peak RSS, writegate worker",
+        [max(wg_rss)],
+        "MB",
+        "Celery worker process",
+        [max(peer_rss["celery"])],
+        "(lower is better)",
+    )
+    b.add(
+        "peak RSS, writegate worker",
+        [max(wg_rss)],
+        "MB",
+        "procrastinate worker",
+        [max(peer_rss["procrastinate"])],
+        "(lower is better)",
+    )
+
+
+def scaling(b: Bench, wg_pg: Services) -> None:
+    print("[scaling] writegate PostgreSQL no-op drain with 1, 2, 4 workers", flush=True)
+    rss: list[float] = []
+    one = [drain_writegate(b, wg_pg, WG_PG, "bench.noop", 1, rss) for _ in range(b.repeat)]
+    for n in (2, 4):
+        runs = [drain_writegate(b, wg_pg, WG_PG, "bench.noop", n, rss) for _ in range(b.repeat)]
+        b.add(
+            f"scaling: drain jobs/s with {n} workers (PostgreSQL)",
+            runs,
+            "jobs/s",
+            "1 worker",
+            one,
+            "(>= 1 on 2 cores)",
+        )
+
+
+# -- 3. pickup latency -----------------------------------------------------------------------
+
+
+def pickup_series(submit: Callable[[], object], path: str, count: int) -> list[float]:
+    """Submit one job at a time; ms from just before submit to its handler's mark."""
+    base = marks.count(path)
+    out = []
+    for i in range(count):
+        t0 = time.time()
+        submit()
+        deadline = time.monotonic() + 30
+        while marks.count(path) <= base + i:
+            if time.monotonic() > deadline:
+                raise RuntimeError("pickup: job did not run within 30s")
+            time.sleep(0.0005)
+        out.append((marks.read(path)[base + i] - t0) * 1000)
+        time.sleep(0.02)
+    return out
+
+
+def pickup(b: Bench, wg_sqlite: Services, wg_pg: Services) -> None:
+    count = 40
+    print(f"[pickup] {count} jobs one at a time, x{b.repeat}", flush=True)
+    res: dict[str, list[list[float]]] = {}
+
+    # Embedded: POST to serve; its own worker is woken in-process by the COMMIT.
+    reset_writegate(wg_sqlite)
+    path = str(TMP / f"marks-{uuid.uuid4().hex[:8]}")
+    port = procs.free_port()
+    server = procs.writegate_serve(WG_SQLITE, port, worker=True, BENCH_MARKS=path)
+    with (
+        procs.running(server),
+        httpx.Client(base_url=f"http://127.0.0.1:{port}") as client,
+    ):
+        procs.wait_http(f"http://127.0.0.1:{port}/docs")
+        time.sleep(1.0)  # let the worker reach its idle wait
+
+        def post() -> None:
+            r = client.post(
+                "/bench/one-post-create-session-job",
+                content=BODY % uuid.uuid4().hex,
+                headers={"content-type": "application/json"},
+            )
+            r.raise_for_status()
+
+        res[EMBEDDED_PICKUP] = [pickup_series(post, path, count) for _ in range(b.repeat)]
+    os.unlink(path)
+
+    # PostgreSQL: enqueue + COMMIT from this process (like the peers' delay()/defer());
+    # a separate worker process is woken by LISTEN/NOTIFY.
+    reset_writegate(wg_pg)
+    path = str(TMP / f"marks-{uuid.uuid4().hex[:8]}")
+    worker = procs.writegate_worker(WG_PG, BENCH_MARKS=path)
+    with procs.running(worker):
+        time.sleep(3.0)
+
+        def enqueue() -> None:
+            with wg_pg.db.write() as s:
+                wg_pg.jobs.enqueue(s, kind="bench.noop", payload={}, tenant="bench")
+
+        res[PG_PICKUP] = [pickup_series(enqueue, path, count) for _ in range(b.repeat)]
+    os.unlink(path)
+
+    from bench.peers.celery_app import noop as cnoop
+
+    reset_peers()
+    path = str(TMP / f"marks-{uuid.uuid4().hex[:8]}")
+    p = procs.spawn(
+        [
+            "-m",
+            "celery",
+            "-A",
+            "bench.peers.celery_app",
+            "worker",
+            "--pool",
+            "prefork",
+            "-c",
+            "1",
+            "--loglevel",
+            "warning",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        BENCH_MARKS=path,
+    )
+    with procs.running(p):
+        time.sleep(3.0)
+        res["celery"] = [pickup_series(cnoop.delay, path, count) for _ in range(b.repeat)]
+    os.unlink(path)
+
+    from bench.peers.procrastinate_app import app as papp
+    from bench.peers.procrastinate_app import noop as pnoop
+
+    reset_peers()
+    path = str(TMP / f"marks-{uuid.uuid4().hex[:8]}")
+    p = procs.spawn(
+        ["-m", "procrastinate", "--app", "bench.peers.procrastinate_app.app", "worker", "-c", "1"],
+        BENCH_MARKS=path,
+    )
+    with procs.running(p), papp.open():
+        time.sleep(3.0)
+        res["procrastinate"] = [pickup_series(pnoop.defer, path, count) for _ in range(b.repeat)]
+    os.unlink(path)
+
+    def p50s(name: str) -> list[float]:
+        return [pct(s, 0.5) for s in res[name]]
+
+    def p99s(name: str) -> list[float]:
+        return [pct(s, 0.99) for s in res[name]]
+
+    for name in (EMBEDDED_PICKUP, PG_PICKUP):
+        for peer in ("celery", "procrastinate"):
+            b.add(
+                f"pickup p50, {name}",
+                p50s(name),
+                "ms",
+                f"{peer} p50",
+                p50s(peer),
+                "<= 1.0 (and <= 5 ms)",
+            )
+        b.add(
+            f"pickup p99, {name}",
+            p99s(name),
+            "ms",
+            "procrastinate p99",
+            p99s("procrastinate"),
+            "<= 1.0",
+        )
+    b.notes["pickup_ms"] = {k: [[round(x, 3) for x in s] for s in v] for k, v in res.items()}
+
+
+# -- 4. backlog: claim cost ---------------------------------------------------------------------
+
+
+def backlog(b: Bench, wg_sqlite: Services, wg_pg: Services) -> None:
+    print("[backlog] claim time with 1k vs 100k queued jobs", flush=True)
+    for label, svc in (("PostgreSQL", wg_pg), ("SQLite", wg_sqlite)):
+        times: dict[int, list[float]] = {}
+        for size in (1_000, 100_000):
+            reset_writegate(svc)
+            fill_writegate(svc, "bench.noop", size)
+            if svc.db.is_postgres:
+                with svc.db.engine.connect() as c:
+                    c.execute(text("ANALYZE jobs"))
+                    c.commit()
+            samples = []
+            for _ in range(max(30, 10 * b.repeat)):
+                t0 = time.perf_counter()
+                got = svc.jobs.claim("bench-claimer", ["bench.noop"], 10)
+                samples.append((time.perf_counter() - t0) * 1000)
+                assert len(got) == 10
+            times[size] = samples
+            b.notes[f"claim_plan_{label}_{size}"] = claim_plan(svc)
+        b.add(
+            f"claim of 10 jobs, 100k backlog, {label}",
+            [med(times[100_000])],
+            "ms",
+            "1k backlog",
+            [med(times[1_000])],
+            "~1.0 (flat)",
+        )
+        plan = b.notes[f"claim_plan_{label}_100000"]
+        print(f"    plan uses ix_jobs_claim: {'ix_jobs_claim' in plan}", flush=True)
+    reset_writegate(wg_pg)
+    reset_writegate(wg_sqlite)
+
+
+def claim_plan(svc: Services) -> str:
+    """The query plan of the claim's pick query."""
+    now = datetime.now(UTC).replace(tzinfo=None)
+    q = (
+        "SELECT id FROM jobs WHERE status = 'queued' AND run_after <= :now "
+        "AND kind IN ('bench.noop') ORDER BY run_after, created_at LIMIT 10"
+    )
+    with svc.db.read() as s:
+        if svc.db.is_postgres:
+            rows = s.execute(text("EXPLAIN " + q + " FOR UPDATE SKIP LOCKED"), {"now": now}).all()
+            return "\n".join(r[0] for r in rows)
+        rows = s.execute(text("EXPLAIN QUERY PLAN " + q), {"now": now}).all()
+        return "\n".join(str(r[-1]) for r in rows)
+
+
+# -- the table --------------------------------------------------------------------------------
+
+
+def table(b: Bench) -> str:
+    head = f"{'figure':<62} {'value':>10} {'baseline':>34} {'ratio':>6}  goal"
+    lines = [head, "-" * len(head)]
+    for r in b.rows:
+        base = f"{r.baseline_name} {r.baseline:.4g}"
+        lines.append(
+            f"{r.figure:<62} {r.value:>8.4g} {r.unit:<5}{base:>30} {r.ratio:>6.2f}  {r.goal}"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    ap.add_argument("--repeat", type=int, default=3, help="runs per figure (median is reported)")
+    ap.add_argument("--jobs", type=int, default=20_000, help="jobs per drain run")
+    ap.add_argument("--duration", type=int, default=4, help="seconds per wrk run")
+    ap.add_argument("--connections", type=int, default=32, help="wrk connections")
+    ap.add_argument("--workers", type=int, default=2, help="worker processes in the drain runs")
+    ap.add_argument("--only", default="accept,drain,pickup,scaling,backlog", help="sections to run")
+    args = ap.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk not found: apt-get install -y wrk")
+    TMP.mkdir(parents=True, exist_ok=True)
+    for f in TMP.glob("writegate.db*"):
+        f.unlink()
+    load = os.getloadavg()
+    b = Bench(args.repeat, args.jobs, args.duration, args.connections, args.workers, [], {})
+    b.notes["load_at_start"] = load
+    b.notes["cpus"] = os.cpu_count()
+    print(
+        f"writegate bench: {os.cpu_count()} CPUs, "
+        f"load average at start {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}",
+        flush=True,
+    )
+    started = time.monotonic()
+    recreate_pg("writegate_bench_wg")
+    wg_sqlite = writegate_services(WG_SQLITE)
+    wg_pg = writegate_services(WG_PG)
+    only = set(args.only.split(","))
+    if only & {"drain", "pickup"}:
+        peer_setup()
+    try:
+        if "accept" in only:
+            accept(b, wg_sqlite, wg_pg)
+        if "drain" in only:
+            drain(b, wg_sqlite, wg_pg)
+        if "pickup" in only:
+            pickup(b, wg_sqlite, wg_pg)
+        if "scaling" in only:
+            scaling(b, wg_pg)
+        if "backlog" in only:
+            backlog(b, wg_sqlite, wg_pg)
+    finally:
+        wg_sqlite.close()
+        wg_pg.close()
+    load_end = os.getloadavg()
+    b.notes["load_at_end"] = load_end
+    b.notes["seconds"] = round(time.monotonic() - started, 1)
+    print()
+    print(table(b))
+    print(
+        f"\n{len(b.rows)} figures, medians of {b.repeat} runs; ratio = value / baseline. "
+        f"Load average {load[0]:.2f} at start, {load_end[0]:.2f} at end; {b.notes['seconds']}s."
+    )
+    RESULTS.mkdir(exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    doc = {
+        "when": stamp,
+        "options": vars(args),
+        "rows": [{**asdict(r), "ratio": r.ratio} for r in b.rows],
+        "notes": b.notes,
+        "table": table(b),
+    }
+    for name in (f"{stamp}.json", "latest.json"):
+        (RESULTS / name).write_text(json.dumps(doc, indent=2, default=str))
+    print(f"written to bench/results/{stamp}.json")

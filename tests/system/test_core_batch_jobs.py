@@ -1,0 +1,219 @@
+"""Batch jobs: claim, run and finish many short jobs in one transaction, each in isolation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import Column, MetaData, String, Table, insert, select
+
+from tests.harness import FAST, uid, wait_for
+from writegate.app import migrate
+from writegate.core.exceptions import PermanentJobError
+from writegate.core.jobs import RetryPolicy, Status
+from writegate.core.services import Services
+from writegate.core.worker import JobContext, JobSpec, Worker
+from writegate.settings import Settings
+
+scratch = MetaData()
+rows = Table(
+    "core_test_batch_rows",
+    scratch,
+    Column("id", String(64), primary_key=True),
+    Column("job_id", String(36)),
+)
+
+
+@pytest.fixture
+def services(db_url: str) -> Iterator[Services]:
+    """Core services on the session database, without any API module."""
+    svc = Services.build(Settings(**{**FAST, "database_url": db_url, "modules": []}))
+    migrate(svc)
+    scratch.create_all(svc.db.engine, checkfirst=True)
+    yield svc
+    # Leave no table behind that the models-vs-migrations check would see.
+    scratch.drop_all(svc.db.engine)
+    svc.close()
+
+
+def _worker(services: Services, specs: list[JobSpec], **kw: Any) -> Worker:
+    for spec in specs:
+        services.registry.add(spec)
+    worker = Worker(
+        services.jobs,
+        services.registry,
+        wakeup=services.wakeup,
+        poll_interval=kw.pop("poll_interval", 0.2),
+        reaper_interval=0.3,
+        **kw,
+    )
+    worker.start()
+    return worker
+
+
+def _enqueue(services: Services, kind: str, payloads: list[Any]) -> list[str]:
+    with services.db.write() as s:
+        return [
+            services.jobs.enqueue(s, kind=kind, payload=p, tenant=uid("t-")).id for p in payloads
+        ]
+
+
+def _jobs(services: Services, ids: list[str]) -> dict[str, Any]:
+    with services.db.read() as s:
+        return {i: services.jobs.get(s, i) for i in ids}
+
+
+def _rows(services: Services, job_ids: list[str]) -> dict[str, str]:
+    with services.db.read() as s:
+        found = s.execute(select(rows.c.job_id, rows.c.id).where(rows.c.job_id.in_(job_ids)))
+        return {str(job_id): str(row_id) for job_id, row_id in found}
+
+
+def test_batch_jobs_commit_their_row_with_success_and_failures_stay_isolated(
+    services: Services,
+) -> None:
+    kind = uid("core.batch-")
+
+    def handler(ctx: JobContext) -> Any:
+        ctx.session.execute(insert(rows).values(id=uid("row-"), job_id=ctx.job.id))
+        if ctx.payload["mode"] == "permanent":
+            raise PermanentJobError("refused for good")
+        if ctx.payload["mode"] == "flaky":
+            raise RuntimeError("temporary trouble")
+        return {"ok": ctx.payload["n"]}
+
+    modes = ["ok"] * 30 + ["permanent", "flaky"]
+    policy = RetryPolicy(max_attempts=2, backoff_base=0.01, backoff_max=0.02)
+    services.jobs.policies[kind] = policy  # max_attempts is fixed at enqueue time
+    ids = _enqueue(services, kind, [{"mode": m, "n": i} for i, m in enumerate(modes)])
+    worker = _worker(services, [JobSpec(kind, handler, policy=policy, batch=True)], batch_size=8)
+    try:
+
+        def settled() -> bool:
+            return all(
+                j.status in (Status.SUCCEEDED, Status.FAILED) for j in _jobs(services, ids).values()
+            )
+
+        wait_for(settled, timeout=60)
+    finally:
+        worker.stop()
+    jobs = _jobs(services, ids)
+    written = _rows(services, ids)
+    for job_id, mode in zip(ids, modes, strict=True):
+        job = jobs[job_id]
+        if mode == "ok":
+            assert job.status is Status.SUCCEEDED
+            assert job.result == {"ok": job.payload["n"]}
+            assert job.attempts == 1
+            assert job.lease_owner is None
+            assert job_id in written
+        else:
+            assert job.status is Status.FAILED
+            # The failing handler's own row was rolled back with its savepoint.
+            assert job_id not in written
+    assert jobs[ids[-2]].error == "refused for good"
+    assert jobs[ids[-2]].attempts == 1
+    assert jobs[ids[-1]].error == "temporary trouble"
+    assert jobs[ids[-1]].attempts == 2
+
+
+def test_batch_and_threaded_kinds_run_side_by_side(services: Services) -> None:
+    batch_kind, thread_kind = uid("core.b-"), uid("core.t-")
+    seen: list[str] = []
+
+    def threaded(ctx: JobContext) -> Any:
+        # A threaded job may still checkpoint; a batch job may not.
+        with ctx.checkpoint() as s:
+            ctx.save(s, progress={"step": 1})
+        seen.append(ctx.job.id)
+        return "threaded"
+
+    def batched(ctx: JobContext) -> Any:
+        try:
+            with ctx.checkpoint():
+                pass
+        except RuntimeError:
+            return "no checkpoint in a batch"
+        return "checkpoint allowed?"
+
+    b_ids = _enqueue(services, batch_kind, [{}] * 5)
+    t_ids = _enqueue(services, thread_kind, [{}] * 5)
+    worker = _worker(
+        services, [JobSpec(batch_kind, batched, batch=True), JobSpec(thread_kind, threaded)]
+    )
+    try:
+        wait_for(
+            lambda: all(
+                j.status is Status.SUCCEEDED for j in _jobs(services, b_ids + t_ids).values()
+            ),
+            timeout=60,
+        )
+    finally:
+        worker.stop()
+    jobs = _jobs(services, b_ids + t_ids)
+    assert {jobs[i].result for i in b_ids} == {"no checkpoint in a batch"}
+    assert {jobs[i].result for i in t_ids} == {"threaded"}
+    assert {jobs[i].progress["step"] for i in t_ids} == {1}
+    assert sorted(seen) == sorted(t_ids)
+
+
+def test_a_cancelled_job_is_not_run_by_a_batch(services: Services) -> None:
+    kind = uid("core.c-")
+    ran: list[str] = []
+    ids = _enqueue(services, kind, [{}] * 3)
+    services.jobs.cancel(ids[1])
+
+    def handler(ctx: JobContext) -> Any:
+        ran.append(ctx.job.id)
+        return None
+
+    worker = _worker(services, [JobSpec(kind, handler, batch=True)])
+    try:
+        wait_for(
+            lambda: (
+                _jobs(services, [ids[0], ids[2]])[ids[2]].status is Status.SUCCEEDED
+                and _jobs(services, [ids[0]])[ids[0]].status is Status.SUCCEEDED
+            ),
+            timeout=60,
+        )
+    finally:
+        worker.stop()
+    assert sorted(ran) == sorted([ids[0], ids[2]])
+    assert _jobs(services, [ids[1]])[ids[1]].status is Status.CANCELLED
+
+
+def test_an_idle_worker_is_woken_by_a_commit_not_by_polling(services: Services) -> None:
+    kind = uid("core.w-")
+    # With an hour between polls, only the commit wake-up (in-process signal on SQLite,
+    # LISTEN/NOTIFY on PostgreSQL) can get this job run before the wait below gives up.
+    worker = _worker(services, [JobSpec(kind, lambda ctx: "woken", batch=True)], poll_interval=3600)
+    try:
+        wait_for(lambda: worker._threads and all(t.is_alive() for t in worker._threads))
+        if services.db.is_postgres:
+            # Enqueue from a separate process-like Services: only NOTIFY can reach the worker.
+            other = Services.build(services.settings)
+            try:
+                wait_for(lambda: _listening(services), timeout=30)
+                ids = _enqueue(other, kind, [{}])
+            finally:
+                other.close()
+        else:
+            ids = _enqueue(services, kind, [{}])
+        wait_for(lambda: _jobs(services, ids)[ids[0]].status is Status.SUCCEEDED, timeout=60)
+    finally:
+        worker.stop()
+    assert _jobs(services, ids)[ids[0]].result == "woken"
+
+
+def _listening(services: Services) -> bool:
+    from sqlalchemy import text
+
+    with services.db.read() as s:
+        n = s.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND query LIKE 'LISTEN %'"
+            )
+        )
+    return bool(n)

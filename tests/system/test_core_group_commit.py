@@ -1,0 +1,236 @@
+"""Group commit: concurrent writers share one transaction; each is answered after COMMIT."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from sqlalchemy import Column, MetaData, String, Table, func, insert, select
+from sqlalchemy.orm import Session
+
+from tests.harness import FAST, uid, wait_for
+from writegate.app import migrate
+from writegate.core.exceptions import ExclusiveJobExists
+from writegate.core.jobs import JobRow
+from writegate.core.services import Services
+from writegate.settings import Settings
+
+#: a scratch table outside Base.metadata, so migrations checks never see it
+scratch = MetaData()
+rows = Table("core_test_rows", scratch, Column("id", String(64), primary_key=True))
+
+
+@pytest.fixture
+def services(db_url: str) -> Iterator[Services]:
+    """Core services on the session database, without any API module."""
+    svc = Services.build(Settings(**{**FAST, "database_url": db_url, "modules": []}))
+    migrate(svc)
+    scratch.create_all(svc.db.engine, checkfirst=True)
+    yield svc
+    # Leave no table behind that the models-vs-migrations check would see.
+    scratch.drop_all(svc.db.engine)
+    svc.close()
+
+
+def _gate(services: Services) -> tuple[threading.Event, threading.Event, Any]:
+    """Hold the group-commit writer inside a transaction until released."""
+    entered, release = threading.Event(), threading.Event()
+
+    def hold(session: Session) -> str:
+        entered.set()
+        release.wait(30)
+        return "held"
+
+    pool = ThreadPoolExecutor(1)
+    first = pool.submit(services.db.group_write, hold)
+    pool.shutdown(wait=False)
+    assert entered.wait(30)
+    return entered, release, first
+
+
+def _wait_queued(services: Services, n: int) -> None:
+    wait_for(lambda: services.db._group._queue.qsize() >= n, timeout=30, interval=0.01)
+
+
+def _committed_ids(services: Services, ids: list[str]) -> set[str]:
+    with services.db.read() as s:
+        return set(s.scalars(select(rows.c.id).where(rows.c.id.in_(ids))))
+
+
+def test_concurrent_group_writes_share_one_commit_and_all_are_durable(
+    services: Services,
+) -> None:
+    _, release, first = _gate(services)
+    ids = [uid("row-") for _ in range(20)]
+    sessions: list[int] = []
+
+    def write(row_id: str) -> str:
+        def fn(s: Session) -> str:
+            sessions.append(id(s))
+            s.execute(insert(rows).values(id=row_id))
+            return row_id
+
+        return services.db.group_write(fn)
+
+    with ThreadPoolExecutor(20) as pool:
+        futures = [pool.submit(write, i) for i in ids]
+        # Every caller is queued behind the held transaction before any of them commits.
+        _wait_queued(services, 20)
+        assert not any(f.done() for f in futures)
+        assert _committed_ids(services, ids) == set()
+        release.set()
+        answered = [f.result(30) for f in futures]
+    assert first.result(30) == "held"
+    assert sorted(answered) == sorted(ids)
+    assert _committed_ids(services, ids) == set(ids)
+    # Queued while the writer was busy, they were committed in fewer transactions than callers.
+    assert len(set(sessions)) < len(ids)
+
+
+def test_a_failing_writer_does_not_poison_the_others_in_its_batch(services: Services) -> None:
+    _, release, _first = _gate(services)
+    good = [uid("good-"), uid("good-")]
+    bad = uid("bad-")
+
+    def ok(row_id: str) -> Any:
+        return lambda s: s.execute(insert(rows).values(id=row_id)) and row_id
+
+    def fail(s: Session) -> None:
+        s.execute(insert(rows).values(id=bad))
+        raise ValueError("refused by the caller")
+
+    with ThreadPoolExecutor(3) as pool:
+        f1 = pool.submit(services.db.group_write, ok(good[0]))
+        f2 = pool.submit(services.db.group_write, fail)
+        f3 = pool.submit(services.db.group_write, ok(good[1]))
+        _wait_queued(services, 3)
+        release.set()
+        assert f1.result(30) == good[0]
+        with pytest.raises(ValueError, match="refused by the caller"):
+            f2.result(30)
+        assert f3.result(30) == good[1]
+    assert _committed_ids(services, [*good, bad]) == set(good)
+
+
+def test_exclusive_key_race_inside_one_batch_admits_exactly_one(services: Services) -> None:
+    _, release, _first = _gate(services)
+    key = uid("excl-")
+    tenant = uid("tenant-")
+
+    def enqueue(s: Session) -> str:
+        return services.jobs.enqueue(
+            s, kind="core.test", payload={}, tenant=tenant, exclusive_key=key
+        ).id
+
+    with ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(services.db.group_write, enqueue) for _ in range(4)]
+        _wait_queued(services, 4)
+        release.set()
+        outcomes: list[Any] = []
+        for f in futures:
+            try:
+                outcomes.append(f.result(30))
+            except ExclusiveJobExists as exc:
+                outcomes.append(exc)
+    admitted = [o for o in outcomes if isinstance(o, str)]
+    refused = [o for o in outcomes if isinstance(o, ExclusiveJobExists)]
+    assert len(admitted) == 1
+    assert len(refused) == 3
+    assert all(r.job_id == admitted[0] for r in refused)
+    with services.db.read() as s:
+        count = s.scalar(select(func.count()).where(JobRow.exclusive_key == key))
+    assert count == 1
+
+
+def test_group_write_async_answers_after_commit(services: Services) -> None:
+    row_ids = [uid("async-") for _ in range(10)]
+
+    async def main() -> list[str]:
+        async def one(row_id: str) -> str:
+            def fn(s: Session) -> str:
+                s.execute(insert(rows).values(id=row_id))
+                return row_id
+
+            return await services.db.group_write_async(fn)
+
+        return await asyncio.gather(*(one(r) for r in row_ids))
+
+    assert sorted(asyncio.run(main())) == sorted(row_ids)
+    assert _committed_ids(services, row_ids) == set(row_ids)
+
+
+def test_a_failed_commit_fails_every_caller_in_the_batch(services: Services) -> None:
+    dup = uid("dup-")
+    with services.db.write() as s:
+        s.execute(insert(rows).values(id=dup))
+    _, release, _first = _gate(services)
+    other = uid("other-")
+
+    def duplicate(s: Session) -> None:
+        # Deferred to COMMIT time: no error inside the caller's savepoint, so the whole
+        # batch's COMMIT fails and nobody may be told their write was accepted.
+        s.info["boom"] = True
+
+    def boom(s: Session) -> None:
+        if not s.in_nested_transaction() and s.info.pop("boom", False):
+            s.execute(insert(rows).values(id=dup))
+
+    services.db.before_commit(boom)
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            f1 = pool.submit(services.db.group_write, duplicate)
+            f2 = pool.submit(
+                services.db.group_write, lambda s: s.execute(insert(rows).values(id=other))
+            )
+            _wait_queued(services, 2)
+            release.set()
+            for f in (f1, f2):
+                with pytest.raises(Exception, match=r"(?i)unique|duplicate"):
+                    f.result(30)
+    finally:
+        services.db._before_commit.remove(boom)
+    assert _committed_ids(services, [other]) == set()
+
+
+def test_group_write_cannot_nest(services: Services) -> None:
+    def inner(s: Session) -> None:
+        services.db.group_write(lambda s2: None)
+
+    with pytest.raises(RuntimeError, match="inside a group write"):
+        services.db.group_write(inner)
+
+
+def test_enqueue_grouped_batches_jobs_and_a_duplicate_fails_alone(services: Services) -> None:
+    tenant = uid("tenant-")
+    taken = uid("job-")
+    with services.db.write() as s:
+        services.jobs.enqueue(s, kind="core.test", payload={}, tenant=tenant, job_id=taken)
+    fresh = [uid("job-") for _ in range(20)]
+
+    async def main() -> list[Any]:
+        # One loop iteration queues all 21 inserts: they share one multi-row INSERT, which
+        # fails on the duplicate id, and are then retried one savepoint each.
+        return await asyncio.gather(
+            *(
+                services.jobs.enqueue_grouped(
+                    kind="core.test", payload={"n": i}, tenant=tenant, job_id=job_id
+                )
+                for i, job_id in enumerate([*fresh[:10], taken, *fresh[10:]])
+            ),
+            return_exceptions=True,
+        )
+
+    outcomes = asyncio.run(main())
+    failed = [o for o in outcomes if isinstance(o, BaseException)]
+    assert len(failed) == 1
+    assert "unique" in str(failed[0]).lower() or "duplicate" in str(failed[0]).lower()
+    assert sorted(o.id for o in outcomes if not isinstance(o, BaseException)) == sorted(fresh)
+    with services.db.read() as s:
+        stored = {j.id: j for j in services.jobs.find(s, tenant=tenant, kind="core.test", limit=50)}
+    assert set(stored) == {taken, *fresh}
+    assert all(stored[j].status.value == "queued" for j in fresh)
+    assert stored[taken].payload == {}
