@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PG_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 
-.PHONY: serve test lint test-sqlite test-postgresql bench clean
+.PHONY: serve test lint test-sqlite test-postgresql bench soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 bench: $(VENV)/.installed-bench
 	@command -v wrk >/dev/null || apt-get install -y wrk
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+## Soak: every API under a few hundred clients for minutes on both databases (prints figures).
+SOAK_ARGS ?= --db both --clients 300 --seconds 90
+soak: $(VENV)/.installed-dev
+	WRITEGATE_TEST_PG_URL=$(PG_URL) $(BIN)/python bench/soak.py $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

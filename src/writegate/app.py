@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -229,6 +229,14 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         )
         resp.headers["retry-after"] = "1"
         return resp
+
+    @app.exception_handler(DataError)
+    async def _bad_value(request: Request, exc: Exception) -> Response:
+        # The database refused a value (e.g. a NUL character PostgreSQL cannot store): the
+        # input is at fault, so retrying would never help - not a 503.
+        log.info("database refused a value: %s", getattr(exc, "orig", exc))
+        message = "a value contains characters or a size the database cannot store"
+        return render(request, ErrorInfo(400, "validation", message))
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> Response:

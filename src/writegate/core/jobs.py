@@ -554,11 +554,14 @@ class JobManager:
         )
         return Status(values["status"])
 
-    def _fence(self, worker_id: str, job_id: str) -> Any:
+    def _fence(self, worker_id: str, job: Job) -> Any:
+        # The attempt number is part of the fence: a worker that re-claimed its own
+        # timed-out job must not let the stale attempt commit over the live one.
         return and_(
-            JobRow.id == job_id,
+            JobRow.id == job.id,
             JobRow.status == Status.RUNNING.value,
             JobRow.lease_owner == worker_id,
+            JobRow.attempts == job.attempts,
         )
 
     def heartbeat(self, worker_id: str, job_ids: Sequence[str]) -> set[str]:
@@ -607,7 +610,7 @@ class JobManager:
             values["checkpoint"] = checkpoint
         res = session.execute(
             update(JobRow)
-            .where(self._fence(worker_id, job.id))
+            .where(self._fence(worker_id, job))
             .values(**values)
             .execution_options(synchronize_session=False)
         )
@@ -632,7 +635,7 @@ class JobManager:
             values["progress"] = progress
         res = session.execute(
             update(JobRow)
-            .where(self._fence(worker_id, job.id))
+            .where(self._fence(worker_id, job))
             .values(**values)
             .execution_options(synchronize_session=False)
         )
@@ -645,7 +648,12 @@ class JobManager:
         policy = self.policies.get(job.kind, self.policy)
         with self.db.write() as s:
             row = s.get(JobRow, job.id, with_for_update=self.db.is_postgres)
-            if row is None or row.status != Status.RUNNING.value or row.lease_owner != worker_id:
+            if (
+                row is None
+                or row.status != Status.RUNNING.value
+                or row.lease_owner != worker_id
+                or row.attempts != job.attempts
+            ):
                 return Status(row.status) if row is not None else Status.FAILED
             row.error = error[:10_000]
             row.lease_owner = None

@@ -355,6 +355,8 @@ class Worker:
                 log.exception("could not record failure of job %s", job.id)
         finally:
             with self._lock:
-                self._running.pop(job.id, None)
+                # A later attempt of the same job may own the slot by now; leave it be.
+                if self._running.get(job.id) is threading.current_thread():
+                    del self._running[job.id]
                 self.processed += 1
             self.wakeup.set()

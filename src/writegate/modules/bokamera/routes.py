@@ -104,7 +104,7 @@ async def _read(request: Request) -> dict[str, Any]:
         text = lines[0]
     try:
         data = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise ApiError(400, "SerializationException", f"Malformed JSON body: {exc}") from None
     if not isinstance(data, dict):
         raise ApiError(400, "SerializationException", "The request body must be a JSON object")
@@ -168,7 +168,7 @@ def company_param(
 
 
 CompanyQuery = Annotated[uuid.UUID | None, Depends(company_param)]
-Skip = Annotated[int, Query(ge=0, description="Results to skip.")]
+Skip = Annotated[int, Query(ge=0, le=2**31 - 1, description="Results to skip.")]
 Take = Annotated[int, Query(ge=1, le=service.MAX_TAKE, description="Results to return.")]
 SYNC = "AxemaUserSyncJobResponse"
 
