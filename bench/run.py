@@ -115,7 +115,7 @@ def writegate_services(url: str) -> Services:
     svc = Services.build(Settings(database_url=url, modules=["bench.noop_module"]))
     load_modules(svc)
     migrate(svc)
-    bench_metadata.create_all(svc.db.engine, checkfirst=True)
+    bench_metadata.create_all(svc.db.write_engine, checkfirst=True)
     return svc
 
 

@@ -73,7 +73,7 @@ def _render(_request: Request, info: ErrorInfo) -> Response:
 
 def create(services: Services) -> Module:
     """Register the testkit job kinds and create the effects table."""
-    metadata.create_all(services.db.engine)
+    metadata.create_all(services.db.write_engine)
     return Module(
         name="testkit",
         router=APIRouter(),

@@ -48,7 +48,7 @@ def _render(_request: Request, info: ErrorInfo) -> Response:
 
 def create(services: Services) -> Module:
     """Register the faultkit job kind (effects go to the testkit table)."""
-    metadata.create_all(services.db.engine)
+    metadata.create_all(services.db.write_engine)
     return Module(
         name="faultkit",
         router=APIRouter(),

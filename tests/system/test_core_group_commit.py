@@ -29,10 +29,10 @@ def services(db_url: str) -> Iterator[Services]:
     """Core services on the session database, without any API module."""
     svc = Services.build(Settings(**{**FAST, "database_url": db_url, "modules": []}))
     migrate(svc)
-    scratch.create_all(svc.db.engine, checkfirst=True)
+    scratch.create_all(svc.db.write_engine, checkfirst=True)
     yield svc
     # Leave no table behind that the models-vs-migrations check would see.
-    scratch.drop_all(svc.db.engine)
+    scratch.drop_all(svc.db.write_engine)
     svc.close()
 
 

@@ -284,8 +284,10 @@ class Database:
         self.engine = build_engine(self.url, pool_size)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self.is_postgres = self.engine.dialect.name == "postgresql"
-        write_bind = self.engine.execution_options(writegate_write=True)
-        self._write = sessionmaker(bind=write_bind, expire_on_commit=False)
+        #: the engine for writes outside a session (DDL): on SQLite it begins IMMEDIATE, so a
+        #: read-then-write never fails on a snapshot another writer moved past
+        self.write_engine = self.engine.execution_options(writegate_write=True)
+        self._write = sessionmaker(bind=self.write_engine, expire_on_commit=False)
         self._read = sessionmaker(bind=self.engine, expire_on_commit=False)
         self._after_commit: list[Callable[[Session], None]] = []
         self._before_commit: list[Callable[[Session], None]] = []

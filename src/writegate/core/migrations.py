@@ -48,7 +48,7 @@ def _exclusive(db: Database) -> Iterator[Connection]:
         if lock_path:
             fh = stack.enter_context(open(lock_path, "a+b"))
             fcntl.flock(fh, fcntl.LOCK_EX)
-        conn = stack.enter_context(db.engine.connect())
+        conn = stack.enter_context(db.write_engine.connect())
         yield conn
 
 
