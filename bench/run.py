@@ -71,6 +71,7 @@ class Bench:
     """Options and collected rows."""
 
     repeat: int
+    drain_repeat: int
     jobs: int
     duration: int
     connections: int
@@ -470,16 +471,15 @@ def drain_procrastinate(b: Bench, kind: str, workers: int, rss: list[float]) -> 
 
 def drain(b: Bench, wg_sqlite: Services, wg_pg: Services) -> None:
     n = b.workers
+    reps = range(b.drain_repeat)
     print(f"[drain] {b.jobs} jobs, {n} worker processes", flush=True)
     wg_rss: list[float] = []
     peer_rss: dict[str, list[float]] = {"celery": [], "procrastinate": []}
     for kind, wg_kind, label in (("noop", "bench.noop", "no-op"), ("row", "bench.row", "one-row")):
-        pg = [drain_writegate(b, wg_pg, WG_PG, wg_kind, n, wg_rss) for _ in range(b.repeat)]
-        lite = [
-            drain_writegate(b, wg_sqlite, WG_SQLITE, wg_kind, n, wg_rss) for _ in range(b.repeat)
-        ]
-        cel = [drain_celery(b, kind, n, peer_rss["celery"]) for _ in range(b.repeat)]
-        pro = [drain_procrastinate(b, kind, n, peer_rss["procrastinate"]) for _ in range(b.repeat)]
+        pg = [drain_writegate(b, wg_pg, WG_PG, wg_kind, n, wg_rss) for _ in reps]
+        lite = [drain_writegate(b, wg_sqlite, WG_SQLITE, wg_kind, n, wg_rss) for _ in reps]
+        cel = [drain_celery(b, kind, n, peer_rss["celery"]) for _ in reps]
+        pro = [drain_procrastinate(b, kind, n, peer_rss["procrastinate"]) for _ in reps]
         b.add(
             f"drain {label} jobs/s, writegate PostgreSQL",
             pg,
@@ -520,9 +520,10 @@ def drain(b: Bench, wg_sqlite: Services, wg_pg: Services) -> None:
 def scaling(b: Bench, wg_pg: Services) -> None:
     print("[scaling] writegate PostgreSQL no-op drain with 1, 2, 4 workers", flush=True)
     rss: list[float] = []
-    one = [drain_writegate(b, wg_pg, WG_PG, "bench.noop", 1, rss) for _ in range(b.repeat)]
+    reps = range(b.drain_repeat)
+    one = [drain_writegate(b, wg_pg, WG_PG, "bench.noop", 1, rss) for _ in reps]
     for n in (2, 4):
-        runs = [drain_writegate(b, wg_pg, WG_PG, "bench.noop", n, rss) for _ in range(b.repeat)]
+        runs = [drain_writegate(b, wg_pg, WG_PG, "bench.noop", n, rss) for _ in reps]
         b.add(
             f"scaling: drain jobs/s with {n} workers (PostgreSQL)",
             runs,
@@ -739,6 +740,12 @@ def main() -> None:
     )
     ap.add_argument("--repeat", type=int, default=3, help="runs per figure (median is reported)")
     ap.add_argument(
+        "--drain-repeat",
+        type=int,
+        default=None,
+        help="runs per drain and scaling figure (default 1, since each starts processes; --full 3)",
+    )
+    ap.add_argument(
         "--jobs", type=int, default=None, help="jobs per drain run (default 2,000; --full 20,000)"
     )
     ap.add_argument(
@@ -748,6 +755,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="worker processes in the drain runs")
     ap.add_argument("--only", default="accept,drain,pickup,scaling,backlog", help="sections to run")
     args = ap.parse_args()
+    if args.drain_repeat is None:
+        args.drain_repeat = 3 if args.full else 1
     if args.jobs is None:
         args.jobs = 20_000 if args.full else 2_000
     if args.duration is None:
@@ -758,7 +767,16 @@ def main() -> None:
     for f in TMP.glob("writegate.db*"):
         f.unlink()
     load = os.getloadavg()
-    b = Bench(args.repeat, args.jobs, args.duration, args.connections, args.workers, [], {})
+    b = Bench(
+        args.repeat,
+        args.drain_repeat,
+        args.jobs,
+        args.duration,
+        args.connections,
+        args.workers,
+        [],
+        {},
+    )
     b.notes["load_at_start"] = load
     b.notes["cpus"] = os.cpu_count()
     print(
@@ -774,16 +792,20 @@ def main() -> None:
     if only & {"drain", "pickup"}:
         peer_setup()
     try:
-        if "accept" in only:
-            accept(b, wg_sqlite, wg_pg)
-        if "drain" in only:
-            drain(b, wg_sqlite, wg_pg)
-        if "pickup" in only:
-            pickup(b, wg_sqlite, wg_pg)
-        if "scaling" in only:
-            scaling(b, wg_pg)
-        if "backlog" in only:
-            backlog(b, wg_sqlite, wg_pg)
+        sections: list[tuple[str, Callable[[], None]]] = [
+            ("accept", lambda: accept(b, wg_sqlite, wg_pg)),
+            ("drain", lambda: drain(b, wg_sqlite, wg_pg)),
+            ("pickup", lambda: pickup(b, wg_sqlite, wg_pg)),
+            ("scaling", lambda: scaling(b, wg_pg)),
+            ("backlog", lambda: backlog(b, wg_sqlite, wg_pg)),
+        ]
+        for name, run_section in sections:
+            if name in only:
+                t0 = time.monotonic()
+                run_section()
+                spent = round(time.monotonic() - t0, 1)
+                b.notes.setdefault("section_seconds", {})[name] = spent
+                print(f"  ({name}: {spent}s)", flush=True)
     finally:
         wg_sqlite.close()
         wg_pg.close()
@@ -793,7 +815,8 @@ def main() -> None:
     print()
     print(table(b))
     print(
-        f"\n{len(b.rows)} figures, medians of {b.repeat} runs; ratio = value / baseline. "
+        f"\n{len(b.rows)} figures, medians of {b.repeat} runs ({b.drain_repeat} for drain and "
+        "scaling); ratio = value / baseline. "
         f"Load average {load[0]:.2f} at start, {load_end[0]:.2f} at end; {b.notes['seconds']}s."
     )
     RESULTS.mkdir(exist_ok=True)
