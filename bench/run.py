@@ -41,6 +41,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 TMP = RESULTS / "tmp"
 WG_SQLITE = f"sqlite:///{TMP}/writegate.db"
 PG_PICKUP = "writegate PostgreSQL (worker process, NOTIFY)"
+JEF_ONE_PATH = "/one-post-create-session-job"
 EMBEDDED_PICKUP = "writegate embedded SQLite (incl. HTTP POST)"
 BODY = (
     '{"entity_number": "1001", "employee_number": "00001", "session_id": "session-%s", '
@@ -70,6 +71,7 @@ class Bench:
     """Options and collected rows."""
 
     repeat: int
+    drain_repeat: int
     jobs: int
     duration: int
     connections: int
@@ -189,7 +191,7 @@ local threads = 0
 function setup(thread) threads = threads + 1; thread:set("tid", threads) end
 request = function()
   counter = counter + 1
-  local body = '{"entity_number": "1001", "employee_number": "00001", "session_id": "s-'
+  local body = '{"entity_number": "1001", "employee_number": "00001", "session_id": "s-RUN-'
     .. tostring(tid) .. '-' .. counter .. '", "app_type": "mobile", "app_number": "001"}'
   return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, body)
 end
@@ -199,7 +201,8 @@ end
 def wrk(url: str, seconds: float, connections: int) -> dict[str, float]:
     """Run wrk against url; requests/s, p50 and p99 in ms, and non-2xx count."""
     script = TMP / "post.lua"
-    script.write_text(LUA)
+    # A fresh prefix per wrk run: jef-one refuses a session_id whose job is still active.
+    script.write_text(LUA.replace("RUN", uuid.uuid4().hex[:12]))
     out = subprocess.run(
         ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
         capture_output=True,
@@ -259,9 +262,13 @@ def accept(b: Bench, wg_sqlite: Services, wg_pg: Services) -> None:
     for db, svc, url in (("sqlite", wg_sqlite, WG_SQLITE), ("pg", wg_pg, WG_PG)):
         reset_writegate(svc)
         port = procs.free_port()
-        server = procs.writegate_serve(url, port, worker=False)
+        # The real jef-one module next to the bench module: its endpoint is the one that counts.
+        server = procs.writegate_serve(
+            url, port, worker=False, WRITEGATE_MODULES=json.dumps(["jef_one", "bench.noop_module"])
+        )
         with procs.running(server):
             procs.wait_http(f"http://127.0.0.1:{port}/docs")
+            measure(f"{db} jef-one", f"http://127.0.0.1:{port}{JEF_ONE_PATH}")
             measure(f"{db} group", f"http://127.0.0.1:{port}{path}")
             measure(f"{db} single", f"http://127.0.0.1:{port}/bench/single{path[6:]}")
             serve_rss.append(procs.peak_rss_mb(server))
@@ -271,9 +278,33 @@ def accept(b: Bench, wg_sqlite: Services, wg_pg: Services) -> None:
             )
     c = targets["ceiling"]
     for db, label in (("sqlite", "SQLite"), ("pg", "PostgreSQL")):
-        g, one = targets[f"{db} group"], targets[f"{db} single"]
+        g, one, jef = targets[f"{db} group"], targets[f"{db} single"], targets[f"{db} jef-one"]
         b.add(
-            f"accept req/s, {label}, group commit",
+            f"accept req/s, {label}, jef-one POST (real module)",
+            jef["rps"],
+            "req/s",
+            "bare FastAPI ceiling",
+            c["rps"],
+            ">= 0.85",
+        )
+        b.add(
+            f"accept p50, {label}, jef-one POST (real module)",
+            jef["p50"],
+            "ms",
+            "ceiling p50",
+            c["p50"],
+            "(lower is better)",
+        )
+        b.add(
+            f"accept p99, {label}, jef-one POST (real module)",
+            jef["p99"],
+            "ms",
+            "ceiling p99",
+            c["p99"],
+            "(lower is better)",
+        )
+        b.add(
+            f"accept req/s, {label}, bench module, group commit",
             g["rps"],
             "req/s",
             "bare FastAPI ceiling",
@@ -281,7 +312,7 @@ def accept(b: Bench, wg_sqlite: Services, wg_pg: Services) -> None:
             ">= 0.85",
         )
         b.add(
-            f"accept req/s, {label}, one commit per request",
+            f"accept req/s, {label}, bench module, one commit per request",
             one["rps"],
             "req/s",
             "bare FastAPI ceiling",
@@ -289,7 +320,7 @@ def accept(b: Bench, wg_sqlite: Services, wg_pg: Services) -> None:
             "(for comparison)",
         )
         b.add(
-            f"accept p50, {label}, group commit",
+            f"accept p50, {label}, bench module, group commit",
             g["p50"],
             "ms",
             "ceiling p50",
@@ -297,7 +328,7 @@ def accept(b: Bench, wg_sqlite: Services, wg_pg: Services) -> None:
             "(lower is better)",
         )
         b.add(
-            f"accept p99, {label}, group commit",
+            f"accept p99, {label}, bench module, group commit",
             g["p99"],
             "ms",
             "ceiling p99",
@@ -440,16 +471,15 @@ def drain_procrastinate(b: Bench, kind: str, workers: int, rss: list[float]) -> 
 
 def drain(b: Bench, wg_sqlite: Services, wg_pg: Services) -> None:
     n = b.workers
+    reps = range(b.drain_repeat)
     print(f"[drain] {b.jobs} jobs, {n} worker processes", flush=True)
     wg_rss: list[float] = []
     peer_rss: dict[str, list[float]] = {"celery": [], "procrastinate": []}
     for kind, wg_kind, label in (("noop", "bench.noop", "no-op"), ("row", "bench.row", "one-row")):
-        pg = [drain_writegate(b, wg_pg, WG_PG, wg_kind, n, wg_rss) for _ in range(b.repeat)]
-        lite = [
-            drain_writegate(b, wg_sqlite, WG_SQLITE, wg_kind, n, wg_rss) for _ in range(b.repeat)
-        ]
-        cel = [drain_celery(b, kind, n, peer_rss["celery"]) for _ in range(b.repeat)]
-        pro = [drain_procrastinate(b, kind, n, peer_rss["procrastinate"]) for _ in range(b.repeat)]
+        pg = [drain_writegate(b, wg_pg, WG_PG, wg_kind, n, wg_rss) for _ in reps]
+        lite = [drain_writegate(b, wg_sqlite, WG_SQLITE, wg_kind, n, wg_rss) for _ in reps]
+        cel = [drain_celery(b, kind, n, peer_rss["celery"]) for _ in reps]
+        pro = [drain_procrastinate(b, kind, n, peer_rss["procrastinate"]) for _ in reps]
         b.add(
             f"drain {label} jobs/s, writegate PostgreSQL",
             pg,
@@ -490,9 +520,10 @@ def drain(b: Bench, wg_sqlite: Services, wg_pg: Services) -> None:
 def scaling(b: Bench, wg_pg: Services) -> None:
     print("[scaling] writegate PostgreSQL no-op drain with 1, 2, 4 workers", flush=True)
     rss: list[float] = []
-    one = [drain_writegate(b, wg_pg, WG_PG, "bench.noop", 1, rss) for _ in range(b.repeat)]
+    reps = range(b.drain_repeat)
+    one = [drain_writegate(b, wg_pg, WG_PG, "bench.noop", 1, rss) for _ in reps]
     for n in (2, 4):
-        runs = [drain_writegate(b, wg_pg, WG_PG, "bench.noop", n, rss) for _ in range(b.repeat)]
+        runs = [drain_writegate(b, wg_pg, WG_PG, "bench.noop", n, rss) for _ in reps]
         b.add(
             f"scaling: drain jobs/s with {n} workers (PostgreSQL)",
             runs,
@@ -702,20 +733,50 @@ def table(b: Bench) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    ap.add_argument(
+        "--full",
+        action="store_true",
+        help="the long run: 20,000 jobs per drain and 4 s wrk runs (about 25 minutes here)",
+    )
     ap.add_argument("--repeat", type=int, default=3, help="runs per figure (median is reported)")
-    ap.add_argument("--jobs", type=int, default=20_000, help="jobs per drain run")
-    ap.add_argument("--duration", type=int, default=4, help="seconds per wrk run")
+    ap.add_argument(
+        "--drain-repeat",
+        type=int,
+        default=None,
+        help="runs per drain and scaling figure (default 1, since each starts processes; --full 3)",
+    )
+    ap.add_argument(
+        "--jobs", type=int, default=None, help="jobs per drain run (default 2,000; --full 20,000)"
+    )
+    ap.add_argument(
+        "--duration", type=int, default=None, help="seconds per wrk run (default 2; --full 4)"
+    )
     ap.add_argument("--connections", type=int, default=32, help="wrk connections")
     ap.add_argument("--workers", type=int, default=2, help="worker processes in the drain runs")
     ap.add_argument("--only", default="accept,drain,pickup,scaling,backlog", help="sections to run")
     args = ap.parse_args()
+    if args.drain_repeat is None:
+        args.drain_repeat = 3 if args.full else 1
+    if args.jobs is None:
+        args.jobs = 20_000 if args.full else 2_000
+    if args.duration is None:
+        args.duration = 4 if args.full else 2
     if not shutil.which("wrk"):
         sys.exit("wrk not found: apt-get install -y wrk")
     TMP.mkdir(parents=True, exist_ok=True)
     for f in TMP.glob("writegate.db*"):
         f.unlink()
     load = os.getloadavg()
-    b = Bench(args.repeat, args.jobs, args.duration, args.connections, args.workers, [], {})
+    b = Bench(
+        args.repeat,
+        args.drain_repeat,
+        args.jobs,
+        args.duration,
+        args.connections,
+        args.workers,
+        [],
+        {},
+    )
     b.notes["load_at_start"] = load
     b.notes["cpus"] = os.cpu_count()
     print(
@@ -731,16 +792,20 @@ def main() -> None:
     if only & {"drain", "pickup"}:
         peer_setup()
     try:
-        if "accept" in only:
-            accept(b, wg_sqlite, wg_pg)
-        if "drain" in only:
-            drain(b, wg_sqlite, wg_pg)
-        if "pickup" in only:
-            pickup(b, wg_sqlite, wg_pg)
-        if "scaling" in only:
-            scaling(b, wg_pg)
-        if "backlog" in only:
-            backlog(b, wg_sqlite, wg_pg)
+        sections: list[tuple[str, Callable[[], None]]] = [
+            ("accept", lambda: accept(b, wg_sqlite, wg_pg)),
+            ("drain", lambda: drain(b, wg_sqlite, wg_pg)),
+            ("pickup", lambda: pickup(b, wg_sqlite, wg_pg)),
+            ("scaling", lambda: scaling(b, wg_pg)),
+            ("backlog", lambda: backlog(b, wg_sqlite, wg_pg)),
+        ]
+        for name, run_section in sections:
+            if name in only:
+                t0 = time.monotonic()
+                run_section()
+                spent = round(time.monotonic() - t0, 1)
+                b.notes.setdefault("section_seconds", {})[name] = spent
+                print(f"  ({name}: {spent}s)", flush=True)
     finally:
         wg_sqlite.close()
         wg_pg.close()
@@ -750,7 +815,8 @@ def main() -> None:
     print()
     print(table(b))
     print(
-        f"\n{len(b.rows)} figures, medians of {b.repeat} runs; ratio = value / baseline. "
+        f"\n{len(b.rows)} figures, medians of {b.repeat} runs ({b.drain_repeat} for drain and "
+        "scaling); ratio = value / baseline. "
         f"Load average {load[0]:.2f} at start, {load_end[0]:.2f} at end; {b.notes['seconds']}s."
     )
     RESULTS.mkdir(exist_ok=True)

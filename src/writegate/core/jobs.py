@@ -264,6 +264,36 @@ class JobManager:
                 updated_at=bindparam("b_now"),
             )
         )
+        # The claim's two statements, built once: building and cache-keying them per claim,
+        # and the ORM's UPDATE ... RETURNING path, cost more than their round trips.
+        pick = (
+            select(table.c.id)
+            .where(
+                table.c.status == Status.QUEUED.value,
+                table.c.run_after <= bindparam("c_now", type_=table.c.run_after.type),
+                table.c.kind.in_(bindparam("c_kinds", expanding=True)),
+            )
+            .order_by(table.c.run_after, table.c.created_at)
+            .limit(bindparam("c_limit", type_=Integer))
+        )
+        self._pick = pick.with_for_update(skip_locked=True) if db.is_postgres else pick
+        self._take = (
+            update(table)
+            .where(
+                table.c.id.in_(bindparam("c_ids", expanding=True)),
+                table.c.status == Status.QUEUED.value,
+            )
+            .values(
+                status=Status.RUNNING.value,
+                lease_owner=bindparam("c_owner"),
+                lease_expires_at=bindparam("c_lease", type_=table.c.lease_expires_at.type),
+                timeout_at=bindparam("c_timeout", type_=table.c.timeout_at.type),
+                attempts=table.c.attempts + 1,
+                started_at=bindparam("c_now", type_=table.c.started_at.type),
+                updated_at=bindparam("c_now", type_=table.c.updated_at.type),
+            )
+            .returning(*table.c)
+        )
 
     # -- enqueue and read ---------------------------------------------------
 
@@ -450,37 +480,25 @@ class JobManager:
     def _claim_in(
         self, s: Session, worker_id: str, kinds: Sequence[str], limit: int, now: datetime
     ) -> list[Job]:
-        pick = (
-            select(JobRow.id)
-            .where(
-                JobRow.status == Status.QUEUED.value,
-                JobRow.run_after <= now,
-                JobRow.kind.in_(list(kinds)),
-            )
-            .order_by(JobRow.run_after, JobRow.created_at)
-            .limit(limit)
+        conn = s.connection()
+        ids = list(
+            conn.execute(self._pick, {"c_now": now, "c_kinds": list(kinds), "c_limit": limit})
+            .scalars()
+            .all()
         )
-        if self.db.is_postgres:
-            pick = pick.with_for_update(skip_locked=True)
-        ids = list(s.scalars(pick))
         if not ids:
             return []
-        stmt = (
-            update(JobRow)
-            .where(JobRow.id.in_(ids), JobRow.status == Status.QUEUED.value)
-            .values(
-                status=Status.RUNNING.value,
-                lease_owner=worker_id,
-                lease_expires_at=now + timedelta(seconds=self.lease_seconds),
-                timeout_at=now + timedelta(seconds=self.timeout_seconds),
-                attempts=JobRow.attempts + 1,
-                started_at=now,
-                updated_at=now,
-            )
-            .returning(JobRow)
-            .execution_options(synchronize_session=False)
+        rows = conn.execute(
+            self._take,
+            {
+                "c_ids": ids,
+                "c_owner": worker_id,
+                "c_lease": now + timedelta(seconds=self.lease_seconds),
+                "c_timeout": now + timedelta(seconds=self.timeout_seconds),
+                "c_now": now,
+            },
         )
-        jobs = [Job.from_row(r) for r in s.scalars(stmt)]
+        jobs = [Job.from_row(r) for r in rows]  # type: ignore[arg-type]
         jobs.sort(key=lambda j: (j.run_after, j.created_at))
         return jobs
 
