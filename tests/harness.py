@@ -88,6 +88,13 @@ class Server:
     _uvicorn: Any = None
     _thread: threading.Thread | None = None
     env: dict[str, str] = field(default_factory=dict)
+    app: Any = None
+
+    def run_maintenance(self) -> dict[str, int | None]:
+        """Run every housekeeping task of the server once, now."""
+        from writegate.app import maintenance
+
+        return maintenance(self.services, self.app.state.modules).run_once()
 
     def client(self, **kw: Any) -> httpx.Client:
         """An HTTP client bound to this server."""
@@ -124,7 +131,7 @@ def start_server(db_url: str, **overrides: Any) -> Server:
         for k, v in values.items()
         if k != "port"
     }
-    return Server(f"http://127.0.0.1:{port}", services, settings, server, thread, env)
+    return Server(f"http://127.0.0.1:{port}", services, settings, server, thread, env, app)
 
 
 def spawn(

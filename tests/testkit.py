@@ -55,6 +55,14 @@ def _broken(ctx: JobContext) -> None:
     raise RuntimeError("always fails")
 
 
+def _long(ctx: JobContext) -> dict[str, Any]:
+    for step in range(int(ctx.payload["steps"])):
+        time.sleep(float(ctx.payload["pause"]))
+        with ctx.checkpoint() as s:
+            ctx.save(s, progress={"step": step + 1})
+    return _write(ctx)
+
+
 def _hang(ctx: JobContext) -> None:
     time.sleep(float(ctx.payload.get("sleep", 3600)))
 
@@ -76,5 +84,6 @@ def create(services: Services) -> Module:
             JobSpec("testkit.flaky", _flaky),
             JobSpec("testkit.broken", _broken),
             JobSpec("testkit.hang", _hang),
+            JobSpec("testkit.long", _long),
         ],
     )

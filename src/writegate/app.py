@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from writegate.core.http import ErrorInfo, FieldProblem, field_problems
+from writegate.core.maintenance import Maintenance, Task
 from writegate.core.migrations import upgrade
 from writegate.core.module import Module
 from writegate.core.services import Services
@@ -39,6 +40,14 @@ def load_modules(services: Services) -> list[Module]:
             services.registry.add(spec)
         modules.append(module)
     return modules
+
+
+def maintenance(services: Services, modules: list[Module]) -> Maintenance:
+    """The housekeeping every worker process runs: the core's and each module's."""
+    tasks: list[tuple[str, Task]] = [("core.expired_tokens", services.purge_expired_tokens)]
+    for m in modules:
+        tasks += m.maintenance
+    return Maintenance(tasks, services.settings.maintenance_interval)
 
 
 def migration_dirs(settings: Settings) -> list[Path]:
@@ -151,10 +160,16 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                 wakeup=services.wakeup,
             )
             worker.start()
+        housekeeping = maintenance(services, modules) if settings.embedded_worker else None
+        if housekeeping is not None:
+            housekeeping.start()
         app.state.worker = worker
+        app.state.maintenance = housekeeping
         try:
             yield
         finally:
+            if housekeeping is not None:
+                housekeeping.stop()
             if worker is not None:
                 worker.stop()
             for m in modules:

@@ -102,8 +102,15 @@ def worker(
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    from writegate.app import maintenance
+
+    housekeeping = maintenance(services, services.extras["modules"])
+    housekeeping.start()
     console.print(f"worker {w.worker_id} running {', '.join(services.registry.kinds())}")
-    w.run_forever()
+    try:
+        w.run_forever()
+    finally:
+        housekeeping.stop()
 
 
 @app.command()

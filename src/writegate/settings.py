@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     job_backoff_max: float = Field(default=300.0, ge=0)
     reaper_interval: float = Field(default=5.0, gt=0)
 
+    maintenance_interval: float = Field(default=300.0, gt=0)
+
     token_ttl_seconds: int = Field(default=3600, gt=0)
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
     db_pool_size: int = Field(default=10, ge=1)

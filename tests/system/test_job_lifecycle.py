@@ -177,3 +177,13 @@ def test_commits_are_durable(kit: Server) -> None:
                 "remote_write",
             )
             assert conn.exec_driver_sql("SHOW fsync").scalar() == "on"
+
+
+def test_checkpointing_job_outlives_the_timeout(kit: Server) -> None:
+    """A job that keeps checkpointing runs past the 1.5 s timeout in one attempt."""
+    [job_id] = enqueue_many(kit, "testkit.long", 1, {"steps": 4, "pause": 1.0})
+    job = _final(kit, job_id)
+    assert job.status == Status.SUCCEEDED
+    assert job.attempts == 1
+    assert job.progress == {"step": 4}
+    assert effect_counts(kit).get(job_id) == 1

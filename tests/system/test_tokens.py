@@ -92,3 +92,17 @@ def test_twenty_concurrent_uses_exactly_one_wins(server: Server) -> None:
         outcomes = list(pool.map(lambda _: _consume(server, value, **b), range(20)))
     assert outcomes.count("ok") == 1, outcomes
     assert outcomes.count("used") == 19
+
+
+def test_core_tokens_are_purged_a_day_after_expiry(server: Server, clock: Any) -> None:
+    """The core's token table drops tokens once they have been expired for a day."""
+    with server.services.db.write() as s:
+        old = server.services.tokens.issue(s, tenant="t", subject="a", scope="S", purpose="1")
+    clock.advance(timedelta(hours=24, minutes=61))
+    with server.services.db.write() as s:
+        new = server.services.tokens.issue(s, tenant="t", subject="a", scope="S", purpose="1")
+    assert server.run_maintenance()["core.expired_tokens"] is not None
+    with server.services.db.read() as s:
+        left = set(s.scalars(select(ProcessTokenRow.expires_at)))
+    assert old.expires_at not in left
+    assert new.expires_at in left

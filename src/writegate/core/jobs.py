@@ -284,13 +284,7 @@ class JobManager:
         """Add a job inside the caller's transaction; it commits with the caller's writes."""
         now = self.clock.now()
         if idempotency_key is not None:
-            existing = session.scalar(
-                select(JobRow).where(
-                    JobRow.tenant == tenant,
-                    JobRow.kind == kind,
-                    JobRow.idempotency_key == idempotency_key,
-                )
-            )
+            existing = self._by_idempotency(session, tenant, kind, idempotency_key)
             if existing is not None:
                 return Job.from_row(existing, created=False)
         policy = self.policies.get(kind, self.policy)
@@ -325,13 +319,7 @@ class JobManager:
                 if holder is not None or idempotency_key is None:
                     raise ExclusiveJobExists(exclusive_key, holder) from None
             if idempotency_key is not None:
-                existing = session.scalar(
-                    select(JobRow).where(
-                        JobRow.tenant == tenant,
-                        JobRow.kind == kind,
-                        JobRow.idempotency_key == idempotency_key,
-                    )
-                )
+                existing = self._by_idempotency(session, tenant, kind, idempotency_key)
                 if existing is not None:
                     return Job.from_row(existing, created=False)
             raise
@@ -395,6 +383,13 @@ class JobManager:
             return
         if session.info.pop("writegate_notify", False):
             session.execute(text("SELECT pg_notify(:c, '')"), {"c": NOTIFY_CHANNEL})
+
+    def _by_idempotency(self, session: Session, tenant: str, kind: str, key: str) -> JobRow | None:
+        return session.scalar(
+            select(JobRow).where(
+                JobRow.tenant == tenant, JobRow.kind == kind, JobRow.idempotency_key == key
+            )
+        )
 
     def active_holder(self, session: Session, exclusive_key: str) -> str | None:
         """Id of the active job holding exclusive_key, if any."""
@@ -598,11 +593,16 @@ class JobManager:
         progress: Any = None,
         checkpoint: Any = None,
     ) -> None:
-        """Store progress and resume state in the caller's transaction, fenced by the lease."""
+        """Store progress and resume state in the caller's transaction, fenced by the lease.
+
+        A checkpoint is progress, so it also restarts the attempt's timeout: a long job that
+        keeps checkpointing is never mistaken for a hung one.
+        """
         now = self.clock.now()
         values: dict[str, Any] = {
             "updated_at": now,
             "lease_expires_at": now + timedelta(seconds=self.lease_seconds),
+            "timeout_at": now + timedelta(seconds=self.timeout_seconds),
         }
         if progress is not None:
             values["progress"] = progress

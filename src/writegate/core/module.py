@@ -30,6 +30,8 @@ class Module:
     exception_handlers: dict[type[Exception], Callable[[Request, Any], Response]] = field(
         default_factory=dict
     )
+    #: periodic housekeeping, (name, task) pairs run by every worker process
+    maintenance: list[tuple[str, Callable[[], int | None]]] = field(default_factory=list)
     #: called once when the app stops
     on_shutdown: list[Callable[[], None]] = field(default_factory=list)
 

@@ -65,6 +65,11 @@ class Services:
             wakeup=wakeup,
         )
 
+    def purge_expired_tokens(self) -> int:
+        """Delete process tokens that expired more than a day ago."""
+        with self.db.write() as s:
+            return self.tokens.purge_expired(s)
+
     def close(self) -> None:
         """Release database connections."""
         self.db.dispose()

@@ -6,16 +6,19 @@ from writegate.core.module import Module
 from writegate.core.services import Services
 from writegate.modules.ikonomikal.routes import NAME, render_error, router
 from writegate.modules.ikonomikal.service import Ikonomikal
+from writegate.modules.ikonomikal.sessions import purge_expired
 from writegate.modules.ikonomikal.settings import IkonomikalSettings
 
 
 def create(services: Services) -> Module:
     """Build the module: its service object lives in services.extras['ikonomikal']."""
-    services.extras[NAME] = Ikonomikal(services, IkonomikalSettings())
+    cfg = IkonomikalSettings()
+    services.extras[NAME] = Ikonomikal(services, cfg)
     return Module(
         name=NAME,
         router=router,
         # Both Ikonomikal hosts (sc-api and ss-api), and any unknown path in their style.
         prefixes=("/bcss_wbcl_wa_",),
         render_error=render_error,
+        maintenance=[("ikonomikal.expired", lambda: purge_expired(services, cfg))],
     )
