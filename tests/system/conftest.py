@@ -6,14 +6,18 @@ import os
 import signal
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import MetaData, func, select
 
-from tests.harness import Server, fresh_database, spawn, start_server
+from tests.harness import FAST, Server, fresh_database, spawn, start_server
 from tests.testkit import effects
+from writegate.app import migrate
 from writegate.core.jobs import JobRow, Status
+from writegate.core.services import Services
+from writegate.settings import Settings
 
 
 @pytest.fixture
@@ -78,3 +82,17 @@ def effect_counts(server: Server) -> dict[str, int]:
 def all_done(server: Server, n: int) -> bool:
     """True once n jobs succeeded."""
     return status_counts(server).get(Status.SUCCEEDED.value, 0) == n
+
+
+@contextmanager
+def core_services(db_url: str, scratch: MetaData) -> Iterator[Services]:
+    """Core services on the session database without API modules, plus scratch tables."""
+    svc = Services.build(Settings(**{**FAST, "database_url": db_url, "modules": []}))
+    migrate(svc)
+    scratch.create_all(svc.db.write_engine, checkfirst=True)
+    try:
+        yield svc
+    finally:
+        # Leave no table behind that the models-vs-migrations check would see.
+        scratch.drop_all(svc.db.write_engine)
+        svc.close()

@@ -8,13 +8,12 @@ from typing import Any
 import pytest
 from sqlalchemy import Column, MetaData, String, Table, insert, select
 
-from tests.harness import FAST, uid, wait_for
-from writegate.app import migrate
+from tests.harness import uid, wait_for
+from tests.system.conftest import core_services
 from writegate.core.exceptions import PermanentJobError
 from writegate.core.jobs import RetryPolicy, Status
 from writegate.core.services import Services
 from writegate.core.worker import JobContext, JobSpec, Worker
-from writegate.settings import Settings
 
 scratch = MetaData()
 rows = Table(
@@ -28,13 +27,8 @@ rows = Table(
 @pytest.fixture
 def services(db_url: str) -> Iterator[Services]:
     """Core services on the session database, without any API module."""
-    svc = Services.build(Settings(**{**FAST, "database_url": db_url, "modules": []}))
-    migrate(svc)
-    scratch.create_all(svc.db.write_engine, checkfirst=True)
-    yield svc
-    # Leave no table behind that the models-vs-migrations check would see.
-    scratch.drop_all(svc.db.write_engine)
-    svc.close()
+    with core_services(db_url, scratch) as svc:
+        yield svc
 
 
 def _worker(services: Services, specs: list[JobSpec], **kw: Any) -> Worker:

@@ -12,12 +12,11 @@ import pytest
 from sqlalchemy import Column, MetaData, String, Table, func, insert, select
 from sqlalchemy.orm import Session
 
-from tests.harness import FAST, uid, wait_for
-from writegate.app import migrate
+from tests.harness import uid, wait_for
+from tests.system.conftest import core_services
 from writegate.core.exceptions import ExclusiveJobExists
 from writegate.core.jobs import JobRow
 from writegate.core.services import Services
-from writegate.settings import Settings
 
 #: a scratch table outside Base.metadata, so migrations checks never see it
 scratch = MetaData()
@@ -27,13 +26,8 @@ rows = Table("core_test_rows", scratch, Column("id", String(64), primary_key=Tru
 @pytest.fixture
 def services(db_url: str) -> Iterator[Services]:
     """Core services on the session database, without any API module."""
-    svc = Services.build(Settings(**{**FAST, "database_url": db_url, "modules": []}))
-    migrate(svc)
-    scratch.create_all(svc.db.write_engine, checkfirst=True)
-    yield svc
-    # Leave no table behind that the models-vs-migrations check would see.
-    scratch.drop_all(svc.db.write_engine)
-    svc.close()
+    with core_services(db_url, scratch) as svc:
+        yield svc
 
 
 def _gate(services: Services) -> tuple[threading.Event, threading.Event, Any]:

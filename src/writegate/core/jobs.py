@@ -626,6 +626,11 @@ class JobManager:
             values["progress"] = progress
         if checkpoint is not None:
             values["checkpoint"] = checkpoint
+        self._fenced_update(session, job, worker_id, values)
+
+    def _fenced_update(
+        self, session: Session, job: Job, worker_id: str, values: dict[str, Any]
+    ) -> None:
         res = session.execute(
             update(JobRow)
             .where(self._fence(worker_id, job))
@@ -651,14 +656,7 @@ class JobManager:
         }
         if progress is not None:
             values["progress"] = progress
-        res = session.execute(
-            update(JobRow)
-            .where(self._fence(worker_id, job))
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
-        if res.rowcount != 1:  # type: ignore[attr-defined]
-            raise LeaseLost(job.id)
+        self._fenced_update(session, job, worker_id, values)
 
     def fail(self, job: Job, worker_id: str, error: str, *, retryable: bool = True) -> Status:
         """Record a failed attempt: back to the queue with backoff, or failed for good."""
