@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -147,6 +148,19 @@ def spawn(
             stderr=subprocess.STDOUT,
             **kw,
         )
+
+
+def stop_processes(procs: list[subprocess.Popen[bytes]], grace: float = 15.0) -> None:
+    """SIGTERM every live process, then SIGKILL whichever has not exited within `grace`."""
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(grace)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05) -> Any:

@@ -312,38 +312,31 @@ def _show(job: Any) -> None:
     console.print(table)
 
 
+def _show_or_exit(job: Any, job_id: str) -> None:
+    if job is None:
+        console.print(f"[red]no job {job_id}[/red]")
+        raise typer.Exit(1)
+    _show(job)
+
+
 @jobs_app.command("show")
 def jobs_show(job_id: str) -> None:
     """Show one job in full."""
     services = _services()
     with services.db.read() as s:
-        job = services.jobs.get(s, job_id)
-    if job is None:
-        console.print(f"[red]no job {job_id}[/red]")
-        raise typer.Exit(1)
-    _show(job)
+        _show_or_exit(services.jobs.get(s, job_id), job_id)
 
 
 @jobs_app.command("retry")
 def jobs_retry(job_id: str) -> None:
     """Queue a failed or cancelled job again."""
-    services = _services()
-    job = services.jobs.retry(job_id)
-    if job is None:
-        console.print(f"[red]no job {job_id}[/red]")
-        raise typer.Exit(1)
-    _show(job)
+    _show_or_exit(_services().jobs.retry(job_id), job_id)
 
 
 @jobs_app.command("cancel")
 def jobs_cancel(job_id: str) -> None:
     """Cancel a queued or running job."""
-    services = _services()
-    job = services.jobs.cancel(job_id)
-    if job is None:
-        console.print(f"[red]no job {job_id}[/red]")
-        raise typer.Exit(1)
-    _show(job)
+    _show_or_exit(_services().jobs.cancel(job_id), job_id)
 
 
 def _add_module_clis() -> None:

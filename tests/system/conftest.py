@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import MetaData, func, select
 
-from tests.harness import FAST, Server, fresh_database, spawn, start_server
+from tests.harness import FAST, Server, fresh_database, spawn, start_server, stop_processes
 from tests.testkit import effects
 from writegate.app import migrate
 from writegate.core.jobs import JobRow, Status
@@ -45,15 +44,7 @@ def workers(bare_server: Server, tmp_path: Any) -> Iterator[Any]:
         return p
 
     yield start
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(15)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+    stop_processes(procs)
 
 
 def enqueue_many(server: Server, kind: str, n: int, payload: dict[str, Any]) -> list[str]:

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from tests.harness import FAST, free_port, spawn, wait_for
+from tests.harness import FAST, free_port, spawn, stop_processes, wait_for
 
 PG_BIN = "/usr/lib/postgresql/15/bin"
 RUN_AS_PG = ("runuser", "-u", "postgres", "--")
@@ -74,12 +74,7 @@ class ServeProcess:
         """Graceful stop (SIGTERM), killing if it lingers."""
         if self.proc is None or self.proc.poll() is not None:
             return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_processes([self.proc], grace=20)
 
     def rss_kib(self) -> int:
         """Resident set size of the server process, in KiB."""

@@ -5,7 +5,6 @@ Runs against a private throw-away cluster, never the shared one other tests use.
 
 from __future__ import annotations
 
-import signal
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.harness import Server, backend, spawn, start_server, wait_for
+from tests.harness import Server, backend, spawn, start_server, stop_processes, wait_for
 from tests.system.apis import REFUSAL, present_modules, request_headers
 from tests.system.conftest import all_done, effect_counts, status_counts
 from tests.system.faults import PrivateCluster, private_postgres
@@ -146,14 +145,6 @@ def test_database_restart_gives_retryable_errors_and_loses_nothing(
                 assert view["is_found"] is False, f"refused {number} was written"
             assert status_counts(srv) == {"succeeded": total}
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop_processes(procs)
         srv.stop()
         srv.services.close()
