@@ -8,7 +8,7 @@ import hashlib
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from sqlalchemy import MetaData, create_engine, event, text
@@ -20,6 +20,9 @@ from sqlalchemy.sql.dml import Insert
 log = logging.getLogger("writegate.db")
 
 T = TypeVar("T")
+
+#: fn(session, items) -> one outcome per item: a result, or the exception for that item alone
+ManyFn = Callable[[Session, list[Any]], list[Any]]
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -83,21 +86,33 @@ def build_engine(url: str, pool_size: int = 10) -> Engine:
     )
 
 
+_LOCK_ONE = text("SELECT pg_advisory_xact_lock(:k)")
+# unnest keeps the array's (sorted) order, so every transaction takes its locks in one order.
+_LOCK_MANY = text("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(:ks AS bigint[])) AS k")
+
+
+def _lock_id(key: str) -> int:
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
+
+
 class _Call:
     """One queued group write: the function, its outcome and how to tell the caller."""
 
-    __slots__ = ("done", "error", "fn", "future", "insert", "loop", "result")
+    __slots__ = ("done", "error", "fn", "future", "insert", "loop", "many", "result")
 
     def __init__(
         self,
         fn: Callable[[Session], Any],
         loop: asyncio.AbstractEventLoop | None,
         insert: tuple[Insert, dict[str, Any], dict[str, Any]] | None = None,
+        many: tuple[ManyFn, Any] | None = None,
     ):
         self.fn = fn
         self.loop = loop
         #: (statement, row values, session.info flags): merged with its batch's twins
         self.insert = insert
+        #: (function of many items, this caller's item): called once for all its twins
+        self.many = many
         self.result: Any = None
         self.error: BaseException | None = None
         self.future: asyncio.Future[Any] | None = loop.create_future() if loop else None
@@ -141,6 +156,7 @@ class _GroupCommit:
         fn: Callable[[Session], Any],
         loop: asyncio.AbstractEventLoop,
         insert: tuple[Insert, dict[str, Any], dict[str, Any]] | None = None,
+        many: tuple[ManyFn, Any] | None = None,
     ) -> asyncio.Future[Any]:
         """Queue fn for a commit run by the event loop itself once its ready callbacks ran.
 
@@ -150,7 +166,7 @@ class _GroupCommit:
         """
         if getattr(self._flushing, "active", False):
             raise RuntimeError("group_write() cannot be called from inside a group write")
-        call = _Call(fn, loop, insert)
+        call = _Call(fn, loop, insert, many)
         pending = self._on_loop.get(loop)
         if pending is None:
             pending = self._on_loop[loop] = []
@@ -227,16 +243,28 @@ class _GroupCommit:
         try:
             with self.db.write() as session:
                 rows: dict[Insert, list[dict[str, Any]]] = {}
+                groups: dict[ManyFn, list[_Call]] = {}
                 for call in batch:
-                    if call.insert is None:
-                        call.result = call.fn(session)
-                    else:
+                    if call.insert is not None:
                         stmt, values, info = call.insert
                         rows.setdefault(stmt, []).append(values)
                         session.info.update(info)
+                    elif call.many is not None:
+                        groups.setdefault(call.many[0], []).append(call)
+                    else:
+                        call.result = call.fn(session)
                 # Single-row inserts of the whole batch go in one executemany per statement.
                 for stmt, many in rows.items():
                     session.execute(stmt, many)
+                for fn, calls in groups.items():
+                    outcomes = fn(session, [c.many[1] for c in calls if c.many is not None])
+                    if len(outcomes) != len(calls):
+                        raise RuntimeError(f"{fn!r} returned {len(outcomes)} outcomes")
+                    for call, outcome in zip(calls, outcomes, strict=True):
+                        if isinstance(outcome, BaseException):
+                            call.error = outcome
+                        else:
+                            call.result = outcome
             return
         except Exception as exc:
             if len(batch) == 1:
@@ -353,6 +381,24 @@ class Database:
 
         await self._group.submit_on_loop(one, asyncio.get_running_loop(), (stmt, values, flags))
 
+    async def group_many_async(self, fn: ManyFn, item: Any) -> Any:
+        """Group commit where fn(session, items) handles every item queued with fn at once.
+
+        fn returns one outcome per item, in order: a result, or an exception that is raised
+        to that item's caller alone. For an item it refuses, fn must write nothing (the
+        shared transaction goes on). If fn raises, the batch is retried with fn called for
+        each item in its own savepoint, so fn may run more than once for an item.
+        """
+
+        def alone(session: Session) -> Any:
+            outcome = fn(session, [item])[0]
+            if isinstance(outcome, BaseException):
+                raise outcome
+            return outcome
+
+        loop = asyncio.get_running_loop()
+        return await self._group.submit_on_loop(alone, loop, many=(fn, item))
+
     async def group_write_async(self, fn: Callable[[Session], T]) -> T:
         """`group_write` for async code: awaits the shared commit without blocking the loop."""
         result: T = await self._group.submit_on_loop(fn, asyncio.get_running_loop())
@@ -370,12 +416,16 @@ class Database:
         PostgreSQL takes a transaction-scoped advisory lock; SQLite write transactions are
         already serialized by BEGIN IMMEDIATE, so nothing more is needed there.
         """
+        self.lock_many(session, [key])
+
+    def lock_many(self, session: Session, keys: Iterable[str]) -> None:
+        """`lock` every key with one statement, in a fixed order (no deadlock between batches)."""
         if self.is_postgres:
-            digest = hashlib.sha256(key.encode()).digest()[:8]
-            session.execute(
-                text("SELECT pg_advisory_xact_lock(:k)"),
-                {"k": int.from_bytes(digest, "big", signed=True)},
-            )
+            ids = sorted({_lock_id(k) for k in keys})
+            if len(ids) == 1:
+                session.execute(_LOCK_ONE, {"k": ids[0]})
+            elif ids:
+                session.execute(_LOCK_MANY, {"ks": ids})
 
     def dispose(self) -> None:
         """Stop the group-commit writer and close every pooled connection."""

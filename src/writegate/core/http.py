@@ -11,10 +11,15 @@ from writegate.core.auth import Principal
 from writegate.core.services import Services
 
 
-def get_services(request: Request) -> Services:
+def services_of(request: Request) -> Services:
     """The process's Services, set on app.state at start-up."""
     services: Services = request.app.state.services
     return services
+
+
+async def get_services(request: Request) -> Services:
+    """`services_of` as a dependency (async: a sync one costs a thread-pool hop per request)."""
+    return services_of(request)
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
@@ -37,7 +42,7 @@ def authenticate(request: Request) -> Principal | None:
     key = credentials(request)
     if key is None or len(key) > 512:
         return None
-    services = get_services(request)
+    services = services_of(request)
     with services.db.read() as session:
         return services.auth.by_api_key(session, key)
 

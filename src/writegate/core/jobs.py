@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,6 +24,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -216,6 +217,26 @@ class _LazySavepoint:
 _ENQUEUED_FLAGS = {"writegate_enqueued": True, "writegate_notify": True}
 
 
+def _fresh(values: dict[str, Any]) -> Job:
+    """The Job just inserted with these column values."""
+    return Job(**{**_EMPTY, **values, "status": Status.QUEUED})
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """One job for `JobManager.enqueue_many`."""
+
+    kind: str
+    payload: Any
+    tenant: str
+    principal: str | None = None
+    job_id: str | None = None
+    max_attempts: int | None = None
+    run_after: datetime | None = None
+    #: at most one queued or running job holds a given key
+    exclusive_key: str | None = None
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """How a failed attempt is retried."""
@@ -246,6 +267,14 @@ class JobManager:
         db.before_commit(self._notify)
         table = JobRow.metadata.tables["jobs"]
         self._insert = insert(table)
+        # A taken exclusive key skips the row instead of failing the statement: no savepoint,
+        # and a whole batch of keyed jobs is one multi-row INSERT.
+        dialect_insert = postgresql.insert if db.is_postgres else sqlite.insert
+        self._insert_keyed = dialect_insert(table).on_conflict_do_nothing().returning(table.c.id)
+        self._holders = select(table.c.exclusive_key, table.c.id).where(
+            table.c.exclusive_key.in_(bindparam("h_keys", expanding=True)),
+            table.c.status.in_(ACTIVE),
+        )
         # Marks a batch's succeeded jobs in one executemany (rows are locked by the batch).
         self._complete_many = (
             update(table)
@@ -318,12 +347,18 @@ class JobManager:
             if existing is not None:
                 return Job.from_row(existing, created=False)
         policy = self.policies.get(kind, self.policy)
-        if exclusive_key is None and idempotency_key is None:
-            # Only a duplicate id can collide, so no savepoint is needed; a Core INSERT of a
-            # prepared statement skips the ORM unit of work (the hot path of every accept).
-            values = self._values(kind, payload, tenant, principal, job_id, max_attempts, run_after)
-            session.execute(self._insert, values)
-            return self._enqueued(session, Job(**_EMPTY, **values))
+        if idempotency_key is None:
+            spec = NewJob(kind, payload, tenant, principal, job_id, max_attempts, run_after)
+            if exclusive_key is None:
+                # Only a duplicate id can collide, so no savepoint is needed; a Core INSERT of
+                # a prepared statement skips the ORM unit of work (the hot path of accepts).
+                values = self._values(spec)
+                session.execute(self._insert, values)
+                return self._enqueued(session, _fresh(values))
+            outcome = self.enqueue_many(session, [replace(spec, exclusive_key=exclusive_key)])[0]
+            if isinstance(outcome, ExclusiveJobExists):
+                raise outcome
+            return outcome
         row = JobRow(
             id=job_id or str(uuid.uuid4()),
             kind=kind,
@@ -355,27 +390,51 @@ class JobManager:
             raise
         return self._enqueued(session, row)
 
-    def _values(
-        self,
-        kind: str,
-        payload: Any,
-        tenant: str,
-        principal: str | None,
-        job_id: str | None,
-        max_attempts: int | None,
-        run_after: datetime | None,
-    ) -> dict[str, Any]:
+    def enqueue_many(
+        self, session: Session, jobs: Sequence[NewJob]
+    ) -> list[Job | ExclusiveJobExists]:
+        """Add jobs inside the caller's transaction with one INSERT; refusals are returned.
+
+        A job whose exclusive key is held by an active job (or by an earlier job of the same
+        call) is not written: its place in the result holds the `ExclusiveJobExists`, and the
+        transaction stays usable. Any other failure (a duplicate id) raises.
+        """
+        if not jobs:
+            return []
+        rows = [{**self._values(spec), "exclusive_key": spec.exclusive_key} for spec in jobs]
+        written = set(session.scalars(self._insert_keyed, rows))
+        out: list[Job | ExclusiveJobExists] = []
+        refused = [r for r in rows if r["id"] not in written]
+        holders: dict[str, str] = {}
+        if refused:
+            keys = [r["exclusive_key"] for r in refused if r["exclusive_key"] is not None]
+            holders = dict(session.execute(self._holders, {"h_keys": keys}).all())
+            orphans = [r["id"] for r in refused if r["exclusive_key"] not in holders]
+            if orphans and session.scalar(select(JobRow.id).where(JobRow.id.in_(orphans))):
+                raise IntegrityError("INSERT INTO jobs", None, Exception("duplicate job id"))
+        for values in rows:
+            if values["id"] in written:
+                out.append(_fresh(values))
+            else:
+                key = values["exclusive_key"]
+                out.append(ExclusiveJobExists(key, holders.get(key)))
+        if written:
+            session.info.update(_ENQUEUED_FLAGS)
+        return out
+
+    def _values(self, spec: NewJob) -> dict[str, Any]:
         now = self.clock.now()
         return {
-            "id": job_id or str(uuid.uuid4()),
-            "kind": kind,
-            "tenant": tenant,
-            "principal": principal,
-            "payload": payload,
+            "id": spec.job_id or str(uuid.uuid4()),
+            "kind": spec.kind,
+            "tenant": spec.tenant,
+            "principal": spec.principal,
+            "payload": spec.payload,
             "status": Status.QUEUED.value,
             "attempts": 0,
-            "max_attempts": max_attempts or self.policies.get(kind, self.policy).max_attempts,
-            "run_after": run_after or now,
+            "max_attempts": spec.max_attempts
+            or self.policies.get(spec.kind, self.policy).max_attempts,
+            "run_after": spec.run_after or now,
             "created_at": now,
             "updated_at": now,
         }
@@ -398,9 +457,10 @@ class JobManager:
         the previous commit was in flight). For exclusive or idempotency keys, or to write
         business rows in the same transaction, use `db.group_write_async` with `enqueue`.
         """
-        values = self._values(kind, payload, tenant, principal, job_id, max_attempts, run_after)
+        spec = NewJob(kind, payload, tenant, principal, job_id, max_attempts, run_after)
+        values = self._values(spec)
         await self.db.group_insert_async(self._insert, values, _ENQUEUED_FLAGS)
-        return Job(**_EMPTY, **values)
+        return _fresh(values)
 
     def _enqueued(self, session: Session, row: JobRow | Job) -> Job:
         # One NOTIFY per transaction (sent by _notify before COMMIT), not one per job.

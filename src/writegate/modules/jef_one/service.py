@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from writegate.core.exceptions import ExclusiveJobExists, PermanentJobError
-from writegate.core.jobs import Job
+from writegate.core.jobs import Job, NewJob
 from writegate.core.services import Services
 from writegate.core.worker import JobContext
 from writegate.modules.jef_one.errors import JefOneError
@@ -63,59 +63,82 @@ def accepted(job: Job, target_pk: str, confirmation: str) -> dict[str, Any]:
     }
 
 
-def _enqueue(services: Services, session: Any, kind: str, payload: Any, key: str, pk: str) -> Job:
-    try:
-        return services.jobs.enqueue(
-            session, kind=kind, payload=payload, tenant=TENANT, exclusive_key=key
-        )
-    except ExclusiveJobExists as exc:
-        operation, table = OPERATIONS[kind]
-        raise JefOneError(
-            409,
-            "conflict",
-            "JOB_IN_PROGRESS",
-            f"a {operation} job for {pk} is already queued or running: {exc.job_id}",
-            operation=operation,
-            job_id=exc.job_id,
-            target_table=table,
-            target_pk=pk,
-            allowed_method="POST",
-        ) from None
+def _conflict(kind: str, pk: str, exc: ExclusiveJobExists) -> JefOneError:
+    operation, table = OPERATIONS[kind]
+    return JefOneError(
+        409,
+        "conflict",
+        "JOB_IN_PROGRESS",
+        f"a {operation} job for {pk} is already queued or running: {exc.job_id}",
+        operation=operation,
+        job_id=exc.job_id,
+        target_table=table,
+        target_pk=pk,
+        allowed_method="POST",
+    )
+
+
+#: one accept waiting for its group commit: the services, the job kind, its payload and key
+_Accept = tuple[Services, str, dict[str, Any], str]
+
+
+def _enqueue_many(s: Session, items: list[_Accept]) -> list[Job | JefOneError]:
+    """Queue a batch of accepts with one INSERT; a key held by an active job is a 409."""
+    jobs = items[0][0].jobs.enqueue_many(
+        s,
+        [
+            NewJob(kind, payload, TENANT, exclusive_key=f"{kind}:{pk}")
+            for _, kind, payload, pk in items
+        ],
+    )
+    return [
+        _conflict(kind, pk, out) if isinstance(out, ExclusiveJobExists) else out
+        for out, (_, kind, _, pk) in zip(jobs, items, strict=True)
+    ]
+
+
+def _accept_sessions(s: Session, items: list[_Accept]) -> list[Job | JefOneError]:
+    """Queue session creations; refuse a session_id that is already verified."""
+    services = items[0][0]
+    ids = {pk for *_, pk in items}
+    # Serialize with each job's final write, so "verified" and "job active" never both look
+    # false to a racing POST (one statement, keys in a fixed order, for the whole batch).
+    services.db.lock_many(s, (f"{KIND_SESSION}:{pk}" for pk in ids))
+    verified = dict(
+        s.execute(
+            select(SessionRecord.session_id, SessionRecord.job_id).where(
+                SessionRecord.session_id.in_(ids), SessionRecord.status == "verified"
+            )
+        ).all()
+    )
+    todo = [item for item in items if item[3] not in verified]
+    queued = iter(_enqueue_many(s, todo) if todo else [])
+    return [
+        _session_exists(pk, verified[pk]) if pk in verified else next(queued) for *_, pk in items
+    ]
+
+
+def _session_exists(session_id: str, job_id: str | None) -> JefOneError:
+    return JefOneError(
+        409,
+        "conflict",
+        "SESSION_EXISTS",
+        f"session {session_id} already exists and is verified",
+        operation="create_session",
+        job_id=job_id,
+        job_status="succeeded",
+        target_table=SESSIONS,
+        target_pk=session_id,
+        confirmation=session_confirmation(session_id),
+        allowed_method="POST",
+    )
 
 
 async def accept_session(services: Services, body: CreateSessionJob) -> dict[str, Any]:
     """Queue the creation of a session; refuse a session_id that is already verified."""
-
-    def write(s: Session) -> Job:
-        # Serialize with the job's final write, so "verified" and "job active" never both
-        # look false to a racing POST.
-        services.db.lock(s, f"{KIND_SESSION}:{body.session_id}")
-        existing = s.get(SessionRecord, body.session_id)
-        if existing is not None and existing.status == "verified":
-            raise JefOneError(
-                409,
-                "conflict",
-                "SESSION_EXISTS",
-                f"session {body.session_id} already exists and is verified",
-                operation="create_session",
-                job_id=existing.job_id,
-                job_status="succeeded",
-                target_table=SESSIONS,
-                target_pk=body.session_id,
-                confirmation=session_confirmation(body.session_id),
-                allowed_method="POST",
-            )
-        return _enqueue(
-            services,
-            s,
-            KIND_SESSION,
-            body.model_dump(),
-            f"{KIND_SESSION}:{body.session_id}",
-            body.session_id,
-        )
-
     # Group commit: concurrent accepts share one durable commit; each answer waits for it.
-    job = await services.db.group_write_async(write)
+    item = (services, KIND_SESSION, body.model_dump(), body.session_id)
+    job = await services.db.group_many_async(_accept_sessions, item)
     return accepted(job, body.session_id, session_confirmation(body.session_id))
 
 
@@ -126,16 +149,8 @@ def session_confirmation(session_id: str) -> str:
 
 async def accept_entity(services: Services, body: EntityPost) -> dict[str, Any]:
     """Queue an entity upsert."""
-    job = await services.db.group_write_async(
-        lambda s: _enqueue(
-            services,
-            s,
-            KIND_ENTITY,
-            body.model_dump(),
-            f"{KIND_ENTITY}:{body.entity_number}",
-            body.entity_number,
-        )
-    )
+    item = (services, KIND_ENTITY, body.model_dump(), body.entity_number)
+    job = await services.db.group_many_async(_enqueue_many, item)
     return accepted(
         job,
         body.entity_number,
@@ -146,10 +161,8 @@ async def accept_entity(services: Services, body: EntityPost) -> dict[str, Any]:
 async def accept_employee(services: Services, body: EmployeePost) -> dict[str, Any]:
     """Queue an employee upsert."""
     pk = f"{body.entity_number}/{body.employee_number}"
-    job = await services.db.group_write_async(
-        lambda s: _enqueue(
-            services, s, KIND_EMPLOYEE, body.model_dump(), f"{KIND_EMPLOYEE}:{pk}", pk
-        )
+    job = await services.db.group_many_async(
+        _enqueue_many, (services, KIND_EMPLOYEE, body.model_dump(), pk)
     )
     return accepted(
         job,
