@@ -10,12 +10,13 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Column, MetaData, String, Table, func, insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tests.harness import uid, wait_for
 from tests.system.conftest import core_services
 from writegate.core.exceptions import ExclusiveJobExists
-from writegate.core.jobs import JobRow
+from writegate.core.jobs import Job, JobRow, NewJob, Status
 from writegate.core.services import Services
 
 #: a scratch table outside Base.metadata, so migrations checks never see it
@@ -228,3 +229,117 @@ def test_enqueue_grouped_batches_jobs_and_a_duplicate_fails_alone(services: Serv
     assert set(stored) == {taken, *fresh}
     assert all(stored[j].status.value == "queued" for j in fresh)
     assert stored[taken].payload == {}
+
+
+def test_group_many_async_calls_fn_once_per_batch_and_a_refusal_stays_alone(
+    services: Services,
+) -> None:
+    ids = [uid("many-") for _ in range(12)]
+    refused = ids[5]
+    calls: list[list[str]] = []
+
+    def write_many(s: Session, items: list[str]) -> list[Any]:
+        calls.append(list(items))
+        keep = [i for i in items if i != refused]
+        if keep:
+            s.execute(insert(rows), [{"id": i} for i in keep])
+        return [ValueError(f"no {i}") if i == refused else i for i in items]
+
+    async def main() -> list[Any]:
+        return await asyncio.gather(
+            *(services.db.group_many_async(write_many, i) for i in ids), return_exceptions=True
+        )
+
+    outcomes = asyncio.run(main())
+    assert calls == [ids]  # one call for the whole batch, items in order
+    assert isinstance(outcomes[5], ValueError)
+    assert [o for o in outcomes if not isinstance(o, BaseException)] == ids[:5] + ids[6:]
+    assert _committed_ids(services, ids) == set(ids) - {refused}
+
+
+def test_group_many_async_replays_items_alone_when_fn_raises(services: Services) -> None:
+    ids = [uid("replay-") for _ in range(6)]
+    bad = ids[2]
+
+    def write_many(s: Session, items: list[str]) -> list[str]:
+        # Writes the good rows first, then fails: the shared attempt must leave nothing.
+        good = [{"id": i} for i in items if i != bad]
+        if good:
+            s.execute(insert(rows), good)
+        if bad in items:
+            raise RuntimeError("boom")
+        return items
+
+    async def main() -> list[Any]:
+        return await asyncio.gather(
+            *(services.db.group_many_async(write_many, i) for i in ids), return_exceptions=True
+        )
+
+    outcomes = asyncio.run(main())
+    assert isinstance(outcomes[2], RuntimeError)
+    assert [o for o in outcomes if not isinstance(o, BaseException)] == ids[:2] + ids[3:]
+    assert _committed_ids(services, ids) == set(ids) - {bad}
+
+
+def test_enqueue_many_refuses_held_keys_without_breaking_the_transaction(
+    services: Services,
+) -> None:
+    tenant = uid("tenant-")
+    held, free = uid("key-"), uid("key-")
+    with services.db.write() as s:
+        holder = services.jobs.enqueue(
+            s, kind="core.test", payload={}, tenant=tenant, exclusive_key=held
+        )
+    specs = [
+        NewJob("core.test", {"n": 0}, tenant, exclusive_key=held),
+        NewJob("core.test", {"n": 1}, tenant, exclusive_key=free),
+        NewJob("core.test", {"n": 2}, tenant, exclusive_key=free),  # same key, same call
+        NewJob("core.test", {"n": 3}, tenant),
+    ]
+    with services.db.write() as s:
+        out = services.jobs.enqueue_many(s, specs)
+        s.execute(insert(rows).values(id=f"{tenant}-after"))  # the transaction is still usable
+    assert isinstance(out[0], ExclusiveJobExists)
+    assert out[0].job_id == holder.id
+    first = out[1]
+    assert isinstance(first, Job)
+    assert first.status is Status.QUEUED
+    assert isinstance(out[2], ExclusiveJobExists)
+    assert out[2].job_id == first.id
+    assert isinstance(out[3], Job)
+    with services.db.read() as s:
+        stored = services.jobs.find(s, tenant=tenant, kind="core.test", limit=50)
+    assert {j.id for j in stored} == {holder.id, first.id, out[3].id}
+    assert {j.payload["n"] for j in stored if j.payload} == {1, 3}
+    assert _committed_ids(services, [f"{tenant}-after"]) == {f"{tenant}-after"}
+
+
+def test_enqueue_many_duplicate_id_with_a_key_raises(services: Services) -> None:
+    tenant = uid("tenant-")
+    job_id = uid("job-")
+    with services.db.write() as s:
+        services.jobs.enqueue(s, kind="core.test", payload={}, tenant=tenant, job_id=job_id)
+    with pytest.raises(IntegrityError), services.db.write() as s:
+        services.jobs.enqueue_many(
+            s, [NewJob("core.test", {}, tenant, job_id=job_id, exclusive_key=uid("key-"))]
+        )
+
+
+def test_lock_many_holds_every_key_until_the_transaction_ends(services: Services) -> None:
+    if not services.db.is_postgres:
+        pytest.skip("SQLite write transactions are serialized by BEGIN IMMEDIATE already")
+    keys = [uid("lock-") for _ in range(3)]
+    got = threading.Event()
+
+    def other() -> None:
+        with services.db.write() as s:
+            services.db.lock(s, keys[2])
+            got.set()
+
+    with services.db.write() as s:
+        services.db.lock_many(s, reversed(keys))
+        t = threading.Thread(target=other)
+        t.start()
+        assert not got.wait(0.5)  # blocked on the key this transaction holds
+    assert got.wait(30)
+    t.join(30)

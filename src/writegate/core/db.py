@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import hashlib
 import logging
@@ -149,6 +150,12 @@ class _GroupCommit:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._on_loop: dict[asyncio.AbstractEventLoop, list[_Call]] = {}
+        #: batches of each loop being committed right now, at most `max_in_flight`
+        self._in_flight: dict[asyncio.AbstractEventLoop, int] = {}
+        # PostgreSQL commits batches concurrently (waiting on the server, not the CPU);
+        # SQLite has one writer, so a second batch would only wait for the lock.
+        self.max_in_flight = 1 if db.is_sqlite else 2
+        self._committer: concurrent.futures.ThreadPoolExecutor | None = None
         self._flushing = threading.local()
 
     def submit_on_loop(
@@ -158,11 +165,11 @@ class _GroupCommit:
         insert: tuple[Insert, dict[str, Any], dict[str, Any]] | None = None,
         many: tuple[ManyFn, Any] | None = None,
     ) -> asyncio.Future[Any]:
-        """Queue fn for a commit run by the event loop itself once its ready callbacks ran.
+        """Queue fn for the loop's next batch, committed on the commit thread.
 
-        Everything the loop handled in the meantime (every request that reached its write)
-        shares that commit. Running it on the loop, rather than handing it to a thread,
-        avoids trading the GIL back and forth for every statement of the batch.
+        One batch per loop is in flight at a time: while it commits (its statements and its
+        fsync, which release the GIL), the loop goes on serving requests, and every write
+        they reach joins the next batch, which starts as soon as the previous one settled.
         """
         if getattr(self._flushing, "active", False):
             raise RuntimeError("group_write() cannot be called from inside a group write")
@@ -170,21 +177,38 @@ class _GroupCommit:
         pending = self._on_loop.get(loop)
         if pending is None:
             pending = self._on_loop[loop] = []
-            loop.call_soon(self._flush_loop, loop)
+            if self._in_flight.get(loop, 0) < self.max_in_flight:
+                loop.call_soon(self._flush_loop, loop)
         pending.append(call)
         assert call.future is not None
         return call.future
 
     def _flush_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._in_flight.get(loop, 0) >= self.max_in_flight:
+            return
         batch = self._on_loop.pop(loop, [])
         if not batch:
             return
+        self._in_flight[loop] = self._in_flight.get(loop, 0) + 1
+        if self._committer is None:
+            self._committer = concurrent.futures.ThreadPoolExecutor(
+                self.max_in_flight, thread_name_prefix="writegate-commit"
+            )
+        done = loop.run_in_executor(self._committer, self._commit_flagged, batch)
+        done.add_done_callback(lambda _: self._flushed(loop, batch))
+
+    def _commit_flagged(self, batch: list[_Call]) -> None:
         self._flushing.active = True
         try:
             self._commit(batch)
         finally:
             self._flushing.active = False
-            _settle(batch)
+
+    def _flushed(self, loop: asyncio.AbstractEventLoop, batch: list[_Call]) -> None:
+        self._in_flight[loop] -= 1
+        _settle(batch)
+        if self._on_loop.get(loop):
+            self._flush_loop(loop)
 
     def submit(
         self,
@@ -208,7 +232,10 @@ class _GroupCommit:
         return call
 
     def stop(self) -> None:
-        """Finish what is queued, then end the writer thread."""
+        """Finish what is queued, then end the writer and commit threads."""
+        committer, self._committer = self._committer, None
+        if committer is not None:
+            committer.shutdown(wait=True)
         with self._lock:
             thread, self._thread = self._thread, None
             if thread is None:
