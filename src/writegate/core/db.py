@@ -9,11 +9,13 @@ import hashlib
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from sqlalchemy import MetaData, create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.sql.dml import Insert
@@ -78,13 +80,35 @@ def build_engine(url: str, pool_size: int = 10) -> Engine:
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
-    return create_engine(
-        url,
-        pool_size=pool_size,
-        max_overflow=pool_size * 2,
-        pool_pre_ping=True,
-        pool_timeout=30,
-    )
+    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size * 2, pool_timeout=30)
+    event.listen(engine, "checkin", _idle_since)
+    event.listen(engine, "checkout", _ping_if_idle)
+    return engine
+
+
+#: a pooled connection idle for longer than this is pinged before use
+IDLE_PING_SECONDS = 1.0
+
+
+def _idle_since(_dbapi_conn: Any, record: ConnectionPoolEntry) -> None:
+    record.info["writegate_idle_since"] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_conn: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+    # pool_pre_ping costs a round trip on every checkout, which is most of a busy accept's or
+    # claim's latency; a connection used within the last second is as good as pinged. A dead
+    # one raises DisconnectionError, and the pool replaces it and tries again.
+    if getattr(dbapi_conn, "broken", False) or getattr(dbapi_conn, "closed", False):
+        raise DisconnectionError("connection is broken")
+    since = record.info.get("writegate_idle_since")
+    if since is None or time.monotonic() - since < IDLE_PING_SECONDS:
+        return
+    try:
+        cur = dbapi_conn.cursor()
+        cur.execute("SELECT 1")
+        cur.close()
+    except Exception as exc:
+        raise DisconnectionError(f"ping failed: {exc}") from exc
 
 
 _LOCK_ONE = text("SELECT pg_advisory_xact_lock(:k)")

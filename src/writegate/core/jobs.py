@@ -214,7 +214,7 @@ class _LazySavepoint:
 
 
 #: session.info flags for the commit hooks: wake local workers, NOTIFY remote ones
-_ENQUEUED_FLAGS = {"writegate_enqueued": True, "writegate_notify": True}
+_ENQUEUED_FLAGS = {"writegate_enqueued": True}
 
 
 def _fresh(values: dict[str, Any]) -> Job:
@@ -264,7 +264,6 @@ class JobManager:
         self.lease_seconds = lease_seconds
         self.timeout_seconds = timeout_seconds
         self.policies: dict[str, RetryPolicy] = {}
-        db.before_commit(self._notify)
         table = JobRow.metadata.tables["jobs"]
         self._insert = insert(table)
         # A taken exclusive key skips the row instead of failing the statement: no savepoint,
@@ -306,6 +305,22 @@ class JobManager:
             .limit(bindparam("c_limit", type_=Integer))
         )
         self._pick = pick.with_for_update(skip_locked=True) if db.is_postgres else pick
+        # PostgreSQL picks and takes in one statement (one round trip): the sub-select locks
+        # its rows with SKIP LOCKED, so concurrent claimers never wait for or share a job.
+        self._pick_and_take = (
+            update(table)
+            .where(table.c.id.in_(self._pick.scalar_subquery()))
+            .values(
+                status=Status.RUNNING.value,
+                lease_owner=bindparam("c_owner"),
+                lease_expires_at=bindparam("c_lease", type_=table.c.lease_expires_at.type),
+                timeout_at=bindparam("c_timeout", type_=table.c.timeout_at.type),
+                attempts=table.c.attempts + 1,
+                started_at=bindparam("c_now", type_=table.c.started_at.type),
+                updated_at=bindparam("c_now", type_=table.c.updated_at.type),
+            )
+            .returning(*table.c)
+        )
         self._take = (
             update(table)
             .where(
@@ -463,16 +478,10 @@ class JobManager:
         return _fresh(values)
 
     def _enqueued(self, session: Session, row: JobRow | Job) -> Job:
-        # One NOTIFY per transaction (sent by _notify before COMMIT), not one per job.
+        # Wakes this process's worker after COMMIT; on PostgreSQL the jobs table's statement
+        # trigger sends the NOTIFY (migration core_0002), with no round trip of its own.
         session.info.update(_ENQUEUED_FLAGS)
         return row if isinstance(row, Job) else Job.from_row(row)
-
-    def _notify(self, session: Session) -> None:
-        # before_commit also fires when a savepoint is released: wait for the real COMMIT.
-        if session.in_nested_transaction() or not self.db.is_postgres:
-            return
-        if session.info.pop("writegate_notify", False):
-            session.execute(text("SELECT pg_notify(:c, '')"), {"c": NOTIFY_CHANNEL})
 
     def _by_idempotency(self, session: Session, tenant: str, kind: str, key: str) -> JobRow | None:
         return session.scalar(
@@ -541,23 +550,21 @@ class JobManager:
         self, s: Session, worker_id: str, kinds: Sequence[str], limit: int, now: datetime
     ) -> list[Job]:
         conn = s.connection()
-        ids = list(
-            conn.execute(self._pick, {"c_now": now, "c_kinds": list(kinds), "c_limit": limit})
-            .scalars()
-            .all()
-        )
-        if not ids:
-            return []
-        rows = conn.execute(
-            self._take,
-            {
-                "c_ids": ids,
-                "c_owner": worker_id,
-                "c_lease": now + timedelta(seconds=self.lease_seconds),
-                "c_timeout": now + timedelta(seconds=self.timeout_seconds),
-                "c_now": now,
-            },
-        )
+        params: dict[str, Any] = {
+            "c_now": now,
+            "c_kinds": list(kinds),
+            "c_limit": limit,
+            "c_owner": worker_id,
+            "c_lease": now + timedelta(seconds=self.lease_seconds),
+            "c_timeout": now + timedelta(seconds=self.timeout_seconds),
+        }
+        if self.db.is_postgres:
+            rows = conn.execute(self._pick_and_take, params)
+        else:
+            ids = list(conn.execute(self._pick, params).scalars().all())
+            if not ids:
+                return []
+            rows = conn.execute(self._take, {**params, "c_ids": ids})
         jobs = [Job.from_row(r) for r in rows]  # type: ignore[arg-type]
         jobs.sort(key=lambda j: (j.run_after, j.created_at))
         return jobs
