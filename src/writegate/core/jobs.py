@@ -305,26 +305,13 @@ class JobManager:
             .limit(bindparam("c_limit", type_=Integer))
         )
         self._pick = pick.with_for_update(skip_locked=True) if db.is_postgres else pick
-        # PostgreSQL picks and takes in one statement (one round trip): the sub-select locks
-        # its rows with SKIP LOCKED, so concurrent claimers never wait for or share a job.
+        # Pick and take in one statement: on PostgreSQL the sub-select locks its rows with
+        # SKIP LOCKED, so concurrent claimers never wait for or share a job; SQLite's writer
+        # is alone anyway (BEGIN IMMEDIATE).
         self._pick_and_take = (
             update(table)
-            .where(table.c.id.in_(self._pick.scalar_subquery()))
-            .values(
-                status=Status.RUNNING.value,
-                lease_owner=bindparam("c_owner"),
-                lease_expires_at=bindparam("c_lease", type_=table.c.lease_expires_at.type),
-                timeout_at=bindparam("c_timeout", type_=table.c.timeout_at.type),
-                attempts=table.c.attempts + 1,
-                started_at=bindparam("c_now", type_=table.c.started_at.type),
-                updated_at=bindparam("c_now", type_=table.c.updated_at.type),
-            )
-            .returning(*table.c)
-        )
-        self._take = (
-            update(table)
             .where(
-                table.c.id.in_(bindparam("c_ids", expanding=True)),
+                table.c.id.in_(self._pick.scalar_subquery()),
                 table.c.status == Status.QUEUED.value,
             )
             .values(
@@ -558,13 +545,7 @@ class JobManager:
             "c_lease": now + timedelta(seconds=self.lease_seconds),
             "c_timeout": now + timedelta(seconds=self.timeout_seconds),
         }
-        if self.db.is_postgres:
-            rows = conn.execute(self._pick_and_take, params)
-        else:
-            ids = list(conn.execute(self._pick, params).scalars().all())
-            if not ids:
-                return []
-            rows = conn.execute(self._take, {**params, "c_ids": ids})
+        rows = conn.execute(self._pick_and_take, params)
         jobs = [Job.from_row(r) for r in rows]  # type: ignore[arg-type]
         jobs.sort(key=lambda j: (j.run_after, j.created_at))
         return jobs
