@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import concurrent.futures
+import json
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
 from tests.api.jef_one.conftest import wait_job
@@ -246,3 +248,23 @@ def test_employee_of_unknown_entity_fails_permanently(client: httpx.Client) -> N
     assert job["job_status"] == "failed"
     assert job["attempts"] == 1
     assert job["error"] == "entity 9995 does not exist"
+
+
+@pytest.mark.parametrize(
+    "ctype", ["application/json", "application/json; charset=utf-8", "Application/JSON"]
+)
+def test_every_json_content_type_spelling_is_accepted_alike(
+    client: httpx.Client, ctype: str
+) -> None:
+    """The fast JSON path and FastAPI's own path (other spellings) give the same 202."""
+    body = _payload("1001", "00001")
+    r = client.post(
+        "/one-post-create-session-job", content=json.dumps(body), headers={"content-type": ctype}
+    )
+    assert r.status_code == 202, r.text
+    got = r.json()
+    assert got["is_accepted"] is True
+    assert got["target_pk"] == body["session_id"]
+    job = client.get("/jef-one-get-job-by-job-id", params={"job_id": got["job_id"]}).json()
+    assert job["is_found"] is True
+    assert job["target_pk"] == body["session_id"]

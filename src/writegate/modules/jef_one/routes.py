@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from writegate.core.http import ServicesDep
+from writegate.core.http import JsonBodyRoute, ServicesDep
 from writegate.modules.jef_one import service
 from writegate.modules.jef_one.schemas import (
     EMPLOYEE_NUMBER,
@@ -24,7 +24,7 @@ from writegate.modules.jef_one.schemas import (
     SessionView,
 )
 
-router = APIRouter(tags=["jef-one"])
+router = APIRouter(tags=["jef-one"], route_class=JsonBodyRoute)
 
 _REFUSALS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "Bad input; no job was created"},
