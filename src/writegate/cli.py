@@ -102,10 +102,11 @@ def worker(
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    from writegate.app import maintenance
+    from writegate.app import freeze_startup_objects, maintenance
 
     housekeeping = maintenance(services, services.extras["modules"])
     housekeeping.start()
+    freeze_startup_objects()
     console.print(f"worker {w.worker_id} running {', '.join(services.registry.kinds())}")
     try:
         w.run_forever()
