@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -85,7 +86,16 @@ class AuthService:
         self.db = db
         self.clock = clock
         self._hasher = PasswordHasher()
-        self._dummy_hash = self._hasher.hash(secrets.token_hex(16))
+        self._dummy_hash: str | None = None
+        self._dummy_lock = threading.Lock()
+
+    def _dummy(self) -> str:
+        # Made on first use, not at start-up: one argon2 hash briefly takes memory_cost
+        # (64 MiB) of RAM, and most processes (workers, serve without logins) never need it.
+        with self._dummy_lock:
+            if self._dummy_hash is None:
+                self._dummy_hash = self._hasher.hash(secrets.token_hex(16))
+            return self._dummy_hash
 
     def create(
         self,
@@ -134,10 +144,12 @@ class AuthService:
 
     def verify_password(self, session: Session, name: str, password: str) -> Principal | None:
         """The principal if name and password match; same cost either way."""
+        # Before the lookup, so the first call costs the same whether or not name exists.
+        dummy = self._dummy()
         row = session.scalar(select(PrincipalRow).where(PrincipalRow.name == name))
         stored = row.password_hash if row is not None and row.revoked_at is None else None
         try:
-            self._hasher.verify(stored or self._dummy_hash, password)
+            self._hasher.verify(stored or dummy, password)
         except (VerificationError, InvalidHashError):
             return None
         if row is None or stored is None:
