@@ -17,7 +17,13 @@ def get_services(request: Request) -> Services:
     return services
 
 
-ServicesDep = Annotated[Services, Depends(get_services)]
+async def _services_dependency(request: Request) -> Services:
+    # async: FastAPI runs a plain `def` dependency in a worker thread, so every request of
+    # an async endpoint would otherwise take a thread (and its stack and malloc arena).
+    return get_services(request)
+
+
+ServicesDep = Annotated[Services, Depends(_services_dependency)]
 
 
 def credentials(request: Request) -> str | None:
