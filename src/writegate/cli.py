@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import signal
+import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -34,12 +35,41 @@ def _logging(level: str) -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
-def _services(migrate: bool = True) -> Any:
+def _migrate_in_child(settings: Settings) -> None:
+    """Upgrade a schema that is behind in a short-lived `writegate migrate` process.
+
+    Alembic and the migration scripts then never load into this long-running process. Best
+    effort: the caller's own migrate() still runs, finds the schema at head cheaply, and is
+    the one that reports any error (as before).
+    """
+    from writegate.app import migration_dirs
+    from writegate.core.db import Database
+    from writegate.core.migrations import at_head
+
+    db = Database(settings.database_url, pool_size=1)
+    try:
+        in_memory = db.is_sqlite and db.engine.url.database in (None, "", ":memory:")
+        if in_memory or at_head(db, migration_dirs(settings)):
+            return
+    finally:
+        db.dispose()
+    subprocess.run(
+        [sys.executable, "-c", "from writegate.cli import main; main()", "migrate"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=False,
+    )
+
+
+def _services(migrate: bool = True, child: bool = False) -> Any:
     from writegate.app import load_modules
     from writegate.app import migrate as do_migrate
     from writegate.core.services import Services
 
     settings = Settings()
+    if migrate and child and settings.auto_migrate:
+        _migrate_in_child(settings)
     services = Services.build(settings)
     modules = load_modules(services)
     services.extras["modules"] = modules
@@ -66,6 +96,8 @@ def serve(
     if no_worker:
         os.environ["WRITEGATE_EMBEDDED_WORKER"] = "false"
     _logging(settings.log_level)
+    if settings.auto_migrate:
+        _migrate_in_child(settings)
     uvicorn.run(
         "writegate.app:create_app",
         factory=True,
@@ -85,7 +117,7 @@ def worker(
     """Run a standalone job worker (scale out by starting several)."""
     from writegate.core.worker import Worker
 
-    services = _services()
+    services = _services(child=True)
     settings = services.settings
     _logging(settings.log_level)
     w = Worker(

@@ -69,3 +69,16 @@ def test_start_at_head_does_not_load_alembic(server: Server) -> None:
     )
     env = {**os.environ, **server.env}
     subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=120)
+
+
+def test_worker_start_migrates_a_new_database_in_a_child_process(tmp_path: Any) -> None:
+    """`writegate worker` on a new database upgrades it without loading Alembic itself."""
+    code = (
+        "import sys; from writegate.cli import _services; "
+        "from writegate.app import migration_dirs; from writegate.core.migrations import at_head; "
+        "s = _services(child=True); assert at_head(s.db, migration_dirs(s.settings)); "
+        "sys.exit('alembic' in sys.modules)"
+    )
+    with fresh_database(str(tmp_path)) as url:
+        env = {**os.environ, "WRITEGATE_DATABASE_URL": url}
+        subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=120)
