@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from writegate.settings import Settings
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
 
 app = typer.Typer(
     help="writegate: trustworthy write APIs on one durable job core.", no_args_is_help=True
@@ -24,7 +27,13 @@ jobs_app = typer.Typer(help="Inspect and operate jobs.", no_args_is_help=True)
 app.add_typer(principals_app, name="principals")
 app.add_typer(jobs_app, name="jobs")
 
-console = Console()
+
+@functools.cache
+def _console() -> Console:
+    # rich is imported on first output: serve and worker processes print nothing with it.
+    from rich.console import Console
+
+    return Console()
 
 
 def _logging(level: str) -> None:
@@ -138,7 +147,7 @@ def worker(
 
     housekeeping = maintenance(services, services.extras["modules"])
     housekeeping.start()
-    console.print(f"worker {w.worker_id} running {', '.join(services.registry.kinds())}")
+    typer.echo(f"worker {w.worker_id} running {', '.join(services.registry.kinds())}")
     try:
         w.run_forever()
     finally:
@@ -155,7 +164,7 @@ def migrate() -> None:
     services = Services.build(Settings())
     load_modules(services)
     do_migrate(services)
-    console.print(f"schema up to date ({services.db.engine.url.render_as_string()})")
+    _console().print(f"schema up to date ({services.db.engine.url.render_as_string()})")
 
 
 @app.command("makemigration", hidden=True)
@@ -245,7 +254,7 @@ def principals_create(
                 s, name=name, tenant=tenant, roles=role_list, password=password, attrs=attrs
             )
     except IntegrityError:
-        console.print(f"[red]a principal named {name!r} already exists[/red]")
+        _console().print(f"[red]a principal named {name!r} already exists[/red]")
         raise typer.Exit(1) from None
     if as_json:
         sys.stdout.write(
@@ -261,14 +270,18 @@ def principals_create(
             + "\n"
         )
         return
-    console.print(f"created principal [bold]{principal.name}[/bold] in tenant {principal.tenant}")
-    console.print(f"API key (shown once): [bold]{key}[/bold]")
+    _console().print(
+        f"created principal [bold]{principal.name}[/bold] in tenant {principal.tenant}"
+    )
+    _console().print(f"API key (shown once): [bold]{key}[/bold]")
 
 
 @principals_app.command("list")
 def principals_list() -> None:
     """List principals (never their secrets)."""
     services = _services()
+    from rich.table import Table
+
     table = Table("name", "tenant", "roles", "attrs", "key", "created", "revoked")
     with services.db.read() as s:
         for row in services.auth.find(s):
@@ -281,7 +294,7 @@ def principals_list() -> None:
                 str(row.created_at)[:19],
                 str(row.revoked_at)[:19] if row.revoked_at else "",
             )
-    console.print(table)
+    _console().print(table)
 
 
 @principals_app.command("revoke")
@@ -291,15 +304,17 @@ def principals_revoke(name: str) -> None:
     with services.db.write() as s:
         ok = services.auth.revoke(s, name)
     if not ok:
-        console.print(f"[red]no active principal named {name!r}[/red]")
+        _console().print(f"[red]no active principal named {name!r}[/red]")
         raise typer.Exit(1)
-    console.print(f"revoked {name}")
+    _console().print(f"revoked {name}")
 
 
 # -- jobs ---------------------------------------------------------------------
 
 
 def _job_table(jobs: list[Any]) -> Table:
+    from rich.table import Table
+
     table = Table("id", "kind", "tenant", "status", "attempts", "created", "updated", "error")
     for j in jobs:
         table.add_row(
@@ -331,22 +346,24 @@ def jobs_list(
     services = _services()
     with services.db.read() as s:
         jobs = services.jobs.find(s, status=status, kind=kind, limit=limit)
-    console.print(_job_table(jobs))
+    _console().print(_job_table(jobs))
 
 
 def _show(job: Any) -> None:
+    from rich.table import Table
+
     table = Table("field", "value", show_header=False)
     for key, value in job.__dict__.items():
         if key == "created":
             continue
         shown = json.dumps(value, default=str) if isinstance(value, dict | list) else str(value)
         table.add_row(key, shown)
-    console.print(table)
+    _console().print(table)
 
 
 def _show_or_exit(job: Any, job_id: str) -> None:
     if job is None:
-        console.print(f"[red]no job {job_id}[/red]")
+        _console().print(f"[red]no job {job_id}[/red]")
         raise typer.Exit(1)
     _show(job)
 
