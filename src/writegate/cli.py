@@ -55,13 +55,16 @@ def _migrate_in_child(settings: Settings) -> None:
     from writegate.core.db import Database
     from writegate.core.migrations import at_head
 
-    db = Database(settings.database_url, pool_size=1)
     try:
-        in_memory = db.is_sqlite and db.engine.url.database in (None, "", ":memory:")
-        if in_memory or at_head(db, migration_dirs(settings)):
-            return
-    finally:
-        db.dispose()
+        db = Database(settings.database_url, pool_size=1)
+        try:
+            in_memory = db.is_sqlite and db.engine.url.database in (None, "", ":memory:")
+            if in_memory or at_head(db, migration_dirs(settings)):
+                return
+        finally:
+            db.dispose()
+    except Exception:
+        return  # e.g. a malformed URL: the in-process start-up reports it as before
     subprocess.run(
         [sys.executable, "-c", "from writegate.cli import main; main()", "migrate"],
         stdin=subprocess.DEVNULL,
