@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import signal
+import subprocess
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from writegate.settings import Settings
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
 
 app = typer.Typer(
     help="writegate: trustworthy write APIs on one durable job core.", no_args_is_help=True
@@ -23,7 +27,13 @@ jobs_app = typer.Typer(help="Inspect and operate jobs.", no_args_is_help=True)
 app.add_typer(principals_app, name="principals")
 app.add_typer(jobs_app, name="jobs")
 
-console = Console()
+
+@functools.cache
+def _console() -> Console:
+    # rich is imported on first output: serve and worker processes print nothing with it.
+    from rich.console import Console
+
+    return Console()
 
 
 def _logging(level: str) -> None:
@@ -34,12 +44,44 @@ def _logging(level: str) -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
-def _services(migrate: bool = True) -> Any:
+def _migrate_in_child(settings: Settings) -> None:
+    """Upgrade a schema that is behind in a short-lived `writegate migrate` process.
+
+    Alembic and the migration scripts then never load into this long-running process. Best
+    effort: the caller's own migrate() still runs, finds the schema at head cheaply, and is
+    the one that reports any error (as before).
+    """
+    from writegate.app import migration_dirs
+    from writegate.core.db import Database
+    from writegate.core.migrations import at_head
+
+    try:
+        db = Database(settings.database_url, pool_size=1)
+        try:
+            in_memory = db.is_sqlite and db.engine.url.database in (None, "", ":memory:")
+            if in_memory or at_head(db, migration_dirs(settings)):
+                return
+        finally:
+            db.dispose()
+    except Exception:
+        return  # e.g. a malformed URL: the in-process start-up reports it as before
+    subprocess.run(
+        [sys.executable, "-c", "from writegate.cli import main; main()", "migrate"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=False,
+    )
+
+
+def _services(migrate: bool = True, child: bool = False) -> Any:
     from writegate.app import load_modules
     from writegate.app import migrate as do_migrate
     from writegate.core.services import Services
 
     settings = Settings()
+    if migrate and child and settings.auto_migrate:
+        _migrate_in_child(settings)
     services = Services.build(settings)
     modules = load_modules(services)
     services.extras["modules"] = modules
@@ -66,6 +108,8 @@ def serve(
     if no_worker:
         os.environ["WRITEGATE_EMBEDDED_WORKER"] = "false"
     _logging(settings.log_level)
+    if settings.auto_migrate:
+        _migrate_in_child(settings)
     uvicorn.run(
         "writegate.app:create_app",
         factory=True,
@@ -85,7 +129,7 @@ def worker(
     """Run a standalone job worker (scale out by starting several)."""
     from writegate.core.worker import Worker
 
-    services = _services()
+    services = _services(child=True)
     settings = services.settings
     _logging(settings.log_level)
     w = Worker(
@@ -107,7 +151,7 @@ def worker(
     housekeeping = maintenance(services, services.extras["modules"])
     housekeeping.start()
     freeze_startup_objects()
-    console.print(f"worker {w.worker_id} running {', '.join(services.registry.kinds())}")
+    typer.echo(f"worker {w.worker_id} running {', '.join(services.registry.kinds())}")
     try:
         w.run_forever()
     finally:
@@ -124,7 +168,7 @@ def migrate() -> None:
     services = Services.build(Settings())
     load_modules(services)
     do_migrate(services)
-    console.print(f"schema up to date ({services.db.engine.url.render_as_string()})")
+    _console().print(f"schema up to date ({services.db.engine.url.render_as_string()})")
 
 
 @app.command("makemigration", hidden=True)
@@ -214,7 +258,7 @@ def principals_create(
                 s, name=name, tenant=tenant, roles=role_list, password=password, attrs=attrs
             )
     except IntegrityError:
-        console.print(f"[red]a principal named {name!r} already exists[/red]")
+        _console().print(f"[red]a principal named {name!r} already exists[/red]")
         raise typer.Exit(1) from None
     if as_json:
         sys.stdout.write(
@@ -230,14 +274,18 @@ def principals_create(
             + "\n"
         )
         return
-    console.print(f"created principal [bold]{principal.name}[/bold] in tenant {principal.tenant}")
-    console.print(f"API key (shown once): [bold]{key}[/bold]")
+    _console().print(
+        f"created principal [bold]{principal.name}[/bold] in tenant {principal.tenant}"
+    )
+    _console().print(f"API key (shown once): [bold]{key}[/bold]")
 
 
 @principals_app.command("list")
 def principals_list() -> None:
     """List principals (never their secrets)."""
     services = _services()
+    from rich.table import Table
+
     table = Table("name", "tenant", "roles", "attrs", "key", "created", "revoked")
     with services.db.read() as s:
         for row in services.auth.find(s):
@@ -250,7 +298,7 @@ def principals_list() -> None:
                 str(row.created_at)[:19],
                 str(row.revoked_at)[:19] if row.revoked_at else "",
             )
-    console.print(table)
+    _console().print(table)
 
 
 @principals_app.command("revoke")
@@ -260,15 +308,17 @@ def principals_revoke(name: str) -> None:
     with services.db.write() as s:
         ok = services.auth.revoke(s, name)
     if not ok:
-        console.print(f"[red]no active principal named {name!r}[/red]")
+        _console().print(f"[red]no active principal named {name!r}[/red]")
         raise typer.Exit(1)
-    console.print(f"revoked {name}")
+    _console().print(f"revoked {name}")
 
 
 # -- jobs ---------------------------------------------------------------------
 
 
 def _job_table(jobs: list[Any]) -> Table:
+    from rich.table import Table
+
     table = Table("id", "kind", "tenant", "status", "attempts", "created", "updated", "error")
     for j in jobs:
         table.add_row(
@@ -300,22 +350,24 @@ def jobs_list(
     services = _services()
     with services.db.read() as s:
         jobs = services.jobs.find(s, status=status, kind=kind, limit=limit)
-    console.print(_job_table(jobs))
+    _console().print(_job_table(jobs))
 
 
 def _show(job: Any) -> None:
+    from rich.table import Table
+
     table = Table("field", "value", show_header=False)
     for key, value in job.__dict__.items():
         if key == "created":
             continue
         shown = json.dumps(value, default=str) if isinstance(value, dict | list) else str(value)
         table.add_row(key, shown)
-    console.print(table)
+    _console().print(table)
 
 
 def _show_or_exit(job: Any, job_id: str) -> None:
     if job is None:
-        console.print(f"[red]no job {job_id}[/red]")
+        _console().print(f"[red]no job {job_id}[/red]")
         raise typer.Exit(1)
     _show(job)
 

@@ -1,19 +1,28 @@
-"""Run Alembic migrations programmatically, one process at a time."""
+"""Run Alembic migrations programmatically, one process at a time.
+
+Alembic is imported only when the schema is behind: a process that finds it at head (read
+from the version files without importing them) never loads Alembic, its templates or the
+migration scripts, which would otherwise stay resident for the life of the process.
+"""
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import fcntl
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from writegate.core.db import Database
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 #: pg_advisory_lock key shared by every writegate process ("wgmigrat")
 MIGRATION_LOCK_KEY = 0x77676D6967726174
@@ -21,6 +30,8 @@ MIGRATION_LOCK_KEY = 0x77676D6967726174
 
 def alembic_config(db: Database, version_dirs: Sequence[Path]) -> Config:
     """An Alembic Config pointing at the packaged env and the given version directories."""
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", "writegate:migrations")
     cfg.set_main_option("path_separator", "os")
@@ -52,9 +63,90 @@ def _exclusive(db: Database) -> Iterator[Connection]:
         yield conn
 
 
+_KEYS = ("revision", "down_revision", "depends_on")
+
+
+def _names(value: object) -> tuple[str, ...] | None:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    return None
+
+
+def _literals(path: Path) -> dict[str, object] | None:
+    """The module-level revision, down_revision and depends_on literals of one script."""
+    found: dict[str, object] = {}
+    for node in ast.parse(path.read_bytes(), str(path)).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            target, value = node.target, node.value
+        else:
+            continue
+        if isinstance(target, ast.Name) and target.id in _KEYS:
+            try:
+                found[target.id] = ast.literal_eval(value)
+            except (ValueError, TypeError, SyntaxError):
+                return None
+    return found
+
+
+def revision_graph(version_dirs: Sequence[Path]) -> dict[str, tuple[str, ...]] | None:
+    """Each revision's parents (down revisions and dependencies), parsed, not imported.
+
+    None if any script Alembic would load does not declare them as plain literals.
+    """
+    graph: dict[str, tuple[str, ...]] = {}
+    for directory in version_dirs:
+        # The files Alembic loads as revisions: every .py but __init__ and editor locks.
+        for path in sorted(Path(directory).glob("*.py")):
+            if path.name == "__init__.py" or path.name.startswith(".#"):
+                continue
+            found = _literals(path)
+            if found is None:
+                return None
+            revision = found.get("revision")
+            parents = [_names(found.get(k)) for k in ("down_revision", "depends_on")]
+            if not isinstance(revision, str) or revision in graph or None in parents:
+                return None
+            graph[revision] = tuple(p for ps in parents if ps for p in ps)
+    return graph
+
+
+def at_head(db: Database, version_dirs: Sequence[Path]) -> bool:
+    """True only if every revision is applied; False when in doubt (Alembic then decides)."""
+    graph = revision_graph(version_dirs)
+    if not graph:
+        return False
+    try:
+        with db.engine.connect() as conn:
+            rows = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    except DBAPIError:
+        return False  # no version table yet (or no database): let Alembic handle it
+    applied: set[str] = set()
+    todo = list(rows)
+    while todo:
+        rev = todo.pop()
+        if rev in applied:
+            continue
+        if rev not in graph:
+            return False  # a parent named by branch label, or a revision we do not have
+        applied.add(rev)
+        todo.extend(graph[rev])
+    return applied == set(graph)
+
+
 def upgrade(db: Database, version_dirs: Sequence[Path], revision: str = "heads") -> None:
     """Upgrade the schema to `revision` (every branch head by default)."""
+    if revision == "heads" and at_head(db, version_dirs):
+        return
+    from alembic import command
+
     cfg = alembic_config(db, version_dirs)
+    cfg.attributes["import_models"] = False
     with _exclusive(db) as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)

@@ -12,13 +12,16 @@ from sqlalchemy.engine import Connection
 from writegate.core.db import Base
 from writegate.settings import ALL_MODULES
 
-# Every model must be imported so autogenerate sees the whole schema.
-importlib.import_module("writegate.core.models")
-for _name in ALL_MODULES:
-    with contextlib.suppress(ModuleNotFoundError):
-        importlib.import_module(f"writegate.modules.{_name}.models")
-
 config = context.config
+
+# Every model must be imported so autogenerate sees the whole schema. An upgrade needs none
+# of them (the scripts spell out their tables), and importing a model imports its whole
+# module (routes, schemas, connectors), which would then stay in the process's memory.
+if config.attributes.get("import_models", True):
+    importlib.import_module("writegate.core.models")
+    for _name in ALL_MODULES:
+        with contextlib.suppress(ModuleNotFoundError):
+            importlib.import_module(f"writegate.modules.{_name}.models")
 target_metadata = Base.metadata
 
 

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import functools
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from writegate.core.services import Services
 from writegate.modules.abs import service
 from writegate.settings import Settings
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
 app = typer.Typer(help="Elcoin ABS: client codes.", no_args_is_help=True)
-console = Console()
+
+
+@functools.cache
+def _console() -> Console:
+    # rich is imported on first output: serve and worker processes print nothing with it.
+    from rich.console import Console
+
+    return Console()
 
 
 def _services() -> Services:
@@ -40,9 +49,9 @@ def add_client(
     finally:
         services.close()
     if not added:
-        console.print(f"client code {client_code} was already registered")
+        _console().print(f"client code {client_code} was already registered")
         return
-    console.print(f"registered client code [bold]{client_code}[/bold]")
+    _console().print(f"registered client code [bold]{client_code}[/bold]")
 
 
 @app.command("clients")
@@ -53,7 +62,9 @@ def clients() -> None:
         rows = service.list_clients(services)
     finally:
         services.close()
+    from rich.table import Table
+
     table = Table("client_code", "name", "registered")
     for row in rows:
         table.add_row(row.client_code, row.name, str(row.created_at)[:19])
-    console.print(table)
+    _console().print(table)

@@ -7,10 +7,14 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+if TYPE_CHECKING:
+    # Imported where used: importing httpx also loads its command line's rich and pygments
+    # (about 3.5 MB), which a process that never syncs with Vaka does not need.
+    import httpx
 
 #: environment variable naming a replacement connector factory ("package.module:callable")
 CONNECTOR_ENV = "WRITEGATE_BOKAMERA_CONNECTOR"
@@ -68,6 +72,8 @@ class VakaConnection:
     @property
     def base_url(self) -> str:
         """Endpoint with the port applied (the endpoint may already carry one)."""
+        import httpx
+
         url = httpx.URL(self.endpoint)
         if self.port is not None:
             url = url.copy_with(port=self.port)
@@ -120,6 +126,8 @@ class HttpVakaConnector:
         backoff: float = 0.2,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
+        import httpx
+
         self.conn = conn
         self.retries = retries
         self.backoff = backoff
@@ -144,6 +152,8 @@ class HttpVakaConnector:
                 time.sleep(self.backoff * 2 ** (attempt - 1))
 
     def _fetch(self, page: int, page_size: int) -> VakaPage:
+        import httpx
+
         where = f"Axema Vaka at {self.conn.base_url}"
         try:
             resp = self._client.get(USERS_PATH, params={"page": page, "pageSize": page_size})

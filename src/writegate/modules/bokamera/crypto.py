@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+from typing import TYPE_CHECKING
 
-from cryptography.fernet import Fernet, InvalidToken
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet
 
 #: environment variable holding the secret the key is derived from (any string, 32+ chars)
 KEY_ENV = "WRITEGATE_BOKAMERA_SECRET_KEY"
@@ -19,6 +21,10 @@ class SecretError(Exception):
 
 
 def _fernet() -> Fernet:
+    # Imported on first use: cryptography's bindings add about 6 MB to every process that
+    # loads this module, and most (workers of other kinds, a quiet serve) never need them.
+    from cryptography.fernet import Fernet
+
     secret = (os.environ.get(KEY_ENV) or DEV_SECRET).encode()
     return Fernet(base64.urlsafe_b64encode(hashlib.sha256(secret).digest()))
 
@@ -30,6 +36,8 @@ def encrypt(plaintext: str) -> str:
 
 def decrypt(token: str) -> str:
     """Reverse encrypt(); raise SecretError if the key is wrong or the value was altered."""
+    from cryptography.fernet import InvalidToken
+
     try:
         return _fernet().decrypt(token.encode()).decode()
     except (InvalidToken, ValueError):
