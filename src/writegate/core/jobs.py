@@ -305,15 +305,19 @@ class JobManager:
             .limit(bindparam("c_limit", type_=Integer))
         )
         self._pick = pick.with_for_update(skip_locked=True) if db.is_postgres else pick
-        # Pick and take in one statement: on PostgreSQL the sub-select locks its rows with
-        # SKIP LOCKED, so concurrent claimers never wait for or share a job; SQLite's writer
-        # is alone anyway (BEGIN IMMEDIATE).
+        # Pick and take in one statement. On PostgreSQL the pick is a MATERIALIZED CTE: run
+        # exactly once, locking its rows with SKIP LOCKED. As an `IN (sub-select)` the planner
+        # may re-run it per outer row (a nested-loop semi join), and every run locks and
+        # returns other rows - a claim of 10 once took every queued job. SQLite evaluates an
+        # uncorrelated IN list once, and its writer is alone anyway (BEGIN IMMEDIATE).
+        if db.is_postgres:
+            picked = self._pick.cte("picked").prefix_with("MATERIALIZED")
+            claimed = table.c.id == picked.c.id
+        else:
+            claimed = table.c.id.in_(self._pick.scalar_subquery())
         self._pick_and_take = (
             update(table)
-            .where(
-                table.c.id.in_(self._pick.scalar_subquery()),
-                table.c.status == Status.QUEUED.value,
-            )
+            .where(claimed, table.c.status == Status.QUEUED.value)
             .values(
                 status=Status.RUNNING.value,
                 lease_owner=bindparam("c_owner"),
