@@ -158,9 +158,11 @@ def _settle(calls: list[_Call]) -> None:
 
 
 class _GroupCommit:
-    """One writer thread that runs queued write functions in shared transactions.
+    """Runs queued write functions in shared transactions (group commit).
 
-    Whatever callers queue while a commit is in flight is run in the next transaction, and
+    Async callers are batched per event loop and committed on the commit thread pool; sync
+    callers (`group_write`) are batched by the writer thread. Whatever callers queue while a
+    commit is in flight is run in the next transaction, and
     every caller is answered only after that one COMMIT (one fsync on SQLite) succeeded.
     The batch is first tried as one plain transaction; if any function raises, it is
     rolled back and run again with each function in its own savepoint, so one failing
@@ -189,11 +191,11 @@ class _GroupCommit:
         insert: tuple[Insert, dict[str, Any], dict[str, Any]] | None = None,
         many: tuple[ManyFn, Any] | None = None,
     ) -> asyncio.Future[Any]:
-        """Queue fn for the loop's next batch, committed on the commit thread.
+        """Queue fn for the loop's next batch, committed on the commit thread pool.
 
-        One batch per loop is in flight at a time: while it commits (its statements and its
-        fsync, which release the GIL), the loop goes on serving requests, and every write
-        they reach joins the next batch, which starts as soon as the previous one settled.
+        At most `max_in_flight` batches per loop commit at a time: while they do (their
+        statements and fsync release the GIL), the loop goes on serving requests, and every
+        write they reach joins the next batch, which starts as soon as one settles.
         """
         if getattr(self._flushing, "active", False):
             raise RuntimeError("group_write() cannot be called from inside a group write")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import typing
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -76,6 +77,14 @@ class JsonBodyRoute(APIRoute):
             return None
         model = dep.body_params[0].field_info.annotation
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return None
+        # The fast path hands the endpoint's return value to the server as it is, so only an
+        # endpoint that returns a Response itself (no response_model serialization) may use it.
+        try:
+            returns = typing.get_type_hints(self.endpoint).get("return")
+        except Exception:
+            return None
+        if not (isinstance(returns, type) and issubclass(returns, Response)):
             return None
         body_name, services_name = str(dep.body_params[0].name), str(dep.dependencies[0].name)
         endpoint = self.endpoint

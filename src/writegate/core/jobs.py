@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -347,24 +347,25 @@ class JobManager:
         idempotency_key: str | None = None,
     ) -> Job:
         """Add a job inside the caller's transaction; it commits with the caller's writes."""
-        now = self.clock.now()
-        if idempotency_key is not None:
-            existing = self._by_idempotency(session, tenant, kind, idempotency_key)
-            if existing is not None:
-                return Job.from_row(existing, created=False)
-        policy = self.policies.get(kind, self.policy)
         if idempotency_key is None:
-            spec = NewJob(kind, payload, tenant, principal, job_id, max_attempts, run_after)
+            spec = NewJob(
+                kind, payload, tenant, principal, job_id, max_attempts, run_after, exclusive_key
+            )
             if exclusive_key is None:
                 # Only a duplicate id can collide, so no savepoint is needed; a Core INSERT of
                 # a prepared statement skips the ORM unit of work (the hot path of accepts).
                 values = self._values(spec)
                 session.execute(self._insert, values)
                 return self._enqueued(session, _fresh(values))
-            outcome = self.enqueue_many(session, [replace(spec, exclusive_key=exclusive_key)])[0]
+            outcome = self.enqueue_many(session, [spec])[0]
             if isinstance(outcome, ExclusiveJobExists):
                 raise outcome
             return outcome
+        existing = self._by_idempotency(session, tenant, kind, idempotency_key)
+        if existing is not None:
+            return Job.from_row(existing, created=False)
+        now = self.clock.now()
+        policy = self.policies.get(kind, self.policy)
         row = JobRow(
             id=job_id or str(uuid.uuid4()),
             kind=kind,
