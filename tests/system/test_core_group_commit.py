@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -312,6 +314,53 @@ def test_enqueue_many_refuses_held_keys_without_breaking_the_transaction(
     assert {j.id for j in stored} == {holder.id, first.id, out[3].id}
     assert {j.payload["n"] for j in stored if j.payload} == {1, 3}
     assert _committed_ids(services, [f"{tenant}-after"]) == {f"{tenant}-after"}
+
+
+def test_enqueue_many_stores_rows_exactly_as_the_orm_path_does(services: Services) -> None:
+    """The raw batch INSERT binds through the column types: rows read back like ORM rows."""
+    tenant = uid("tenant-")
+    payload = {"text": "naïve ☃", "n": 1.5, "nested": [None, True, {"k": "v"}]}
+    run_after = datetime(2030, 1, 2, 3, 4, 5, 678901)
+    with services.db.write() as s:
+        orm = services.jobs.enqueue(
+            s,
+            kind="core.test",
+            payload=payload,
+            tenant=tenant,
+            run_after=run_after,
+            idempotency_key=uid("idem-"),  # the ORM path
+        )
+        [batch] = services.jobs.enqueue_many(
+            s, [NewJob("core.test", payload, tenant, run_after=run_after, exclusive_key="k")]
+        )
+    assert isinstance(batch, Job)
+    with services.db.read() as s:
+        a, b = (services.jobs.get(s, j.id) for j in (orm, batch))
+    assert a is not None
+    assert b is not None
+    for field in ("kind", "tenant", "principal", "payload", "status", "attempts", "run_after"):
+        assert getattr(b, field) == getattr(a, field), field
+    assert b.payload == payload
+    assert b.run_after == run_after
+    assert b.max_attempts == a.max_attempts
+    with services.db.read() as s:  # the claim index orders by these columns as stored
+        due = s.scalar(
+            select(func.count())
+            .select_from(JobRow)
+            .where(JobRow.tenant == tenant, JobRow.run_after == run_after)
+        )
+    assert due == 2
+
+
+def test_job_ids_are_time_ordered_uuids(services: Services) -> None:
+    """UUIDv7 ids: jobs queued together write neighbouring index entries, not random pages."""
+    tenant = uid("tenant-")
+    with services.db.write() as s:
+        out = services.jobs.enqueue_many(s, [NewJob("core.test", {}, tenant) for _ in range(50)])
+    ids = [j.id for j in out if isinstance(j, Job)]
+    assert len(ids) == 50
+    assert all(uuid.UUID(i).version == 7 for i in ids)
+    assert [i[:8] for i in ids] == sorted(i[:8] for i in ids)  # the leading timestamp
 
 
 def test_enqueue_many_duplicate_id_with_a_key_raises(services: Services) -> None:
