@@ -62,8 +62,6 @@ def instrumented_cli() -> None:
 
 def main() -> None:
     """Drive one probe and print the stage timeline of every job."""
-    import httpx
-
     from bench import marks, procs, run
 
     mode = sys.argv[1] if len(sys.argv) > 1 else "pg"
@@ -97,14 +95,10 @@ def main() -> None:
         )
         procs.wait_http(f"http://127.0.0.1:{port}/docs")
         time.sleep(1.0)
-        client = httpx.Client(base_url=f"http://127.0.0.1:{port}")
+        client = run.HttpClient(port)
 
         def submit() -> None:
-            client.post(
-                "/bench/one-post-create-session-job",
-                content=run.BODY % uuid.uuid4().hex,
-                headers={"content-type": "application/json"},
-            ).raise_for_status()
+            client.post("/bench/one-post-create-session-job", run.BODY % uuid.uuid4().hex)
 
     totals = []
     with procs.running(proc), log.open("a") as out:
