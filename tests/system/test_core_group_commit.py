@@ -319,7 +319,7 @@ def test_enqueue_many_refuses_held_keys_without_breaking_the_transaction(
 def test_enqueue_many_stores_rows_exactly_as_the_orm_path_does(services: Services) -> None:
     """The raw batch INSERT binds through the column types: rows read back like ORM rows."""
     tenant = uid("tenant-")
-    payload = {"text": "naïve ☃", "n": 1.5, "nested": [None, True, {"k": "v"}]}
+    payload = {"text": 'naïve ☃ a,"b"{}\\ NULL', "n": 1.5, "nested": [None, True, {"k": "v"}]}
     run_after = datetime(2030, 1, 2, 3, 4, 5, 678901)
     with services.db.write() as s:
         orm = services.jobs.enqueue(
@@ -330,10 +330,19 @@ def test_enqueue_many_stores_rows_exactly_as_the_orm_path_does(services: Service
             run_after=run_after,
             idempotency_key=uid("idem-"),  # the ORM path
         )
-        [batch] = services.jobs.enqueue_many(
-            s, [NewJob("core.test", payload, tenant, run_after=run_after, exclusive_key="k")]
+        batch, keyless = services.jobs.enqueue_many(
+            s,
+            [
+                NewJob("core.test", payload, tenant, run_after=run_after, exclusive_key=uid("k")),
+                NewJob("core.test", "NULL", tenant, principal='p,"{}', run_after=run_after),
+            ],
         )
     assert isinstance(batch, Job)
+    assert isinstance(keyless, Job)
+    with services.db.read() as s:
+        stored = services.jobs.get(s, keyless.id)
+    assert stored is not None
+    assert (stored.payload, stored.principal, stored.exclusive_key) == ("NULL", 'p,"{}', None)
     with services.db.read() as s:
         a, b = (services.jobs.get(s, j.id) for j in (orm, batch))
     assert a is not None
@@ -349,7 +358,7 @@ def test_enqueue_many_stores_rows_exactly_as_the_orm_path_does(services: Service
             .select_from(JobRow)
             .where(JobRow.tenant == tenant, JobRow.run_after == run_after)
         )
-    assert due == 2
+    assert due == 3
 
 
 def test_job_ids_are_time_ordered_uuids(services: Services) -> None:

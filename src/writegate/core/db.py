@@ -15,7 +15,6 @@ from typing import Any, TypeVar
 
 from sqlalchemy import MetaData, Table, create_engine, event, text
 from sqlalchemy.engine import Dialect, Engine, make_url
-from sqlalchemy.engine.interfaces import BindTyping
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -125,42 +124,56 @@ class BatchInsert:
     """A multi-row INSERT run straight on the driver connection: one statement per batch.
 
     For hot paths, where SQLAlchemy's per-row parameter handling costs more than the
-    database's own work: the SQL is built once per row count, and every value goes through
-    its column type's own bind processor (and cast), so rows are stored exactly as an ORM or
-    Core insert would store them. Column defaults are not applied: give every column.
+    database's own work. Every value goes through its column type's own bind processor (and
+    cast), so rows are stored exactly as an ORM or Core insert would store them. Column
+    defaults are not applied: give every column.
     """
 
     def __init__(self, dialect: Dialect, table: Table, columns: Sequence[str], tail: str) -> None:
         q = dialect.identifier_preparer
         names = ", ".join(q.quote(c) for c in columns)
-        self._head = f"INSERT INTO {q.format_table(table)} ({names}) VALUES "
-        mark = "?" if dialect.paramstyle == "qmark" else "%s"
-        marks = []
+        head = f"INSERT INTO {q.format_table(table)} ({names}) "
+        tail = f" {tail}" if tail else ""
         self._processors: list[Callable[[Any], Any] | None] = []
+        types = []
         for c in columns:
             impl = table.c[c].type.dialect_impl(dialect)
             self._processors.append(impl.bind_processor(dialect))
-            if dialect.bind_typing is BindTyping.RENDER_CASTS and impl.render_bind_cast:
-                marks.append(f"{mark}::{dialect.type_compiler_instance.process(impl)}")
-            else:
-                marks.append(mark)
-        self._row = f"({', '.join(marks)})"
-        self._tail = f" {tail}" if tail else ""
+            types.append(dialect.type_compiler_instance.process(impl))
+        #: PostgreSQL: one array per column, so one short statement serves every batch size
+        #: (the driver caches and prepares it; a long VALUES list is re-parsed on each call)
+        self._by_column = dialect.name == "postgresql"
+        if self._by_column:
+            arrays = ", ".join(f"%b::{t}[]" for t in types)
+            self._unnest = f"{head}SELECT * FROM unnest({arrays}){tail}"
+        else:
+            mark = "?" if dialect.paramstyle == "qmark" else "%s"
+            self._values_head, self._tail = f"{head}VALUES ", tail
+            self._row = f"({', '.join([mark] * len(columns))})"
         self._sql: dict[int, str] = {}
 
     def sql(self, n: int) -> str:
         """The statement for n rows."""
+        if self._by_column:
+            return self._unnest
         sql = self._sql.get(n)
         if sql is None:
-            sql = self._sql[n] = self._head + ", ".join([self._row] * n) + self._tail
+            sql = self._sql[n] = self._values_head + ", ".join([self._row] * n) + self._tail
         return sql
 
     def execute(self, session: Session, rows: Sequence[Sequence[Any]]) -> list[Any]:
         """Insert rows (one value per column, in order) in the session's transaction."""
-        params: list[Any] = []
         procs = self._processors
-        for row in rows:
-            params.extend([v if p is None else p(v) for p, v in zip(procs, row, strict=True)])
+        params: list[Any]
+        if self._by_column:
+            params = [
+                list(col) if p is None else [p(v) for v in col]
+                for p, col in zip(procs, zip(*rows, strict=True), strict=True)
+            ]
+        else:
+            params = []
+            for row in rows:
+                params.extend([v if p is None else p(v) for p, v in zip(procs, row, strict=True)])
         # exec_driver_sql skips statement compilation and per-row processing, but keeps
         # SQLAlchemy's error translation and disconnect handling.
         result = session.connection().exec_driver_sql(self.sql(len(rows)), tuple(params))
