@@ -109,7 +109,16 @@ class JobRow(Base):
             sqlite_where=text("status IN ('queued', 'running') AND exclusive_key IS NOT NULL"),
             postgresql_where=text("status IN ('queued', 'running') AND exclusive_key IS NOT NULL"),
         ),
-        Index("uq_jobs_idempotency", "tenant", "kind", "idempotency_key", unique=True),
+        # Only keyed jobs: most jobs have no key, and an entry each would cost every insert.
+        Index(
+            "uq_jobs_idempotency",
+            "tenant",
+            "kind",
+            "idempotency_key",
+            unique=True,
+            sqlite_where=text("idempotency_key IS NOT NULL"),
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+        ),
         Index("ix_jobs_tenant_kind_created", "tenant", "kind", "created_at"),
     )
 
