@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 import uuid
 from collections.abc import Iterator
@@ -359,6 +360,27 @@ def test_enqueue_many_stores_rows_exactly_as_the_orm_path_does(services: Service
             .where(JobRow.tenant == tenant, JobRow.run_after == run_after)
         )
     assert due == 3
+
+
+def test_enqueue_many_takes_more_jobs_than_one_statement_can_bind(services: Services) -> None:
+    """More values than SQLite binds in one statement: the INSERT is split, nothing lost."""
+    tenant = uid("tenant-")
+    specs = [
+        NewJob("core.test", {"n": n}, tenant, exclusive_key=f"{tenant}-{n}") for n in range(50)
+    ]
+    with services.db.write() as s:
+        raw = s.connection().connection.driver_connection
+        if services.db.is_sqlite:  # 10 rows of 12 columns per statement at most
+            old = raw.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 120)
+        try:
+            out = services.jobs.enqueue_many(s, specs)
+        finally:
+            if services.db.is_sqlite:
+                raw.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, old)
+    assert all(isinstance(j, Job) for j in out)
+    with services.db.read() as s:
+        stored = s.scalars(select(JobRow.payload).where(JobRow.tenant == tenant)).all()
+    assert sorted(p["n"] for p in stored) == list(range(50))
 
 
 def test_job_ids_are_time_ordered_uuids(services: Services) -> None:

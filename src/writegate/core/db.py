@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import logging
 import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -163,20 +164,38 @@ class BatchInsert:
 
     def execute(self, session: Session, rows: Sequence[Sequence[Any]]) -> list[Any]:
         """Insert rows (one value per column, in order) in the session's transaction."""
-        procs = self._processors
-        params: list[Any]
+        if not rows:
+            return []
         if self._by_column:
-            params = [
-                list(col) if p is None else [p(v) for v in col]
-                for p, col in zip(procs, zip(*rows, strict=True), strict=True)
-            ]
-        else:
-            params = []
-            for row in rows:
-                params.extend([v if p is None else p(v) for p, v in zip(procs, row, strict=True)])
+            return self._run(session, len(rows), self._columns(rows))
+        out: list[Any] = []
+        # A statement binds at most SQLITE_LIMIT_VARIABLE_NUMBER values (32,766 by default).
+        raw = session.connection().connection.driver_connection
+        limit = raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) if raw is not None else 999
+        per = max(1, limit // len(self._processors))
+        for start in range(0, len(rows), per):
+            chunk = rows[start : start + per]
+            out += self._run(session, len(chunk), self._flat(chunk))
+        return out
+
+    def _columns(self, rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
+        return [
+            list(col) if p is None else [p(v) for v in col]
+            for p, col in zip(self._processors, zip(*rows, strict=True), strict=True)
+        ]
+
+    def _flat(self, rows: Sequence[Sequence[Any]]) -> list[Any]:
+        params: list[Any] = []
+        for row in rows:
+            params.extend(
+                [v if p is None else p(v) for p, v in zip(self._processors, row, strict=True)]
+            )
+        return params
+
+    def _run(self, session: Session, n: int, params: list[Any]) -> list[Any]:
         # exec_driver_sql skips statement compilation and per-row processing, but keeps
         # SQLAlchemy's error translation and disconnect handling.
-        result = session.connection().exec_driver_sql(self.sql(len(rows)), tuple(params))
+        result = session.connection().exec_driver_sql(self.sql(n), tuple(params))
         return list(result.all()) if result.returns_rows else []
 
 
