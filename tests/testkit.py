@@ -7,14 +7,15 @@ two rows, which is how the system tests prove exactly-once execution.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, insert
 
 from writegate.core.exceptions import PermanentJobError
-from writegate.core.http import ErrorInfo
+from writegate.core.http import ErrorInfo, JsonBodyRoute, ServicesDep
 from writegate.core.module import Module
 from writegate.core.services import Services
 from writegate.core.worker import JobContext, JobSpec
@@ -67,6 +68,35 @@ def _hang(ctx: JobContext) -> None:
     time.sleep(float(ctx.payload.get("sleep", 3600)))
 
 
+class DirectBody(BaseModel):
+    """The body of `POST /testkit/direct`: what the endpoint should do."""
+
+    model_config = ConfigDict(extra="forbid")
+    mode: Literal["ok", "refuse", "crash"]
+    note: str = ""
+
+
+class Refused(Exception):
+    """A refusal the testkit renders with its own handler."""
+
+
+router = APIRouter(route_class=JsonBodyRoute)
+
+
+@router.post("/testkit/direct", status_code=201)
+async def direct(body: DirectBody, services: ServicesDep) -> JSONResponse:
+    """Echo, refuse or crash, as the body asks (eligible for DirectJsonRoutes)."""
+    if body.mode == "refuse":
+        raise Refused(body.note)
+    if body.mode == "crash":
+        raise RuntimeError(f"testkit crash: {body.note}")
+    return JSONResponse({"echo": body.note, "tenant_db": services.db.engine.dialect.name}, 201)
+
+
+def _refused(_request: Request, exc: Refused) -> Response:
+    return JSONResponse({"refused": str(exc)}, status_code=409, headers={"x-refused": "1"})
+
+
 def _render(_request: Request, info: ErrorInfo) -> Response:
     return JSONResponse({"testkit_error": info.kind}, status_code=info.status)
 
@@ -76,9 +106,10 @@ def create(services: Services) -> Module:
     metadata.create_all(services.db.write_engine)
     return Module(
         name="testkit",
-        router=APIRouter(),
+        router=router,
         prefixes=("/testkit/",),
         render_error=_render,
+        exception_handlers={Refused: _refused},
         jobs=[
             JobSpec("testkit.write", _write),
             JobSpec("testkit.flaky", _flaky),

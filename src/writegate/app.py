@@ -17,9 +17,10 @@ from sqlalchemy import text
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Host, Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from writegate.core.http import ErrorInfo, FieldProblem, field_problems
+from writegate.core.http import DirectJsonRoutes, ErrorInfo, FieldProblem, field_problems
 from writegate.core.maintenance import Maintenance, Task
 from writegate.core.migrations import upgrade
 from writegate.core.module import Module
@@ -267,7 +268,23 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, render=render)
     _without_framework_422(app)
+    if settings.direct_routes:
+        # Every route that could answer a path: the app's own and each module's (the app's
+        # list holds the module routers only as wrappers).
+        own = [r for r in app.routes if isinstance(r, Route | Mount | WebSocketRoute | Host)]
+        module_routes = [r for m in modules for r in m.router.routes]
+        _with_direct_routes(app, settings.max_body_bytes, [*own, *module_routes])
     return app
+
+
+def _with_direct_routes(app: FastAPI, max_bytes: int, routes: list[BaseRoute]) -> None:
+    """Put `DirectJsonRoutes` in front of the middleware stack (built on the first request)."""
+    build = app.build_middleware_stack
+
+    def build_with_direct_routes() -> ASGIApp:
+        return DirectJsonRoutes(build(), app, max_bytes, routes)
+
+    app.build_middleware_stack = build_with_direct_routes  # type: ignore[method-assign]
 
 
 def _without_framework_422(app: FastAPI) -> None:

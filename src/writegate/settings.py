@@ -34,4 +34,7 @@ class Settings(BaseSettings):
 
     token_ttl_seconds: int = Field(default=3600, gt=0)
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
+    #: valid JSON POSTs to eligible endpoints skip the middleware stack (`DirectJsonRoutes`);
+    #: false sends every request through the full stack (same answers, more CPU per request)
+    direct_routes: bool = True
     db_pool_size: int = Field(default=10, ge=1)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import inspect
 import typing
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from writegate.core.auth import Principal
 from writegate.core.services import Services
@@ -58,6 +61,10 @@ class JsonBodyRoute(APIRoute):
             return await slow(request)
 
         return handler
+
+    def direct_call(self) -> tuple[Callable[..., Any], type[BaseModel]] | None:
+        """(endpoint(body, services), body model) if the endpoint can skip FastAPI, else None."""
+        return self._fast_call()
 
     def _fast_call(self) -> tuple[Callable[..., Any], type[BaseModel]] | None:
         dep = self.dependant
@@ -153,3 +160,104 @@ def field_problems(errors: Any) -> tuple[FieldProblem, ...]:
             FieldProblem(field=".".join(loc), code=str(err.get("type", "invalid")), message=msg)
         )
     return tuple(out)
+
+
+class DirectJsonRoutes:
+    """The outermost ASGI layer: hot JSON POST endpoints without the middleware stack.
+
+    A POST to the exact path of a `JsonBodyRoute` eligible for its fast path, with a JSON
+    body that fits the size limit and validates, goes straight to the endpoint; an exception
+    it raises is rendered by the app's own exception handler for it. Anything else - another
+    path or method, a body too large, invalid JSON or fields - is replayed, byte for byte,
+    into the full stack, so its answer is exactly the one the app gives without this layer.
+    """
+
+    def __init__(
+        self, app: ASGIApp, owner: Starlette, max_bytes: int, routes: Sequence[BaseRoute]
+    ) -> None:
+        self.app = app
+        self.owner = owner
+        self.max_bytes = max_bytes
+        #: path -> (endpoint, body model), for paths no other route answers a POST on
+        self.routes: dict[str, tuple[Callable[..., Any], type[BaseModel]]] = {}
+        for route in routes:
+            if not (isinstance(route, JsonBodyRoute) and route.methods == {"POST"}):
+                continue
+            call = route.direct_call()
+            probe: Scope = {"type": "http", "path": route.path, "method": "POST", "root_path": ""}
+            others = [r for r in routes if r is not route and r.matches(probe)[0] is Match.FULL]
+            if call is not None and route.matches(probe)[0] is Match.FULL and not others:
+                self.routes[route.path] = call
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run a direct route, or hand the request to the full stack."""
+        direct = None
+        if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
+            direct = self.routes.get(scope["path"])
+        if direct is None or not _is_json(scope):
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size, more = 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                await self.app(scope, _replay(chunks, message, receive), send)
+                return
+            chunk = message.get("body", b"")
+            chunks.append(chunk)
+            size += len(chunk)
+            more = message.get("more_body", False)
+            if size > self.max_bytes:
+                await self.app(scope, _replay(chunks, None, receive, more), send)
+                return
+        body = b"".join(chunks)
+        call, model = direct
+        try:
+            value = model.model_validate_json(body)
+        except ValidationError:
+            await self.app(scope, _replay([body], None, receive), send)
+            return
+        request = Request(scope, receive)
+        try:
+            response: Response = await call(value, services_of(request))
+        except Exception as exc:
+            response = await self._render(request, exc)
+        await response(scope, receive, send)
+
+    async def _render(self, request: Request, exc: Exception) -> Response:
+        handlers = self.owner.exception_handlers
+        for cls in type(exc).__mro__:
+            handler = handlers.get(cls)
+            if handler is not None:
+                out = handler(request, exc)
+                response: Response = await out if inspect.isawaitable(out) else out
+                return response
+        raise exc
+
+
+def _is_json(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            return bytes(value).startswith(b"application/json")
+    return False
+
+
+def _replay(
+    chunks: list[bytes], last: Message | None, receive: Receive, more: bool = False
+) -> Receive:
+    """A receive that gives back what was already read, then reads on."""
+    pending: list[Message] = [
+        {"type": "http.request", "body": c, "more_body": True} for c in chunks
+    ]
+    if pending and not more:
+        pending[-1]["more_body"] = False
+    if last is not None:
+        pending.append(last)
+
+    async def replay() -> Message:
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return replay
