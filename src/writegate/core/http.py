@@ -218,11 +218,11 @@ class DirectJsonRoutes:
         except ValidationError:
             await self.app(scope, _replay([body], None, receive), send)
             return
-        request = Request(scope, receive)
         try:
-            response: Response = await call(value, services_of(request))
+            # What services_of(request) reads: the app Starlette put in the scope.
+            response: Response = await call(value, scope["app"].state.services)
         except Exception as exc:
-            response = await self._render(request, exc)
+            response = await self._render(Request(scope, receive), exc)
         await response(scope, receive, send)
 
     async def _render(self, request: Request, exc: Exception) -> Response:
