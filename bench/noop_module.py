@@ -1,12 +1,14 @@
 """An out-of-tree writegate module for the benchmarks (load with WRITEGATE_MODULES).
 
 It registers a no-op job kind and a one-row-write job kind (both batch jobs), their
-threaded twins for comparison, and an accept endpoint shaped like jef-one's: group commit
-(`/bench/one-post-create-session-job`) and one commit per request (`/bench/single/...`).
+threaded twins for comparison, and an accept endpoint shaped like jef-one's (its route class
+too, `JsonBodyRoute`): group commit (`/bench/one-post-create-session-job`), one commit per
+request (`/bench/single/...`) and no database at all (`/bench/nodb/...`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -16,7 +18,7 @@ from sqlalchemy import Column, MetaData, String, Table, insert
 
 from bench.marks import mark
 from bench.schemas import CreateSession, accepted
-from writegate.core.http import ErrorInfo, ServicesDep
+from writegate.core.http import ErrorInfo, JsonBodyRoute, ServicesDep
 from writegate.core.module import Module
 from writegate.core.services import Services
 from writegate.core.worker import JobContext, JobSpec
@@ -70,36 +72,33 @@ def render_error(request: Request, info: ErrorInfo) -> Response:
 
 
 def _job_kwargs(body: CreateSession) -> dict[str, Any]:
-    return {
-        "kind": KIND_ACCEPT,
-        "payload": body.model_dump(),
-        "tenant": body.entity_number,
-        "job_id": str(uuid.uuid4()),
-    }
+    return {"kind": KIND_ACCEPT, "payload": body.model_dump(), "tenant": body.entity_number}
 
 
 def create(services: Services) -> Module:
     """Build the bench module."""
-    router = APIRouter()
-    # Resolved once at start-up rather than per request through a dependency.
-    jobs = services.jobs
+    router = APIRouter(route_class=JsonBodyRoute)
 
     @router.post("/bench/one-post-create-session-job", status_code=202)
-    async def create_session(body: CreateSession) -> JSONResponse:
+    async def create_session(body: CreateSession, svc: ServicesDep) -> JSONResponse:
         """Accept with group commit: answered once the shared COMMIT is durable."""
-        job = await jobs.enqueue_grouped(**_job_kwargs(body))
+        job = await svc.jobs.enqueue_grouped(**_job_kwargs(body))
         return JSONResponse(accepted(job.id, body.session_id), status_code=202)
 
     @router.post("/bench/nodb/one-post-create-session-job", status_code=202)
-    async def create_session_nodb(body: CreateSession) -> JSONResponse:
+    async def create_session_nodb(body: CreateSession, svc: ServicesDep) -> JSONResponse:
         """The same request through writegate's app, writing nothing (splits app vs DB cost)."""
         return JSONResponse(accepted(str(uuid.uuid4()), body.session_id), status_code=202)
 
     @router.post("/bench/single/one-post-create-session-job", status_code=202)
-    def create_session_single(body: CreateSession, svc: ServicesDep) -> JSONResponse:
-        """Accept with one transaction (one fsync) per request."""
-        with svc.db.write() as s:
-            job_id = svc.jobs.enqueue(s, **_job_kwargs(body)).id
+    async def create_session_single(body: CreateSession, svc: ServicesDep) -> JSONResponse:
+        """Accept with one transaction (one fsync) per request, in a worker thread."""
+
+        def write() -> str:
+            with svc.db.write() as s:
+                return svc.jobs.enqueue(s, **_job_kwargs(body)).id
+
+        job_id = await asyncio.to_thread(write)
         return JSONResponse(accepted(job_id, body.session_id), status_code=202)
 
     return Module(
