@@ -201,22 +201,21 @@ class DirectJsonRoutes:
         size, more = 0, True
         while more:
             message = await receive()
-            if message["type"] != "http.request":
-                await self.app(scope, _replay(chunks, message, receive), send)
+            if message["type"] != "http.request":  # the client left mid-body: no answer
                 return
             chunk = message.get("body", b"")
             chunks.append(chunk)
             size += len(chunk)
             more = message.get("more_body", False)
             if size > self.max_bytes:
-                await self.app(scope, _replay(chunks, None, receive, more), send)
+                await self.app(scope, _replay(chunks, receive, more), send)
                 return
         body = b"".join(chunks)
         call, model = direct
         try:
             value = model.model_validate_json(body)
         except ValidationError:
-            await self.app(scope, _replay([body], None, receive), send)
+            await self.app(scope, _replay([body], receive), send)
             return
         try:
             # What services_of(request) reads: the app Starlette put in the scope.
@@ -243,17 +242,13 @@ def _is_json(scope: Scope) -> bool:
     return False
 
 
-def _replay(
-    chunks: list[bytes], last: Message | None, receive: Receive, more: bool = False
-) -> Receive:
-    """A receive that gives back what was already read, then reads on."""
+def _replay(chunks: list[bytes], receive: Receive, more: bool = False) -> Receive:
+    """A receive that gives back the body chunks already read, then reads on."""
     pending: list[Message] = [
         {"type": "http.request", "body": c, "more_body": True} for c in chunks
     ]
     if pending and not more:
         pending[-1]["more_body"] = False
-    if last is not None:
-        pending.append(last)
 
     async def replay() -> Message:
         if pending:
