@@ -8,7 +8,7 @@ import importlib
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -282,7 +282,12 @@ def _with_direct_routes(app: FastAPI, max_bytes: int, routes: list[BaseRoute]) -
     build = app.build_middleware_stack
 
     def build_with_direct_routes() -> ASGIApp:
-        return DirectJsonRoutes(build(), app, max_bytes, routes)
+        stack = build()
+        # The direct layer skips every middleware, so it is only safe while the body limit
+        # (which it enforces itself) is the only one: a middleware added later turns it off.
+        if [m.cls for m in app.user_middleware] != [cast(Any, BodyLimit)]:
+            return stack
+        return DirectJsonRoutes(stack, app, max_bytes, routes)
 
     app.build_middleware_stack = build_with_direct_routes  # type: ignore[method-assign]
 

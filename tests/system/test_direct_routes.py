@@ -7,9 +7,12 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.middleware.gzip import GZipMiddleware
 
 from tests.harness import Server, fresh_database, start_server, uid
+from writegate.app import create_app
 from writegate.core.http import DirectJsonRoutes
+from writegate.settings import Settings
 
 MODULES = ["jef_one", "tests.testkit"]
 JSON = {"content-type": "application/json"}
@@ -53,6 +56,20 @@ def test_the_direct_layer_serves_exactly_the_eligible_routes(
         "/testkit/direct",
     }
     assert not isinstance(full.app.middleware_stack, DirectJsonRoutes)
+
+
+def test_a_middleware_added_to_the_app_turns_the_direct_layer_off(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The layer skips every middleware, so it steps aside once there is one it cannot honour."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('mw')}/wg.db"
+    plain = create_app(Settings(database_url=url, modules=MODULES))
+    assert isinstance(plain.build_middleware_stack(), DirectJsonRoutes)
+    extra = create_app(Settings(database_url=url, modules=MODULES))
+    extra.add_middleware(GZipMiddleware)
+    assert not isinstance(extra.build_middleware_stack(), DirectJsonRoutes)
+    for app in (plain, extra):
+        app.state.services.close()
 
 
 def _chunks() -> Iterator[bytes]:
