@@ -269,15 +269,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, render=render)
     _without_framework_422(app)
     if settings.direct_routes:
-        # Every route that could answer a path: the app's own and each module's (the app's
-        # list holds the module routers only as wrappers).
-        own = [r for r in app.routes if isinstance(r, Route | Mount | WebSocketRoute | Host)]
-        module_routes = [r for m in modules for r in m.router.routes]
-        _with_direct_routes(app, settings.max_body_bytes, [*own, *module_routes])
+        _with_direct_routes(app, settings.max_body_bytes, modules)
     return app
 
 
-def _with_direct_routes(app: FastAPI, max_bytes: int, routes: list[BaseRoute]) -> None:
+def _with_direct_routes(app: FastAPI, max_bytes: int, modules: list[Module]) -> None:
     """Put `DirectJsonRoutes` in front of the middleware stack (built on the first request)."""
     build = app.build_middleware_stack
 
@@ -287,6 +283,10 @@ def _with_direct_routes(app: FastAPI, max_bytes: int, routes: list[BaseRoute]) -
         # (which it enforces itself) is the only one: a middleware added later turns it off.
         if [m.cls for m in app.user_middleware] != [cast(Any, BodyLimit)]:
             return stack
+        # Every route that could answer a path: the app's own and each module's (the app's
+        # list holds the module routers only as wrappers).
+        own = [r for r in app.routes if isinstance(r, Route | Mount | WebSocketRoute | Host)]
+        routes: list[BaseRoute] = [*own, *(r for m in modules for r in m.router.routes)]
         return DirectJsonRoutes(stack, app, max_bytes, routes)
 
     app.build_middleware_stack = build_with_direct_routes  # type: ignore[method-assign]

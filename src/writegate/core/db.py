@@ -171,7 +171,10 @@ class BatchInsert:
         out: list[Any] = []
         # A statement binds at most SQLITE_LIMIT_VARIABLE_NUMBER values (32,766 by default).
         raw = session.connection().connection.driver_connection
-        limit = raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) if raw is not None else 999
+        if isinstance(raw, sqlite3.Connection):
+            limit = raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        else:
+            limit = 32_766
         per = max(1, limit // len(self._processors))
         for start in range(0, len(rows), per):
             chunk = rows[start : start + per]

@@ -24,7 +24,6 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -303,8 +302,6 @@ class JobManager:
         self._insert = insert(table)
         # A taken exclusive key skips the row instead of failing the statement: no savepoint,
         # and a whole batch of keyed jobs is one multi-row INSERT.
-        dialect_insert = postgresql.insert if db.is_postgres else sqlite.insert
-        self._insert_keyed = dialect_insert(table).on_conflict_do_nothing().returning(table.c.id)
         self._insert_batch = BatchInsert(
             db.engine.dialect, table, _BATCH_COLUMNS, "ON CONFLICT DO NOTHING RETURNING id"
         )
