@@ -716,22 +716,15 @@ def backlog(b: Bench, wg_sqlite: Services, wg_pg: Services) -> None:
             times[size] = samples
             picks[size] = pick_times(svc, 200)
             b.notes[f"claim_plan_{label}_{size}"] = claim_plan(svc)
-        b.add(
-            f"claim of 10 jobs, 100k backlog, {label}",
-            [med(times[100_000])],
-            "ms",
-            "1k backlog",
-            [med(times[1_000])],
-            "~1.0 (flat)",
-        )
-        b.add(
-            f"claim's pick query alone, 100k backlog, {label}",
-            [med(picks[100_000])],
-            "ms",
-            "1k backlog",
-            [med(picks[1_000])],
-            "~1.0 (flat)",
-        )
+        for name, by_size in (("claim of 10 jobs", times), ("claim's pick query alone", picks)):
+            b.add(
+                f"{name}, 100k backlog, {label}",
+                [med(by_size[100_000])],
+                "ms",
+                "1k backlog",
+                [med(by_size[1_000])],
+                "~1.0 (flat)",
+            )
         plan = b.notes[f"claim_plan_{label}_100000"]
         print(f"    plan uses ix_jobs_claim: {'ix_jobs_claim' in plan}", flush=True)
     reset_writegate(wg_pg)

@@ -40,6 +40,6 @@ async def takes_query(body: Body, services: ServicesDep, q: str) -> JSONResponse
 
 def test_fast_path_only_for_body_services_endpoints_that_return_a_response() -> None:
     eligible = {
-        r.path: r._fast_call() is not None for r in router.routes if isinstance(r, JsonBodyRoute)
+        r.path: r.direct_call() is not None for r in router.routes if isinstance(r, JsonBodyRoute)
     }
     assert eligible == {"/response": True, "/dict": False, "/query": False}

@@ -45,7 +45,7 @@ class JsonBodyRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         """FastAPI's handler, behind the fast path when the endpoint's shape allows it."""
         slow = super().get_route_handler()
-        fast = self._fast_call()
+        fast = self.direct_call()
         if fast is None:
             return slow
 
@@ -64,9 +64,6 @@ class JsonBodyRoute(APIRoute):
 
     def direct_call(self) -> tuple[Callable[..., Any], type[BaseModel]] | None:
         """(endpoint(body, services), body model) if the endpoint can skip FastAPI, else None."""
-        return self._fast_call()
-
-    def _fast_call(self) -> tuple[Callable[..., Any], type[BaseModel]] | None:
         dep = self.dependant
         if (
             len(dep.body_params) != 1
