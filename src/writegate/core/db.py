@@ -275,48 +275,50 @@ class _GroupCommit:
     ) -> asyncio.Future[Any]:
         """Queue fn for the loop's next batch, committed on the commit thread pool.
 
-        At most `max_in_flight` batches per loop commit at a time: while they do (their
-        statements and fsync release the GIL), the loop goes on serving requests, and every
-        write they reach joins the next batch, which starts as soon as one settles.
+        At most `max_in_flight` committers per loop run at a time. A committer takes every
+        write the loop queued while its last batch was committing (their statements and
+        fsync release the GIL) and commits them as its next batch, straight away: the next
+        batch does not wait for the loop to hear that the last one is done.
         """
         if getattr(self._flushing, "active", False):
             raise RuntimeError("group_write() cannot be called from inside a group write")
         call = _Call(fn, loop, insert, many)
-        pending = self._on_loop.get(loop)
-        if pending is None:
-            pending = self._on_loop[loop] = []
-            if self._in_flight.get(loop, 0) < self.max_in_flight:
-                loop.call_soon(self._flush_loop, loop)
-        pending.append(call)
+        with self._lock:
+            pending = self._on_loop.get(loop)
+            start = pending is None and self._in_flight.get(loop, 0) < self.max_in_flight
+            if pending is None:
+                pending = self._on_loop[loop] = []
+            pending.append(call)
+            if start:
+                self._in_flight[loop] = self._in_flight.get(loop, 0) + 1
+                if self._committer is None:
+                    self._committer = concurrent.futures.ThreadPoolExecutor(
+                        self.max_in_flight, thread_name_prefix="writegate-commit"
+                    )
+                committer = self._committer
+        if start:
+            # The rest of this loop iteration's requests join the first batch too.
+            loop.call_soon(committer.submit, self._drain, loop)
         assert call.future is not None
         return call.future
 
-    def _flush_loop(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self._in_flight.get(loop, 0) >= self.max_in_flight:
-            return
-        batch = self._on_loop.pop(loop, [])
-        if not batch:
-            return
-        self._in_flight[loop] = self._in_flight.get(loop, 0) + 1
-        if self._committer is None:
-            self._committer = concurrent.futures.ThreadPoolExecutor(
-                self.max_in_flight, thread_name_prefix="writegate-commit"
-            )
-        done = loop.run_in_executor(self._committer, self._commit_flagged, batch)
-        done.add_done_callback(lambda _: self._flushed(loop, batch))
-
-    def _commit_flagged(self, batch: list[_Call]) -> None:
+    def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Commit the loop's queued writes, batch after batch, until none are left."""
         self._flushing.active = True
         try:
-            self._commit(batch)
+            while True:
+                with self._lock:
+                    batch = self._on_loop.pop(loop, None)
+                    if not batch:
+                        self._in_flight[loop] -= 1
+                        return
+                try:
+                    self._commit(batch)
+                finally:
+                    with contextlib.suppress(RuntimeError):  # the caller's loop is closed
+                        loop.call_soon_threadsafe(_settle, batch)
         finally:
             self._flushing.active = False
-
-    def _flushed(self, loop: asyncio.AbstractEventLoop, batch: list[_Call]) -> None:
-        self._in_flight[loop] -= 1
-        _settle(batch)
-        if self._on_loop.get(loop):
-            self._flush_loop(loop)
 
     def submit(
         self,
