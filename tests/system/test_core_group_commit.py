@@ -353,6 +353,8 @@ def test_enqueue_many_stores_rows_exactly_as_the_orm_path_does(services: Service
     assert b.payload == payload
     assert b.run_after == run_after
     assert b.max_attempts == a.max_attempts
+    assert b == batch  # the Job enqueue_many returned is the row as stored
+    assert batch.created
     with services.db.read() as s:  # the claim index orders by these columns as stored
         due = s.scalar(
             select(func.count())
@@ -360,6 +362,25 @@ def test_enqueue_many_stores_rows_exactly_as_the_orm_path_does(services: Service
             .where(JobRow.tenant == tenant, JobRow.run_after == run_after)
         )
     assert due == 3
+
+
+def test_enqueue_many_binds_each_rows_own_values_in_a_shared_column(
+    services: Services,
+) -> None:
+    """Rows sharing one value object and rows with their own value are both stored right."""
+    tenant = uid("tenant-")
+    shared = datetime(2031, 5, 6, 7, 8, 9, 123456)
+    own = [datetime(2031, 5, 6, 7, 8, 9, n) for n in range(4)]
+    when = [shared, shared, own[0], shared, own[1], own[2], own[2], own[3]]
+    payload = {"same": "object"}
+    with services.db.write() as s:
+        out = services.jobs.enqueue_many(
+            s, [NewJob("core.test", payload, tenant, run_after=w) for w in when]
+        )
+    with services.db.read() as s:
+        stored = [services.jobs.get(s, j.id) for j in out if isinstance(j, Job)]
+    assert [j.run_after for j in stored if j is not None] == when
+    assert [j.payload for j in stored if j is not None] == [payload] * len(when)
 
 
 def test_enqueue_many_takes_more_jobs_than_one_statement_can_bind(services: Services) -> None:

@@ -183,23 +183,39 @@ class BatchInsert:
 
     def _columns(self, rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
         return [
-            list(col) if p is None else [p(v) for v in col]
+            _processed(p, col)
             for p, col in zip(self._processors, zip(*rows, strict=True), strict=True)
         ]
 
     def _flat(self, rows: Sequence[Sequence[Any]]) -> list[Any]:
-        params: list[Any] = []
-        for row in rows:
-            params.extend(
-                [v if p is None else p(v) for p, v in zip(self._processors, row, strict=True)]
-            )
-        return params
+        return [v for row in zip(*self._columns(rows), strict=True) for v in row]
 
     def _run(self, session: Session, n: int, params: list[Any]) -> list[Any]:
         # exec_driver_sql skips statement compilation and per-row processing, but keeps
         # SQLAlchemy's error translation and disconnect handling.
         result = session.connection().exec_driver_sql(self.sql(n), tuple(params))
         return list(result.all()) if result.returns_rows else []
+
+
+def _processed(processor: Callable[[Any], Any] | None, values: Sequence[Any]) -> list[Any]:
+    """One column's values through its bind processor.
+
+    A batch's rows often share one object (the same `now` in every timestamp column): it is
+    processed once, not once per row.
+    """
+    if processor is None:
+        return list(values)
+    out: list[Any] = []
+    last: Any = _NOTHING
+    done: Any = None
+    for v in values:
+        if v is not last:
+            last, done = v, processor(v)
+        out.append(done)
+    return out
+
+
+_NOTHING = object()
 
 
 class _Call:
