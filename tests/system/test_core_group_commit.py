@@ -260,6 +260,41 @@ def test_group_many_async_calls_fn_once_per_batch_and_a_refusal_stays_alone(
     assert _committed_ids(services, ids) == set(ids) - {refused}
 
 
+def test_writes_queued_during_a_commit_are_committed_while_the_loop_is_busy(
+    services: Services,
+) -> None:
+    """The committer starts the next batch itself; it used to wait for the event loop."""
+    services.db._group.max_in_flight = 1  # one committer: it alone can take the next batch
+    first, later = uid("first-"), [uid("later-") for _ in range(5)]
+    entered, release = threading.Event(), threading.Event()
+    calls: list[list[str]] = []
+
+    def write_many(s: Session, items: list[str]) -> list[str]:
+        calls.append(list(items))
+        if first in items:
+            entered.set()
+            release.wait(30)
+        s.execute(insert(rows), [{"id": i} for i in items])
+        return items
+
+    async def main() -> list[str]:
+        one = asyncio.ensure_future(services.db.group_many_async(write_many, first))
+        await asyncio.to_thread(entered.wait, 30)
+        rest = [asyncio.ensure_future(services.db.group_many_async(write_many, i)) for i in later]
+        await asyncio.sleep(0)  # every later write is queued behind the held batch
+        release.set()
+        # Block the loop: the next batch must be committed without it.
+        wait_for(lambda: _committed_ids(services, later) == set(later), timeout=30)
+        return await asyncio.gather(one, *rest)
+
+    assert asyncio.run(main()) == [first, *later]
+    assert calls == [[first], later]
+    wait_for(lambda: not any(services.db._group._in_flight.values()), timeout=10)
+    after = uid("after-")  # the committer ended when nothing was left; a new one starts
+    assert asyncio.run(services.db.group_many_async(write_many, after)) == after
+    assert _committed_ids(services, [after]) == {after}
+
+
 def test_group_many_async_replays_items_alone_when_fn_raises(services: Services) -> None:
     ids = [uid("replay-") for _ in range(6)]
     bad = ids[2]
