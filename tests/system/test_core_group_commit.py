@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import Column, MetaData, String, Table, func, insert, select
+from sqlalchemy import Column, MetaData, String, Table, event, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -177,7 +177,7 @@ def test_a_failed_commit_fails_every_caller_in_the_batch(services: Services) -> 
         if not s.in_nested_transaction() and s.info.pop("boom", False):
             s.execute(insert(rows).values(id=dup))
 
-    services.db.before_commit(boom)
+    event.listen(services.db._write, "before_commit", boom)
     try:
         with ThreadPoolExecutor(2) as pool:
             f1 = pool.submit(services.db.group_write, duplicate)
@@ -190,7 +190,7 @@ def test_a_failed_commit_fails_every_caller_in_the_batch(services: Services) -> 
                 with pytest.raises(Exception, match=r"(?i)unique|duplicate"):
                     f.result(30)
     finally:
-        services.db._before_commit.remove(boom)
+        event.remove(services.db._write, "before_commit", boom)
     assert _committed_ids(services, [other]) == set()
 
 
