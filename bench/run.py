@@ -61,6 +61,7 @@ class Row:
     baseline: float
     goal: str
     runs: list[float]
+    baseline_runs: list[float]
 
     @property
     def ratio(self) -> float:
@@ -83,7 +84,7 @@ class Bench:
     def add(
         self, figure: str, runs: list[float], unit: str, base: str, bruns: list[float], goal: str
     ) -> None:
-        row = Row(figure, med(runs), unit, base, med(bruns), goal, runs)
+        row = Row(figure, med(runs), unit, base, med(bruns), goal, runs, bruns)
         self.rows.append(row)
         print(
             f"  {figure}: {row.value:.4g} {unit} "
@@ -236,15 +237,6 @@ def wrk(url: str, seconds: float, connections: int) -> dict[str, float]:
 def accept(b: Bench, wg_sqlite: Services, wg_pg: Services) -> None:
     print(f"[accept] wrk, {b.connections} connections, {b.duration}s runs", flush=True)
     path = "/bench/one-post-create-session-job"
-    targets: dict[str, dict[str, list[float]]] = {}
-
-    def measure(name: str, url: str) -> None:
-        wrk(url, 1, b.connections)  # warm-up
-        runs = [wrk(url, b.duration, b.connections) for _ in range(b.repeat)]
-        targets[name] = {k: [r[k] for r in runs] for k in runs[0]}
-        if any(r["non2xx"] or r["socket_errors"] for r in runs):
-            b.notes.setdefault("accept_errors", {})[name] = runs
-
     port = procs.free_port()
     ceiling = procs.spawn(
         [
@@ -258,28 +250,45 @@ def accept(b: Bench, wg_sqlite: Services, wg_pg: Services) -> None:
             "--no-access-log",
         ]
     )
-    with procs.running(ceiling):
-        procs.wait_http(f"http://127.0.0.1:{port}/docs")
-        measure("ceiling", f"http://127.0.0.1:{port}{path}")
-        ceiling_rss = procs.peak_rss_mb(ceiling)
-    serve_rss = []
+    urls = {"ceiling": f"http://127.0.0.1:{port}{path}"}
+    servers = [ceiling]
     for db, svc, url in (("sqlite", wg_sqlite, WG_SQLITE), ("pg", wg_pg, WG_PG)):
         reset_writegate(svc)
         port = procs.free_port()
         # The real jef-one module next to the bench module: its endpoint is the one that counts.
-        server = procs.writegate_serve(
-            url, port, worker=False, WRITEGATE_MODULES=json.dumps(["jef_one", "bench.noop_module"])
+        servers.append(
+            procs.writegate_serve(
+                url,
+                port,
+                worker=False,
+                WRITEGATE_MODULES=json.dumps(["jef_one", "bench.noop_module"]),
+            )
         )
-        with procs.running(server):
-            procs.wait_http(f"http://127.0.0.1:{port}/docs")
-            measure(f"{db} jef-one", f"http://127.0.0.1:{port}{JEF_ONE_PATH}")
-            measure(f"{db} group", f"http://127.0.0.1:{port}{path}")
-            measure(f"{db} single", f"http://127.0.0.1:{port}/bench/single{path[6:]}")
-            serve_rss.append(procs.peak_rss_mb(server))
+        base = f"http://127.0.0.1:{port}"
+        urls[f"{db} jef-one"] = f"{base}{JEF_ONE_PATH}"
+        urls[f"{db} group"] = f"{base}{path}"
+        urls[f"{db} single"] = f"{base}/bench/single{path[6:]}"
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in urls}
+    with procs.running(*servers):
+        for url in urls.values():
+            procs.wait_http(url.rsplit("/", 1)[0] + "/docs")
+            wrk(url, 1, b.connections)  # warm-up
+        # Rounds of every target in turn: this VM's speed drifts by 30 % over minutes, and a
+        # ratio means most when its two sides ran seconds apart, not a section apart.
+        for _ in range(b.repeat):
+            for name, url in urls.items():
+                runs[name].append(wrk(url, b.duration, b.connections))
+        ceiling_rss = procs.peak_rss_mb(ceiling)
+        serve_rss = [procs.peak_rss_mb(server) for server in servers[1:]]
+    for db, svc in (("sqlite", wg_sqlite), ("pg", wg_pg)):
         with svc.db.read() as s:
             b.notes[f"accept_{db}_jobs_committed"] = s.scalar(
                 select(func.count()).select_from(JobRow)
             )
+    targets = {name: {k: [r[k] for r in rs] for k in rs[0]} for name, rs in runs.items()}
+    errors = {n: rs for n, rs in runs.items() if any(r["non2xx"] or r["socket_errors"] for r in rs)}
+    if errors:
+        b.notes["accept_errors"] = errors
     c = targets["ceiling"]
     for db, label in (("sqlite", "SQLite"), ("pg", "PostgreSQL")):
         g, one, jef = targets[f"{db} group"], targets[f"{db} single"], targets[f"{db} jef-one"]
