@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from writegate.core.db import InValues
 from writegate.core.exceptions import ExclusiveJobExists, PermanentJobError
 from writegate.core.jobs import Job, NewJob
 from writegate.core.services import Services
@@ -100,8 +101,7 @@ def _enqueue_many(s: Session, items: list[_Accept]) -> list[Job | JefOneError]:
 # Core columns, not ORM attributes: the ORM's statement set-up per batch is skipped.
 _SESSIONS = SessionRecord.__table__.c
 _VERIFIED = select(_SESSIONS.session_id, _SESSIONS.job_id).where(
-    _SESSIONS.session_id.in_(bindparam("ids", expanding=True)),
-    _SESSIONS.status == "verified",
+    InValues(_SESSIONS.session_id, "ids"), _SESSIONS.status == "verified"
 )
 
 
@@ -112,7 +112,7 @@ def _accept_sessions(s: Session, items: list[_Accept]) -> list[Job | JefOneError
     # Serialize with each job's final write, so "verified" and "job active" never both look
     # false to a racing POST (one statement, keys in a fixed order, for the whole batch).
     services.db.lock_many(s, (f"{KIND_SESSION}:{pk}" for pk in ids))
-    verified = dict(s.execute(_VERIFIED, {"ids": list(ids)}).all())
+    verified = dict(s.connection().execute(_VERIFIED, {"ids": list(ids)}).all())
     todo = [item for item in items if item[3] not in verified]
     queued = iter(_enqueue_many(s, todo) if todo else [])
     return [
