@@ -639,10 +639,11 @@ class Database:
         """`lock` every key with one statement, in a fixed order (no deadlock between batches)."""
         if self.is_postgres:
             ids = sorted({_lock_id(k) for k in keys})
+            # On the session's connection: the ORM's execute adds nothing to a plain SELECT.
             if len(ids) == 1:
-                session.execute(_LOCK_ONE, {"k": ids[0]})
+                session.connection().execute(_LOCK_ONE, {"k": ids[0]})
             elif ids:
-                session.execute(_LOCK_MANY, {"ks": ids})
+                session.connection().execute(_LOCK_MANY, {"ks": ids})
 
     def dispose(self) -> None:
         """Stop the group-commit writer and close every pooled connection."""
