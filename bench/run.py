@@ -801,7 +801,7 @@ def main() -> None:
     ap.add_argument(
         "--full",
         action="store_true",
-        help="the long run: 20,000 jobs per drain and 4 s wrk runs (about 9 minutes here)",
+        help="the long run: 20,000 jobs per drain and 4 s wrk runs (9-21 minutes here)",
     )
     ap.add_argument("--repeat", type=int, default=3, help="runs per figure (median is reported)")
     ap.add_argument(
