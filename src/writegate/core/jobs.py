@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from writegate.core.clock import Clock
-from writegate.core.db import Base, BatchInsert, Database
+from writegate.core.db import Base, BatchInsert, Database, InValues
 from writegate.core.exceptions import (
     ExclusiveJobExists,
     LeaseLost,
@@ -343,7 +343,7 @@ class JobManager:
             .where(
                 table.c.status == Status.QUEUED.value,
                 table.c.run_after <= bindparam("c_now", type_=table.c.run_after.type),
-                table.c.kind.in_(bindparam("c_kinds", expanding=True)),
+                InValues(table.c.kind, "c_kinds"),
             )
             .order_by(table.c.run_after, table.c.created_at)
             .limit(bindparam("c_limit", type_=Integer))
