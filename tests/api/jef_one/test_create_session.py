@@ -8,10 +8,11 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from tests.api.jef_one.conftest import wait_job
 from tests.harness import Server, uid
+from writegate.core.jobs import Job, JobRow, NewJob
 from writegate.modules.jef_one.models import SessionRecord
 
 SEED = (
@@ -268,3 +269,59 @@ def test_every_json_content_type_spelling_is_accepted_alike(
     job = client.get("/jef-one-get-job-by-job-id", params={"job_id": got["job_id"]}).json()
     assert job["is_found"] is True
     assert job["target_pk"] == body["session_id"]
+
+
+def test_a_post_racing_the_jobs_final_commit_answers_session_exists(
+    server: Server, entity: Any
+) -> None:
+    """A POST that reaches the database while the job's final write commits sees its outcome."""
+    ent, emp = entity()
+    sid = uid("race-")
+    services = server.services
+    key = f"jef_one.create_session:{sid}"
+
+    def post() -> httpx.Response:
+        with server.client() as c:
+            return c.post("/one-post-create-session-job", json=_payload(ent, emp, sid))
+
+    with services.db.write() as s:  # a job the embedded worker will not claim: already running
+        job = services.jobs.enqueue_many(
+            s,
+            [
+                NewJob(
+                    "jef_one.create_session", _payload(ent, emp, sid), "jef-one", exclusive_key=key
+                )
+            ],
+        )[0]
+        assert isinstance(job, Job)
+        s.execute(update(JobRow).where(JobRow.id == job.id).values(status="running"))
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        with services.db.write() as s:  # the job's final transaction, as its handler writes it
+            services.db.lock(s, key)
+            now = services.clock.now()
+            s.add(
+                SessionRecord(
+                    session_id=sid,
+                    entity_number=ent,
+                    employee_number=emp,
+                    application_type="mobile",
+                    application_number="001",
+                    status="verified",
+                    job_id=job.id,
+                    created_at=now,
+                    updated_at=now,
+                    verified_at=now,
+                )
+            )
+            s.execute(update(JobRow).where(JobRow.id == job.id).values(status="succeeded"))
+            s.flush()
+            racing = pool.submit(post)
+            with pytest.raises(concurrent.futures.TimeoutError):
+                racing.result(timeout=0.5)  # waits for this transaction
+        r = racing.result(timeout=30)
+    assert r.status_code == 409, r.text
+    assert r.json()["error_code"] == "SESSION_EXISTS"
+    assert r.json()["job_id"] == job.id
+    with services.db.read() as s:
+        jobs = services.jobs.find(s, tenant="jef-one", kind="jef_one.create_session")
+    assert [j.id for j in jobs if j.payload["session_id"] == sid] == [job.id]
