@@ -450,6 +450,26 @@ def test_job_ids_are_time_ordered_uuids(services: Services) -> None:
     assert [i[:8] for i in ids] == sorted(i[:8] for i in ids)  # the leading timestamp
 
 
+def test_discard_removes_jobs_enqueued_in_the_same_transaction(services: Services) -> None:
+    tenant = uid("tenant-")
+    with services.db.write() as s:
+        kept, dropped = services.jobs.enqueue_many(
+            s, [NewJob("core.test", {}, tenant, exclusive_key=uid("k")) for _ in range(2)]
+        )
+        assert isinstance(kept, Job)
+        assert isinstance(dropped, Job)
+        services.jobs.discard(s, [dropped.id])
+    with services.db.read() as s:
+        stored = {j.id for j in services.jobs.find(s, tenant=tenant)}
+    assert stored == {kept.id}
+    assert dropped.exclusive_key is not None
+    with services.db.write() as s:  # its exclusive key is free again
+        again = services.jobs.enqueue_many(
+            s, [NewJob("core.test", {}, tenant, exclusive_key=dropped.exclusive_key)]
+        )[0]
+    assert isinstance(again, Job)
+
+
 def test_enqueue_many_duplicate_id_with_a_key_raises(services: Services) -> None:
     tenant = uid("tenant-")
     job_id = uid("job-")

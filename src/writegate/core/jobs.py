@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     and_,
     bindparam,
+    delete,
     insert,
     or_,
     select,
@@ -473,6 +474,15 @@ class JobManager:
         if written:
             session.info.update(_ENQUEUED_FLAGS)
         return out
+
+    def discard(self, session: Session, job_ids: Sequence[str]) -> None:
+        """Delete jobs this transaction enqueued and then found it must refuse."""
+        if job_ids:
+            session.connection().execute(
+                delete(JobRow).where(
+                    JobRow.id.in_(list(job_ids)), JobRow.status == Status.QUEUED.value
+                )
+            )
 
     def _values(self, spec: NewJob, now: datetime | None = None) -> dict[str, Any]:
         now = now or self.clock.now()
