@@ -172,7 +172,11 @@ def test_same_session_id_twice_never_makes_two_sessions(
         n = s.scalar(
             select(func.count()).select_from(SessionRecord).where(SessionRecord.session_id == sid)
         )
+        jobs = server.services.jobs.find(s, tenant="jef-one", kind="jef_one.create_session")
     assert n == 1
+    # The refused POST's job, written before the lookup found the session, was discarded.
+    mine = {j.id for j in jobs if j.payload["session_id"] == sid}
+    assert mine == {first.json()["job_id"], again.json()["job_id"]}
 
 
 def test_fifty_concurrent_posts_of_one_session_accept_exactly_one(

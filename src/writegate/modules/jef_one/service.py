@@ -108,16 +108,18 @@ _VERIFIED = select(_SESSIONS.session_id, _SESSIONS.job_id).where(
 def _accept_sessions(s: Session, items: list[_Accept]) -> list[Job | JefOneError]:
     """Queue session creations; refuse a session_id that is already verified."""
     services = items[0][0]
-    ids = {pk for *_, pk in items}
-    # Serialize with each job's final write, so "verified" and "job active" never both look
-    # false to a racing POST (one statement, keys in a fixed order, for the whole batch).
-    services.db.lock_many(s, (f"{KIND_SESSION}:{pk}" for pk in ids))
-    verified = dict(s.connection().execute(_VERIFIED, {"ids": list(ids)}).all())
-    todo = [item for item in items if item[3] not in verified]
-    queued = iter(_enqueue_many(s, todo) if todo else [])
-    return [
-        _session_exists(pk, verified[pk]) if pk in verified else next(queued) for *_, pk in items
-    ]
+    # Insert first, then look. An INSERT whose exclusive key is held by a job whose final
+    # transaction is committing waits for that COMMIT (unique index; SQLite's single writer),
+    # so the lookup after it, a new snapshot, sees the verified session: no lock is needed
+    # to keep a racing POST from a 202.
+    queued = _enqueue_many(s, items)
+    ids = list({pk for *_, pk in items})
+    verified = dict(s.connection().execute(_VERIFIED, {"ids": ids}).all())
+    if not verified:
+        return queued
+    pairs = list(zip(queued, (pk for *_, pk in items), strict=True))
+    services.jobs.discard(s, [o.id for o, pk in pairs if isinstance(o, Job) and pk in verified])
+    return [_session_exists(pk, verified[pk]) if pk in verified else o for o, pk in pairs]
 
 
 def _session_exists(session_id: str, job_id: str | None) -> JefOneError:
