@@ -316,8 +316,10 @@ class JobManager:
             db.engine.dialect, table, _BATCH_COLUMNS, "ON CONFLICT DO NOTHING RETURNING id"
         )
         self._holders = select(table.c.exclusive_key, table.c.id).where(
-            table.c.exclusive_key.in_(bindparam("h_keys", expanding=True)),
-            table.c.status.in_(ACTIVE),
+            InValues(table.c.exclusive_key, "h_keys"), table.c.status.in_(ACTIVE)
+        )
+        self._discard = delete(table).where(
+            InValues(table.c.id, "d_ids"), table.c.status == Status.QUEUED.value
         )
         # Marks a batch's succeeded jobs in one executemany (rows are locked by the batch).
         self._complete_many = (
@@ -478,11 +480,7 @@ class JobManager:
     def discard(self, session: Session, job_ids: Sequence[str]) -> None:
         """Delete jobs this transaction enqueued and then found it must refuse."""
         if job_ids:
-            session.connection().execute(
-                delete(JobRow).where(
-                    JobRow.id.in_(list(job_ids)), JobRow.status == Status.QUEUED.value
-                )
-            )
+            session.connection().execute(self._discard, {"d_ids": list(job_ids)})
 
     def _values(self, spec: NewJob, now: datetime | None = None) -> dict[str, Any]:
         now = now or self.clock.now()
