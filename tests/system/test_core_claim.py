@@ -34,8 +34,28 @@ def test_regression_claim_limit_holds_under_a_nested_loop_plan(services: Service
         if services.db.is_postgres:
             for knob in ("hashagg", "hashjoin", "mergejoin", "material", "seqscan"):
                 s.execute(text(f"SET LOCAL enable_{knob} = off"))
-        got = services.jobs._claim_in(s, "claimer", [kind], 10, services.clock.now())
+        got = services.jobs._claim_in(s.connection(), "claimer", [kind], 10, services.clock.now())
     assert len(got) == 10
     with services.db.read() as s:
         running = services.jobs.find(s, tenant="claims", kind=kind, status="running", limit=100)
     assert len(running) == 10
+
+
+def test_a_claim_on_its_own_commits_the_jobs_it_took(services: Services) -> None:
+    """`claim` runs as one statement (autocommit on PostgreSQL): its take is committed."""
+    kind = uid("core.claim.")
+    with services.db.write() as s:
+        for _ in range(3):
+            services.jobs.enqueue(s, kind=kind, payload={}, tenant="claims")
+    got = services.jobs.claim("claimer", [kind], 2)
+    assert len(got) == 2
+    assert all(j.status.value == "running" and j.lease_owner == "claimer" for j in got)
+    assert all(j.attempts == 1 for j in got)
+    # A second claimer sees them taken at once, and gets only the one left.
+    rest = services.jobs.claim("other", [kind], 10)
+    assert len(rest) == 1
+    assert rest[0].id not in {j.id for j in got}
+    with services.db.read() as s:
+        running = services.jobs.find(s, tenant="claims", kind=kind, status="running", limit=10)
+    assert {j.lease_owner for j in running} == {"claimer", "other"}
+    assert len(running) == 3

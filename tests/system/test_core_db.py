@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Column, MetaData, String, Table, event, insert, select, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from tests.harness import uid
 from tests.system.conftest import core_services
@@ -83,3 +83,28 @@ def test_a_write_that_cannot_take_the_write_lock_raises_sqlalchemys_error(tmp_pa
             assert s.scalar(text("SELECT count(*) FROM t")) == 1
     finally:
         db.dispose()
+
+
+def test_a_statement_commits_by_itself_and_on_postgresql_without_a_transaction_block(
+    services: Services,
+) -> None:
+    """`Database.statement()`: what succeeded is committed at once; a failure writes nothing."""
+    tag = uid()
+    autocommit: list[bool] = []
+
+    def record(conn: Any, *_: Any) -> None:
+        autocommit.append(bool(getattr(conn.connection.driver_connection, "autocommit", False)))
+
+    event.listen(services.db.engine, "before_cursor_execute", record)
+    try:
+        with services.db.statement() as conn:
+            conn.execute(insert(keys), [{"k": f"{tag}-a"}, {"k": f"{tag}-b"}])
+        with pytest.raises(IntegrityError), services.db.statement() as conn:
+            conn.execute(insert(keys), [{"k": f"{tag}-c"}, {"k": f"{tag}-a"}])
+    finally:
+        event.remove(services.db.engine, "before_cursor_execute", record)
+    with services.db.read() as s:
+        stored = set(s.scalars(select(keys.c.k).where(keys.c.k.startswith(tag))))
+    assert stored == {f"{tag}-a", f"{tag}-b"}  # the failed multi-row INSERT left no row
+    # PostgreSQL: the driver runs them in autocommit, so it sends no BEGIN and no COMMIT.
+    assert autocommit == [services.db.is_postgres] * 2

@@ -27,7 +27,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.engine import Dialect, Engine, make_url
+from sqlalchemy.engine import Connection, Dialect, Engine, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -545,6 +545,7 @@ class Database:
         self.write_engine = self.engine.execution_options(writegate_write=True)
         self._write = sessionmaker(bind=self.write_engine, expire_on_commit=False)
         self._read = sessionmaker(bind=self.engine, expire_on_commit=False)
+        self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._after_commit: list[Callable[[Session], None]] = []
         self._lock = threading.Lock()
         event.listen(self._write, "after_commit", self._run_after_commit)
@@ -564,6 +565,21 @@ class Database:
         """A write transaction: committed on success, rolled back on error."""
         with self._write() as session, session.begin():
             yield session
+
+    @contextlib.contextmanager
+    def statement(self) -> Iterator[Connection]:
+        """A connection for ONE write statement, which commits by itself when it succeeds.
+
+        On PostgreSQL the statement runs in autocommit: no BEGIN and COMMIT round trips of
+        their own (one statement is atomic anyway). On SQLite it runs in a write transaction,
+        whose BEGIN IMMEDIATE waits for the single writer lock. Commit hooks do not run.
+        """
+        if not self.is_postgres:
+            with self.write_engine.begin() as conn:
+                yield conn
+            return
+        with self._autocommit.connect() as conn:
+            yield conn
 
     def group_write(self, fn: Callable[[Session], T]) -> T:
         """Run fn(session) in a write transaction shared with concurrent callers (group commit).
