@@ -801,7 +801,7 @@ def main() -> None:
     ap.add_argument(
         "--full",
         action="store_true",
-        help="the long run: 20,000 jobs per drain and 4 s wrk runs (9-21 minutes here)",
+        help="the long run: 3 runs per drain and scaling figure, 4 s wrk runs (9-21 minutes here)",
     )
     ap.add_argument("--repeat", type=int, default=3, help="runs per figure (median is reported)")
     ap.add_argument(
@@ -810,9 +810,7 @@ def main() -> None:
         default=None,
         help="runs per drain and scaling figure (default 1, since each starts processes; --full 3)",
     )
-    ap.add_argument(
-        "--jobs", type=int, default=None, help="jobs per drain run (default 2,000; --full 20,000)"
-    )
+    ap.add_argument("--jobs", type=int, default=20_000, help="jobs per drain run (default 20,000)")
     ap.add_argument(
         "--duration", type=int, default=None, help="seconds per wrk run (default 2; --full 4)"
     )
@@ -822,8 +820,6 @@ def main() -> None:
     args = ap.parse_args()
     if args.drain_repeat is None:
         args.drain_repeat = 3 if args.full else 1
-    if args.jobs is None:
-        args.jobs = 20_000 if args.full else 2_000
     if args.duration is None:
         args.duration = 4 if args.full else 2
     if not shutil.which("wrk"):
