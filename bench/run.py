@@ -62,10 +62,16 @@ class Row:
     goal: str
     runs: list[float]
     baseline_runs: list[float]
+    #: runs[i] and baseline_runs[i] were measured in the same round, seconds apart
+    paired: bool = False
 
     @property
     def ratio(self) -> float:
         return self.value / self.baseline if self.baseline else float("nan")
+
+    def round_ratios(self) -> list[float]:
+        """value / baseline of each round, for paired rows."""
+        return [v / c for v, c in zip(self.runs, self.baseline_runs, strict=True)]
 
 
 @dataclass
@@ -82,9 +88,17 @@ class Bench:
     notes: dict[str, Any]
 
     def add(
-        self, figure: str, runs: list[float], unit: str, base: str, bruns: list[float], goal: str
+        self,
+        figure: str,
+        runs: list[float],
+        unit: str,
+        base: str,
+        bruns: list[float],
+        goal: str,
+        *,
+        paired: bool = False,
     ) -> None:
-        row = Row(figure, med(runs), unit, base, med(bruns), goal, runs, bruns)
+        row = Row(figure, med(runs), unit, base, med(bruns), goal, runs, bruns, paired)
         self.rows.append(row)
         print(
             f"  {figure}: {row.value:.4g} {unit} "
@@ -299,6 +313,7 @@ def accept(b: Bench, wg_sqlite: Services, wg_pg: Services) -> None:
             "bare FastAPI ceiling",
             c["rps"],
             ">= 0.85",
+            paired=True,
         )
         b.add(
             f"accept p50, {label}, jef-one POST (real module)",
@@ -323,6 +338,7 @@ def accept(b: Bench, wg_sqlite: Services, wg_pg: Services) -> None:
             "bare FastAPI ceiling",
             c["rps"],
             ">= 0.85",
+            paired=True,
         )
         b.add(
             f"accept req/s, {label}, bench module, one commit per request",
@@ -331,6 +347,7 @@ def accept(b: Bench, wg_sqlite: Services, wg_pg: Services) -> None:
             "bare FastAPI ceiling",
             c["rps"],
             "(for comparison)",
+            paired=True,
         )
         b.add(
             f"accept p50, {label}, bench module, group commit",
@@ -793,6 +810,13 @@ def table(b: Bench) -> str:
         lines.append(
             f"{r.figure:<62} {r.value:>8.4g} {r.unit:<5}{base:>30} {r.ratio:>6.2f}  {r.goal}"
         )
+    paired = [r for r in b.rows if r.paired]
+    if paired:
+        # The ratio above is median / median; a round's own ratio shows how much it moves.
+        lines += ["", "ratio in each round (value / baseline measured seconds apart):"]
+        for r in paired:
+            each = "  ".join(f"{x:.2f}" for x in r.round_ratios())
+            lines.append(f"  {r.figure:<62} {each}")
     return "\n".join(lines)
 
 
