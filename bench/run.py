@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -128,9 +128,9 @@ def recreate_pg(name: str) -> None:
         c.execute(f'CREATE DATABASE "{name}"')
 
 
-def writegate_services(url: str) -> Services:
+def writegate_services(url: str, modules: Sequence[str] = ("bench.noop_module",)) -> Services:
     """Migrated writegate services with the bench module, and its business table."""
-    svc = Services.build(Settings(database_url=url, modules=["bench.noop_module"]))
+    svc = Services.build(Settings(database_url=url, modules=list(modules)))
     load_modules(svc)
     migrate(svc)
     bench_metadata.create_all(svc.db.write_engine, checkfirst=True)

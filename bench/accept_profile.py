@@ -1,0 +1,168 @@
+"""Where jef-one's accept spends its time: `python -m bench.accept_profile [threads|batch]`.
+
+`threads [ROUNDS] [sqlite,pg]`: the bare FastAPI ceiling and `writegate serve` (the real
+jef-one module) under `wrk -c32`, in turn, 4 s each. For each run it prints req/s and p50,
+how busy the machine was, and the CPU each thread of the server spent per request (user +
+system, from /proc), so the event loop and the commit threads can be told apart.
+
+`batch [N]`: one group-commit batch of N session accepts, alone (no HTTP, no load), 300
+times on SQLite and on PostgreSQL. It prints wall time and CPU per batch, and on SQLite
+the WAL frames each batch writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from bench import procs, run
+from writegate.core.services import Services
+from writegate.modules.jef_one import service as jef_one
+
+TICK = os.sysconf("SC_CLK_TCK")
+MODULES = ["jef_one", "bench.noop_module"]
+SECONDS = 4
+
+
+def thread_cpu(pid: int) -> dict[str, tuple[float, float]]:
+    """User and system CPU seconds of each thread of a process, by 'main|thread:tid'."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+        except FileNotFoundError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        role = "main" if int(tid) == pid else "thread"  # serve's main thread runs the loop
+        out[f"{role}:{tid}"] = (int(fields[11]) / TICK, int(fields[12]) / TICK)
+    return out
+
+
+def machine_cpu() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(values) - values[3] - values[4], sum(values)
+
+
+def threads(rounds: int, dbs: list[str]) -> None:
+    """Per-thread CPU per request of the ceiling and of writegate under wrk."""
+    run.TMP.mkdir(parents=True, exist_ok=True)
+    port = procs.free_port()
+    ceiling = procs.spawn(
+        ["-m", "uvicorn", "bench.ceiling:app", "--port", str(port), "--log-level", "warning"]
+    )
+    targets = {"ceiling": (ceiling, f"http://127.0.0.1:{port}/bench/one-post-create-session-job")}
+    for db in dbs:
+        url = run.WG_SQLITE if db == "sqlite" else run.WG_PG
+        if db == "pg":
+            run.recreate_pg("writegate_bench_wg")
+        svc = run.writegate_services(url, MODULES)
+        run.reset_writegate(svc)
+        svc.close()
+        port = procs.free_port()
+        server = procs.writegate_serve(
+            url, port, worker=False, WRITEGATE_MODULES=json.dumps(MODULES)
+        )
+        targets[db] = (server, f"http://127.0.0.1:{port}{run.JEF_ONE_PATH}")
+    with procs.running(*(p for p, _ in targets.values())):
+        for _, url in targets.values():
+            procs.wait_http(url.rsplit("/", 1)[0] + "/docs")
+            run.wrk(url, 1, 32)
+        for _ in range(rounds):
+            for name, (proc, url) in targets.items():
+                before, (busy0, total0) = thread_cpu(proc.pid), machine_cpu()
+                result = run.wrk(url, SECONDS, 32)
+                after, (busy1, total1) = thread_cpu(proc.pid), machine_cpu()
+                n = result["rps"] * SECONDS
+                per = []
+                for key, (user, system) in after.items():
+                    u0, s0 = before.get(key, (0.0, 0.0))
+                    if (user - u0) + (system - s0) > 0.02:
+                        per.append((key, (user - u0) / n * 1e6, (system - s0) / n * 1e6))
+                per.sort(key=lambda t: -(t[1] + t[2]))
+                each = "  ".join(f"{k} {u:.0f}+{s:.0f}" for k, u, s in per)
+                print(
+                    f"{name:8} {result['rps']:7.0f} req/s  p50 {result['p50']:.2f} ms  "
+                    f"machine {(busy1 - busy0) / (total1 - total0):.0%} busy  "
+                    f"us/request (user+sys): {each}",
+                    flush=True,
+                )
+
+
+def batch(n: int) -> None:
+    """Wall time and CPU of one group-commit batch of n jef-one accepts, alone."""
+    run.TMP.mkdir(parents=True, exist_ok=True)
+    run.recreate_pg("writegate_bench_wg")
+    for label, url in (("SQLite", run.WG_SQLITE), ("PostgreSQL", run.WG_PG)):
+        svc = run.writegate_services(url, MODULES)
+        run.reset_writegate(svc)
+        prefix = uuid.uuid4().hex[:8]
+        count = 0
+
+        def one(svc: Services = svc, prefix: str = prefix) -> None:
+            nonlocal count
+            count += 1
+            items: list[Any] = []
+            for i in range(n):
+                sid = f"s-{prefix}-{count}-{i}"
+                body = {
+                    "entity_number": "1001",
+                    "employee_number": "00001",
+                    "session_id": sid,
+                    "app_type": "mobile",
+                    "app_number": "001",
+                }
+                items.append((svc, jef_one.KIND_SESSION, body, sid))
+            with svc.db.write() as s:
+                jef_one._accept_sessions(s, items)
+
+        for _ in range(50):
+            one()
+        times = 300
+        wall, cpu = time.perf_counter(), time.thread_time()
+        for _ in range(times):
+            one()
+        wall, cpu = time.perf_counter() - wall, time.thread_time() - cpu
+        line = (
+            f"{label}: batch of {n}: {wall / times * 1e3:.2f} ms wall, "
+            f"{cpu / times * 1e3:.2f} ms CPU ({cpu / times / n * 1e6:.0f} us per accept)"
+        )
+        if svc.db.is_sqlite:
+            line += f", {wal_frames(svc, one):.1f} WAL frames per batch"
+        print(line, flush=True)
+        svc.close()
+
+
+def wal_frames(svc: Services, one: Any, batches: int = 20) -> float:
+    """WAL frames one batch appends, from the WAL's growth after emptying it."""
+    wal = Path(f"{svc.db.engine.url.database}-wal")
+    raw = svc.db.engine.raw_connection()  # the driver's own autocommit, outside any BEGIN
+    try:
+        raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # type: ignore[union-attr]
+    finally:
+        raw.close()
+    for _ in range(batches):  # few enough to stay under the 1,000-page autocheckpoint
+        one()
+    return wal.stat().st_size / (4096 + 24) / batches
+
+
+def main() -> None:
+    """Run one of the two profiles."""
+    what = sys.argv[1] if len(sys.argv) > 1 else "threads"
+    if what == "threads":
+        rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 2
+        dbs = sys.argv[3].split(",") if len(sys.argv) > 3 else ["sqlite", "pg"]
+        threads(rounds, dbs)
+    elif what == "batch":
+        batch(int(sys.argv[2]) if len(sys.argv) > 2 else 16)
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main()
