@@ -8,7 +8,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -397,6 +397,24 @@ def test_enqueue_many_stores_rows_exactly_as_the_orm_path_does(services: Service
             .where(JobRow.tenant == tenant, JobRow.run_after == run_after)
         )
     assert due == 3
+
+
+def test_enqueue_many_stores_an_aware_run_after_as_the_orm_path_does(services: Services) -> None:
+    """A run_after with a UTC offset is stored by the batch INSERT as by the ORM INSERT."""
+    tenant = uid("tenant-")
+    aware = datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=timezone(timedelta(hours=2)))
+    with services.db.write() as s:
+        orm = services.jobs.enqueue(
+            s, kind="core.test", payload={}, tenant=tenant, run_after=aware, idempotency_key="i"
+        )
+        (batch,) = services.jobs.enqueue_many(s, [NewJob("core.test", {}, tenant, run_after=aware)])
+    assert isinstance(batch, Job)
+    with services.db.read() as s:
+        a, b = (services.jobs.get(s, j.id) for j in (orm, batch))
+    assert a is not None
+    assert b is not None
+    assert b.run_after == a.run_after
+    assert b.run_after.tzinfo is None
 
 
 def test_enqueue_many_binds_each_rows_own_values_in_a_shared_column(
