@@ -6,6 +6,7 @@ import contextlib
 import gc
 import importlib
 import logging
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, cast
@@ -176,9 +177,14 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         app.state.worker = worker
         app.state.maintenance = housekeeping
         freeze_startup_objects()
+        # Python's 5 ms default lets a busy event loop keep the GIL that long from a commit
+        # thread back from its fsync, or from the embedded worker woken by a new job.
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(settings.gil_switch_interval_ms / 1000)
         try:
             yield
         finally:
+            sys.setswitchinterval(switch_interval)
             if housekeeping is not None:
                 housekeeping.stop()
             if worker is not None:

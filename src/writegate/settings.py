@@ -38,3 +38,7 @@ class Settings(BaseSettings):
     #: false sends every request through the full stack (same answers, more CPU per request)
     direct_routes: bool = True
     db_pool_size: int = Field(default=10, ge=1)
+    #: `serve`'s GIL switch interval (`sys.setswitchinterval`), in milliseconds: the longest
+    #: a thread that is ready to run (a group commit back from its fsync, the embedded worker
+    #: woken by a job) waits for the busy event loop to hand over the GIL
+    gil_switch_interval_ms: float = Field(default=0.5, gt=0, le=1000)
