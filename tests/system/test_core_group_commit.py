@@ -210,8 +210,8 @@ def test_enqueue_grouped_batches_jobs_and_a_duplicate_fails_alone(services: Serv
     fresh = [uid("job-") for _ in range(20)]
 
     async def main() -> list[Any]:
-        # One loop iteration queues all 21 inserts: they share one multi-row INSERT, which
-        # fails on the duplicate id, and are then retried one savepoint each.
+        # One loop iteration queues all 21 jobs: they share one multi-row INSERT, the
+        # duplicate id fails the batch, and they are then retried one savepoint each.
         return await asyncio.gather(
             *(
                 services.jobs.enqueue_grouped(

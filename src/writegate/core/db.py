@@ -38,7 +38,6 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
-from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.type_api import TypeEngine
 from sqlalchemy.sql.visitors import InternalTraversal
@@ -359,19 +358,16 @@ _NOTHING = object()
 class _Call:
     """One queued group write: the function, its outcome and how to tell the caller."""
 
-    __slots__ = ("done", "error", "fn", "future", "insert", "loop", "many", "result")
+    __slots__ = ("done", "error", "fn", "future", "loop", "many", "result")
 
     def __init__(
         self,
         fn: Callable[[Session], Any],
         loop: asyncio.AbstractEventLoop | None,
-        insert: tuple[Insert, dict[str, Any], dict[str, Any]] | None = None,
         many: tuple[ManyFn, Any] | None = None,
     ):
         self.fn = fn
         self.loop = loop
-        #: (statement, row values, session.info flags): merged with its batch's twins
-        self.insert = insert
         #: (function of many items, this caller's item): called once for all its twins
         self.many = many
         self.result: Any = None
@@ -424,7 +420,6 @@ class _GroupCommit:
         self,
         fn: Callable[[Session], Any],
         loop: asyncio.AbstractEventLoop,
-        insert: tuple[Insert, dict[str, Any], dict[str, Any]] | None = None,
         many: tuple[ManyFn, Any] | None = None,
     ) -> asyncio.Future[Any]:
         """Queue fn for the loop's next batch, committed on the commit thread pool.
@@ -436,7 +431,7 @@ class _GroupCommit:
         """
         if getattr(self._flushing, "active", False):
             raise RuntimeError("group_write() cannot be called from inside a group write")
-        call = _Call(fn, loop, insert, many)
+        call = _Call(fn, loop, many)
         with self._lock:
             pending = self._on_loop.get(loop)
             start = pending is None and self._in_flight.get(loop, 0) < self.max_in_flight
@@ -478,12 +473,11 @@ class _GroupCommit:
         self,
         fn: Callable[[Session], Any],
         loop: asyncio.AbstractEventLoop | None,
-        insert: tuple[Insert, dict[str, Any], dict[str, Any]] | None = None,
     ) -> _Call:
         """Queue fn; the call is settled once its transaction has committed (or failed)."""
         if threading.current_thread() is self._thread or getattr(self._flushing, "active", False):
             raise RuntimeError("group_write() cannot be called from inside a group write")
-        call = _Call(fn, loop, insert)
+        call = _Call(fn, loop)
         thread = self._thread
         if thread is None or not thread.is_alive():
             with self._lock:
@@ -533,20 +527,12 @@ class _GroupCommit:
     def _commit(self, batch: list[_Call]) -> None:
         try:
             with self.db.write() as session:
-                rows: dict[Insert, list[dict[str, Any]]] = {}
                 groups: dict[ManyFn, list[_Call]] = {}
                 for call in batch:
-                    if call.insert is not None:
-                        stmt, values, info = call.insert
-                        rows.setdefault(stmt, []).append(values)
-                        session.info.update(info)
-                    elif call.many is not None:
+                    if call.many is not None:
                         groups.setdefault(call.many[0], []).append(call)
                     else:
                         call.result = call.fn(session)
-                # Single-row inserts of the whole batch go in one executemany per statement.
-                for stmt, many in rows.items():
-                    session.execute(stmt, many)
                 for fn, calls in groups.items():
                     outcomes = fn(session, [c.many[1] for c in calls if c.many is not None])
                     if len(outcomes) != len(calls):
@@ -659,23 +645,6 @@ class Database:
             raise call.error
         result: T = call.result
         return result
-
-    async def group_insert_async(
-        self, stmt: Insert, values: dict[str, Any], info: dict[str, Any] | None = None
-    ) -> None:
-        """Insert one row with group commit, batched with concurrent inserts of stmt.
-
-        `info` is merged into the shared session's `info` (e.g. flags for commit hooks).
-        Returns once the row is committed; raises if it could not be (e.g. a duplicate key),
-        without affecting the other callers.
-        """
-        flags = info or {}
-
-        def one(session: Session) -> None:
-            session.execute(stmt, values)
-            session.info.update(flags)
-
-        await self._group.submit_on_loop(one, asyncio.get_running_loop(), (stmt, values, flags))
 
     async def group_many_async(self, fn: ManyFn, item: Any) -> Any:
         """Group commit where fn(session, items) handles every item queued with fn at once.

@@ -520,9 +520,8 @@ class JobManager:
         business rows in the same transaction, use `db.group_write_async` with `enqueue`.
         """
         spec = NewJob(kind, payload, tenant, principal, job_id, max_attempts, run_after)
-        values = self._values(spec)
-        await self.db.group_insert_async(self._insert, values, _ENQUEUED_FLAGS)
-        return _fresh(values)
+        job: Job = await self.db.group_many_async(self.enqueue_many, spec)
+        return job
 
     def _enqueued(self, session: Session, row: JobRow | Job) -> Job:
         # Wakes this process's worker after COMMIT; on PostgreSQL the jobs table's statement
