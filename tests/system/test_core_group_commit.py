@@ -8,16 +8,35 @@ import threading
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import Column, MetaData, String, Table, event, func, insert, select
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Time,
+    Uuid,
+    event,
+    func,
+    insert,
+    select,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tests.harness import uid, wait_for
 from tests.system.conftest import core_services
+from writegate.core.db import BatchInsert
 from writegate.core.exceptions import ExclusiveJobExists
 from writegate.core.jobs import Job, JobRow, NewJob, Status
 from writegate.core.services import Services
@@ -25,6 +44,20 @@ from writegate.core.services import Services
 #: a scratch table outside Base.metadata, so migrations checks never see it
 scratch = MetaData()
 rows = Table("core_test_rows", scratch, Column("id", String(64), primary_key=True))
+typed = Table(
+    "core_test_typed",
+    scratch,
+    Column("id", String(64), primary_key=True),
+    Column("day", Date),
+    Column("at", Time),
+    Column("ts", DateTime),
+    Column("u", Uuid),
+    Column("amount", Numeric(12, 3)),
+    Column("flag", Boolean),
+    Column("n", Integer),
+    Column("doc", JSON),
+    Column("note", String(200)),
+)
 
 
 @pytest.fixture
@@ -517,3 +550,35 @@ def test_lock_many_holds_every_key_until_the_transaction_ends(services: Services
         assert not got.wait(0.5)  # blocked on the key this transaction holds
     assert got.wait(30)
     t.join(30)
+
+
+def test_batch_insert_stores_every_column_type_as_a_core_insert_does(services: Services) -> None:
+    """BatchInsert binds each value through its column type, on SQLite and on PostgreSQL."""
+    columns = [c.name for c in typed.columns]
+    batch = BatchInsert(services.db.engine.dialect, typed, columns, "")
+    value = {
+        "day": date(2031, 2, 3),
+        "at": time(4, 5, 6, 789000),
+        "ts": datetime(2031, 2, 3, 4, 5, 6, 7),
+        "u": uuid.UUID("0193a3f2-1c2d-7e4f-8a9b-0c1d2e3f4a5b"),
+        "amount": Decimal("1234.500"),
+        "flag": True,
+        "n": -7,
+        "doc": {"k": ['a"b', None, 1.5], "naïve": "☃"},
+        "note": "it's \\ a, {note}",
+    }
+    core, fast, empty = uid("core-"), uid("fast-"), uid("empty-")
+    with services.db.write() as s:
+        s.execute(insert(typed), [{"id": core, **value}])
+        batch.execute(
+            s,
+            [
+                [fast if c == "id" else value[c] for c in columns],
+                [empty if c == "id" else None for c in columns],
+            ],
+        )
+    with services.db.read() as s:
+        got = {r.id: r._asdict() for r in s.execute(select(typed).where(typed.c.id.like("%-%")))}
+    assert {k: v for k, v in got[fast].items() if k != "id"} == value
+    assert {k: v for k, v in got[core].items() if k != "id"} == value
+    assert all(got[empty][c] is None for c in columns if c != "id")

@@ -236,7 +236,7 @@ class BatchInsert:
             self._processors = [
                 _json_text(p)
                 if j
-                else _json_scalar
+                else _iso
                 if p is None and isinstance(table.c[c].type, DateTime)
                 else p
                 for c, p, j in zip(columns, self._processors, is_json, strict=True)
@@ -321,6 +321,10 @@ def _json_text(processor: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
         return (bound.dumps or json.dumps)(bound.obj)
 
     return process
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else _json_scalar(value)
 
 
 def _json_scalar(value: Any) -> Any:
