@@ -16,7 +16,7 @@ import statistics
 import sys
 
 from bench import procs, run
-from bench.accept_profile import MODULES
+from bench.accept_profile import MODULES, start_ceiling
 
 SECONDS = 3
 
@@ -29,11 +29,7 @@ def main() -> None:
     variants = {"A": json.loads(sys.argv[2]), "B": json.loads(sys.argv[3])}
     dbs = sys.argv[4].split(",") if len(sys.argv) > 4 else ["sqlite", "pg"]
     run.TMP.mkdir(parents=True, exist_ok=True)
-    port = procs.free_port()
-    ceiling = procs.spawn(
-        ["-m", "uvicorn", "bench.ceiling:app", "--port", str(port), "--log-level", "warning"]
-    )
-    targets = {"ceiling": (ceiling, f"http://127.0.0.1:{port}/bench/one-post-create-session-job")}
+    targets = {"ceiling": start_ceiling()}
     for db in dbs:
         for name, env in variants.items():
             if db == "pg":

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import time
 import uuid
@@ -49,14 +50,19 @@ def machine_cpu() -> tuple[int, int]:
     return sum(values) - values[3] - values[4], sum(values)
 
 
-def threads(rounds: int, dbs: list[str]) -> None:
-    """Per-thread CPU per request of the ceiling and of writegate under wrk."""
-    run.TMP.mkdir(parents=True, exist_ok=True)
+def start_ceiling() -> tuple[subprocess.Popen[bytes], str]:
+    """The bare FastAPI ceiling on a free port: its process and its accept URL."""
     port = procs.free_port()
     ceiling = procs.spawn(
         ["-m", "uvicorn", "bench.ceiling:app", "--port", str(port), "--log-level", "warning"]
     )
-    targets = {"ceiling": (ceiling, f"http://127.0.0.1:{port}/bench/one-post-create-session-job")}
+    return ceiling, f"http://127.0.0.1:{port}/bench/one-post-create-session-job"
+
+
+def threads(rounds: int, dbs: list[str]) -> None:
+    """Per-thread CPU per request of the ceiling and of writegate under wrk."""
+    run.TMP.mkdir(parents=True, exist_ok=True)
+    targets = {"ceiling": start_ceiling()}
     for db in dbs:
         url = run.WG_SQLITE if db == "sqlite" else run.WG_PG
         if db == "pg":
