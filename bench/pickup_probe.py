@@ -2,7 +2,7 @@
 
 Starts a writegate worker (pg) or an embedded `serve` (embedded) whose wake-up path is
 instrumented, submits N single jobs 50 ms apart and prints each stage in ms from the submit:
-committed/response (driver), set (Wakeup.set, by the LISTEN thread or the committing thread),
+committed/response (driver), set (Wakeup.set by the committing thread; embedded only),
 wait-end (dispatcher awake), batch-start, claimed, MARK (the handler ran), batch-end.
 """
 
@@ -37,8 +37,8 @@ def instrumented_cli() -> None:
         log("set")
         orig_set(self)
 
-    def wait(self: Any, timeout: float) -> bool:
-        woke = orig_wait(self, timeout)
+    def wait(self: Any, timeout: float, fd: int | None = None) -> bool:
+        woke = orig_wait(self, timeout, fd)
         log(f"wait-end {woke}")
         return woke
 

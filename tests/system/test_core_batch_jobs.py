@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import Column, MetaData, String, Table, insert, select
+from sqlalchemy import Column, MetaData, String, Table, insert, select, text
 
 from tests.harness import uid, wait_for
 from tests.system.conftest import core_services
@@ -200,14 +200,41 @@ def test_an_idle_worker_is_woken_by_a_commit_not_by_polling(services: Services) 
     assert _jobs(services, ids)[ids[0]].result == "woken"
 
 
-def _listening(services: Services) -> bool:
-    from sqlalchemy import text
+def test_a_worker_listens_again_after_its_listen_connection_is_killed(
+    services: Services,
+) -> None:
+    """PostgreSQL: the dispatcher reconnects its LISTEN socket; a NOTIFY still wakes it."""
+    if not services.db.is_postgres:
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    kind = uid("core.l-")
+    worker = _worker(services, [JobSpec(kind, lambda ctx: "again", batch=True)], poll_interval=3600)
+    other = Services.build(services.settings)
+    try:
+        wait_for(lambda: _listeners(services), timeout=30)
+        [first] = _listeners(services)
+        with services.db.read() as s:
+            s.execute(text("SELECT pg_terminate_backend(:p)"), {"p": first})
+        wait_for(lambda: _listeners(services) not in ([], [first]), timeout=30)
+        # With an hour between polls, only the new LISTEN connection can wake the worker.
+        ids = _enqueue(other, kind, [{}])
+        wait_for(lambda: _jobs(services, ids)[ids[0]].status is Status.SUCCEEDED, timeout=60)
+    finally:
+        other.close()
+        worker.stop()
+    assert _jobs(services, ids)[ids[0]].result == "again"
 
+
+def _listeners(services: Services) -> list[int]:
     with services.db.read() as s:
-        n = s.scalar(
-            text(
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND query LIKE 'LISTEN %'"
+        return list(
+            s.scalars(
+                text(
+                    "SELECT pid FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND query LIKE 'LISTEN %'"
+                )
             )
         )
-    return bool(n)
+
+
+def _listening(services: Services) -> bool:
+    return bool(_listeners(services))

@@ -71,5 +71,6 @@ class Services:
             return self.tokens.purge_expired(s)
 
     def close(self) -> None:
-        """Release database connections."""
+        """Release database connections and the wake-up pipe."""
         self.db.dispose()
+        self.wakeup.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import select
 import socket
 import threading
 import time
@@ -76,20 +77,93 @@ class Registry:
 
 
 class Wakeup:
-    """An in-process signal that new work may be due."""
+    """An in-process signal that new work may be due; a wait may also watch one socket."""
 
+    # A self-pipe rather than a threading.Event: the dispatcher's one poll() then also watches
+    # its LISTEN socket on PostgreSQL, so a NOTIFY wakes it with no thread hand-off.
     def __init__(self) -> None:
-        self._event = threading.Event()
+        self._r, self._w = os.pipe()
+        os.set_blocking(self._r, False)
+        os.set_blocking(self._w, False)
+        self._lock = threading.Lock()
+        self._closed = False
 
     def set(self) -> None:
         """Wake any waiting worker."""
-        self._event.set()
+        with self._lock:
+            if self._closed:
+                return
+            with contextlib.suppress(BlockingIOError):  # a full pipe is set already
+                os.write(self._w, b"\0")
 
-    def wait(self, timeout: float) -> bool:
-        """Wait for a wake-up or the timeout; clear and report whether woken."""
-        woke = self._event.wait(timeout)
-        self._event.clear()
+    def wait(self, timeout: float, fd: int | None = None) -> bool:
+        """Wait for a wake-up, for `fd` to be readable or for the timeout; report if woken."""
+        poller = select.poll()
+        poller.register(self._r, select.POLLIN)
+        if fd is not None:
+            poller.register(fd, select.POLLIN)
+        woke = bool(poller.poll(max(0.0, timeout) * 1000))
+        # Drained after the poll: a set() from here on leaves a byte for the next wait.
+        with contextlib.suppress(BlockingIOError, OSError):
+            while os.read(self._r, 4096):
+                pass
         return woke
+
+    def close(self) -> None:
+        """Release the pipe; later set() calls do nothing."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                os.close(self._r)
+                os.close(self._w)
+
+
+class _Listener:
+    """The dispatcher's LISTEN connection (PostgreSQL), read by the dispatcher itself."""
+
+    def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
+        self._conn: Any = None
+
+    def ensure(self) -> tuple[int | None, bool]:
+        """The socket to watch (None while the database is unreachable), and if it is new."""
+        import psycopg
+
+        if self._conn is not None:
+            try:
+                return self._conn.fileno(), False
+            except psycopg.Error:
+                self.close()
+        try:
+            conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=5)
+            conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        except psycopg.Error:
+            log.warning("LISTEN connection failed; polling until it is back", exc_info=True)
+            return None, False
+        self._conn = conn
+        return conn.fileno(), True
+
+    def drain(self) -> None:
+        """Read what arrived; any NOTIFY on the channel means the same: claim."""
+        import psycopg
+
+        if self._conn is None:
+            return
+        try:
+            pgconn = self._conn.pgconn
+            pgconn.consume_input()
+            while pgconn.notifies() is not None:
+                pass
+        except psycopg.Error:
+            log.warning("LISTEN connection lost; reconnecting", exc_info=True)
+            self.close()
+
+    def close(self) -> None:
+        """Close the connection (it is reopened by the next ensure())."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
 
 
 class JobContext:
@@ -190,6 +264,7 @@ class Worker:
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.reaper_interval = reaper_interval
+        self._owns_wakeup = wakeup is None
         self.wakeup = wakeup or Wakeup()
         self.worker_id = worker_id or default_worker_id()
         self._running: dict[str, threading.Thread] = {}
@@ -201,14 +276,12 @@ class Worker:
     # -- life cycle -----------------------------------------------------------
 
     def start(self) -> None:
-        """Start the dispatcher, the lease keeper and (on PostgreSQL) the listener."""
+        """Start the dispatcher (which LISTENs on PostgreSQL) and the lease keeper."""
         self.manager.policies.update(self.registry.policies())
         targets: list[tuple[str, Callable[[], None]]] = [
             ("dispatch", self._dispatch_loop),
             ("leases", self._lease_loop),
         ]
-        if self.manager.db.is_postgres:
-            targets.append(("listen", self._listen_loop))
         for name, fn in targets:
             t = threading.Thread(target=fn, name=f"writegate-{name}", daemon=True)
             t.start()
@@ -224,6 +297,8 @@ class Worker:
             t.join(max(0.0, deadline - time.monotonic()))
         for t in list(self._running.values()):
             t.join(max(0.0, deadline - time.monotonic()))
+        if self._owns_wakeup and not any(t.is_alive() for t in self._threads):
+            self.wakeup.close()
 
     def run_forever(self) -> None:
         """Start and block until stopped."""
@@ -240,6 +315,17 @@ class Worker:
     # -- loops ----------------------------------------------------------------
 
     def _dispatch_loop(self) -> None:
+        listener = None
+        if self.manager.db.is_postgres:
+            url = self.manager.db.engine.url.set(drivername="postgresql")
+            listener = _Listener(url.render_as_string(hide_password=False))
+        try:
+            self._dispatch(listener)
+        finally:
+            if listener is not None:
+                listener.close()
+
+    def _dispatch(self, listener: _Listener | None) -> None:
         kinds = self.registry.threaded_kinds()
         batched = self.registry.batched_kinds()
         while not self._stop.is_set():
@@ -273,7 +359,19 @@ class Worker:
                     self._running[job.id] = t
                 t.start()
             if not full_batch and (len(claimed) < free or free <= 0):
-                self.wakeup.wait(self.poll_interval)
+                self._idle(listener)
+
+    def _idle(self, listener: _Listener | None) -> None:
+        if listener is None:
+            self.wakeup.wait(self.poll_interval)
+            return
+        fd, new = listener.ensure()
+        if new:
+            return  # commits made while it was not listening sent their NOTIFY to no one
+        # Without a LISTEN socket, retry it at least every second (and poll meanwhile).
+        timeout = self.poll_interval if fd is not None else min(self.poll_interval, 1.0)
+        self.wakeup.wait(timeout, fd)
+        listener.drain()
 
     def _run_in_batch(self, open_session: Callable[[], Session], job: Job) -> Any:
         return self.registry.get(job.kind).handler(
@@ -312,23 +410,6 @@ class Worker:
                         self.wakeup.set()
             except Exception:
                 log.exception("lease upkeep failed")
-
-    def _listen_loop(self) -> None:
-        import psycopg
-
-        url = self.manager.db.engine.url.set(drivername="postgresql")
-        dsn = url.render_as_string(hide_password=False)
-        while not self._stop.is_set():
-            try:
-                with psycopg.connect(dsn, autocommit=True) as conn:
-                    conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-                    self.wakeup.set()
-                    while not self._stop.is_set():
-                        for _ in conn.notifies(timeout=1.0, stop_after=1):
-                            self.wakeup.set()
-            except Exception:
-                log.warning("LISTEN connection lost; reconnecting", exc_info=True)
-                self._stop.wait(1.0)
 
     # -- one job --------------------------------------------------------------
 

@@ -1,0 +1,54 @@
+"""The worker's wake-up signal: a self-pipe its dispatcher waits on, with one socket."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+from writegate.core.worker import Wakeup
+
+
+def test_a_set_before_the_wait_is_kept_and_consumed_once() -> None:
+    w = Wakeup()
+    try:
+        w.set()
+        w.set()
+        assert w.wait(5.0) is True
+        started = time.monotonic()
+        assert w.wait(0.05) is False  # both sets were consumed by the one wait
+        assert time.monotonic() - started >= 0.04
+    finally:
+        w.close()
+
+
+def test_a_set_from_another_thread_ends_a_long_wait() -> None:
+    w = Wakeup()
+    try:
+        threading.Timer(0.05, w.set).start()
+        started = time.monotonic()
+        assert w.wait(30.0) is True
+        assert time.monotonic() - started < 10
+    finally:
+        w.close()
+
+
+def test_a_readable_socket_ends_the_wait_and_stays_the_callers_to_read() -> None:
+    w = Wakeup()
+    a, b = socket.socketpair()
+    try:
+        assert w.wait(0.01, a.fileno()) is False
+        b.send(b"x")
+        assert w.wait(30.0, a.fileno()) is True
+        assert a.recv(1) == b"x"
+    finally:
+        a.close()
+        b.close()
+        w.close()
+
+
+def test_set_after_close_does_nothing() -> None:
+    w = Wakeup()
+    w.close()
+    w.close()
+    w.set()  # a handler thread that outlives its worker must not write to a reused fd
