@@ -4,16 +4,35 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
+from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Column, MetaData, String, Table, event, insert, select, text
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    bindparam,
+    event,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.orm import Session
 
 from tests.harness import uid
 from tests.system.conftest import core_services
-from writegate.core.db import Database, InValues
+from writegate.core.db import Database, DriverStatement, InValues
 from writegate.core.services import Services
 
 #: a scratch table outside Base.metadata, so migrations checks never see it
@@ -110,3 +129,117 @@ def test_a_statement_commits_by_itself_and_on_postgresql_without_a_transaction_b
     assert stored == {f"{tag}-a", f"{tag}-b"}  # the failed multi-row INSERT left no row
     # PostgreSQL: the driver runs them in autocommit, so it sends no BEGIN and no COMMIT.
     assert seen == [True, True]
+
+
+typed = Table(
+    "core_test_driver",
+    scratch,
+    Column("id", String(64), primary_key=True),
+    Column("ts", DateTime),
+    Column("amount", Numeric(12, 3)),
+    Column("flag", Boolean),
+    Column("n", Integer),
+    Column("doc", JSON),
+    Column("note", String(200)),
+)
+_TOUCH = (
+    update(typed)
+    .where(InValues(typed.c.id, "p_ids"), typed.c.n < 100)
+    .values(
+        ts=bindparam("p_ts", type_=DateTime),
+        n=typed.c.n + 1,
+        note=bindparam("p_note"),
+        doc=bindparam("p_doc", type_=JSON),
+    )
+    .returning(*typed.c)
+)
+
+
+def test_driver_statement_binds_and_reads_every_column_type_as_core_execute_does(
+    services: Services,
+) -> None:
+    """DriverStatement: the same rows, values and stored data as `Connection.execute`."""
+    fast = DriverStatement(services.db.engine.dialect, _TOUCH, list(typed.c))
+    base = {"amount": Decimal("12.500"), "flag": True, "n": 1}
+    a, b = uid("drv-"), uid("core-")
+    with services.db.write() as s:
+        s.execute(insert(typed), [{"id": a, **base}, {"id": b, **base}])
+    change = {
+        "p_ts": datetime(2031, 2, 3, 4, 5, 6, 7),
+        "p_note": "it's \\ a, {note}",
+        "p_doc": {"k": ['a"b', None, 1.5], "naïve": "☃"},
+    }
+    with services.db.write() as s:
+        got = fast.fetch(s.connection(), {"p_ids": [a], **change})
+        want = [tuple(r) for r in s.execute(_TOUCH, {"p_ids": [b], **change})]
+    assert [r[1:] for r in got] == [r[1:] for r in want]
+    assert got[0][0] == a
+    assert got[0][1:] == (
+        change["p_ts"], Decimal("12.500"), True, 2, change["p_doc"], change["p_note"]
+    )  # fmt: skip
+    with services.db.read() as s:
+        stored = {
+            r.id: tuple(r)[1:] for r in s.execute(select(typed).where(typed.c.id.in_([a, b])))
+        }
+    assert stored[a] == stored[b] == got[0][1:]
+    with services.db.write() as s:  # no row matches: no rows, nothing written
+        assert fast.fetch(s.connection(), {"p_ids": [uid("none-")], **change}) == []
+
+
+def test_driver_statement_failure_is_sqlalchemys_error_and_writes_nothing(
+    services: Services,
+) -> None:
+    """A driver error comes out as SQLAlchemy's, with the statement, as execute() would raise."""
+    fast = DriverStatement(
+        services.db.engine.dialect,
+        insert(typed).values(id=bindparam("p_id"), note="x").returning(typed.c.id),
+    )
+    taken = uid("taken-")
+    with services.db.write() as s:
+        assert fast.fetch(s.connection(), {"p_id": taken}) == [(taken,)]
+    fresh = uid("fresh-")
+
+    def both(s: Session) -> None:
+        s.execute(insert(typed).values(id=fresh))
+        fast.fetch(s.connection(), {"p_id": taken})
+
+    with pytest.raises(IntegrityError) as info:
+        _in_one_write(services, both)
+    assert info.value.statement == fast.sql
+    assert not info.value.connection_invalidated
+    with services.db.read() as s:
+        assert s.scalar(select(typed.c.id).where(typed.c.id == fresh)) is None
+
+
+def _in_one_write(services: Services, fn: Any) -> None:
+    with services.db.write() as s:
+        fn(s)
+
+
+def test_driver_statement_invalidates_a_lost_connection(services: Services) -> None:
+    """PostgreSQL: a killed backend is SQLAlchemy's disconnect error; the pool replaces it."""
+    if not services.db.is_postgres:
+        pytest.skip("a killed server backend is PostgreSQL's")
+    fast = DriverStatement(
+        services.db.engine.dialect, select(typed.c.id).where(typed.c.id == bindparam("p_id"))
+    )
+    with services.db.write_engine.connect() as conn:
+        pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        with services.db.read() as s:
+            s.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+        with pytest.raises(DBAPIError) as info:
+            fast.fetch(conn, {"p_id": "x"})
+        assert info.value.connection_invalidated
+        assert conn.invalidated
+    with services.db.write() as s:  # the next checkout is a live connection
+        assert fast.fetch(s.connection(), {"p_id": "x"}) == []
+
+
+def test_driver_statement_refuses_an_expanding_in(tmp_path: Path) -> None:
+    """An expanding IN renders per call, so it cannot be compiled once."""
+    db = Database(f"sqlite:///{tmp_path / 'x.db'}")
+    try:
+        with pytest.raises(ValueError, match="InValues"):
+            DriverStatement(db.engine.dialect, select(typed.c.id).where(typed.c.id.in_(["a"])))
+    finally:
+        db.dispose()

@@ -38,7 +38,8 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement, ColumnElement
 from sqlalchemy.sql.type_api import TypeEngine
 from sqlalchemy.sql.visitors import InternalTraversal
 
@@ -308,6 +309,90 @@ class BatchInsert:
         # SQLAlchemy's error translation and disconnect handling.
         result = session.connection().exec_driver_sql(self.sql(n), tuple(params))
         return list(result.all()) if result.returns_rows else []
+
+
+class DriverStatement:
+    """A fixed Core statement run on the driver's own cursor, for the hottest statement.
+
+    SQLAlchemy's per-execution bookkeeping (execution context, result, row objects) costs as
+    much as a warm round trip: the worker's claim pays it before every job runs. This
+    compiles once, binds each value through its parameter type's bind processor, reads each
+    returned column through its type's result processor, and returns plain tuples. A driver
+    error is raised as SQLAlchemy's own `DBAPIError`, and a lost connection is invalidated,
+    as `Connection.execute` does.
+    """
+
+    def __init__(
+        self, dialect: Dialect, stmt: ClauseElement, returning: Sequence[ColumnElement[Any]] = ()
+    ) -> None:
+        compiled = stmt.compile(dialect=dialect)
+        assert isinstance(compiled, SQLCompiler)
+        if any(b.expanding for b in compiled.bind_names):
+            raise ValueError("an expanding IN cannot be compiled once; use InValues")
+        self._dialect = dialect
+        self.sql = compiled.string
+        self._order = list(compiled.positiontup or ()) if compiled.positional else None
+        #: literal values (a status in a WHERE clause), processed once
+        self._fixed: dict[str, Any] = {}
+        given: dict[str, tuple[str, str, Callable[[Any], Any] | None]] = {}
+        for b, name in compiled.bind_names.items():
+            proc = b.type.dialect_impl(dialect).bind_processor(dialect)
+            if b.required or b.callable is not None:
+                given[name] = (name, b.key, proc)  # a name used twice is bound once
+            else:
+                self._fixed[name] = proc(b.value) if proc else b.value
+        #: (compiled name, key in the caller's params, bind processor) of every other parameter
+        self._given = list(given.values())
+        self._returning = [c.type.dialect_impl(dialect) for c in returning]
+        #: each returned column's result processor, known from the first cursor description
+        self._results: list[Callable[[Any], Any] | None] | None = None
+
+    def _processors(self, description: Sequence[Any]) -> list[Callable[[Any], Any] | None]:
+        if not self._returning:
+            return [None] * len(description)
+        return [
+            impl.result_processor(self._dialect, col[1])
+            for impl, col in zip(self._returning, description, strict=True)
+        ]
+
+    def fetch(self, conn: Connection, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """Run the statement with `params` in conn's transaction; the returned rows."""
+        values = dict(self._fixed)
+        for name, key, proc in self._given:
+            value = params[key]
+            values[name] = value if proc is None else proc(value)
+        bound: Any = [values[n] for n in self._order] if self._order is not None else values
+        dbapi_conn = conn.connection.dbapi_connection
+        assert dbapi_conn is not None
+        cursor = dbapi_conn.cursor()
+        try:
+            cursor.execute(self.sql, bound)
+            if cursor.description is None:
+                return []
+            rows = cursor.fetchall()
+            procs = self._results
+            if procs is None:
+                procs = self._results = self._processors(cursor.description)
+        except self._dialect.loaded_dbapi.Error as exc:
+            gone = self._dialect.is_disconnect(exc, dbapi_conn, cursor)
+            if gone:
+                conn.invalidate(exc)
+            raise DBAPIError.instance(
+                self.sql,
+                bound,
+                exc,
+                self._dialect.loaded_dbapi.Error,
+                connection_invalidated=gone,
+                dialect=self._dialect,
+            ) from exc
+        finally:
+            cursor.close()
+        if not any(procs):
+            return [tuple(r) for r in rows]
+        return [
+            tuple(v if p is None or v is None else p(v) for p, v in zip(procs, r, strict=True))
+            for r in rows
+        ]
 
 
 def _json_text(processor: Callable[[Any], Any] | None) -> Callable[[Any], Any]:

@@ -30,7 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from writegate.core.clock import Clock
-from writegate.core.db import Base, BatchInsert, Database, InValues
+from writegate.core.db import Base, BatchInsert, Database, DriverStatement, InValues
 from writegate.core.exceptions import (
     ExclusiveJobExists,
     LeaseLost,
@@ -267,6 +267,16 @@ def _fresh(values: dict[str, Any]) -> Job:
     return job
 
 
+def _claimed(names: Sequence[str], row: Sequence[Any]) -> Job:
+    """The Job of a row read straight from the driver, columns in `names` order."""
+    job = object.__new__(Job)
+    fields = job.__dict__
+    fields.update(zip(names, row, strict=True))
+    fields["status"] = Status(fields["status"])
+    fields["created"] = True
+    return job
+
+
 @dataclass(frozen=True)
 class NewJob:
     """One job for `JobManager.enqueue_many`."""
@@ -377,6 +387,8 @@ class JobManager:
             )
             .returning(*table.c)
         )
+        self._claim = DriverStatement(db.engine.dialect, self._pick_and_take, list(table.c))
+        self._claim_names = [c.name for c in table.c]
 
     # -- enqueue and read ---------------------------------------------------
 
@@ -604,8 +616,8 @@ class JobManager:
             "c_lease": now + timedelta(seconds=self.lease_seconds),
             "c_timeout": now + timedelta(seconds=self.timeout_seconds),
         }
-        rows = conn.execute(self._pick_and_take, params)
-        jobs = [Job.from_row(r) for r in rows]  # type: ignore[arg-type]
+        names = self._claim_names
+        jobs = [_claimed(names, r) for r in self._claim.fetch(conn, params)]
         jobs.sort(key=lambda j: (j.run_after, j.created_at))
         return jobs
 
