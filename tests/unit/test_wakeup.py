@@ -47,8 +47,11 @@ def test_a_readable_socket_ends_the_wait_and_stays_the_callers_to_read() -> None
         w.close()
 
 
-def test_set_after_close_does_nothing() -> None:
+def test_after_close_set_does_nothing_and_wait_returns_at_once() -> None:
     w = Wakeup()
     w.close()
     w.close()
     w.set()  # a handler thread that outlives its worker must not write to a reused fd
+    started = time.monotonic()
+    assert w.wait(30.0) is True  # a dispatcher still draining must not poll a closed fd
+    assert time.monotonic() - started < 10

@@ -98,6 +98,8 @@ class Wakeup:
 
     def wait(self, timeout: float, fd: int | None = None) -> bool:
         """Wait for a wake-up, for `fd` to be readable or for the timeout; report if woken."""
+        if self._closed:
+            return True  # shutting down: the caller's loop is about to see its stop flag
         poller = select.poll()
         poller.register(self._r, select.POLLIN)
         if fd is not None:
