@@ -9,14 +9,16 @@ import time
 from writegate.core.worker import Wakeup
 
 
-def test_a_set_before_the_wait_is_kept_and_consumed_once() -> None:
+def test_sets_before_the_wait_are_kept_and_consumed_by_one_wait() -> None:
     w = Wakeup()
     try:
-        w.set()
-        w.set()
+        for _ in range(100_000):  # more than a pipe holds: a serve with no worker never waits
+            w.set()
         assert w.wait(5.0) is True
         started = time.monotonic()
-        assert w.wait(0.05) is False  # both sets were consumed by the one wait
+        assert w.wait(0.05) is False  # every set was consumed by the one wait
+        w.set()
+        assert w.wait(5.0) is True  # and the next set wakes the next wait
         assert time.monotonic() - started >= 0.04
     finally:
         w.close()

@@ -87,13 +87,16 @@ class Wakeup:
         os.set_blocking(self._w, False)
         self._lock = threading.Lock()
         self._closed = False
+        self._pending = False
 
     def set(self) -> None:
         """Wake any waiting worker."""
         with self._lock:
-            if self._closed:
+            # One pending byte is enough: no syscall per commit when no one is waiting.
+            if self._closed or self._pending:
                 return
-            with contextlib.suppress(BlockingIOError):  # a full pipe is set already
+            self._pending = True
+            with contextlib.suppress(BlockingIOError):
                 os.write(self._w, b"\0")
 
     def wait(self, timeout: float, fd: int | None = None) -> bool:
@@ -105,10 +108,13 @@ class Wakeup:
         if fd is not None:
             poller.register(fd, select.POLLIN)
         woke = bool(poller.poll(max(0.0, timeout) * 1000))
-        # Drained after the poll: a set() from here on leaves a byte for the next wait.
+        # Drained, then cleared: a set() before the clear is covered by the claim that follows
+        # this wait, and one after it writes a byte for the next wait.
         with contextlib.suppress(BlockingIOError, OSError):
             while os.read(self._r, 4096):
                 pass
+        with self._lock:
+            self._pending = False
         return woke
 
     def close(self) -> None:
