@@ -207,14 +207,20 @@ def test_a_worker_listens_again_after_its_listen_connection_is_killed(
     if not services.db.is_postgres:
         pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
     kind = uid("core.l-")
-    worker = _worker(services, [JobSpec(kind, lambda ctx: "again", batch=True)], poll_interval=3600)
+    worker_id = uid("listen-")
+    worker = _worker(
+        services,
+        [JobSpec(kind, lambda ctx: "again", batch=True)],
+        poll_interval=3600,
+        worker_id=worker_id,
+    )
     other = Services.build(services.settings)
     try:
-        wait_for(lambda: _listeners(services), timeout=30)
-        [first] = _listeners(services)
+        wait_for(lambda: _listeners(services, worker_id), timeout=30)
+        [first] = _listeners(services, worker_id)
         with services.db.read() as s:
             s.execute(text("SELECT pg_terminate_backend(:p)"), {"p": first})
-        wait_for(lambda: _listeners(services) not in ([], [first]), timeout=30)
+        wait_for(lambda: _listeners(services, worker_id) not in ([], [first]), timeout=30)
         # With an hour between polls, only the new LISTEN connection can wake the worker.
         ids = _enqueue(other, kind, [{}])
         wait_for(lambda: _jobs(services, ids)[ids[0]].status is Status.SUCCEEDED, timeout=60)
@@ -224,14 +230,17 @@ def test_a_worker_listens_again_after_its_listen_connection_is_killed(
     assert _jobs(services, ids)[ids[0]].result == "again"
 
 
-def _listeners(services: Services) -> list[int]:
+def _listeners(services: Services, worker_id: str | None = None) -> list[int]:
+    """The backends LISTENing for this database's workers (or for one worker)."""
+    name = f"writegate listen {worker_id}"[:63] if worker_id else "writegate listen %"
     with services.db.read() as s:
         return list(
             s.scalars(
                 text(
-                    "SELECT pid FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND query LIKE 'LISTEN %'"
-                )
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND query LIKE 'LISTEN %' AND application_name LIKE :name"
+                ),
+                {"name": name},
             )
         )
 

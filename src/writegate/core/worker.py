@@ -129,8 +129,10 @@ class Wakeup:
 class _Listener:
     """The dispatcher's LISTEN connection (PostgreSQL), read by the dispatcher itself."""
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, name: str) -> None:
         self._dsn = dsn
+        #: its application_name, so pg_stat_activity tells which worker a LISTEN backend serves
+        self.name = name[:63]
         self._conn: Any = None
 
     def ensure(self) -> tuple[int | None, bool]:
@@ -143,7 +145,9 @@ class _Listener:
             except psycopg.Error:
                 self.close()
         try:
-            conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=5)
+            conn = psycopg.connect(
+                self._dsn, autocommit=True, connect_timeout=5, application_name=self.name
+            )
             conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
         except psycopg.Error:
             log.warning("LISTEN connection failed; polling until it is back", exc_info=True)
@@ -326,7 +330,9 @@ class Worker:
         listener = None
         if self.manager.db.is_postgres:
             url = self.manager.db.engine.url.set(drivername="postgresql")
-            listener = _Listener(url.render_as_string(hide_password=False))
+            listener = _Listener(
+                url.render_as_string(hide_password=False), f"writegate listen {self.worker_id}"
+            )
         try:
             self._dispatch(listener)
         finally:
