@@ -582,3 +582,15 @@ def test_batch_insert_stores_every_column_type_as_a_core_insert_does(services: S
     assert {k: v for k, v in got[fast].items() if k != "id"} == value
     assert {k: v for k, v in got[core].items() if k != "id"} == value
     assert all(got[empty][c] is None for c in columns if c != "id")
+
+
+def test_batch_insert_failure_is_sqlalchemys_error_and_writes_nothing(services: Services) -> None:
+    """A driver error in a BatchInsert comes out as SQLAlchemy's, with its statement."""
+    batch = BatchInsert(services.db.engine.dialect, typed, ["id", "note"], "")
+    first = uid("first-")
+    with pytest.raises(IntegrityError) as info, services.db.write() as s:
+        batch.execute(s, [[first, "kept?"], [None, "no id"]])
+    assert info.value.statement == batch.sql(2)
+    assert not info.value.connection_invalidated
+    with services.db.read() as s:
+        assert s.scalar(select(typed.c.id).where(typed.c.id == first)) is None

@@ -305,21 +305,48 @@ class BatchInsert:
         return [v for row in zip(*self._by_column(rows), strict=True) for v in row]
 
     def _run(self, session: Session, n: int, params: list[Any]) -> list[Any]:
-        # exec_driver_sql skips statement compilation and per-row processing, but keeps
-        # SQLAlchemy's error translation and disconnect handling.
-        result = session.connection().exec_driver_sql(self.sql(n), tuple(params))
-        return list(result.all()) if result.returns_rows else []
+        return driver_fetch(session.connection(), self.sql(n), tuple(params))[0]
+
+
+def driver_fetch(conn: Connection, sql: str, params: Any) -> tuple[list[Any], Any]:
+    """Run SQL on conn's driver cursor: its rows and cursor description (None: no rows).
+
+    For the hottest statements: SQLAlchemy's per-execution bookkeeping (execution context,
+    cursor result, `Row`s) costs about as much as a warm round trip. A driver error is raised
+    as SQLAlchemy's own `DBAPIError`, and a lost connection is invalidated, as
+    `Connection.execute` does; no events fire and no values are processed.
+    """
+    dialect = conn.dialect
+    dbapi_conn = conn.connection.dbapi_connection
+    assert dbapi_conn is not None
+    cursor = dbapi_conn.cursor()
+    try:
+        cursor.execute(sql, params)
+        description = cursor.description
+        return (list(cursor.fetchall()) if description is not None else []), description
+    except dialect.loaded_dbapi.Error as exc:
+        gone = dialect.is_disconnect(exc, dbapi_conn, cursor)
+        if gone:
+            conn.invalidate(exc)
+        raise DBAPIError.instance(
+            sql,
+            params,
+            exc,
+            dialect.loaded_dbapi.Error,
+            connection_invalidated=gone,
+            dialect=dialect,
+        ) from exc
+    finally:
+        cursor.close()
 
 
 class DriverStatement:
     """A fixed Core statement run on the driver's own cursor, for the hottest statement.
 
-    SQLAlchemy's per-execution bookkeeping (execution context, result, row objects) costs as
-    much as a warm round trip: the worker's claim pays it before every job runs. This
-    compiles once, binds each value through its parameter type's bind processor, reads each
-    returned column through its type's result processor, and returns plain tuples. A driver
-    error is raised as SQLAlchemy's own `DBAPIError`, and a lost connection is invalidated,
-    as `Connection.execute` does.
+    Run by `driver_fetch` (the worker's claim pays SQLAlchemy's execution bookkeeping before
+    every job runs). This compiles once, binds each value through its parameter type's bind
+    processor, reads each returned column through its type's result processor, and returns
+    plain tuples.
     """
 
     def __init__(
@@ -362,31 +389,12 @@ class DriverStatement:
             value = params[key]
             values[name] = value if proc is None else proc(value)
         bound: Any = [values[n] for n in self._order] if self._order is not None else values
-        dbapi_conn = conn.connection.dbapi_connection
-        assert dbapi_conn is not None
-        cursor = dbapi_conn.cursor()
-        try:
-            cursor.execute(self.sql, bound)
-            if cursor.description is None:
-                return []
-            rows = cursor.fetchall()
-            procs = self._results
-            if procs is None:
-                procs = self._results = self._processors(cursor.description)
-        except self._dialect.loaded_dbapi.Error as exc:
-            gone = self._dialect.is_disconnect(exc, dbapi_conn, cursor)
-            if gone:
-                conn.invalidate(exc)
-            raise DBAPIError.instance(
-                self.sql,
-                bound,
-                exc,
-                self._dialect.loaded_dbapi.Error,
-                connection_invalidated=gone,
-                dialect=self._dialect,
-            ) from exc
-        finally:
-            cursor.close()
+        rows, description = driver_fetch(conn, self.sql, bound)
+        if description is None:
+            return []
+        procs = self._results
+        if procs is None:
+            procs = self._results = self._processors(description)
         if not any(procs):
             return [tuple(r) for r in rows]
         return [
