@@ -20,6 +20,7 @@ def _handle(_request: Request, exc: JefOneError) -> Response:
 
 def create(services: Services) -> Module:
     """The jef-one module."""
+    service.prepare(services)
     return Module(
         name="jef_one",
         router=router,

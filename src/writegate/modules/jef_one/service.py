@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from writegate.core.db import InValues
+from writegate.core.db import DriverStatement, InValues
 from writegate.core.exceptions import ExclusiveJobExists, PermanentJobError
 from writegate.core.jobs import Job, NewJob
 from writegate.core.services import Services
@@ -103,6 +103,15 @@ _SESSIONS = SessionRecord.__table__.c
 _VERIFIED = select(_SESSIONS.session_id, _SESSIONS.job_id).where(
     InValues(_SESSIONS.session_id, "ids"), _SESSIONS.status == "verified"
 )
+#: this module's services.extras key, and there the lookup compiled for this database
+NAME, VERIFIED = "jef_one", "verified_lookup"
+
+
+def prepare(services: Services) -> None:
+    """Compile the accept path's lookup once for this database (module start-up)."""
+    services.extras.setdefault(NAME, {})[VERIFIED] = DriverStatement(
+        services.db.engine.dialect, _VERIFIED
+    )
 
 
 def _accept_sessions(s: Session, items: list[_Accept]) -> list[Job | JefOneError]:
@@ -114,7 +123,7 @@ def _accept_sessions(s: Session, items: list[_Accept]) -> list[Job | JefOneError
     # to keep a racing POST from a 202.
     queued = _enqueue_many(s, items)
     ids = list({pk for *_, pk in items})
-    verified = dict(s.connection().execute(_VERIFIED, {"ids": ids}).all())
+    verified = dict(services.extras[NAME][VERIFIED].fetch(s.connection(), {"ids": ids}))
     if not verified:
         return queued
     pairs = list(zip(queued, (pk for *_, pk in items), strict=True))
