@@ -305,7 +305,7 @@ class BatchInsert:
         return [v for row in zip(*self._by_column(rows), strict=True) for v in row]
 
     def _run(self, session: Session, n: int, params: list[Any]) -> list[Any]:
-        return driver_fetch(session.connection(), self.sql(n), tuple(params))[0]
+        return driver_fetch(session.connection(), self.sql(n), params)[0]
 
 
 def driver_fetch(conn: Connection, sql: str, params: Any) -> tuple[list[Any], Any]:

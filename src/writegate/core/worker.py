@@ -110,7 +110,7 @@ class Wakeup:
         woke = bool(poller.poll(max(0.0, timeout) * 1000))
         # Drained, then cleared: a set() before the clear is covered by the claim that follows
         # this wait, and one after it writes a byte for the next wait.
-        with contextlib.suppress(BlockingIOError, OSError):
+        with contextlib.suppress(OSError):  # BlockingIOError once empty
             while os.read(self._r, 4096):
                 pass
         with self._lock:

@@ -22,7 +22,7 @@ def create(services: Services) -> Module:
     """The jef-one module."""
     service.prepare(services)
     return Module(
-        name="jef_one",
+        name=service.NAME,
         router=router,
         prefixes=("/one-", "/jef-one-"),
         render_error=render_error,
