@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import (
     JSON,
@@ -32,6 +34,7 @@ from sqlalchemy.orm import Session
 
 from tests.harness import uid
 from tests.system.conftest import core_services
+from writegate.core import db as core_db
 from writegate.core.db import Database, DriverStatement, InValues
 from writegate.core.services import Services
 
@@ -233,6 +236,37 @@ def test_driver_statement_invalidates_a_lost_connection(services: Services) -> N
         assert conn.invalidated
     with services.db.write() as s:  # the next checkout is a live connection
         assert fast.fetch(s.connection(), {"p_id": "x"}) == []
+
+
+def test_regression_an_autocommit_statement_on_a_connection_pinged_after_idling(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: the idle ping left psycopg in a transaction, so `statement()` failed.
+
+    Any checkout after a second's idle pings the connection; a plain SELECT began a
+    transaction, and switching that connection to autocommit raised ProgrammingError (a
+    worker's threaded claim then failed and slept a poll interval). The ping still replaces
+    a dead connection.
+    """
+    if not db_url.startswith("postgresql"):
+        pytest.skip("the idle ping is PostgreSQL's (SQLite has no server to lose)")
+    monkeypatch.setattr(core_db, "IDLE_PING_SECONDS", 0.01)
+    db = Database(db_url, pool_size=1)
+    try:
+        with db.statement() as conn:
+            first = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        time.sleep(0.05)
+        with db.statement() as conn:
+            assert conn.exec_driver_sql("SELECT pg_backend_pid()").scalar() == first
+            assert conn.connection.driver_connection.autocommit is True
+        dsn = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        with psycopg.connect(dsn, autocommit=True) as other:
+            other.execute("SELECT pg_terminate_backend(%s)", (first,))
+        time.sleep(0.05)
+        with db.statement() as conn:
+            assert conn.exec_driver_sql("SELECT pg_backend_pid()").scalar() != first
+    finally:
+        db.dispose()
 
 
 def test_driver_statement_refuses_an_expanding_in(tmp_path: Path) -> None:

@@ -110,7 +110,12 @@ def build_engine(url: str, pool_size: int = 10) -> Engine:
         return engine
     engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size * 2, pool_timeout=30)
     event.listen(engine, "checkin", _idle_since)
-    event.listen(engine, "checkout", _ping_if_idle)
+    dialect = engine.dialect
+
+    def ping_if_idle(dbapi_conn: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+        _ping_if_idle(dialect, dbapi_conn, record)
+
+    event.listen(engine, "checkout", ping_if_idle)
     return engine
 
 
@@ -122,7 +127,7 @@ def _idle_since(_dbapi_conn: Any, record: ConnectionPoolEntry) -> None:
     record.info["writegate_idle_since"] = time.monotonic()
 
 
-def _ping_if_idle(dbapi_conn: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+def _ping_if_idle(dialect: Dialect, dbapi_conn: Any, record: ConnectionPoolEntry) -> None:
     # pool_pre_ping costs a round trip on every checkout, which is most of a busy accept's or
     # claim's latency; a connection used within the last second is as good as pinged. A dead
     # one raises DisconnectionError, and the pool replaces it and tries again.
@@ -132,9 +137,9 @@ def _ping_if_idle(dbapi_conn: Any, record: ConnectionPoolEntry, _proxy: Any) -> 
     if since is None or time.monotonic() - since < IDLE_PING_SECONDS:
         return
     try:
-        cur = dbapi_conn.cursor()
-        cur.execute("SELECT 1")
-        cur.close()
+        # The dialect's ping runs in autocommit: a plain SELECT would leave the driver in a
+        # transaction, and an AUTOCOMMIT checkout (`Database.statement`) would then fail.
+        dialect.do_ping(dbapi_conn)
     except Exception as exc:
         raise DisconnectionError(f"ping failed: {exc}") from exc
 
