@@ -532,6 +532,50 @@ def test_enqueue_many_duplicate_id_with_a_key_raises(services: Services) -> None
         )
 
 
+def test_defer_commits_one_job_at_once_and_wakes_this_processs_worker(
+    services: Services,
+) -> None:
+    tenant = uid("tenant-")
+    services.wakeup.wait(0)  # whatever an earlier test left pending
+    job = services.jobs.defer(kind="core.test", payload={"n": 1}, tenant=tenant, max_attempts=2)
+    assert services.wakeup.wait(0)
+    assert job.status is Status.QUEUED
+    assert job.created
+    with services.db.read() as s:  # another connection: the row is committed
+        stored = services.jobs.get(s, job.id)
+    assert stored is not None
+    assert (stored.kind, stored.tenant, stored.payload, stored.status) == (
+        "core.test",
+        tenant,
+        {"n": 1},
+        Status.QUEUED,
+    )
+    assert (stored.attempts, stored.max_attempts, stored.run_after) == (0, 2, job.run_after)
+
+
+def test_defer_refuses_a_held_exclusive_key_and_writes_nothing(services: Services) -> None:
+    tenant, key = uid("tenant-"), uid("key-")
+    holder = services.jobs.defer(
+        kind="core.test", payload={"n": 1}, tenant=tenant, exclusive_key=key
+    )
+    with pytest.raises(ExclusiveJobExists) as refused:
+        services.jobs.defer(kind="core.test", payload={"n": 2}, tenant=tenant, exclusive_key=key)
+    assert refused.value.job_id == holder.id
+    with services.db.read() as s:
+        stored = services.jobs.find(s, tenant=tenant)
+    assert [(j.id, j.payload) for j in stored] == [(holder.id, {"n": 1})]
+
+
+def test_defer_of_a_duplicate_id_raises_and_writes_nothing(services: Services) -> None:
+    tenant, job_id = uid("tenant-"), uid("job-")
+    services.jobs.defer(kind="core.test", payload={"n": 1}, tenant=tenant, job_id=job_id)
+    with pytest.raises(IntegrityError):
+        services.jobs.defer(kind="core.test", payload={"n": 2}, tenant=tenant, job_id=job_id)
+    with services.db.read() as s:
+        stored = services.jobs.find(s, tenant=tenant)
+    assert [(j.id, j.payload) for j in stored] == [(job_id, {"n": 1})]
+
+
 def test_lock_many_holds_every_key_until_the_transaction_ends(services: Services) -> None:
     if not services.db.is_postgres:
         pytest.skip("SQLite write transactions are serialized by BEGIN IMMEDIATE already")

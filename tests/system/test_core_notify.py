@@ -42,6 +42,9 @@ def test_insert_notifies_once_at_commit_and_a_rollback_not_at_all(services: Serv
             for _ in range(5):
                 services.jobs.enqueue(s, kind="core.test", payload={}, tenant=tenant)
         assert _notifies(listener, 10) == 1
+        # `defer` commits by itself (autocommit, no transaction block): its INSERT notifies too.
+        services.jobs.defer(kind="core.test", payload={}, tenant=tenant)
+        assert _notifies(listener, 10) == 1
         # Any INSERT wakes workers, not only JobManager's (an operator's bulk load, say).
         with services.db.write() as s:
             s.execute(

@@ -273,10 +273,11 @@ class BatchInsert:
             sql = self._sql[n] = self._values_head + ", ".join([self._row] * n) + self._tail
         return sql
 
-    def execute(self, session: Session, rows: Sequence[Sequence[Any]]) -> list[Any]:
-        """Insert rows (one value per column, in order) in the session's transaction."""
+    def execute(self, on: Session | Connection, rows: Sequence[Sequence[Any]]) -> list[Any]:
+        """Insert rows (one value per column, in order) in the transaction of `on`."""
         if not rows:
             return []
+        conn = on.connection() if isinstance(on, Session) else on
         if self._as_json:
             names = self._columns
             doc = [
@@ -284,11 +285,11 @@ class BatchInsert:
                 for row in zip(*self._by_column(rows), strict=True)
             ]
             return self._run(
-                session, len(rows), [json.dumps(doc, default=_json_scalar, allow_nan=False)]
+                conn, len(rows), [json.dumps(doc, default=_json_scalar, allow_nan=False)]
             )
         out: list[Any] = []
         # A statement binds at most SQLITE_LIMIT_VARIABLE_NUMBER values (32,766 by default).
-        raw = session.connection().connection.driver_connection
+        raw = conn.connection.driver_connection
         if isinstance(raw, sqlite3.Connection):
             limit = raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
         else:
@@ -296,7 +297,7 @@ class BatchInsert:
         per = max(1, limit // len(self._processors))
         for start in range(0, len(rows), per):
             chunk = rows[start : start + per]
-            out += self._run(session, len(chunk), self._flat(chunk))
+            out += self._run(conn, len(chunk), self._flat(chunk))
         return out
 
     def _by_column(self, rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
@@ -309,8 +310,8 @@ class BatchInsert:
     def _flat(self, rows: Sequence[Sequence[Any]]) -> list[Any]:
         return [v for row in zip(*self._by_column(rows), strict=True) for v in row]
 
-    def _run(self, session: Session, n: int, params: list[Any]) -> list[Any]:
-        return driver_fetch(session.connection(), self.sql(n), params)[0]
+    def _run(self, conn: Connection, n: int, params: list[Any]) -> list[Any]:
+        return driver_fetch(conn, self.sql(n), params)[0]
 
 
 def driver_fetch(conn: Connection, sql: str, params: Any) -> tuple[list[Any], Any]:

@@ -312,8 +312,11 @@ class JobManager:
         policy: RetryPolicy | None = None,
         lease_seconds: float = 30.0,
         timeout_seconds: float = 600.0,
+        wake: Callable[[], None] | None = None,
     ) -> None:
         self.db = db
+        #: wakes this process's worker after a `defer` (a session's commit hook does it otherwise)
+        self.wake = wake or (lambda: None)
         self.clock = clock
         self.policy = policy or RetryPolicy()
         self.lease_seconds = lease_seconds
@@ -469,15 +472,51 @@ class JobManager:
         if not jobs:
             return []
         now = self.clock.now()
-        rows = [self._values(spec, now) for spec in jobs]
-        written = {r[0] for r in self._insert_batch.execute(session, [_row(v) for v in rows])}
+        out = self._insert_jobs(session, [self._values(spec, now) for spec in jobs])
+        if any(isinstance(o, Job) for o in out):
+            session.info.update(_ENQUEUED_FLAGS)
+        return out
+
+    def defer(
+        self,
+        *,
+        kind: str,
+        payload: Any,
+        tenant: str,
+        principal: str | None = None,
+        job_id: str | None = None,
+        max_attempts: int | None = None,
+        run_after: datetime | None = None,
+        exclusive_key: str | None = None,
+    ) -> Job:
+        """Add one job in a durable commit of its own (on PostgreSQL one statement, no BEGIN).
+
+        For a job that goes with no other write, like Celery's `delay()` or procrastinate's
+        `defer()`; use `enqueue` to commit a job together with business writes. Raises
+        `ExclusiveJobExists` if an active job holds exclusive_key, and writes nothing then.
+        """
+        spec = NewJob(
+            kind, payload, tenant, principal, job_id, max_attempts, run_after, exclusive_key
+        )
+        with self.db.statement() as conn:
+            outcome = self._insert_jobs(conn, [self._values(spec)])[0]
+        if isinstance(outcome, ExclusiveJobExists):
+            raise outcome
+        self.wake()
+        return outcome
+
+    def _insert_jobs(
+        self, on: Session | Connection, rows: list[dict[str, Any]]
+    ) -> list[Job | ExclusiveJobExists]:
+        """One INSERT of rows: each written row's Job, or the refusal of a held key."""
+        written = {r[0] for r in self._insert_batch.execute(on, [_row(v) for v in rows])}
         refused = [r for r in rows if r["id"] not in written]
         holders: dict[str, str] = {}
         if refused:
             keys = [r["exclusive_key"] for r in refused if r["exclusive_key"] is not None]
-            holders = dict(session.execute(self._holders, {"h_keys": keys}).all())
+            holders = dict(on.execute(self._holders, {"h_keys": keys}).all())
             orphans = [r["id"] for r in refused if r["exclusive_key"] not in holders]
-            if orphans and session.scalar(select(JobRow.id).where(JobRow.id.in_(orphans))):
+            if orphans and on.scalar(select(JobRow.id).where(JobRow.id.in_(orphans))):
                 raise IntegrityError("INSERT INTO jobs", None, Exception("duplicate job id"))
         out: list[Job | ExclusiveJobExists] = []
         for values in rows:
@@ -486,8 +525,6 @@ class JobManager:
             else:
                 key = values["exclusive_key"]
                 out.append(ExclusiveJobExists(key, holders.get(key)))
-        if written:
-            session.info.update(_ENQUEUED_FLAGS)
         return out
 
     def discard(self, session: Session, job_ids: Sequence[str]) -> None:

@@ -36,6 +36,7 @@ class Services:
         """Create the database, managers and wake-up signal from settings."""
         clock = clock or Clock()
         db = Database(settings.database_url, pool_size=settings.db_pool_size)
+        wakeup = Wakeup()
         jobs = JobManager(
             db,
             clock,
@@ -46,8 +47,8 @@ class Services:
             ),
             lease_seconds=settings.job_lease_seconds,
             timeout_seconds=settings.job_timeout_seconds,
+            wake=wakeup.set,
         )
-        wakeup = Wakeup()
 
         def _wake(session: Session) -> None:
             if session.info.pop("writegate_enqueued", False):
