@@ -80,8 +80,7 @@ def main() -> None:
         time.sleep(4.0)
 
         def submit() -> None:
-            with svc.db.write() as s:
-                svc.jobs.enqueue(s, kind="bench.noop", payload={}, tenant="bench")
+            svc.jobs.defer(kind="bench.noop", payload={}, tenant="bench")
 
     else:
         db = run.TMP / "probe.db"

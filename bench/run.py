@@ -635,19 +635,18 @@ def pickup(b: Bench, wg_sqlite: Services, wg_pg: Services) -> None:
         client.close()
     os.unlink(path)
 
-    # PostgreSQL: enqueue + COMMIT from this process (like the peers' delay()/defer());
-    # a separate worker process is woken by LISTEN/NOTIFY.
+    # PostgreSQL: `jobs.defer` from this process, a job in a durable commit of its own (like
+    # the peers' delay()/defer()); a separate worker process is woken by LISTEN/NOTIFY.
     reset_writegate(wg_pg)
     path = str(TMP / f"marks-{uuid.uuid4().hex[:8]}")
     worker = procs.writegate_worker(WG_PG, BENCH_MARKS=path)
     with procs.running(worker):
         time.sleep(3.0)
 
-        def enqueue() -> None:
-            with wg_pg.db.write() as s:
-                wg_pg.jobs.enqueue(s, kind="bench.noop", payload={}, tenant="bench")
+        def defer() -> None:
+            wg_pg.jobs.defer(kind="bench.noop", payload={}, tenant="bench")
 
-        res[PG_PICKUP] = [pickup_series(enqueue, path, count) for _ in range(b.repeat)]
+        res[PG_PICKUP] = [pickup_series(defer, path, count) for _ in range(b.repeat)]
     os.unlink(path)
 
     from bench.peers.celery_app import noop as cnoop
