@@ -616,44 +616,21 @@ def pickup_series(submit: Callable[[], object], path: str, count: int) -> list[f
 def pickup(b: Bench, wg_sqlite: Services, wg_pg: Services) -> None:
     count = 40
     print(f"[pickup] {count} jobs one at a time, x{b.repeat}", flush=True)
-    res: dict[str, list[list[float]]] = {}
-
-    # Embedded: POST to serve; its own worker is woken in-process by the COMMIT.
-    reset_writegate(wg_sqlite)
-    path = str(TMP / f"marks-{uuid.uuid4().hex[:8]}")
-    port = procs.free_port()
-    server = procs.writegate_serve(WG_SQLITE, port, worker=True, BENCH_MARKS=path)
-    with procs.running(server):
-        procs.wait_http(f"http://127.0.0.1:{port}/docs")
-        time.sleep(1.0)  # let the worker reach its idle wait
-        client = HttpClient(port)
-
-        def post() -> None:
-            client.post("/bench/one-post-create-session-job", BODY % uuid.uuid4().hex)
-
-        res[EMBEDDED_PICKUP] = [pickup_series(post, path, count) for _ in range(b.repeat)]
-        client.close()
-    os.unlink(path)
-
-    # PostgreSQL: `jobs.defer` from this process, a job in a durable commit of its own (like
-    # the peers' delay()/defer()); a separate worker process is woken by LISTEN/NOTIFY.
-    reset_writegate(wg_pg)
-    path = str(TMP / f"marks-{uuid.uuid4().hex[:8]}")
-    worker = procs.writegate_worker(WG_PG, BENCH_MARKS=path)
-    with procs.running(worker):
-        time.sleep(3.0)
-
-        def defer() -> None:
-            wg_pg.jobs.defer(kind="bench.noop", payload={}, tenant="bench")
-
-        res[PG_PICKUP] = [pickup_series(defer, path, count) for _ in range(b.repeat)]
-    os.unlink(path)
-
     from bench.peers.celery_app import noop as cnoop
+    from bench.peers.procrastinate_app import app as papp
+    from bench.peers.procrastinate_app import noop as pnoop
 
+    reset_writegate(wg_sqlite)
+    reset_writegate(wg_pg)
     reset_peers()
-    path = str(TMP / f"marks-{uuid.uuid4().hex[:8]}")
-    p = procs.spawn(
+    names = (EMBEDDED_PICKUP, PG_PICKUP, "celery", "procrastinate")
+    paths = {name: str(TMP / f"marks-{uuid.uuid4().hex[:8]}") for name in names}
+    port = procs.free_port()
+    # Embedded: POST to serve; its own worker is woken in-process by the COMMIT.
+    server = procs.writegate_serve(WG_SQLITE, port, worker=True, BENCH_MARKS=paths[names[0]])
+    # PostgreSQL: a separate worker process, woken by LISTEN/NOTIFY.
+    worker = procs.writegate_worker(WG_PG, BENCH_MARKS=paths[PG_PICKUP])
+    celery = procs.spawn(
         [
             "-m",
             "celery",
@@ -670,26 +647,41 @@ def pickup(b: Bench, wg_sqlite: Services, wg_pg: Services) -> None:
             "--without-mingle",
             "--without-heartbeat",
         ],
-        BENCH_MARKS=path,
+        BENCH_MARKS=paths["celery"],
     )
-    with procs.running(p):
-        time.sleep(3.0)
-        res["celery"] = [pickup_series(cnoop.delay, path, count) for _ in range(b.repeat)]
-    os.unlink(path)
-
-    from bench.peers.procrastinate_app import app as papp
-    from bench.peers.procrastinate_app import noop as pnoop
-
-    reset_peers()
-    path = str(TMP / f"marks-{uuid.uuid4().hex[:8]}")
-    p = procs.spawn(
+    proc = procs.spawn(
         ["-m", "procrastinate", "--app", "bench.peers.procrastinate_app.app", "worker", "-c", "1"],
-        BENCH_MARKS=path,
+        BENCH_MARKS=paths["procrastinate"],
     )
-    with procs.running(p), papp.open():
-        time.sleep(3.0)
-        res["procrastinate"] = [pickup_series(pnoop.defer, path, count) for _ in range(b.repeat)]
-    os.unlink(path)
+    res: dict[str, list[list[float]]] = {name: [] for name in names}
+    with procs.running(server, worker, celery, proc), papp.open():
+        procs.wait_http(f"http://127.0.0.1:{port}/docs")
+        client = HttpClient(port)
+
+        def post() -> None:
+            client.post("/bench/one-post-create-session-job", BODY % uuid.uuid4().hex)
+
+        def defer() -> None:
+            # A job in a durable commit of its own: the counterpart of delay() and defer().
+            wg_pg.jobs.defer(kind="bench.noop", payload={}, tenant="bench")
+
+        submits: dict[str, Callable[[], object]] = {
+            EMBEDDED_PICKUP: post,
+            PG_PICKUP: defer,
+            "celery": cnoop.delay,
+            "procrastinate": pnoop.defer,
+        }
+        time.sleep(3.0)  # let every worker reach its idle wait
+        for name, submit in submits.items():  # one warm-up job each, not counted
+            pickup_series(submit, paths[name], 1)
+        # Rounds of every system in turn, as in the accept section: this VM's speed drifts
+        # over minutes, and a ratio means most when its two sides ran seconds apart.
+        for _ in range(b.repeat):
+            for name, submit in submits.items():
+                res[name].append(pickup_series(submit, paths[name], count))
+        client.close()
+    for path in paths.values():
+        os.unlink(path)
 
     def p50s(name: str) -> list[float]:
         return [pct(s, 0.5) for s in res[name]]
@@ -706,6 +698,7 @@ def pickup(b: Bench, wg_sqlite: Services, wg_pg: Services) -> None:
                 f"{peer} p50",
                 p50s(peer),
                 "<= 1.0 (and <= 5 ms)",
+                paired=True,
             )
         b.add(
             f"pickup p99, {name}",
@@ -714,6 +707,7 @@ def pickup(b: Bench, wg_sqlite: Services, wg_pg: Services) -> None:
             "procrastinate p99",
             p99s("procrastinate"),
             "<= 1.0",
+            paired=True,
         )
     b.notes["pickup_ms"] = {k: [[round(x, 3) for x in s] for s in v] for k, v in res.items()}
 
