@@ -532,6 +532,36 @@ def test_enqueue_many_duplicate_id_with_a_key_raises(services: Services) -> None
         )
 
 
+def test_enqueue_many_returning_gives_the_inserts_extra_values_for_written_jobs(
+    services: Services,
+) -> None:
+    tenant, held = uid("tenant-"), uid("key-")
+    with services.db.write() as s:
+        holder = services.jobs.enqueue(
+            s, kind="core.test", payload={}, tenant=tenant, exclusive_key=held
+        )
+    insert = services.jobs.insert_returning("kind || '/' || tenant, attempts")
+    specs = [
+        NewJob("core.test", {"n": 0}, tenant),
+        NewJob("core.test", {"n": 1}, tenant, exclusive_key=held),
+        NewJob("core.other", {"n": 2}, tenant),
+    ]
+    with services.db.write() as s:
+        jobs, returned = services.jobs.enqueue_many_returning(s, specs, insert)
+    first, refused, third = jobs
+    assert isinstance(first, Job)
+    assert isinstance(third, Job)
+    assert isinstance(refused, ExclusiveJobExists)
+    assert refused.job_id == holder.id
+    assert returned == {first.id: (f"core.test/{tenant}", 0), third.id: (f"core.other/{tenant}", 0)}
+    assert _committed_jobs(services, tenant) == {holder.id, first.id, third.id}
+
+
+def _committed_jobs(services: Services, tenant: str) -> set[str]:
+    with services.db.read() as s:
+        return {j.id for j in services.jobs.find(s, tenant=tenant)}
+
+
 def test_defer_commits_one_job_at_once_and_wakes_this_processs_worker(
     services: Services,
 ) -> None:

@@ -469,13 +469,37 @@ class JobManager:
         call) is not written: its place in the result holds the `ExclusiveJobExists`, and the
         transaction stays usable. Any other failure (a duplicate id) raises.
         """
+        return self.enqueue_many_returning(session, jobs, self._insert_batch)[0]
+
+    def insert_returning(self, extra: str) -> BatchInsert:
+        """A jobs INSERT for `enqueue_many_returning` that also returns `extra` per new job.
+
+        `extra` is SQL over the new row's columns, such as a call of a module's own function.
+        """
+        return BatchInsert(
+            self.db.engine.dialect,
+            JobRow.metadata.tables["jobs"],
+            _BATCH_COLUMNS,
+            f"ON CONFLICT DO NOTHING RETURNING id, {extra}",
+        )
+
+    def enqueue_many_returning(
+        self, session: Session, jobs: Sequence[NewJob], insert: BatchInsert
+    ) -> tuple[list[Job | ExclusiveJobExists], dict[str, tuple[Any, ...]]]:
+        """`enqueue_many` through `insert` (from `insert_returning`): also its extra values.
+
+        The second item maps each written job's id to the values its INSERT returned after
+        the id.
+        """
         if not jobs:
-            return []
+            return [], {}
         now = self.clock.now()
-        out = self._insert_jobs(session, [self._values(spec, now) for spec in jobs])
-        if any(isinstance(o, Job) for o in out):
+        out, returned = self._insert_jobs(
+            session, [self._values(spec, now) for spec in jobs], insert
+        )
+        if returned:
             session.info.update(_ENQUEUED_FLAGS)
-        return out
+        return out, returned
 
     def defer(
         self,
@@ -499,17 +523,17 @@ class JobManager:
             kind, payload, tenant, principal, job_id, max_attempts, run_after, exclusive_key
         )
         with self.db.statement() as conn:
-            outcome = self._insert_jobs(conn, [self._values(spec)])[0]
+            outcome = self._insert_jobs(conn, [self._values(spec)], self._insert_batch)[0][0]
         if isinstance(outcome, ExclusiveJobExists):
             raise outcome
         self.wake()
         return outcome
 
     def _insert_jobs(
-        self, on: Session | Connection, rows: list[dict[str, Any]]
-    ) -> list[Job | ExclusiveJobExists]:
-        """One INSERT of rows: each written row's Job, or the refusal of a held key."""
-        written = {r[0] for r in self._insert_batch.execute(on, [_row(v) for v in rows])}
+        self, on: Session | Connection, rows: list[dict[str, Any]], insert: BatchInsert
+    ) -> tuple[list[Job | ExclusiveJobExists], dict[str, tuple[Any, ...]]]:
+        """One INSERT: each row's Job or held-key refusal, and what it returned after each id."""
+        written = {r[0]: tuple(r[1:]) for r in insert.execute(on, [_row(v) for v in rows])}
         refused = [r for r in rows if r["id"] not in written]
         holders: dict[str, str] = {}
         if refused:
@@ -525,7 +549,7 @@ class JobManager:
             else:
                 key = values["exclusive_key"]
                 out.append(ExclusiveJobExists(key, holders.get(key)))
-        return out
+        return out, written
 
     def discard(self, session: Session, job_ids: Sequence[str]) -> None:
         """Delete jobs this transaction enqueued and then found it must refuse."""
