@@ -329,3 +329,56 @@ def test_a_post_racing_the_jobs_final_commit_answers_session_exists(
     with services.db.read() as s:
         jobs = services.jobs.find(s, tenant="jef-one", kind="jef_one.create_session")
     assert [j.id for j in jobs if j.payload["session_id"] == sid] == [job.id]
+
+
+def test_a_verified_session_whose_key_is_held_answers_session_exists(
+    server: Server, entity: Any
+) -> None:
+    """A verified session answers SESSION_EXISTS, not JOB_IN_PROGRESS, even with its key held.
+
+    On PostgreSQL the accept's INSERT looks up only the sessions of the jobs it wrote; the
+    refused ones are looked up on their own, so both paths answer alike.
+    """
+    ent, emp = entity()
+    sid = uid("held-")
+    services = server.services
+    now = services.clock.now()
+    with services.db.write() as s:
+        earlier = services.jobs.enqueue_many(
+            s,
+            [
+                NewJob(
+                    "jef_one.create_session",
+                    _payload(ent, emp, sid),
+                    "jef-one",
+                    exclusive_key=f"jef_one.create_session:{sid}",
+                )
+            ],
+        )[0]
+        assert isinstance(earlier, Job)
+        # Running, so the embedded worker leaves it alone, and still holding its key.
+        s.execute(update(JobRow).where(JobRow.id == earlier.id).values(status="running"))
+        s.add(
+            SessionRecord(
+                session_id=sid,
+                entity_number=ent,
+                employee_number=emp,
+                application_type="mobile",
+                application_number="001",
+                status="verified",
+                job_id=earlier.id,
+                created_at=now,
+                updated_at=now,
+                verified_at=now,
+            )
+        )
+    with server.client() as c:
+        r = c.post("/one-post-create-session-job", json=_payload(ent, emp, sid))
+    assert r.status_code == 409, r.text
+    assert r.json()["error_code"] == "SESSION_EXISTS"
+    assert r.json()["job_id"] == earlier.id
+    with services.db.read() as s:
+        jobs = services.jobs.find(s, tenant="jef-one", kind="jef_one.create_session")
+    assert [j.id for j in jobs if j.payload["session_id"] == sid] == [earlier.id]
+    with services.db.write() as s:  # let the worker's reaper find nothing of ours running
+        s.execute(update(JobRow).where(JobRow.id == earlier.id).values(status="succeeded"))

@@ -83,19 +83,20 @@ def _conflict(kind: str, pk: str, exc: ExclusiveJobExists) -> JefOneError:
 _Accept = tuple[Services, str, dict[str, Any], str]
 
 
-def _enqueue_many(s: Session, items: list[_Accept]) -> list[Job | JefOneError]:
-    """Queue a batch of accepts with one INSERT; a key held by an active job is a 409."""
-    jobs = items[0][0].jobs.enqueue_many(
-        s,
-        [
-            NewJob(kind, payload, TENANT, exclusive_key=f"{kind}:{pk}")
-            for _, kind, payload, pk in items
-        ],
-    )
+def _new_jobs(items: list[_Accept]) -> list[NewJob]:
+    return [NewJob(kind, body, TENANT, exclusive_key=f"{kind}:{pk}") for _, kind, body, pk in items]
+
+
+def _answers(items: list[_Accept], jobs: list[Job | ExclusiveJobExists]) -> list[Job | JefOneError]:
     return [
         _conflict(kind, pk, out) if isinstance(out, ExclusiveJobExists) else out
         for out, (_, kind, _, pk) in zip(jobs, items, strict=True)
     ]
+
+
+def _enqueue_many(s: Session, items: list[_Accept]) -> list[Job | JefOneError]:
+    """Queue a batch of accepts with one INSERT; a key held by an active job is a 409."""
+    return _answers(items, items[0][0].jobs.enqueue_many(s, _new_jobs(items)))
 
 
 # Core columns, not ORM attributes: the ORM's statement set-up per batch is skipped.
@@ -103,30 +104,51 @@ _SESSIONS = SessionRecord.__table__.c
 _VERIFIED = select(_SESSIONS.session_id, _SESSIONS.job_id).where(
     InValues(_SESSIONS.session_id, "ids"), _SESSIONS.status == "verified"
 )
-#: this module's services.extras key, and there the lookup compiled for this database
-NAME, VERIFIED = "jef_one", "verified_lookup"
+#: this module's services.extras key, and there the lookup compiled for this database and,
+#: on PostgreSQL, the jobs INSERT that looks up each new job's session itself
+NAME, VERIFIED, CHECKED_INSERT = "jef_one", "verified_lookup", "checked_insert"
+#: the job id of the new job's session if it is verified (migration jef_one_0002)
+_VERIFIED_JOB = "jef_one_verified_job(payload ->> 'session_id')"
 
 
 def prepare(services: Services) -> None:
-    """Compile the accept path's lookup once for this database (module start-up)."""
-    services.extras.setdefault(NAME, {})[VERIFIED] = DriverStatement(
-        services.db.engine.dialect, _VERIFIED
-    )
+    """Compile the accept path's statements once for this database (module start-up)."""
+    extras = services.extras.setdefault(NAME, {})
+    extras[VERIFIED] = DriverStatement(services.db.engine.dialect, _VERIFIED)
+    if services.db.is_postgres:
+        extras[CHECKED_INSERT] = services.jobs.insert_returning(_VERIFIED_JOB)
 
 
 def _accept_sessions(s: Session, items: list[_Accept]) -> list[Job | JefOneError]:
     """Queue session creations; refuse a session_id that is already verified."""
     services = items[0][0]
+    extras = services.extras[NAME]
+    pks = [pk for *_, pk in items]
     # Insert first, then look. An INSERT whose exclusive key is held by a job whose final
     # transaction is committing waits for that COMMIT (unique index; SQLite's single writer),
-    # so the lookup after it, a new snapshot, sees the verified session: no lock is needed
+    # so a lookup after it, with a new snapshot, sees the verified session: no lock is needed
     # to keep a racing POST from a 202.
-    queued = _enqueue_many(s, items)
-    ids = list({pk for *_, pk in items})
-    verified = dict(services.extras[NAME][VERIFIED].fetch(s.connection(), {"ids": ids}))
+    if CHECKED_INSERT in extras:
+        # PostgreSQL: the look is in the INSERT's RETURNING, a VOLATILE function taking its
+        # own snapshot once the row is in: one statement and one round trip, not two.
+        jobs, returned = services.jobs.enqueue_many_returning(
+            s, _new_jobs(items), extras[CHECKED_INSERT]
+        )
+        verified = {
+            pk: returned[job.id][0]
+            for job, pk in zip(jobs, pks, strict=True)
+            if isinstance(job, Job) and returned[job.id][0] is not None
+        }
+        held = list({pk for job, pk in zip(jobs, pks, strict=True) if not isinstance(job, Job)})
+        if held:  # a held key answers SESSION_EXISTS too once the session is verified
+            verified.update(extras[VERIFIED].fetch(s.connection(), {"ids": held}))
+        queued = _answers(items, jobs)
+    else:
+        queued = _enqueue_many(s, items)
+        verified = dict(extras[VERIFIED].fetch(s.connection(), {"ids": list(set(pks))}))
     if not verified:
         return queued
-    pairs = list(zip(queued, (pk for *_, pk in items), strict=True))
+    pairs = list(zip(queued, pks, strict=True))
     services.jobs.discard(s, [o.id for o, pk in pairs if isinstance(o, Job) and pk in verified])
     return [_session_exists(pk, verified[pk]) if pk in verified else o for o, pk in pairs]
 
