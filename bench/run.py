@@ -818,7 +818,7 @@ def main() -> None:
     ap.add_argument(
         "--full",
         action="store_true",
-        help="the long run: 3 runs per drain and scaling figure, 4 s wrk runs (9-21 minutes here)",
+        help="the long run: 3 runs per drain and scaling figure, 4 s wrk runs (~10 min here)",
     )
     ap.add_argument("--repeat", type=int, default=3, help="runs per figure (median is reported)")
     ap.add_argument(
