@@ -275,6 +275,41 @@ def test_every_json_content_type_spelling_is_accepted_alike(
     assert job["target_pk"] == body["session_id"]
 
 
+def _running_job(services: Any, s: Any, ent: str, emp: str, sid: str) -> Job:
+    """A session job set running, so the embedded worker leaves it alone; it holds its key."""
+    job = services.jobs.enqueue_many(
+        s,
+        [
+            NewJob(
+                "jef_one.create_session",
+                _payload(ent, emp, sid),
+                "jef-one",
+                exclusive_key=f"jef_one.create_session:{sid}",
+            )
+        ],
+    )[0]
+    assert isinstance(job, Job)
+    s.execute(update(JobRow).where(JobRow.id == job.id).values(status="running"))
+    return job
+
+
+def _verified_session(services: Any, ent: str, emp: str, sid: str, job_id: str) -> Any:
+    """The row a session job's final write leaves: the session, verified."""
+    now = services.clock.now()
+    return SessionRecord(
+        session_id=sid,
+        entity_number=ent,
+        employee_number=emp,
+        application_type="mobile",
+        application_number="001",
+        status="verified",
+        job_id=job_id,
+        created_at=now,
+        updated_at=now,
+        verified_at=now,
+    )
+
+
 def test_a_post_racing_the_jobs_final_commit_answers_session_exists(
     server: Server, entity: Any
 ) -> None:
@@ -288,35 +323,12 @@ def test_a_post_racing_the_jobs_final_commit_answers_session_exists(
         with server.client() as c:
             return c.post("/one-post-create-session-job", json=_payload(ent, emp, sid))
 
-    with services.db.write() as s:  # a job the embedded worker will not claim: already running
-        job = services.jobs.enqueue_many(
-            s,
-            [
-                NewJob(
-                    "jef_one.create_session", _payload(ent, emp, sid), "jef-one", exclusive_key=key
-                )
-            ],
-        )[0]
-        assert isinstance(job, Job)
-        s.execute(update(JobRow).where(JobRow.id == job.id).values(status="running"))
+    with services.db.write() as s:
+        job = _running_job(services, s, ent, emp, sid)
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         with services.db.write() as s:  # the job's final transaction, as its handler writes it
             services.db.lock(s, key)
-            now = services.clock.now()
-            s.add(
-                SessionRecord(
-                    session_id=sid,
-                    entity_number=ent,
-                    employee_number=emp,
-                    application_type="mobile",
-                    application_number="001",
-                    status="verified",
-                    job_id=job.id,
-                    created_at=now,
-                    updated_at=now,
-                    verified_at=now,
-                )
-            )
+            s.add(_verified_session(services, ent, emp, sid, job.id))
             s.execute(update(JobRow).where(JobRow.id == job.id).values(status="succeeded"))
             s.flush()
             racing = pool.submit(post)
@@ -342,36 +354,9 @@ def test_a_verified_session_whose_key_is_held_answers_session_exists(
     ent, emp = entity()
     sid = uid("held-")
     services = server.services
-    now = services.clock.now()
     with services.db.write() as s:
-        earlier = services.jobs.enqueue_many(
-            s,
-            [
-                NewJob(
-                    "jef_one.create_session",
-                    _payload(ent, emp, sid),
-                    "jef-one",
-                    exclusive_key=f"jef_one.create_session:{sid}",
-                )
-            ],
-        )[0]
-        assert isinstance(earlier, Job)
-        # Running, so the embedded worker leaves it alone, and still holding its key.
-        s.execute(update(JobRow).where(JobRow.id == earlier.id).values(status="running"))
-        s.add(
-            SessionRecord(
-                session_id=sid,
-                entity_number=ent,
-                employee_number=emp,
-                application_type="mobile",
-                application_number="001",
-                status="verified",
-                job_id=earlier.id,
-                created_at=now,
-                updated_at=now,
-                verified_at=now,
-            )
-        )
+        earlier = _running_job(services, s, ent, emp, sid)
+        s.add(_verified_session(services, ent, emp, sid, earlier.id))
     with server.client() as c:
         r = c.post("/one-post-create-session-job", json=_payload(ent, emp, sid))
     assert r.status_code == 409, r.text
