@@ -324,11 +324,7 @@ class JobManager:
         self.policies: dict[str, RetryPolicy] = {}
         table = JobRow.metadata.tables["jobs"]
         self._insert = insert(table)
-        # A taken exclusive key skips the row instead of failing the statement: no savepoint,
-        # and a whole batch of keyed jobs is one multi-row INSERT.
-        self._insert_batch = BatchInsert(
-            db.engine.dialect, table, _BATCH_COLUMNS, "ON CONFLICT DO NOTHING RETURNING id"
-        )
+        self._insert_batch = self.insert_returning()
         self._holders = select(table.c.exclusive_key, table.c.id).where(
             InValues(table.c.exclusive_key, "h_keys"), table.c.status.in_(ACTIVE)
         )
@@ -471,16 +467,19 @@ class JobManager:
         """
         return self.enqueue_many_returning(session, jobs, self._insert_batch)[0]
 
-    def insert_returning(self, extra: str) -> BatchInsert:
+    def insert_returning(self, extra: str | None = None) -> BatchInsert:
         """A jobs INSERT for `enqueue_many_returning` that also returns `extra` per new job.
 
         `extra` is SQL over the new row's columns, such as a call of a module's own function.
         """
+        # A taken exclusive key skips the row instead of failing the statement: no savepoint,
+        # and a whole batch of keyed jobs is one multi-row INSERT.
+        returning = "id" if extra is None else f"id, {extra}"
         return BatchInsert(
             self.db.engine.dialect,
             JobRow.metadata.tables["jobs"],
             _BATCH_COLUMNS,
-            f"ON CONFLICT DO NOTHING RETURNING id, {extra}",
+            f"ON CONFLICT DO NOTHING RETURNING {returning}",
         )
 
     def enqueue_many_returning(
