@@ -9,7 +9,7 @@ import logging
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -18,11 +18,10 @@ from sqlalchemy import text
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import BaseRoute, Host, Mount, Route, WebSocketRoute
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from writegate.core.http import DirectJsonRoutes, ErrorInfo, FieldProblem, field_problems
+from writegate.core.http import ErrorInfo, FieldProblem, field_problems
 from writegate.core.maintenance import Maintenance, Task
+from writegate.core.middleware import BodyLimit
 from writegate.core.migrations import upgrade
 from writegate.core.module import Module
 from writegate.core.services import Services
@@ -47,7 +46,10 @@ def load_modules(services: Services) -> list[Module]:
 
 def maintenance(services: Services, modules: list[Module]) -> Maintenance:
     """The housekeeping every worker process runs: the core's and each module's."""
-    tasks: list[tuple[str, Task]] = [("core.expired_tokens", services.purge_expired_tokens)]
+    tasks: list[tuple[str, Task]] = [
+        ("core.expired_tokens", services.purge_expired_tokens),
+        ("core.prune_jobs", services.prune_jobs),
+    ]
     for m in modules:
         tasks += m.maintenance
     return Maintenance(tasks, services.settings.maintenance_interval)
@@ -87,60 +89,6 @@ def _generic_error(info: ErrorInfo) -> Response:
         },
         status_code=info.status,
     )
-
-
-class BodyLimit:
-    """Refuse bodies over the limit before any handler runs (pure ASGI, buffers up to it)."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int, render: Any) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-        self.render = render
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
-            await self.app(scope, receive, send)
-            return
-        too_large = False
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                try:
-                    too_large = int(value) > self.max_bytes
-                except ValueError:
-                    too_large = True
-        chunks: list[bytes] = []
-        size = 0
-        if not too_large:
-            more = True
-            while more:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    return
-                chunk = message.get("body", b"")
-                size += len(chunk)
-                if size > self.max_bytes:
-                    too_large = True
-                    break
-                chunks.append(chunk)
-                more = message.get("more_body", False)
-        if too_large:
-            request = Request(scope)
-            info = ErrorInfo(413, "too_large", f"request body exceeds {self.max_bytes} bytes")
-            response = self.render(request, info)
-            response.headers["connection"] = "close"
-            await response(scope, receive, send)
-            return
-        body = b"".join(chunks)
-        sent = False
-
-        async def replay() -> Message:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
@@ -188,10 +136,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             if housekeeping is not None:
                 housekeeping.stop()
             if worker is not None:
-                worker.stop()
-            for m in modules:
-                for cb in m.on_shutdown:
-                    cb()
+                worker.stop(grace=settings.shutdown_grace_seconds)
             services.close()
 
     app = FastAPI(
@@ -272,30 +217,14 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         for exc_class, handler in m.exception_handlers.items():
             app.add_exception_handler(exc_class, handler)
 
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, render=render)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_body_bytes,
+        timeout=settings.body_timeout_seconds,
+        render=render,
+    )
     _without_framework_422(app)
-    if settings.direct_routes:
-        _with_direct_routes(app, settings.max_body_bytes, modules)
     return app
-
-
-def _with_direct_routes(app: FastAPI, max_bytes: int, modules: list[Module]) -> None:
-    """Put `DirectJsonRoutes` in front of the middleware stack (built on the first request)."""
-    build = app.build_middleware_stack
-
-    def build_with_direct_routes() -> ASGIApp:
-        stack = build()
-        # The direct layer skips every middleware, so it is only safe while the body limit
-        # (which it enforces itself) is the only one: a middleware added later turns it off.
-        if [m.cls for m in app.user_middleware] != [cast(Any, BodyLimit)]:
-            return stack
-        # Every route that could answer a path: the app's own and each module's (the app's
-        # list holds the module routers only as wrappers).
-        own = [r for r in app.routes if isinstance(r, Route | Mount | WebSocketRoute | Host)]
-        routes: list[BaseRoute] = [*own, *(r for m in modules for r in m.router.routes)]
-        return DirectJsonRoutes(stack, app, max_bytes, routes)
-
-    app.build_middleware_stack = build_with_direct_routes  # type: ignore[method-assign]
 
 
 def _without_framework_422(app: FastAPI) -> None:

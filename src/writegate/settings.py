@@ -31,12 +31,19 @@ class Settings(BaseSettings):
     reaper_interval: float = Field(default=5.0, gt=0)
 
     maintenance_interval: float = Field(default=300.0, gt=0)
+    #: housekeeping deletes finished jobs older than this many days (0: keep every job)
+    job_retention_days: float = Field(default=7.0, ge=0)
 
     token_ttl_seconds: int = Field(default=3600, gt=0)
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
-    #: valid JSON POSTs to eligible endpoints skip the middleware stack (`DirectJsonRoutes`);
-    #: false sends every request through the full stack (same answers, more CPU per request)
-    direct_routes: bool = True
+    #: a request body that has not fully arrived this many seconds after its first byte
+    #: is refused (408): a client sending one byte a second holds no worker forever
+    body_timeout_seconds: float = Field(default=30.0, gt=0)
+    #: how long an API key that authenticated is trusted without a database look-up; a
+    #: revocation in another process takes effect within this time (0: look up every time)
+    auth_cache_seconds: float = Field(default=5.0, ge=0)
+    #: on SIGTERM a worker lets running jobs finish this long, then hands them back
+    shutdown_grace_seconds: float = Field(default=30.0, ge=0)
     db_pool_size: int = Field(default=10, ge=1)
     #: `serve`'s GIL switch interval (`sys.setswitchinterval`), in milliseconds: the longest
     #: a thread that is ready to run (a group commit back from its fsync, the embedded worker

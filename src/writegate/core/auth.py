@@ -22,6 +22,8 @@ from writegate.core.db import Base, Database
 #: Roles that see every tenant; nothing else crosses a tenant boundary.
 ALL_TENANTS_ROLES = frozenset({"superadmin"})
 KEY_PREFIX = "wg_"
+#: session.info flag: a principal's credentials changed; caches drop them at COMMIT
+PRINCIPALS_CHANGED = "writegate_principals_changed"
 
 #: argon2 computations run at once per process. Each holds memory_cost (64 MiB) while it
 #: runs, and more of them than CPUs only share the CPUs: 32 concurrent logins took 1.9 GB
@@ -173,6 +175,7 @@ class AuthService:
         if row is None or row.revoked_at is not None:
             return False
         row.revoked_at = self.clock.now()
+        session.info[PRINCIPALS_CHANGED] = True
         return True
 
     def find(self, session: Session) -> list[PrincipalRow]:

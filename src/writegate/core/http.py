@@ -1,21 +1,18 @@
-"""HTTP helpers shared by every module: services access, credentials, error descriptions."""
+"""HTTP helpers shared by every module: services, credentials, a fast JSON route, errors."""
 
 from __future__ import annotations
 
 import inspect
 import typing
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
-from starlette.applications import Starlette
-from starlette.routing import BaseRoute, Match
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from writegate.core.auth import Principal
+from writegate.core.auth import Principal, hash_key
 from writegate.core.services import Services
 
 
@@ -112,13 +109,24 @@ def credentials(request: Request) -> str | None:
 
 
 def authenticate(request: Request) -> Principal | None:
-    """The principal behind the request's API key; None if absent, unknown or revoked."""
+    """The principal behind the request's API key; None if absent, unknown or revoked.
+
+    Known keys are answered from the process's `PrincipalCache` (no database round trip);
+    a revocation reaches every process within its time to live.
+    """
     key = credentials(request)
     if key is None or len(key) > 512:
         return None
     services = services_of(request)
+    digest = hash_key(key)
+    cached = services.principals.get(digest)
+    if cached is not None:
+        return cached
     with services.db.read() as session:
-        return services.auth.by_api_key(session, key)
+        principal = services.auth.by_api_key(session, key)
+    if principal is not None:
+        services.principals.put(digest, principal)
+    return principal
 
 
 @dataclass(frozen=True)
@@ -157,99 +165,3 @@ def field_problems(errors: Any) -> tuple[FieldProblem, ...]:
             FieldProblem(field=".".join(loc), code=str(err.get("type", "invalid")), message=msg)
         )
     return tuple(out)
-
-
-class DirectJsonRoutes:
-    """The outermost ASGI layer: hot JSON POST endpoints without the middleware stack.
-
-    A POST to the exact path of a `JsonBodyRoute` eligible for its fast path, with a JSON
-    body that fits the size limit and validates, goes straight to the endpoint; an exception
-    it raises is rendered by the app's own exception handler for it. Anything else - another
-    path or method, a body too large, invalid JSON or fields - is replayed, byte for byte,
-    into the full stack, so its answer is exactly the one the app gives without this layer.
-    """
-
-    def __init__(
-        self, app: ASGIApp, owner: Starlette, max_bytes: int, routes: Sequence[BaseRoute]
-    ) -> None:
-        self.app = app
-        self.owner = owner
-        self.max_bytes = max_bytes
-        #: path -> (endpoint, body model), for paths no other route answers a POST on
-        self.routes: dict[str, tuple[Callable[..., Any], type[BaseModel]]] = {}
-        for route in routes:
-            if not (isinstance(route, JsonBodyRoute) and route.methods == {"POST"}):
-                continue
-            call = route.direct_call()
-            probe: Scope = {"type": "http", "path": route.path, "method": "POST", "root_path": ""}
-            others = [r for r in routes if r is not route and r.matches(probe)[0] is Match.FULL]
-            if call is not None and route.matches(probe)[0] is Match.FULL and not others:
-                self.routes[route.path] = call
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Run a direct route, or hand the request to the full stack."""
-        direct = None
-        if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
-            direct = self.routes.get(scope["path"])
-        if direct is None or not _is_json(scope):
-            await self.app(scope, receive, send)
-            return
-        chunks: list[bytes] = []
-        size, more = 0, True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":  # the client left mid-body: no answer
-                return
-            chunk = message.get("body", b"")
-            chunks.append(chunk)
-            size += len(chunk)
-            more = message.get("more_body", False)
-            if size > self.max_bytes:
-                await self.app(scope, _replay(chunks, receive, more), send)
-                return
-        body = b"".join(chunks)
-        call, model = direct
-        try:
-            value = model.model_validate_json(body)
-        except ValidationError:
-            await self.app(scope, _replay([body], receive), send)
-            return
-        try:
-            # What services_of(request) reads: the app Starlette put in the scope.
-            response: Response = await call(value, scope["app"].state.services)
-        except Exception as exc:
-            response = await self._render(Request(scope, receive), exc)
-        await response(scope, receive, send)
-
-    async def _render(self, request: Request, exc: Exception) -> Response:
-        handlers = self.owner.exception_handlers
-        for cls in type(exc).__mro__:
-            handler = handlers.get(cls)
-            if handler is not None:
-                out = handler(request, exc)
-                response: Response = await out if inspect.isawaitable(out) else out
-                return response
-        raise exc
-
-
-def _is_json(scope: Scope) -> bool:
-    for name, value in scope["headers"]:
-        if name == b"content-type":
-            return bytes(value).startswith(b"application/json")
-    return False
-
-
-def _replay(chunks: list[bytes], receive: Receive, more: bool = False) -> Receive:
-    """A receive that gives back the body chunks already read, then reads on."""
-    pending: list[Message] = [
-        {"type": "http.request", "body": c, "more_body": True} for c in chunks
-    ]
-    if pending and not more:
-        pending[-1]["more_body"] = False
-
-    async def replay() -> Message:
-        if pending:
-            return pending.pop(0)
-        return await receive()
-
-    return replay

@@ -24,16 +24,12 @@ class Module:
     prefixes: tuple[str, ...]
     render_error: ErrorRenderer
     jobs: Sequence[JobSpec] = ()
-    #: a typer.Typer added to the CLI under the module's name, if any
-    cli: Any = None
     #: extra exception handlers (exception class -> handler) the app registers globally
     exception_handlers: dict[type[Exception], Callable[[Request, Any], Response]] = field(
         default_factory=dict
     )
     #: periodic housekeeping, (name, task) pairs run by every worker process
     maintenance: list[tuple[str, Callable[[], int | None]]] = field(default_factory=list)
-    #: called once when the app stops
-    on_shutdown: list[Callable[[], None]] = field(default_factory=list)
 
     def owns(self, path: str) -> bool:
         """Whether a request path belongs to this module."""

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from writegate.core.auth import AuthService
+from writegate.core.auth import PRINCIPALS_CHANGED, AuthService
 from writegate.core.clock import Clock
 from writegate.core.db import Database
 from writegate.core.jobs import JobManager, RetryPolicy
+from writegate.core.jobs.enqueue import ENQUEUED
+from writegate.core.keycache import PrincipalCache
 from writegate.core.tokens import TokenService
 from writegate.core.worker import Registry, Wakeup
 from writegate.settings import Settings
@@ -28,6 +31,8 @@ class Services:
     tokens: TokenService
     registry: Registry
     wakeup: Wakeup
+    #: API-key digests of principals seen lately (see `core.http.authenticate`)
+    principals: PrincipalCache
     #: free-form per-module state (connector factories, caches); keyed by module name
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -50,11 +55,15 @@ class Services:
             wake=wakeup.set,
         )
 
-        def _wake(session: Session) -> None:
-            if session.info.pop("writegate_enqueued", False):
-                wakeup.set()
+        principals = PrincipalCache(settings.auth_cache_seconds)
 
-        db.on_commit(_wake)
+        def _after_commit(session: Session) -> None:
+            if session.info.pop(ENQUEUED, False):
+                wakeup.set()
+            if session.info.pop(PRINCIPALS_CHANGED, False):
+                principals.clear()
+
+        db.on_commit(_after_commit)
         return cls(
             settings=settings,
             db=db,
@@ -64,12 +73,18 @@ class Services:
             tokens=TokenService(clock, settings.token_ttl_seconds),
             registry=Registry(),
             wakeup=wakeup,
+            principals=principals,
         )
 
     def purge_expired_tokens(self) -> int:
         """Delete process tokens that expired more than a day ago."""
         with self.db.write() as s:
             return self.tokens.purge_expired(s)
+
+    def prune_jobs(self) -> int:
+        """Delete finished jobs older than the retention setting (none if it is 0)."""
+        days = self.settings.job_retention_days
+        return self.jobs.prune(timedelta(days=days)) if days > 0 else 0
 
     def close(self) -> None:
         """Release database connections and the wake-up pipe."""

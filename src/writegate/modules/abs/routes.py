@@ -28,8 +28,11 @@ _ApiKey = Annotated[str | None, Depends(APIKeyHeader(name="x-api-key", auto_erro
 _Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(HTTPBearer(auto_error=False))]
 
 
-def require_principal(request: Request, _key: _ApiKey, _bearer: _Bearer) -> Principal:
-    """The caller behind x-api-key / Authorization: Bearer (render_error words a 401)."""
+async def require_principal(request: Request, _key: _ApiKey, _bearer: _Bearer) -> Principal:
+    """The caller behind x-api-key / Authorization: Bearer (render_error words a 401).
+
+    Async: a key seen lately is answered from the process's cache, with no thread hop.
+    """
     principal = authenticate(request)
     if principal is None:
         raise HTTPException(status_code=401, detail="unauthorized")
@@ -52,9 +55,12 @@ def _answer(call: Callable[[], Any], *, many: bool = False) -> JSONResponse:
 
 
 @router.post("/putDb", operation_id="abs_package_put_db", response_model=PackageEnvelope)
-def put_db(body: PackagePut, principal: PrincipalDep, services: ServicesDep) -> JSONResponse:
+async def put_db(body: PackagePut, principal: PrincipalDep, services: ServicesDep) -> JSONResponse:
     """Create a package (no id/uid) or update one; committed before the answer."""
-    return _answer(lambda: service.put_package(services, principal, body))
+    try:
+        return ok(await service.put_package(services, principal, body), 1)
+    except AbsError as exc:
+        return failure(exc.code, exc.description)
 
 
 @router.post("/get", operation_id="abs_package_get", response_model=PackageEnvelope)
@@ -80,6 +86,11 @@ def get_changes(
 
 
 @router.post("/delete", operation_id="abs_package_delete", response_model=PackageEnvelope)
-def delete(body: PackageDelete, principal: PrincipalDep, services: ServicesDep) -> JSONResponse:
+async def delete(
+    body: PackageDelete, principal: PrincipalDep, services: ServicesDep
+) -> JSONResponse:
     """Mark a package deleted (state 1); it stays in the changes feed."""
-    return _answer(lambda: service.delete_package(services, principal, body))
+    try:
+        return ok(await service.delete_package(services, principal, body), 1)
+    except AbsError as exc:
+        return failure(exc.code, exc.description)

@@ -148,50 +148,56 @@ def _guard(row: AbsPackage, version: int | None, sent_checksum: str | None) -> N
         raise AbsError("PACKAGE_DELETED", f"package {row.id} is deleted")
 
 
-def put_package(services: Services, principal: Principal, body: PackagePut) -> dict[str, Any]:
-    """Create (no id/uid) or update a package; returns it as committed."""
+async def put_package(services: Services, principal: Principal, body: PackagePut) -> dict[str, Any]:
+    """Create (no id/uid) or update a package; returns it once committed (group commit)."""
+    result: dict[str, Any] = await services.db.group.run(
+        lambda s: _put(s, services, principal, body)
+    )
+    return result
+
+
+def _put(s: Session, services: Services, principal: Principal, body: PackagePut) -> dict[str, Any]:
     sent = body.model_fields_set
-    with services.db.write() as s:
-        _authorize(s, principal, body.client_code)
-        # The version counter is taken first: it serialises package writers, so the
-        # concurrency check below reads the latest committed row.
-        version = next_value(s, VERSION_COUNTER)
-        now = _now(services)
-        if body.id or body.uid:
-            row = _find(s, body.client_code, body.id, body.uid, lock=True)
-            _guard(row, body.version, body.checksum)
-        else:
-            row = AbsPackage(
-                id=next_value(s, ID_COUNTER),
-                uid=str(uuid.uuid4()),
-                client_code=body.client_code,
-                state=STATE_ACTIVE,
-                oauth_access_token="",
-                payment_import_initiation_id=0,
-                processing_date=None,
-                processing_status=DEFAULT_STATUS,
-                processing_step=DEFAULT_STEP,
-                create_user=principal.name,
-                create_date=now,
-            )
-            s.add(row)
-        if "oauth_access_token" in sent:
-            row.oauth_access_token = body.oauth_access_token or ""
-        if "payment_import_initiation_id" in sent:
-            row.payment_import_initiation_id = body.payment_import_initiation_id or 0
-        if "processing_date" in sent:
-            row.processing_date = parse_date(body.processing_date)
-        # Blank status/step mean "leave as is" (the defaults on create), as in the seed.
-        if body.processing_status:
-            row.processing_status = body.processing_status
-        if body.processing_step:
-            row.processing_step = body.processing_step
-        row.version = version
-        row.modify_user = principal.name
-        row.modify_date = now
-        row.checksum = compute_checksum(row)
-        s.flush()
-        return to_wire(row)
+    _authorize(s, principal, body.client_code)
+    # The version counter is taken first: it serialises package writers, so the
+    # concurrency check below reads the latest committed row.
+    version = next_value(s, VERSION_COUNTER)
+    now = _now(services)
+    if body.id or body.uid:
+        row = _find(s, body.client_code, body.id, body.uid, lock=True)
+        _guard(row, body.version, body.checksum)
+    else:
+        row = AbsPackage(
+            id=next_value(s, ID_COUNTER),
+            uid=str(uuid.uuid4()),
+            client_code=body.client_code,
+            state=STATE_ACTIVE,
+            oauth_access_token="",
+            payment_import_initiation_id=0,
+            processing_date=None,
+            processing_status=DEFAULT_STATUS,
+            processing_step=DEFAULT_STEP,
+            create_user=principal.name,
+            create_date=now,
+        )
+        s.add(row)
+    if "oauth_access_token" in sent:
+        row.oauth_access_token = body.oauth_access_token or ""
+    if "payment_import_initiation_id" in sent:
+        row.payment_import_initiation_id = body.payment_import_initiation_id or 0
+    if "processing_date" in sent:
+        row.processing_date = parse_date(body.processing_date)
+    # Blank status/step mean "leave as is" (the defaults on create), as in the seed.
+    if body.processing_status:
+        row.processing_status = body.processing_status
+    if body.processing_step:
+        row.processing_step = body.processing_step
+    row.version = version
+    row.modify_user = principal.name
+    row.modify_date = now
+    row.checksum = compute_checksum(row)
+    s.flush()
+    return to_wire(row)
 
 
 def get_package(services: Services, principal: Principal, body: PackageGet) -> dict[str, Any]:
@@ -204,20 +210,30 @@ def get_package(services: Services, principal: Principal, body: PackageGet) -> d
         return to_wire(row)
 
 
-def delete_package(services: Services, principal: Principal, body: PackageDelete) -> dict[str, Any]:
+async def delete_package(
+    services: Services, principal: Principal, body: PackageDelete
+) -> dict[str, Any]:
     """Mark a package deleted (state 1) with a new version; the row stays for replicas."""
-    with services.db.write() as s:
-        _authorize(s, principal, body.client_code)
-        version = next_value(s, VERSION_COUNTER)
-        row = _find(s, body.client_code, body.id, body.uid, lock=True)
-        _guard(row, body.version, body.checksum)
-        row.state = STATE_DELETED
-        row.version = version
-        row.modify_user = principal.name
-        row.modify_date = _now(services)
-        row.checksum = compute_checksum(row)
-        s.flush()
-        return to_wire(row)
+    result: dict[str, Any] = await services.db.group.run(
+        lambda s: _delete(s, services, principal, body)
+    )
+    return result
+
+
+def _delete(
+    s: Session, services: Services, principal: Principal, body: PackageDelete
+) -> dict[str, Any]:
+    _authorize(s, principal, body.client_code)
+    version = next_value(s, VERSION_COUNTER)
+    row = _find(s, body.client_code, body.id, body.uid, lock=True)
+    _guard(row, body.version, body.checksum)
+    row.state = STATE_DELETED
+    row.version = version
+    row.modify_user = principal.name
+    row.modify_date = _now(services)
+    row.checksum = compute_checksum(row)
+    s.flush()
+    return to_wire(row)
 
 
 def _snapshot(session: Session) -> None:

@@ -20,16 +20,16 @@ def _handle(_request: Request, exc: JefOneError) -> Response:
 
 def create(services: Services) -> Module:
     """The jef-one module."""
-    service.prepare(services)
+    services.extras[service.NAME] = service.Accepts(services)
     return Module(
         name=service.NAME,
         router=router,
         prefixes=("/one-", "/jef-one-"),
         render_error=render_error,
         jobs=[
-            JobSpec(service.KIND_SESSION, service.run_create_session),
-            JobSpec(service.KIND_ENTITY, service.run_upsert_entity),
-            JobSpec(service.KIND_EMPLOYEE, service.run_upsert_employee),
+            JobSpec(service.KIND_SESSION, service.run_create_session, short=True),
+            JobSpec(service.KIND_ENTITY, service.run_upsert_entity, short=True),
+            JobSpec(service.KIND_EMPLOYEE, service.run_upsert_employee, short=True),
         ],
         exception_handlers={JefOneError: _handle},
     )

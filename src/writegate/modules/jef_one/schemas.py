@@ -114,6 +114,7 @@ class SessionView(BaseModel):
     employee_number: str | None = None
     application_type: str | None = None
     application_number: str | None = None
+    #: "pending" from the 202 until its job is final, then "verified" or "failed"
     status: str | None = None
     failure_reason: str | None = None
     job_id: str | None = None
@@ -132,6 +133,9 @@ class EntityView(BaseModel):
     entity_name: str | None = None
     entity_active: bool | None = None
     employee_count: int | None = None
+    #: an accepted upsert of this record whose job is not final yet
+    pending_job_id: str | None = None
+    pending_job_status: str | None = None
     message: str
 
 
@@ -145,6 +149,9 @@ class EmployeeView(BaseModel):
     employee_name: str | None = None
     employee_active: bool | None = None
     entity_active: bool | None = None
+    #: an accepted upsert of this record whose job is not final yet
+    pending_job_id: str | None = None
+    pending_job_status: str | None = None
     message: str
 
 

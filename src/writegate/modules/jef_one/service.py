@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from writegate.core.db import DriverStatement, InValues
-from writegate.core.exceptions import ExclusiveJobExists, PermanentJobError
-from writegate.core.jobs import Job, NewJob
+from writegate.core.db import InValues
+from writegate.core.exceptions import PermanentJobError
+from writegate.core.jobs import Job, NewJob, new_job_id
 from writegate.core.services import Services
 from writegate.core.worker import JobContext
 from writegate.modules.jef_one.errors import JefOneError
@@ -26,6 +29,8 @@ from writegate.modules.jef_one.schemas import CreateSessionJob, EmployeePost, En
 
 #: jef-one is a single-tenant backend; every job and row belongs to this tenant
 TENANT = "jef-one"
+#: this module's name, and its key in services.extras (where its `Accepts` lives)
+NAME = "jef_one"
 
 KIND_SESSION = "jef_one.create_session"
 KIND_ENTITY = "jef_one.upsert_entity"
@@ -64,93 +69,19 @@ def accepted(job: Job, target_pk: str, confirmation: str) -> dict[str, Any]:
     }
 
 
-def _conflict(kind: str, pk: str, exc: ExclusiveJobExists) -> JefOneError:
-    operation, table = OPERATIONS[kind]
+def _conflict(item: Accept, job_id: str | None) -> JefOneError:
+    operation, table = OPERATIONS[item.kind]
     return JefOneError(
         409,
         "conflict",
         "JOB_IN_PROGRESS",
-        f"a {operation} job for {pk} is already queued or running: {exc.job_id}",
+        f"a {operation} job for {item.pk} is already queued or running: {job_id}",
         operation=operation,
-        job_id=exc.job_id,
+        job_id=job_id,
         target_table=table,
-        target_pk=pk,
+        target_pk=item.pk,
         allowed_method="POST",
     )
-
-
-#: one accept waiting for its group commit: the services, the job kind, its payload and key
-_Accept = tuple[Services, str, dict[str, Any], str]
-
-
-def _new_jobs(items: list[_Accept]) -> list[NewJob]:
-    return [NewJob(kind, body, TENANT, exclusive_key=f"{kind}:{pk}") for _, kind, body, pk in items]
-
-
-def _answers(items: list[_Accept], jobs: list[Job | ExclusiveJobExists]) -> list[Job | JefOneError]:
-    return [
-        _conflict(kind, pk, out) if isinstance(out, ExclusiveJobExists) else out
-        for out, (_, kind, _, pk) in zip(jobs, items, strict=True)
-    ]
-
-
-def _enqueue_many(s: Session, items: list[_Accept]) -> list[Job | JefOneError]:
-    """Queue a batch of accepts with one INSERT; a key held by an active job is a 409."""
-    return _answers(items, items[0][0].jobs.enqueue_many(s, _new_jobs(items)))
-
-
-# Core columns, not ORM attributes: the ORM's statement set-up per batch is skipped.
-_SESSIONS = SessionRecord.__table__.c
-_VERIFIED = select(_SESSIONS.session_id, _SESSIONS.job_id).where(
-    InValues(_SESSIONS.session_id, "ids"), _SESSIONS.status == "verified"
-)
-#: this module's services.extras key, and there the lookup compiled for this database and,
-#: on PostgreSQL, the jobs INSERT that looks up each new job's session itself
-NAME, VERIFIED, CHECKED_INSERT = "jef_one", "verified_lookup", "checked_insert"
-#: the job id of the new job's session if it is verified (migration jef_one_0002)
-_VERIFIED_JOB = "jef_one_verified_job(payload ->> 'session_id')"
-
-
-def prepare(services: Services) -> None:
-    """Compile the accept path's statements once for this database (module start-up)."""
-    extras = services.extras.setdefault(NAME, {})
-    extras[VERIFIED] = DriverStatement(services.db.engine.dialect, _VERIFIED)
-    if services.db.is_postgres:
-        extras[CHECKED_INSERT] = services.jobs.insert_returning(_VERIFIED_JOB)
-
-
-def _accept_sessions(s: Session, items: list[_Accept]) -> list[Job | JefOneError]:
-    """Queue session creations; refuse a session_id that is already verified."""
-    services = items[0][0]
-    extras = services.extras[NAME]
-    pks = [pk for *_, pk in items]
-    # Insert first, then look. An INSERT whose exclusive key is held by a job whose final
-    # transaction is committing waits for that COMMIT (unique index; SQLite's single writer),
-    # so a lookup after it, with a new snapshot, sees the verified session: no lock is needed
-    # to keep a racing POST from a 202.
-    if CHECKED_INSERT in extras:
-        # PostgreSQL: the look is in the INSERT's RETURNING, a VOLATILE function taking its
-        # own snapshot once the row is in: one statement and one round trip, not two.
-        jobs, returned = services.jobs.enqueue_many_returning(
-            s, _new_jobs(items), extras[CHECKED_INSERT]
-        )
-        verified = {
-            pk: returned[job.id][0]
-            for job, pk in zip(jobs, pks, strict=True)
-            if isinstance(job, Job) and returned[job.id][0] is not None
-        }
-        held = list({pk for job, pk in zip(jobs, pks, strict=True) if not isinstance(job, Job)})
-        if held:  # a held key answers SESSION_EXISTS too once the session is verified
-            verified.update(extras[VERIFIED].fetch(s.connection(), {"ids": held}))
-        queued = _answers(items, jobs)
-    else:
-        queued = _enqueue_many(s, items)
-        verified = dict(extras[VERIFIED].fetch(s.connection(), {"ids": list(set(pks))}))
-    if not verified:
-        return queued
-    pairs = list(zip(queued, pks, strict=True))
-    services.jobs.discard(s, [o.id for o, pk in pairs if isinstance(o, Job) and pk in verified])
-    return [_session_exists(pk, verified[pk]) if pk in verified else o for o, pk in pairs]
 
 
 def _session_exists(session_id: str, job_id: str | None) -> JefOneError:
@@ -169,11 +100,158 @@ def _session_exists(session_id: str, job_id: str | None) -> JefOneError:
     )
 
 
+@dataclass(frozen=True)
+class Accept:
+    """One accepted POST: the job to queue, the record it targets, the job it must wait for."""
+
+    kind: str
+    payload: dict[str, Any]
+    #: the target record's key (session id, entity number, entity/employee)
+    pk: str
+    #: exclusive keys of accepted writes this one depends on, nearest first
+    depends_on: tuple[str, ...] = ()
+    job_id: str = field(default_factory=new_job_id)
+
+    @property
+    def key(self) -> str:
+        """The exclusive key: one active job per target record."""
+        return f"{self.kind}:{self.pk}"
+
+
+def _entity_key(entity_number: str) -> str:
+    return f"{KIND_ENTITY}:{entity_number}"
+
+
+def _employee_key(entity_number: str, employee_number: str) -> str:
+    return f"{KIND_EMPLOYEE}:{entity_number}/{employee_number}"
+
+
+class Accepts:
+    """The accept write: a batch of POSTs queued with one jobs INSERT in the shared commit.
+
+    A session accept also writes its session as `pending` (one upsert for the batch, which
+    refuses a verified session), so the confirming GET finds it from the moment of the 202.
+    A write that depends on another accepted write (an employee on its entity, a session on
+    its employee or entity) runs after that write's job.
+    """
+
+    def __init__(self, services: Services) -> None:
+        self.jobs = services.jobs
+        self.clock = services.clock
+        sessions = SessionRecord.__table__
+        upsert = _dialect_insert(services)(sessions)
+        changed = {
+            c: upsert.excluded[c]
+            for c in (
+                "entity_number",
+                "employee_number",
+                "application_type",
+                "application_number",
+                "status",
+                "failure_reason",
+                "job_id",
+                "updated_at",
+                "verified_at",
+            )
+        }
+        #: one statement decides: a verified session is left as it is and not returned
+        self._pending = upsert.on_conflict_do_update(
+            index_elements=[sessions.c.session_id],
+            set_=changed,
+            where=sessions.c.status != "verified",
+        ).returning(sessions.c.session_id)
+        self._verified = select(sessions.c.session_id, sessions.c.job_id).where(
+            InValues(sessions.c.session_id, "ids")
+        )
+
+    def __call__(self, s: Session, items: list[Accept]) -> list[Job | JefOneError]:
+        """Each item's job, or its refusal (JOB_IN_PROGRESS, SESSION_EXISTS)."""
+        outcomes: dict[int, Job | JefOneError] = {}
+        first: dict[str, int] = {}
+        for i, item in enumerate(items):
+            if item.key in first:  # the same record twice in one batch: the first one goes
+                outcomes[i] = _conflict(item, items[first[item.key]].job_id)
+            else:
+                first[item.key] = i
+        todo = [i for i in range(len(items)) if i not in outcomes]
+        sessions = [i for i in todo if items[i].kind == KIND_SESSION]
+        if sessions:
+            outcomes.update(self._write_pending(s, items, sessions))
+        todo = [i for i in todo if i not in outcomes]
+        after = self._holders(s, [items[i] for i in todo])
+        queued = self.jobs.enqueue_many(
+            s,
+            [
+                NewJob(
+                    items[i].kind,
+                    items[i].payload,
+                    TENANT,
+                    job_id=items[i].job_id,
+                    exclusive_key=items[i].key,
+                    after_id=next((after[k] for k in items[i].depends_on if k in after), None),
+                )
+                for i in todo
+            ],
+        )
+        for i, out in zip(todo, queued, strict=True):
+            outcomes[i] = _conflict(items[i], out.job_id) if isinstance(out, Exception) else out
+        return [outcomes[i] for i in range(len(items))]
+
+    def _write_pending(
+        self, s: Session, items: list[Accept], todo: list[int]
+    ) -> dict[int, JefOneError]:
+        """Write each session as pending; the verified ones refused."""
+        now = self.clock.now()
+        rows = [
+            {
+                "session_id": items[i].pk,
+                "entity_number": items[i].payload["entity_number"],
+                "employee_number": items[i].payload["employee_number"],
+                "application_type": items[i].payload["app_type"],
+                "application_number": items[i].payload["app_number"],
+                "status": "pending",
+                "failure_reason": None,
+                "job_id": items[i].job_id,
+                "created_at": now,
+                "updated_at": now,
+                "verified_at": None,
+            }
+            for i in todo
+        ]
+        written = set(s.connection().execute(self._pending, rows).scalars())
+        refused = [i for i in todo if items[i].pk not in written]
+        if not refused:
+            return {}
+        ids = [items[i].pk for i in refused]
+        verified = dict(s.connection().execute(self._verified, {"ids": ids}).all())
+        return {i: _session_exists(items[i].pk, verified.get(items[i].pk)) for i in refused}
+
+    def _holders(self, s: Session, items: list[Accept]) -> dict[str, str]:
+        keys = {k for item in items for k in item.depends_on}
+        return self.jobs.active_holders(s, keys) if keys else {}
+
+
+def _dialect_insert(services: Services) -> Any:
+    return pg_insert if services.db.is_postgres else sqlite_insert
+
+
+async def _accept(services: Services, item: Accept) -> Job:
+    """Queue one accept in the shared commit; answered once it is durable."""
+    accepts: Accepts = services.extras[NAME]
+    job: Job = await services.db.group.run_many(accepts, item)
+    return job
+
+
 async def accept_session(services: Services, body: CreateSessionJob) -> dict[str, Any]:
     """Queue the creation of a session; refuse a session_id that is already verified."""
-    # Group commit: concurrent accepts share one durable commit; each answer waits for it.
-    item = (services, KIND_SESSION, body.model_dump(), body.session_id)
-    job = await services.db.group_many_async(_accept_sessions, item)
+    entity, employee = body.entity_number, body.employee_number
+    item = Accept(
+        KIND_SESSION,
+        body.model_dump(),
+        body.session_id,
+        (_employee_key(entity, employee), _entity_key(entity)),
+    )
+    job = await _accept(services, item)
     return accepted(job, body.session_id, session_confirmation(body.session_id))
 
 
@@ -184,8 +262,7 @@ def session_confirmation(session_id: str) -> str:
 
 async def accept_entity(services: Services, body: EntityPost) -> dict[str, Any]:
     """Queue an entity upsert."""
-    item = (services, KIND_ENTITY, body.model_dump(), body.entity_number)
-    job = await services.db.group_many_async(_enqueue_many, item)
+    job = await _accept(services, Accept(KIND_ENTITY, body.model_dump(), body.entity_number))
     return accepted(
         job,
         body.entity_number,
@@ -194,11 +271,10 @@ async def accept_entity(services: Services, body: EntityPost) -> dict[str, Any]:
 
 
 async def accept_employee(services: Services, body: EmployeePost) -> dict[str, Any]:
-    """Queue an employee upsert."""
+    """Queue an employee upsert, run after any accepted upsert of its entity."""
     pk = f"{body.entity_number}/{body.employee_number}"
-    job = await services.db.group_many_async(
-        _enqueue_many, (services, KIND_EMPLOYEE, body.model_dump(), pk)
-    )
+    item = Accept(KIND_EMPLOYEE, body.model_dump(), pk, (_entity_key(body.entity_number),))
+    job = await _accept(services, item)
     return accepted(
         job,
         pk,
@@ -225,16 +301,15 @@ def _refusal(s: Any, entity_number: str, employee_number: str) -> str | None:
 
 
 def run_create_session(ctx: JobContext) -> dict[str, Any]:
-    """Create (or re-verify a failed) session; commits with the job's success."""
+    """Verify (or fail) the pending session; commits with the job's success."""
     p = CreateSessionJob.model_validate(ctx.payload)
     s = ctx.session
-    ctx.manager.db.lock(s, f"{KIND_SESSION}:{p.session_id}")
     now = ctx.clock.now()
     row = s.get(SessionRecord, p.session_id)
     if row is not None and row.status == "verified":
         return {"session_id": p.session_id, "status": "verified", "failure_reason": None}
     reason = _refusal(s, p.entity_number, p.employee_number)
-    if row is None:
+    if row is None:  # accepted before sessions were written as pending at accept time
         row = SessionRecord(session_id=p.session_id, created_at=now)
         s.add(row)
     row.entity_number = p.entity_number
@@ -321,6 +396,22 @@ def job_view(services: Services, job_id: str) -> dict[str, Any]:
     }
 
 
+_SESSION_MESSAGES = {
+    "pending": "session is pending: its job is accepted and not yet final",
+    "verified": "session is verified",
+    "failed": "session is failed",
+}
+
+
+def _pending(services: Services, s: Session, key: str) -> dict[str, Any]:
+    """The accepted upsert of a record whose job is not final yet, if any."""
+    job_id = services.jobs.active_holder(s, key)
+    job = services.jobs.get(s, job_id) if job_id is not None else None
+    if job is None:
+        return {"pending_job_id": None, "pending_job_status": None}
+    return {"pending_job_id": job.id, "pending_job_status": job.status.value}
+
+
 def session_view(services: Services, session_id: str) -> dict[str, Any]:
     """A session's final state."""
     with services.db.read() as s:
@@ -329,7 +420,7 @@ def session_view(services: Services, session_id: str) -> dict[str, Any]:
             return {
                 "is_found": False,
                 "session_id": session_id,
-                "message": f"session {session_id} not found (its job may still be queued)",
+                "message": f"session {session_id} not found: no such session was accepted",
             }
         return {
             "is_found": True,
@@ -344,7 +435,7 @@ def session_view(services: Services, session_id: str) -> dict[str, Any]:
             "created_at": iso(row.created_at),
             "updated_at": iso(row.updated_at),
             "verified_at": iso(row.verified_at),
-            "message": f"session is {row.status}",
+            "message": _SESSION_MESSAGES[row.status],
         }
 
 
@@ -352,12 +443,17 @@ def entity_view(services: Services, entity_number: str) -> dict[str, Any]:
     """An entity, and whether sessions can be created under it."""
     with services.db.read() as s:
         row = s.get(Entity, entity_number)
+        pending = _pending(services, s, _entity_key(entity_number))
         if row is None:
+            waiting = pending["pending_job_id"] is not None
             return {
                 "is_found": False,
                 "can_continue": False,
                 "entity_number": entity_number,
-                "message": f"entity {entity_number} not found",
+                **pending,
+                "message": f"entity {entity_number} has a pending upsert"
+                if waiting
+                else f"entity {entity_number} not found",
             }
         count = s.scalar(
             select(func.count())
@@ -371,6 +467,7 @@ def entity_view(services: Services, entity_number: str) -> dict[str, Any]:
             "entity_name": row.entity_name,
             "entity_active": row.is_active,
             "employee_count": int(count or 0),
+            **pending,
             "message": "entity is active" if row.is_active else "entity is not active",
         }
 
@@ -380,14 +477,20 @@ def employee_view(services: Services, entity_number: str, employee_number: str) 
     with services.db.read() as s:
         entity = s.get(Entity, entity_number)
         row = s.get(Employee, (entity_number, employee_number))
+        pending = _pending(services, s, _employee_key(entity_number, employee_number))
         if row is None:
+            waiting = pending["pending_job_id"] is not None
             return {
                 "is_found": False,
                 "can_continue": False,
                 "entity_number": entity_number,
                 "employee_number": employee_number,
                 "entity_active": entity.is_active if entity else None,
-                "message": f"employee {employee_number} not found in entity {entity_number}",
+                **pending,
+                "message": f"employee {employee_number} of entity {entity_number} has a "
+                "pending upsert"
+                if waiting
+                else f"employee {employee_number} not found in entity {entity_number}",
             }
         ok = row.is_active and entity is not None and entity.is_active
         return {
@@ -398,5 +501,6 @@ def employee_view(services: Services, entity_number: str, employee_number: str) 
             "employee_name": row.employee_name,
             "employee_active": row.is_active,
             "entity_active": entity.is_active if entity else None,
+            **pending,
             "message": "employee can start sessions" if ok else "employee cannot start sessions",
         }

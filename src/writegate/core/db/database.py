@@ -1,0 +1,92 @@
+"""The database facade: read and write transactions, one-statement writes, the group commit."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import threading
+from collections.abc import Callable, Iterator
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session, sessionmaker
+
+from writegate.core.db.engine import build_engine, normalize_url
+from writegate.core.db.group_commit import GroupCommit
+
+_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
+
+
+def _lock_id(key: str) -> int:
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
+
+
+class Database:
+    """Engine, read and write sessions, and `group`: the shared durable write path."""
+
+    def __init__(self, url: str, pool_size: int = 10, group_max_batch: int = 256) -> None:
+        self.url = normalize_url(url)
+        self.engine = build_engine(self.url, pool_size)
+        self.is_sqlite = self.engine.dialect.name == "sqlite"
+        self.is_postgres = self.engine.dialect.name == "postgresql"
+        #: the engine for writes outside a session (DDL): on SQLite it begins IMMEDIATE, so a
+        #: read-then-write never fails on a snapshot another writer moved past
+        self.write_engine = self.engine.execution_options(writegate_write=True)
+        self._write = sessionmaker(bind=self.write_engine, expire_on_commit=False)
+        self._read = sessionmaker(bind=self.engine, expire_on_commit=False)
+        self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._after_commit: list[Callable[[Session], None]] = []
+        self._lock = threading.Lock()
+        event.listen(self._write, "after_commit", self._run_after_commit)
+        #: every client-facing write: `await db.group.run(fn)` (see GroupCommit)
+        self.group = GroupCommit(self, group_max_batch)
+
+    def on_commit(self, callback: Callable[[Session], None]) -> None:
+        """Call callback after every committed write session."""
+        with self._lock:
+            self._after_commit.append(callback)
+
+    def _run_after_commit(self, session: Session) -> None:
+        for cb in list(self._after_commit):
+            cb(session)
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Session]:
+        """A write transaction of its own: committed on success, rolled back on error."""
+        with self._write() as session, session.begin():
+            yield session
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only transaction."""
+        with self._read() as session, session.begin():
+            yield session
+
+    @contextlib.contextmanager
+    def statement(self) -> Iterator[Connection]:
+        """A connection for ONE write statement, which commits by itself when it succeeds.
+
+        On PostgreSQL the statement runs in autocommit: no BEGIN and COMMIT round trips of
+        their own (one statement is atomic anyway). On SQLite it runs in a write transaction,
+        whose BEGIN IMMEDIATE waits for the single writer lock. Commit hooks do not run.
+        """
+        if not self.is_postgres:
+            with self.write_engine.begin() as conn:
+                yield conn
+            return
+        with self._autocommit.connect() as conn:
+            yield conn
+
+    def lock(self, session: Session, key: str) -> None:
+        """Serialize transactions on `key` until the caller's transaction ends.
+
+        PostgreSQL takes a transaction-scoped advisory lock; SQLite write transactions are
+        already serialized by BEGIN IMMEDIATE, so nothing more is needed there.
+        """
+        if self.is_postgres:
+            session.connection().execute(_LOCK, {"k": _lock_id(key)})
+
+    def dispose(self) -> None:
+        """Finish the queued group writes and close every pooled connection."""
+        self.group.close()
+        self.engine.dispose()

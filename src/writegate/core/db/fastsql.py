@@ -1,0 +1,328 @@
+"""SQL shortcuts for hot statements: one-parameter IN lists, batch inserts, driver-cursor runs."""
+
+from __future__ import annotations
+
+import decimal
+import json
+import sqlite3
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime
+from datetime import time as time_
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, DateTime, String, Table, TypeDecorator, bindparam
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement, ColumnElement
+from sqlalchemy.sql.type_api import TypeEngine
+from sqlalchemy.sql.visitors import InternalTraversal
+
+
+class ValueList(TypeDecorator[list[Any]]):
+    """A list bound as one parameter: an array on PostgreSQL, a JSON array on SQLite."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, item: TypeEngine[Any]) -> None:
+        super().__init__()
+        self.item = item
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(postgresql.ARRAY(self.item))
+        return dialect.type_descriptor(String())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        return list(value) if dialect.name == "postgresql" else json.dumps(list(value))
+
+
+class InValues(ColumnElement[bool]):
+    """`column IN (values)` with every value in one parameter: one statement for any count.
+
+    An expanding `in_()` renders one placeholder per value, so each list length is another
+    statement to compile, cache and (on PostgreSQL) plan; this renders `column = ANY(:p)` on
+    PostgreSQL and `column IN (SELECT value FROM json_each(:p))` on SQLite.
+    """
+
+    inherit_cache = True
+    type = Boolean()
+    _is_implicitly_boolean = True  # a predicate: never rendered as "(...) = 1" on SQLite
+    _traverse_internals = [
+        ("column", InternalTraversal.dp_clauseelement),
+        ("param", InternalTraversal.dp_clauseelement),
+    ]
+
+    def __init__(self, column: ColumnElement[Any], name: str) -> None:
+        self.column = column
+        self.param = bindparam(name, type_=ValueList(column.type))
+
+
+@compiles(InValues, "postgresql")
+def _in_values_pg(element: InValues, compiler: Any, **kw: Any) -> str:
+    column, param = compiler.process(element.column, **kw), compiler.process(element.param, **kw)
+    return f"{column} = ANY({param})"
+
+
+@compiles(InValues)
+def _in_values(element: InValues, compiler: Any, **kw: Any) -> str:
+    column, param = compiler.process(element.column, **kw), compiler.process(element.param, **kw)
+    return f"{column} IN (SELECT value FROM json_each({param}))"
+
+
+class BatchInsert:
+    """A multi-row INSERT run straight on the driver connection: one statement per batch.
+
+    For hot paths, where SQLAlchemy's per-row parameter handling costs more than the
+    database's own work. Every value goes through its column type's own bind processor (and
+    cast), so rows are stored exactly as an ORM or Core insert would store them. On SQLite
+    it is a multi-row VALUES; on PostgreSQL the rows travel as one JSON document read by
+    `json_to_recordset` into each column's type. Column defaults are not applied: give
+    every column.
+    """
+
+    def __init__(self, dialect: Dialect, table: Table, columns: Sequence[str], tail: str) -> None:
+        q = dialect.identifier_preparer
+        names = ", ".join(q.quote(c) for c in columns)
+        head = f"INSERT INTO {q.format_table(table)} ({names}) "
+        tail = f" {tail}" if tail else ""
+        self._columns = tuple(columns)
+        self._processors: list[Callable[[Any], Any] | None] = []
+        types = []
+        for c in columns:
+            impl = table.c[c].type.dialect_impl(dialect)
+            self._processors.append(impl.bind_processor(dialect))
+            types.append(dialect.type_compiler_instance.process(impl))
+        #: PostgreSQL: the rows as one JSON document, so one short statement serves every
+        #: batch size (the driver caches and prepares it; a long VALUES list is re-parsed on
+        #: each call) and the driver dumps one string (typed arrays cost ~15 us a row)
+        self._as_json = dialect.name == "postgresql"
+        if self._as_json:
+            # A JSON column's bind processor gives the serialized text: it travels as a JSON
+            # string and is cast, so the column stores exactly that text.
+            is_json = [isinstance(table.c[c].type, JSON) for c in columns]
+            # Per column, not per value: a batch's rows often share one `now`, converted once.
+            self._processors = [
+                _json_text(p)
+                if j
+                else _iso
+                if p is None and isinstance(table.c[c].type, DateTime)
+                else p
+                for c, p, j in zip(columns, self._processors, is_json, strict=True)
+            ]
+            picked = ", ".join(
+                f"t.{q.quote(c)}::{t}" if j else f"t.{q.quote(c)}"
+                for c, t, j in zip(columns, types, is_json, strict=True)
+            )
+            defined = ", ".join(
+                f"{q.quote(c)} {'TEXT' if j else t}"
+                for c, t, j in zip(columns, types, is_json, strict=True)
+            )
+            self._recordset = (
+                f"{head}SELECT {picked} FROM json_to_recordset(%s::json) AS t({defined}){tail}"
+            )
+        else:
+            mark = "?" if dialect.paramstyle == "qmark" else "%s"
+            self._values_head, self._tail = f"{head}VALUES ", tail
+            self._row = f"({', '.join([mark] * len(columns))})"
+        self._sql: dict[int, str] = {}
+
+    def sql(self, n: int) -> str:
+        """The statement for n rows."""
+        if self._as_json:
+            return self._recordset
+        sql = self._sql.get(n)
+        if sql is None:
+            sql = self._sql[n] = self._values_head + ", ".join([self._row] * n) + self._tail
+        return sql
+
+    def execute(self, on: Session | Connection, rows: Sequence[Sequence[Any]]) -> list[Any]:
+        """Insert rows (one value per column, in order) in the transaction of `on`."""
+        if not rows:
+            return []
+        conn = on.connection() if isinstance(on, Session) else on
+        if self._as_json:
+            names = self._columns
+            doc = [
+                dict(zip(names, row, strict=True))
+                for row in zip(*self._by_column(rows), strict=True)
+            ]
+            return self._run(
+                conn, len(rows), [json.dumps(doc, default=_json_scalar, allow_nan=False)]
+            )
+        out: list[Any] = []
+        # A statement binds at most SQLITE_LIMIT_VARIABLE_NUMBER values (32,766 by default).
+        raw = conn.connection.driver_connection
+        if isinstance(raw, sqlite3.Connection):
+            limit = raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        else:
+            limit = 32_766
+        per = max(1, limit // len(self._processors))
+        for start in range(0, len(rows), per):
+            chunk = rows[start : start + per]
+            out += self._run(conn, len(chunk), self._flat(chunk))
+        return out
+
+    def _by_column(self, rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
+        """Each column's values, through its bind processor."""
+        return [
+            _processed(p, col)
+            for p, col in zip(self._processors, zip(*rows, strict=True), strict=True)
+        ]
+
+    def _flat(self, rows: Sequence[Sequence[Any]]) -> list[Any]:
+        return [v for row in zip(*self._by_column(rows), strict=True) for v in row]
+
+    def _run(self, conn: Connection, n: int, params: list[Any]) -> list[Any]:
+        return driver_fetch(conn, self.sql(n), params)[0]
+
+
+def driver_fetch(conn: Connection, sql: str, params: Any) -> tuple[list[Any], Any]:
+    """Run SQL on conn's driver cursor: its rows and cursor description (None: no rows).
+
+    For the hottest statements: SQLAlchemy's per-execution bookkeeping (execution context,
+    cursor result, `Row`s) costs about as much as a warm round trip. A driver error is raised
+    as SQLAlchemy's own `DBAPIError`, and a lost connection is invalidated, as
+    `Connection.execute` does; no events fire and no values are processed.
+    """
+    dialect = conn.dialect
+    dbapi_conn = conn.connection.dbapi_connection
+    assert dbapi_conn is not None
+    cursor = dbapi_conn.cursor()
+    try:
+        cursor.execute(sql, params)
+        description = cursor.description
+        return (list(cursor.fetchall()) if description is not None else []), description
+    except dialect.loaded_dbapi.Error as exc:
+        gone = dialect.is_disconnect(exc, dbapi_conn, cursor)
+        if gone:
+            conn.invalidate(exc)
+        raise DBAPIError.instance(
+            sql,
+            params,
+            exc,
+            dialect.loaded_dbapi.Error,
+            connection_invalidated=gone,
+            dialect=dialect,
+        ) from exc
+    finally:
+        cursor.close()
+
+
+class DriverStatement:
+    """A fixed Core statement run on the driver's own cursor, for the hottest statement.
+
+    Run by `driver_fetch` (the worker's claim pays SQLAlchemy's execution bookkeeping before
+    every job runs). This compiles once, binds each value through its parameter type's bind
+    processor, reads each returned column through its type's result processor, and returns
+    plain tuples.
+    """
+
+    def __init__(
+        self, dialect: Dialect, stmt: ClauseElement, returning: Sequence[ColumnElement[Any]] = ()
+    ) -> None:
+        compiled = stmt.compile(dialect=dialect)
+        assert isinstance(compiled, SQLCompiler)
+        if any(b.expanding for b in compiled.bind_names):
+            raise ValueError("an expanding IN cannot be compiled once; use InValues")
+        self._dialect = dialect
+        self.sql = compiled.string
+        self._order = list(compiled.positiontup or ()) if compiled.positional else None
+        #: literal values (a status in a WHERE clause), processed once
+        self._fixed: dict[str, Any] = {}
+        given: dict[str, tuple[str, str, Callable[[Any], Any] | None]] = {}
+        for b, name in compiled.bind_names.items():
+            proc = b.type.dialect_impl(dialect).bind_processor(dialect)
+            if b.required or b.callable is not None:
+                given[name] = (name, b.key, proc)  # a name used twice is bound once
+            else:
+                self._fixed[name] = proc(b.value) if proc else b.value
+        #: (compiled name, key in the caller's params, bind processor) of every other parameter
+        self._given = list(given.values())
+        self._returning = [c.type.dialect_impl(dialect) for c in returning]
+        #: each returned column's result processor, known from the first cursor description
+        self._results: list[Callable[[Any], Any] | None] | None = None
+
+    def _processors(self, description: Sequence[Any]) -> list[Callable[[Any], Any] | None]:
+        if not self._returning:
+            return [None] * len(description)
+        return [
+            impl.result_processor(self._dialect, col[1])
+            for impl, col in zip(self._returning, description, strict=True)
+        ]
+
+    def fetch(self, conn: Connection, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """Run the statement with `params` in conn's transaction; the returned rows."""
+        values = dict(self._fixed)
+        for name, key, proc in self._given:
+            value = params[key]
+            values[name] = value if proc is None else proc(value)
+        bound: Any = [values[n] for n in self._order] if self._order is not None else values
+        rows, description = driver_fetch(conn, self.sql, bound)
+        if description is None:
+            return []
+        procs = self._results
+        if procs is None:
+            procs = self._results = self._processors(description)
+        if not any(procs):
+            return [tuple(r) for r in rows]
+        return [
+            tuple(v if p is None or v is None else p(v) for p, v in zip(procs, r, strict=True))
+            for r in rows
+        ]
+
+
+def _json_text(processor: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
+    """A JSON column's bind processor that gives the serialized text the driver would send."""
+
+    def process(value: Any) -> Any:
+        bound = processor(value) if processor else value
+        if bound is None or isinstance(bound, str):
+            return bound
+        # psycopg's Json wrapper: the object and the dumps the dialect configured
+        return (bound.dumps or json.dumps)(bound.obj)
+
+    return process
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else _json_scalar(value)
+
+
+def _json_scalar(value: Any) -> Any:
+    """A bound value JSON cannot carry, as the text PostgreSQL reads for its column type."""
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:  # writegate stores naive UTC
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return value.isoformat()
+    if isinstance(value, date | time_ | uuid.UUID | decimal.Decimal):
+        return str(value)
+    raise TypeError(f"cannot send a {type(value).__name__} in a batch insert")
+
+
+def _processed(processor: Callable[[Any], Any] | None, values: Sequence[Any]) -> list[Any]:
+    """One column's values through its bind processor.
+
+    A batch's rows often share one object (the same `now` in every timestamp column): it is
+    processed once, not once per row.
+    """
+    if processor is None:
+        return list(values)
+    out: list[Any] = []
+    last: Any = _NOTHING
+    done: Any = None
+    for v in values:
+        if v is not last:
+            last, done = v, processor(v)
+        out.append(done)
+    return out
+
+
+_NOTHING = object()

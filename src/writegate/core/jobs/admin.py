@@ -1,0 +1,135 @@
+"""What an operator does with jobs: look them up, cancel, retry, prune."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from writegate.core.exceptions import ExclusiveJobExists
+from writegate.core.jobs.enqueue import ENQUEUED
+from writegate.core.jobs.model import ACTIVE, FINAL, Job, JobRow, Status
+from writegate.core.jobs.store import JobStore
+
+
+class Admin(JobStore):
+    """Reads and operator actions."""
+
+    def get(self, session: Session, job_id: str, *, tenant: str | None = None) -> Job | None:
+        """One job; None if absent or (when tenant is given) another tenant's."""
+        row = session.get(JobRow, job_id)
+        if row is None or (tenant is not None and row.tenant != tenant):
+            return None
+        return Job.from_row(row)
+
+    def active_holder(self, session: Session, exclusive_key: str) -> str | None:
+        """Id of the active job holding exclusive_key, if any."""
+        found: str | None = session.scalar(self.sql.active_holder, {"h_key": exclusive_key})
+        return found
+
+    def active_holders(self, session: Session, keys: Iterable[str]) -> dict[str, str]:
+        """The active job holding each of these exclusive keys, where one does."""
+        rows = session.connection().execute(self.sql.holders, {"h_keys": list(keys)})
+        return {str(key): str(job_id) for key, job_id in rows}
+
+    def find(
+        self,
+        session: Session,
+        *,
+        tenant: str | None = None,
+        status: Status | str | None = None,
+        kind: str | None = None,
+        kinds: Iterable[str] | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Job]:
+        """Jobs, newest first, filtered."""
+        q = select(JobRow)
+        if tenant is not None:
+            q = q.where(JobRow.tenant == tenant)
+        if status is not None:
+            q = q.where(JobRow.status == Status(status).value)
+        if kind is not None:
+            q = q.where(JobRow.kind == kind)
+        if kinds is not None:
+            q = q.where(JobRow.kind.in_(list(kinds)))
+        q = q.order_by(JobRow.created_at.desc(), JobRow.id).limit(limit).offset(offset)
+        return [Job.from_row(r) for r in session.scalars(q)]
+
+    def cancel(self, job_id: str, *, tenant: str | None = None) -> Job | None:
+        """Cancel a queued or running job; a running job's final write is then refused."""
+        now = self.clock.now()
+        with self.db.write() as s:
+            row = self._for_action(s, job_id, tenant)
+            if row is not None and row.status in ACTIVE:
+                row.status = Status.CANCELLED.value
+                row.lease_owner = None
+                row.lease_expires_at = None
+                row.finished_at = now
+                row.updated_at = now
+            return None if row is None else Job.from_row(row)
+
+    def retry(self, job_id: str, *, tenant: str | None = None) -> Job | None:
+        """Put a failed or cancelled job back in the queue with fresh attempts.
+
+        Raises `ExclusiveJobExists` (and changes nothing) while another active job holds its
+        exclusive key; a job in any other status is returned unchanged.
+        """
+        now = self.clock.now()
+        with self.db.write() as s:
+            row = self._for_action(s, job_id, tenant)
+            if row is None or row.status not in (Status.FAILED.value, Status.CANCELLED.value):
+                return None if row is None else Job.from_row(row)
+            key = row.exclusive_key
+            holder = self.active_holder(s, key) if key is not None else None
+            if key is not None and holder is not None:
+                raise ExclusiveJobExists(key, holder)
+            row.status = Status.QUEUED.value
+            row.attempts = 0
+            row.run_after = now
+            row.finished_at = None
+            row.updated_at = now
+            try:
+                s.flush()
+            except IntegrityError:  # a job took the key since the look above
+                raise ExclusiveJobExists(key or "", None) from None
+            s.info[ENQUEUED] = True
+            return Job.from_row(row)
+
+    def prune(
+        self,
+        older_than: timedelta,
+        *,
+        statuses: Sequence[str] = FINAL,
+        batch: int = 1000,
+        dry_run: bool = False,
+    ) -> int:
+        """Delete final jobs that finished more than `older_than` ago, in short batches."""
+        before = self.clock.now() - older_than
+        wanted = [Status(s).value for s in statuses if Status(s).value in FINAL]
+        if dry_run:
+            with self.db.read() as s:
+                counted = s.scalar(
+                    select(func.count())
+                    .select_from(JobRow)
+                    .where(JobRow.status.in_(wanted), JobRow.finished_at < before)
+                )
+            return int(counted or 0)
+        params = {"p_before": before, "p_statuses": wanted, "p_limit": batch}
+        deleted = 0
+        while True:
+            # One short transaction per batch: the claim never waits behind a long delete.
+            with self.db.write() as s:
+                n = s.connection().execute(self.sql.prune, params).rowcount
+            deleted += n
+            if n < batch:
+                return deleted
+
+    def _for_action(self, s: Session, job_id: str, tenant: str | None) -> JobRow | None:
+        row = s.scalar(self.sql.for_action, {"o_id": job_id})
+        if row is None or (tenant is not None and row.tenant != tenant):
+            return None
+        return row

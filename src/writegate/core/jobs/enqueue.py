@@ -1,0 +1,140 @@
+"""Adding jobs: many in the caller's transaction (the one entry), one, or one in its own commit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from writegate.core.exceptions import ExclusiveJobExists
+from writegate.core.jobs.model import Job, JobRow, NewJob, Status, new_job_id
+from writegate.core.jobs.sql import NEW_COLUMNS
+from writegate.core.jobs.store import JobStore
+
+#: session.info flag read by the commit hook: wake this process's worker after COMMIT (on
+#: PostgreSQL the jobs table's statement trigger sends the NOTIFY, migration core_0002)
+ENQUEUED = "writegate_enqueued"
+
+
+class Enqueue(JobStore):
+    """Adding jobs."""
+
+    def enqueue_many(
+        self, session: Session | Connection, jobs: Sequence[NewJob]
+    ) -> list[Job | ExclusiveJobExists]:
+        """Add jobs in the caller's transaction with one INSERT; refusals are returned.
+
+        A job whose exclusive key is held by an active job (or by an earlier job of the same
+        call) is not written: its place holds the `ExclusiveJobExists`, and the transaction
+        stays usable. A job whose idempotency key was used before gives the earlier job
+        (`created` False). Any other failure (a duplicate id) raises.
+        """
+        if not jobs:
+            return []
+        now = self.clock.now()
+        rows = [self._values(spec, now) for spec in jobs]
+        written = {r[0] for r in self.sql.insert.execute(session, [_row(v) for v in rows])}
+        out: list[Job | ExclusiveJobExists | None] = [
+            Job.from_values(NEW_COLUMNS, _row(v)) if v["id"] in written else None for v in rows
+        ]
+        if len(written) < len(rows):
+            self._refusals(session, rows, out)
+        if written and isinstance(session, Session):
+            session.info[ENQUEUED] = True
+        return out  # type: ignore[return-value]
+
+    def enqueue(self, session: Session, **spec: Any) -> Job:
+        """Add one job (`NewJob`'s fields) in the caller's transaction; a held key raises."""
+        outcome = self.enqueue_many(session, [NewJob(**spec)])[0]
+        if isinstance(outcome, ExclusiveJobExists):
+            raise outcome
+        return outcome
+
+    def defer(self, **spec: Any) -> Job:
+        """Add one job in a durable commit of its own (on PostgreSQL one statement, no BEGIN).
+
+        For a job that goes with no other write, like Celery's `delay()`; use `enqueue` to
+        commit a job together with business writes. A held exclusive key raises
+        `ExclusiveJobExists` and writes nothing.
+        """
+        with self.db.statement() as conn:
+            outcome = self.enqueue_many(conn, [NewJob(**spec)])[0]
+        if isinstance(outcome, ExclusiveJobExists):
+            raise outcome
+        self.wake()
+        return outcome
+
+    def _refusals(
+        self,
+        on: Session | Connection,
+        rows: list[dict[str, Any]],
+        out: list[Job | ExclusiveJobExists | None],
+    ) -> None:
+        """Fill in why each unwritten row was skipped: a held key or a used idempotency key."""
+        keys = [r["exclusive_key"] for r in rows if r["exclusive_key"] is not None]
+        holders = dict(on.execute(self.sql.holders, {"h_keys": keys}).all()) if keys else {}
+        for i, values in enumerate(rows):
+            if out[i] is not None:
+                continue
+            key = values["exclusive_key"]
+            if key in holders and holders[key] != values["id"]:
+                out[i] = ExclusiveJobExists(key, holders[key])
+                continue
+            earlier = self._by_idempotency(on, values)
+            if earlier is not None:
+                out[i] = earlier
+            elif (
+                key is not None
+                and on.scalar(self.sql.existing_ids, {"e_ids": [values["id"]]}) is None
+            ):
+                # Its key's holder finished between the INSERT and this look.
+                out[i] = ExclusiveJobExists(key, None)
+            else:
+                raise IntegrityError("INSERT INTO jobs", None, Exception("duplicate job id"))
+
+    def _by_idempotency(self, on: Session | Connection, values: dict[str, Any]) -> Job | None:
+        if values["idempotency_key"] is None:
+            return None
+        params = {
+            "i_tenant": values["tenant"],
+            "i_kind": values["kind"],
+            "i_key": values["idempotency_key"],
+        }
+        if isinstance(on, Session):
+            row: JobRow | None = on.scalar(self.sql.by_idempotency, params)
+            return None if row is None else Job.from_row(row, created=False)
+        found = on.execute(self.sql.by_idempotency, params).first()
+        return None if found is None else Job.from_values(found._fields, found, created=False)
+
+    def _values(self, spec: NewJob, now: datetime) -> dict[str, Any]:
+        return {
+            "id": spec.job_id or new_job_id(),
+            "kind": spec.kind,
+            "tenant": spec.tenant,
+            "principal": spec.principal,
+            "payload": spec.payload,
+            "status": Status.QUEUED.value,
+            "attempts": 0,
+            "max_attempts": spec.max_attempts or self.policy_for(spec.kind).max_attempts,
+            "run_after": _naive(spec.run_after) or now,
+            "created_at": now,
+            "updated_at": now,
+            "exclusive_key": spec.exclusive_key,
+            "idempotency_key": spec.idempotency_key,
+            "after_id": spec.after_id,
+        }
+
+
+def _row(values: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(values[c] for c in NEW_COLUMNS)
+
+
+def _naive(value: datetime | None) -> datetime | None:
+    """writegate stores naive UTC."""
+    if value is not None and value.tzinfo is not None:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    return value

@@ -1,0 +1,177 @@
+"""A job's run: claim, heartbeat, checkpoint, complete, hand back; one way to settle a failure."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from writegate.core.exceptions import LeaseLost
+from writegate.core.jobs.enqueue import ENQUEUED
+from writegate.core.jobs.model import COLUMNS, Job, Status
+from writegate.core.jobs.sql import fence
+from writegate.core.jobs.store import JobStore
+
+#: how much of an error message is kept
+ERROR_CHARS = 10_000
+
+
+class Lifecycle(JobStore):
+    """Every state change of a running job."""
+
+    def claim(self, worker_id: str, kinds: Sequence[str], limit: int) -> list[Job]:
+        """Atomically take up to `limit` due jobs of these kinds for this worker."""
+        if limit <= 0 or not kinds:
+            return []
+        now = self.clock.now()
+        params: dict[str, Any] = {
+            "c_now": now,
+            "c_kinds": list(kinds),
+            "c_limit": limit,
+            "c_owner": worker_id,
+            "c_lease": now + timedelta(seconds=self.lease_seconds),
+            "c_timeout": now + timedelta(seconds=self.timeout_seconds),
+        }
+        # One UPDATE that picks and takes: on PostgreSQL one round trip, with no BEGIN/COMMIT.
+        with self.db.statement() as conn:
+            rows = self.sql.claim.fetch(conn, params)
+        jobs = [Job.from_values(COLUMNS, r) for r in rows]
+        jobs.sort(key=lambda j: (j.run_after, j.created_at))
+        return jobs
+
+    def heartbeat(self, worker_id: str, job_ids: Sequence[str]) -> set[str]:
+        """Extend the leases this worker still holds; return the ids still owned."""
+        if not job_ids:
+            return set()
+        now = self.clock.now()
+        params = {
+            "b_ids": list(job_ids),
+            "b_owner": worker_id,
+            "b_now": now,
+            "b_lease": now + timedelta(seconds=self.lease_seconds),
+        }
+        with self.db.write() as s:
+            return set(s.connection().execute(self.sql.heartbeat, params).scalars())
+
+    def checkpoint(
+        self,
+        session: Session,
+        job: Job,
+        worker_id: str,
+        *,
+        progress: Any = None,
+        checkpoint: Any = None,
+    ) -> None:
+        """Store progress and resume state in the caller's transaction, fenced by the lease.
+
+        A checkpoint is progress, so it also restarts the attempt's timeout: a long job that
+        keeps checkpointing is never mistaken for a hung one.
+        """
+        now = self.clock.now()
+        values: dict[str, Any] = {
+            "updated_at": now,
+            "lease_expires_at": now + timedelta(seconds=self.lease_seconds),
+            "timeout_at": now + timedelta(seconds=self.timeout_seconds),
+        }
+        if progress is not None:
+            values["progress"] = progress
+        if checkpoint is not None:
+            values["checkpoint"] = checkpoint
+        if not self._fenced(session, job, worker_id, values):
+            raise LeaseLost(job.id)
+
+    def complete(
+        self, session: Session, job: Job, worker_id: str, result: Any, progress: Any = None
+    ) -> None:
+        """Mark the job succeeded in the handler's own transaction (fenced by the lease)."""
+        now = self.clock.now()
+        values: dict[str, Any] = {
+            "status": Status.SUCCEEDED.value,
+            "result": result,
+            "error": None,
+            "lease_owner": None,
+            "lease_expires_at": None,
+            "finished_at": now,
+            "updated_at": now,
+        }
+        if progress is not None:
+            values["progress"] = progress
+        if not self._fenced(session, job, worker_id, values):
+            raise LeaseLost(job.id)
+
+    def settle_failure(
+        self,
+        session: Session,
+        job: Job,
+        worker_id: str,
+        error: str,
+        *,
+        retryable: bool = True,
+        delay: float | None = None,
+    ) -> Status | None:
+        """Record a failed attempt: back to the queue (after `delay`, default the policy's
+        backoff) while attempts remain and it is retryable, else failed for good.
+
+        Returns the new status, or None if this worker no longer holds the job.
+        """
+        now = self.clock.now()
+        values: dict[str, Any] = {
+            "error": error[:ERROR_CHARS],
+            "lease_owner": None,
+            "lease_expires_at": None,
+            "updated_at": now,
+        }
+        if retryable and job.attempts < job.max_attempts:
+            wait = self.policy_for(job.kind).delay(job.attempts) if delay is None else delay
+            values.update(status=Status.QUEUED.value, run_after=now + timedelta(seconds=wait))
+        else:
+            values.update(status=Status.FAILED.value, finished_at=now)
+        if not self._fenced(session, job, worker_id, values):
+            return None
+        if values["status"] == Status.QUEUED.value:
+            session.info[ENQUEUED] = True
+        return Status(values["status"])
+
+    def fail(
+        self, job: Job, worker_id: str, error: str, *, retryable: bool = True
+    ) -> Status | None:
+        """`settle_failure` in a shared commit of its own."""
+        return self.db.group.run_sync(
+            lambda s: self.settle_failure(s, job, worker_id, error, retryable=retryable)
+        )
+
+    def hand_back(self, session: Session, job: Job, worker_id: str) -> bool:
+        """Give a claimed job back to the queue at once, its attempt not counted (shutdown)."""
+        now = self.clock.now()
+        values = {
+            "status": Status.QUEUED.value,
+            "attempts": job.attempts - 1,
+            "lease_owner": None,
+            "lease_expires_at": None,
+            "run_after": now,
+            "updated_at": now,
+        }
+        handed = self._fenced(session, job, worker_id, values)
+        if handed:
+            session.info[ENQUEUED] = True
+        return handed
+
+    def requeue_stalled(self) -> int:
+        """Settle the attempts whose lease expired (worker died or hung): retried at once."""
+        now = self.clock.now()
+        with self.db.write() as s:
+            stalled = [Job.from_row(r) for r in s.scalars(self.sql.stalled, {"s_now": now})]
+            for job in stalled:
+                hung = job.timeout_at is not None and job.timeout_at <= now
+                reason = "job timed out" if hung else "lease expired: worker lost"
+                error = f"{reason} (attempt {job.attempts}, worker {job.lease_owner})"
+                self.settle_failure(s, job, job.lease_owner or "", error, delay=0)
+        return len(stalled)
+
+    def _fenced(self, session: Session, job: Job, worker_id: str, values: dict[str, Any]) -> bool:
+        """Update the job if this worker still holds this attempt; whether it did."""
+        stmt = self.sql.fenced.values(**values)
+        res = session.connection().execute(stmt, fence(job.id, worker_id, job.attempts))
+        return bool(res.rowcount == 1)

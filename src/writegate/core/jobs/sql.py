@@ -1,0 +1,162 @@
+"""Every statement about the jobs table, built once per database, by name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Integer, Table, bindparam, delete, exists, or_, select, update
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql import ColumnElement, Delete, Select, Update
+
+from writegate.core.db import BatchInsert, DriverStatement, InValues
+from writegate.core.jobs.model import ACTIVE, FINAL, JobRow, Status
+
+jobs: Table = JobRow.__table__  # type: ignore[assignment]
+c = jobs.c
+
+#: the columns a new job's INSERT gives, in the order of `Enqueue`'s rows
+NEW_COLUMNS = (
+    "id",
+    "kind",
+    "tenant",
+    "principal",
+    "payload",
+    "status",
+    "attempts",
+    "max_attempts",
+    "run_after",
+    "created_at",
+    "updated_at",
+    "exclusive_key",
+    "idempotency_key",
+    "after_id",
+)
+
+
+def _fence() -> list[ColumnElement[bool]]:
+    # The attempt number is part of the fence: a worker that re-claimed its own timed-out
+    # job must not let the stale attempt commit over the live one.
+    return [
+        c.id == bindparam("f_id"),
+        c.status == Status.RUNNING.value,
+        c.lease_owner == bindparam("f_owner"),
+        c.attempts == bindparam("f_attempts"),
+    ]
+
+
+class JobStatements:
+    """The jobs table's statements for one dialect."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        postgres = dialect.name == "postgresql"
+        # A taken exclusive or idempotency key skips the row instead of failing the
+        # statement: no savepoint, and a whole batch of keyed jobs is one multi-row INSERT.
+        self.insert = BatchInsert(dialect, jobs, NEW_COLUMNS, "ON CONFLICT DO NOTHING RETURNING id")
+        #: (key, id) of the active jobs holding any of the keys `h_keys`
+        self.holders = select(c.exclusive_key, c.id).where(
+            InValues(c.exclusive_key, "h_keys"), c.status.in_(ACTIVE)
+        )
+        #: ids among `e_ids` that exist
+        self.existing_ids = select(c.id).where(InValues(c.id, "e_ids"))
+        self.by_idempotency: Select[Any] = select(JobRow).where(
+            c.tenant == bindparam("i_tenant"),
+            c.kind == bindparam("i_kind"),
+            c.idempotency_key == bindparam("i_key"),
+        )
+        self.active_holder = select(c.id).where(
+            c.exclusive_key == bindparam("h_key"), c.status.in_(ACTIVE)
+        )
+        self.claim = DriverStatement(dialect, self._claim(postgres), list(jobs.c))
+        #: fenced by (id, running, owner, attempts); values given per call
+        self.fenced: Update = update(jobs).where(*_fence())
+        self.heartbeat = (
+            update(jobs)
+            .where(
+                InValues(c.id, "b_ids"),
+                c.status == Status.RUNNING.value,
+                c.lease_owner == bindparam("b_owner"),
+                or_(c.timeout_at.is_(None), c.timeout_at > bindparam("b_now")),
+            )
+            .values(lease_expires_at=bindparam("b_lease"))
+            .returning(c.id)
+        )
+        stalled = select(jobs).where(
+            c.status == Status.RUNNING.value, c.lease_expires_at < bindparam("s_now")
+        )
+        self.stalled = (stalled.with_for_update(skip_locked=True) if postgres else stalled).limit(
+            500
+        )
+        #: one job, locked on PostgreSQL, for an operator action
+        locked = select(JobRow).where(c.id == bindparam("o_id"))
+        self.for_action = locked.with_for_update() if postgres else locked
+        self.prune = self._prune()
+
+    @staticmethod
+    def _claim(postgres: bool) -> Update:
+        # A job with after_id waits until that job is final (or gone).
+        dep = jobs.alias("dep")
+        ready = or_(
+            c.after_id.is_(None),
+            ~exists().where(
+                dep.c.id == c.after_id,
+                or_(dep.c.status == Status.QUEUED.value, dep.c.status == Status.RUNNING.value),
+            ),
+        )
+        pick = (
+            select(c.id)
+            .where(
+                c.status == Status.QUEUED.value,
+                c.run_after <= bindparam("c_now", type_=c.run_after.type),
+                InValues(c.kind, "c_kinds"),
+                ready,
+            )
+            .order_by(c.run_after, c.created_at)
+            .limit(bindparam("c_limit", type_=Integer))
+        )
+        # Pick and take in one statement. On PostgreSQL the pick is a MATERIALIZED CTE: run
+        # exactly once, locking its rows with SKIP LOCKED. As an `IN (sub-select)` the planner
+        # may re-run it per outer row (a nested-loop semi join), and every run locks and
+        # returns other rows. SQLite evaluates an uncorrelated IN list once, and its writer
+        # is alone anyway (BEGIN IMMEDIATE).
+        if postgres:
+            picked = (
+                pick.with_for_update(of=jobs, skip_locked=True)
+                .cte("picked")
+                .prefix_with("MATERIALIZED")
+            )
+            claimed = c.id == picked.c.id
+        else:
+            claimed = c.id.in_(pick.scalar_subquery())
+        return (
+            update(jobs)
+            .where(claimed, c.status == Status.QUEUED.value)
+            .values(
+                status=Status.RUNNING.value,
+                lease_owner=bindparam("c_owner"),
+                lease_expires_at=bindparam("c_lease", type_=c.lease_expires_at.type),
+                timeout_at=bindparam("c_timeout", type_=c.timeout_at.type),
+                attempts=c.attempts + 1,
+                started_at=bindparam("c_now", type_=c.started_at.type),
+                updated_at=bindparam("c_now", type_=c.updated_at.type),
+            )
+            .returning(*jobs.c)
+        )
+
+    @staticmethod
+    def _prune() -> Delete:
+        oldest = (
+            select(c.id)
+            .where(
+                c.status.in_(FINAL),
+                c.finished_at < bindparam("p_before"),
+                InValues(c.status, "p_statuses"),
+            )
+            .order_by(c.finished_at)
+            .limit(bindparam("p_limit", type_=Integer))
+        )
+        return delete(jobs).where(c.id.in_(oldest.scalar_subquery()))
+
+
+def fence(job_id: str, owner: str, attempts: int) -> dict[str, object]:
+    """The parameters of `JobStatements.fenced` for one attempt."""
+    return {"f_id": job_id, "f_owner": owner, "f_attempts": attempts}

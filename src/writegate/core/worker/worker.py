@@ -1,0 +1,287 @@
+"""The worker: claims jobs, runs them (short ones in the group commit), keeps leases alive."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import os
+import socket
+import threading
+import time
+import traceback
+import uuid
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from writegate.core.exceptions import LeaseLost, PermanentJobError, UnknownJobKind
+from writegate.core.jobs import Job, JobManager
+from writegate.core.worker.context import JobContext
+from writegate.core.worker.listener import Listener
+from writegate.core.worker.registry import JobSpec, Registry
+from writegate.core.worker.wakeup import Wakeup
+
+log = logging.getLogger("writegate.worker")
+
+
+def default_worker_id() -> str:
+    """host:pid:random, unique per worker instance."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _error_of(exc: BaseException) -> tuple[str, bool]:
+    """The message kept for a failed attempt, and whether the attempt may be retried."""
+    return str(exc) or type(exc).__name__, not isinstance(exc, PermanentJobError | UnknownJobKind)
+
+
+class Worker:
+    """Claims and runs jobs: short kinds in the group commit, the others on handler threads."""
+
+    def __init__(
+        self,
+        manager: JobManager,
+        registry: Registry,
+        *,
+        concurrency: int = 4,
+        short_in_flight: int = 64,
+        poll_interval: float = 1.0,
+        reaper_interval: float = 5.0,
+        wakeup: Wakeup | None = None,
+        worker_id: str | None = None,
+    ) -> None:
+        self.manager = manager
+        self.registry = registry
+        #: handler threads for the kinds that are not short
+        self.concurrency = concurrency
+        #: short jobs queued in the group commit at once
+        self.short_in_flight = short_in_flight
+        self.poll_interval = poll_interval
+        self.reaper_interval = reaper_interval
+        self._owns_wakeup = wakeup is None
+        self.wakeup = wakeup or Wakeup()
+        self.worker_id = worker_id or default_worker_id()
+        self._running: dict[str, tuple[threading.Thread, Job]] = {}
+        self._short = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.processed = 0
+
+    # -- life cycle -----------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the dispatcher (which LISTENs on PostgreSQL) and the lease keeper."""
+        self.manager.policies.update(self.registry.policies())
+        for name, fn in (("dispatch", self._dispatch_loop), ("leases", self._lease_loop)):
+            t = threading.Thread(target=fn, name=f"writegate-{name}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        log.info("worker %s started (concurrency %d)", self.worker_id, self.concurrency)
+
+    def stop(self, grace: float = 10.0) -> None:
+        """Stop claiming; let running jobs finish within `grace`, then hand the rest back."""
+        self._stop.set()
+        self.wakeup.set()
+        deadline = time.monotonic() + grace
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            running = list(self._running.values())
+        for t, _ in running:
+            t.join(max(0.0, deadline - time.monotonic()))
+        self._hand_back([job for t, job in running if t.is_alive()])
+        if self._owns_wakeup and not any(t.is_alive() for t in self._threads):
+            self.wakeup.close()
+
+    def _hand_back(self, jobs: list[Job]) -> None:
+        """Give unfinished jobs back to the queue: claimable at once, attempt not counted."""
+        for job in jobs:
+
+            def hand_back(s: Session, job: Job = job) -> bool:
+                return self.manager.hand_back(s, job, self.worker_id)
+
+            try:
+                handed = self.manager.db.group.run_sync(hand_back)
+            except Exception:
+                log.exception("could not hand back job %s", job.id)
+                continue
+            if handed:
+                log.warning("job %s (%s) handed back unfinished at shutdown", job.id, job.kind)
+
+    def run_forever(self) -> None:
+        """Start and block until stopped."""
+        self.start()
+        while not self._stop.wait(1.0):
+            pass
+        self.stop()
+
+    @property
+    def stopping(self) -> bool:
+        """True once stop() was called."""
+        return self._stop.is_set()
+
+    def running_jobs(self) -> list[str]:
+        """Ids of the jobs on handler threads now."""
+        with self._lock:
+            return list(self._running)
+
+    # -- dispatch -------------------------------------------------------------
+
+    def _dispatch_loop(self) -> None:
+        listener = None
+        if self.manager.db.is_postgres:
+            url = self.manager.db.engine.url.set(drivername="postgresql")
+            listener = Listener(
+                url.render_as_string(hide_password=False), f"writegate listen {self.worker_id}"
+            )
+        try:
+            while not self._stop.is_set():
+                try:
+                    busy = self._dispatch_once()
+                except Exception:
+                    log.exception("claim failed; retrying after poll interval")
+                    self._stop.wait(self.poll_interval)
+                    continue
+                if not busy:
+                    self._idle(listener)
+        finally:
+            if listener is not None:
+                listener.close()
+
+    def _dispatch_once(self) -> bool:
+        """Claim what there is room for; True if a claim filled its room (more may be due)."""
+        full = False
+        with self._lock:
+            free_short = self.short_in_flight - self._short
+            free_threads = self.concurrency - len(self._running)
+        short_kinds = self.registry.kinds(short=True)
+        if short_kinds and free_short > 0:
+            claimed = self.manager.claim(self.worker_id, short_kinds, free_short)
+            for job in claimed:
+                self._run_short(job)
+            full = len(claimed) == free_short
+        long_kinds = self.registry.kinds(short=False)
+        if long_kinds and free_threads > 0:
+            claimed = self.manager.claim(self.worker_id, long_kinds, free_threads)
+            for job in claimed:
+                self._start_thread(job)
+            full = full or len(claimed) == free_threads
+        return full
+
+    def _idle(self, listener: Listener | None) -> None:
+        if listener is None:
+            self.wakeup.wait(self.poll_interval)
+            return
+        fd, new = listener.ensure()
+        if new:
+            return  # commits made while it was not listening sent their NOTIFY to no one
+        # Without a LISTEN socket, retry it at least every second (and poll meanwhile).
+        timeout = self.poll_interval if fd is not None else min(self.poll_interval, 1.0)
+        self.wakeup.wait(timeout, fd)
+        listener.drain()
+
+    # -- short jobs: in the group commit ------------------------------------------
+
+    def _run_short(self, job: Job) -> None:
+        spec = self.registry.get(job.kind)
+
+        def write(session: Session) -> Any:
+            ctx = JobContext(self.manager, job, self.worker_id, shared=session)
+            result = spec.handler(ctx)
+            self.manager.complete(session, job, self.worker_id, result, ctx.progress)
+            return result
+
+        with self._lock:
+            self._short += 1
+        future = self.manager.db.group.submit(write)
+        future.add_done_callback(lambda f: self._short_ran(job, f))
+
+    def _short_ran(self, job: Job, future: concurrent.futures.Future[Any]) -> None:
+        # Runs on the commit thread once the job's batch committed (or was rolled back).
+        exc = future.exception()
+        if exc is None or isinstance(exc, LeaseLost):
+            if exc is not None:
+                log.warning("job %s: lease lost; its writes were rolled back", job.id)
+            self._short_done()
+            return
+        message, retryable = _error_of(exc)
+        log.info("job %s attempt %d failed: %s", job.id, job.attempts, message)
+        settle = self.manager.db.group.submit(
+            lambda s: self.manager.settle_failure(
+                s, job, self.worker_id, message, retryable=retryable
+            )
+        )
+        settle.add_done_callback(lambda _: self._short_done())
+
+    def _short_done(self) -> None:
+        with self._lock:
+            self._short -= 1
+            self.processed += 1
+        self.wakeup.set()
+
+    # -- other jobs: one handler thread each ------------------------------------------
+
+    def _start_thread(self, job: Job) -> None:
+        t = threading.Thread(
+            target=self._run, args=(job,), name=f"writegate-job-{job.id}", daemon=True
+        )
+        with self._lock:
+            self._running[job.id] = (t, job)
+        t.start()
+
+    def _run(self, job: Job) -> None:
+        ctx = JobContext(self.manager, job, self.worker_id)
+        try:
+            spec: JobSpec = self.registry.get(job.kind)
+            result = spec.handler(ctx)
+            ctx._finish(result)
+            log.debug("job %s (%s) succeeded", job.id, job.kind)
+        except LeaseLost:
+            ctx._abort()
+            log.warning("job %s: lease lost; its writes were rolled back", job.id)
+        except Exception as exc:
+            ctx._abort()
+            message, retryable = _error_of(exc)
+            if retryable:
+                log.info("job %s attempt %d failed: %s", job.id, job.attempts, message)
+                log.debug("%s", traceback.format_exc())
+            try:
+                self.manager.fail(job, self.worker_id, message, retryable=retryable)
+            except Exception:
+                log.exception("could not record failure of job %s", job.id)
+        finally:
+            with self._lock:
+                # A later attempt of the same job may own the slot by now; leave it be.
+                entry = self._running.get(job.id)
+                if entry is not None and entry[0] is threading.current_thread():
+                    del self._running[job.id]
+                self.processed += 1
+            self.wakeup.set()
+
+    # -- leases -----------------------------------------------------------------
+
+    def _lease_loop(self) -> None:
+        interval = max(0.05, self.manager.lease_seconds / 3)
+        last_reap = 0.0
+        while not self._stop.wait(interval):
+            try:
+                self._keep_leases()
+                if time.monotonic() - last_reap >= self.reaper_interval:
+                    last_reap = time.monotonic()
+                    if self.manager.requeue_stalled():
+                        self.wakeup.set()
+            except Exception:
+                log.exception("lease upkeep failed")
+
+    def _keep_leases(self) -> None:
+        ids = self.running_jobs()
+        if not ids:
+            return
+        owned = self.manager.heartbeat(self.worker_id, ids)
+        for lost in set(ids) - owned:
+            with self._lock:
+                # A job that finished meanwhile is not lost; only still-running ones.
+                if self._running.pop(lost, None) is None:
+                    continue
+            # A hung handler stops counting against capacity once abandoned.
+            log.warning("job %s: lease no longer held by this worker", lost)
