@@ -64,6 +64,7 @@ class Worker:
         self._short = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._paused = threading.Event()
         self._threads: list[threading.Thread] = []
         self.processed = 0
 
@@ -108,6 +109,15 @@ class Worker:
             if handed:
                 log.warning("job %s (%s) handed back unfinished at shutdown", job.id, job.kind)
 
+    def pause(self) -> None:
+        """Stop claiming new jobs (running ones go on) until `resume`."""
+        self._paused.set()
+
+    def resume(self) -> None:
+        """Claim again after `pause`."""
+        self._paused.clear()
+        self.wakeup.set()
+
     def run_forever(self) -> None:
         """Start and block until stopped."""
         self.start()
@@ -136,6 +146,9 @@ class Worker:
             )
         try:
             while not self._stop.is_set():
+                if self._paused.is_set():
+                    self.wakeup.wait(self.poll_interval)
+                    continue
                 try:
                     busy = self._dispatch_once()
                 except Exception:
