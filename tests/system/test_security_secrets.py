@@ -51,7 +51,7 @@ def exercise(url: str, services: Services, secrets: Secrets) -> None:
             code = f"EN{uuid.uuid4().hex[:8].upper()}"
             assert abs_service.register_client(services, code, name="secrets")
             with services.db.write() as s:
-                _, key = auth.create(s, name=uuid.uuid4().hex, tenant=code, roles=[])
+                _, key = auth.create(s, name=uuid.uuid4().hex, tenant=code, roles=["abs:write"])
             secrets.add(key)
             for k in (key, wrong):
                 c.post("/model/package/putDb", json={"client_code": code}, headers={"x-api-key": k})
