@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
 from writegate.core.module import Module
 from writegate.core.services import Services
 from writegate.core.worker import JobSpec
+from writegate.modules.bokamera import crypto
 from writegate.modules.bokamera.connector import configured_factory
 from writegate.modules.bokamera.errors import render_error
 from writegate.modules.bokamera.handlers import make_sync_handler
@@ -13,8 +16,15 @@ from writegate.modules.bokamera.service import SYNC_KIND
 
 
 def create(services: Services) -> Module:
-    """Build the module; tests may replace services.extras['bokamera']['connector_factory']."""
-    services.extras.setdefault("bokamera", {}).setdefault("connector_factory", configured_factory())
+    """Build the module; tests may replace services.extras['bokamera']['connector_factory'].
+
+    Unusable keys (a malformed WRITEGATE_BOKAMERA_SECRET_KEY, an unreadable or world-readable
+    key file) raise crypto.KeyConfigError here, so such a process never starts.
+    """
+    extras = services.extras.setdefault("bokamera", {})
+    extras.setdefault("connector_factory", configured_factory())
+    keyring = extras["keyring"] = crypto.load_keyring(services.settings)
+    _announce(keyring)
     return Module(
         name="bokamera",
         router=router,
@@ -22,3 +32,20 @@ def create(services: Services) -> Module:
         render_error=render_error,
         jobs=[JobSpec(kind=SYNC_KIND, handler=make_sync_handler(services))],
     )
+
+
+def _announce(keyring: crypto.Keyring) -> None:
+    log = logging.getLogger("writegate.bokamera")
+    if not keyring.usable:
+        log.warning(
+            "no secret key for Axema Vaka passwords: %s is unset and the database is not a "
+            "SQLite file; storing or using Axema settings fails until it is set "
+            "(see docs/bokamera.md)",
+            crypto.KEY_ENV,
+        )
+    elif keyring.generated:
+        log.warning(
+            "generated a new secret key for Axema Vaka passwords in %s (mode 0600): keep and "
+            "back it up with the database, stored passwords cannot be read without it",
+            keyring.source,
+        )

@@ -204,6 +204,18 @@ def get_settings(
         return _settings_view(row)
 
 
+def _encrypt(services: Services, password: str) -> str:
+    try:
+        return crypto.keyring_of(services).encrypt(password)
+    except crypto.SecretError:
+        raise ApiError(
+            503,
+            "ServiceUnavailable",
+            "This server has no key to encrypt the Axema Vaka password with; its operator must "
+            f"set {crypto.KEY_ENV}. Nothing was stored.",
+        ) from None
+
+
 def create_settings(
     services: Services, principal: Principal, body: CreateAxemaSettings
 ) -> AxemaSettingsResponse:
@@ -223,7 +235,7 @@ def create_settings(
             api_endpoint=body.ApiEndpoint,
             api_port=body.ApiPort,
             username=body.Username,
-            password_encrypted=crypto.encrypt(body.Password),
+            password_encrypted=_encrypt(services, body.Password),
             created_at=now,
             updated_at=now,
         )
@@ -248,7 +260,7 @@ def update_settings(
         if body.Username is not None:
             row.username = body.Username
         if body.Password is not None:
-            row.password_encrypted = crypto.encrypt(body.Password)
+            row.password_encrypted = _encrypt(services, body.Password)
         row.updated_at = services.clock.now()
         s.flush()
         return _settings_view(row)
