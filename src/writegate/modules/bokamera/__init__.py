@@ -43,9 +43,5 @@ def _announce(keyring: crypto.Keyring) -> None:
             "(see docs/bokamera.md)",
             crypto.KEY_ENV,
         )
-    elif keyring.generated:
-        log.warning(
-            "generated a new secret key for Axema Vaka passwords in %s (mode 0600): keep and "
-            "back it up with the database, stored passwords cannot be read without it",
-            keyring.source,
-        )
+    else:
+        log.info("Axema Vaka passwords are encrypted under the keys of %s", keyring.source)

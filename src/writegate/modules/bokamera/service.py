@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +31,7 @@ from writegate.modules.bokamera.schemas import (
 )
 
 SYNC_KIND = "bokamera.axema_user_sync"
+log = logging.getLogger("writegate.bokamera")
 MAX_TAKE = 1000
 
 
@@ -207,12 +209,13 @@ def get_settings(
 def _encrypt(services: Services, password: str) -> str:
     try:
         return crypto.keyring_of(services).encrypt(password)
-    except crypto.SecretError:
+    except crypto.SecretError as exc:
+        log.error("cannot store an Axema Vaka password: %s", exc)
         raise ApiError(
             503,
             "ServiceUnavailable",
-            "This server has no key to encrypt the Axema Vaka password with; its operator must "
-            f"set {crypto.KEY_ENV}. Nothing was stored.",
+            "This server has no usable key to encrypt the Axema Vaka password with; its "
+            f"operator must set {crypto.KEY_ENV} (see the server log). Nothing was stored.",
         ) from None
 
 
