@@ -16,11 +16,8 @@ from writegate.modules.bokamera.service import SYNC_KIND
 
 
 def create(services: Services) -> Module:
-    """Build the module; tests may replace services.extras['bokamera']['connector_factory'].
-
-    Unusable keys (a malformed WRITEGATE_BOKAMERA_SECRET_KEY, an unreadable or world-readable
-    key file) raise crypto.KeyConfigError here, so such a process never starts.
-    """
+    """Build the module; tests may replace services.extras['bokamera']['connector_factory']."""
+    # Unusable keys raise crypto.KeyConfigError here, so such a process never starts.
     extras = services.extras.setdefault("bokamera", {})
     extras.setdefault("connector_factory", configured_factory())
     keyring = extras["keyring"] = crypto.load_keyring(services.settings)

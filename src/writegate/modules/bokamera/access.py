@@ -30,11 +30,9 @@ class Company:
 
 
 def company_id_of(tenant: str) -> str | None:
-    """The company a tenant is: the tenant itself if it is a canonical GUID, else none.
-
-    Only the one spelling uuid.UUID prints (lowercase, with dashes) counts, so no two tenants
-    (`3F2504E0...`, `{3f2504e0-...}`) can ever name the same company.
-    """
+    """The company a tenant is: the tenant itself if it is a canonical GUID, else none."""
+    # Only the one spelling uuid.UUID prints (lowercase, dashes) counts: no two tenants
+    # (`3F2504E0...`, `{3f2504e0-...}`) can ever name the same company.
     try:
         canonical = str(uuid.UUID(tenant))
     except ValueError:

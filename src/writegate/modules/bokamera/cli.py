@@ -58,11 +58,7 @@ def generate_key() -> None:
 
 @app.command("rotate-key")
 def rotate_key() -> None:
-    """Re-encrypt every stored Axema Vaka password under the first configured key.
-
-    Run it after putting a new key first in WRITEGATE_BOKAMERA_SECRET_KEY (old keys after it);
-    once it reports nothing unreadable, the old keys may be removed.
-    """
+    """Re-encrypt every stored Axema Vaka password under the first key (new key first, then old)."""
     from writegate.app import load_modules, migrate
     from writegate.core.services import Services
     from writegate.modules.bokamera.crypto import KeyConfigError, SecretError

@@ -1,8 +1,7 @@
-"""Encryption at rest for Vaka passwords: Fernet keys from the environment or a key file.
+"""Vaka passwords at rest: Fernet (AES-128-CBC + HMAC-SHA256), keys from the env or a key file."""
 
-Fernet is AES-128-CBC with a random IV, authenticated with HMAC-SHA256. Several keys make a
-MultiFernet: the first encrypts, every one decrypts, so a key can be rotated without downtime.
-"""
+# Several keys make a MultiFernet: the first encrypts and every one decrypts, so a key can be
+# rotated without downtime (docs/bokamera.md).
 
 from __future__ import annotations
 
@@ -175,12 +174,7 @@ def _read_key_file(path: Path) -> list[str]:
 
 
 def load_keyring(settings: Settings) -> Keyring:
-    """The keys the settings name; KeyConfigError if they are unusable.
-
-    Order: WRITEGATE_BOKAMERA_SECRET_KEY; else the key file WRITEGATE_BOKAMERA_KEY_FILE or,
-    for a SQLite database file, `<database>.bokamera.key` beside it, generated on first use;
-    else no key at all (a server database without configuration): nothing can be encrypted.
-    """
+    """The keys the settings name (env, else key file, else none); KeyConfigError if unusable."""
     configured = settings.bokamera_secret_key
     if configured is not None and configured.get_secret_value().strip():
         return Keyring(parse_keys(configured.get_secret_value(), KEY_ENV), KEY_ENV)

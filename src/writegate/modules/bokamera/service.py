@@ -31,8 +31,8 @@ from writegate.modules.bokamera.schemas import (
 )
 
 SYNC_KIND = "bokamera.axema_user_sync"
-log = logging.getLogger("writegate.bokamera")
 MAX_TAKE = 1000
+log = logging.getLogger("writegate.bokamera")
 
 
 def exclusive_key(company_id: str) -> str:
