@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -36,6 +37,8 @@ FAST = {
     "job_backoff_base": 0.05,
     "job_backoff_max": 0.3,
     "job_max_attempts": 5,
+    # PostgreSQL has no data directory for BokaMera's generated key file: give every server one key
+    "bokamera_secret_key": base64.urlsafe_b64encode(os.urandom(32)).decode(),
 }
 
 

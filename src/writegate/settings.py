@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ALL_MODULES = ("jef_one", "ikonomikal", "bokamera", "abs")
@@ -49,3 +49,10 @@ class Settings(BaseSettings):
     #: a thread that is ready to run (a group commit back from its fsync, the embedded worker
     #: woken by a job) waits for the busy event loop to hand over the GIL
     gil_switch_interval_ms: float = Field(default=0.5, gt=0, le=1000)
+
+    #: BokaMera: Fernet keys for stored Axema Vaka passwords, separated by commas; the first
+    #: encrypts, every one decrypts (rotation). Unset: the key file below.
+    bokamera_secret_key: SecretStr | None = None
+    #: BokaMera: file of Fernet keys (one a line, mode 0600), generated if missing; unset: for
+    #: a SQLite database file `<database>.bokamera.key` beside it, else no key (see docs)
+    bokamera_key_file: str | None = None

@@ -129,7 +129,7 @@ def request_headers(server: Any, module: str) -> dict[str, str]:
         roles = ["bookingsupplier-administrator-write", "bookingsupplier-administrator-read"]
         headers = {"x-api-key": new_principal(server, str(uuid.uuid4()), roles)}
     elif module == "abs":
-        headers = {"x-api-key": new_principal(server, abs_client_code(server), [])}
+        headers = {"x-api-key": new_principal(server, abs_client_code(server), ["abs:write"])}
     else:
         raise KeyError(f"no credentials recipe for module {module!r}")
     _CALLERS[key] = headers

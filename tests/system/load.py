@@ -173,7 +173,7 @@ class AbsScenario:
         from writegate.modules.abs import service
 
         assert service.register_client(services, self.code, name="load")
-        self.headers = {"x-api-key": _key(services, self.code, [])}
+        self.headers = {"x-api-key": _key(services, self.code, ["abs:write"])}
 
     async def step(self, c: httpx.AsyncClient, i: int) -> httpx.Response:
         """Two creates, one update, one read out of four."""

@@ -125,7 +125,7 @@ def _real_date(value: Any) -> bool:
 def abs_caller(server: Server) -> tuple[str, dict[str, str]]:
     """A registered ABS client code and its principal's headers."""
     code = abs_client_code(server)
-    return code, {"x-api-key": new_principal(server, code, [])}
+    return code, {"x-api-key": new_principal(server, code, ["abs:write"])}
 
 
 @needs("abs")

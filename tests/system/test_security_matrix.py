@@ -27,6 +27,8 @@ from tests.system.apis import (
 
 BOKA_WRITE = "bookingsupplier-administrator-write"
 BOKA_READ = "bookingsupplier-administrator-read"
+ABS_READ = "abs:read"
+ABS_WRITE = "abs:write"
 IKO_LOGIN = "/bcss_wbcl_wa_sc/api/O1_getSCSessWBLogVer"
 IKO_TOKEN = "/bcss_wbcl_wa_sc/api/O1_getSCPrgPrcCheckTkn"
 IKO_SAVE = "/bcss_wbcl_wa_ss/api/ss_02_ss07_sav"
@@ -79,7 +81,7 @@ def test_every_keyed_endpoint_refuses_missing_bad_and_revoked_keys(
 ) -> None:
     """No key, a well-formed unknown key, a revoked key, junk: 401 / AUTH errors, no write."""
     code = abs_client_code(server) if module == "abs" else str(uuid.uuid4())
-    roles = [BOKA_WRITE, BOKA_READ] if module == "bokamera" else []
+    roles = [BOKA_WRITE, BOKA_READ] if module == "bokamera" else [ABS_WRITE]
     revoked = _revoked_key(server, code, roles)
     variants = {
         "none": {},
@@ -124,8 +126,8 @@ def _abs(c: httpx.Client, method: str, body: dict[str, Any], key: str) -> dict[s
 def test_abs_tenant_matrix(server: Server) -> None:
     """Another tenant's code is denied; its package ids look unknown under one's own code."""
     mine, theirs = abs_client_code(server), abs_client_code(server)
-    my_key = new_principal(server, mine, [])
-    their_key = new_principal(server, theirs, [])
+    my_key = new_principal(server, mine, [ABS_WRITE])
+    their_key = new_principal(server, theirs, [ABS_WRITE])
     with server.client() as c:
         created = _abs(c, "putDb", {"client_code": theirs, "processing_status": "NEW"}, their_key)
         assert created["status"] == "ok", created
@@ -155,6 +157,55 @@ def test_abs_tenant_matrix(server: Server) -> None:
         still = _abs(c, "get", {"client_code": theirs, "id": pid}, their_key)
         assert still["status"] == "ok"
         assert still["data"]["state"] == 0
+
+
+@pytest.mark.skipif("abs" not in present_modules(), reason="abs module not in this tree")
+def test_abs_role_matrix(server: Server) -> None:
+    """Every /model/ operation: no ABS role or another API's role is ROLE_REQUIRED, abs:read
+    only reads, abs:write and superadmin do everything; refusals write nothing."""
+    code = abs_client_code(server)
+    writer = new_principal(server, code, [ABS_WRITE])
+    reader = new_principal(server, code, [ABS_READ])
+    outsiders = {
+        "no role": new_principal(server, code, []),
+        "bokamera read": new_principal(server, code, [BOKA_READ]),
+        "bokamera write": new_principal(server, code, [BOKA_WRITE]),
+        "ikonomikal": new_principal(server, code, ["ikonomikal", "ikonomikal:ss07"]),
+    }
+    admin = new_principal(server, "ops", ["superadmin"])
+    with server.client() as c:
+        created = _abs(c, "putDb", {"client_code": code, "processing_status": "NEW"}, writer)
+        assert created["status"] == "ok", created
+        pid = created["data"]["id"]
+        bodies = {
+            "putDb": {"client_code": code, "id": pid, "processing_step": "X"},
+            "get": {"client_code": code, "id": pid},
+            "getList": {"client_code": code},
+            "getChanges": {"client_code": code, "offset_version": 0},
+            "delete": {"client_code": code, "id": pid},
+        }
+        operations = [path.rsplit("/", 1)[1] for _m, path, _op in _operations(server, "abs")]
+        assert sorted(operations) == sorted(bodies), operations
+        writes = {"putDb", "delete"}
+        before = row_counts(server)
+        problems = []
+        for who, key in outsiders.items():
+            for method in operations:
+                answer = _abs(c, method, bodies[method], key)
+                if answer["error"] != "ROLE_REQUIRED" or answer["data"] != {}:
+                    problems.append(f"{who}: {method} -> {answer}")
+        for method in operations:
+            answer = _abs(c, method, bodies[method], reader)
+            expected = "ROLE_REQUIRED" if method in writes else {}
+            if answer["error"] != expected:
+                problems.append(f"abs:read: {method} -> {answer}")
+        assert problems == [], "\n".join(problems)
+        assert row_counts(server) == before
+        for key in (writer, admin):
+            for method in ("putDb", "get", "getList", "getChanges"):
+                answer = _abs(c, method, bodies[method], key)
+                assert answer["status"] == "ok", (method, answer)
+        assert _abs(c, "delete", bodies["delete"], admin)["status"] == "ok"
 
 
 # -- BokaMera: roles and companies ------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import stat
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -13,7 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from tests.harness import fresh_database
+from tests.harness import backend, free_port, fresh_database, spawn
 from tests.system.apis import present_modules
 from tests.system.faults import serve_env, serve_process
 from writegate.core.db import Base
@@ -51,7 +53,7 @@ def exercise(url: str, services: Services, secrets: Secrets) -> None:
             code = f"EN{uuid.uuid4().hex[:8].upper()}"
             assert abs_service.register_client(services, code, name="secrets")
             with services.db.write() as s:
-                _, key = auth.create(s, name=uuid.uuid4().hex, tenant=code, roles=[])
+                _, key = auth.create(s, name=uuid.uuid4().hex, tenant=code, roles=["abs:write"])
             secrets.add(key)
             for k in (key, wrong):
                 c.post("/model/package/putDb", json={"client_code": code}, headers={"x-api-key": k})
@@ -156,6 +158,7 @@ def test_no_secret_at_rest_or_in_logs(live: tuple[Any, Services, str]) -> None:
     """After a run full of secrets: the database holds hashes only, the log holds none."""
     srv, services, log = live
     secrets = Secrets()
+    secrets.add(srv.env["WRITEGATE_BOKAMERA_SECRET_KEY"])
     exercise(srv.url, services, secrets)
     srv.stop()  # flush and close the log
 
@@ -182,3 +185,156 @@ def test_no_secret_at_rest_or_in_logs(live: tuple[Any, Services, str]) -> None:
     keys = [v for v in secrets.values if v.startswith("wg_") and "WRONGKEY" not in v]
     hashes = {r.api_key_hash for r in rows}
     assert all(hashlib.sha256(k.encode()).hexdigest() in hashes for k in keys)
+
+
+# -- BokaMera's key for Vaka passwords: refused, generated, or missing -----------------------
+
+BOKAMERA = pytest.mark.skipif("bokamera" not in present_modules(), reason="bokamera not in tree")
+KEY_ENV = "WRITEGATE_BOKAMERA_SECRET_KEY"
+#: the key earlier versions derived from a string in their source when KEY_ENV was unset
+SOURCE_KEY = base64.urlsafe_b64encode(
+    hashlib.sha256(b"writegate-bokamera-development-key-set-WRITEGATE_BOKAMERA_SECRET_KEY").digest()
+)
+
+
+def _keyless_env(url: str, **extra: str) -> dict[str, str]:
+    env = serve_env(url, ["bokamera"])
+    env.pop(KEY_ENV)
+    return {**env, **extra}
+
+
+def _refused_start(args: list[str], env: dict[str, str], log: Path) -> str:
+    proc = spawn(args, env, log=str(log))
+    try:
+        code = proc.wait(90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = log.read_text(errors="replace")
+    assert code != 0, text[-2000:]
+    return " ".join(text.split())  # a traceback box may wrap a message anywhere
+
+
+@BOKAMERA
+def test_bokamera_start_up_refuses_unusable_keys(tmp_path: Path) -> None:
+    """A malformed key, or a key file other users may read: serve and worker do not start,
+    saying what is wrong without printing any key."""
+    from cryptography.fernet import Fernet
+
+    good = Fernet.generate_key().decode()
+    open_file = tmp_path / "open.key"
+    open_file.write_text(good + "\n")
+    open_file.chmod(0o644)
+    with fresh_database(str(tmp_path)) as url:
+        cases = [
+            (_keyless_env(url, **{KEY_ENV: "not-a-fernet-key"}), "key 1 is not a Fernet key"),
+            (_keyless_env(url, **{KEY_ENV: f"{good},{good[:-2]}"}), "key 2 is not a Fernet key"),
+            (
+                _keyless_env(url, WRITEGATE_BOKAMERA_KEY_FILE=str(open_file)),
+                f"chmod 600 {open_file}",
+            ),
+        ]
+        for n, (env, why) in enumerate(cases):
+            args = ["worker"] if n == 1 else ["serve", "--port", str(free_port())]
+            text = _refused_start(args, {**env, "COLUMNS": "400"}, tmp_path / f"{n}{args[0]}")
+            assert why in text, text[-2000:]
+            assert good not in text
+
+
+def _company(url: str) -> tuple[str, dict[str, str]]:
+    company = str(uuid.uuid4())
+    services = Services.build(Settings(database_url=url, modules=[]))
+    try:
+        with services.db.write() as s:
+            _, key = services.auth.create(
+                s,
+                name=uuid.uuid4().hex,
+                tenant=company,
+                roles=["bookingsupplier-administrator-write"],
+            )
+    finally:
+        services.close()
+    return company, {"x-api-key": key}
+
+
+def _stored_password(url: str, company: str) -> str | None:
+    from writegate.modules.bokamera.models import AxemaSettingsRow
+
+    services = Services.build(Settings(database_url=url, modules=[]))
+    try:
+        with services.db.read() as s:
+            row = s.get(AxemaSettingsRow, company)
+            return None if row is None else row.password_encrypted
+    finally:
+        services.close()
+
+
+def _post_settings(url: str, headers: dict[str, str]) -> httpx.Response:
+    body = {"ApiEndpoint": "http://127.0.0.1:9", "Username": "vaka", "Password": "vaka-pw"}
+    return httpx.post(f"{url}/codelock/axema/settings", json=body, headers=headers, timeout=30)
+
+
+def _assert_generated(path: Path, token: str) -> bytes:
+    from cryptography.fernet import Fernet, InvalidToken
+
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    key = path.read_bytes().strip()
+    assert Fernet(key).decrypt(token.encode()) == b"vaka-pw"
+    with pytest.raises(InvalidToken):
+        Fernet(SOURCE_KEY).decrypt(token.encode())
+    return key
+
+
+@BOKAMERA
+def test_bokamera_without_a_configured_key(tmp_path: Path) -> None:
+    """No WRITEGATE_BOKAMERA_SECRET_KEY: on a SQLite file a 0600 key file is generated beside
+    the database (never a key from the source); on PostgreSQL the server warns and refuses to
+    store a password (503, nothing written); an explicit key file works on either."""
+    with fresh_database(str(tmp_path)) as url:
+        log = tmp_path / "default.log"
+        company, headers = "", {}
+        made: list[bytes] = []
+        with serve_process(_keyless_env(url), str(log)) as srv:
+            company, headers = _company(url)
+            r = _post_settings(srv.url, headers)
+            if backend() == "sqlite":
+                assert r.status_code == 200, r.text
+        text = log.read_text(errors="replace")
+        if backend() == "sqlite":
+            default = Path(url.removeprefix("sqlite:///") + ".bokamera.key")
+            assert "generated a new secret key" in text, text[-2000:]
+            assert str(default) in text
+            token = _stored_password(url, company)
+            assert token is not None
+            first = _assert_generated(default, token)
+            made.append(first)
+            # a restart keeps the key file as it is
+            with serve_process(_keyless_env(url), str(tmp_path / "again.log")) as srv:
+                assert httpx.get(f"{srv.url}/codelock/axema/settings", headers=headers).json()[
+                    "PasswordIsSet"
+                ]
+            assert default.read_bytes().strip() == first
+            assert "generated" not in (tmp_path / "again.log").read_text()
+        else:
+            assert "no secret key for Axema Vaka passwords" in text, text[-2000:]
+            assert r.status_code == 503, r.text
+            status = r.json()["ResponseStatus"]
+            assert status["ErrorCode"] == "ServiceUnavailable"
+            assert KEY_ENV in status["Message"]
+            assert _stored_password(url, company) is None
+
+    explicit = tmp_path / "explicit"
+    explicit.mkdir()
+    with fresh_database(str(explicit)) as url:
+        key_file = tmp_path / "keys" / "bokamera.key"
+        env = _keyless_env(url, WRITEGATE_BOKAMERA_KEY_FILE=str(key_file))
+        with serve_process(env, str(tmp_path / "file.log")) as srv:
+            company, headers = _company(url)
+            r = _post_settings(srv.url, headers)
+            assert r.status_code == 200, r.text
+        token = _stored_password(url, company)
+        assert token is not None
+        made.append(_assert_generated(key_file, token))
+        assert not list(explicit.glob("*.bokamera.key"))
+    assert len(set(made)) == len(made), "every generated key file holds a new random key"

@@ -36,10 +36,10 @@ def abs_client(server: Server, make_principal: Any) -> Client:
 
 
 def new_client(server: Server, make_principal: Any, roles: list[str] | None = None) -> Client:
-    """Register a client code and create a principal whose tenant it is."""
+    """Register a client code and create a principal whose tenant it is (abs:write by default)."""
     code = uid("EN").upper()
     assert service.register_client(server.services, code, name="test customer")
-    principal, key = make_principal(tenant=code, roles=roles or [])
+    principal, key = make_principal(tenant=code, roles=["abs:write"] if roles is None else roles)
     return Client(code, principal.name, key)
 
 

@@ -103,7 +103,7 @@ def test_client_access_denied(
 
 def test_unknown_client_code(client: httpx.Client, make_principal: Any) -> None:
     """A tenant whose client code was never registered, and a superadmin naming an unknown code."""
-    unregistered, key = make_principal(tenant=uid("UNREG"))
+    unregistered, key = make_principal(tenant=uid("UNREG"), roles=["abs:write"])
     own = call(client, "putDb", {"client_code": unregistered.tenant}, {"x-api-key": key})
     assert "not registered" in assert_error(own, "UNKNOWN_CLIENT_CODE")
     _, admin_key = make_principal(roles=["superadmin"])

@@ -201,3 +201,59 @@ def test_settings_validation_conflict_update_and_secrecy(
     assert "Password" not in r.json()
     done = wait_done(client, co, start_sync(client, co)["Id"])
     assert (done["Status"], done["UsersCreated"]) == (2, 4)
+
+
+#: the namespace company ids of non-GUID tenants were once derived in (UUIDv5, anyone can compute)
+OLD_TENANT_NAMESPACE = uuid.UUID("0c0a1e5e-7b1c-4d0e-9a51-b0ca3e7a0001")
+
+
+def test_one_tenant_is_one_company(
+    client: httpx.Client, server: Server, make_principal: Any, vaka: Any, company: Any
+) -> None:
+    """Other spellings of a company's GUID, and names, are no company: 403, nothing written."""
+    co = company(vaka(2))
+    sync_id = start_sync(client, co)["Id"]
+    wait_done(client, co, sync_id)
+    plain = uuid.UUID(co.id)
+    aliases = [plain.hex.upper(), plain.hex, co.id.upper(), f"{{{co.id}}}", plain.urn]
+    settings = {"ApiEndpoint": "http://127.0.0.1:9", "Username": "evil", "Password": "evil"}
+    for alias in aliases:
+        _, key = make_principal(tenant=alias, roles=[WRITE])
+        h = {"x-api-key": key}
+        for method, path, kw in [
+            ("GET", SETTINGS, {}),
+            ("PUT", SETTINGS, {"json": {"Username": "evil"}}),
+            ("POST", SETTINGS, {"json": settings}),
+            ("POST", SYNC, {"json": {}}),
+            ("GET", SYNC, {}),
+            ("GET", f"{SYNC}/{sync_id}", {}),
+            ("GET", "/customers", {}),
+            ("GET", SETTINGS, {"params": {"CompanyId": co.id}}),
+        ]:
+            r = client.request(method, path, headers=h, **kw)
+            assert r.status_code == 403, (alias, method, path, r.text)
+            err = status_of(r)
+            assert err["ErrorCode"] == "Forbidden"
+            assert "not a BokaMera company" in err["Message"], err
+    assert client.get(SETTINGS, headers=co.headers).json()["Username"] == "vaka"
+    assert client.get(SYNC, headers=co.headers).json()["Total"] == 1
+
+    # A name is no company either, so nobody can hold the GUID once derived from it.
+    name = f"acme-{uuid.uuid4().hex[:8]}"
+    _, named = make_principal(tenant=name, roles=[WRITE])
+    r = client.post(SETTINGS, json=settings, headers={"x-api-key": named})
+    assert r.status_code == 403, r.text
+    derived = str(uuid.uuid5(OLD_TENANT_NAMESPACE, name))
+    _, holder = make_principal(tenant=derived, roles=[WRITE])
+    assert client.get(SETTINGS, headers={"x-api-key": holder}).status_code == 404
+    with server.services.db.read() as s:
+        assert s.get(AxemaSettingsRow, derived) is None
+
+    # A superadmin's tenant need not be a company: it names the company it acts on.
+    _, root = make_principal(tenant=name, roles=["superadmin"])
+    su = {"x-api-key": root}
+    r = client.get(SETTINGS, headers=su)
+    assert r.status_code == 400, r.text
+    assert status_of(r)["Errors"][0]["FieldName"] == "CompanyId"
+    assert client.get(SETTINGS, params={"CompanyId": co.id}, headers=su).status_code == 200
+    assert client.get(SYNC, headers=su).status_code == 200

@@ -91,11 +91,14 @@ def test_permanent_errors(response: httpx.Response, error: type[Exception], matc
 
 def test_password_box_round_trip_and_tamper() -> None:
     """Encryption is randomized, reversible, and detects tampering."""
-    a, b = crypto.encrypt("hunter2"), crypto.encrypt("hunter2")
+    box = crypto.Keyring([crypto.new_key()], "test")
+    a, b = box.encrypt("hunter2"), box.encrypt("hunter2")
     assert a != b
     assert "hunter2" not in a
-    assert crypto.decrypt(a) == "hunter2"
+    assert box.decrypt(a) == "hunter2"
     i = len(a) // 2
     tampered = a[:i] + ("A" if a[i] != "A" else "B") + a[i + 1 :]
     with pytest.raises(crypto.SecretError):
-        crypto.decrypt(tampered)
+        box.decrypt(tampered)
+    with pytest.raises(crypto.SecretError, match="none of the keys"):
+        crypto.Keyring([crypto.new_key()], "test").decrypt(a)

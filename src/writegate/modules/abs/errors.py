@@ -15,6 +15,7 @@ DATA_TYPE = "system.api.package.packageModel"
 CODES: dict[str, str] = {
     "AUTH_REQUIRED": "no API key was sent",
     "INVALID_API_KEY": "the API key is unknown or revoked",
+    "ROLE_REQUIRED": "the caller lacks the ABS role the method needs (abs:read or abs:write)",
     "CLIENT_ACCESS_DENIED": "the client_code belongs to another tenant",
     "UNKNOWN_CLIENT_CODE": "the client_code is not a registered client",
     "MALFORMED_JSON": "the body is not valid JSON (or not UTF-8)",
@@ -93,6 +94,11 @@ def failure(code: str, description: str) -> JSONResponse:
             "data": {},
         }
     )
+
+
+def render_abs_error(request: Request, exc: AbsError) -> Response:
+    """An AbsError raised outside a handler (a dependency), in the ABS envelope."""
+    return failure(exc.code, exc.description)
 
 
 def _field_code(problem: FieldProblem) -> str:

@@ -26,6 +26,12 @@ from writegate.modules.abs.schemas import (
 # Declared for OpenAPI only: core.http.authenticate reads either header itself.
 _ApiKey = Annotated[str | None, Depends(APIKeyHeader(name="x-api-key", auto_error=False))]
 _Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(HTTPBearer(auto_error=False))]
+SUPERADMIN = "superadmin"
+READ_ROLE = "abs:read"
+WRITE_ROLE = "abs:write"
+#: roles that may read packages (the write role includes reading)
+READ_ROLES = (READ_ROLE, WRITE_ROLE, SUPERADMIN)
+WRITE_ROLES = (WRITE_ROLE, SUPERADMIN)
 
 
 async def require_principal(request: Request, _key: _ApiKey, _bearer: _Bearer) -> Principal:
@@ -39,7 +45,25 @@ async def require_principal(request: Request, _key: _ApiKey, _bearer: _Bearer) -
     return principal
 
 
-PrincipalDep = Annotated[Principal, Depends(require_principal)]
+def _with_role(principal: Principal, roles: tuple[str, ...], what: str) -> Principal:
+    # Before the client code is looked at: a tenant that merely equals a code is not enough.
+    if not principal.has_any(*roles):
+        raise AbsError("ROLE_REQUIRED", f"{what} requires one of the roles {', '.join(roles)}")
+    return principal
+
+
+async def require_reader(principal: Annotated[Principal, Depends(require_principal)]) -> Principal:
+    """A caller that may read packages."""
+    return _with_role(principal, READ_ROLES, "reading packages")
+
+
+async def require_writer(principal: Annotated[Principal, Depends(require_principal)]) -> Principal:
+    """A caller that may create, change and delete packages."""
+    return _with_role(principal, WRITE_ROLES, "writing packages")
+
+
+Reader = Annotated[Principal, Depends(require_reader)]
+Writer = Annotated[Principal, Depends(require_writer)]
 
 router = APIRouter(prefix="/model/package", tags=["abs"])
 
@@ -55,7 +79,7 @@ def _answer(call: Callable[[], Any], *, many: bool = False) -> JSONResponse:
 
 
 @router.post("/putDb", operation_id="abs_package_put_db", response_model=PackageEnvelope)
-async def put_db(body: PackagePut, principal: PrincipalDep, services: ServicesDep) -> JSONResponse:
+async def put_db(body: PackagePut, principal: Writer, services: ServicesDep) -> JSONResponse:
     """Create a package (no id/uid) or update one; committed before the answer."""
     try:
         return ok(await service.put_package(services, principal, body), 1)
@@ -64,13 +88,13 @@ async def put_db(body: PackagePut, principal: PrincipalDep, services: ServicesDe
 
 
 @router.post("/get", operation_id="abs_package_get", response_model=PackageEnvelope)
-def get(body: PackageGet, principal: PrincipalDep, services: ServicesDep) -> JSONResponse:
+def get(body: PackageGet, principal: Reader, services: ServicesDep) -> JSONResponse:
     """One live package by id or uid."""
     return _answer(lambda: service.get_package(services, principal, body))
 
 
 @router.post("/getList", operation_id="abs_package_get_list", response_model=PackageListEnvelope)
-def get_list(body: PackageList, principal: PrincipalDep, services: ServicesDep) -> JSONResponse:
+def get_list(body: PackageList, principal: Reader, services: ServicesDep) -> JSONResponse:
     """A page of live packages matching the search fields."""
     return _answer(lambda: service.list_packages(services, principal, body), many=True)
 
@@ -78,17 +102,13 @@ def get_list(body: PackageList, principal: PrincipalDep, services: ServicesDep) 
 @router.post(
     "/getChanges", operation_id="abs_package_get_changes", response_model=PackageListEnvelope
 )
-def get_changes(
-    body: PackageChanges, principal: PrincipalDep, services: ServicesDep
-) -> JSONResponse:
+def get_changes(body: PackageChanges, principal: Reader, services: ServicesDep) -> JSONResponse:
     """Changes after offset_version, oldest first, deletions included (replication feed)."""
     return _answer(lambda: service.package_changes(services, principal, body), many=True)
 
 
 @router.post("/delete", operation_id="abs_package_delete", response_model=PackageEnvelope)
-async def delete(
-    body: PackageDelete, principal: PrincipalDep, services: ServicesDep
-) -> JSONResponse:
+async def delete(body: PackageDelete, principal: Writer, services: ServicesDep) -> JSONResponse:
     """Mark a package deleted (state 1); it stays in the changes feed."""
     try:
         return ok(await service.delete_package(services, principal, body), 1)

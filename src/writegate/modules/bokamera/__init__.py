@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
 from writegate.core.module import Module
 from writegate.core.services import Services
 from writegate.core.worker import JobSpec
+from writegate.modules.bokamera import crypto
 from writegate.modules.bokamera.connector import configured_factory
 from writegate.modules.bokamera.errors import render_error
 from writegate.modules.bokamera.handlers import make_sync_handler
@@ -14,7 +17,11 @@ from writegate.modules.bokamera.service import SYNC_KIND
 
 def create(services: Services) -> Module:
     """Build the module; tests may replace services.extras['bokamera']['connector_factory']."""
-    services.extras.setdefault("bokamera", {}).setdefault("connector_factory", configured_factory())
+    # Unusable keys raise crypto.KeyConfigError here, so such a process never starts.
+    extras = services.extras.setdefault("bokamera", {})
+    extras.setdefault("connector_factory", configured_factory())
+    keyring = extras["keyring"] = crypto.load_keyring(services.settings)
+    _announce(keyring)
     return Module(
         name="bokamera",
         router=router,
@@ -22,3 +29,16 @@ def create(services: Services) -> Module:
         render_error=render_error,
         jobs=[JobSpec(kind=SYNC_KIND, handler=make_sync_handler(services))],
     )
+
+
+def _announce(keyring: crypto.Keyring) -> None:
+    log = logging.getLogger("writegate.bokamera")
+    if not keyring.usable:
+        log.warning(
+            "no secret key for Axema Vaka passwords: %s is unset and the database is not a "
+            "SQLite file; storing or using Axema settings fails until it is set "
+            "(see docs/bokamera.md)",
+            crypto.KEY_ENV,
+        )
+    else:
+        log.info("Axema Vaka passwords are encrypted under the keys of %s", keyring.source)

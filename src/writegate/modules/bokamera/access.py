@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from writegate.core.auth import Principal
 from writegate.core.http import authenticate, credentials
-from writegate.modules.bokamera.errors import ApiError
+from writegate.modules.bokamera.errors import ApiError, FieldError
 from writegate.modules.bokamera.models import AxemaSettingsRow
 
 WRITE_ROLE = "bookingsupplier-administrator-write"
@@ -19,8 +19,6 @@ READ_ROLE = "bookingsupplier-administrator-read"
 SUPERADMIN = "superadmin"
 WRITE_ROLES = (WRITE_ROLE, SUPERADMIN)
 READ_ROLES = (WRITE_ROLE, READ_ROLE, SUPERADMIN)
-#: namespace of company ids derived from tenants that are not GUIDs themselves
-TENANT_NAMESPACE = uuid.UUID("0c0a1e5e-7b1c-4d0e-9a51-b0ca3e7a0001")
 
 
 @dataclass(frozen=True)
@@ -31,12 +29,25 @@ class Company:
     tenant: str
 
 
-def company_id_of(tenant: str) -> str:
-    """The company id of a tenant: the tenant itself if it is a GUID, else a stable UUIDv5."""
+def company_id_of(tenant: str) -> str | None:
+    """The company a tenant is: the tenant itself if it is a canonical GUID, else none."""
+    # Only the one spelling uuid.UUID prints (lowercase, dashes) counts: no two tenants
+    # (`3F2504E0...`, `{3f2504e0-...}`) can ever name the same company.
     try:
-        return str(uuid.UUID(tenant))
+        canonical = str(uuid.UUID(tenant))
     except ValueError:
-        return str(uuid.uuid5(TENANT_NAMESPACE, tenant))
+        return None
+    return canonical if canonical == tenant else None
+
+
+def _no_company(principal: Principal) -> ApiError:
+    return ApiError(
+        403,
+        "Forbidden",
+        f"Your tenant {principal.tenant!r} is not a BokaMera company: a company's principals "
+        "have its CompanyId as their tenant, as a lowercase GUID with dashes "
+        "(e.g. 3f2504e0-4f89-11d3-9a0c-0305e82c3301)",
+    )
 
 
 def _require(request: Request, roles: tuple[str, ...]) -> Principal:
@@ -56,6 +67,8 @@ def _require(request: Request, roles: tuple[str, ...]) -> Principal:
             f"You have too low privileges to call this service: requires any of the roles "
             f"{', '.join(roles)}",
         )
+    if not principal.all_tenants and company_id_of(principal.tenant) is None:
+        raise _no_company(principal)
     return principal
 
 
@@ -76,7 +89,15 @@ Reader = Annotated[Principal, Depends(require_reader)]
 def resolve_company(session: Session, principal: Principal, requested: uuid.UUID | None) -> Company:
     """The company a request is about; another company only for superadmin (else 403)."""
     own = company_id_of(principal.tenant)
-    if requested is None or str(requested) == own:
+    if requested is None and own is None:
+        # Only a superadmin gets here (see _require): its tenant need not be a company.
+        raise ApiError(
+            400,
+            "NotNull",
+            f"CompanyId: required, as your tenant {principal.tenant!r} is not a company",
+            [FieldError("NotNull", "CompanyId", "Name the company to act on")],
+        )
+    if own is not None and (requested is None or str(requested) == own):
         return Company(own, principal.tenant)
     if not principal.all_tenants:
         raise ApiError(

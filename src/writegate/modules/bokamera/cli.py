@@ -1,4 +1,4 @@
-"""`writegate vaka-sim`: run the Axema Vaka simulator."""
+"""`writegate vaka-sim` and `writegate bokamera ...`: the Vaka simulator and the secret keys."""
 
 from __future__ import annotations
 
@@ -46,6 +46,45 @@ def vaka_sim(
         pass
     finally:
         server.server_close()
+
+
+@app.command("generate-key")
+def generate_key() -> None:
+    """Print a new random Fernet key for WRITEGATE_BOKAMERA_SECRET_KEY."""
+    from writegate.modules.bokamera.crypto import new_key
+
+    typer.echo(new_key())
+
+
+@app.command("rotate-key")
+def rotate_key() -> None:
+    """Re-encrypt every stored Axema Vaka password under the first key (new key first, then old)."""
+    from writegate.app import load_modules, migrate
+    from writegate.core.services import Services
+    from writegate.modules.bokamera.crypto import KeyConfigError, SecretError
+    from writegate.modules.bokamera.rotation import rotate_all
+    from writegate.settings import Settings
+
+    services = Services.build(Settings())
+    try:
+        load_modules(services)
+        if services.settings.auto_migrate:
+            migrate(services)
+        report = rotate_all(services)
+    except (KeyConfigError, SecretError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        services.close()
+    typer.echo(
+        f"re-encrypted {report.rotated} stored password(s) under the first key of {report.source}"
+    )
+    if report.changed:
+        typer.echo(f"{report.changed} password(s) were changed meanwhile and are already current")
+    for company_id, reason in report.unreadable:
+        typer.echo(f"company {company_id}: cannot read its password: {reason}", err=True)
+    if report.unreadable:
+        raise typer.Exit(1)
 
 
 app.command("vaka-sim")(vaka_sim)

@@ -1,46 +1,211 @@
-"""Encryption at rest for Vaka passwords: Fernet (AES-128-CBC + HMAC-SHA256)."""
+"""Vaka passwords at rest: Fernet (AES-128-CBC + HMAC-SHA256), keys from the env or a key file."""
+
+# Several keys make a MultiFernet: the first encrypts and every one decrypts, so a key can be
+# rotated without downtime (docs/bokamera.md).
 
 from __future__ import annotations
 
 import base64
-import hashlib
+import binascii
+import contextlib
+import functools
+import logging
 import os
+import re
+import stat
+import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from cryptography.fernet import Fernet
+from sqlalchemy.engine import make_url
 
-#: environment variable holding the secret the key is derived from (any string, 32+ chars)
+if TYPE_CHECKING:
+    from cryptography.fernet import MultiFernet
+
+    from writegate.core.services import Services
+    from writegate.settings import Settings
+
+#: environment variable of the keys: Fernet keys separated by commas, the newest first
 KEY_ENV = "WRITEGATE_BOKAMERA_SECRET_KEY"
-#: used only when KEY_ENV is unset; protects against casual reading, not against an attacker
-DEV_SECRET = "writegate-bokamera-development-key-set-WRITEGATE_BOKAMERA_SECRET_KEY"  # noqa: S105
+#: environment variable of the key file used when KEY_ENV is unset
+KEY_FILE_ENV = "WRITEGATE_BOKAMERA_KEY_FILE"
+#: the default key file is the SQLite database's path with this suffix
+KEY_FILE_SUFFIX = ".bokamera.key"
 
 
 class SecretError(Exception):
-    """A stored secret could not be decrypted (wrong key or tampered)."""
+    """A secret cannot be encrypted or decrypted: no key, wrong key, or an altered value."""
 
 
-def _fernet() -> Fernet:
-    # Imported on first use: cryptography's bindings add about 6 MB to every process that
-    # loads this module, and most (workers of other kinds, a quiet serve) never need them.
-    from cryptography.fernet import Fernet
-
-    secret = (os.environ.get(KEY_ENV) or DEV_SECRET).encode()
-    return Fernet(base64.urlsafe_b64encode(hashlib.sha256(secret).digest()))
+class KeyConfigError(Exception):
+    """The configured keys are unusable; the process must not start with them."""
 
 
-def encrypt(plaintext: str) -> str:
-    """Encrypt and authenticate; a fresh random IV every time."""
-    return _fernet().encrypt(plaintext.encode()).decode()
+class Keyring:
+    """The process's Fernet keys (first encrypts, all decrypt), or where to make one."""
+
+    def __init__(self, keys: list[str], source: str, *, path: Path | None = None) -> None:
+        self._keys = tuple(keys)
+        #: where the keys came from, for log lines and errors (never the keys themselves)
+        self.source = source
+        #: a key file that does not exist yet: generated when a key is first needed
+        self.pending = path
+
+    @property
+    def usable(self) -> bool:
+        """Whether there is a key, or a key file to generate."""
+        return bool(self._keys) or self.pending is not None
+
+    @functools.cached_property
+    def _fernet(self) -> MultiFernet:
+        # Imported on first use: cryptography's bindings add about 6 MB to every process that
+        # loads this module, and most (workers of other kinds, a quiet serve) never need them.
+        from cryptography.fernet import Fernet, MultiFernet
+
+        keys = self._keys
+        if not keys and self.pending is not None:
+            try:
+                keys = tuple(_ensure_key_file(self.pending))
+            except KeyConfigError as exc:
+                raise SecretError(str(exc)) from None
+        if not keys:
+            raise SecretError(
+                f"no key to encrypt Axema Vaka passwords with: set {KEY_ENV} "
+                f"(or {KEY_FILE_ENV}), see docs/bokamera.md"
+            )
+        return MultiFernet([Fernet(k.encode()) for k in keys])
+
+    def encrypt(self, plaintext: str) -> str:
+        """Encrypt and authenticate under the first key; a fresh random IV every time."""
+        return self._fernet.encrypt(plaintext.encode()).decode()
+
+    def decrypt(self, token: str) -> str:
+        """Reverse encrypt() with whichever key fits; SecretError if none does."""
+        from cryptography.fernet import InvalidToken
+
+        fernet = self._fernet
+        try:
+            return fernet.decrypt(token.encode()).decode()
+        except (InvalidToken, ValueError):
+            raise SecretError(
+                f"the stored secret matches none of the keys from {self.source}, or it was altered"
+            ) from None
+
+    def rotate(self, token: str) -> str:
+        """The same secret encrypted under the first key; SecretError if no key reads it."""
+        from cryptography.fernet import InvalidToken
+
+        fernet = self._fernet
+        try:
+            return fernet.rotate(token.encode()).decode()
+        except (InvalidToken, ValueError):
+            raise SecretError(f"it matches none of the keys from {self.source}") from None
 
 
-def decrypt(token: str) -> str:
-    """Reverse encrypt(); raise SecretError if the key is wrong or the value was altered."""
-    from cryptography.fernet import InvalidToken
+def new_key() -> str:
+    """A fresh random Fernet key (what Fernet.generate_key() makes)."""
+    return base64.urlsafe_b64encode(os.urandom(32)).decode()
 
+
+def parse_keys(text: str, source: str) -> list[str]:
+    """Fernet keys separated by commas, blanks or new lines, the first one encrypting."""
+    if not text.strip():
+        raise KeyConfigError(f"{source} holds no key")
+    keys = re.split(r"[\s,]+", text.strip())
+    for n, key in enumerate(keys, 1):
+        # Fernet's own test of a key, without loading cryptography at start-up.
+        try:
+            valid = len(base64.urlsafe_b64decode(key.encode())) == 32
+        except (binascii.Error, ValueError):
+            valid = False
+        if not valid:
+            raise KeyConfigError(
+                f"{source}: key {n} is not a Fernet key (32 url-safe base64-encoded bytes, "
+                "44 characters); make one with `writegate bokamera generate-key`"
+            )
+    return keys
+
+
+def default_key_file(database_url: str) -> Path | None:
+    """The embedded default's key file: beside a SQLite database file; None otherwise."""
+    url = make_url(database_url)
+    database = url.database
+    if url.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    if database.startswith("file:"):
+        return None  # a SQLite URI, perhaps in memory: no data directory to speak of
+    return Path(database + KEY_FILE_SUFFIX)
+
+
+def _create_key_file(path: Path) -> bool:
+    """Write a new key to path with mode 0600 unless it exists; True if this call made it."""
+    if path.exists():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".bokamera-key-")  # mode 0600
     try:
-        return _fernet().decrypt(token.encode()).decode()
-    except (InvalidToken, ValueError):
-        raise SecretError(
-            "stored secret does not match the configured key or was altered"
-        ) from None
+        with os.fdopen(fd, "w") as f:
+            f.write(new_key() + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            # link() never replaces: of processes starting at once, exactly one key wins.
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def _read_key_file(path: Path) -> list[str]:
+    try:
+        mode = path.stat().st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise KeyConfigError(
+                f"key file {path} is open to other users (mode {stat.S_IMODE(mode):04o}): "
+                f"run `chmod 600 {path}`"
+            )
+        text = path.read_text()
+    except OSError as exc:
+        raise KeyConfigError(f"cannot read key file {path}: {exc.strerror}") from None
+    return parse_keys(text, f"key file {path}")
+
+
+def load_keyring(settings: Settings) -> Keyring:
+    """The keys the settings name (env, else key file, else none); KeyConfigError if unusable."""
+    configured = settings.bokamera_secret_key
+    if configured is not None and configured.get_secret_value().strip():
+        return Keyring(parse_keys(configured.get_secret_value(), KEY_ENV), KEY_ENV)
+    path = (
+        Path(settings.bokamera_key_file)
+        if settings.bokamera_key_file
+        else default_key_file(settings.database_url)
+    )
+    if path is None:
+        return Keyring([], f"{KEY_ENV} (unset)")
+    if not path.exists():
+        # Made by the first process that needs a key, not by every CLI command that starts.
+        return Keyring([], f"key file {path}", path=path)
+    return Keyring(_read_key_file(path), f"key file {path}")
+
+
+def _ensure_key_file(path: Path) -> list[str]:
+    try:
+        generated = _create_key_file(path)
+    except OSError as exc:
+        raise KeyConfigError(f"cannot create key file {path}: {exc.strerror}") from None
+    if generated:
+        logging.getLogger("writegate.bokamera").warning(
+            "generated a new secret key for Axema Vaka passwords in %s (mode 0600): keep and "
+            "back it up with the database, stored passwords cannot be read without it",
+            path,
+        )
+    return _read_key_file(path)
+
+
+def keyring_of(services: Services) -> Keyring:
+    """The keyring the module loaded at start-up."""
+    keyring: Keyring = services.extras["bokamera"]["keyring"]
+    return keyring

@@ -32,6 +32,7 @@ FIELD_CODES = {
     "uuid_type": "InvalidGuid",
     "int_parsing": "InvalidInteger",
     "int_type": "InvalidInteger",
+    "int_parsing_size": "InvalidInteger",
     "less_than_equal": "InclusiveBetween",
     "greater_than_equal": "InclusiveBetween",
     "string_type": "InvalidString",
@@ -39,6 +40,11 @@ FIELD_CODES = {
     "url_scheme": "InvalidUrl",
     "model_attributes_type": "InvalidObject",
     "dict_type": "InvalidObject",
+}
+
+#: pydantic error types whose own wording is not fit for a client -> ours
+FIELD_MESSAGES = {
+    "int_parsing_size": "Number has too many digits to be a valid value",
 }
 
 
@@ -72,7 +78,12 @@ def _pascal(code: str) -> str:
 def field_errors(problems: tuple[FieldProblem, ...] | list[FieldProblem]) -> list[FieldError]:
     """Turn core FieldProblems into ServiceStack field errors."""
     return [
-        FieldError(FIELD_CODES.get(p.code, _pascal(p.code)), p.field, p.message) for p in problems
+        FieldError(
+            FIELD_CODES.get(p.code, _pascal(p.code)),
+            p.field,
+            FIELD_MESSAGES.get(p.code, p.message),
+        )
+        for p in problems
     ]
 
 

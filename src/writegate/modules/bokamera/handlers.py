@@ -118,10 +118,12 @@ def _connection(services: Services, company_id: str) -> VakaConnection:
         if row is None:
             raise PermanentJobError(f"Company {company_id} has no Axema Vaka settings any more")
         try:
-            password = crypto.decrypt(row.password_encrypted)
+            password = crypto.keyring_of(services).decrypt(row.password_encrypted)
         except crypto.SecretError as exc:
             raise PermanentJobError(
-                f"Cannot read the stored Axema Vaka password: {exc} (was {crypto.KEY_ENV} changed?)"
+                f"Cannot read the stored Axema Vaka password: {exc}. Give the server the key "
+                f"it was stored with (in {crypto.KEY_ENV}, after the current one), "
+                "or PUT the password again"
             ) from None
         return VakaConnection(row.api_endpoint, row.api_port, row.username, password)
 

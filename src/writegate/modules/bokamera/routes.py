@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, TypeVar
-from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.routing import APIRoute
@@ -15,6 +13,7 @@ from pydantic import BaseModel, ValidationError, field_validator
 from writegate.core.http import ServicesDep, field_problems
 from writegate.modules.bokamera import service
 from writegate.modules.bokamera.access import Reader, Writer
+from writegate.modules.bokamera.bodies import read_fields
 from writegate.modules.bokamera.errors import (
     ApiError,
     field_errors,
@@ -36,14 +35,6 @@ from writegate.modules.bokamera.schemas import (
 
 M = TypeVar("M", bound=BaseModel)
 F = TypeVar("F", bound=Callable[..., Response])
-JSON_TYPES = (
-    "application/json",
-    "text/json",
-    "text/jsonl",
-    "application/jsonl",
-    "application/x-ndjson",
-    "",
-)
 
 
 class BokaMeraRoute(APIRoute):
@@ -77,45 +68,11 @@ def check_format(request: Request) -> None:
 router = APIRouter(route_class=BokaMeraRoute, dependencies=[Depends(check_format)])
 
 
-async def _read(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    fields = {k: v for k, v in request.query_params.items() if k.lower() != "format"}
-    if not raw.strip():
-        return fields
-    if ctype == "application/x-www-form-urlencoded":
-        try:
-            return {**fields, **dict(parse_qsl(raw.decode(), keep_blank_values=True))}
-        except UnicodeDecodeError:
-            raise ApiError(400, "SerializationException", "Body is not valid UTF-8") from None
-    if ctype not in JSON_TYPES and not ctype.endswith("+json"):
-        raise ApiError(
-            415,
-            "UnsupportedMediaType",
-            f"Content-Type {ctype!r} is not supported: send application/json or text/jsonl",
-        )
-    text = raw.decode("utf-8", errors="replace")
-    if "jsonl" in ctype or "ndjson" in ctype:
-        lines = [line for line in text.splitlines() if line.strip()]
-        if len(lines) != 1:
-            raise ApiError(
-                400, "SerializationException", "A JSON Lines body must hold exactly one request"
-            )
-        text = lines[0]
-    try:
-        data = json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        raise ApiError(400, "SerializationException", f"Malformed JSON body: {exc}") from None
-    if not isinstance(data, dict):
-        raise ApiError(400, "SerializationException", "The request body must be a JSON object")
-    return {**fields, **data}
-
-
 def body_of(model: type[M]) -> Callable[[Request], Coroutine[Any, Any, M]]:
     """A dependency that reads the request DTO from JSON, JSON Lines, a form or the query."""
 
     async def parse(request: Request) -> M:
-        data = await _read(request)
+        data = await read_fields(request)
         try:
             return model.model_validate(data)
         except ValidationError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -31,6 +32,7 @@ from writegate.modules.bokamera.schemas import (
 
 SYNC_KIND = "bokamera.axema_user_sync"
 MAX_TAKE = 1000
+log = logging.getLogger("writegate.bokamera")
 
 
 def exclusive_key(company_id: str) -> str:
@@ -204,6 +206,19 @@ def get_settings(
         return _settings_view(row)
 
 
+def _encrypt(services: Services, password: str) -> str:
+    try:
+        return crypto.keyring_of(services).encrypt(password)
+    except crypto.SecretError as exc:
+        log.error("cannot store an Axema Vaka password: %s", exc)
+        raise ApiError(
+            503,
+            "ServiceUnavailable",
+            "This server has no usable key to encrypt the Axema Vaka password with; its "
+            f"operator must set {crypto.KEY_ENV} (see the server log). Nothing was stored.",
+        ) from None
+
+
 def create_settings(
     services: Services, principal: Principal, body: CreateAxemaSettings
 ) -> AxemaSettingsResponse:
@@ -223,7 +238,7 @@ def create_settings(
             api_endpoint=body.ApiEndpoint,
             api_port=body.ApiPort,
             username=body.Username,
-            password_encrypted=crypto.encrypt(body.Password),
+            password_encrypted=_encrypt(services, body.Password),
             created_at=now,
             updated_at=now,
         )
@@ -248,7 +263,7 @@ def update_settings(
         if body.Username is not None:
             row.username = body.Username
         if body.Password is not None:
-            row.password_encrypted = crypto.encrypt(body.Password)
+            row.password_encrypted = _encrypt(services, body.Password)
         row.updated_at = services.clock.now()
         s.flush()
         return _settings_view(row)
