@@ -80,7 +80,7 @@ class JobStatements:
             .values(lease_expires_at=bindparam("b_lease"))
             .returning(c.id)
         )
-        stalled = select(jobs).where(
+        stalled = select(JobRow).where(
             c.status == Status.RUNNING.value, c.lease_expires_at < bindparam("s_now")
         )
         self.stalled = (stalled.with_for_update(skip_locked=True) if postgres else stalled).limit(
