@@ -1,6 +1,6 @@
 """Peak RSS (VmHWM) of `writegate serve` and `writegate worker`; no timings.
 
-    python -m bench.memory [--posts N] [--jobs N] [--only serve,bench-serve,worker]
+    python -m bench.memory [--posts N] [--jobs N] [--only serve,bench-serve,worker,peers]
 
 serve: the embedded default (every module, SQLite file in a new temporary directory, so
 the first start migrates; embedded worker), idle, after N jef-one POSTs from 32 concurrent
@@ -9,6 +9,8 @@ password check is an argon2 hash with its 64 MiB memory_cost).
 bench-serve: serve as the accept benchmark starts it (--no-worker, jef_one and the bench
 module) on SQLite and PostgreSQL, after N POSTs to each of its three endpoints.
 worker: two `writegate worker` processes on PostgreSQL draining N no-op and N one-row jobs.
+peers: one `writegate worker` (every module loaded) and one procrastinate worker, each
+draining N one-row jobs on PostgreSQL, one after the other (also a figure of `--only apis`).
 PostgreSQL is the database `writegate_mem` next to BENCH_PG_ADMIN_URL (created and dropped).
 """
 
@@ -227,11 +229,69 @@ def worker(n: int) -> None:
         drop_pg()
 
 
+def worker_vs_procrastinate(n: int) -> tuple[float, float]:
+    """Peak RSS (MB) of a writegate worker and a procrastinate worker, n one-row jobs each."""
+    from sqlalchemy import func, select
+
+    from bench.peers.procrastinate_app import app as papp
+    from bench.peers.procrastinate_app import row
+    from bench.run import fill_writegate, peer_rows, peer_setup, writegate_services
+    from writegate.core.jobs import JobRow
+    from writegate.settings import ALL_MODULES
+
+    recreate_pg()
+    svc = writegate_services(PG_URL)
+    try:
+        fill_writegate(svc, "bench.row", n)
+        # The worker an operator runs: every bundled module, plus the bench job kinds.
+        modules = json.dumps([*ALL_MODULES, "bench.noop_module"])
+        wg = procs.writegate_worker(PG_URL, BENCH_MARKS=os.devnull, WRITEGATE_MODULES=modules)
+        with procs.running(wg):
+            deadline = time.monotonic() + 300
+            done = 0
+            while done < n and time.monotonic() < deadline:
+                time.sleep(0.2)
+                with svc.db.read() as s:
+                    q = select(func.count()).select_from(JobRow)
+                    done = s.scalar(q.where(JobRow.status == "succeeded")) or 0
+            wg_mb = procs.peak_rss_mb(wg)
+        if done < n:
+            raise RuntimeError(f"writegate worker: {done} of {n} jobs succeeded")
+    finally:
+        svc.close()
+        drop_pg()
+    peer_setup()
+    with papp.open():
+        for start in range(0, n, 1000):
+            count = min(1000, n - start)
+            row.batch_defer(
+                *({"session_id": f"s-{start + i}", "entity_number": "1001"} for i in range(count))
+            )
+    app_path = "bench.peers.procrastinate_app.app"
+    pro = procs.spawn(["-m", "procrastinate", "--app", app_path, "worker", "-c", "4"])
+    with procs.running(pro):
+        deadline = time.monotonic() + 300
+        while peer_rows() < n and time.monotonic() < deadline:
+            time.sleep(0.2)
+        pro_mb = procs.peak_rss_mb(pro)
+    if peer_rows() < n:
+        raise RuntimeError(f"procrastinate: {peer_rows()} of {n} jobs ran")
+    return wg_mb, pro_mb
+
+
+def peers(n: int) -> None:
+    """Print the writegate worker's and procrastinate's peak RSS after n one-row jobs each."""
+    print(f"[peers] one worker each on PostgreSQL, {n} one-row jobs", flush=True)
+    wg_mb, pro_mb = worker_vs_procrastinate(n)
+    print(f"  {'writegate worker (every module)':<52} peak {wg_mb:6.1f} MB", flush=True)
+    print(f"  {'procrastinate worker (-c 4)':<52} peak {pro_mb:6.1f} MB", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(prog="python -m bench.memory", description=__doc__)
     ap.add_argument("--posts", type=int, default=3000, help="POSTs per endpoint")
     ap.add_argument("--jobs", type=int, default=3000, help="jobs per drain")
-    ap.add_argument("--only", default="serve,bench-serve,worker")
+    ap.add_argument("--only", default="serve,bench-serve,worker,peers")
     args = ap.parse_args()
     only = set(args.only.split(","))
     if "serve" in only:
@@ -240,6 +300,8 @@ def main() -> None:
         serve_bench(args.posts)
     if "worker" in only:
         worker(args.jobs)
+    if "peers" in only:
+        peers(args.jobs)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from typing import Any
 import psycopg
 from sqlalchemy import delete, func, insert, select, text
 
-from bench import marks, procs
+from bench import apis, marks, procs
 from bench.noop_module import metadata as bench_metadata
 from writegate.app import load_modules, migrate
 from writegate.core.jobs import JobRow
@@ -834,6 +834,10 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=32, help="wrk connections")
     ap.add_argument("--workers", type=int, default=2, help="worker processes in the drain runs")
     ap.add_argument("--only", default="accept,drain,pickup,scaling,backlog", help="sections to run")
+    # -- per-API section (bench/apis.py), run with --only apis --
+    ap.add_argument(
+        "--sync-users", type=int, default=100_000, help="apis: users of the BokaMera sync"
+    )
     args = ap.parse_args()
     if args.drain_repeat is None:
         args.drain_repeat = 3 if args.full else 1
@@ -876,6 +880,8 @@ def main() -> None:
             ("pickup", lambda: pickup(b, wg_sqlite, wg_pg)),
             ("scaling", lambda: scaling(b, wg_pg)),
             ("backlog", lambda: backlog(b, wg_sqlite, wg_pg)),
+            # -- per-API section (bench/apis.py) --
+            ("apis", lambda: apis.apis(b, args.sync_users)),
         ]
         for name, run_section in sections:
             if name in only:
