@@ -16,6 +16,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from writegate.core.text import STORABLE
+
 INT64_MAX = 2**63 - 1
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -51,21 +53,28 @@ def _yes_no(value: Any) -> Any:
     return value
 
 
-DateStr = Annotated[str, BeforeValidator(_date_field), Field(max_length=10)]
-YesNo = Annotated[bool, BeforeValidator(_yes_no)]
+# STORABLE comes last so it runs first: a lone surrogate or NUL is refused before any other
+# check could echo it into an error message (which would then fail to encode).
+#: a string field: no lone surrogate, no NUL (PostgreSQL text cannot hold NUL)
+Text = Annotated[str, STORABLE]
+DateStr = Annotated[str, BeforeValidator(_date_field), Field(max_length=10), STORABLE]
+#: a JSON boolean or a yes/no string; a number is not a boolean
+YesNo = Annotated[bool, Field(strict=True), BeforeValidator(_yes_no)]
 Id = Annotated[int, Field(ge=0, le=INT64_MAX, strict=True)]
-ClientCode = Annotated[str, Field(min_length=1, max_length=64)]
+ClientCode = Annotated[str, Field(min_length=1, max_length=64), STORABLE]
+#: page sizes and page numbers: JSON integers only
+Count = Annotated[int, Field(strict=True)]
 
 
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
-    @field_validator("*", mode="after")
+    @field_validator("state", mode="before", check_fields=False)
     @classmethod
-    def _no_nul(cls, value: Any) -> Any:
-        # PostgreSQL text cannot hold NUL; refuse it as bad input on both databases.
-        if isinstance(value, str) and "\x00" in value:
-            raise PydanticCustomError("INVALID_FIELD", "must not contain NUL characters")
+    def _integer_state(cls, value: Any) -> Any:
+        # Literal[0] alone takes false and 0.0 for 0; the seed says INT64, a JSON integer.
+        if isinstance(value, bool | float):
+            raise PydanticCustomError("int_type", "Input should be a valid integer")
         return value
 
 
@@ -74,31 +83,31 @@ class PackagePut(_Request):
 
     client_code: ClientCode
     id: Id | None = Field(default=None, description="Set (with uid or alone) to update.")
-    uid: str | None = Field(default=None, max_length=36, description="Set to update.")
+    uid: Text | None = Field(default=None, max_length=36, description="Set to update.")
     version: Id | None = Field(default=None, description="If set, must be the current one.")
-    checksum: str | None = Field(
+    checksum: Text | None = Field(
         default=None, max_length=128, description="If set, must be the current one."
     )
     state: Literal[0] | None = Field(default=None, description="0; use delete to delete.")
-    oauth_access_token: str | None = Field(default=None, max_length=4096)
+    oauth_access_token: Text | None = Field(default=None, max_length=4096)
     payment_import_initiation_id: Id | None = None
     processing_date: DateStr | None = None
-    processing_status: str | None = Field(default=None, max_length=100)
-    processing_step: str | None = Field(default=None, max_length=100)
+    processing_status: Text | None = Field(default=None, max_length=100)
+    processing_step: Text | None = Field(default=None, max_length=100)
     # service fields and server stamps: accepted so a read record can be sent back as is
-    action: str | None = Field(default=None, max_length=100)
-    form_title: str | None = Field(default=None, max_length=200)
-    error_description: str | None = Field(default=None, max_length=1000)
-    create_user: str | None = Field(default=None, max_length=200)
-    create_date: str | None = Field(default=None, max_length=40)
-    modify_user: str | None = Field(default=None, max_length=200)
-    modify_date: str | None = Field(default=None, max_length=40)
+    action: Text | None = Field(default=None, max_length=100)
+    form_title: Text | None = Field(default=None, max_length=200)
+    error_description: Text | None = Field(default=None, max_length=1000)
+    create_user: Text | None = Field(default=None, max_length=200)
+    create_date: Text | None = Field(default=None, max_length=40)
+    modify_user: Text | None = Field(default=None, max_length=200)
+    modify_date: Text | None = Field(default=None, max_length=40)
 
 
 class _OneRequest(_Request):
     client_code: ClientCode
     id: Id | None = None
-    uid: str | None = Field(default=None, max_length=36)
+    uid: Text | None = Field(default=None, max_length=36)
 
     @model_validator(mode="after")
     def _needs_key(self) -> _OneRequest:
@@ -115,7 +124,7 @@ class PackageDelete(_OneRequest):
     """delete body: one package by id or uid, with optional concurrency guards."""
 
     version: Id | None = None
-    checksum: str | None = Field(default=None, max_length=128)
+    checksum: Text | None = Field(default=None, max_length=128)
 
 
 class PackageList(_Request):
@@ -124,10 +133,10 @@ class PackageList(_Request):
     client_code: ClientCode
     date_from: DateStr | None = Field(default=None, description="create_date on or after")
     date_to: DateStr | None = Field(default=None, description="create_date on or before")
-    processing_status: str | None = Field(default=None, max_length=100)
-    processing_step: str | None = Field(default=None, max_length=100)
-    limit: int = Field(default=100, ge=1, le=1000, strict=True)
-    page: int = Field(default=1, ge=1, le=1_000_000, strict=True)
+    processing_status: Text | None = Field(default=None, max_length=100)
+    processing_step: Text | None = Field(default=None, max_length=100)
+    limit: Count = Field(default=100, ge=1, le=1000)
+    page: Count = Field(default=1, ge=1, le=1_000_000)
     skip_total_records: YesNo = False
 
     @model_validator(mode="after")
@@ -143,7 +152,7 @@ class PackageChanges(_Request):
 
     client_code: ClientCode
     offset_version: Id = 0
-    limit: int = Field(default=100, ge=1, le=1000, strict=True)
+    limit: Count = Field(default=100, ge=1, le=1000)
     skip_total_records: YesNo = False
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from writegate.core.text import STORABLE, UNICODE
 
 
 class SyncStatus(enum.IntEnum):
@@ -26,6 +28,14 @@ def empty_guid(value: Any) -> Any:
     if isinstance(value, str | uuid.UUID) and str(value).strip() == str(uuid.UUID(int=0)):
         return None
     return value
+
+
+#: a stored string: no lone surrogate, no NUL
+Text = Annotated[str, STORABLE]
+#: the Vaka password: kept encrypted, so only lone surrogates (not encodable) are refused
+Secret = Annotated[str, UNICODE]
+#: a JSON integer: true is not 1, "5" is not 5 (ServiceStack's JSON types, strictly)
+Port = Annotated[int, Field(strict=True, ge=1, le=65535)]
 
 
 class Dto(BaseModel):
@@ -88,19 +98,19 @@ class AxemaSettingsBase(Dto):
 class CreateAxemaSettings(AxemaSettingsBase):
     """POST /codelock/axema/settings: every field but ApiPort is required."""
 
-    ApiEndpoint: str = Field(min_length=1, max_length=500)
-    ApiPort: int | None = Field(default=None, ge=1, le=65535)
-    Username: str = Field(min_length=1, max_length=200)
-    Password: str = Field(min_length=1, max_length=200)
+    ApiEndpoint: Text = Field(min_length=1, max_length=500)
+    ApiPort: Port | None = None
+    Username: Text = Field(min_length=1, max_length=200)
+    Password: Secret = Field(min_length=1, max_length=200)
 
 
 class UpdateAxemaSettings(AxemaSettingsBase):
     """PUT /codelock/axema/settings: omitted fields keep their value."""
 
-    ApiEndpoint: str | None = Field(default=None, min_length=1, max_length=500)
-    ApiPort: int | None = Field(default=None, ge=1, le=65535)
-    Username: str | None = Field(default=None, min_length=1, max_length=200)
-    Password: str | None = Field(default=None, min_length=1, max_length=200)
+    ApiEndpoint: Text | None = Field(default=None, min_length=1, max_length=500)
+    ApiPort: Port | None = None
+    Username: Text | None = Field(default=None, min_length=1, max_length=200)
+    Password: Secret | None = Field(default=None, min_length=1, max_length=200)
 
 
 class AxemaSettingsResponse(BaseModel):
