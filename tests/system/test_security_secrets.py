@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import inspect, select, text
 
 from tests.harness import fresh_database
 from tests.system.apis import present_modules
@@ -124,6 +124,12 @@ def exercise(url: str, services: Services, secrets: Secrets) -> None:
                 },
             )
             c.post(IKO_TOKEN, json={**session, "sessID": secrets.add(str(uuid.uuid4()))})
+            # a token left outstanding: what the module keeps of it is checked at rest
+            left = c.post(
+                IKO_TOKEN,
+                json={"pgProcTkn": {"procID": 3, "prgInf": {"pPRGM": "SS07"}}, **session},
+            ).json()
+            assert left["rspID"] == 0, left
         with services.db.write() as s:
             _, key = auth.create(s, name=uuid.uuid4().hex, tenant="t", roles=[])
         secrets.add(key)
@@ -182,3 +188,19 @@ def test_no_secret_at_rest_or_in_logs(live: tuple[Any, Services, str]) -> None:
     keys = [v for v in secrets.values if v.startswith("wg_") and "WRONGKEY" not in v]
     hashes = {r.api_key_hash for r in rows}
     assert all(hashlib.sha256(k.encode()).hexdigest() in hashes for k in keys)
+    if "ikonomikal" in present_modules():
+        _ikonomikal_tokens_are_digests(services)
+
+
+def _ikonomikal_tokens_are_digests(services: Services) -> None:
+    """Outstanding Ikonomikal process tokens are kept as the digest the core stores, only."""
+    from writegate.core.tokens import ProcessTokenRow
+
+    with services.db.read() as s:
+        table = "ikonomikal_proc_tokens"
+        columns = {c["name"] for c in inspect(s.connection()).get_columns(table)}
+        live = list(s.execute(text(f"SELECT * FROM {table}")).mappings())
+        digests = set(s.scalars(select(ProcessTokenRow.token_hash)))
+    assert "token" not in columns, "process tokens kept in clear"
+    assert live, "the run should leave a process token outstanding"
+    assert all(row["token_hash"] in digests for row in live)
