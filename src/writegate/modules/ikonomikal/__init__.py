@@ -21,12 +21,16 @@ class AnyCaseModule(Module):
 def create(services: Services) -> Module:
     """Build the module: its service object lives in services.extras['ikonomikal']."""
     cfg = IkonomikalSettings()
-    services.extras[NAME] = Ikonomikal(services, cfg)
+    iko = Ikonomikal(services, cfg)
+    services.extras[NAME] = iko
     return AnyCaseModule(
         name=NAME,
         router=router,
         # Both Ikonomikal hosts (sc-api and ss-api), and any unknown path in their style.
         prefixes=("/bcss_wbcl_wa_",),
         render_error=render_error,
-        maintenance=[("ikonomikal.expired", lambda: purge_expired(services, cfg))],
+        maintenance=[
+            ("ikonomikal.expired", lambda: purge_expired(services, cfg)),
+            ("ikonomikal.login_failures", iko.limits.purge),
+        ],
     )

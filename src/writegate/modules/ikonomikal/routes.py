@@ -128,9 +128,10 @@ def render_error(request: Request, info: ErrorInfo) -> Response:
 
 
 @router.post(LOGIN_PATH, operation_id="ikonomikal_login", response_model=LoginResponse)
-def login(body: LoginRequest, iko: IkonomikalDep) -> LoginResponse:
+def login(body: LoginRequest, iko: IkonomikalDep, request: Request) -> LoginResponse:
     """Log in with userID and userPW; answers the sessID to use in every later call."""
-    return answer(LoginResponse, lambda: iko.login(body))
+    address = request.client.host if request.client else ""
+    return answer(LoginResponse, lambda: iko.login(body, address))
 
 
 @router.post(TOKEN_PATH, operation_id="ikonomikal_process_token", response_model=TokenResponse)
