@@ -35,19 +35,25 @@ def _check(value: Any, nul: bool) -> Any:
     return value
 
 
-def _unicode(value: Any) -> Any:
+def check_unicode(value: Any) -> Any:
+    """Validator: refuse a string holding a lone surrogate; anything else passes as is."""
     return _check(value, nul=False)
 
 
-def _storable(value: Any) -> Any:
+def check_storable(value: Any) -> Any:
+    """Validator: refuse a string holding a lone surrogate or NUL; anything else passes."""
     return _check(value, nul=True)
 
 
-#: validator marker: refuse lone surrogates. A before-validator, so it runs ahead of the
-#: field's other checks and no later message ever echoes the bad value.
-UNICODE = BeforeValidator(_unicode)
+# Before-validators, so they run ahead of the field's other checks and no later message
+# echoes the bad value. Put them last in an Annotated (before-validators run last-first).
+# On an optional field with length limits (`X | None = Field(max_length=...)`) use the
+# functions in a `field_validator(..., mode="before")` instead: a marker inside the union
+# would turn pydantic's string_too_long into a generic too_long.
+#: validator marker: refuse lone surrogates
+UNICODE = BeforeValidator(check_unicode)
 #: validator marker: refuse lone surrogates and NUL (PostgreSQL text cannot hold NUL)
-STORABLE = BeforeValidator(_storable)
+STORABLE = BeforeValidator(check_storable)
 
 #: a string of real Unicode (NUL allowed: for values never stored or compared in SQL)
 UnicodeStr = Annotated[str, UNICODE]

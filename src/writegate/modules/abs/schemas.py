@@ -16,7 +16,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from writegate.core.text import STORABLE
+from writegate.core.text import check_storable
 
 INT64_MAX = 2**63 - 1
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -53,21 +53,24 @@ def _yes_no(value: Any) -> Any:
     return value
 
 
-# STORABLE comes last so it runs first: a lone surrogate or NUL is refused before any other
-# check could echo it into an error message (which would then fail to encode).
-#: a string field: no lone surrogate, no NUL (PostgreSQL text cannot hold NUL)
-Text = Annotated[str, STORABLE]
-DateStr = Annotated[str, BeforeValidator(_date_field), Field(max_length=10), STORABLE]
+DateStr = Annotated[str, BeforeValidator(_date_field), Field(max_length=10)]
 #: a JSON boolean or a yes/no string; a number is not a boolean
 YesNo = Annotated[bool, Field(strict=True), BeforeValidator(_yes_no)]
 Id = Annotated[int, Field(ge=0, le=INT64_MAX, strict=True)]
-ClientCode = Annotated[str, Field(min_length=1, max_length=64), STORABLE]
+ClientCode = Annotated[str, Field(min_length=1, max_length=64)]
 #: page sizes and page numbers: JSON integers only
 Count = Annotated[int, Field(strict=True)]
 
 
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        # Before every other check of the field, so no later message (a date's, say) echoes
+        # a lone surrogate it could not encode; NUL too: PostgreSQL text cannot hold it.
+        return check_storable(value)
 
     @field_validator("state", mode="before", check_fields=False)
     @classmethod
@@ -83,31 +86,31 @@ class PackagePut(_Request):
 
     client_code: ClientCode
     id: Id | None = Field(default=None, description="Set (with uid or alone) to update.")
-    uid: Text | None = Field(default=None, max_length=36, description="Set to update.")
+    uid: str | None = Field(default=None, max_length=36, description="Set to update.")
     version: Id | None = Field(default=None, description="If set, must be the current one.")
-    checksum: Text | None = Field(
+    checksum: str | None = Field(
         default=None, max_length=128, description="If set, must be the current one."
     )
     state: Literal[0] | None = Field(default=None, description="0; use delete to delete.")
-    oauth_access_token: Text | None = Field(default=None, max_length=4096)
+    oauth_access_token: str | None = Field(default=None, max_length=4096)
     payment_import_initiation_id: Id | None = None
     processing_date: DateStr | None = None
-    processing_status: Text | None = Field(default=None, max_length=100)
-    processing_step: Text | None = Field(default=None, max_length=100)
+    processing_status: str | None = Field(default=None, max_length=100)
+    processing_step: str | None = Field(default=None, max_length=100)
     # service fields and server stamps: accepted so a read record can be sent back as is
-    action: Text | None = Field(default=None, max_length=100)
-    form_title: Text | None = Field(default=None, max_length=200)
-    error_description: Text | None = Field(default=None, max_length=1000)
-    create_user: Text | None = Field(default=None, max_length=200)
-    create_date: Text | None = Field(default=None, max_length=40)
-    modify_user: Text | None = Field(default=None, max_length=200)
-    modify_date: Text | None = Field(default=None, max_length=40)
+    action: str | None = Field(default=None, max_length=100)
+    form_title: str | None = Field(default=None, max_length=200)
+    error_description: str | None = Field(default=None, max_length=1000)
+    create_user: str | None = Field(default=None, max_length=200)
+    create_date: str | None = Field(default=None, max_length=40)
+    modify_user: str | None = Field(default=None, max_length=200)
+    modify_date: str | None = Field(default=None, max_length=40)
 
 
 class _OneRequest(_Request):
     client_code: ClientCode
     id: Id | None = None
-    uid: Text | None = Field(default=None, max_length=36)
+    uid: str | None = Field(default=None, max_length=36)
 
     @model_validator(mode="after")
     def _needs_key(self) -> _OneRequest:
@@ -124,7 +127,7 @@ class PackageDelete(_OneRequest):
     """delete body: one package by id or uid, with optional concurrency guards."""
 
     version: Id | None = None
-    checksum: Text | None = Field(default=None, max_length=128)
+    checksum: str | None = Field(default=None, max_length=128)
 
 
 class PackageList(_Request):
@@ -133,8 +136,8 @@ class PackageList(_Request):
     client_code: ClientCode
     date_from: DateStr | None = Field(default=None, description="create_date on or after")
     date_to: DateStr | None = Field(default=None, description="create_date on or before")
-    processing_status: Text | None = Field(default=None, max_length=100)
-    processing_step: Text | None = Field(default=None, max_length=100)
+    processing_status: str | None = Field(default=None, max_length=100)
+    processing_step: str | None = Field(default=None, max_length=100)
     limit: Count = Field(default=100, ge=1, le=1000)
     page: Count = Field(default=1, ge=1, le=1_000_000)
     skip_total_records: YesNo = False

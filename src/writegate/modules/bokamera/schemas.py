@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from writegate.core.text import STORABLE, UNICODE
+from writegate.core.text import check_storable, check_unicode
 
 
 class SyncStatus(enum.IntEnum):
@@ -30,10 +30,6 @@ def empty_guid(value: Any) -> Any:
     return value
 
 
-#: a stored string: no lone surrogate, no NUL
-Text = Annotated[str, STORABLE]
-#: the Vaka password: kept encrypted, so only lone surrogates (not encodable) are refused
-Secret = Annotated[str, UNICODE]
 #: a JSON integer: true is not 1, "5" is not 5 (ServiceStack's JSON types, strictly)
 Port = Annotated[int, Field(strict=True, ge=1, le=65535)]
 
@@ -94,23 +90,34 @@ class AxemaSettingsBase(Dto):
             raise ValueError("must be an http:// or https:// URL")
         return v
 
+    @field_validator("ApiEndpoint", "Username", mode="before", check_fields=False)
+    @classmethod
+    def _storable(cls, v: Any) -> Any:
+        return check_storable(v)
+
+    @field_validator("Password", mode="before", check_fields=False)
+    @classmethod
+    def _unicode(cls, v: Any) -> Any:
+        # Kept encrypted, so NUL can be stored; a lone surrogate cannot even be encrypted.
+        return check_unicode(v)
+
 
 class CreateAxemaSettings(AxemaSettingsBase):
     """POST /codelock/axema/settings: every field but ApiPort is required."""
 
-    ApiEndpoint: Text = Field(min_length=1, max_length=500)
+    ApiEndpoint: str = Field(min_length=1, max_length=500)
     ApiPort: Port | None = None
-    Username: Text = Field(min_length=1, max_length=200)
-    Password: Secret = Field(min_length=1, max_length=200)
+    Username: str = Field(min_length=1, max_length=200)
+    Password: str = Field(min_length=1, max_length=200)
 
 
 class UpdateAxemaSettings(AxemaSettingsBase):
     """PUT /codelock/axema/settings: omitted fields keep their value."""
 
-    ApiEndpoint: Text | None = Field(default=None, min_length=1, max_length=500)
+    ApiEndpoint: str | None = Field(default=None, min_length=1, max_length=500)
     ApiPort: Port | None = None
-    Username: Text | None = Field(default=None, min_length=1, max_length=200)
-    Password: Secret | None = Field(default=None, min_length=1, max_length=200)
+    Username: str | None = Field(default=None, min_length=1, max_length=200)
+    Password: str | None = Field(default=None, min_length=1, max_length=200)
 
 
 class AxemaSettingsResponse(BaseModel):

@@ -25,8 +25,8 @@ FORMATS = {
     "session_id": "1 to 128 characters from A-Z a-z 0-9 . _ : -",
     "app_type": "one of 'mobile', 'desktop'",
     "app_number": "exactly 3 digits, e.g. 001",
-    "entity_name": "1 to 200 characters, no NUL",
-    "employee_name": "1 to 200 characters, no NUL",
+    "entity_name": "1 to 200 characters, no NUL or lone surrogate",
+    "employee_name": "1 to 200 characters, no NUL or lone surrogate",
     "is_active": "true or false",
     "job_id": "a job id as returned by a POST",
 }
