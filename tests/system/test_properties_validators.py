@@ -9,6 +9,7 @@ and leaves nothing behind.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import uuid
 from typing import Any
@@ -37,6 +38,22 @@ JUNK = st.one_of(
     st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
 )
 TEXT = st.text(st.characters(codec="utf-8"), max_size=30)
+#: characters no database can store: a lone surrogate (JSON "\ud800") is not Unicode text
+UNSTORABLE = st.sampled_from(["\ud800", "\udbff", "\udc00", "\udfff", "\x00"])
+#: text with one unstorable character somewhere in it
+HOSTILE = st.builds(lambda a, bad, b: a + bad + b, TEXT, UNSTORABLE, TEXT)
+
+
+def unstorable(value: Any) -> bool:
+    """A string holding a lone surrogate or NUL."""
+    return isinstance(value, str) and any(c == "\x00" or 0xD800 <= ord(c) <= 0xDFFF for c in value)
+
+
+def post_json(c: httpx.Client, path: str, body: Any, **kw: Any) -> httpx.Response:
+    """POST JSON with non-ASCII escaped, so a lone surrogate travels as "\ud800"."""
+    headers = {**kw.pop("headers", {}), "content-type": "application/json"}
+    content = json.dumps(body, ensure_ascii=True).encode()
+    return c.post(path, content=content, headers=headers, **kw)
 
 
 def needs(module: str) -> Any:
@@ -102,6 +119,7 @@ DATES = st.one_of(
     st.from_regex(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}\Z"),
     st.just(""),
     TEXT,
+    HOSTILE,
     JUNK,
     st.integers(),
 )
@@ -133,14 +151,14 @@ def abs_caller(server: Server) -> tuple[str, dict[str, str]]:
 @given(
     date=DATES,
     version=st.one_of(st.integers(-5, 5), st.integers(2**63 - 2, 2**63 + 2), TEXT, JUNK),
-    status=st.one_of(st.text(max_size=120), JUNK),
+    status=st.one_of(st.text(max_size=120), HOSTILE, JUNK),
 )
 def test_abs_put_db_validation_matches_the_documented_rules(
     server: Server, abs_caller: tuple[str, dict[str, str]], date: Any, version: Any, status: Any
 ) -> None:
     """processing_date: YYYY-MM-DD real date or ""; version: JSON integer 0..2^63-1;
-    processing_status: string <= 100; null means not given. A valid create stores what
-    was sent."""
+    processing_status: string <= 100; null means not given; no string may hold a lone
+    surrogate or NUL. A valid create stores what was sent."""
     code, headers = abs_caller
     body = {
         "client_code": code,
@@ -153,10 +171,11 @@ def test_abs_put_db_validation_matches_the_documented_rules(
         (date is None or _real_date(date))
         and (version is None or (type(version) is int and 0 <= version <= 2**63 - 1))
         and (status is None or (isinstance(status, str) and len(status) <= 100))
-        and "\x00" not in (status or "")
+        and not unstorable(status)
+        and not unstorable(date)
     )
     with server.client() as c:
-        r = c.post("/model/package/putDb", json=body, headers=headers)
+        r = post_json(c, "/model/package/putDb", body, headers=headers)
     assert r.status_code == 200, r.text
     data = r.json()
     if not valid:
@@ -219,8 +238,8 @@ def iko_state(server: Server) -> Any:
         yield IkoState(c, {k: login[k] for k in ("subsID", "intGID", "userID", "sessID")})
 
 
-CODES = st.one_of(st.just(""), st.text(max_size=24), st.from_regex(r"\A[A-Z0-9]{1,20}\Z"))
-DESCRIPTIONS = st.one_of(st.text(max_size=210), st.just("   "), st.just(""))
+CODES = st.one_of(st.just(""), st.text(max_size=24), st.from_regex(r"\A[A-Z0-9]{1,20}\Z"), HOSTILE)
+DESCRIPTIONS = st.one_of(st.text(max_size=210), st.just("   "), st.just(""), HOSTILE)
 AMOUNTS = st.one_of(st.integers(-3, 3), st.integers(2**31 - 2, 2**31 + 1), JUNK, TEXT)
 
 
@@ -231,7 +250,8 @@ def test_ikonomikal_save_validation_and_token_give_back(
     iko_state: IkoState, f001: str, f002: str, f004: Any
 ) -> None:
     """f001 <= 20 printable characters after trimming (blank: auto code); f002 required,
-    <= 200 after trimming; f004 an integer 0..2^31-1. A refused save keeps its token."""
+    <= 200 after trimming; f004 an integer 0..2^31-1; no lone surrogate or NUL anywhere.
+    A refused save keeps its token."""
     iko_state.ensure_token()
     code, text = f001.strip(), f002.strip()
     valid = (
@@ -240,6 +260,8 @@ def test_ikonomikal_save_validation_and_token_give_back(
         and 1 <= len(text) <= 200
         and type(f004) is int
         and 0 <= f004 <= 2**31 - 1
+        and not unstorable(f001)
+        and not unstorable(f002)
     )
     body = {
         "prgInf": {"pPRGM": "SS07"},
@@ -247,23 +269,43 @@ def test_ikonomikal_save_validation_and_token_give_back(
         "cmdStat": 0,
         **iko_state.session,
     }
-    r = iko_state.c.post(IKO_SAVE, json=body)
+    r = post_json(iko_state.c, IKO_SAVE, body)
     assert r.status_code == 200, r.text
     answer = r.json()
     number = answer["rspPrc"]["rspID"]
     if not valid or number == 1000092:  # invalid, or a code generated twice: refused
-        assert number != 0, (body, answer)
+        assert number not in (0, 9000009), (body, answer)  # refused, and clearly
         assert number != 1000105, "a refused save must give its NEW token back"
+        if unstorable(f001) or unstorable(f002):
+            assert number == 9000002, answer
         assert answer["parCode"] == []
         return
-    if number != 0 and "\x00" in text:
-        return  # PostgreSQL cannot store NUL: refused, which is allowed
     assert number == 0, (body, answer)
     iko_state.tokens -= 1
     if code:
         assert answer["parCode"] == [code]
     else:
         assert re.fullmatch(r"[0-9]{6}", answer["parCode"][0])
+
+
+@needs("ikonomikal")
+@SETTINGS
+@given(
+    field=st.sampled_from(["f001", "f002", "f003", "l001", "l002", "l003", "l004"]),
+    value=HOSTILE,
+)
+def test_ikonomikal_refuses_unstorable_text_in_any_record_field(
+    iko_state: IkoState, field: str, value: str
+) -> None:
+    """A lone surrogate or NUL anywhere in any text of an otherwise valid save: 9000002
+    naming that field, nothing saved, the token kept."""
+    iko_state.ensure_token()
+    data = {"f001": "", "f002": "Valid", field: value}
+    body = {"prgInf": {"pPRGM": "SS07"}, "saveData": data, "cmdStat": 0, **iko_state.session}
+    answer = post_json(iko_state.c, IKO_SAVE, body).json()
+    assert answer["rspPrc"]["rspID"] == 9000002, answer
+    assert answer["rspPrc"]["rspChr"][0]["plbl"] == f"saveData.{field}", answer
+    assert answer["parCode"] == []
 
 
 # -- BokaMera --------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import inspect, select, text
 
 from tests.harness import backend, free_port, fresh_database, spawn
 from tests.system.apis import present_modules
@@ -126,6 +126,12 @@ def exercise(url: str, services: Services, secrets: Secrets) -> None:
                 },
             )
             c.post(IKO_TOKEN, json={**session, "sessID": secrets.add(str(uuid.uuid4()))})
+            # a token left outstanding: what the module keeps of it is checked at rest
+            left = c.post(
+                IKO_TOKEN,
+                json={"pgProcTkn": {"procID": 3, "prgInf": {"pPRGM": "SS07"}}, **session},
+            ).json()
+            assert left["rspID"] == 0, left
         with services.db.write() as s:
             _, key = auth.create(s, name=uuid.uuid4().hex, tenant="t", roles=[])
         secrets.add(key)
@@ -185,6 +191,8 @@ def test_no_secret_at_rest_or_in_logs(live: tuple[Any, Services, str]) -> None:
     keys = [v for v in secrets.values if v.startswith("wg_") and "WRONGKEY" not in v]
     hashes = {r.api_key_hash for r in rows}
     assert all(hashlib.sha256(k.encode()).hexdigest() in hashes for k in keys)
+    if "ikonomikal" in present_modules():
+        _ikonomikal_tokens_are_digests(services)
 
 
 # -- BokaMera's key for Vaka passwords: refused, generated, or missing -----------------------
@@ -338,3 +346,17 @@ def test_bokamera_without_a_configured_key(tmp_path: Path) -> None:
         made.append(_assert_generated(key_file, token))
         assert not list(explicit.glob("*.bokamera.key"))
     assert len(set(made)) == len(made), "every generated key file holds a new random key"
+
+
+def _ikonomikal_tokens_are_digests(services: Services) -> None:
+    """Outstanding Ikonomikal process tokens are kept as the digest the core stores, only."""
+    from writegate.core.tokens import ProcessTokenRow
+
+    with services.db.read() as s:
+        table = "ikonomikal_proc_tokens"
+        columns = {c["name"] for c in inspect(s.connection()).get_columns(table)}
+        live = list(s.execute(text(f"SELECT * FROM {table}")).mappings())
+        digests = set(s.scalars(select(ProcessTokenRow.token_hash)))
+    assert "token" not in columns, "process tokens kept in clear"
+    assert live, "the run should leave a process token outstanding"
+    assert all(row["token_hash"] in digests for row in live)

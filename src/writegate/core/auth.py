@@ -28,7 +28,28 @@ PRINCIPALS_CHANGED = "writegate_principals_changed"
 #: argon2 computations run at once per process. Each holds memory_cost (64 MiB) while it
 #: runs, and more of them than CPUs only share the CPUs: 32 concurrent logins took 1.9 GB
 #: of RSS for no more logins per second. Waiting here depends on load, never on the name.
-_HASH_SLOTS = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
+_HASH_SLOTS_N = max(1, os.cpu_count() or 1)
+_HASH_SLOTS = threading.BoundedSemaphore(_HASH_SLOTS_N)
+#: a password check waits at most this long for a slot, and only while fewer than
+#: HASH_QUEUE checks wait: a login flood then gets quick refusals (PasswordCheckBusy)
+#: instead of a queue that holds every server thread for as long as it lasts
+HASH_WAIT_SECONDS = 5.0
+HASH_QUEUE = 8 * _HASH_SLOTS_N
+
+
+class _Queue:
+    """How many password checks wait for a slot."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.waiting = 0
+
+
+_QUEUE = _Queue()
+
+
+class PasswordCheckBusy(Exception):
+    """Every argon2 slot stayed taken for the whole wait: the check was not made."""
 
 
 class PrincipalRow(Base):
@@ -96,6 +117,7 @@ class AuthService:
         self._hasher = PasswordHasher()
         self._dummy_hash: str | None = None
         self._dummy_lock = threading.Lock()
+        self.hash_wait_seconds = HASH_WAIT_SECONDS
 
     def _dummy(self) -> str:
         # Made on first use, not at start-up: one argon2 hash briefly takes memory_cost
@@ -155,19 +177,57 @@ class AuthService:
         return Principal.from_row(row)
 
     def verify_password(self, session: Session, name: str, password: str) -> Principal | None:
-        """The principal if name and password match; same cost either way."""
+        """The principal if name and password match; same cost either way.
+
+        Raises PasswordCheckBusy when no hash slot frees up within `hash_wait_seconds`.
+        """
         # Before the lookup, so the first call costs the same whether or not name exists.
         dummy = self._dummy()
-        row = session.scalar(select(PrincipalRow).where(PrincipalRow.name == name))
-        stored = row.password_hash if row is not None and row.revoked_at is None else None
+        return self._verified(self._password_of(session, name), dummy, password)
+
+    def check_password(self, name: str, password: str) -> Principal | None:
+        """`verify_password` with its own read transaction, ended before the slow hash.
+
+        A login waiting for a hash slot then holds no database connection.
+        """
+        dummy = self._dummy()
+        with self.db.read() as session:
+            found = self._password_of(session, name)
+        return self._verified(found, dummy, password)
+
+    def _slot(self) -> bool:
+        """Take a hash slot: now, or after a bounded wait in a bounded queue."""
+        if _HASH_SLOTS.acquire(blocking=False):
+            return True
+        with _QUEUE.lock:
+            if _QUEUE.waiting >= HASH_QUEUE:
+                return False
+            _QUEUE.waiting += 1
         try:
-            with _HASH_SLOTS:
-                self._hasher.verify(stored or dummy, password)
+            return _HASH_SLOTS.acquire(timeout=self.hash_wait_seconds)
+        finally:
+            with _QUEUE.lock:
+                _QUEUE.waiting -= 1
+
+    @staticmethod
+    def _password_of(session: Session, name: str) -> tuple[Principal, str] | None:
+        row = session.scalar(select(PrincipalRow).where(PrincipalRow.name == name))
+        if row is None or row.revoked_at is not None or row.password_hash is None:
+            return None
+        return Principal.from_row(row), row.password_hash
+
+    def _verified(
+        self, found: tuple[Principal, str] | None, dummy: str, password: str
+    ) -> Principal | None:
+        if not self._slot():
+            raise PasswordCheckBusy
+        try:
+            self._hasher.verify(found[1] if found else dummy, password)
         except (VerificationError, InvalidHashError):
             return None
-        if row is None or stored is None:
-            return None
-        return Principal.from_row(row)
+        finally:
+            _HASH_SLOTS.release()
+        return found[0] if found else None
 
     def revoke(self, session: Session, name: str) -> bool:
         """Revoke a principal's credentials; False if unknown or already revoked."""

@@ -42,7 +42,8 @@ class IssuedToken:
     expires_at: datetime
 
 
-def _hash(value: str) -> str:
+def token_digest(value: str) -> str:
+    """SHA-256 (hex) of a token value: what is stored, and what `consume_digest` takes."""
     return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
 
 
@@ -69,7 +70,7 @@ class TokenService:
         expires = now + timedelta(seconds=ttl_seconds or self.ttl_seconds)
         session.add(
             ProcessTokenRow(
-                token_hash=_hash(value),
+                token_hash=token_digest(value),
                 tenant=tenant,
                 subject=subject,
                 scope=scope,
@@ -96,8 +97,27 @@ class TokenService:
         A rollback of the caller's transaction gives the token back, so a failed save
         never burns it. Reasons: ``missing``, ``mismatch``, ``expired``, ``used``.
         """
+        self.consume_digest(
+            session,
+            token_digest(value),
+            tenant=tenant,
+            subject=subject,
+            scope=scope,
+            purpose=purpose,
+        )
+
+    def consume_digest(
+        self,
+        session: Session,
+        digest: str,
+        *,
+        tenant: str,
+        subject: str,
+        scope: str,
+        purpose: str,
+    ) -> None:
+        """`consume` for a caller that keeps only the token's digest, never its value."""
         now = self.clock.now()
-        digest = _hash(value)
         row = session.execute(
             select(
                 ProcessTokenRow.id,

@@ -17,7 +17,7 @@ from tests.api.ikonomikal.conftest import (
     User,
     rsp,
 )
-from tests.harness import backend, start_server, uid
+from tests.harness import Server, backend, start_server, uid
 
 BLANK_SAVE = {"parCode": [], "modInf": {"mUser": "", "mGroup": "", "mDate": 0, "mTime": 0}}
 BLANK_LOGIN = {
@@ -118,19 +118,43 @@ def test_user_not_authorized(connect: Any) -> None:
     assert reader.read()["rspPrc"] == OK
 
 
-def test_login_without_ikonomikal_role(client: httpx.Client, new_user: Any) -> None:
-    """A principal of another module cannot log in here."""
+class _CountingHasher:
+    """The server's real argon2 hasher, counting the passwords it verifies."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.verified = 0
+
+    def verify(self, stored: str, password: str) -> bool:
+        self.verified += 1
+        return bool(self.inner.verify(stored, password))
+
+    def hash(self, password: str) -> str:
+        return str(self.inner.hash(password))
+
+
+def test_login_without_ikonomikal_role_is_no_password_oracle(
+    server: Server, client: httpx.Client, new_user: Any
+) -> None:
+    """A principal of another module cannot log in here, and the answer does not tell
+    whether its password was right: the same 1000141 as a wrong password, after the same
+    password check."""
     user = new_user(roles=("abs-client",))
-    r = client.post(LOGIN, json={"userID": user.email, "userPW": user.password})
-    assert r.json() == {
-        **BLANK_LOGIN,
-        "rspPrc": rsp(
-            1000101,
-            f"User {user.email} is not authorized for LOGIN.",
-            (user.email, "userID"),
-            ("LOGIN", ""),
-        ),
-    }
+    auth = server.services.auth
+    spy = _CountingHasher(auth._hasher)
+    auth._hasher = spy
+    answers, checks = [], []
+    try:
+        for password in (user.password, user.password + "-wrong"):
+            before = spy.verified
+            r = client.post(LOGIN, json={"userID": user.email, "userPW": password})
+            answers.append(r.json())
+            checks.append(spy.verified - before)
+    finally:
+        auth._hasher = spy.inner
+    bad = {**BLANK_LOGIN, "rspPrc": rsp(1000141, "Invalid user id and password.")}
+    assert answers == [bad, bad]
+    assert checks == [1, 1]
 
 
 # -- 1000107 / 1000135 / 1000141 / 1000144 -------------------------------------------------------

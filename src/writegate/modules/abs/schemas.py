@@ -16,6 +16,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from writegate.core.text import check_storable
+
 INT64_MAX = 2**63 - 1
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -52,20 +54,30 @@ def _yes_no(value: Any) -> Any:
 
 
 DateStr = Annotated[str, BeforeValidator(_date_field), Field(max_length=10)]
-YesNo = Annotated[bool, BeforeValidator(_yes_no)]
+#: a JSON boolean or a yes/no string; a number is not a boolean
+YesNo = Annotated[bool, Field(strict=True), BeforeValidator(_yes_no)]
 Id = Annotated[int, Field(ge=0, le=INT64_MAX, strict=True)]
 ClientCode = Annotated[str, Field(min_length=1, max_length=64)]
+#: page sizes and page numbers: JSON integers only
+Count = Annotated[int, Field(strict=True)]
 
 
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
-    @field_validator("*", mode="after")
+    @field_validator("*", mode="before")
     @classmethod
-    def _no_nul(cls, value: Any) -> Any:
-        # PostgreSQL text cannot hold NUL; refuse it as bad input on both databases.
-        if isinstance(value, str) and "\x00" in value:
-            raise PydanticCustomError("INVALID_FIELD", "must not contain NUL characters")
+    def _storable(cls, value: Any) -> Any:
+        # Before every other check of the field, so no later message (a date's, say) echoes
+        # a lone surrogate it could not encode; NUL too: PostgreSQL text cannot hold it.
+        return check_storable(value)
+
+    @field_validator("state", mode="before", check_fields=False)
+    @classmethod
+    def _integer_state(cls, value: Any) -> Any:
+        # Literal[0] alone takes false and 0.0 for 0; the seed says INT64, a JSON integer.
+        if isinstance(value, bool | float):
+            raise PydanticCustomError("int_type", "Input should be a valid integer")
         return value
 
 
@@ -126,8 +138,8 @@ class PackageList(_Request):
     date_to: DateStr | None = Field(default=None, description="create_date on or before")
     processing_status: str | None = Field(default=None, max_length=100)
     processing_step: str | None = Field(default=None, max_length=100)
-    limit: int = Field(default=100, ge=1, le=1000, strict=True)
-    page: int = Field(default=1, ge=1, le=1_000_000, strict=True)
+    limit: Count = Field(default=100, ge=1, le=1000)
+    page: Count = Field(default=1, ge=1, le=1_000_000)
     skip_total_records: YesNo = False
 
     @model_validator(mode="after")
@@ -143,7 +155,7 @@ class PackageChanges(_Request):
 
     client_code: ClientCode
     offset_version: Id = 0
-    limit: int = Field(default=100, ge=1, le=1000, strict=True)
+    limit: Count = Field(default=100, ge=1, le=1000)
     skip_total_records: YesNo = False
 
 

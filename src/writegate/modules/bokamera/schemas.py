@@ -5,9 +5,11 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from writegate.core.text import check_storable, check_unicode
 
 
 class SyncStatus(enum.IntEnum):
@@ -26,6 +28,10 @@ def empty_guid(value: Any) -> Any:
     if isinstance(value, str | uuid.UUID) and str(value).strip() == str(uuid.UUID(int=0)):
         return None
     return value
+
+
+#: a JSON integer: true is not 1, "5" is not 5 (ServiceStack's JSON types, strictly)
+Port = Annotated[int, Field(strict=True, ge=1, le=65535)]
 
 
 class Dto(BaseModel):
@@ -84,12 +90,23 @@ class AxemaSettingsBase(Dto):
             raise ValueError("must be an http:// or https:// URL")
         return v
 
+    @field_validator("ApiEndpoint", "Username", mode="before", check_fields=False)
+    @classmethod
+    def _storable(cls, v: Any) -> Any:
+        return check_storable(v)
+
+    @field_validator("Password", mode="before", check_fields=False)
+    @classmethod
+    def _unicode(cls, v: Any) -> Any:
+        # Kept encrypted, so NUL can be stored; a lone surrogate cannot even be encrypted.
+        return check_unicode(v)
+
 
 class CreateAxemaSettings(AxemaSettingsBase):
     """POST /codelock/axema/settings: every field but ApiPort is required."""
 
     ApiEndpoint: str = Field(min_length=1, max_length=500)
-    ApiPort: int | None = Field(default=None, ge=1, le=65535)
+    ApiPort: Port | None = None
     Username: str = Field(min_length=1, max_length=200)
     Password: str = Field(min_length=1, max_length=200)
 
@@ -98,7 +115,7 @@ class UpdateAxemaSettings(AxemaSettingsBase):
     """PUT /codelock/axema/settings: omitted fields keep their value."""
 
     ApiEndpoint: str | None = Field(default=None, min_length=1, max_length=500)
-    ApiPort: int | None = Field(default=None, ge=1, le=65535)
+    ApiPort: Port | None = None
     Username: str | None = Field(default=None, min_length=1, max_length=200)
     Password: str | None = Field(default=None, min_length=1, max_length=200)
 

@@ -38,6 +38,7 @@ DOC_MISSING = 9000010
 WRONG_PROGRAM = 9000011
 OUT_OF_RANGE = 9000012
 BAD_COMMAND = 9000013
+LOGIN_LIMITED = 9000014
 
 MESSAGES: dict[int, str] = {
     BLANK: "[1] cannot be blank.",
@@ -66,6 +67,7 @@ MESSAGES: dict[int, str] = {
     WRONG_PROGRAM: "Program [1] cannot be used with [2].",
     OUT_OF_RANGE: "[1] must be between [2] and [3].",
     BAD_COMMAND: "Invalid record command type [1].",
+    LOGIN_LIMITED: "Too many login attempts; retry in [1] seconds.",
 }
 
 #: the process token each procID stands for, and the error when it is missing
@@ -108,8 +110,10 @@ def from_error_info(info: ErrorInfo, request: Request, max_body: int) -> ApiErro
         detail = info.message.removeprefix("malformed JSON: ")
         return ApiError(MALFORMED, detail)
     if info.kind == "validation":
-        problem = info.fields[0] if info.fields else None
-        if problem is None or not problem.field:
+        if not info.fields:  # the database refused a value: say so, not "not an object"
+            return ApiError(INVALID_VALUE, Param("a value"), info.message)
+        problem = info.fields[0]
+        if not problem.field:
             return ApiError(INVALID_VALUE, Param("request body"), "must be a JSON object")
         return ApiError(INVALID_VALUE, Param(problem.field, problem.field), problem.message)
     if info.kind == "content_type":

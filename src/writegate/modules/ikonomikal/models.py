@@ -1,4 +1,4 @@
-"""Ikonomikal tables: login sessions, outstanding process tokens and SS07 records."""
+"""Ikonomikal tables: login sessions and failures, outstanding process tokens, SS07 records."""
 
 from __future__ import annotations
 
@@ -25,7 +25,10 @@ class SessionRow(Base):
 
 
 class ProcTokenRow(Base):
-    """An outstanding process token of a session; the core's token row decides its use."""
+    """An outstanding process token of a session; the core's token row decides its use.
+
+    Only the token's digest is kept: enough to find the core's row and consume it.
+    """
 
     __tablename__ = "ikonomikal_proc_tokens"
 
@@ -35,8 +38,9 @@ class ProcTokenRow(Base):
     )
     program: Mapped[str] = mapped_column(String(32))
     proc_id: Mapped[int] = mapped_column(Integer)
-    #: the clear value: Ikonomikal clients never send it back, the server looks it up by scope
-    token: Mapped[str] = mapped_column(String(64))
+    #: SHA-256 of the token (the core's `token_digest`): clients never send the token back,
+    #: the server picks it by scope and consumes it by this digest
+    token_hash: Mapped[str] = mapped_column(String(64))
     issued_at: Mapped[datetime] = mapped_column(DateTime)
     expires_at: Mapped[datetime] = mapped_column(DateTime)
 
@@ -69,3 +73,16 @@ class SS07Row(Base):
     modified_at: Mapped[datetime] = mapped_column(DateTime)
 
     __table_args__ = (UniqueConstraint("subs_id", "code_key", name="uq_ikonomikal_ss07_code"),)
+
+
+class LoginFailureRow(Base):
+    """Failed logins of one user id or one client address, and the lock they earned."""
+
+    __tablename__ = "ikonomikal_login_failures"
+
+    #: SHA-256 of "user:<user id>" or "addr:<address>": a password typed into the user id
+    #: field is never stored
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    last_failure_at: Mapped[datetime] = mapped_column(DateTime)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)

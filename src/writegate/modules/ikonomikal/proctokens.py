@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 
 from writegate.core.exceptions import TokenError
 from writegate.core.services import Services
+from writegate.core.tokens import token_digest
 from writegate.modules.ikonomikal import errors as e
 from writegate.modules.ikonomikal.errors import ApiError, Param
 from writegate.modules.ikonomikal.models import ProcTokenRow
@@ -37,7 +38,7 @@ def issue(services: Services, s: Session, caller: Caller, program: str, proc_id:
             session_id=caller.session_id,
             program=program,
             proc_id=proc_id,
-            token=token.value,
+            token_hash=token_digest(token.value),
             issued_at=now,
             expires_at=token.expires_at,
         )
@@ -54,7 +55,7 @@ def consume(services: Services, s: Session, caller: Caller, program: str, proc_i
     """
     now = services.clock.now()
     candidates = s.execute(
-        select(ProcTokenRow.id, ProcTokenRow.token)
+        select(ProcTokenRow.id, ProcTokenRow.token_hash)
         .where(
             ProcTokenRow.session_id == caller.session_id,
             ProcTokenRow.program == program,
@@ -65,9 +66,9 @@ def consume(services: Services, s: Session, caller: Caller, program: str, proc_i
     ).all()
     for row in candidates:
         try:
-            services.tokens.consume(
+            services.tokens.consume_digest(
                 s,
-                row.token,
+                row.token_hash,
                 tenant=caller.subs_id,
                 subject=str(caller.session_id),
                 scope=program,

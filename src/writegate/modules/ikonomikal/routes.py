@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from starlette.routing import Match
+from starlette.types import Scope
 
 from writegate.core.http import ErrorInfo, ServicesDep
 from writegate.modules.ikonomikal.errors import ApiError, from_error_info
@@ -34,13 +38,13 @@ TOKEN_PATH = f"{SC}/O1_getSCPrgPrcCheckTkn"
 SAVE_PATH = f"{SS}/ss_02_ss07_sav"
 READ_PATH = f"{SS}/ss_02_ss07_dat"
 DELETE_PATH = f"{SS}/ss_02_ss07_del"
-#: the response shape of each path, answered with blank values when the call fails
+#: the response shape of each path (lower case), answered blank when the call fails
 SHAPES: dict[str, type[Wire]] = {
-    LOGIN_PATH: LoginResponse,
-    TOKEN_PATH: TokenResponse,
-    SAVE_PATH: SaveResponse,
-    READ_PATH: ReadResponse,
-    DELETE_PATH: DeleteResponse,
+    LOGIN_PATH.lower(): LoginResponse,
+    TOKEN_PATH.lower(): TokenResponse,
+    SAVE_PATH.lower(): SaveResponse,
+    READ_PATH.lower(): ReadResponse,
+    DELETE_PATH.lower(): DeleteResponse,
 }
 NAME = "ikonomikal"
 
@@ -55,7 +59,29 @@ def get_ikonomikal(services: ServicesDep) -> Ikonomikal:
 
 IkonomikalDep = Annotated[Ikonomikal, Depends(get_ikonomikal)]
 
-router = APIRouter(tags=["ikonomikal"])
+
+class AnyCaseRoute(APIRoute):
+    """A route whose path matches in any letter case, as on the vendor's IIS servers."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        assert not self.param_convertors, "paths with parameters are not supported"
+        self.path_regex = re.compile(self.path_regex.pattern, re.IGNORECASE)
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        """Match as if the request had used the documented spelling of the path."""
+        if scope.get("type") == "http":
+            path, root = scope["path"], scope.get("root_path", "")
+            if not (root and path.startswith(root)):
+                root = ""
+            if self.path_regex.match(path[len(root) :]):
+                # FastAPI matches an included route against a pattern of its own, so the
+                # request is matched under the documented spelling, not a new pattern.
+                scope = {**scope, "path": root + self.path}
+        return super().matches(scope)
+
+
+router = APIRouter(tags=["ikonomikal"], route_class=AnyCaseRoute)
 
 
 def rsp_prc(err: ApiError) -> RspPrc:
@@ -92,7 +118,7 @@ def render_error(request: Request, info: ErrorInfo) -> Response:
     """Answer whatever the framework refused in the Ikonomikal envelope, with HTTP 200."""
     services = request.app.state.services
     err = from_error_info(info, request, services.settings.max_body_bytes)
-    shape = SHAPES.get(request.url.path.rstrip("/"))
+    shape = SHAPES.get(request.url.path.rstrip("/").lower())
     content = (
         failure(shape, err).model_dump(mode="json")
         if shape
@@ -102,9 +128,10 @@ def render_error(request: Request, info: ErrorInfo) -> Response:
 
 
 @router.post(LOGIN_PATH, operation_id="ikonomikal_login", response_model=LoginResponse)
-def login(body: LoginRequest, iko: IkonomikalDep) -> LoginResponse:
+def login(body: LoginRequest, iko: IkonomikalDep, request: Request) -> LoginResponse:
     """Log in with userID and userPW; answers the sessID to use in every later call."""
-    return answer(LoginResponse, lambda: iko.login(body))
+    address = request.client.host if request.client else ""
+    return answer(LoginResponse, lambda: iko.login(body, address))
 
 
 @router.post(TOKEN_PATH, operation_id="ikonomikal_process_token", response_model=TokenResponse)

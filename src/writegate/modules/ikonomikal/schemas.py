@@ -6,14 +6,19 @@ from typing import Annotated, Any
 
 from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
 
+from writegate.core.text import STORABLE, UNICODE
+
 
 def _blank_if_null(value: Any) -> Any:
     # .NET clients serialise an unset String as null; the vendor treats it as blank.
     return "" if value is None else value
 
 
-#: a JSON string (null reads as blank); numbers and booleans are refused
-Text = Annotated[str, BeforeValidator(_blank_if_null), Field(strict=True)]
+#: a JSON string (null reads as blank); numbers and booleans are refused, and so are lone
+#: surrogates and NUL (every such field is stored or looked up in the database)
+Text = Annotated[str, BeforeValidator(_blank_if_null), Field(strict=True), STORABLE]
+#: a Text that is never stored nor compared in SQL (password, session id): NUL allowed
+Secret = Annotated[str, BeforeValidator(_blank_if_null), Field(strict=True), UNICODE]
 #: a JSON integer in the range of .NET's Int32
 Int32 = Annotated[int, Field(strict=True, ge=-(2**31), le=2**31 - 1)]
 #: a JSON integer in the range of .NET's Int64
@@ -50,7 +55,7 @@ class SessionFields(Wire):
     subsID: Text = ""
     intGID: Text = ""
     userID: Text = ""
-    sessID: Text = ""
+    sessID: Secret = ""
     #: minutes to add to the client's local time to get UTC (-180 means UTC+3)
     timeOffSet: Int32 = 0
 
@@ -88,7 +93,7 @@ class LoginRequest(Wire):
     """POST O1_getSCSessWBLogVer."""
 
     userID: Text = ""
-    userPW: Text = ""
+    userPW: Secret = ""
     #: caption of the user id field, used in messages about it
     userCap: Text = ""
     sessCap: Text = ""

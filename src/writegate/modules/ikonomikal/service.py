@@ -10,9 +10,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from writegate.core.audit import next_value
+from writegate.core.auth import PasswordCheckBusy, Principal
 from writegate.core.services import Services
 from writegate.modules.ikonomikal import errors as e
-from writegate.modules.ikonomikal import proctokens, sessions
+from writegate.modules.ikonomikal import limits, proctokens, sessions
 from writegate.modules.ikonomikal.errors import ApiError, Param
 from writegate.modules.ikonomikal.models import SS07Row
 from writegate.modules.ikonomikal.schemas import (
@@ -128,11 +129,12 @@ class Ikonomikal:
     def __init__(self, services: Services, cfg: IkonomikalSettings) -> None:
         self.services = services
         self.cfg = cfg
+        self.limits = limits.LoginLimits(services, cfg)
 
     # -- login and tokens ---------------------------------------------------------------------
 
-    def login(self, req: LoginRequest) -> LoginResponse:
-        """Verify user id and password and open a session."""
+    def login(self, req: LoginRequest, address: str) -> LoginResponse:
+        """Verify user id and password and open a session; `address` is the client's."""
         user_id = req.userID.strip()
         if not user_id:
             raise ApiError(e.BLANK, Param(req.userCap.strip() or "User ID", "userID"))
@@ -141,19 +143,23 @@ class Ikonomikal:
         check_offset(req.timeOffSet)
         if len(user_id) > 200 or len(req.userPW) > 1024:
             raise ApiError(e.BAD_LOGIN)
-        # The slow password check runs outside the write transaction. E-mail addresses
-        # are case-insensitive: a mixed-case userID also tries its lower-case form.
-        principal = None
-        with self.services.db.read() as s:
-            for name in dict.fromkeys((user_id, user_id.lower())):
-                principal = self.services.auth.verify_password(s, name, req.userPW)
-                if principal is not None:
-                    break
-        if principal is None:
+        keys = limits.keys(user_id, address)
+        try:
+            self.limits.admit(keys)
+        except limits.Limited as err:
+            raise ApiError(e.LOGIN_LIMITED, str(err.seconds)) from None
+        try:
+            principal = self._check_password(user_id, req.userPW)
+        except PasswordCheckBusy:
+            self.limits.unchecked(keys)
+            raise ApiError(e.LOGIN_LIMITED, "1") from None
+        # A user without the login role gets the same answer, after the same work, as a
+        # wrong password: otherwise the answer would tell whether the password was right.
+        if principal is None or not principal.has_any(sessions.LOGIN_ROLE):
+            self.limits.failed(keys)
             raise ApiError(e.BAD_LOGIN)
-        if not principal.has_any(sessions.LOGIN_ROLE):
-            raise ApiError(e.NOT_AUTHORIZED, Param(principal.name, "userID"), "LOGIN")
         with self.services.db.write() as s:
+            self.limits.succeeded(s, keys)
             sess_id = sessions.open_session(self.services, self.cfg, s, principal)
         return LoginResponse(
             subsID=principal.tenant,
@@ -163,6 +169,15 @@ class Ikonomikal:
             userName=sessions.user_name(principal),
             clientTimeZone=req.timeOffSet,
         )
+
+    def _check_password(self, user_id: str, password: str) -> Principal | None:
+        """The principal of user id and password; outside any transaction (the hash is slow)."""
+        # E-mail addresses are case-insensitive: a mixed-case userID also tries its lower case.
+        for name in dict.fromkeys((user_id, user_id.lower())):
+            principal = self.services.auth.check_password(name, password)
+            if principal is not None:
+                return principal
+        return None
 
     def issue_token(self, req: TokenRequest) -> TokenResponse:
         """Issue a process token for the session, program and procID asked for."""

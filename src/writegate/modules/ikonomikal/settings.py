@@ -7,7 +7,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class IkonomikalSettings(BaseSettings):
-    """Session lifetime and read limits (tokens use the core's WRITEGATE_TOKEN_TTL_SECONDS)."""
+    """Session lifetime, login limits and read limits (tokens: WRITEGATE_TOKEN_TTL_SECONDS)."""
 
     model_config = SettingsConfigDict(env_prefix="WRITEGATE_IKONOMIKAL_", extra="ignore")
 
@@ -18,3 +18,14 @@ class IkonomikalSettings(BaseSettings):
     session_touch_seconds: int = Field(default=0, ge=0)
     #: most rows one read/list answers
     max_rows: int = Field(default=500, ge=1)
+    #: failed logins of one user id that lock it (a success clears its count)
+    login_user_failures: int = Field(default=5, ge=1)
+    #: failed logins from one client address that lock it
+    login_address_failures: int = Field(default=30, ge=1)
+    #: the first lock; each further failure doubles it, up to login_lock_max_seconds
+    login_lock_seconds: int = Field(default=60, ge=1)
+    login_lock_max_seconds: int = Field(default=900, ge=1)
+    #: a user id's failures are forgotten this long after its last failure or lock
+    login_user_forget_seconds: int = Field(default=900, ge=1)
+    #: an address's failures are forgotten this long after its last failure or lock
+    login_address_forget_seconds: int = Field(default=60, ge=1)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from writegate.core.text import UNICODE
 
 ENTITY_NUMBER = r"^[0-9]{4}$"
 EMPLOYEE_NUMBER = r"^[0-9]{5}$"
@@ -12,6 +14,9 @@ SESSION_ID = r"^[A-Za-z0-9._:\-]{1,128}$"
 APP_NUMBER = r"^[0-9]{3}$"
 #: free text: anything but NUL, which PostgreSQL text cannot store (the job would fail later)
 TEXT = r"^[^\x00]*$"
+#: free text, refusing lone surrogates (not Unicode: no database could store them) first;
+#: the other fields' patterns admit ASCII only
+Name = Annotated[str, UNICODE]
 
 #: what each field must look like, for error messages
 FORMATS = {
@@ -20,8 +25,8 @@ FORMATS = {
     "session_id": "1 to 128 characters from A-Z a-z 0-9 . _ : -",
     "app_type": "one of 'mobile', 'desktop'",
     "app_number": "exactly 3 digits, e.g. 001",
-    "entity_name": "1 to 200 characters, no NUL",
-    "employee_name": "1 to 200 characters, no NUL",
+    "entity_name": "1 to 200 characters, no NUL or lone surrogate",
+    "employee_name": "1 to 200 characters, no NUL or lone surrogate",
     "is_active": "true or false",
     "job_id": "a job id as returned by a POST",
 }
@@ -47,7 +52,7 @@ class EntityPost(_Strict):
     """Body of POST /one-entities-post-one."""
 
     entity_number: str = Field(pattern=ENTITY_NUMBER, examples=["1001"])
-    entity_name: str = Field(min_length=1, max_length=200, pattern=TEXT, examples=["Head office"])
+    entity_name: Name = Field(min_length=1, max_length=200, pattern=TEXT, examples=["Head office"])
     is_active: bool = True
 
 
@@ -56,7 +61,7 @@ class EmployeePost(_Strict):
 
     entity_number: str = Field(pattern=ENTITY_NUMBER, examples=["1001"])
     employee_number: str = Field(pattern=EMPLOYEE_NUMBER, examples=["00001"])
-    employee_name: str = Field(min_length=1, max_length=200, pattern=TEXT, examples=["Ana Santos"])
+    employee_name: Name = Field(min_length=1, max_length=200, pattern=TEXT, examples=["Ana Santos"])
     is_active: bool = True
 
 

@@ -1,0 +1,155 @@
+"""Login limits: failed logins per user id and per client address lock them, with backoff.
+
+The counts live in the database (`ikonomikal_login_failures`), so every `serve` process
+sees the same ones. A user id's attempt is counted *before* its password is checked, so N
+concurrent guesses cannot all slip in before the first failure is written; a success takes
+it back and clears the user id's count. An address counts checked failures only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from writegate.core.services import Services
+from writegate.modules.ikonomikal.models import LoginFailureRow
+from writegate.modules.ikonomikal.settings import IkonomikalSettings
+
+
+class Limited(Exception):
+    """The user id or the address is locked for `seconds` more."""
+
+    def __init__(self, seconds: int) -> None:
+        super().__init__(f"login locked for {seconds} s")
+        self.seconds = seconds
+
+
+@dataclass(frozen=True)
+class Rule:
+    """When failures lock a key, and for how long."""
+
+    failures: int
+    lock: int
+    max_lock: int
+    forget: int
+
+    def lock_for(self, failures: int) -> int:
+        """Seconds of lock after `failures` failures: 0 below the limit, then doubling."""
+        if failures < self.failures:
+            return 0
+        return int(min(self.lock * 2 ** min(failures - self.failures, 30), self.max_lock))
+
+
+@dataclass(frozen=True)
+class Keys:
+    """The two counters one login attempt touches."""
+
+    user: str
+    address: str
+
+
+def keys(user_id: str, address: str) -> Keys:
+    """Digests of the user id (case-insensitive) and the client address."""
+
+    def digest(text: str) -> str:
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    return Keys(digest(f"user:{user_id.casefold()}"), digest(f"addr:{address}"))
+
+
+class LoginLimits:
+    """Admit, count and clear login attempts, in their own short write transactions."""
+
+    def __init__(self, services: Services, cfg: IkonomikalSettings) -> None:
+        self.services = services
+        lock, most = cfg.login_lock_seconds, max(cfg.login_lock_max_seconds, cfg.login_lock_seconds)
+        self.user = Rule(cfg.login_user_failures, lock, most, cfg.login_user_forget_seconds)
+        self.address = Rule(
+            cfg.login_address_failures, lock, most, cfg.login_address_forget_seconds
+        )
+
+    def admit(self, k: Keys) -> None:
+        """Raise Limited while either key is locked; else count the user id's attempt."""
+        with self.services.db.write() as s:
+            rows = self._rows(s, k)
+            now = self.services.clock.now()
+            wait = max(_remaining(rows.get(key), now) for key in (k.user, k.address))
+            if wait > 0:
+                raise Limited(wait)
+            self._count(s, rows.get(k.user), k.user, self.user, now)
+
+    def failed(self, k: Keys) -> None:
+        """A checked password was wrong: count it against the address too."""
+        with self.services.db.write() as s:
+            rows = self._rows(s, k)
+            self._count(s, rows.get(k.address), k.address, self.address, self.services.clock.now())
+
+    def succeeded(self, s: Session, k: Keys) -> None:
+        """The password was right: the user id's failures are forgotten (in the caller's txn)."""
+        s.execute(delete(LoginFailureRow).where(LoginFailureRow.key == k.user))
+
+    def unchecked(self, k: Keys) -> None:
+        """The password could not be checked (server busy): give the attempt back."""
+        with self.services.db.write() as s:
+            row = self._rows(s, k).get(k.user)
+            if row is not None and row.failures > 0:
+                row.failures -= 1
+                if self.user.lock_for(row.failures) == 0:
+                    row.locked_until = None
+
+    def purge(self) -> int:
+        """Delete counts that are forgotten anyway (housekeeping)."""
+        now = self.services.clock.now()
+        longest = timedelta(seconds=max(self.user.forget, self.address.forget))
+        with self.services.db.write() as s:
+            res = s.execute(
+                delete(LoginFailureRow).where(
+                    LoginFailureRow.last_failure_at <= now - longest,
+                    (LoginFailureRow.locked_until.is_(None))
+                    | (LoginFailureRow.locked_until <= now - longest),
+                )
+            )
+            return int(res.rowcount)  # type: ignore[attr-defined]
+
+    def _rows(self, s: Session, k: Keys) -> dict[str, LoginFailureRow]:
+        # Serializes concurrent attempts on a key across processes (SQLite: BEGIN IMMEDIATE).
+        self.services.db.lock_many(
+            s, [f"ikonomikal.login.{k.user}", f"ikonomikal.login.{k.address}"]
+        )
+        found = s.scalars(
+            select(LoginFailureRow).where(LoginFailureRow.key.in_([k.user, k.address]))
+        )
+        return {row.key: row for row in found}
+
+    @staticmethod
+    def _count(
+        s: Session, row: LoginFailureRow | None, key: str, rule: Rule, now: datetime
+    ) -> None:
+        if row is None:
+            row = LoginFailureRow(key=key, failures=0, last_failure_at=now, locked_until=None)
+            s.add(row)
+        elif now >= _forgotten_at(row, rule):
+            row.failures, row.locked_until = 0, None
+        row.failures += 1
+        row.last_failure_at = now
+        seconds = rule.lock_for(row.failures)
+        if seconds:
+            row.locked_until = now + timedelta(seconds=seconds)
+
+
+def _forgotten_at(row: LoginFailureRow, rule: Rule) -> datetime:
+    """When the row's count resets: `forget` after its last failure or the end of its lock."""
+    last = max(row.last_failure_at, row.locked_until or row.last_failure_at)
+    return last + timedelta(seconds=rule.forget)
+
+
+def _remaining(row: LoginFailureRow | None, now: datetime) -> int:
+    """Whole seconds the row stays locked (0: not locked)."""
+    if row is None or row.locked_until is None or row.locked_until <= now:
+        return 0
+    return max(1, math.ceil((row.locked_until - now).total_seconds()))
