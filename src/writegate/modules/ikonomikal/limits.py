@@ -117,10 +117,10 @@ class LoginLimits:
             return int(res.rowcount)  # type: ignore[attr-defined]
 
     def _rows(self, s: Session, k: Keys) -> dict[str, LoginFailureRow]:
-        # Serializes concurrent attempts on a key across processes (SQLite: BEGIN IMMEDIATE).
-        self.services.db.lock_many(
-            s, [f"ikonomikal.login.{k.user}", f"ikonomikal.login.{k.address}"]
-        )
+        # Serializes concurrent attempts on a key across processes (SQLite: BEGIN IMMEDIATE);
+        # always in the same order, so two attempts never wait on each other's second lock.
+        for key in sorted({f"ikonomikal.login.{k.user}", f"ikonomikal.login.{k.address}"}):
+            self.services.db.lock(s, key)
         found = s.scalars(
             select(LoginFailureRow).where(LoginFailureRow.key.in_([k.user, k.address]))
         )
