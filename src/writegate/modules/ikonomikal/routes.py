@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -51,8 +51,8 @@ NAME = "ikonomikal"
 W = TypeVar("W", bound=Wire)
 
 
-def get_ikonomikal(services: ServicesDep) -> Ikonomikal:
-    """The module's service object, built at start-up."""
+async def get_ikonomikal(services: ServicesDep) -> Ikonomikal:
+    """The module's service object, built at start-up (async: no thread hop)."""
     iko: Ikonomikal = services.extras[NAME]
     return iko
 
@@ -106,6 +106,14 @@ def failure(shape: type[W], err: ApiError) -> W:
     return shape.model_validate({"rspPrc": prc})
 
 
+async def answer_async(shape: type[W], call: Awaitable[W]) -> W:
+    """`answer` for a service call that awaits the group commit."""
+    try:
+        return await call
+    except ApiError as err:
+        return failure(shape, err)
+
+
 def answer(shape: type[W], call: Callable[[], W]) -> W:
     """Run a service call; a numbered message becomes the blank shape with rspPrc set."""
     try:
@@ -135,24 +143,24 @@ def login(body: LoginRequest, iko: IkonomikalDep, request: Request) -> LoginResp
 
 
 @router.post(TOKEN_PATH, operation_id="ikonomikal_process_token", response_model=TokenResponse)
-def process_token(body: TokenRequest, iko: IkonomikalDep) -> TokenResponse:
+async def process_token(body: TokenRequest, iko: IkonomikalDep) -> TokenResponse:
     """Acquire a single-use process token for (session, program, procID)."""
-    return answer(TokenResponse, lambda: iko.issue_token(body))
+    return await answer_async(TokenResponse, iko.issue_token(body))
 
 
 @router.post(SAVE_PATH, operation_id="ikonomikal_ss07_save", response_model=SaveResponse)
-def ss07_save(body: SaveRequest, iko: IkonomikalDep) -> SaveResponse:
+async def ss07_save(body: SaveRequest, iko: IkonomikalDep) -> SaveResponse:
     """Add (cmdStat 0, NEW token) or edit (cmdStat 1, SAVE token) an SS07 record."""
-    return answer(SaveResponse, lambda: iko.save(body))
+    return await answer_async(SaveResponse, iko.save(body))
 
 
 @router.post(READ_PATH, operation_id="ikonomikal_ss07_read", response_model=ReadResponse)
-def ss07_read(body: ReadRequest, iko: IkonomikalDep) -> ReadResponse:
+async def ss07_read(body: ReadRequest, iko: IkonomikalDep) -> ReadResponse:
     """Read SS07 records by code, or list them (writegate extension, DATA token)."""
-    return answer(ReadResponse, lambda: iko.read(body))
+    return await answer_async(ReadResponse, iko.read(body))
 
 
 @router.post(DELETE_PATH, operation_id="ikonomikal_ss07_delete", response_model=DeleteResponse)
-def ss07_delete(body: DeleteRequest, iko: IkonomikalDep) -> DeleteResponse:
+async def ss07_delete(body: DeleteRequest, iko: IkonomikalDep) -> DeleteResponse:
     """Delete SS07 records by code (writegate extension, DELETE token)."""
-    return answer(DeleteResponse, lambda: iko.delete(body))
+    return await answer_async(DeleteResponse, iko.delete(body))

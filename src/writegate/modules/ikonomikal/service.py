@@ -158,9 +158,13 @@ class Ikonomikal:
         if principal is None or not principal.has_any(sessions.LOGIN_ROLE):
             self.limits.failed(keys)
             raise ApiError(e.BAD_LOGIN)
-        with self.services.db.write() as s:
+        assert principal is not None
+
+        def open_session(s: Session) -> str:
             self.limits.succeeded(s, keys)
-            sess_id = sessions.open_session(self.services, self.cfg, s, principal)
+            return sessions.open_session(self.services, self.cfg, s, principal)
+
+        sess_id = self.services.db.group.run_sync(open_session)
         return LoginResponse(
             subsID=principal.tenant,
             intGID=sessions.int_gid(principal),
@@ -179,57 +183,61 @@ class Ikonomikal:
                 return principal
         return None
 
-    def issue_token(self, req: TokenRequest) -> TokenResponse:
+    async def issue_token(self, req: TokenRequest) -> TokenResponse:
         """Issue a process token for the session, program and procID asked for."""
         check_offset(req.timeOffSet)
         proc_id = req.pgProcTkn.procID
-        with self.services.db.write() as s:
+
+        def issue(s: Session) -> None:
             caller = sessions.authenticate(self.services, self.cfg, s, req)
             program = caller.program(req.pgProcTkn.prgInf)
             if proc_id not in sessions.PROC_ROLES:
                 raise ApiError(e.BAD_PROCESS, Param(str(proc_id), "procID"))
             caller.authorize(program, proc_id)
             proctokens.issue(self.services, s, caller, program, proc_id)
+
+        await self.services.db.group.run(issue)
         return TokenResponse()
 
     # -- SS07 ---------------------------------------------------------------------------------
 
-    def save(self, req: SaveRequest) -> SaveResponse:
+    async def save(self, req: SaveRequest) -> SaveResponse:
         """Add (cmdStat 0) or edit (cmdStat 1) one record; committed before answering."""
         check_offset(req.timeOffSet)
         if req.cmdStat not in COMMANDS:
             raise ApiError(e.BAD_COMMAND, Param(str(req.cmdStat), "cmdStat"))
         proc_id = COMMANDS[req.cmdStat]
-        for attempt in range(1, AUTO_CODE_ATTEMPTS + 1):
-            code = ""
-            auto = False
-            try:
-                with self.services.db.write() as s:
-                    caller = sessions.authenticate(self.services, self.cfg, s, req)
-                    program = caller.program(req.prgInf, only=PROGRAM)
-                    caller.authorize(program, proc_id)
-                    proctokens.consume(self.services, s, caller, program, proc_id)
-                    record = clean(req.saveData, new=proc_id == ADD)
-                    now = self.services.clock.now()
-                    if proc_id == ADD:
-                        auto = not record.code
-                        code = record.code or self._auto_code(s, caller.subs_id)
-                        self._add(s, caller, record, code, now)
-                    else:
-                        code = self._edit(s, caller, record, now)
-                    s.flush()
-            except IntegrityError:
-                # A concurrent save committed the same code first; nothing of ours is kept.
-                if auto and attempt < AUTO_CODE_ATTEMPTS:
-                    continue
-                raise ApiError(e.DOC_EXISTS, Param(code, "f001")) from None
+        record = clean(req.saveData, new=proc_id == ADD)
+        auto = proc_id == ADD and not record.code
+
+        def write(s: Session) -> SaveResponse:
+            caller = sessions.authenticate(self.services, self.cfg, s, req)
+            program = caller.program(req.prgInf, only=PROGRAM)
+            caller.authorize(program, proc_id)
+            proctokens.consume(self.services, s, caller, program, proc_id)
+            now = self.services.clock.now()
+            if proc_id == ADD:
+                code = record.code or self._auto_code(s, caller.subs_id)
+                self._add(s, caller, record, code, now)
+            else:
+                code = self._edit(s, caller, record, now)
+            s.flush()
             return SaveResponse(
                 parCode=[code],
                 modInf=stamp(caller.user_code, caller.group, now, req.timeOffSet),
             )
+
+        for attempt in range(1, AUTO_CODE_ATTEMPTS + 1):
+            try:
+                return await self.services.db.group.run(write)
+            except IntegrityError:
+                # A concurrent save committed the same code first; nothing of ours is kept.
+                if auto and attempt < AUTO_CODE_ATTEMPTS:
+                    continue
+                raise ApiError(e.DOC_EXISTS, Param(record.code, "f001")) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def read(self, req: ReadRequest) -> ReadResponse:
+    async def read(self, req: ReadRequest) -> ReadResponse:
         """Read some codes, or list a page of every record (procID 3 token)."""
         check_offset(req.timeOffSet)
         if req.rowStart < 0:
@@ -239,7 +247,8 @@ class Ikonomikal:
                 e.OUT_OF_RANGE, Param("rowCount", "rowCount"), "0", str(self.cfg.max_rows)
             )
         codes = _codes(req.parCode, self.cfg.max_rows)
-        with self.services.db.write() as s:
+
+        def read(s: Session) -> tuple[list[SS07Row], int]:
             caller = sessions.authenticate(self.services, self.cfg, s, req)
             program = caller.program(req.prgInf, only=PROGRAM)
             caller.authorize(program, DATA)
@@ -259,19 +268,24 @@ class Ikonomikal:
             total = s.scalar(
                 select(func.count()).select_from(SS07Row).where(SS07Row.subs_id == caller.subs_id)
             )
+            return rows, int(total or 0)
+
+        # A read consumes its process token: a write, so it shares the group commit too.
+        rows, total = await self.services.db.group.run(read)
         first = req.rowStart + 1 if not codes else 1
         return ReadResponse(
             rowData=[self._out(row, first + i, req.timeOffSet) for i, row in enumerate(rows)],
-            rowTotal=int(total or 0),
+            rowTotal=total,
         )
 
-    def delete(self, req: DeleteRequest) -> DeleteResponse:
+    async def delete(self, req: DeleteRequest) -> DeleteResponse:
         """Delete the codes given, all or none (procID 2 token)."""
         check_offset(req.timeOffSet)
         codes = _codes(req.parCode, self.cfg.max_rows)
         if not codes:
             raise ApiError(e.BLANK, Param("Code", "parCode"))
-        with self.services.db.write() as s:
+
+        def remove(s: Session) -> DeleteResponse:
             caller = sessions.authenticate(self.services, self.cfg, s, req)
             program = caller.program(req.prgInf, only=PROGRAM)
             caller.authorize(program, DELETE)
@@ -279,10 +293,12 @@ class Ikonomikal:
             rows = self._find(s, caller.subs_id, codes)
             s.execute(delete(SS07Row).where(SS07Row.id.in_([r.id for r in rows])))
             now = self.services.clock.now()
-        return DeleteResponse(
-            parCode=[r.code for r in rows],
-            modInf=stamp(caller.user_code, caller.group, now, req.timeOffSet),
-        )
+            return DeleteResponse(
+                parCode=[r.code for r in rows],
+                modInf=stamp(caller.user_code, caller.group, now, req.timeOffSet),
+            )
+
+        return await self.services.db.group.run(remove)
 
     # -- helpers ------------------------------------------------------------------------------
 
