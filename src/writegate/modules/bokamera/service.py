@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session
 
 from writegate.core.auth import Principal
 from writegate.core.exceptions import ExclusiveJobExists
@@ -96,8 +97,9 @@ def sync_view(sync: UserSyncRow, job: JobRow) -> AxemaUserSyncJobResponse:
 def start_sync(
     services: Services, principal: Principal, body: CreateAxemaUserSync
 ) -> AxemaUserSyncJobResponse:
-    """Record a sync and enqueue its job in one transaction; 409 while one is active."""
-    with services.db.write() as s:
+    """Record a sync and enqueue its job in one shared commit; 409 while one is active."""
+
+    def start(s: Session) -> AxemaUserSyncJobResponse:
         company = resolve_company(s, principal, body.CompanyId)
         if s.get(AxemaSettingsRow, company.id) is None:
             raise ApiError(
@@ -136,6 +138,8 @@ def start_sync(
         row = s.get(JobRow, job_id)
         assert row is not None
         return sync_view(sync, row)
+
+    return services.db.group.run_sync(start)
 
 
 def get_sync(
@@ -223,7 +227,8 @@ def create_settings(
     services: Services, principal: Principal, body: CreateAxemaSettings
 ) -> AxemaSettingsResponse:
     """Store a company's Axema connection; 409 if it already has one (use PUT)."""
-    with services.db.write() as s:
+
+    def create(s: Session) -> AxemaSettingsResponse:
         company = resolve_company(s, principal, body.CompanyId)
         if s.get(AxemaSettingsRow, company.id) is not None:
             raise ApiError(
@@ -246,12 +251,15 @@ def create_settings(
         s.flush()
         return _settings_view(row)
 
+    return services.db.group.run_sync(create)
+
 
 def update_settings(
     services: Services, principal: Principal, body: UpdateAxemaSettings
 ) -> AxemaSettingsResponse:
     """Change the given fields of a company's Axema connection."""
-    with services.db.write() as s:
+
+    def update(s: Session) -> AxemaSettingsResponse:
         company = resolve_company(s, principal, body.CompanyId)
         row = s.get(AxemaSettingsRow, company.id)
         if row is None:
@@ -268,8 +276,9 @@ def update_settings(
         s.flush()
         return _settings_view(row)
 
+    # -- customers ----------------------------------------------------------------
 
-# -- customers ----------------------------------------------------------------
+    return services.db.group.run_sync(update)
 
 
 def _customer_view(row: CustomerRow) -> CustomerResponse:
