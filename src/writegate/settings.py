@@ -1,44 +1,139 @@
-"""Process-wide settings, read from WRITEGATE_* environment variables."""
+"""Process-wide settings, read from WRITEGATE_* environment variables and a `.env` file."""
 
 from __future__ import annotations
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+import json
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ALL_MODULES = ("jef_one", "ikonomikal", "bokamera", "abs")
+
+#: the `.env` file read from the working directory; real environment variables win over it
+ENV_FILE = ".env"
+
+LogLevel = Literal["critical", "error", "warning", "info", "debug"]
+
+
+def _list(value: Any) -> Any:
+    """A JSON list (`["a","b"]`) or comma-separated words (`a,b`) from the environment."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise ValueError('not a JSON list; write a,b or ["a","b"]') from None
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+#: a list setting: `a,b` or a JSON list in the environment
+CommaList = Annotated[list[str], NoDecode, BeforeValidator(_list)]
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
 class Settings(BaseSettings):
     """Every tunable of a writegate process."""
 
-    model_config = SettingsConfigDict(env_prefix="WRITEGATE_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="WRITEGATE_",
+        env_file=ENV_FILE,
+        env_file_encoding="utf-8",
+        extra="ignore",
+        use_attribute_docstrings=True,
+    )
 
     database_url: str = "sqlite:///./writegate.db"
+    """`sqlite:///PATH` (one machine) or `postgresql://USER:PASSWORD@HOST/DB` (scale-out)."""
     host: str = "127.0.0.1"
-    port: int = 8000
-    log_level: str = "info"
+    """`serve`'s bind address."""
+    port: int = Field(default=8000, ge=0, le=65535)
+    """`serve`'s TCP port."""
+    log_level: Annotated[LogLevel, BeforeValidator(_lower)] = "info"
+    """One of critical, error, warning, info, debug (any case)."""
     auto_migrate: bool = True
-    modules: list[str] = Field(default_factory=lambda: list(ALL_MODULES))
+    """`serve` and `worker` migrate the schema at start; false: only `writegate migrate` does."""
+    modules: CommaList = Field(default_factory=lambda: list(ALL_MODULES))
+    """API modules to load: bundled names or dotted import paths, as `a,b` or a JSON list."""
 
     embedded_worker: bool = True
+    """`serve` runs jobs in its own process too (`serve --no-worker` turns it off)."""
     worker_concurrency: int = Field(default=4, ge=1, le=256)
+    """Jobs one worker process runs at once."""
     worker_poll_interval: float = Field(default=1.0, gt=0)
+    """Seconds between a worker's polls when no wake-up arrives."""
     job_lease_seconds: float = Field(default=30.0, gt=0)
+    """A running job's lease; a worker that stops renewing it loses the job to another."""
     job_timeout_seconds: float = Field(default=600.0, gt=0)
+    """An attempt running this long without a checkpoint is ended (retried if attempts remain)."""
     job_max_attempts: int = Field(default=5, ge=1)
+    """Attempts before a job is failed for good."""
     job_backoff_base: float = Field(default=1.0, ge=0)
+    """First retry delay in seconds; doubles per attempt (with jitter) up to the max."""
     job_backoff_max: float = Field(default=300.0, ge=0)
+    """Longest retry delay in seconds."""
     reaper_interval: float = Field(default=5.0, gt=0)
+    """Seconds between a worker's scans for expired leases."""
 
     maintenance_interval: float = Field(default=300.0, gt=0)
+    """Seconds between housekeeping runs (expired tokens and sessions)."""
 
     token_ttl_seconds: int = Field(default=3600, gt=0)
+    """Lifetime of a process token, in seconds."""
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
-    #: valid JSON POSTs to eligible endpoints skip the middleware stack (`DirectJsonRoutes`);
-    #: false sends every request through the full stack (same answers, more CPU per request)
+    """Largest request body accepted, in bytes."""
     direct_routes: bool = True
+    """Valid JSON POSTs to eligible endpoints skip the middleware stack (`DirectJsonRoutes`).
+
+    False sends every request through the full stack (same answers, more CPU per request).
+    """
     db_pool_size: int = Field(default=10, ge=1)
-    #: `serve`'s GIL switch interval (`sys.setswitchinterval`), in milliseconds: the longest
-    #: a thread that is ready to run (a group commit back from its fsync, the embedded worker
-    #: woken by a job) waits for the busy event loop to hand over the GIL
+    """Connections a process keeps open; under bursts PostgreSQL opens up to 3x this.
+
+    See docs/deployment.md for the pool sizes against PostgreSQL's `max_connections`.
+    """
     gil_switch_interval_ms: float = Field(default=0.5, gt=0, le=1000)
+    """`serve`'s GIL switch interval (`sys.setswitchinterval`), in milliseconds.
+
+    The longest a thread that is ready to run (a group commit back from its fsync, the
+    embedded worker woken by a job) waits for the busy event loop to hand over the GIL.
+    """
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        found = _SCHEME.match(value)
+        if found is None:
+            raise ValueError(
+                "not a database URL; expected sqlite:///PATH or postgresql://USER@HOST/DB"
+            )
+        backend = found.group(1).split("+", 1)[0].lower()
+        if backend not in ("sqlite", "postgresql", "postgres"):
+            raise ValueError(f"unsupported database {backend!r}; use sqlite or postgresql")
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            make_url(value)
+        except (ArgumentError, ValueError) as exc:
+            raise ValueError(f"malformed database URL ({exc})") from None
+        return value
+
+    @field_validator("modules")
+    @classmethod
+    def _modules(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if "." not in name and name not in ALL_MODULES:
+                raise ValueError(
+                    f"unknown module {name!r}; bundled: {', '.join(ALL_MODULES)} "
+                    "(or a dotted import path)"
+                )
+        return value
