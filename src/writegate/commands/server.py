@@ -75,6 +75,16 @@ def _require_schema(settings: Settings) -> None:
         )
 
 
+def worker_services(settings: Settings) -> Any:
+    """A worker's services: the schema checked (migrated in a child process if behind)."""
+    check_connects(settings)
+    if settings.auto_migrate:
+        _migrate_in_child(settings)
+    else:
+        _require_schema(settings)
+    return read_write_services(settings)
+
+
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
     port: Annotated[int | None, typer.Option(help="TCP port.")] = None,
@@ -118,12 +128,7 @@ def worker(
 
     settings = load_settings()
     setup_logging(settings.log_level)
-    check_connects(settings)
-    if settings.auto_migrate:
-        _migrate_in_child(settings)
-    else:
-        _require_schema(settings)
-    services = read_write_services(settings)
+    services = worker_services(settings)
     w = Worker(
         services.jobs,
         services.registry,
