@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import typing
 from typing import Any
 
@@ -60,8 +61,31 @@ def _type(field: FieldInfo) -> str:
     return ", ".join([name, *bounds])
 
 
+def _comments(cls: type[BaseSettings]) -> dict[str, str]:
+    """`#:` comments above each field, for classes that document fields that way."""
+    found: dict[str, str] = {}
+    pending: list[str] = []
+    for line in inspect.getsourcelines(cls)[0]:
+        stripped = line.strip()
+        if stripped.startswith("#:"):
+            pending.append(stripped[2:].strip())
+            continue
+        name = stripped.split(":", 1)[0]
+        if pending and name.isidentifier():
+            found[name] = " ".join(pending)
+        pending = []
+    return found
+
+
 def _cell(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|")
+
+
+def _sentence(text: str) -> str:
+    text = " ".join(text.split())
+    if text and not text.endswith("."):
+        text += "."
+    return text[:1].upper() + text[1:]
 
 
 def _section(cls: type[BaseSettings]) -> list[str]:
@@ -78,10 +102,12 @@ def _section(cls: type[BaseSettings]) -> list[str]:
         "| variable | default | type | what it does |",
         "| --- | --- | --- | --- |",
     ]
+    comments = _comments(cls)
     for name, field in cls.model_fields.items():
+        about = _sentence(field.description or comments.get(name, ""))
         lines.append(
             f"| `{prefix}{name.upper()}` | `{_cell(_default(field))}` | {_cell(_type(field))} "
-            f"| {_cell(field.description or '')} |"
+            f"| {_cell(about)} |"
         )
     return lines
 
