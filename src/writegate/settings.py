@@ -43,69 +43,61 @@ _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 class Settings(BaseSettings):
     """Every tunable of a writegate process."""
 
+    # Each field's `#:` comment is its line in docs/configuration.md (`writegate config docs`).
+
     model_config = SettingsConfigDict(
-        env_prefix="WRITEGATE_",
-        env_file=ENV_FILE,
-        env_file_encoding="utf-8",
-        extra="ignore",
-        use_attribute_docstrings=True,
+        env_prefix="WRITEGATE_", env_file=ENV_FILE, env_file_encoding="utf-8", extra="ignore"
     )
 
+    #: `sqlite:///PATH` (one machine) or `postgresql://USER:PASSWORD@HOST/DB` (scale-out)
     database_url: str = "sqlite:///./writegate.db"
-    """`sqlite:///PATH` (one machine) or `postgresql://USER:PASSWORD@HOST/DB` (scale-out)."""
+    #: `serve`'s bind address
     host: str = "127.0.0.1"
-    """`serve`'s bind address."""
+    #: `serve`'s TCP port
     port: int = Field(default=8000, ge=0, le=65535)
-    """`serve`'s TCP port."""
+    #: one of critical, error, warning, info, debug (any case)
     log_level: Annotated[LogLevel, BeforeValidator(_lower)] = "info"
-    """One of critical, error, warning, info, debug (any case)."""
+    #: `serve` and `worker` migrate the schema at start; false: only `writegate migrate` does
     auto_migrate: bool = True
-    """`serve` and `worker` migrate the schema at start; false: only `writegate migrate` does."""
+    #: API modules to load: bundled names or dotted import paths, as `a,b` or a JSON list
     modules: CommaList = Field(default_factory=lambda: list(ALL_MODULES))
-    """API modules to load: bundled names or dotted import paths, as `a,b` or a JSON list."""
 
+    #: `serve` runs jobs in its own process too (`serve --no-worker` turns it off)
     embedded_worker: bool = True
-    """`serve` runs jobs in its own process too (`serve --no-worker` turns it off)."""
+    #: jobs one worker process runs at once
     worker_concurrency: int = Field(default=4, ge=1, le=256)
-    """Jobs one worker process runs at once."""
+    #: seconds between a worker's polls when no wake-up arrives
     worker_poll_interval: float = Field(default=1.0, gt=0)
-    """Seconds between a worker's polls when no wake-up arrives."""
+    #: a running job's lease; a worker that stops renewing it loses the job to another
     job_lease_seconds: float = Field(default=30.0, gt=0)
-    """A running job's lease; a worker that stops renewing it loses the job to another."""
+    #: an attempt running this long without a checkpoint is ended (retried if attempts remain)
     job_timeout_seconds: float = Field(default=600.0, gt=0)
-    """An attempt running this long without a checkpoint is ended (retried if attempts remain)."""
+    #: attempts before a job is failed for good
     job_max_attempts: int = Field(default=5, ge=1)
-    """Attempts before a job is failed for good."""
+    #: first retry delay in seconds; doubles per attempt (with jitter) up to the max
     job_backoff_base: float = Field(default=1.0, ge=0)
-    """First retry delay in seconds; doubles per attempt (with jitter) up to the max."""
+    #: longest retry delay in seconds
     job_backoff_max: float = Field(default=300.0, ge=0)
-    """Longest retry delay in seconds."""
+    #: seconds between a worker's scans for expired leases
     reaper_interval: float = Field(default=5.0, gt=0)
-    """Seconds between a worker's scans for expired leases."""
 
+    #: seconds between housekeeping runs (expired tokens and sessions)
     maintenance_interval: float = Field(default=300.0, gt=0)
-    """Seconds between housekeeping runs (expired tokens and sessions)."""
 
+    #: lifetime of a process token, in seconds
     token_ttl_seconds: int = Field(default=3600, gt=0)
-    """Lifetime of a process token, in seconds."""
+    #: largest request body accepted, in bytes
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
-    """Largest request body accepted, in bytes."""
+    #: valid JSON POSTs to eligible endpoints skip the middleware stack (`DirectJsonRoutes`);
+    #: false sends every request through the full stack (same answers, more CPU per request)
     direct_routes: bool = True
-    """Valid JSON POSTs to eligible endpoints skip the middleware stack (`DirectJsonRoutes`).
-
-    False sends every request through the full stack (same answers, more CPU per request).
-    """
+    #: connections a process keeps open; under bursts PostgreSQL opens up to 3x this (see
+    #: docs/deployment.md for the pool sizes against PostgreSQL's `max_connections`)
     db_pool_size: int = Field(default=10, ge=1)
-    """Connections a process keeps open; under bursts PostgreSQL opens up to 3x this.
-
-    See docs/deployment.md for the pool sizes against PostgreSQL's `max_connections`.
-    """
+    #: `serve`'s GIL switch interval (`sys.setswitchinterval`), in milliseconds: the longest
+    #: a thread that is ready to run (a group commit back from its fsync, the embedded worker
+    #: woken by a job) waits for the busy event loop to hand over the GIL
     gil_switch_interval_ms: float = Field(default=0.5, gt=0, le=1000)
-    """`serve`'s GIL switch interval (`sys.setswitchinterval`), in milliseconds.
-
-    The longest a thread that is ready to run (a group commit back from its fsync, the
-    embedded worker woken by a job) waits for the busy event loop to hand over the GIL.
-    """
 
     @field_validator("database_url")
     @classmethod

@@ -30,8 +30,7 @@ def test_every_setting_is_listed_with_its_default() -> None:
             default = ",".join(default)
         row = next(r for r in doc.splitlines() if r.startswith(f"| `WRITEGATE_{name.upper()}` "))
         assert f"| `{default}` |" in row
-        assert field.description, name
-        assert not row.endswith("|  |"), row
+        assert not row.endswith("|  |"), f"{name} has no `#:` comment in settings.py"
 
 
 def test_check_flag_reports_a_stale_file(tmp_path: Path) -> None:
