@@ -94,3 +94,46 @@ def test_no_auto_migrate_serve_refuses_an_unmigrated_database(tmp_path: Path) ->
             assert "run `writegate migrate` first" in one_line(out.stderr)
             if backend() == "postgresql":
                 assert _tables(url) == []
+
+
+def test_schema_from_a_newer_release_is_left_alone(tmp_path: Path) -> None:
+    """On a schema migrated by a newer release, `migrate` is one line and serve/worker run."""
+    import subprocess
+
+    import httpx
+
+    from tests.harness import free_port, spawn, stop_processes, wait_for
+
+    with fresh_database(str(tmp_path)) as url:
+        assert run_cli("migrate", cwd=tmp_path, WRITEGATE_DATABASE_URL=url).returncode == 0
+        db = Database(url)
+        try:
+            with db.write_engine.begin() as conn:
+                conn.execute(text("INSERT INTO alembic_version VALUES ('zz_future_0001')"))
+        finally:
+            db.dispose()
+        out = run_cli("migrate", cwd=tmp_path, WRITEGATE_DATABASE_URL=url)
+        assert out.returncode == 1
+        assert "migrated by a newer writegate" in one_line(out.stderr)
+        assert run_cli("jobs", "list", cwd=tmp_path, WRITEGATE_DATABASE_URL=url).returncode == 0
+
+        port = free_port()
+        env = {"WRITEGATE_DATABASE_URL": url, "WRITEGATE_LOG_LEVEL": "warning"}
+        log = tmp_path / "procs.log"
+        procs: list[subprocess.Popen[bytes]] = []
+        try:
+            procs.append(spawn(["serve", "--port", str(port)], env, log=str(log), cwd=tmp_path))
+            procs.append(spawn(["worker"], env, log=str(log), cwd=tmp_path))
+
+            def healthy() -> bool:
+                try:
+                    return httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            wait_for(healthy, timeout=60)
+            wait_for(lambda: "worker " in log.read_text(), timeout=60)
+            assert all(p.poll() is None for p in procs), log.read_text()
+            assert "Traceback" not in log.read_text()
+        finally:
+            stop_processes(procs)

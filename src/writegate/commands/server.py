@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from writegate.commands.common import (
 )
 
 if TYPE_CHECKING:
+    from writegate.core.migrations import SchemaState
     from writegate.settings import Settings
 
 
@@ -54,35 +56,50 @@ def _migrate_in_child(settings: Settings) -> None:
     )
 
 
-def _require_schema(settings: Settings) -> None:
-    """Without auto_migrate, refuse to start on a database that is missing or behind."""
+def _state(settings: Settings) -> SchemaState:
     from sqlalchemy import create_engine
     from sqlalchemy.pool import NullPool
 
     from writegate.core.db import normalize_url
-    from writegate.core.migrations import SchemaState, schema_state
+    from writegate.core.migrations import schema_state
 
     engine = create_engine(normalize_url(settings.database_url), poolclass=NullPool)
     try:
         with engine.connect() as conn:
-            state = schema_state(conn, version_dirs())
+            return schema_state(conn, version_dirs())
     finally:
         engine.dispose()
+
+
+def prepare_schema(settings: Settings) -> bool:
+    """Bring the schema to this release if allowed; whether the process may migrate too.
+
+    A schema migrated by a newer release (a rolling upgrade) is left alone: an older process
+    runs on it. Without auto_migrate, a missing or older schema is one line and exit 1.
+    """
+    from writegate.core.migrations import SchemaState
+
+    check_connects(settings)
+    state = _state(settings)
+    if state is SchemaState.AHEAD:
+        logging.getLogger("writegate.cli").warning(
+            "the schema is newer than this release: not migrating it"
+        )
+        return False
+    if settings.auto_migrate:
+        _migrate_in_child(settings)
+        return True
     if state in (SchemaState.MISSING, SchemaState.BEHIND):
         fail(
             f"the database {shown_url(settings.database_url)} is {state.value} and "
             "WRITEGATE_AUTO_MIGRATE is false: run `writegate migrate` first"
         )
+    return False
 
 
 def worker_services(settings: Settings) -> Any:
-    """A worker's services: the schema checked (migrated in a child process if behind)."""
-    check_connects(settings)
-    if settings.auto_migrate:
-        _migrate_in_child(settings)
-    else:
-        _require_schema(settings)
-    return read_write_services(settings)
+    """A worker's services on a schema made ready by `prepare_schema`."""
+    return read_write_services(settings, migrate=prepare_schema(settings))
 
 
 def serve(
@@ -100,11 +117,9 @@ def serve(
     if no_worker:
         os.environ["WRITEGATE_EMBEDDED_WORKER"] = "false"
     setup_logging(settings.log_level)
-    check_connects(settings)
-    if settings.auto_migrate:
-        _migrate_in_child(settings)
-    else:
-        _require_schema(settings)
+    if not prepare_schema(settings):
+        # The app's start-up then leaves the schema alone too (it reads the environment).
+        os.environ["WRITEGATE_AUTO_MIGRATE"] = "false"
     import uvicorn
 
     uvicorn.run(
@@ -156,8 +171,15 @@ def worker(
 def migrate() -> None:
     """Create or upgrade the database schema."""
     from writegate.app import migrate as do_migrate
+    from writegate.core.migrations import SchemaState
 
     settings = load_settings()
+    check_connects(settings)
+    if _state(settings) is SchemaState.AHEAD:
+        fail(
+            f"the database {shown_url(settings.database_url)} has revisions this release "
+            "does not know (migrated by a newer writegate): nothing to do"
+        )
     services = read_write_services(settings, migrate=False)
     try:
         do_migrate(services)
@@ -177,7 +199,9 @@ def makemigration(
     from writegate.app import migrate as do_migrate
     from writegate.core.migrations import alembic_config
 
-    services = read_write_services(load_settings(), migrate=False)
+    settings = load_settings()
+    check_connects(settings)
+    services = read_write_services(settings, migrate=False)
     dirs = version_dirs()
     root = Path(__file__).parent.parent
     target = (
