@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import free_port
+from tests.harness import free_port, fresh_database
 from tests.system.clirun import one_line, run_cli
 
 BAD = [
@@ -102,13 +102,13 @@ def test_lists_take_commas_or_json(tmp_path: Path, value: str, modules: str) -> 
 
 
 def test_comma_modules_run_a_real_migrate(tmp_path: Path) -> None:
-    """`WRITEGATE_MODULES=jef_one,abs writegate migrate` works end to end (SQLite file)."""
-    url = f"sqlite:///{tmp_path}/w.db"
-    out = run_cli(
-        "migrate", cwd=tmp_path, WRITEGATE_DATABASE_URL=url, WRITEGATE_MODULES="jef_one,abs"
-    )
-    assert out.returncode == 0, out.stderr
-    assert "schema up to date" in out.stdout
+    """`WRITEGATE_MODULES=jef_one,abs writegate migrate` works end to end."""
+    with fresh_database(str(tmp_path)) as url:
+        out = run_cli(
+            "migrate", cwd=tmp_path, WRITEGATE_DATABASE_URL=url, WRITEGATE_MODULES="jef_one,abs"
+        )
+        assert out.returncode == 0, out.stderr
+        assert "schema up to date" in out.stdout
 
 
 def test_version(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import functools
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
@@ -158,8 +158,3 @@ def read_write_services(settings: Settings, *, migrate: bool = True) -> Services
     if migrate and settings.auto_migrate:
         do_migrate(services)
     return services
-
-
-def close(services: Any) -> None:
-    """Release the services' connections."""
-    services.close()
