@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
@@ -38,4 +39,21 @@ def _root(
 
 def main() -> None:
     """Console-script entry point."""
-    typer.main.get_command(app).main(prog_name="writegate")
+    try:
+        typer.main.get_command(app).main(prog_name="writegate")
+    except Exception as exc:
+        # A module's own command reading a bad setting: the same one line as every command.
+        from writegate.commands.common import bad_settings
+        from writegate.commands.configdoc import SETTINGS_CLASSES, load_class
+
+        pydantic_core = sys.modules.get("pydantic_core")
+        if pydantic_core is None or not isinstance(exc, pydantic_core.ValidationError):
+            raise
+        for target in SETTINGS_CLASSES:
+            if target.endswith(f":{exc.title}"):
+                prefix = load_class(target).model_config.get("env_prefix", "")
+                try:
+                    bad_settings(exc, str(prefix))
+                except typer.Exit as done:
+                    sys.exit(done.exit_code)
+        raise

@@ -21,7 +21,14 @@ BAD = [
 ]
 
 
-COMMANDS = [["jobs", "list"], ["migrate"], ["serve"], ["worker"], ["config", "show"]]
+COMMANDS = [
+    ["jobs", "list"],
+    ["migrate"],
+    ["serve"],
+    ["worker"],
+    ["config", "show"],
+    ["abs", "clients"],
+]
 
 
 @pytest.mark.parametrize(
@@ -38,6 +45,16 @@ def test_bad_setting_is_one_line_and_exit_2(
     assert line.startswith(f"writegate: bad setting {name}"), line
     assert said in line
     assert "secret" not in line
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", [["serve"], ["worker"]])
+def test_bad_module_setting_is_one_line_and_exit_2(tmp_path: Path, command: list[str]) -> None:
+    """A bad value of an enabled module's own settings stops serve and worker the same way."""
+    out = run_cli(*command, cwd=tmp_path, WRITEGATE_IKONOMIKAL_MAX_ROWS="0")
+    assert out.returncode == 2, out.stderr
+    line = one_line(out.stderr)
+    assert line.startswith("writegate: bad setting WRITEGATE_IKONOMIKAL_MAX_ROWS='0'"), line
     assert list(tmp_path.iterdir()) == []
 
 

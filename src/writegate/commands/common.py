@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, NoReturn
 import typer
 
 if TYPE_CHECKING:
+    from pydantic import ValidationError
     from rich.console import Console
 
     from writegate.core.services import Services
@@ -26,6 +27,17 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
+def bad_settings(exc: ValidationError, prefix: str) -> NoReturn:
+    """One line per bad value of a settings class, then exit status 2."""
+    for error in exc.errors():
+        name = prefix + "_".join(str(p) for p in error["loc"][:1]).upper()
+        message = error["msg"].removeprefix("Value error, ")
+        # A database URL may carry a password: never echo it.
+        shown = "" if name.endswith("_DATABASE_URL") else f"={error['input']!r}"
+        sys.stderr.write(f"writegate: bad setting {name}{shown}: {message}\n")
+    raise typer.Exit(USAGE)
+
+
 def load_settings() -> Settings:
     """The process settings; a bad one is a single line on stderr and exit status 2."""
     from pydantic import ValidationError
@@ -36,15 +48,25 @@ def load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        for error in exc.errors():
-            name = "WRITEGATE_" + "_".join(str(p) for p in error["loc"][:1]).upper()
-            message = error["msg"].removeprefix("Value error, ")
-            # A database URL may carry a password: never echo it.
-            shown = "" if name == "WRITEGATE_DATABASE_URL" else f"={error['input']!r}"
-            sys.stderr.write(f"writegate: bad setting {name}{shown}: {message}\n")
-        raise typer.Exit(USAGE) from None
+        bad_settings(exc, "WRITEGATE_")
     except SettingsError as exc:
         fail(f"bad setting: {str(exc).splitlines()[0]}", USAGE)
+
+
+def check_module_settings(settings: Settings) -> None:
+    """Read each enabled module's own settings now, so a bad one is one line, not a traceback."""
+    from pydantic import ValidationError
+
+    from writegate.commands.configdoc import SETTINGS_CLASSES, load_class
+
+    for target in SETTINGS_CLASSES:
+        module = target.partition(":")[0].split(".")
+        if module[:2] == ["writegate", "modules"] and module[2] in settings.modules:
+            cls = load_class(target)
+            try:
+                cls()
+            except ValidationError as exc:
+                bad_settings(exc, str(cls.model_config.get("env_prefix", "")))
 
 
 @functools.cache

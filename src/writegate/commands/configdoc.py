@@ -31,7 +31,8 @@ bad value stops every command with one line on stderr naming the variable, and e
 """
 
 
-def _load(target: str) -> type[BaseSettings]:
+def load_class(target: str) -> type[BaseSettings]:
+    """The settings class a "module:Class" target names."""
     module, _, name = target.partition(":")
     cls: type[BaseSettings] = getattr(importlib.import_module(module), name)
     return cls
@@ -116,5 +117,5 @@ def render() -> str:
     """The whole of docs/configuration.md."""
     parts = [HEADER]
     for target in SETTINGS_CLASSES:
-        parts.append("\n".join(_section(_load(target))) + "\n")
+        parts.append("\n".join(_section(load_class(target))) + "\n")
     return "\n".join(parts)

@@ -13,6 +13,7 @@ import typer
 
 from writegate.commands.common import (
     check_connects,
+    check_module_settings,
     console,
     fail,
     load_settings,
@@ -117,6 +118,7 @@ def serve(
     if no_worker:
         os.environ["WRITEGATE_EMBEDDED_WORKER"] = "false"
     setup_logging(settings.log_level)
+    check_module_settings(settings)
     if not prepare_schema(settings):
         # The app's start-up then leaves the schema alone too (it reads the environment).
         os.environ["WRITEGATE_AUTO_MIGRATE"] = "false"
@@ -143,6 +145,7 @@ def worker(
 
     settings = load_settings()
     setup_logging(settings.log_level)
+    check_module_settings(settings)
     services = worker_services(settings)
     w = Worker(
         services.jobs,
