@@ -1,40 +1,94 @@
-"""Process-wide settings, read from WRITEGATE_* environment variables."""
+"""Process-wide settings, read from WRITEGATE_* environment variables and a `.env` file."""
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+import json
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ALL_MODULES = ("jef_one", "ikonomikal", "bokamera", "abs")
+
+#: the `.env` file read from the working directory; real environment variables win over it
+ENV_FILE = ".env"
+
+LogLevel = Literal["critical", "error", "warning", "info", "debug"]
+
+
+def _list(value: Any) -> Any:
+    """A JSON list (`["a","b"]`) or comma-separated words (`a,b`) from the environment."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise ValueError('not a JSON list; write a,b or ["a","b"]') from None
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+#: a list setting: `a,b` or a JSON list in the environment
+CommaList = Annotated[list[str], NoDecode, BeforeValidator(_list)]
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
 class Settings(BaseSettings):
     """Every tunable of a writegate process."""
 
-    model_config = SettingsConfigDict(env_prefix="WRITEGATE_", extra="ignore")
+    # Each field's `#:` comment is its line in docs/configuration.md (`writegate config docs`).
 
+    model_config = SettingsConfigDict(
+        env_prefix="WRITEGATE_", env_file=ENV_FILE, env_file_encoding="utf-8", extra="ignore"
+    )
+
+    #: `sqlite:///PATH` (one machine) or `postgresql://USER:PASSWORD@HOST/DB` (scale-out)
     database_url: str = "sqlite:///./writegate.db"
+    #: `serve`'s bind address
     host: str = "127.0.0.1"
-    port: int = 8000
-    log_level: str = "info"
+    #: `serve`'s TCP port
+    port: int = Field(default=8000, ge=0, le=65535)
+    #: one of critical, error, warning, info, debug (any case)
+    log_level: Annotated[LogLevel, BeforeValidator(_lower)] = "info"
+    #: `serve` and `worker` migrate the schema at start; false: only `writegate migrate` does
     auto_migrate: bool = True
-    modules: list[str] = Field(default_factory=lambda: list(ALL_MODULES))
+    #: API modules to load: bundled names or dotted import paths, as `a,b` or a JSON list
+    modules: CommaList = Field(default_factory=lambda: list(ALL_MODULES))
 
+    #: `serve` runs jobs in its own process too (`serve --no-worker` turns it off)
     embedded_worker: bool = True
+    #: jobs one worker process runs at once
     worker_concurrency: int = Field(default=4, ge=1, le=256)
+    #: seconds between a worker's polls when no wake-up arrives
     worker_poll_interval: float = Field(default=1.0, gt=0)
+    #: a running job's lease; a worker that stops renewing it loses the job to another
     job_lease_seconds: float = Field(default=30.0, gt=0)
+    #: an attempt running this long without a checkpoint is ended (retried if attempts remain)
     job_timeout_seconds: float = Field(default=600.0, gt=0)
+    #: attempts before a job is failed for good
     job_max_attempts: int = Field(default=5, ge=1)
+    #: first retry delay in seconds; doubles per attempt (with jitter) up to the max
     job_backoff_base: float = Field(default=1.0, ge=0)
+    #: longest retry delay in seconds
     job_backoff_max: float = Field(default=300.0, ge=0)
+    #: seconds between a worker's scans for expired leases
     reaper_interval: float = Field(default=5.0, gt=0)
 
+    #: seconds between housekeeping runs (expired tokens and sessions)
     maintenance_interval: float = Field(default=300.0, gt=0)
     #: housekeeping deletes finished jobs older than this many days (0: keep every job)
     job_retention_days: float = Field(default=7.0, ge=0)
 
+    #: lifetime of a process token, in seconds
     token_ttl_seconds: int = Field(default=3600, gt=0)
+    #: largest request body accepted, in bytes
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
     #: a request body that has not fully arrived this many seconds after its first byte
     #: is refused (408): a client sending one byte a second holds no worker forever
@@ -44,6 +98,8 @@ class Settings(BaseSettings):
     auth_cache_seconds: float = Field(default=5.0, ge=0)
     #: on SIGTERM a worker lets running jobs finish this long, then hands them back
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
+    #: connections a process keeps open; under bursts PostgreSQL opens up to 3x this (see
+    #: docs/deployment.md for the pool sizes against PostgreSQL's `max_connections`)
     db_pool_size: int = Field(default=10, ge=1)
     #: `serve`'s GIL switch interval (`sys.setswitchinterval`), in milliseconds: the longest
     #: a thread that is ready to run (a group commit back from its fsync, the embedded worker
@@ -56,3 +112,34 @@ class Settings(BaseSettings):
     #: BokaMera: file of Fernet keys (one a line, mode 0600), generated if missing; unset: for
     #: a SQLite database file `<database>.bokamera.key` beside it, else no key (see docs)
     bokamera_key_file: str | None = None
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        found = _SCHEME.match(value)
+        if found is None:
+            raise ValueError(
+                "not a database URL; expected sqlite:///PATH or postgresql://USER@HOST/DB"
+            )
+        backend = found.group(1).split("+", 1)[0].lower()
+        if backend not in ("sqlite", "postgresql", "postgres"):
+            raise ValueError(f"unsupported database {backend!r}; use sqlite or postgresql")
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            make_url(value)
+        except (ArgumentError, ValueError) as exc:
+            raise ValueError(f"malformed database URL ({exc})") from None
+        return value
+
+    @field_validator("modules")
+    @classmethod
+    def _modules(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if "." not in name and name not in ALL_MODULES:
+                raise ValueError(
+                    f"unknown module {name!r}; bundled: {', '.join(ALL_MODULES)} "
+                    "(or a dotted import path)"
+                )
+        return value

@@ -66,7 +66,8 @@ def test_revision_graph_gives_up_on_what_it_cannot_read(tmp_path: Any) -> None:
 def test_start_at_head_does_not_load_alembic(server: Server) -> None:
     """A process that finds the schema up to date never imports Alembic (memory stays low)."""
     code = (
-        "import sys; from writegate.cli import _services; _services(); "
+        "import sys; from writegate.commands.common import load_settings, read_write_services; "
+        "read_write_services(load_settings()); "
         "sys.exit('alembic' in sys.modules)"
     )
     env = {**os.environ, **server.env}
@@ -76,9 +77,10 @@ def test_start_at_head_does_not_load_alembic(server: Server) -> None:
 def test_worker_start_migrates_a_new_database_in_a_child_process(tmp_path: Any) -> None:
     """`writegate worker` on a new database upgrades it without loading Alembic itself."""
     code = (
-        "import sys; from writegate.cli import _services; "
+        "import sys; from writegate.commands.server import worker_services; "
+        "from writegate.commands.common import load_settings; "
         "from writegate.app import migration_dirs; from writegate.core.migrations import at_head; "
-        "s = _services(child=True); assert at_head(s.db, migration_dirs(s.settings)); "
+        "s = worker_services(load_settings()); assert at_head(s.db, migration_dirs(s.settings)); "
         "sys.exit('alembic' in sys.modules)"
     )
     with fresh_database(str(tmp_path)) as url:

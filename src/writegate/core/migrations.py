@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import enum
 import fcntl
 import os
 from collections.abc import Iterator, Sequence
@@ -116,6 +117,53 @@ def revision_graph(version_dirs: Sequence[Path]) -> dict[str, tuple[str, ...]] |
     return graph
 
 
+class SchemaState(enum.Enum):
+    """How a database's schema compares with this code's migration scripts."""
+
+    MISSING = "missing"  # no alembic_version table, or no revision in it
+    BEHIND = "behind"  # some of this code's revisions are not applied
+    AHEAD = "ahead"  # a revision this code does not know (migrated by a newer release)
+    CURRENT = "current"  # exactly this code's revisions
+    UNKNOWN = "unknown"  # the scripts do not declare plain literals: cannot tell cheaply
+
+
+def _compare(rows: Sequence[str], graph: dict[str, tuple[str, ...]]) -> SchemaState:
+    if not rows:
+        return SchemaState.MISSING
+    applied: set[str] = set()
+    todo = list(rows)
+    while todo:
+        rev = todo.pop()
+        if rev in applied:
+            continue
+        if rev not in graph:
+            return SchemaState.AHEAD  # or a parent named by branch label
+        applied.add(rev)
+        todo.extend(graph[rev])
+    return SchemaState.CURRENT if applied == set(graph) else SchemaState.BEHIND
+
+
+def _version_table_exists(conn: Connection) -> bool:
+    if conn.dialect.name == "postgresql":
+        found = conn.execute(text("SELECT to_regclass('alembic_version')")).scalar()
+    else:
+        found = conn.execute(
+            text("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'")
+        ).scalar()
+    return found is not None
+
+
+def schema_state(conn: Connection, version_dirs: Sequence[Path]) -> SchemaState:
+    """Compare the schema with the scripts, reading only (never creates a table)."""
+    if not _version_table_exists(conn):
+        return SchemaState.MISSING
+    rows = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    graph = revision_graph(version_dirs)
+    if not graph:
+        return SchemaState.UNKNOWN if rows else SchemaState.MISSING
+    return _compare(rows, graph)
+
+
 def at_head(db: Database, version_dirs: Sequence[Path]) -> bool:
     """True only if every revision is applied; False when in doubt (Alembic then decides)."""
     graph = revision_graph(version_dirs)
@@ -126,17 +174,7 @@ def at_head(db: Database, version_dirs: Sequence[Path]) -> bool:
             rows = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
     except DBAPIError:
         return False  # no version table yet (or no database): let Alembic handle it
-    applied: set[str] = set()
-    todo = list(rows)
-    while todo:
-        rev = todo.pop()
-        if rev in applied:
-            continue
-        if rev not in graph:
-            return False  # a parent named by branch label, or a revision we do not have
-        applied.add(rev)
-        todo.extend(graph[rev])
-    return applied == set(graph)
+    return _compare(rows, graph) is SchemaState.CURRENT
 
 
 def upgrade(db: Database, version_dirs: Sequence[Path], revision: str = "heads") -> None:

@@ -118,12 +118,18 @@ class Worker:
         self._paused.clear()
         self.wakeup.set()
 
-    def run_forever(self) -> None:
-        """Start and block until stopped."""
+    def request_stop(self) -> None:
+        """Ask `run_forever` to stop (safe from a signal handler)."""
+        self._stop.set()
+        self.wakeup.set()
+
+    def run_forever(self, grace: float = 10.0) -> None:
+        """Start and block until `request_stop`; then stop with `grace` (see `stop`)."""
         self.start()
         while not self._stop.wait(1.0):
             pass
-        self.stop()
+        log.info("worker %s stopping: running jobs have %g s to finish", self.worker_id, grace)
+        self.stop(grace)
 
     @property
     def stopping(self) -> bool:

@@ -1,0 +1,1 @@
+"""The `writegate` sub-commands, each imported only when it runs."""

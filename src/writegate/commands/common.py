@@ -1,0 +1,182 @@
+"""What every command needs: settings with one-line errors, output, and the database checks."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+import typer
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+    from rich.console import Console
+
+    from writegate.core.services import Services
+    from writegate.settings import Settings
+
+#: exit status of a bad setting or an unusable database URL (as for a bad option)
+USAGE = 2
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print one line on stderr and exit."""
+    sys.stderr.write(f"writegate: {message}\n")
+    raise typer.Exit(code)
+
+
+def bad_settings(exc: ValidationError, prefix: str) -> NoReturn:
+    """One line per bad value of a settings class, then exit status 2."""
+    for error in exc.errors():
+        name = prefix + "_".join(str(p) for p in error["loc"][:1]).upper()
+        message = error["msg"].removeprefix("Value error, ")
+        # A database URL may carry a password: never echo it.
+        shown = "" if name.endswith("_DATABASE_URL") else f"={error['input']!r}"
+        sys.stderr.write(f"writegate: bad setting {name}{shown}: {message}\n")
+    raise typer.Exit(USAGE)
+
+
+def load_settings() -> Settings:
+    """The process settings; a bad one is a single line on stderr and exit status 2."""
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+
+    from writegate.settings import Settings
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        bad_settings(exc, "WRITEGATE_")
+    except SettingsError as exc:
+        fail(f"bad setting: {str(exc).splitlines()[0]}", USAGE)
+
+
+def check_module_settings(settings: Settings) -> None:
+    """Read each enabled module's own settings now, so a bad one is one line, not a traceback."""
+    from pydantic import ValidationError
+
+    from writegate.commands.configdoc import SETTINGS_CLASSES, load_class
+
+    for target in SETTINGS_CLASSES:
+        module = target.partition(":")[0].split(".")
+        if module[:2] == ["writegate", "modules"] and module[2] in settings.modules:
+            cls = load_class(target)
+            try:
+                cls()
+            except ValidationError as exc:
+                bad_settings(exc, str(cls.model_config.get("env_prefix", "")))
+
+
+@functools.cache
+def console() -> Console:
+    """Rich console for tables, imported on first output."""
+    from rich.console import Console
+
+    return Console()
+
+
+def setup_logging(level: str) -> None:
+    """Log lines with time, level and logger to stderr."""
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # Alembic narrates every plugin it loads; only its warnings matter to an operator.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def version_dirs() -> list[Path]:
+    """The core's and every bundled module's Alembic version directories (as app.py's)."""
+    root = Path(__file__).parent.parent
+    dirs = [root / "migrations" / "versions"]
+    dirs += sorted(d for d in (root / "modules").glob("*/migrations") if d.is_dir())
+    return dirs
+
+
+def shown_url(url: str) -> str:
+    """A database URL with its password hidden."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _reason(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    lines = [line.strip() for line in str(orig).splitlines() if line.strip()]
+    return lines[0] if lines else type(orig).__name__
+
+
+def check_connects(settings: Settings) -> None:
+    """Connect once (without creating anything but an SQLite file); one line if it fails."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.pool import NullPool
+
+    from writegate.core.db import normalize_url
+
+    engine = create_engine(normalize_url(settings.database_url), poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except DBAPIError as exc:
+        fail(
+            f"cannot use database {shown_url(settings.database_url)}: {_reason(exc)}",
+            USAGE,
+        )
+    finally:
+        engine.dispose()
+
+
+def existing_services(settings: Settings) -> Services:
+    """Services on an existing database at this release's schema; never creates or migrates.
+
+    A missing SQLite file, an empty database or one behind the scripts is one line telling
+    the operator to run `writegate migrate`.
+    """
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.pool import NullPool
+
+    from writegate.core.db import normalize_url
+    from writegate.core.migrations import SchemaState, schema_state
+    from writegate.core.services import Services
+
+    url = normalize_url(settings.database_url)
+    shown = shown_url(url)
+    hint = "run `writegate migrate` (or check WRITEGATE_DATABASE_URL)"
+    if make_url(url).get_backend_name() == "sqlite":
+        path = make_url(url).database or ""
+        if path in ("", ":memory:"):
+            fail(f"{shown} is an in-memory database: there is nothing to read")
+        if not Path(path).is_file():
+            fail(f"no database file at {path}: {hint}")
+        if Path(path).stat().st_size == 0:
+            fail(f"the database {shown} has no schema: {hint}")
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            state = schema_state(conn, version_dirs())
+    except DBAPIError as exc:
+        fail(f"cannot use database {shown}: {_reason(exc)}", USAGE)
+    finally:
+        engine.dispose()
+    if state is SchemaState.MISSING:
+        fail(f"the database {shown} has no schema: {hint}")
+    if state is SchemaState.BEHIND:
+        fail(f"the database {shown} is not migrated to this release: {hint}")
+    return Services.build(settings)
+
+
+def read_write_services(settings: Settings, *, migrate: bool = True) -> Services:
+    """Services with every module loaded, then the schema migrated if asked and auto_migrate."""
+    from writegate.app import load_modules
+    from writegate.app import migrate as do_migrate
+    from writegate.core.services import Services
+
+    services = Services.build(settings)
+    services.extras["modules"] = load_modules(services)
+    if migrate and settings.auto_migrate:
+        do_migrate(services)
+    return services

@@ -1,0 +1,111 @@
+"""`writegate principals ...`: manage principals (API users)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+
+from writegate.commands.common import console, existing_services, load_settings
+
+app = typer.Typer(
+    help="Manage principals (API users).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    add_completion=False,
+)
+
+
+def _parse_attrs(attrs: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in attrs:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"--attr must be KEY=VALUE, got {item!r}")
+        out[key] = value
+    return out
+
+
+@app.command("create")
+def principals_create(
+    name: Annotated[str, typer.Option(help="Unique name (login id for password users).")],
+    tenant: Annotated[str, typer.Option(help="Tenant the principal belongs to.")],
+    roles: Annotated[str, typer.Option(help="Comma-separated roles.")] = "",
+    password: Annotated[
+        str | None, typer.Option(help="Password (stored as an argon2 hash).")
+    ] = None,
+    attr: Annotated[
+        list[str] | None, typer.Option(help="Extra attribute KEY=VALUE (repeatable).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Create a principal and print its API key (shown once)."""
+    role_list = [r.strip() for r in roles.split(",") if r.strip()]
+    attrs = _parse_attrs(attr or [])
+    services = existing_services(load_settings())
+    from sqlalchemy.exc import IntegrityError
+
+    try:
+        with services.db.write() as s:
+            principal, key = services.auth.create(
+                s, name=name, tenant=tenant, roles=role_list, password=password, attrs=attrs
+            )
+    except IntegrityError:
+        console().print(f"[red]a principal named {name!r} already exists[/red]")
+        raise typer.Exit(1) from None
+    finally:
+        services.close()
+    if as_json:
+        made = {
+            "name": principal.name,
+            "tenant": principal.tenant,
+            "roles": sorted(principal.roles),
+            "attrs": principal.attrs,
+            "api_key": key,
+        }
+        sys.stdout.write(json.dumps(made) + "\n")
+        return
+    console().print(f"created principal [bold]{principal.name}[/bold] in tenant {principal.tenant}")
+    console().print(f"API key (shown once): [bold]{key}[/bold]")
+
+
+@app.command("list")
+def principals_list() -> None:
+    """List principals (never their secrets)."""
+    services = existing_services(load_settings())
+    try:
+        with services.db.read() as s:
+            rows = services.auth.find(s)
+    finally:
+        services.close()
+    from rich.table import Table
+
+    table = Table("name", "tenant", "roles", "attrs", "key", "created", "revoked")
+    for row in rows:
+        table.add_row(
+            row.name,
+            row.tenant,
+            ",".join(row.roles),
+            json.dumps(row.attrs),
+            f"{row.api_key_hint}…",
+            str(row.created_at)[:19],
+            str(row.revoked_at)[:19] if row.revoked_at else "",
+        )
+    console().print(table)
+
+
+@app.command("revoke")
+def principals_revoke(name: str) -> None:
+    """Revoke a principal: its key and password stop working at once."""
+    services = existing_services(load_settings())
+    try:
+        with services.db.write() as s:
+            ok = services.auth.revoke(s, name)
+    finally:
+        services.close()
+    if not ok:
+        console().print(f"[red]no active principal named {name!r}[/red]")
+        raise typer.Exit(1)
+    console().print(f"revoked {name}")

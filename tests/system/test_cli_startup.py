@@ -1,0 +1,92 @@
+"""The CLI parses its arguments before it imports the web app, the ORM or the modules."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.system.clirun import run_cli
+from writegate.commands.common import version_dirs
+from writegate.commands.lazy import COMMANDS, resolve
+
+PROBE = """
+import json, sys
+from writegate.cli import main
+sys.argv = ["writegate", *json.loads(sys.argv[1])]
+try:
+    main()
+except SystemExit as exc:
+    code = exc.code
+heavy = ("fastapi", "sqlalchemy", "pydantic_settings", "uvicorn")
+heavy += ("writegate.app", "writegate.modules")
+sys.stderr.write(json.dumps({"code": code, "loaded": [m for m in heavy if m in sys.modules]}))
+"""
+
+
+def _loaded(args: list[str], cwd: Path) -> dict[str, object]:
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps(args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    result: dict[str, object] = json.loads(out.stderr.strip().splitlines()[-1])
+    return result
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--help"],
+        ["--version"],
+        [],
+        ["jobs", "--help"],
+        ["jobs", "list", "--help"],
+        ["principals", "--help"],
+        ["principals", "create", "--help"],
+        ["jobs", "list", "--status", "bogus"],
+    ],
+)
+def test_help_and_usage_errors_import_no_web_or_database_code(
+    tmp_path: Path, args: list[str]
+) -> None:
+    """`writegate --help` and the jobs/principals helps load neither FastAPI nor SQLAlchemy."""
+    assert _loaded(args, tmp_path)["loaded"] == []
+
+
+def test_registry_help_matches_each_command() -> None:
+    """Each lazily registered sub-command's help line is the command's own."""
+    for name, entry in COMMANDS.items():
+        command = resolve(name, entry)
+        assert command.get_short_help_str(500) == entry.help, name
+        assert command.hidden == entry.hidden, name
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_every_registered_command_runs(tmp_path: Path, name: str) -> None:
+    """`writegate NAME --help` works for every sub-command, module tools included."""
+    out = run_cli(name, "--help", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert f"Usage: writegate {name}" in out.stdout
+
+
+def test_root_help_lists_the_registry(tmp_path: Path) -> None:
+    """`writegate --help` lists every visible sub-command with its help line."""
+    out = run_cli("--help", cwd=tmp_path)
+    assert out.returncode == 0
+    for name, entry in COMMANDS.items():
+        assert (name in out.stdout) is not entry.hidden, name
+
+
+def test_version_dirs_are_the_apps() -> None:
+    """The CLI's migration directories are the app's (it reads them without importing app)."""
+    from writegate.app import migration_dirs
+    from writegate.settings import Settings
+
+    assert version_dirs() == migration_dirs(Settings(modules=[]))
