@@ -241,6 +241,13 @@ def provision_abs(c: httpx.Client, keys: dict[str, str]) -> tuple[dict[str, str]
     return write, read
 
 
+def ensure_bokamera_key() -> None:
+    """A Fernet key for the Axema passwords of every serve started after (PostgreSQL has none)."""
+    from writegate.modules.bokamera.crypto import KEY_ENV, new_key
+
+    os.environ.setdefault(KEY_ENV, new_key())
+
+
 def provision_bokamera(c: httpx.Client, key: str, vaka_port: int) -> dict[str, str]:
     """Vaka settings pointing at the simulator for the company of key."""
     settings = {"ApiEndpoint": "http://127.0.0.1", "ApiPort": vaka_port}
@@ -290,6 +297,8 @@ def sync(stack: Stack, c: httpx.Client, users: int) -> dict[str, float]:
     first_page_rss = float("nan")
     while True:
         doc = c.get(f"/codelock/axema/usersync/{sync_id}", headers=h).json()
+        if "Status" not in doc:
+            raise RuntimeError(f"BokaMera sync status: {doc}")
         rss.append(vm_rss_mb(stack.proc.pid))
         if doc["UsersFound"] and first_page_rss != first_page_rss:  # NaN: not set yet
             first_page_rss = rss[-1]
@@ -416,6 +425,7 @@ def apis(b: Bench, sync_users: int = 100_000, worker_jobs: int = 3000) -> None:
         [*procs.CLI, "vaka-sim", "--users", str(sync_users), "--port", str(vaka_port)],
         WRITEGATE_MODULES=MODULES,
     )
+    ensure_bokamera_key()
     for s in stacks:
         port = procs.free_port()
         s.base = f"http://127.0.0.1:{port}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -242,3 +243,72 @@ def test_existing_customer_is_matched_by_email(
     linked = next(c for c in rows if c["Id"] == manual_id)
     assert linked["VakaUserId"] == target["id"]
     assert linked["Firstname"] == target["firstName"]
+
+
+def _hand_entered(server: Server, company_id: str, email: str, age: timedelta) -> str:
+    """A customer typed in by hand (no Vaka id), created `age` ago; its id."""
+    row_id = str(uuid.uuid4())
+    at = server.services.clock.now() - age
+    with server.services.db.write() as s:
+        s.add(
+            CustomerRow(
+                id=row_id,
+                company_id=company_id,
+                firstname="Typed",
+                email=email,
+                created_at=at,
+                updated_at=at,
+            )
+        )
+    return row_id
+
+
+def test_oldest_hand_entered_customer_of_an_email_is_linked(
+    client: httpx.Client, server: Server, vaka: Any, company: Any
+) -> None:
+    """Two hand-entered customers share a Vaka user's email: the oldest is linked, one kept."""
+    sim = vaka(20, seed=12)
+    co = company(sim)
+    email = sim.state.users[7]["email"]
+    newer = _hand_entered(server, co.id, email.upper(), timedelta(minutes=1))
+    older = _hand_entered(server, co.id, email.title(), timedelta(hours=1))
+    done = wait_done(client, co, start_sync(client, co)["Id"])
+    assert (done["UsersFound"], done["UsersCreated"], done["UsersUpdated"]) == (20, 19, 1)
+    rows = {c["Id"]: c for c in customers(client, co)}
+    assert len(rows) == 21
+    assert rows[older]["VakaUserId"] == sim.state.users[7]["id"]
+    assert rows[older]["Email"] == email
+    assert rows[newer]["VakaUserId"] is None
+
+
+def test_synced_user_is_not_linked_to_a_later_hand_entered_customer(
+    client: httpx.Client, server: Server, vaka: Any, company: Any
+) -> None:
+    """A customer typed in after the sync, with a synced user's email, stays on its own."""
+    sim = vaka(20, seed=13)
+    co = company(sim)
+    first = wait_done(client, co, start_sync(client, co)["Id"])
+    assert (first["UsersCreated"], first["UsersUpdated"]) == (20, 0)
+    manual = _hand_entered(server, co.id, sim.state.users[3]["email"], timedelta(0))
+    rerun = wait_done(client, co, start_sync(client, co)["Id"])
+    assert (rerun["Status"], rerun["UsersCreated"], rerun["UsersUpdated"]) == (2, 0, 0)
+    rows = {c["Id"]: c for c in customers(client, co)}
+    assert len(rows) == 21
+    assert rows[manual]["VakaUserId"] is None
+    assert rows[manual]["Firstname"] == "Typed"
+
+
+def test_same_vaka_id_twice_on_one_page_fails_permanently(
+    client: httpx.Client, vaka: Any, company: Any
+) -> None:
+    """A Vaka id twice on page 2: Failed with the id named; page 1 stays synced, page 2 not."""
+    sim = vaka(30, max_page_size=10)
+    sim.state.users[14] = {**sim.state.users[12], "firstName": "Twin"}
+    co = company(sim)
+    done = wait_done(client, co, start_sync(client, co)["Id"])
+    assert done["Status"] == 3
+    assert "unusable data" in done["ErrorMessage"]
+    assert "appears twice on one page" in done["ErrorMessage"]
+    assert sim.state.users[12]["id"] in done["ErrorMessage"]
+    assert (done["UsersFound"], done["UsersCreated"]) == (10, 10)
+    assert len(customers(client, co)) == 10

@@ -6,11 +6,14 @@ import os
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import String, Table, bindparam, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from writegate.core.db import InValues
 from writegate.core.exceptions import PermanentJobError
 from writegate.core.services import Services
 from writegate.core.worker import JobContext
@@ -48,6 +51,50 @@ def _values(user: VakaUser) -> dict[str, Any]:
     return {col: getattr(user, attr) for col, attr in FIELDS.items()}
 
 
+_customers = cast(Table, CustomerRow.__table__)
+#: hand-entered customers (no Vaka id) with one of the page's emails, oldest first; found
+#: through the unique index (company_id, vaka_user_id IS NULL), so a company's synced rows
+#: are never scanned
+_MANUAL = (
+    select(_customers.c.id, func.lower(_customers.c.email))
+    .where(
+        _customers.c.company_id == bindparam("company"),
+        _customers.c.vaka_user_id.is_(None),
+        InValues(func.lower(_customers.c.email, type_=String()), "emails"),
+    )
+    .order_by(_customers.c.created_at, _customers.c.id)
+)
+#: which of a few Vaka ids the company already has
+_KNOWN = select(_customers.c.vaka_user_id).where(
+    _customers.c.company_id == bindparam("company"),
+    InValues(_customers.c.vaka_user_id, "ids"),
+)
+_LINK = (
+    update(_customers)
+    .where(_customers.c.id == bindparam("row_id"))
+    .values(
+        vaka_user_id=bindparam("vaka_user_id"),
+        updated_at=bindparam("updated_at"),
+        **{col: bindparam(col) for col in FIELDS},
+    )
+)
+
+
+def _upsert(dialect: str) -> Any:
+    """Insert new users; update existing ones only where a field differs; return touched ids.
+
+    The conflict on (company_id, vaka_user_id) is found through its unique index whatever the
+    table's statistics say, so no lookup of existing users runs first. A returned id that is
+    not the one offered is an existing customer that changed.
+    """
+    ins = (pg_insert if dialect == "postgresql" else sqlite_insert)(_customers)
+    return ins.on_conflict_do_update(
+        index_elements=[_customers.c.company_id, _customers.c.vaka_user_id],
+        set_={**{col: ins.excluded[col] for col in FIELDS}, "updated_at": ins.excluded.updated_at},
+        where=or_(*(_customers.c[col].is_distinct_from(ins.excluded[col]) for col in FIELDS)),
+    ).returning(_customers.c.id)
+
+
 def upsert_users(
     session: Session, company_id: str, users: list[VakaUser], now: datetime
 ) -> tuple[int, int]:
@@ -57,59 +104,57 @@ def upsert_users(
         if u.id in seen:
             raise VakaDataError(f"Vaka user id {u.id!r} appears twice on one page")
         seen.add(u.id)
-    existing = {
-        row.vaka_user_id: row
-        for row in session.scalars(
-            select(CustomerRow).where(
-                CustomerRow.company_id == company_id, CustomerRow.vaka_user_id.in_(list(seen))
+    if not users:
+        return 0, 0
+    linked = _link_by_email(session, company_id, users, now)
+    rows = [
+        {
+            "id": str(uuid.uuid4()),
+            "company_id": company_id,
+            "vaka_user_id": u.id,
+            "created_at": now,
+            "updated_at": now,
+            **_values(u),
+        }
+        for u in users
+        if u.id not in linked
+    ]
+    if not rows:
+        return 0, len(linked)
+    offered = {r["id"] for r in rows}
+    touched = session.execute(_upsert(session.get_bind().dialect.name), rows).scalars().all()
+    created = sum(1 for row_id in touched if row_id in offered)
+    return created, len(linked) + len(touched) - created
+
+
+def _link_by_email(
+    session: Session, company_id: str, users: list[VakaUser], now: datetime
+) -> set[str]:
+    """Link new users to hand-entered customers of the same email; the Vaka ids linked.
+
+    A customer entered by hand before the sync is linked to its Vaka user, not doubled: the
+    oldest such customer of an email goes to the page's first new user of that email.
+    """
+    emails = sorted({u.email.lower() for u in users if u.email})
+    if not emails:
+        return set()
+    by_email: dict[str, str] = {}
+    for row_id, email in session.execute(_MANUAL, {"company": company_id, "emails": emails}):
+        by_email.setdefault(email, row_id)
+    if not by_email:
+        return set()
+    wanted = [u for u in users if u.email and u.email.lower() in by_email]
+    known = set(session.scalars(_KNOWN, {"company": company_id, "ids": [u.id for u in wanted]}))
+    links = []
+    for user in wanted:
+        row_id = by_email.pop((user.email or "").lower(), None) if user.id not in known else None
+        if row_id is not None:
+            links.append(
+                {"row_id": row_id, "vaka_user_id": user.id, "updated_at": now, **_values(user)}
             )
-        )
-    }
-    emails = {u.email.lower() for u in users if u.id not in existing and u.email}
-    by_email: dict[str, CustomerRow] = {}
-    if emails:
-        for manual in session.scalars(
-            select(CustomerRow)
-            .where(
-                CustomerRow.company_id == company_id,
-                CustomerRow.vaka_user_id.is_(None),
-                func.lower(CustomerRow.email).in_(sorted(emails)),
-            )
-            .order_by(CustomerRow.created_at, CustomerRow.id)
-        ):
-            by_email.setdefault((manual.email or "").lower(), manual)
-    created = updated = 0
-    for user in users:
-        values = _values(user)
-        row: CustomerRow | None = existing.get(user.id)
-        if row is None and user.email:
-            # A customer entered by hand before the sync is linked to its Vaka user, not doubled.
-            row = by_email.pop(user.email.lower(), None)
-            if row is not None:
-                row.vaka_user_id = user.id
-                for col, value in values.items():
-                    setattr(row, col, value)
-                row.updated_at = now
-                updated += 1
-                continue
-        if row is None:
-            session.add(
-                CustomerRow(
-                    id=str(uuid.uuid4()),
-                    company_id=company_id,
-                    vaka_user_id=user.id,
-                    created_at=now,
-                    updated_at=now,
-                    **values,
-                )
-            )
-            created += 1
-        elif any(getattr(row, col) != value for col, value in values.items()):
-            for col, value in values.items():
-                setattr(row, col, value)
-            row.updated_at = now
-            updated += 1
-    return created, updated
+    if links:
+        session.execute(_LINK, links)
+    return {link["vaka_user_id"] for link in links}
 
 
 def _connection(services: Services, company_id: str) -> VakaConnection:
