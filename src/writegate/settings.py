@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -17,6 +19,15 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "info"
+    #: "json" (one object per line), "console" (readable), or "auto": console on a terminal
+    log_format: Literal["auto", "json", "console"] = "auto"
+    #: uvicorn's line per request (through the same format; probes' 2xx lines are dropped)
+    access_log: bool = True
+    #: a standalone worker serves GET /metrics and GET /healthz on this port (None: off)
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    #: OpenTelemetry spans for requests, enqueues and job runs (needs `writegate[otel]`;
+    #: exported over OTLP/HTTP as the OTEL_EXPORTER_OTLP_* variables say)
+    otel: bool = False
     auto_migrate: bool = True
     modules: list[str] = Field(default_factory=lambda: list(ALL_MODULES))
 
