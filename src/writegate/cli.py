@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
 import signal
 import subprocess
 import sys
@@ -36,12 +35,18 @@ def _console() -> Console:
     return Console()
 
 
-def _logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # Alembic narrates every plugin it loads; only its warnings matter to an operator.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+def _logging(level: str, fmt: str | None = None) -> dict[str, Any]:
+    from writegate.core.observability.logging import FORMATS, setup_logging
+
+    fmt = fmt or Settings().log_format
+    if fmt not in FORMATS:
+        raise typer.BadParameter(f"must be one of {', '.join(FORMATS)}", param_hint="--log-format")
+    return setup_logging(level, fmt)
+
+
+LogFormat = Annotated[
+    str | None, typer.Option(help="Log lines: json, console, or auto (console on a terminal).")
+]
 
 
 def _migrate_in_child(settings: Settings) -> None:
@@ -98,16 +103,20 @@ def serve(
         bool, typer.Option("--no-worker", help="Do not run jobs in this process.")
     ] = False,
     workers: Annotated[int, typer.Option(help="Number of HTTP worker processes.")] = 1,
+    log_format: LogFormat = None,
 ) -> None:
     """Run the HTTP API (with an embedded job worker unless --no-worker)."""
     import os
 
+    from writegate.core.observability.multiproc import prepare
+
+    prepare(workers)  # before prometheus-client loads, here or in a worker process
     import uvicorn
 
     settings = Settings()
     if no_worker:
         os.environ["WRITEGATE_EMBEDDED_WORKER"] = "false"
-    _logging(settings.log_level)
+    log_config = _logging(settings.log_level, log_format)
     if settings.auto_migrate:
         _migrate_in_child(settings)
     uvicorn.run(
@@ -117,7 +126,8 @@ def serve(
         port=port if port is not None else settings.port,
         workers=workers,
         log_level=settings.log_level,
-        access_log=False,
+        log_config=log_config,
+        access_log=settings.access_log,
         timeout_graceful_shutdown=10,
     )
 
@@ -125,13 +135,19 @@ def serve(
 @app.command()
 def worker(
     concurrency: Annotated[int | None, typer.Option(help="Jobs run at once.")] = None,
+    log_format: LogFormat = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve GET /metrics and GET /healthz on this port.")
+    ] = None,
 ) -> None:
     """Run a standalone job worker (scale out by starting several)."""
+    from writegate.core.observability import tracing
     from writegate.core.worker import Worker
 
+    _logging(Settings().log_level, log_format)
     services = _services(child=True)
     settings = services.settings
-    _logging(settings.log_level)
+    tracing.setup_tracing(settings.otel)
     w = Worker(
         services.jobs,
         services.registry,
@@ -150,12 +166,29 @@ def worker(
 
     housekeeping = maintenance(services, services.extras["modules"])
     housekeeping.start()
+    probe = _worker_http(services, w, metrics_port)
     freeze_startup_objects()
     typer.echo(f"worker {w.worker_id} running {', '.join(services.registry.kinds())}")
     try:
         w.run_forever()
     finally:
         housekeeping.stop()
+        if probe is not None:
+            probe.stop()
+
+
+def _worker_http(services: Any, w: Any, port: int | None) -> Any:
+    from writegate.core.observability.metrics import registry
+    from writegate.core.observability.queue import QueueCollector
+    from writegate.core.observability.workerhttp import WorkerHTTP
+
+    port = port if port is not None else services.settings.metrics_port
+    if port is None:
+        return None
+    collector = QueueCollector(services.db, services.clock, services.registry.kinds)
+    probe = WorkerHTTP(services.settings.host, port, registry(collector), lambda: w.state)
+    probe.start()
+    return probe
 
 
 @app.command()
