@@ -236,7 +236,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         return worker.state if worker is not None else "off"
 
     readiness = Readiness(services.db, migration_dirs(settings), worker_state)
-    registry = metrics.registry(QueueCollector(services.db, services.clock))
+    queue = QueueCollector(services.db, services.clock, services.registry.kinds)
+    registry = metrics.registry(queue)
     app.include_router(router(readiness, registry))
 
     for m in modules:

@@ -33,9 +33,10 @@ def resolve(fmt: str) -> str:
 
 def _access_fields(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> Any:
     """uvicorn's access line as fields: client, method, path, status."""
+    args = event.pop("positional_args", None)
     record = event.get("_record")
-    if record is not None and record.name == "uvicorn.access" and len(record.args) == 5:
-        client, method, path, _version, status = record.args
+    if record is not None and record.name == "uvicorn.access" and args and len(args) == 5:
+        client, method, path, _version, status = args
         event.update(client=client, method=method, path=path, status=status)
         event["event"] = "request"
     return event
@@ -72,6 +73,7 @@ def formatter(fmt: str = "auto") -> structlog.stdlib.ProcessorFormatter:
         renderer = [structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())]
     return structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=pre_chain,
+        pass_foreign_args=True,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *renderer],
     )
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -25,11 +25,12 @@ _ACTIVE_BY_KIND = (
 
 
 class QueueCollector(Collector):
-    """Reads the jobs table at each scrape (one grouped query)."""
+    """Reads the jobs table at each scrape (one grouped query); 0 for idle registered kinds."""
 
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock, kinds: Callable[[], Iterable[str]]) -> None:
         self.db = db
         self.clock = clock
+        self.kinds = kinds
 
     def describe(self) -> Iterable[Metric]:
         """The metric names, without querying."""
@@ -45,13 +46,19 @@ class QueueCollector(Collector):
         except Exception as exc:  # no schema yet, database down: the scrape still answers
             log.debug("queue metrics unavailable: %s", exc)
             return []
+        counts: dict[str, list[float]] = {k: [0, 0, 0.0] for k in self.kinds()}
         for kind, status, count, first_due in rows:
+            values = counts.setdefault(kind, [0, 0, 0.0])
             if status == Status.QUEUED.value:
-                queued.add_metric([kind], count)
+                values[0] = count
                 wait = (now - first_due).total_seconds() if first_due is not None else 0.0
-                oldest.add_metric([kind], max(0.0, wait))
+                values[2] = max(0.0, wait)
             else:
-                running.add_metric([kind], count)
+                values[1] = count
+        for kind, (n_queued, n_running, wait) in sorted(counts.items()):
+            queued.add_metric([kind], n_queued)
+            running.add_metric([kind], n_running)
+            oldest.add_metric([kind], wait)
         return [queued, running, oldest]
 
     @staticmethod

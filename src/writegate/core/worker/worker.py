@@ -233,6 +233,7 @@ class Worker:
         def write(session: Session) -> Any:
             began[0] = time.perf_counter()  # a replayed batch runs the handler again
             with bound(**job_fields(job)), _span(job):
+                log.debug("job %s (%s) attempt %d started", job.id, job.kind, job.attempts)
                 ctx = JobContext(self.manager, job, self.worker_id, shared=session)
                 result = spec.handler(ctx)
                 self.manager.complete(session, job, self.worker_id, result, ctx.progress)
@@ -251,6 +252,8 @@ class Worker:
             if exc is None or isinstance(exc, LeaseLost):
                 if exc is not None:
                     log.warning("job %s: lease lost; its writes were rolled back", job.id)
+                else:
+                    log.debug("job %s (%s) succeeded", job.id, job.kind)
                 metrics.job_finished(job.kind, "succeeded" if exc is None else "lost", seconds)
                 self._short_done()
                 return
@@ -290,6 +293,7 @@ class Worker:
             self._run_bound(job)
 
     def _run_bound(self, job: Job) -> None:
+        log.debug("job %s (%s) attempt %d started", job.id, job.kind, job.attempts)
         ctx = JobContext(self.manager, job, self.worker_id)
         began = time.perf_counter()
         outcome = "lost"
