@@ -59,6 +59,10 @@ def formatter(fmt: str = "auto") -> structlog.stdlib.ProcessorFormatter:
         _trace_ids,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
+        # The pid tells `serve --workers N`'s processes apart.
+        structlog.processors.CallsiteParameterAdder(
+            [structlog.processors.CallsiteParameter.PROCESS]
+        ),
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _access_fields,
     ]
