@@ -163,6 +163,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         version=importlib.import_module("writegate").__version__,
         description="Four documented write APIs on one durable job core.",
         lifespan=lifespan,
+        # FastAPI's own request spans, only when writegate's tracing is on (WRITEGATE_OTEL);
+        # its metrics and logs go to Prometheus and structlog instead.
+        telemetry={"tracing": tracing.enabled(), "metrics": False, "logs": False},
     )
     app.state.services = services
     app.state.modules = modules
@@ -253,7 +256,6 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     )
     # Outside BodyLimit: its 408 and 413 answers carry the request id and are counted too.
     app.add_middleware(ObserveRequests, api_of=api_of(modules))
-    tracing.add_middleware(app)
     _without_framework_422(app)
     return app
 

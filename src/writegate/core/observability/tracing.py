@@ -1,7 +1,9 @@
-"""OpenTelemetry spans for requests, enqueues and job runs (the optional `otel` extra).
+"""OpenTelemetry spans for enqueues and job runs (the optional `otel` extra).
 
-Nothing here imports OpenTelemetry until `setup_tracing(True)` succeeds; while tracing is
-off every helper is a no-op costing one attribute read.
+Request spans are FastAPI's own (its built-in telemetry, switched on by `create_app` when
+tracing is on). FastAPI always loads the OpenTelemetry API; nothing here imports the SDK or
+an exporter until `setup_tracing(True)`, and while tracing is off every helper is a no-op
+costing one attribute read.
 """
 
 from __future__ import annotations
@@ -60,15 +62,6 @@ def disable() -> None:
     """Stop making spans (the provider stays installed)."""
     global _tracer
     _tracer = None
-
-
-def add_middleware(app: Any) -> None:
-    """Add OpenTelemetry's ASGI middleware (a span per request) to `app` if tracing is on."""
-    if _tracer is None:
-        return
-    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
-
-    app.add_middleware(OpenTelemetryMiddleware, exclude_spans=["receive", "send"])
 
 
 def traceparent() -> str | None:
