@@ -7,6 +7,7 @@ writes its values to files there and a scrape of any one of them sums them all; 
 
 from __future__ import annotations
 
+import collections
 import os
 from collections.abc import Iterable
 from datetime import datetime
@@ -89,9 +90,9 @@ _outcomes = {
 
 
 def jobs_enqueued(kinds: Iterable[str]) -> None:
-    """Count committed new jobs, one kind per job."""
-    for kind in kinds:
-        _enqueued(kind).inc()
+    """Count committed new jobs, one kind per job (one increment per kind, not per job)."""
+    for kind, n in collections.Counter(kinds).items():
+        _enqueued(kind).inc(n)
 
 
 def job_started(kind: str, due: datetime, started: datetime | None) -> None:

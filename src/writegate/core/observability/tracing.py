@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -45,7 +46,8 @@ def setup_tracing(enabled: bool) -> bool:
         log.warning("tracing requested but OpenTelemetry is missing: pip install 'writegate[otel]'")
         return False
     if not isinstance(trace.get_tracer_provider(), TracerProvider):
-        provider = TracerProvider(resource=Resource.create({"service.name": "writegate"}))
+        named = {} if os.environ.get("OTEL_SERVICE_NAME") else {"service.name": "writegate"}
+        provider = TracerProvider(resource=Resource.create(named))
         try:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         except ImportError:
