@@ -7,7 +7,7 @@ import gc
 import importlib
 import logging
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,10 @@ from writegate.core.maintenance import Maintenance, Task
 from writegate.core.middleware import BodyLimit
 from writegate.core.migrations import upgrade
 from writegate.core.module import Module
+from writegate.core.observability import metrics, tracing
+from writegate.core.observability.middleware import ObserveRequests
+from writegate.core.observability.probes import Readiness, router
+from writegate.core.observability.queue import QueueCollector
 from writegate.core.services import Services
 from writegate.core.worker import Worker
 from writegate.settings import Settings
@@ -80,6 +84,19 @@ def freeze_startup_objects() -> None:
     gc.freeze()
 
 
+def api_of(modules: list[Module]) -> Callable[[str], str]:
+    """The API (module name) a request path belongs to; "core" for the rest."""
+    prefixes = tuple((p, m.name) for m in modules for p in m.prefixes)
+
+    def api(path: str) -> str:
+        for prefix, name in prefixes:
+            if path.startswith(prefix):
+                return name
+        return "core"
+
+    return api
+
+
 def _generic_error(info: ErrorInfo) -> Response:
     return JSONResponse(
         {
@@ -96,6 +113,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     settings = settings or (services.settings if services else Settings())
     services = services or Services.build(settings)
     modules = load_modules(services)
+    tracing.setup_tracing(settings.otel)
 
     def render(request: Request, info: ErrorInfo) -> Response:
         path = request.url.path
@@ -138,12 +156,16 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             if worker is not None:
                 worker.stop(grace=settings.shutdown_grace_seconds)
             services.close()
+            metrics.mark_process_dead()
 
     app = FastAPI(
         title="writegate",
         version=importlib.import_module("writegate").__version__,
         description="Four documented write APIs on one durable job core.",
         lifespan=lifespan,
+        # FastAPI's own request spans, only when writegate's tracing is on (WRITEGATE_OTEL);
+        # its metrics and logs go to Prometheus and structlog instead.
+        telemetry={"tracing": tracing.enabled(), "metrics": False, "logs": False},
     )
     app.state.services = services
     app.state.modules = modules
@@ -212,6 +234,15 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             s.execute(text("SELECT 1"))
         return {"status": "ok", "database": services.db.engine.dialect.name}
 
+    def worker_state() -> str:
+        worker: Worker | None = getattr(app.state, "worker", None)
+        return worker.state if worker is not None else "off"
+
+    readiness = Readiness(services.db, migration_dirs(settings), worker_state)
+    queue = QueueCollector(services.db, services.clock, services.registry.kinds)
+    registry = metrics.registry(queue)
+    app.include_router(router(readiness, registry))
+
     for m in modules:
         app.include_router(m.router)
         for exc_class, handler in m.exception_handlers.items():
@@ -223,6 +254,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         timeout=settings.body_timeout_seconds,
         render=render,
     )
+    # Outside BodyLimit: its 408 and 413 answers carry the request id and are counted too.
+    app.add_middleware(ObserveRequests, api_of=api_of(modules))
     _without_framework_422(app)
     return app
 

@@ -57,6 +57,15 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     #: one of critical, error, warning, info, debug (any case)
     log_level: Annotated[LogLevel, BeforeValidator(_lower)] = "info"
+    #: "json" (one object per line), "console" (readable), or "auto": console on a terminal
+    log_format: Literal["auto", "json", "console"] = "auto"
+    #: uvicorn's line per request (through the same format; probes' 2xx lines are dropped)
+    access_log: bool = True
+    #: a standalone worker serves GET /metrics and GET /healthz on this port (None: off)
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    #: OpenTelemetry spans for requests, enqueues and job runs (needs `writegate[otel]`;
+    #: exported over OTLP/HTTP as the OTEL_EXPORTER_OTLP_* variables say)
+    otel: bool = False
     #: `serve` and `worker` migrate the schema at start; false: only `writegate migrate` does
     auto_migrate: bool = True
     #: API modules to load: bundled names or dotted import paths, as `a,b` or a JSON list

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import functools
-import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 
@@ -77,13 +76,14 @@ def console() -> Console:
     return Console()
 
 
-def setup_logging(level: str) -> None:
-    """Log lines with time, level and logger to stderr."""
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # Alembic narrates every plugin it loads; only its warnings matter to an operator.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+def setup_logging(level: str, fmt: str = "auto") -> dict[str, Any]:
+    """One structured log format for writegate's and uvicorn's loggers; uvicorn's config."""
+    from writegate.core.observability.logging import FORMATS
+    from writegate.core.observability.logging import setup_logging as setup
+
+    if fmt not in FORMATS:
+        fail(f"--log-format must be one of {', '.join(FORMATS)}, not {fmt!r}", code=2)
+    return setup(level, fmt)
 
 
 def version_dirs() -> list[Path]:

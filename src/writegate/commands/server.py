@@ -104,6 +104,11 @@ def worker_services(settings: Settings) -> Any:
     return read_write_services(settings, migrate=prepare_schema(settings))
 
 
+LogFormat = Annotated[
+    str | None, typer.Option(help="Log lines: json, console, or auto (console on a terminal).")
+]
+
+
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
     port: Annotated[int | None, typer.Option(help="TCP port.")] = None,
@@ -111,14 +116,16 @@ def serve(
         bool, typer.Option("--no-worker", help="Do not run jobs in this process.")
     ] = False,
     workers: Annotated[int, typer.Option(help="Number of HTTP worker processes.")] = 1,
+    log_format: LogFormat = None,
 ) -> None:
     """Run the HTTP API (with an embedded job worker unless --no-worker)."""
-    import os
+    from writegate.core.observability.multiproc import prepare
 
+    prepare(workers)  # before prometheus-client loads, here or in a worker process
     settings = load_settings()
     if no_worker:
         os.environ["WRITEGATE_EMBEDDED_WORKER"] = "false"
-    setup_logging(settings.log_level)
+    log_config = setup_logging(settings.log_level, log_format or settings.log_format)
     check_module_settings(settings)
     if not prepare_schema(settings):
         # The app's start-up then leaves the schema alone too (it reads the environment).
@@ -132,22 +139,29 @@ def serve(
         port=port if port is not None else settings.port,
         workers=workers,
         log_level=settings.log_level,
-        access_log=False,
+        log_config=log_config,
+        access_log=settings.access_log,
         timeout_graceful_shutdown=10,
     )
 
 
 def worker(
     concurrency: Annotated[int | None, typer.Option(help="Jobs run at once.")] = None,
+    log_format: LogFormat = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve GET /metrics and GET /healthz on this port.")
+    ] = None,
 ) -> None:
     """Run a standalone job worker (scale out by starting several)."""
     from writegate.app import freeze_startup_objects, maintenance
+    from writegate.core.observability import tracing
     from writegate.core.worker import Worker
 
     settings = load_settings()
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, log_format or settings.log_format)
     check_module_settings(settings)
     services = worker_services(settings)
+    tracing.setup_tracing(settings.otel)
     w = Worker(
         services.jobs,
         services.registry,
@@ -167,12 +181,29 @@ def worker(
     signal.signal(signal.SIGINT, _stop)
     housekeeping = maintenance(services, services.extras["modules"])
     housekeeping.start()
+    probe = _worker_http(services, w, metrics_port)
     freeze_startup_objects()
     typer.echo(f"worker {w.worker_id} running {', '.join(services.registry.kinds())}")
     try:
         w.run_forever(grace=settings.shutdown_grace_seconds)
     finally:
         housekeeping.stop()
+        if probe is not None:
+            probe.stop()
+
+
+def _worker_http(services: Any, w: Any, port: int | None) -> Any:
+    from writegate.core.observability.metrics import registry
+    from writegate.core.observability.queue import QueueCollector
+    from writegate.core.observability.workerhttp import WorkerHTTP
+
+    port = port if port is not None else services.settings.metrics_port
+    if port is None:
+        return None
+    collector = QueueCollector(services.db, services.clock, services.registry.kinds)
+    probe = WorkerHTTP(services.settings.host, port, registry(collector), lambda: w.state)
+    probe.start()
+    return probe
 
 
 def migrate() -> None:

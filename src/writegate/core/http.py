@@ -13,6 +13,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 
 from writegate.core.auth import Principal, hash_key
+from writegate.core.observability.context import bind
 from writegate.core.services import Services
 
 
@@ -121,11 +122,13 @@ def authenticate(request: Request) -> Principal | None:
     digest = hash_key(key)
     cached = services.principals.get(digest)
     if cached is not None:
+        bind(tenant=cached.tenant)
         return cached
     with services.db.read() as session:
         principal = services.auth.by_api_key(session, key)
     if principal is not None:
         services.principals.put(digest, principal)
+        bind(tenant=principal.tenant)
     return principal
 
 

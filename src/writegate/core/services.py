@@ -12,8 +12,9 @@ from writegate.core.auth import PRINCIPALS_CHANGED, AuthService
 from writegate.core.clock import Clock
 from writegate.core.db import Database
 from writegate.core.jobs import JobManager, RetryPolicy
-from writegate.core.jobs.enqueue import ENQUEUED
+from writegate.core.jobs.enqueue import ENQUEUED, ENQUEUED_KINDS
 from writegate.core.keycache import PrincipalCache
+from writegate.core.observability import metrics
 from writegate.core.tokens import TokenService
 from writegate.core.worker import Registry, Wakeup
 from writegate.settings import Settings
@@ -60,10 +61,15 @@ class Services:
         def _after_commit(session: Session) -> None:
             if session.info.pop(ENQUEUED, False):
                 wakeup.set()
+            kinds = session.info.pop(ENQUEUED_KINDS, None)
+            if kinds:
+                metrics.jobs_enqueued(kinds)
             if session.info.pop(PRINCIPALS_CHANGED, False):
                 principals.clear()
 
         db.on_commit(_after_commit)
+        db.group.on_batch = metrics.group_commit_batch
+        metrics.instrument_pool(db.engine)
         return cls(
             settings=settings,
             db=db,

@@ -14,10 +14,14 @@ from writegate.core.exceptions import ExclusiveJobExists
 from writegate.core.jobs.model import Job, JobRow, NewJob, Status, new_job_id
 from writegate.core.jobs.sql import NEW_COLUMNS
 from writegate.core.jobs.store import JobStore
+from writegate.core.observability import metrics, tracing
+from writegate.core.observability.context import job_origin
 
 #: session.info flag read by the commit hook: wake this process's worker after COMMIT (on
 #: PostgreSQL the jobs table's statement trigger sends the NOTIFY, migration core_0002)
 ENQUEUED = "writegate_enqueued"
+#: session.info list of the kinds of the jobs written, counted by the commit hook once durable
+ENQUEUED_KINDS = "writegate_enqueued_kinds"
 
 
 class Enqueue(JobStore):
@@ -37,14 +41,22 @@ class Enqueue(JobStore):
             return []
         now = self.clock.now()
         rows = [self._values(spec, now) for spec in jobs]
+        spans = tracing.start_enqueue_spans(rows) if tracing.enabled() else None
         written = {r[0] for r in self.sql.insert.execute(session, [_row(v) for v in rows])}
+        if spans:
+            tracing.end_enqueue_spans(spans, written)
         out: list[Job | ExclusiveJobExists | None] = [
             Job.from_values(NEW_COLUMNS, _row(v)) if v["id"] in written else None for v in rows
         ]
         if len(written) < len(rows):
             self._refusals(session, rows, out)
-        if written and isinstance(session, Session):
-            session.info[ENQUEUED] = True
+        if written:
+            kinds = [v["kind"] for v in rows if v["id"] in written]
+            if isinstance(session, Session):
+                session.info[ENQUEUED] = True
+                session.info.setdefault(ENQUEUED_KINDS, []).extend(kinds)
+            else:  # a `Database.statement()` connection: its one statement commits itself
+                metrics.jobs_enqueued(kinds)
         return out  # type: ignore[return-value]
 
     def enqueue(self, session: Session, **spec: Any) -> Job:
@@ -126,6 +138,7 @@ class Enqueue(JobStore):
             "exclusive_key": spec.exclusive_key,
             "idempotency_key": spec.idempotency_key,
             "after_id": spec.after_id,
+            "trace_context": spec.trace_context or job_origin(),
         }
 
 

@@ -67,6 +67,9 @@ class JobRow(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime)
     started_at: Mapped[datetime | None] = mapped_column(DateTime)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    #: where the job came from: {"request_id", "traceparent"} (W3C), for logs and traces
+    #: (migration core_0005)
+    trace_context: Mapped[dict[str, str] | None] = mapped_column(JSON(none_as_null=True))
 
     __table_args__ = (
         Index(
@@ -140,6 +143,8 @@ class Job:
     updated_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    #: the request id and W3C traceparent of the request that enqueued it
+    trace_context: dict[str, str] | None = None
     #: False when enqueue returned an existing job for the same idempotency key.
     created: bool = field(default=True, compare=False)
 
@@ -190,6 +195,10 @@ class NewJob:
     idempotency_key: str | None = None
     #: the id of a job that must be final (succeeded, failed or cancelled) before this runs
     after_id: str | None = None
+    #: {"request_id", "traceparent"} of the job's origin; None: taken from the current
+    #: context (a job built outside its request's context, e.g. on a group commit thread,
+    #: must carry it: `observability.context.job_origin()`)
+    trace_context: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ NEW_COLUMNS = (
     "exclusive_key",
     "idempotency_key",
     "after_id",
+    "trace_context",
 )
 
 

@@ -15,7 +15,9 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from writegate.core.exceptions import LeaseLost, PermanentJobError, UnknownJobKind
-from writegate.core.jobs import Job, JobManager
+from writegate.core.jobs import Job, JobManager, Status
+from writegate.core.observability import metrics, tracing
+from writegate.core.observability.context import bound, job_fields
 from writegate.core.worker.context import JobContext
 from writegate.core.worker.listener import Listener
 from writegate.core.worker.registry import JobSpec, Registry
@@ -27,6 +29,22 @@ log = logging.getLogger("writegate.worker")
 def default_worker_id() -> str:
     """host:pid:random, unique per worker instance."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _started(job: Job) -> None:
+    """Count a claimed attempt, and its wait since it was due (created or retry time)."""
+    metrics.job_started(job.kind, max(job.created_at, job.run_after), job.started_at)
+
+
+def _outcome(status: Status | None) -> str:
+    """The metric outcome of a settled failure: retried, failed, or lost (not ours any more)."""
+    if status is None:
+        return "lost"
+    return "retried" if status == Status.QUEUED else "failed"
+
+
+def _span(job: Job) -> Any:
+    return tracing.job_span(job.id, job.kind, job.attempts, job.trace_context)
 
 
 def _error_of(exc: BaseException) -> tuple[str, bool]:
@@ -132,6 +150,17 @@ class Worker:
         self.stop(grace)
 
     @property
+    def state(self) -> str:
+        """'running', 'paused', 'stopped', 'not started', or 'dead' (a loop thread ended)."""
+        if self._stop.is_set():
+            return "stopped"
+        if not self._threads:
+            return "not started"
+        if not all(t.is_alive() for t in self._threads):
+            return "dead"
+        return "paused" if self._paused.is_set() else "running"
+
+    @property
     def stopping(self) -> bool:
         """True once stop() was called."""
         return self._stop.is_set()
@@ -177,12 +206,14 @@ class Worker:
         if short_kinds and free_short > 0:
             claimed = self.manager.claim(self.worker_id, short_kinds, free_short)
             for job in claimed:
+                _started(job)
                 self._run_short(job)
             full = len(claimed) == free_short
         long_kinds = self.registry.kinds(short=False)
         if long_kinds and free_threads > 0:
             claimed = self.manager.claim(self.worker_id, long_kinds, free_threads)
             for job in claimed:
+                _started(job)
                 self._start_thread(job)
             full = full or len(claimed) == free_threads
         return full
@@ -203,34 +234,49 @@ class Worker:
 
     def _run_short(self, job: Job) -> None:
         spec = self.registry.get(job.kind)
+        began = [time.perf_counter()]
 
         def write(session: Session) -> Any:
-            ctx = JobContext(self.manager, job, self.worker_id, shared=session)
-            result = spec.handler(ctx)
-            self.manager.complete(session, job, self.worker_id, result, ctx.progress)
+            began[0] = time.perf_counter()  # a replayed batch runs the handler again
+            with bound(**job_fields(job)), _span(job):
+                log.debug("job %s (%s) attempt %d started", job.id, job.kind, job.attempts)
+                ctx = JobContext(self.manager, job, self.worker_id, shared=session)
+                result = spec.handler(ctx)
+                self.manager.complete(session, job, self.worker_id, result, ctx.progress)
             return result
 
         with self._lock:
             self._short += 1
         future = self.manager.db.group.submit(write)
-        future.add_done_callback(lambda f: self._short_ran(job, f))
+        future.add_done_callback(lambda f: self._short_ran(job, f, began[0]))
 
-    def _short_ran(self, job: Job, future: concurrent.futures.Future[Any]) -> None:
+    def _short_ran(self, job: Job, future: concurrent.futures.Future[Any], began: float) -> None:
         # Runs on the commit thread once the job's batch committed (or was rolled back).
+        seconds = time.perf_counter() - began
         exc = future.exception()
-        if exc is None or isinstance(exc, LeaseLost):
-            if exc is not None:
-                log.warning("job %s: lease lost; its writes were rolled back", job.id)
-            self._short_done()
-            return
-        message, retryable = _error_of(exc)
-        log.info("job %s attempt %d failed: %s", job.id, job.attempts, message)
+        with bound(**job_fields(job)):
+            if exc is None or isinstance(exc, LeaseLost):
+                if exc is not None:
+                    log.warning("job %s: lease lost; its writes were rolled back", job.id)
+                else:
+                    log.debug("job %s (%s) succeeded", job.id, job.kind)
+                metrics.job_finished(job.kind, "succeeded" if exc is None else "lost", seconds)
+                self._short_done()
+                return
+            message, retryable = _error_of(exc)
+            log.info("job %s attempt %d failed: %s", job.id, job.attempts, message)
         settle = self.manager.db.group.submit(
             lambda s: self.manager.settle_failure(
                 s, job, self.worker_id, message, retryable=retryable
             )
         )
-        settle.add_done_callback(lambda _: self._short_done())
+
+        def settled(f: concurrent.futures.Future[Status | None]) -> None:
+            status = None if f.exception() is not None else f.result()
+            metrics.job_finished(job.kind, _outcome(status), seconds)
+            self._short_done()
+
+        settle.add_done_callback(settled)
 
     def _short_done(self) -> None:
         with self._lock:
@@ -249,11 +295,19 @@ class Worker:
         t.start()
 
     def _run(self, job: Job) -> None:
+        with bound(**job_fields(job)), _span(job):
+            self._run_bound(job)
+
+    def _run_bound(self, job: Job) -> None:
+        log.debug("job %s (%s) attempt %d started", job.id, job.kind, job.attempts)
         ctx = JobContext(self.manager, job, self.worker_id)
+        began = time.perf_counter()
+        outcome = "lost"
         try:
             spec: JobSpec = self.registry.get(job.kind)
             result = spec.handler(ctx)
             ctx._finish(result)
+            outcome = "succeeded"
             log.debug("job %s (%s) succeeded", job.id, job.kind)
         except LeaseLost:
             ctx._abort()
@@ -265,10 +319,12 @@ class Worker:
                 log.info("job %s attempt %d failed: %s", job.id, job.attempts, message)
                 log.debug("%s", traceback.format_exc())
             try:
-                self.manager.fail(job, self.worker_id, message, retryable=retryable)
+                status = self.manager.fail(job, self.worker_id, message, retryable=retryable)
+                outcome = _outcome(status)
             except Exception:
                 log.exception("could not record failure of job %s", job.id)
         finally:
+            metrics.job_finished(job.kind, outcome, time.perf_counter() - began)
             with self._lock:
                 # A later attempt of the same job may own the slot by now; leave it be.
                 entry = self._running.get(job.id)

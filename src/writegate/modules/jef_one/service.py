@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from writegate.core.db import InValues
 from writegate.core.exceptions import PermanentJobError
 from writegate.core.jobs import Job, NewJob, new_job_id
+from writegate.core.observability.context import job_origin
 from writegate.core.services import Services
 from writegate.core.worker import JobContext
 from writegate.modules.jef_one.errors import JefOneError
@@ -111,6 +112,8 @@ class Accept:
     #: exclusive keys of accepted writes this one depends on, nearest first
     depends_on: tuple[str, ...] = ()
     job_id: str = field(default_factory=new_job_id)
+    #: the request's id and trace context, taken here: the job is written on a commit thread
+    origin: dict[str, str] | None = field(default_factory=job_origin)
 
     @property
     def key(self) -> str:
@@ -189,6 +192,7 @@ class Accepts:
                     job_id=items[i].job_id,
                     exclusive_key=items[i].key,
                     after_id=next((after[k] for k in items[i].depends_on if k in after), None),
+                    trace_context=items[i].origin,
                 )
                 for i in todo
             ],
