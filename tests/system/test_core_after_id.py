@@ -84,8 +84,8 @@ def test_a_job_waits_for_a_dependency_that_is_still_queued(services: Services) -
     assert [j.id for j in claimed] == [free.id]  # only the free one
     assert job_of(services, b.id).status is Status.QUEUED
     services.jobs.cancel(a.id)  # cancelled is final too
-    (claimed,) = services.jobs.claim("claimer", [then_kind], 10)
-    assert claimed.id == b.id
+    (released,) = services.jobs.claim("claimer", [then_kind], 10)
+    assert released.id == b.id
 
 
 @pytest.mark.parametrize("ending", ["failed", "cancelled"])
