@@ -1,12 +1,13 @@
-"""What writegate's batch claim costs over the bare driver: `python -m bench.claim_probe [N]`.
+"""What a short job's pickup costs over the bare claim: `python -m bench.claim_probe [N]`.
 
 On SQLite and on PostgreSQL, queues one job and then claims it, N times per variant with the
-variants interleaved: `JobManager.run_batch` (the worker's claim, run and finish, timed to
-the moment the handler runs) against the same compiled claim statement on a bare driver
-connection (sqlite3 / psycopg: BEGIN, the statement, fetch, timed to the fetch; its rows are
-not even made into jobs). Each is timed right after the previous step (warm) and after a
-50 ms idle gap, as a worker meets a job at low load. Prints the p50 of each and writegate's
-ratio to the driver.
+variants interleaved: the worker's path for a short job (`jobs.claim`, then the handler and
+`jobs.complete` in the group commit, timed to the moment the handler runs) against writegate's
+compiled claim statement (`jobs.sql.claim`) on a connection of its own with no pool, events
+or group commit (BEGIN, the statement, fetch, COMMIT, timed to the COMMIT: a short job runs
+only after its claim is committed; its rows are not even made into jobs). Each is timed
+right after the previous step (warm) and after a 50 ms idle gap, as a worker meets a job at
+low load. Prints the p50 of each and their ratio.
 """
 
 from __future__ import annotations
@@ -18,69 +19,74 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import create_engine
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
+
 from bench import run
-from writegate.core.jobs import JobManager
 from writegate.core.services import Services
+from writegate.core.worker import JobContext
 
 KIND = "bench.noop"
 GAPS = (0.0, 0.05)
 
 
-def driver_claim(svc: Services, ran: list[float]) -> tuple[Callable[[], int], Callable[[], None]]:
-    """The claim statement on a connection of the bare driver: (claim, close)."""
-    jobs: JobManager = svc.jobs
-    compiled = jobs._pick_and_take.compile(dialect=svc.db.engine.dialect)
-    fixed = {k: v for k, v in compiled.params.items() if not k.startswith("c_")}
-    if svc.db.is_postgres:
-        import psycopg
-
-        conn: Any = psycopg.connect(run.PG_BASE + "/writegate_bench_claim")
-    else:
-        import sqlite3
-
-        conn = sqlite3.connect(svc.db.engine.url.database or "", isolation_level=None)
-    positions = list(compiled.positiontup or ())
+def bare_claim(svc: Services, ran: list[float]) -> tuple[Callable[[], int], Callable[[], None]]:
+    """The claim statement on an unpooled connection of its own: (claim, close)."""
+    engine = create_engine(svc.db.url, poolclass=NullPool)
+    conn = engine.connect()
+    raw: Any = conn.connection.dbapi_connection
+    if not svc.db.is_postgres:
+        raw.isolation_level = None  # BEGIN IMMEDIATE is sent here, as writegate's writers do
+    claim_sql = svc.jobs.sql.claim
 
     def claim() -> int:
-        now = jobs.clock.now()
+        now = svc.jobs.clock.now()
         params = {
-            **fixed,
             "c_now": now,
             "c_kinds": [KIND],
             "c_limit": 64,
-            "c_owner": "driver",
+            "c_owner": "bare",
             "c_lease": now + timedelta(seconds=30),
             "c_timeout": now + timedelta(seconds=600),
         }
+        if not svc.db.is_postgres:
+            raw.execute("BEGIN IMMEDIATE")
+        n = len(claim_sql.fetch(conn, params))
         if svc.db.is_postgres:
-            n = len(conn.execute(compiled.string, params).fetchall())
-            ran[0] = time.perf_counter()
-            conn.commit()
-            return n
-        for k in ("c_now", "c_lease", "c_timeout"):
-            params[k] = params[k].isoformat(sep=" ")
-        params["c_kinds"] = f'["{KIND}"]'
-        conn.execute("BEGIN IMMEDIATE")
-        n = len(conn.execute(compiled.string, [params[p] for p in positions]).fetchall())
+            raw.commit()
+        else:
+            raw.execute("COMMIT")
         ran[0] = time.perf_counter()
-        conn.execute("COMMIT")
         return n
 
-    return claim, conn.close
+    def close() -> None:
+        conn.close()
+        engine.dispose()
+
+    return claim, close
 
 
 def probe(url: str, count: int) -> None:
-    """Print the claim's p50 for writegate and the bare driver, warm and after idle."""
+    """Print the pickup's p50 for writegate and for the bare claim, warm and after idle."""
     svc = run.writegate_services(url)
     run.reset_writegate(svc)
     ran = [0.0]
-    driver, close = driver_claim(svc, ran)
-
-    def handler(_open: Any, _job: Any) -> None:
-        ran[0] = time.perf_counter()
+    bare, close = bare_claim(svc, ran)
 
     def writegate() -> int:
-        return len(svc.jobs.run_batch("probe", [KIND], 64, handler))
+        # What the worker does with a claimed short job: its handler and its success, in the
+        # group commit (sync here: the worker's submit() resolves on the commit thread).
+        claimed = svc.jobs.claim("probe", [KIND], 64)
+        for job in claimed:
+
+            def run_short(s: Session, job: Any = job) -> None:
+                ctx = JobContext(svc.jobs, job, "probe", shared=s)
+                ran[0] = time.perf_counter()
+                svc.jobs.complete(s, job, "probe", None, ctx.progress)
+
+            svc.db.group.run_sync(run_short)
+        return len(claimed)
 
     def step(fn: Callable[[], int], gap: float) -> float:
         with svc.db.write() as s:
@@ -95,17 +101,17 @@ def probe(url: str, count: int) -> None:
     times: dict[tuple[str, float], list[float]] = {}
     for _ in range(count):
         for gap in GAPS:
-            for name, fn in (("writegate", writegate), ("driver", driver)):
+            for name, fn in (("writegate", writegate), ("bare", bare)):
                 times.setdefault((name, gap), []).append(step(fn, gap))
     close()
     svc.close()
     db = "PostgreSQL" if url.startswith("postgresql") else "SQLite"
     for gap in GAPS:
         ours = statistics.median(times[("writegate", gap)])
-        floor = statistics.median(times[("driver", gap)])
+        floor = statistics.median(times[("bare", gap)])
         print(
-            f"{db:10s} idle {gap * 1000:3.0f} ms: writegate claim to handler p50 {ours:.3f} ms,"
-            f" bare driver {floor:.3f} ms, ratio {ours / floor:.2f}"
+            f"{db:10s} idle {gap * 1000:3.0f} ms: short job claim to handler p50 {ours:.3f} ms,"
+            f" bare claim committed {floor:.3f} ms, ratio {ours / floor:.2f}"
         )
 
 

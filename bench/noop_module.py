@@ -1,9 +1,10 @@
 """An out-of-tree writegate module for the benchmarks (load with WRITEGATE_MODULES).
 
-It registers a no-op job kind and a one-row-write job kind (both batch jobs), their
-threaded twins for comparison, and an accept endpoint shaped like jef-one's (its route class
-too, `JsonBodyRoute`): group commit (`/bench/one-post-create-session-job`), one commit per
-request (`/bench/single/...`) and no database at all (`/bench/nodb/...`).
+It registers a no-op job kind and a one-row-write job kind (both short jobs, run in the
+group commit as jef-one's are), their threaded twins for comparison, and an accept endpoint
+shaped like jef-one's (its route class too, `JsonBodyRoute`): the group commit with one
+multi-row INSERT per batch (`/bench/one-post-create-session-job`), one commit per request
+(`/bench/single/...`) and no database at all (`/bench/nodb/...`).
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import Column, MetaData, String, Table, insert
+from sqlalchemy.orm import Session
 
 from bench.marks import mark
 from bench.schemas import CreateSession, accepted
 from writegate.core.http import ErrorInfo, JsonBodyRoute, ServicesDep
+from writegate.core.jobs import JobManager, NewJob
 from writegate.core.module import Module
 from writegate.core.services import Services
 from writegate.core.worker import JobContext, JobSpec
@@ -75,14 +78,26 @@ def _job_kwargs(body: CreateSession) -> dict[str, Any]:
     return {"kind": KIND_ACCEPT, "payload": body.model_dump(), "tenant": body.entity_number}
 
 
+class Accepts:
+    """The accept's `BatchWrite`: every queued request's job in one multi-row INSERT."""
+
+    def __init__(self, jobs: JobManager) -> None:
+        self.jobs = jobs
+
+    def __call__(self, s: Session, bodies: list[CreateSession]) -> list[Any]:
+        """One job (or its refusal) per body, in order."""
+        return list(self.jobs.enqueue_many(s, [NewJob(**_job_kwargs(b)) for b in bodies]))
+
+
 def create(services: Services) -> Module:
     """Build the bench module."""
     router = APIRouter(route_class=JsonBodyRoute)
+    accepts = Accepts(services.jobs)
 
     @router.post("/bench/one-post-create-session-job", status_code=202)
     async def create_session(body: CreateSession, svc: ServicesDep) -> JSONResponse:
         """Accept with group commit: answered once the shared COMMIT is durable."""
-        job = await svc.jobs.enqueue_grouped(**_job_kwargs(body))
+        job = await svc.db.group.run_many(accepts, body)
         return JSONResponse(accepted(job.id, body.session_id), status_code=202)
 
     @router.post("/bench/nodb/one-post-create-session-job", status_code=202)
@@ -107,9 +122,9 @@ def create(services: Services) -> Module:
         prefixes=("/bench/",),
         render_error=render_error,
         jobs=[
-            JobSpec("bench.noop", noop, batch=True),
-            JobSpec("bench.row", write_row, batch=True),
-            JobSpec(KIND_ACCEPT, write_row, batch=True),
+            JobSpec("bench.noop", noop, short=True),
+            JobSpec("bench.row", write_row, short=True),
+            JobSpec(KIND_ACCEPT, write_row, short=True),
             JobSpec("bench.noop_threaded", noop),
             JobSpec("bench.row_threaded", write_row),
         ],

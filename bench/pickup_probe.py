@@ -1,9 +1,11 @@
 """Where a job's pickup time goes: `python -m bench.pickup_probe [pg|embedded] [N]`.
 
 Starts a writegate worker (pg) or an embedded `serve` (embedded) whose wake-up path is
-instrumented, submits N single jobs 50 ms apart and prints each stage in ms from the submit:
-committed/response (driver), set (Wakeup.set by the committing thread; embedded only),
-wait-end (dispatcher awake), batch-start, claimed, MARK (the handler ran), batch-end.
+instrumented (public methods only), submits N single jobs 50 ms apart and prints each stage
+in ms from the submit: committed/response (driver), set (Wakeup.set by the committing thread;
+embedded only), wait-end (dispatcher awake), claim-start, claimed (`JobManager.claim`),
+queued (the short job handed to the group commit, `GroupCommit.submit`), MARK (the handler
+ran), committed (its group commit is durable).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ LOG_ENV = "PROBE_LOG"
 
 def instrumented_cli() -> None:
     """Run the writegate CLI with timestamps on the wake-up path (child process)."""
+    from writegate.core import db as d
     from writegate.core import jobs as j
     from writegate.core import worker as w
 
@@ -31,7 +34,7 @@ def instrumented_cli() -> None:
         os.write(fd, f"{time.time():.6f} {tag} {name}\n".encode())
 
     orig_set, orig_wait = w.Wakeup.set, w.Wakeup.wait
-    orig_batch, orig_claim = j.JobManager.run_batch, j.JobManager._claim_in
+    orig_claim, orig_submit = j.JobManager.claim, d.GroupCommit.submit
 
     def set_(self: Any) -> None:
         log("set")
@@ -42,19 +45,20 @@ def instrumented_cli() -> None:
         log(f"wait-end {woke}")
         return woke
 
-    def run_batch(self: Any, *a: Any, **k: Any) -> Any:
-        log("batch-start")
-        done = orig_batch(self, *a, **k)
-        log(f"batch-end {len(done)}")
-        return done
-
-    def claim_in(self: Any, *a: Any, **k: Any) -> Any:
+    def claim(self: Any, *a: Any, **k: Any) -> Any:
+        log("claim-start")
         got = orig_claim(self, *a, **k)
         log(f"claimed {len(got)}")
         return got
 
+    def submit(self: Any, fn: Any) -> Any:
+        log("queued")
+        future = orig_submit(self, fn)
+        future.add_done_callback(lambda _f: log("committed"))
+        return future
+
     w.Wakeup.set, w.Wakeup.wait = set_, wait  # type: ignore[method-assign]
-    j.JobManager.run_batch, j.JobManager._claim_in = run_batch, claim_in  # type: ignore[method-assign]
+    j.JobManager.claim, d.GroupCommit.submit = claim, submit  # type: ignore[method-assign]
     from writegate.cli import main
 
     main()

@@ -500,6 +500,7 @@ def drain_procrastinate(b: Bench, kind: str, workers: int, rss: list[float]) -> 
 
 
 def drain(b: Bench, wg_sqlite: Services, wg_pg: Services) -> None:
+    """Drain rates: short kinds (run in the group commit, as jef-one's are) and threaded kinds."""
     n = b.workers
     reps = range(b.drain_repeat)
     print(f"[drain] {b.jobs} jobs, {n} worker processes", flush=True)
@@ -508,27 +509,19 @@ def drain(b: Bench, wg_sqlite: Services, wg_pg: Services) -> None:
     for kind, wg_kind, label in (("noop", "bench.noop", "no-op"), ("row", "bench.row", "one-row")):
         pg = [drain_writegate(b, wg_pg, WG_PG, wg_kind, n, wg_rss) for _ in reps]
         lite = [drain_writegate(b, wg_sqlite, WG_SQLITE, wg_kind, n, wg_rss) for _ in reps]
+        threaded = f"{wg_kind}_threaded"
+        pg_t = [drain_writegate(b, wg_pg, WG_PG, threaded, n, wg_rss) for _ in reps]
+        lite_t = [drain_writegate(b, wg_sqlite, WG_SQLITE, threaded, n, wg_rss) for _ in reps]
         cel = [drain_celery(b, kind, n, peer_rss["celery"]) for _ in reps]
         pro = [drain_procrastinate(b, kind, n, peer_rss["procrastinate"]) for _ in reps]
-        b.add(
-            f"drain {label} jobs/s, writegate PostgreSQL",
-            pg,
-            "jobs/s",
-            "Celery+Redis",
-            cel,
-            ">= 1.5",
-        )
-        b.add(
-            f"drain {label} jobs/s, writegate PostgreSQL",
-            pg,
-            "jobs/s",
-            "procrastinate",
-            pro,
-            ">= 1.2",
-        )
-        b.add(
-            f"drain {label} jobs/s, writegate SQLite", lite, "jobs/s", "Celery+Redis", cel, ">= 1.5"
-        )
+        pg_label = f"drain {label} jobs/s, writegate PostgreSQL"
+        lite_label = f"drain {label} jobs/s, writegate SQLite"
+        b.add(f"{pg_label}, short kind", pg, "jobs/s", "Celery+Redis", cel, ">= 1.5")
+        b.add(f"{pg_label}, short kind", pg, "jobs/s", "procrastinate", pro, ">= 1.2")
+        b.add(f"{lite_label}, short kind", lite, "jobs/s", "Celery+Redis", cel, ">= 1.5")
+        b.add(f"{pg_label}, threaded kind", pg_t, "jobs/s", "Celery+Redis", cel, "(compare)")
+        b.add(f"{pg_label}, threaded kind", pg_t, "jobs/s", "procrastinate", pro, "(compare)")
+        b.add(f"{lite_label}, threaded kind", lite_t, "jobs/s", "Celery+Redis", cel, "(compare)")
     b.add(
         "peak RSS, writegate worker",
         [max(wg_rss)],
@@ -551,6 +544,7 @@ def scaling(b: Bench, wg_pg: Services) -> None:
     print("[scaling] writegate PostgreSQL no-op drain with 1, 2, 4 workers", flush=True)
     rss: list[float] = []
     reps = range(b.drain_repeat)
+    # The short no-op kind: claimed by the dispatcher, run in each worker's group commit.
     one = [drain_writegate(b, wg_pg, WG_PG, "bench.noop", 1, rss) for _ in reps]
     for n in (2, 4):
         runs = [drain_writegate(b, wg_pg, WG_PG, "bench.noop", n, rss) for _ in reps]
@@ -715,27 +709,46 @@ def pickup(b: Bench, wg_sqlite: Services, wg_pg: Services) -> None:
 # -- 4. backlog: claim cost ---------------------------------------------------------------------
 
 
+def claim_samples(svc: Services, n: int) -> list[float]:
+    """Milliseconds per claim of 10 jobs (`jobs.claim`, committed), after 3 warm-up claims."""
+    for _ in range(3):  # warm caches equally for every backlog
+        svc.jobs.claim("bench-claimer", ["bench.noop"], 10)
+    samples = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        got = svc.jobs.claim("bench-claimer", ["bench.noop"], 10)
+        samples.append((time.perf_counter() - t0) * 1000)
+        assert len(got) == 10
+    return samples
+
+
 def backlog(b: Bench, wg_sqlite: Services, wg_pg: Services) -> None:
     print("[backlog] claim time with 1k vs 100k queued jobs", flush=True)
     for label, svc in (("PostgreSQL", wg_pg), ("SQLite", wg_sqlite)):
         times: dict[int, list[float]] = {}
         picks: dict[int, list[float]] = {}
+        after: dict[int, list[float]] = {}
         for size in (1_000, 100_000):
             reset_writegate(svc)  # no dead rows or WAL left by earlier sections
             fill_writegate(svc, "bench.noop", size)
             settle(svc)
-            for _ in range(3):  # warm caches equally for both sizes
-                svc.jobs.claim("bench-claimer", ["bench.noop"], 10)
-            samples = []
-            for _ in range(50):  # 530 of the 1k backlog are claimed in all
-                t0 = time.perf_counter()
-                got = svc.jobs.claim("bench-claimer", ["bench.noop"], 10)
-                samples.append((time.perf_counter() - t0) * 1000)
-                assert len(got) == 10
-            times[size] = samples
+            times[size] = claim_samples(svc, 50)  # 530 of the 1k backlog are claimed in all
             picks[size] = pick_times(svc, 200)
             b.notes[f"claim_plan_{label}_{size}"] = claim_plan(svc)
-        for name, by_size in (("claim of 10 jobs", times), ("claim's pick query alone", picks)):
+            # The same backlog, every job ordered after another (`after_id`, as jef-one's
+            # dependent accepts are): the claim must check each one's dependency is final.
+            reset_writegate(svc)
+            fill_writegate(svc, "bench.noop", size)
+            with svc.db.write() as s:  # a job that is gone counts as final
+                s.execute(text("UPDATE jobs SET after_id = 'gone'"))
+            settle(svc)
+            after[size] = claim_samples(svc, 50)
+            b.notes[f"claim_plan_{label}_{size}_after"] = claim_plan(svc)
+        for name, by_size in (
+            ("claim of 10 jobs", times),
+            ("claim statement alone", picks),
+            ("claim of 10 jobs with after_id", after),
+        ):
             b.add(
                 f"{name}, 100k backlog, {label}",
                 [med(by_size[100_000])],
@@ -762,34 +775,69 @@ def settle(svc: Services) -> None:
             c.commit()
 
 
-def pick_times(svc: Services, n: int) -> list[float]:
-    """Milliseconds per run of the claim's pick query alone (no lock taken, no commit)."""
+def claim_params(kind: str, limit: int) -> dict[str, Any]:
+    """The parameters of the claim statement (`jobs.sql.claim`) for one claim, now."""
     now = datetime.now(UTC).replace(tzinfo=None)
-    pick = svc.jobs._pick
-    params = {"c_now": now, "c_kinds": ["bench.noop"], "c_limit": 10}
+    return {
+        "c_now": now,
+        "c_kinds": [kind],
+        "c_limit": limit,
+        "c_owner": "bench-claimer",
+        "c_lease": now + timedelta(seconds=30),
+        "c_timeout": now + timedelta(seconds=600),
+    }
+
+
+def pick_times(svc: Services, n: int) -> list[float]:
+    """Milliseconds per run of the claim statement alone, rolled back (no commit)."""
     out = []
-    with svc.db.read() as s:
-        conn = s.connection()
+    with svc.db.write_engine.connect() as conn:
         for _ in range(n):
+            tx = conn.begin()
             t0 = time.perf_counter()
-            assert len(conn.execute(pick, params).all()) == 10
+            assert len(svc.jobs.sql.claim.fetch(conn, claim_params("bench.noop", 10))) == 10
             out.append((time.perf_counter() - t0) * 1000)
+            tx.rollback()
     return out
 
 
+class _Sent:
+    """Stands in for a Connection to record the SQL and parameters a DriverStatement sends."""
+
+    description = None
+
+    def __init__(self, dialect: Any) -> None:
+        self.dialect = dialect
+        self.connection = self.dbapi_connection = self
+        self.sent: tuple[str, Any] | None = None
+
+    def cursor(self) -> _Sent:
+        return self
+
+    def execute(self, sql: str, params: Any) -> None:
+        self.sent = (sql, params)
+
+    def close(self) -> None:
+        pass
+
+
 def claim_plan(svc: Services) -> str:
-    """The query plan of the claim's pick query."""
-    now = datetime.now(UTC).replace(tzinfo=None)
-    q = (
-        "SELECT id FROM jobs WHERE status = 'queued' AND run_after <= :now "
-        "AND kind IN ('bench.noop') ORDER BY run_after, created_at LIMIT 10"
-    )
-    with svc.db.read() as s:
-        if svc.db.is_postgres:
-            rows = s.execute(text("EXPLAIN " + q + " FOR UPDATE SKIP LOCKED"), {"now": now}).all()
-            return "\n".join(r[0] for r in rows)
-        rows = s.execute(text("EXPLAIN QUERY PLAN " + q), {"now": now}).all()
-        return "\n".join(str(r[-1]) for r in rows)
+    """The query plan of the claim statement (`jobs.sql.claim`) with a claim's own values."""
+    recorder = _Sent(svc.db.engine.dialect)
+    svc.jobs.sql.claim.fetch(recorder, claim_params("bench.noop", 10))  # type: ignore[arg-type]
+    assert recorder.sent is not None
+    sql, params = recorder.sent
+    explain = "EXPLAIN " if svc.db.is_postgres else "EXPLAIN QUERY PLAN "
+    with svc.db.write_engine.connect() as conn:
+        raw: Any = conn.connection.dbapi_connection
+        cur = raw.cursor()
+        try:
+            cur.execute(explain + sql, params)  # EXPLAIN without ANALYZE: nothing runs
+            rows = cur.fetchall()
+        finally:
+            cur.close()
+            raw.rollback()
+    return "\n".join(str(r[0] if svc.db.is_postgres else r[-1]) for r in rows)
 
 
 # -- the table --------------------------------------------------------------------------------

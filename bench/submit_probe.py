@@ -1,7 +1,8 @@
 """What submitting one job costs on PostgreSQL: `python -m bench.submit_probe [N]`.
 
 Times, N times per variant with the variants interleaved and 20 ms idle before each (as a
-job submitted at low load meets it): writegate's `enqueue` in a `db.write()` session,
+job submitted at low load meets it): writegate's `enqueue` in a `db.write()` session and in
+the group commit (`db.group.run_sync`, the path a module's accept takes, here with one caller),
 writegate's `jobs.defer`, and the same INSERT on a bare psycopg connection, once in a
 transaction (BEGIN, INSERT, COMMIT) and once in autocommit. Every variant waits for its
 durable COMMIT. Prints the p50 and p90 of each, in ms.
@@ -28,7 +29,7 @@ INSERT = (
 
 
 def main() -> None:
-    """Run the four variants in turn and print their percentiles."""
+    """Run the five variants in turn and print their percentiles."""
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 60
     name = "writegate_bench_submit"
     run.recreate_pg(name)
@@ -40,6 +41,9 @@ def main() -> None:
     def session_enqueue() -> None:
         with svc.db.write() as s:
             svc.jobs.enqueue(s, kind=KIND, payload={}, tenant="bench")
+
+    def group_enqueue() -> None:
+        svc.db.group.run_sync(lambda s: svc.jobs.enqueue(s, kind=KIND, payload={}, tenant="bench"))
 
     def defer() -> None:
         svc.jobs.defer(kind=KIND, payload={}, tenant="bench")
@@ -55,6 +59,7 @@ def main() -> None:
 
     variants = {
         "writegate enqueue in a write session": session_enqueue,
+        "writegate enqueue in the group commit": group_enqueue,
         "writegate jobs.defer": defer,
         "psycopg BEGIN, INSERT, COMMIT": driver(in_tx),
         "psycopg autocommit INSERT": driver(auto),

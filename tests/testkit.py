@@ -85,7 +85,7 @@ router = APIRouter(route_class=JsonBodyRoute)
 
 @router.post("/testkit/direct", status_code=201)
 async def direct(body: DirectBody, services: ServicesDep) -> JSONResponse:
-    """Echo, refuse or crash, as the body asks (eligible for DirectJsonRoutes)."""
+    """Echo, refuse or crash, as the body asks (a JsonBodyRoute with its fast path)."""
     if body.mode == "refuse":
         raise Refused(body.note)
     if body.mode == "crash":

@@ -16,6 +16,7 @@ from tests.testkit import effects
 from writegate.app import migrate
 from writegate.core.jobs import JobRow, Status
 from writegate.core.services import Services
+from writegate.core.worker import JobSpec, Worker
 from writegate.settings import Settings
 
 
@@ -87,3 +88,21 @@ def core_services(db_url: str, scratch: MetaData) -> Iterator[Services]:
         # Leave no table behind that the models-vs-migrations check would see.
         scratch.drop_all(svc.db.write_engine)
         svc.close()
+
+
+def start_worker(services: Services, specs: list[JobSpec], **kw: Any) -> Worker:
+    """Register job kinds and start an in-process worker for them (stop it when done)."""
+    for spec in specs:
+        if spec.kind not in services.registry.kinds():
+            services.registry.add(spec)
+    kw.setdefault("poll_interval", 0.2)
+    kw.setdefault("reaper_interval", 0.3)
+    worker = Worker(services.jobs, services.registry, wakeup=services.wakeup, **kw)
+    worker.start()
+    return worker
+
+
+def job_of(services: Services, job_id: str) -> Any:
+    """The job as stored now."""
+    with services.db.read() as s:
+        return services.jobs.get(s, job_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import MetaData, text
@@ -34,7 +35,16 @@ def test_regression_claim_limit_holds_under_a_nested_loop_plan(services: Service
         if services.db.is_postgres:
             for knob in ("hashagg", "hashjoin", "mergejoin", "material", "seqscan"):
                 s.execute(text(f"SET LOCAL enable_{knob} = off"))
-        got = services.jobs._claim_in(s.connection(), "claimer", [kind], 10, services.clock.now())
+        now = services.clock.now()
+        params = {
+            "c_now": now,
+            "c_kinds": [kind],
+            "c_limit": 10,
+            "c_owner": "claimer",
+            "c_lease": now + timedelta(seconds=30),
+            "c_timeout": now + timedelta(seconds=600),
+        }
+        got = services.jobs.sql.claim.fetch(s.connection(), params)  # the claim's statement
     assert len(got) == 10
     with services.db.read() as s:
         running = services.jobs.find(s, tenant="claims", kind=kind, status="running", limit=100)

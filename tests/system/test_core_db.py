@@ -34,8 +34,8 @@ from sqlalchemy.orm import Session
 
 from tests.harness import uid
 from tests.system.conftest import core_services
-from writegate.core import db as core_db
 from writegate.core.db import Database, DriverStatement, InValues
+from writegate.core.db import engine as db_engine
 from writegate.core.services import Services
 
 #: a scratch table outside Base.metadata, so migrations checks never see it
@@ -250,7 +250,7 @@ def test_regression_an_autocommit_statement_on_a_connection_pinged_after_idling(
     """
     if not db_url.startswith("postgresql"):
         pytest.skip("the idle ping is PostgreSQL's (SQLite has no server to lose)")
-    monkeypatch.setattr(core_db, "IDLE_PING_SECONDS", 0.01)
+    monkeypatch.setattr(db_engine, "IDLE_PING_SECONDS", 0.01)
     db = Database(db_url, pool_size=1)
     try:
         with db.statement() as conn:

@@ -7,7 +7,7 @@ import sqlite3
 import threading
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -67,8 +67,10 @@ def services(db_url: str) -> Iterator[Services]:
         yield svc
 
 
-def _gate(services: Services) -> tuple[threading.Event, threading.Event, Any]:
-    """Hold the group-commit writer inside a transaction until released."""
+def _gate(services: Services) -> tuple[threading.Event, Future[str]]:
+    """Hold the one group-commit writer inside a transaction until released."""
+    # One batch at a time (PostgreSQL runs two): all later writes queue behind the held one.
+    services.db.group.max_in_flight = 1
     entered, release = threading.Event(), threading.Event()
 
     def hold(session: Session) -> str:
@@ -76,15 +78,14 @@ def _gate(services: Services) -> tuple[threading.Event, threading.Event, Any]:
         release.wait(30)
         return "held"
 
-    pool = ThreadPoolExecutor(1)
-    first = pool.submit(services.db.group_write, hold)
-    pool.shutdown(wait=False)
+    first = services.db.group.submit(hold)
     assert entered.wait(30)
-    return entered, release, first
+    return release, first
 
 
 def _wait_queued(services: Services, n: int) -> None:
-    wait_for(lambda: services.db._group._queue.qsize() >= n, timeout=30, interval=0.01)
+    """Wait until n writes from other threads are queued behind the held one."""
+    wait_for(lambda: len(services.db.group._pending) >= n, timeout=30, interval=0.01)
 
 
 def _committed_ids(services: Services, ids: list[str]) -> set[str]:
@@ -92,10 +93,20 @@ def _committed_ids(services: Services, ids: list[str]) -> set[str]:
         return set(s.scalars(select(rows.c.id).where(rows.c.id.in_(ids))))
 
 
+def _insert(row_id: str) -> Any:
+    def fn(s: Session) -> str:
+        s.execute(insert(rows).values(id=row_id))
+        return row_id
+
+    return fn
+
+
 def test_concurrent_group_writes_share_one_commit_and_all_are_durable(
     services: Services,
 ) -> None:
-    _, release, first = _gate(services)
+    batches: list[int] = []
+    services.db.group.on_batch = batches.append
+    release, first = _gate(services)
     ids = [uid("row-") for _ in range(20)]
     sessions: list[int] = []
 
@@ -105,7 +116,7 @@ def test_concurrent_group_writes_share_one_commit_and_all_are_durable(
             s.execute(insert(rows).values(id=row_id))
             return row_id
 
-        return services.db.group_write(fn)
+        return services.db.group.run_sync(fn)
 
     with ThreadPoolExecutor(20) as pool:
         futures = [pool.submit(write, i) for i in ids]
@@ -118,37 +129,85 @@ def test_concurrent_group_writes_share_one_commit_and_all_are_durable(
     assert first.result(30) == "held"
     assert sorted(answered) == sorted(ids)
     assert _committed_ids(services, ids) == set(ids)
-    # Queued while the writer was busy, they were committed in fewer transactions than callers.
-    assert len(set(sessions)) < len(ids)
+    # Queued while the writer was busy, they were committed in one transaction.
+    assert batches == [1, 20]
+    assert len(set(sessions)) == 1
 
 
 def test_a_failing_writer_does_not_poison_the_others_in_its_batch(services: Services) -> None:
-    _, release, _first = _gate(services)
+    release, _first = _gate(services)
     good = [uid("good-"), uid("good-")]
     bad = uid("bad-")
-
-    def ok(row_id: str) -> Any:
-        return lambda s: s.execute(insert(rows).values(id=row_id)) and row_id
 
     def fail(s: Session) -> None:
         s.execute(insert(rows).values(id=bad))
         raise ValueError("refused by the caller")
 
-    with ThreadPoolExecutor(3) as pool:
-        f1 = pool.submit(services.db.group_write, ok(good[0]))
-        f2 = pool.submit(services.db.group_write, fail)
-        f3 = pool.submit(services.db.group_write, ok(good[1]))
-        _wait_queued(services, 3)
-        release.set()
-        assert f1.result(30) == good[0]
-        with pytest.raises(ValueError, match="refused by the caller"):
-            f2.result(30)
-        assert f3.result(30) == good[1]
+    f1 = services.db.group.submit(_insert(good[0]))
+    f2 = services.db.group.submit(fail)
+    f3 = services.db.group.submit(_insert(good[1]))
+    release.set()
+    assert f1.result(30) == good[0]
+    with pytest.raises(ValueError, match="refused by the caller"):
+        f2.result(30)
+    assert f3.result(30) == good[1]
     assert _committed_ids(services, [*good, bad]) == set(good)
 
 
+def test_a_failed_statement_isolates_its_caller_on_postgresql_too(services: Services) -> None:
+    """A duplicate key aborts a PostgreSQL transaction: the batch replays, each in a savepoint."""
+    taken = uid("taken-")
+    with services.db.write() as s:
+        s.execute(insert(rows).values(id=taken))
+    release, _first = _gate(services)
+    before, after = uid("before-"), uid("after-")
+    futures = [services.db.group.submit(_insert(i)) for i in (before, taken, after)]
+    release.set()
+    assert futures[0].result(30) == before
+    with pytest.raises(IntegrityError):
+        futures[1].result(30)
+    assert futures[2].result(30) == after
+    assert _committed_ids(services, [before, after]) == {before, after}
+
+
+def test_submit_futures_resolve_only_once_their_commit_is_visible(services: Services) -> None:
+    release, _first = _gate(services)
+    ids = [uid("submit-") for _ in range(5)]
+    seen: dict[str, set[str]] = {}
+
+    def look(row_id: str) -> Any:
+        # Runs as the future resolves: the row must be committed, seen by another connection.
+        return lambda _f: seen.__setitem__(row_id, _committed_ids(services, [row_id]))
+
+    futures = []
+    for row_id in ids:
+        future = services.db.group.submit(_insert(row_id))
+        future.add_done_callback(look(row_id))
+        futures.append(future)
+    assert not any(f.done() for f in futures)
+    assert _committed_ids(services, ids) == set()
+    release.set()
+    assert [f.result(30) for f in futures] == ids
+    wait_for(lambda: len(seen) == len(ids), timeout=30)  # callbacks run after result()
+    assert seen == {i: {i} for i in ids}
+
+
+def test_a_submitted_write_that_fails_resolves_with_its_error_and_writes_nothing(
+    services: Services,
+) -> None:
+    row_id = uid("nope-")
+
+    def fail(s: Session) -> None:
+        s.execute(insert(rows).values(id=row_id))
+        raise LookupError("no such thing")
+
+    future = services.db.group.submit(fail)
+    assert isinstance(future.exception(30), LookupError)
+    assert _committed_ids(services, [row_id]) == set()
+
+
 def test_exclusive_key_race_inside_one_batch_admits_exactly_one(services: Services) -> None:
-    _, release, _first = _gate(services)
+    release, _first = _gate(services)
     key = uid("excl-")
     tenant = uid("tenant-")
 
@@ -157,16 +216,14 @@ def test_exclusive_key_race_inside_one_batch_admits_exactly_one(services: Servic
             s, kind="core.test", payload={}, tenant=tenant, exclusive_key=key
         ).id
 
-    with ThreadPoolExecutor(4) as pool:
-        futures = [pool.submit(services.db.group_write, enqueue) for _ in range(4)]
-        _wait_queued(services, 4)
-        release.set()
-        outcomes: list[Any] = []
-        for f in futures:
-            try:
-                outcomes.append(f.result(30))
-            except ExclusiveJobExists as exc:
-                outcomes.append(exc)
+    futures = [services.db.group.submit(enqueue) for _ in range(4)]
+    release.set()
+    outcomes: list[Any] = []
+    for f in futures:
+        try:
+            outcomes.append(f.result(30))
+        except ExclusiveJobExists as exc:
+            outcomes.append(exc)
     admitted = [o for o in outcomes if isinstance(o, str)]
     refused = [o for o in outcomes if isinstance(o, ExclusiveJobExists)]
     assert len(admitted) == 1
@@ -177,18 +234,11 @@ def test_exclusive_key_race_inside_one_batch_admits_exactly_one(services: Servic
     assert count == 1
 
 
-def test_group_write_async_answers_after_commit(services: Services) -> None:
+def test_run_answers_async_callers_after_commit(services: Services) -> None:
     row_ids = [uid("async-") for _ in range(10)]
 
     async def main() -> list[str]:
-        async def one(row_id: str) -> str:
-            def fn(s: Session) -> str:
-                s.execute(insert(rows).values(id=row_id))
-                return row_id
-
-            return await services.db.group_write_async(fn)
-
-        return await asyncio.gather(*(one(r) for r in row_ids))
+        return await asyncio.gather(*(services.db.group.run(_insert(r)) for r in row_ids))
 
     assert sorted(asyncio.run(main())) == sorted(row_ids)
     assert _committed_ids(services, row_ids) == set(row_ids)
@@ -198,106 +248,118 @@ def test_a_failed_commit_fails_every_caller_in_the_batch(services: Services) -> 
     dup = uid("dup-")
     with services.db.write() as s:
         s.execute(insert(rows).values(id=dup))
-    _, release, _first = _gate(services)
+    release, _first = _gate(services)
     other = uid("other-")
 
     def duplicate(s: Session) -> None:
-        # Deferred to COMMIT time: no error inside the caller's savepoint, so the whole
-        # batch's COMMIT fails and nobody may be told their write was accepted.
+        # Deferred to COMMIT time: no error inside the caller's write, so the whole batch's
+        # COMMIT fails and nobody may be told their write was accepted.
         s.info["boom"] = True
 
     def boom(s: Session) -> None:
         if not s.in_nested_transaction() and s.info.pop("boom", False):
             s.execute(insert(rows).values(id=dup))
 
-    event.listen(services.db._write, "before_commit", boom)
+    event.listen(Session, "before_commit", boom)
     try:
-        with ThreadPoolExecutor(2) as pool:
-            f1 = pool.submit(services.db.group_write, duplicate)
-            f2 = pool.submit(
-                services.db.group_write, lambda s: s.execute(insert(rows).values(id=other))
-            )
-            _wait_queued(services, 2)
-            release.set()
-            for f in (f1, f2):
-                with pytest.raises(Exception, match=r"(?i)unique|duplicate"):
-                    f.result(30)
+        f1 = services.db.group.submit(duplicate)
+        f2 = services.db.group.submit(_insert(other))
+        release.set()
+        for f in (f1, f2):
+            with pytest.raises(Exception, match=r"(?i)unique|duplicate"):
+                f.result(30)
     finally:
-        event.remove(services.db._write, "before_commit", boom)
+        event.remove(Session, "before_commit", boom)
     assert _committed_ids(services, [other]) == set()
 
 
-def test_group_write_cannot_nest(services: Services) -> None:
+def test_a_group_write_cannot_wait_for_another_group_write(services: Services) -> None:
     def inner(s: Session) -> None:
-        services.db.group_write(lambda s2: None)
+        services.db.group.run_sync(lambda s2: None)
 
-    with pytest.raises(RuntimeError, match="inside a group write"):
-        services.db.group_write(inner)
+    with pytest.raises(RuntimeError, match="cannot wait for another group write"):
+        services.db.group.run_sync(inner)
 
 
-def test_enqueue_grouped_batches_jobs_and_a_duplicate_fails_alone(services: Services) -> None:
+def test_a_batch_write_that_raises_is_replayed_item_by_item(services: Services) -> None:
+    """A BatchWrite of jobs: one multi-row INSERT; a duplicate id fails only its own caller."""
     tenant = uid("tenant-")
     taken = uid("job-")
     with services.db.write() as s:
         services.jobs.enqueue(s, kind="core.test", payload={}, tenant=tenant, job_id=taken)
     fresh = [uid("job-") for _ in range(20)]
+    calls: list[int] = []
+
+    def enqueue_all(s: Session, job_ids: list[str]) -> list[Any]:
+        calls.append(len(job_ids))
+        specs = [NewJob("core.test", {"id": i}, tenant, job_id=i) for i in job_ids]
+        return list(services.jobs.enqueue_many(s, specs))
 
     async def main() -> list[Any]:
         # One loop iteration queues all 21 jobs: they share one multi-row INSERT, the
-        # duplicate id fails the batch, and they are then retried one savepoint each.
+        # duplicate id fails it, and the batch is replayed one savepoint per job.
         return await asyncio.gather(
             *(
-                services.jobs.enqueue_grouped(
-                    kind="core.test", payload={"n": i}, tenant=tenant, job_id=job_id
-                )
-                for i, job_id in enumerate([*fresh[:10], taken, *fresh[10:]])
+                services.db.group.run_many(enqueue_all, job_id)
+                for job_id in [*fresh[:10], taken, *fresh[10:]]
             ),
             return_exceptions=True,
         )
 
     outcomes = asyncio.run(main())
+    assert calls == [21] + [1] * 21
     failed = [o for o in outcomes if isinstance(o, BaseException)]
     assert len(failed) == 1
-    assert "unique" in str(failed[0]).lower() or "duplicate" in str(failed[0]).lower()
+    assert isinstance(failed[0], IntegrityError)
     assert sorted(o.id for o in outcomes if not isinstance(o, BaseException)) == sorted(fresh)
     with services.db.read() as s:
         stored = {j.id: j for j in services.jobs.find(s, tenant=tenant, kind="core.test", limit=50)}
     assert set(stored) == {taken, *fresh}
-    assert all(stored[j].status.value == "queued" for j in fresh)
+    assert all(stored[j].status is Status.QUEUED for j in fresh)
     assert stored[taken].payload == {}
 
 
-def test_group_many_async_calls_fn_once_per_batch_and_a_refusal_stays_alone(
+def test_run_many_rolls_back_a_refused_item_alone_and_the_others_commit(
     services: Services,
 ) -> None:
+    """An exception outcome undoes that item's own writes; every other caller's commit."""
     ids = [uid("many-") for _ in range(12)]
     refused = ids[5]
+    singles = [uid("single-") for _ in range(3)]
     calls: list[list[str]] = []
 
     def write_many(s: Session, items: list[str]) -> list[Any]:
         calls.append(list(items))
-        keep = [i for i in items if i != refused]
-        if keep:
-            s.execute(insert(rows), [{"id": i} for i in keep])
+        # The refused item's row is written too: the refusal alone must undo it.
+        s.execute(insert(rows), [{"id": i} for i in items])
         return [ValueError(f"no {i}") if i == refused else i for i in items]
 
     async def main() -> list[Any]:
-        return await asyncio.gather(
-            *(services.db.group_many_async(write_many, i) for i in ids), return_exceptions=True
-        )
+        many = [services.db.group.run_many(write_many, i) for i in ids]
+        one = [services.db.group.run(_insert(i)) for i in singles]  # plain writes, same batch
+        return await asyncio.gather(*many, *one, return_exceptions=True)
 
+    batches: list[int] = []
+    services.db.group.on_batch = batches.append
     outcomes = asyncio.run(main())
-    assert calls == [ids]  # one call for the whole batch, items in order
+    assert batches == [15]  # every caller in one transaction, replayed once
+    assert calls[0] == ids  # one call for the whole batch, items in order
+    assert calls[1:] == [[i] for i in ids]  # then each item alone, in its savepoint
     assert isinstance(outcomes[5], ValueError)
-    assert [o for o in outcomes if not isinstance(o, BaseException)] == ids[:5] + ids[6:]
-    assert _committed_ids(services, ids) == set(ids) - {refused}
+    assert str(outcomes[5]) == f"no {refused}"
+    assert [o for o in outcomes if not isinstance(o, BaseException)] == [
+        *ids[:5],
+        *ids[6:],
+        *singles,
+    ]
+    assert _committed_ids(services, ids + singles) == set(ids + singles) - {refused}
 
 
 def test_writes_queued_during_a_commit_are_committed_while_the_loop_is_busy(
     services: Services,
 ) -> None:
     """The committer starts the next batch itself; it used to wait for the event loop."""
-    services.db._group.max_in_flight = 1  # one committer: it alone can take the next batch
+    services.db.group.max_in_flight = 1  # one committer: it alone can take the next batch
     first, later = uid("first-"), [uid("later-") for _ in range(5)]
     entered, release = threading.Event(), threading.Event()
     calls: list[list[str]] = []
@@ -311,9 +373,9 @@ def test_writes_queued_during_a_commit_are_committed_while_the_loop_is_busy(
         return items
 
     async def main() -> list[str]:
-        one = asyncio.ensure_future(services.db.group_many_async(write_many, first))
+        one = asyncio.ensure_future(services.db.group.run_many(write_many, first))
         await asyncio.to_thread(entered.wait, 30)
-        rest = [asyncio.ensure_future(services.db.group_many_async(write_many, i)) for i in later]
+        rest = [asyncio.ensure_future(services.db.group.run_many(write_many, i)) for i in later]
         await asyncio.sleep(0)  # every later write is queued behind the held batch
         release.set()
         # Block the loop: the next batch must be committed without it.
@@ -322,13 +384,13 @@ def test_writes_queued_during_a_commit_are_committed_while_the_loop_is_busy(
 
     assert asyncio.run(main()) == [first, *later]
     assert calls == [[first], later]
-    wait_for(lambda: not any(services.db._group._in_flight.values()), timeout=10)
+    wait_for(lambda: services.db.group._in_flight == 0, timeout=10)
     after = uid("after-")  # the committer ended when nothing was left; a new one starts
-    assert asyncio.run(services.db.group_many_async(write_many, after)) == after
+    assert asyncio.run(services.db.group.run_many(write_many, after)) == after
     assert _committed_ids(services, [after]) == {after}
 
 
-def test_group_many_async_replays_items_alone_when_fn_raises(services: Services) -> None:
+def test_run_many_replays_items_alone_when_the_write_raises(services: Services) -> None:
     ids = [uid("replay-") for _ in range(6)]
     bad = ids[2]
 
@@ -343,7 +405,7 @@ def test_group_many_async_replays_items_alone_when_fn_raises(services: Services)
 
     async def main() -> list[Any]:
         return await asyncio.gather(
-            *(services.db.group_many_async(write_many, i) for i in ids), return_exceptions=True
+            *(services.db.group.run_many(write_many, i) for i in ids), return_exceptions=True
         )
 
     outcomes = asyncio.run(main())
@@ -385,20 +447,36 @@ def test_enqueue_many_refuses_held_keys_without_breaking_the_transaction(
     assert _committed_ids(services, [f"{tenant}-after"]) == {f"{tenant}-after"}
 
 
-def test_enqueue_many_stores_rows_exactly_as_the_orm_path_does(services: Services) -> None:
+def _orm_job(s: Session, tenant: str, payload: Any, run_after: datetime) -> str:
+    """A job row added through the ORM, as a reference for the batch INSERT's rows."""
+    job_id = uid("orm-")
+    now = datetime(2030, 1, 1)
+    s.add(
+        JobRow(
+            id=job_id,
+            kind="core.test",
+            tenant=tenant,
+            principal=None,
+            payload=payload,
+            status=Status.QUEUED.value,
+            attempts=0,
+            max_attempts=5,
+            run_after=run_after,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    s.flush()
+    return job_id
+
+
+def test_enqueue_many_stores_rows_exactly_as_the_orm_does(services: Services) -> None:
     """The raw batch INSERT binds through the column types: rows read back like ORM rows."""
     tenant = uid("tenant-")
     payload = {"text": 'naïve ☃ a,"b"{}\\ NULL', "n": 1.5, "nested": [None, True, {"k": "v"}]}
     run_after = datetime(2030, 1, 2, 3, 4, 5, 678901)
     with services.db.write() as s:
-        orm = services.jobs.enqueue(
-            s,
-            kind="core.test",
-            payload=payload,
-            tenant=tenant,
-            run_after=run_after,
-            idempotency_key=uid("idem-"),  # the ORM path
-        )
+        orm = _orm_job(s, tenant, payload, run_after)
         batch, keyless = services.jobs.enqueue_many(
             s,
             [
@@ -413,14 +491,13 @@ def test_enqueue_many_stores_rows_exactly_as_the_orm_path_does(services: Service
     assert stored is not None
     assert (stored.payload, stored.principal, stored.exclusive_key) == ("NULL", 'p,"{}', None)
     with services.db.read() as s:
-        a, b = (services.jobs.get(s, j.id) for j in (orm, batch))
+        a, b = services.jobs.get(s, orm), services.jobs.get(s, batch.id)
     assert a is not None
     assert b is not None
     for field in ("kind", "tenant", "principal", "payload", "status", "attempts", "run_after"):
         assert getattr(b, field) == getattr(a, field), field
     assert b.payload == payload
     assert b.run_after == run_after
-    assert b.max_attempts == a.max_attempts
     assert b == batch  # the Job enqueue_many returned is the row as stored
     assert batch.created
     with services.db.read() as s:  # the claim index orders by these columns as stored
@@ -432,22 +509,52 @@ def test_enqueue_many_stores_rows_exactly_as_the_orm_path_does(services: Service
     assert due == 3
 
 
-def test_enqueue_many_stores_an_aware_run_after_as_the_orm_path_does(services: Services) -> None:
-    """A run_after with a UTC offset is stored by the batch INSERT as by the ORM INSERT."""
+def test_enqueue_many_stores_an_aware_run_after_as_naive_utc(services: Services) -> None:
+    """A run_after with a UTC offset is stored as the naive UTC time writegate keeps."""
     tenant = uid("tenant-")
     aware = datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=timezone(timedelta(hours=2)))
     with services.db.write() as s:
-        orm = services.jobs.enqueue(
-            s, kind="core.test", payload={}, tenant=tenant, run_after=aware, idempotency_key="i"
-        )
+        one = services.jobs.enqueue(s, kind="core.test", payload={}, tenant=tenant, run_after=aware)
         (batch,) = services.jobs.enqueue_many(s, [NewJob("core.test", {}, tenant, run_after=aware)])
     assert isinstance(batch, Job)
     with services.db.read() as s:
-        a, b = (services.jobs.get(s, j.id) for j in (orm, batch))
+        a, b = (services.jobs.get(s, j.id) for j in (one, batch))
     assert a is not None
     assert b is not None
-    assert b.run_after == a.run_after
+    assert a.run_after == b.run_after == datetime(2030, 1, 2, 1, 4, 5, 678901)
     assert b.run_after.tzinfo is None
+
+
+def test_enqueue_many_gives_the_earlier_job_for_a_used_idempotency_key(services: Services) -> None:
+    """Keyed jobs go in the same multi-row INSERT: a used key (earlier, or earlier in the
+    same call) gives the first job back, not created, and nothing new is written."""
+    tenant = uid("tenant-")
+    used, fresh = uid("idem-"), uid("idem-")
+    with services.db.write() as s:
+        earlier = services.jobs.enqueue(
+            s, kind="core.test", payload={"n": 0}, tenant=tenant, idempotency_key=used
+        )
+    with services.db.write() as s:
+        again, first, twice, other_kind = services.jobs.enqueue_many(
+            s,
+            [
+                NewJob("core.test", {"n": 1}, tenant, idempotency_key=used),
+                NewJob("core.test", {"n": 2}, tenant, idempotency_key=fresh),
+                NewJob("core.test", {"n": 3}, tenant, idempotency_key=fresh),
+                NewJob("core.other", {"n": 4}, tenant, idempotency_key=used),
+            ],
+        )
+    assert isinstance(again, Job)
+    assert (again.id, again.created, again.payload) == (earlier.id, False, {"n": 0})
+    assert isinstance(first, Job)
+    assert first.created
+    assert isinstance(twice, Job)
+    assert (twice.id, twice.created, twice.payload) == (first.id, False, {"n": 2})
+    assert isinstance(other_kind, Job)  # the key is per (tenant, kind)
+    assert other_kind.created
+    with services.db.read() as s:
+        stored = services.jobs.find(s, tenant=tenant)
+    assert sorted(j.payload["n"] for j in stored) == [0, 2, 4]
 
 
 def test_enqueue_many_binds_each_rows_own_values_in_a_shared_column(
@@ -477,7 +584,7 @@ def test_enqueue_many_takes_more_jobs_than_one_statement_can_bind(services: Serv
     ]
     with services.db.write() as s:
         raw = s.connection().connection.driver_connection
-        if services.db.is_sqlite:  # 10 rows of 12 columns per statement at most
+        if services.db.is_sqlite:  # 8 rows of 14 columns per statement at most
             old = raw.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 120)
         try:
             out = services.jobs.enqueue_many(s, specs)
@@ -501,26 +608,6 @@ def test_job_ids_are_time_ordered_uuids(services: Services) -> None:
     assert [i[:8] for i in ids] == sorted(i[:8] for i in ids)  # the leading timestamp
 
 
-def test_discard_removes_jobs_enqueued_in_the_same_transaction(services: Services) -> None:
-    tenant = uid("tenant-")
-    with services.db.write() as s:
-        kept, dropped = services.jobs.enqueue_many(
-            s, [NewJob("core.test", {}, tenant, exclusive_key=uid("k")) for _ in range(2)]
-        )
-        assert isinstance(kept, Job)
-        assert isinstance(dropped, Job)
-        services.jobs.discard(s, [dropped.id])
-    with services.db.read() as s:
-        stored = {j.id for j in services.jobs.find(s, tenant=tenant)}
-    assert stored == {kept.id}
-    assert dropped.exclusive_key is not None
-    with services.db.write() as s:  # its exclusive key is free again
-        again = services.jobs.enqueue_many(
-            s, [NewJob("core.test", {}, tenant, exclusive_key=dropped.exclusive_key)]
-        )[0]
-    assert isinstance(again, Job)
-
-
 def test_enqueue_many_duplicate_id_with_a_key_raises(services: Services) -> None:
     tenant = uid("tenant-")
     job_id = uid("job-")
@@ -530,36 +617,6 @@ def test_enqueue_many_duplicate_id_with_a_key_raises(services: Services) -> None
         services.jobs.enqueue_many(
             s, [NewJob("core.test", {}, tenant, job_id=job_id, exclusive_key=uid("key-"))]
         )
-
-
-def test_enqueue_many_returning_gives_the_inserts_extra_values_for_written_jobs(
-    services: Services,
-) -> None:
-    tenant, held = uid("tenant-"), uid("key-")
-    with services.db.write() as s:
-        holder = services.jobs.enqueue(
-            s, kind="core.test", payload={}, tenant=tenant, exclusive_key=held
-        )
-    insert = services.jobs.insert_returning("kind || '/' || tenant, attempts")
-    specs = [
-        NewJob("core.test", {"n": 0}, tenant),
-        NewJob("core.test", {"n": 1}, tenant, exclusive_key=held),
-        NewJob("core.other", {"n": 2}, tenant),
-    ]
-    with services.db.write() as s:
-        jobs, returned = services.jobs.enqueue_many_returning(s, specs, insert)
-    first, refused, third = jobs
-    assert isinstance(first, Job)
-    assert isinstance(third, Job)
-    assert isinstance(refused, ExclusiveJobExists)
-    assert refused.job_id == holder.id
-    assert returned == {first.id: (f"core.test/{tenant}", 0), third.id: (f"core.other/{tenant}", 0)}
-    assert _committed_jobs(services, tenant) == {holder.id, first.id, third.id}
-
-
-def _committed_jobs(services: Services, tenant: str) -> set[str]:
-    with services.db.read() as s:
-        return {j.id for j in services.jobs.find(s, tenant=tenant)}
 
 
 def test_defer_commits_one_job_at_once_and_wakes_this_processs_worker(
@@ -606,24 +663,28 @@ def test_defer_of_a_duplicate_id_raises_and_writes_nothing(services: Services) -
     assert [(j.id, j.payload) for j in stored] == [(job_id, {"n": 1})]
 
 
-def test_lock_many_holds_every_key_until_the_transaction_ends(services: Services) -> None:
+def test_lock_holds_its_key_until_the_transaction_ends(services: Services) -> None:
     if not services.db.is_postgres:
         pytest.skip("SQLite write transactions are serialized by BEGIN IMMEDIATE already")
-    keys = [uid("lock-") for _ in range(3)]
-    got = threading.Event()
+    key, free = uid("lock-"), uid("lock-")
+    got, other_key = threading.Event(), threading.Event()
 
-    def other() -> None:
+    def other(k: str, done: threading.Event) -> None:
         with services.db.write() as s:
-            services.db.lock(s, keys[2])
-            got.set()
+            services.db.lock(s, k)
+            done.set()
 
     with services.db.write() as s:
-        services.db.lock_many(s, reversed(keys))
-        t = threading.Thread(target=other)
+        services.db.lock(s, key)
+        t = threading.Thread(target=other, args=(key, got))
         t.start()
+        unrelated = threading.Thread(target=other, args=(free, other_key))
+        unrelated.start()
+        assert other_key.wait(30)  # another key is not held
         assert not got.wait(0.5)  # blocked on the key this transaction holds
     assert got.wait(30)
     t.join(30)
+    unrelated.join(30)
 
 
 def test_batch_insert_stores_every_column_type_as_a_core_insert_does(services: Services) -> None:

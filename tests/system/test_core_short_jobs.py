@@ -1,23 +1,25 @@
-"""Batch jobs: claim, run and finish many short jobs in one transaction, each in isolation."""
+"""Short jobs: claimed together, run and finished inside the group commit, each in isolation."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from sqlalchemy import Column, MetaData, String, Table, insert, select, text
+from sqlalchemy.orm import Session
 
 from tests.harness import uid, wait_for
 from tests.system.conftest import core_services
 from writegate.core.exceptions import PermanentJobError
-from writegate.core.jobs import RetryPolicy, Status
+from writegate.core.jobs import FINAL, RetryPolicy, Status
 from writegate.core.services import Services
 from writegate.core.worker import JobContext, JobSpec, Worker
 
 scratch = MetaData()
 rows = Table(
-    "core_test_batch_rows",
+    "core_test_short_rows",
     scratch,
     Column("id", String(64), primary_key=True),
     Column("job_id", String(36)),
@@ -64,10 +66,10 @@ def _rows(services: Services, job_ids: list[str]) -> dict[str, str]:
         return {str(job_id): str(row_id) for job_id, row_id in found}
 
 
-def test_batch_jobs_commit_their_row_with_success_and_failures_stay_isolated(
+def test_short_jobs_commit_their_row_with_success_and_failures_stay_isolated(
     services: Services,
 ) -> None:
-    kind = uid("core.batch-")
+    kind = uid("core.short-")
 
     def handler(ctx: JobContext) -> Any:
         ctx.session.execute(insert(rows).values(id=uid("row-"), job_id=ctx.job.id))
@@ -81,7 +83,9 @@ def test_batch_jobs_commit_their_row_with_success_and_failures_stay_isolated(
     policy = RetryPolicy(max_attempts=2, backoff_base=0.01, backoff_max=0.02)
     services.jobs.policies[kind] = policy  # max_attempts is fixed at enqueue time
     ids = _enqueue(services, kind, [{"mode": m, "n": i} for i, m in enumerate(modes)])
-    worker = _worker(services, [JobSpec(kind, handler, policy=policy, batch=True)], batch_size=8)
+    worker = _worker(
+        services, [JobSpec(kind, handler, policy=policy, short=True)], short_in_flight=8
+    )
     try:
 
         def settled() -> bool:
@@ -112,29 +116,80 @@ def test_batch_jobs_commit_their_row_with_success_and_failures_stay_isolated(
     assert jobs[ids[-1]].attempts == 2
 
 
-def test_batch_and_threaded_kinds_run_side_by_side(services: Services) -> None:
-    batch_kind, thread_kind = uid("core.b-"), uid("core.t-")
+def test_short_jobs_share_the_group_commit_with_api_writes(services: Services) -> None:
+    """Claimed short jobs queue in the group commit: one COMMIT with a client's write, and a
+    failing job's writes are rolled back alone while the client's write and the others commit."""
+    kind = uid("core.g-")
+
+    def handler(ctx: JobContext) -> Any:
+        ctx.session.execute(insert(rows).values(id=uid("row-"), job_id=ctx.job.id))
+        if ctx.payload.get("fail"):
+            raise PermanentJobError("no")
+        return "ran"
+
+    ids = _enqueue(services, kind, [{}, {"fail": True}, {}])
+    batches: list[int] = []
+    services.db.group.on_batch = batches.append
+    services.db.group.max_in_flight = 1  # one batch at a time: the rest queue behind it
+    entered, release = threading.Event(), threading.Event()
+
+    def hold(_s: Session) -> None:
+        entered.set()
+        release.wait(30)
+
+    held = services.db.group.submit(hold)
+    assert entered.wait(30)
+    worker = _worker(services, [JobSpec(kind, handler, short=True)])
+    try:
+        # The worker claimed the jobs (a statement of its own) and queued them behind `hold`.
+        wait_for(lambda: len(services.db.group._pending) == 3, timeout=30)
+        assert {j.status for j in _jobs(services, ids).values()} == {Status.RUNNING}
+        api_row = uid("api-")
+        api = services.db.group.submit(
+            lambda s: s.execute(insert(rows).values(id=api_row, job_id="api"))
+        )
+        release.set()
+        held.result(30)
+        api.result(30)
+        wait_for(
+            lambda: all(j.status.value in FINAL for j in _jobs(services, ids).values()),
+            timeout=30,
+        )
+    finally:
+        release.set()
+        worker.stop()
+    assert batches[:2] == [1, 4]  # three jobs and the client's write: one transaction
+    jobs = _jobs(services, ids)
+    assert [jobs[i].status for i in ids] == [Status.SUCCEEDED, Status.FAILED, Status.SUCCEEDED]
+    assert jobs[ids[0]].result == "ran"
+    written = _rows(services, [*ids, "api"])
+    assert set(written) == {ids[0], ids[2], "api"}
+    assert written["api"] == api_row
+
+
+def test_short_and_threaded_kinds_run_side_by_side(services: Services) -> None:
+    short_kind, thread_kind = uid("core.s-"), uid("core.t-")
     seen: list[str] = []
 
     def threaded(ctx: JobContext) -> Any:
-        # A threaded job may still checkpoint; a batch job may not.
+        # A threaded job may still checkpoint; a short job may not.
         with ctx.checkpoint() as s:
             ctx.save(s, progress={"step": 1})
         seen.append(ctx.job.id)
         return "threaded"
 
-    def batched(ctx: JobContext) -> Any:
+    def short(ctx: JobContext) -> Any:
         try:
             with ctx.checkpoint():
                 pass
         except RuntimeError:
-            return "no checkpoint in a batch"
+            return "no checkpoint in a short job"
         return "checkpoint allowed?"
 
-    b_ids = _enqueue(services, batch_kind, [{}] * 5)
+    b_ids = _enqueue(services, short_kind, [{}] * 5)
     t_ids = _enqueue(services, thread_kind, [{}] * 5)
     worker = _worker(
-        services, [JobSpec(batch_kind, batched, batch=True), JobSpec(thread_kind, threaded)]
+        services, [JobSpec(short_kind, short, short=True), JobSpec(thread_kind, threaded)]
     )
     try:
         wait_for(
@@ -146,13 +201,13 @@ def test_batch_and_threaded_kinds_run_side_by_side(services: Services) -> None:
     finally:
         worker.stop()
     jobs = _jobs(services, b_ids + t_ids)
-    assert {jobs[i].result for i in b_ids} == {"no checkpoint in a batch"}
+    assert {jobs[i].result for i in b_ids} == {"no checkpoint in a short job"}
     assert {jobs[i].result for i in t_ids} == {"threaded"}
     assert {jobs[i].progress["step"] for i in t_ids} == {1}
     assert sorted(seen) == sorted(t_ids)
 
 
-def test_a_cancelled_job_is_not_run_by_a_batch(services: Services) -> None:
+def test_a_cancelled_job_is_not_run_as_a_short_job(services: Services) -> None:
     kind = uid("core.c-")
     ran: list[str] = []
     ids = _enqueue(services, kind, [{}] * 3)
@@ -162,7 +217,7 @@ def test_a_cancelled_job_is_not_run_by_a_batch(services: Services) -> None:
         ran.append(ctx.job.id)
         return None
 
-    worker = _worker(services, [JobSpec(kind, handler, batch=True)])
+    worker = _worker(services, [JobSpec(kind, handler, short=True)])
     try:
         wait_for(
             lambda: (
@@ -181,7 +236,7 @@ def test_an_idle_worker_is_woken_by_a_commit_not_by_polling(services: Services) 
     kind = uid("core.w-")
     # With an hour between polls, only the commit wake-up (in-process signal on SQLite,
     # LISTEN/NOTIFY on PostgreSQL) can get this job run before the wait below gives up.
-    worker = _worker(services, [JobSpec(kind, lambda ctx: "woken", batch=True)], poll_interval=3600)
+    worker = _worker(services, [JobSpec(kind, lambda ctx: "woken", short=True)], poll_interval=3600)
     try:
         wait_for(lambda: worker._threads and all(t.is_alive() for t in worker._threads))
         if services.db.is_postgres:
@@ -210,7 +265,7 @@ def test_a_worker_listens_again_after_its_listen_connection_is_killed(
     worker_id = uid("listen-")
     worker = _worker(
         services,
-        [JobSpec(kind, lambda ctx: "again", batch=True)],
+        [JobSpec(kind, lambda ctx: "again", short=True)],
         poll_interval=3600,
         worker_id=worker_id,
     )

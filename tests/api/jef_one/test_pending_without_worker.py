@@ -1,0 +1,97 @@
+"""Accepted writes are pending at once with no worker, and dependent jobs name what they wait for."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.api.jef_one.conftest import fresh_number
+from tests.harness import Server, fresh_database, start_server, uid, wait_for
+from writegate.core.jobs import Status
+from writegate.core.worker import Worker
+
+
+@pytest.fixture
+def quiet(tmp_path: Any) -> Iterator[Server]:
+    """jef-one on its own database, with no worker: accepted jobs stay queued."""
+    with fresh_database(str(tmp_path)) as url:
+        srv = start_server(url, embedded_worker=False, modules=["jef_one"])
+        yield srv
+        srv.stop()
+
+
+def _job(srv: Server, job_id: str) -> Any:
+    with srv.services.db.read() as s:
+        return srv.services.jobs.get(s, job_id)
+
+
+def test_each_accept_is_pending_on_its_get_and_waits_for_what_it_needs(quiet: Server) -> None:
+    entity, employee, session = fresh_number(4), fresh_number(5), uid("pending-")
+    with quiet.client() as c:
+        r = c.post(
+            "/one-entities-post-one",
+            json={"entity_number": entity, "entity_name": "Pending Co", "is_active": True},
+        )
+        assert r.status_code == 202, r.text
+        entity_job = r.json()["job_id"]
+        view = c.get("/jef-one-get-entity-by-entity-number", params={"entity_number": entity})
+        assert view.json()["pending_job_id"] == entity_job
+        assert view.json()["pending_job_status"] == "queued"
+
+        r = c.post(
+            "/one-employees-post-one",
+            json={
+                "entity_number": entity,
+                "employee_number": employee,
+                "employee_name": "Ana Santos",
+                "is_active": True,
+            },
+        )
+        assert r.status_code == 202, r.text
+        employee_job = r.json()["job_id"]
+        params = {"entity_number": entity, "employee_number": employee}
+        view = c.get("/jef-one-get-employee-by-employee-number", params=params)
+        assert (view.json()["pending_job_id"], view.json()["pending_job_status"]) == (
+            employee_job,
+            "queued",
+        )
+
+        body = {
+            "session_id": session,
+            "entity_number": entity,
+            "employee_number": employee,
+            "app_type": "mobile",
+            "app_number": "001",
+        }
+        r = c.post("/one-post-create-session-job", json=body)
+        assert r.status_code == 202, r.text
+        session_job = r.json()["job_id"]
+        # Written in the accept's own transaction: the session exists from the 202 on.
+        view = c.get("/jef-one-get-session-by-session-id", params={"session_id": session})
+        assert view.json()["is_found"] is True
+        assert (view.json()["status"], view.json()["job_id"]) == ("pending", session_job)
+
+        # Each job waits for the accepted write it depends on.
+        assert _job(quiet, employee_job).after_id == entity_job
+        assert _job(quiet, session_job).after_id == employee_job
+
+        # A worker that could claim all three at once still runs them in order.
+        worker = Worker(
+            quiet.services.jobs,
+            quiet.services.registry,
+            wakeup=quiet.services.wakeup,
+            poll_interval=0.2,
+        )
+        worker.start()
+        try:
+            wait_for(lambda: _job(quiet, session_job).status is Status.SUCCEEDED, timeout=60)
+        finally:
+            worker.stop()
+        jobs = [_job(quiet, j) for j in (entity_job, employee_job, session_job)]
+        assert [j.status for j in jobs] == [Status.SUCCEEDED] * 3
+        assert jobs[0].finished_at <= jobs[1].started_at
+        assert jobs[1].finished_at <= jobs[2].started_at
+        view = c.get("/jef-one-get-session-by-session-id", params={"session_id": session})
+        assert view.json()["status"] == "verified", view.text

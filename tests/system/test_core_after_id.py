@@ -1,0 +1,129 @@
+"""NewJob.after_id: a job is not claimed until the job it runs after is final."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import MetaData
+
+from tests.harness import uid, wait_for
+from tests.system.conftest import core_services, job_of, start_worker
+from writegate.core.exceptions import PermanentJobError
+from writegate.core.jobs import Job, NewJob, Status
+from writegate.core.services import Services
+from writegate.core.worker import JobContext, JobSpec
+
+
+@pytest.fixture
+def services(db_url: str) -> Iterator[Services]:
+    """Core services on the session database, without any API module."""
+    with core_services(db_url, MetaData()) as svc:
+        yield svc
+
+
+def _enqueue(services: Services, *specs: NewJob) -> list[Job]:
+    with services.db.write() as s:
+        out = services.jobs.enqueue_many(s, list(specs))
+    assert all(isinstance(j, Job) for j in out)
+    return out  # type: ignore[return-value]
+
+
+def test_a_job_waits_until_the_job_it_runs_after_succeeded(services: Services) -> None:
+    first_kind, then_kind = uid("core.first-"), uid("core.then-")
+    release = threading.Event()
+    order: list[str] = []
+
+    def first(ctx: JobContext) -> Any:
+        release.wait(30)
+        order.append("first")
+        return "first"
+
+    def then(ctx: JobContext) -> Any:
+        order.append("then")
+        return "then"
+
+    tenant = uid("t-")
+    a = _enqueue(services, NewJob(first_kind, {}, tenant))[0]
+    # `then` is queued with nothing in its way but the dependency; a short kind, claimed first.
+    b = _enqueue(services, NewJob(then_kind, {}, tenant, after_id=a.id))[0]
+    assert b.after_id == a.id
+    worker = start_worker(
+        services, [JobSpec(first_kind, first), JobSpec(then_kind, then, short=True)]
+    )
+    try:
+        wait_for(lambda: job_of(services, a.id).status is Status.RUNNING, timeout=30)
+        # Many claims go by (polls every 0.2 s) while its dependency runs: none takes it.
+        threading.Event().wait(1.0)
+        assert job_of(services, b.id).status is Status.QUEUED
+        assert order == []
+        release.set()
+        wait_for(lambda: job_of(services, b.id).status is Status.SUCCEEDED, timeout=30)
+    finally:
+        release.set()
+        worker.stop()
+    assert order == ["first", "then"]
+    done_a, done_b = job_of(services, a.id), job_of(services, b.id)
+    assert done_b.started_at >= done_a.finished_at
+    assert (done_b.after_id, done_b.attempts) == (a.id, 1)
+
+
+def test_a_job_waits_for_a_dependency_that_is_still_queued(services: Services) -> None:
+    """A dependency of an unserved kind stays queued: the job after it is never claimed."""
+    unserved, then_kind = uid("core.unserved-"), uid("core.then-")
+    tenant = uid("t-")
+    a = _enqueue(services, NewJob(unserved, {}, tenant))[0]
+    b, free = _enqueue(
+        services,
+        NewJob(then_kind, {"n": 1}, tenant, after_id=a.id),
+        NewJob(then_kind, {"n": 2}, tenant),
+    )
+    claimed = services.jobs.claim("claimer", [then_kind], 10)
+    assert [j.id for j in claimed] == [free.id]  # only the free one
+    assert job_of(services, b.id).status is Status.QUEUED
+    services.jobs.cancel(a.id)  # cancelled is final too
+    (released,) = services.jobs.claim("claimer", [then_kind], 10)
+    assert released.id == b.id
+
+
+@pytest.mark.parametrize("ending", ["failed", "cancelled"])
+def test_a_dependency_that_fails_or_is_cancelled_releases_the_job_after_it(
+    services: Services, ending: str
+) -> None:
+    """Final is final: the dependent job runs (and sees how its dependency ended)."""
+    dep_kind, then_kind = uid("core.dep-"), uid("core.then-")
+    seen: list[Status] = []
+
+    def dep(ctx: JobContext) -> Any:
+        raise PermanentJobError("no")
+
+    def then(ctx: JobContext) -> Any:
+        with ctx.manager.db.read() as s:
+            found = ctx.manager.get(s, ctx.job.after_id or "")
+        assert found is not None
+        seen.append(found.status)
+        return found.status.value
+
+    tenant = uid("t-")
+    a = _enqueue(services, NewJob(dep_kind, {}, tenant))[0]
+    b = _enqueue(services, NewJob(then_kind, {}, tenant, after_id=a.id))[0]
+    if ending == "cancelled":
+        services.jobs.cancel(a.id)
+    worker = start_worker(services, [JobSpec(dep_kind, dep), JobSpec(then_kind, then)])
+    try:
+        wait_for(lambda: job_of(services, b.id).status is Status.SUCCEEDED, timeout=30)
+    finally:
+        worker.stop()
+    assert job_of(services, a.id).status.value == ending
+    assert seen == [Status(ending)]
+    assert job_of(services, b.id).result == ending
+
+
+def test_a_job_after_one_that_is_gone_runs(services: Services) -> None:
+    """A dependency pruned (or never there) does not hold the job forever."""
+    kind = uid("core.orphan-")
+    b = _enqueue(services, NewJob(kind, {}, uid("t-"), after_id="no-such-job"))[0]
+    (claimed,) = services.jobs.claim("claimer", [kind], 10)
+    assert claimed.id == b.id
