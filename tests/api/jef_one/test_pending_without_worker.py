@@ -1,4 +1,4 @@
-"""Accepted writes are pending at once with no worker, and dependent jobs name what they wait for."""
+"""With no worker: accepted writes are pending at once; dependent jobs name what they wait on."""
 
 from __future__ import annotations
 
