@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Host, Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from writegate.console import install as install_console
 from writegate.core.http import DirectJsonRoutes, ErrorInfo, FieldProblem, field_problems
 from writegate.core.maintenance import Maintenance, Task
 from writegate.core.migrations import upgrade
@@ -272,6 +273,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         for exc_class, handler in m.exception_handlers.items():
             app.add_exception_handler(exc_class, handler)
 
+    install_console(app, services)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, render=render)
     _without_framework_422(app)
     if settings.direct_routes:
