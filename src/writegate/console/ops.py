@@ -25,16 +25,18 @@ def iso(at: datetime | None) -> str | None:
     return at.isoformat(timespec="seconds") + "Z" if at is not None else None
 
 
-def progress_bar(progress: Any) -> dict[str, int] | None:
-    """done/total of a job's progress, when it says (done/total, or found vs handled)."""
+def progress_bar(progress: Any) -> dict[str, Any] | None:
+    """A bar for a job's progress: done of total, or a running count when no total is known."""
     if not isinstance(progress, dict):
         return None
     nums = {k: v for k, v in progress.items() if isinstance(v, int) and not isinstance(v, bool)}
     if "total" in nums and "done" in nums:
-        return {"done": nums["done"], "total": nums["total"]}
-    if "found" in nums:
-        handled = sum(nums.get(k, 0) for k in ("created", "updated", "failed", "unchanged"))
-        return {"done": min(handled, nums["found"]), "total": nums["found"]}
+        return {"done": nums["done"], "total": nums["total"], "label": ""}
+    if nums:
+        # e.g. a BokaMera sync: users found, created, updated (the Vaka total is not kept)
+        done = nums.get("found", sum(nums.values()))
+        label = ", ".join(f"{k} {v}" for k, v in nums.items())
+        return {"done": done, "total": None, "label": label}
     return None
 
 
