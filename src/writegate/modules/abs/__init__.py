@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from writegate.core.module import Module
 from writegate.core.services import Services
+from writegate.modules.abs.console import console
 from writegate.modules.abs.errors import render_error
 from writegate.modules.abs.routes import router
 
 
 def create(services: Services) -> Module:
     """Build the ABS module."""
-    return Module(name="abs", router=router, prefixes=("/model/",), render_error=render_error)
+    return Module(
+        name="abs", router=router, prefixes=("/model/",), render_error=render_error, console=console
+    )
