@@ -340,3 +340,25 @@ def test_unknown_admin_path_and_method(client: httpx.Client, admin: dict[str, st
     """A wrong method or path under /admin/api answers the same JSON envelope."""
     assert_envelope(client.get("/admin/api/jobs/x/retry", headers=admin), 405, "method_not_allowed")
     assert_envelope(client.get("/admin/api/nothing", headers=admin), 404, "not_found")
+
+
+def test_a_deep_page_starts_an_index_range_at_its_cursor(server: Server) -> None:
+    """The keyset page's plan seeks into ix_jobs_created_id (a scan would cost ~ its depth)."""
+    from datetime import datetime
+
+    from sqlalchemy import text
+
+    from writegate.core.jobs_admin import JobFilter, page_query
+
+    q = page_query(JobFilter(), limit=50, after=(datetime(2026, 1, 1), "x"))
+    with server.services.db.read() as s:
+        dialect = s.get_bind().dialect
+        sql = str(q.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+        if dialect.name == "sqlite":
+            plan = " ".join(str(r[-1]) for r in s.execute(text("EXPLAIN QUERY PLAN " + sql)))
+            assert "SEARCH jobs USING INDEX ix_jobs_created_id (created_at<?)" in plan, plan
+        else:
+            s.execute(text("SET LOCAL enable_seqscan = off"))
+            plan = " ".join(str(r[0]) for r in s.execute(text("EXPLAIN " + sql)))
+            assert "ix_jobs_created_id" in plan, plan
+            assert "Index Cond: (created_at <=" in plan, plan

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Index, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Index, Select, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -82,16 +82,25 @@ def conditions(f: JobFilter) -> list[ColumnElement[bool]]:
     return out
 
 
+def page_query(f: JobFilter, *, limit: int, after: Cursor | None = None) -> Select[JobRow]:
+    """The SELECT of one newest-first page (limit + 1 rows: the extra one says there is more)."""
+    q = select(JobRow).where(*conditions(f))
+    if after is not None:
+        at, job_id = after
+        # The plain `created_at <= at` lets SQLite start an index range at the cursor; with
+        # the OR alone it walks the index from the newest job (a page cost ~ its depth).
+        q = q.where(
+            JobRow.created_at <= at,
+            or_(JobRow.created_at < at, and_(JobRow.created_at == at, JobRow.id < job_id)),
+        )
+    return q.order_by(JobRow.created_at.desc(), JobRow.id.desc()).limit(limit + 1)
+
+
 def page(
     session: Session, f: JobFilter, *, limit: int, after: Cursor | None = None
 ) -> tuple[list[JobRow], Cursor | None]:
     """One newest-first page of matching jobs and the cursor of the next (keyset, no OFFSET)."""
-    q = select(JobRow).where(*conditions(f))
-    if after is not None:
-        at, job_id = after
-        q = q.where(or_(JobRow.created_at < at, and_(JobRow.created_at == at, JobRow.id < job_id)))
-    q = q.order_by(JobRow.created_at.desc(), JobRow.id.desc()).limit(limit + 1)
-    rows = list(session.scalars(q))
+    rows = list(session.scalars(page_query(f, limit=limit, after=after)))
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, ((rows[-1].created_at, rows[-1].id) if more and rows else None)
