@@ -140,9 +140,15 @@ def describe(action: str, o: Outcome) -> str:
         return f"job {o.id}: no such job"
     if o.reason == "key_held":
         return f"job {o.id} cannot be retried: its exclusive key is held by active job {o.holder}"
+    if action == "retry" and o.reason == "active":
+        return (
+            f"job {o.id} is {o.status}, still active: only failed or cancelled jobs can be retried"
+        )
     if action == "retry":
-        return f"job {o.id} is {o.status}: only failed or cancelled jobs can be retried"
-    return f"job {o.id} is already {o.status}: only queued or running jobs can be cancelled"
+        return (
+            f"job {o.id} already {o.status} (final): only failed or cancelled jobs can be retried"
+        )
+    return f"job {o.id} is already {o.status} (final): only queued or running jobs can be cancelled"
 
 
 def act(
