@@ -134,6 +134,19 @@ def test_bokamera_sync_progress_moves(page: Any, console_server: Server, tmp_pat
         )
         assert found() == 400
         page.screenshot(path=tmp_path / "sync-done.png", full_page=True)
+        page.click("summary:has-text('API views')")
+        page.click("text=BokaMera syncs per company")
+        row = page.locator("tr", has_text=company)
+        row.wait_for()
+        assert row.locator(".bar").get_attribute("aria-valuenow") == "400"
+        assert "found 400, created 400" in row.inner_text()
+        page.screenshot(path=tmp_path / "bokamera-syncs.png", full_page=True)
+        page.click("summary:has-text('API views')")
+        page.click("text=BokaMera Vaka settings")
+        settings = page.locator("tr", has_text=company)
+        settings.wait_for()
+        assert "***" in settings.inner_text()
+        page.screenshot(path=tmp_path / "bokamera-settings.png", full_page=True)
     finally:
         sim.stop()
 
