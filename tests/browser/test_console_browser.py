@@ -60,6 +60,10 @@ def test_superadmin_finds_a_failed_job_retries_it_and_cancels_a_queued_one(
 
     sign_in(page, name)
     page.screenshot(path=tmp_path / "overview.png", full_page=True)
+    assert page.locator(f"#kinds tr[data-kind='{GATE_KIND}']").count() == 1
+    page.emulate_media(color_scheme="dark")
+    page.screenshot(path=tmp_path / "overview-dark.png", full_page=True)
+    page.emulate_media(color_scheme="light")
     page.click("text=Jobs")
     page.select_option("select[name=status]", "failed")
     page.select_option("select[name=kind]", GATE_KIND)
