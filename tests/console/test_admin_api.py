@@ -14,8 +14,16 @@ READS = [
     "/admin/api/me",
     "/admin/api/overview",
     "/admin/api/jobs",
+    "/admin/api/jobs/00000000-0000-0000-0000-000000000000",
     "/admin/api/audit",
     "/admin/api/views",
+    "/admin/api/views/bokamera/0",
+]
+ACTIONS = [
+    "/admin/api/jobs/00000000-0000-0000-0000-000000000000/retry",
+    "/admin/api/jobs/00000000-0000-0000-0000-000000000000/cancel",
+    "/admin/api/jobs/retry",
+    "/admin/api/jobs/cancel",
 ]
 
 
@@ -37,11 +45,49 @@ def test_reads_need_an_operator_key(client: httpx.Client, make_principal: Any, p
     assert_envelope(client.get(path, headers=headers("wg_nope")), 401, "unauthorized")
     _, plain = make_principal(roles=["bookingsupplier-administrator-write"])
     assert_envelope(client.get(path, headers=headers(plain)), 403, "forbidden")
+    # an unknown job is a 404 to anyone allowed to read; everything else answers 200
+    ok = 404 if "0000-000000000000" in path else 200
     _, reader = make_principal(roles=["operator"])
-    assert client.get(path, headers=headers(reader)).status_code == 200
+    assert client.get(path, headers=headers(reader)).status_code == ok
     _, bearer = make_principal(roles=["superadmin"])
     r = client.get(path, headers={"authorization": f"Bearer {bearer}"})
-    assert r.status_code == 200, r.text
+    assert r.status_code == ok, r.text
+
+
+@pytest.mark.parametrize("path", ACTIONS)
+def test_actions_need_a_superadmin_key(
+    client: httpx.Client, make_principal: Any, path: str
+) -> None:
+    """No key: 401; another role or operator: 403; a superadmin gets past auth (404/200)."""
+    body = {"ids": ["00000000-0000-0000-0000-000000000000"]}
+    assert_envelope(client.post(path, json=body), 401, "unauthorized")
+    for roles in (["bookingsupplier-administrator-write"], ["operator"]):
+        _, key = make_principal(roles=roles)
+        assert_envelope(client.post(path, json=body, headers=headers(key)), 403, "forbidden")
+    _, admin = make_principal(roles=["superadmin"])
+    r = client.post(path, json=body, headers=headers(admin))
+    assert r.status_code == (404 if "/0000" in path else 200), r.text
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [("limit=0", "limit"), ("limit=x", "limit"), ("before=abc", "before")],
+)
+def test_bad_audit_params_answer_400(
+    client: httpx.Client, admin: dict[str, str], query: str, field: str
+) -> None:
+    """The audit list checks limit and before."""
+    r = client.get(f"/admin/api/audit?{query}", headers=admin)
+    body = assert_envelope(r, 400, "validation")
+    assert [f["field"] for f in body["fields"]] == [field]
+
+
+def test_unknown_view_is_404(client: httpx.Client, admin: dict[str, str]) -> None:
+    """A view that does not exist: 404; a non-numeric index: 400."""
+    assert_envelope(client.get("/admin/api/views/nope/0", headers=admin), 404, "not_found")
+    assert_envelope(client.get("/admin/api/views/bokamera/99", headers=admin), 404, "not_found")
+    r = client.get("/admin/api/views/bokamera/x", headers=admin)
+    assert_envelope(r, 400, "validation")
 
 
 def test_operator_cannot_act(
