@@ -19,6 +19,7 @@ from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from writegate.console import install as install_console
 from writegate.core.http import ErrorInfo, FieldProblem, field_problems
 from writegate.core.maintenance import Maintenance, Task
 from writegate.core.middleware import BodyLimit
@@ -248,6 +249,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         for exc_class, handler in m.exception_handlers.items():
             app.add_exception_handler(exc_class, handler)
 
+    install_console(app, services)
     app.add_middleware(
         BodyLimit,
         max_bytes=settings.max_body_bytes,

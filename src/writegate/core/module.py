@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
+from writegate.core.console_view import ConsoleProvider
 from writegate.core.http import ErrorInfo
 from writegate.core.worker import JobSpec
 
@@ -30,6 +31,8 @@ class Module:
     )
     #: periodic housekeeping, (name, task) pairs run by every worker process
     maintenance: list[tuple[str, Callable[[], int | None]]] = field(default_factory=list)
+    #: the module's views in the operator console, if any
+    console: ConsoleProvider | None = None
 
     def owns(self, path: str) -> bool:
         """Whether a request path belongs to this module."""

@@ -6,12 +6,11 @@ from collections.abc import Iterable, Sequence
 from datetime import timedelta
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from writegate.core.exceptions import ExclusiveJobExists
-from writegate.core.jobs.enqueue import ENQUEUED
-from writegate.core.jobs.model import ACTIVE, FINAL, Job, JobRow, Status
+from writegate.core.jobs import operator
+from writegate.core.jobs.model import FINAL, Job, JobRow, Status
 from writegate.core.jobs.store import JobStore
 
 
@@ -61,16 +60,9 @@ class Admin(JobStore):
 
     def cancel(self, job_id: str, *, tenant: str | None = None) -> Job | None:
         """Cancel a queued or running job; a running job's final write is then refused."""
-        now = self.clock.now()
         with self.db.write() as s:
-            row = self._for_action(s, job_id, tenant)
-            if row is not None and row.status in ACTIVE:
-                row.status = Status.CANCELLED.value
-                row.lease_owner = None
-                row.lease_expires_at = None
-                row.finished_at = now
-                row.updated_at = now
-            return None if row is None else Job.from_row(row)
+            operator.cancel_one(s, job_id, tenant=tenant, now=self.clock.now())
+            return self.get(s, job_id, tenant=tenant)
 
     def retry(self, job_id: str, *, tenant: str | None = None) -> Job | None:
         """Put a failed or cancelled job back in the queue with fresh attempts.
@@ -78,26 +70,12 @@ class Admin(JobStore):
         Raises `ExclusiveJobExists` (and changes nothing) while another active job holds its
         exclusive key; a job in any other status is returned unchanged.
         """
-        now = self.clock.now()
         with self.db.write() as s:
-            row = self._for_action(s, job_id, tenant)
-            if row is None or row.status not in (Status.FAILED.value, Status.CANCELLED.value):
-                return None if row is None else Job.from_row(row)
-            key = row.exclusive_key
-            holder = self.active_holder(s, key) if key is not None else None
-            if key is not None and holder is not None:
-                raise ExclusiveJobExists(key, holder)
-            row.status = Status.QUEUED.value
-            row.attempts = 0
-            row.run_after = now
-            row.finished_at = None
-            row.updated_at = now
-            try:
-                s.flush()
-            except IntegrityError:  # a job took the key since the look above
-                raise ExclusiveJobExists(key or "", None) from None
-            s.info[ENQUEUED] = True
-            return Job.from_row(row)
+            outcome = operator.retry_one(s, job_id, tenant=tenant, now=self.clock.now())
+            if outcome.reason == "key_held":
+                job = self.get(s, job_id)
+                raise ExclusiveJobExists(job.exclusive_key or "" if job else "", outcome.holder)
+            return self.get(s, job_id, tenant=tenant)
 
     def prune(
         self,
@@ -127,9 +105,3 @@ class Admin(JobStore):
             deleted += n
             if n < batch:
                 return deleted
-
-    def _for_action(self, s: Session, job_id: str, tenant: str | None) -> JobRow | None:
-        row = s.scalar(self.sql.for_action, {"o_id": job_id})
-        if row is None or (tenant is not None and row.tenant != tenant):
-            return None
-        return row

@@ -103,6 +103,9 @@ class JobRow(Base):
             postgresql_where=text("idempotency_key IS NOT NULL"),
         ),
         Index("ix_jobs_tenant_kind_created", "tenant", "kind", "created_at"),
+        # Newest-first keyset pages (the console) walk it from either end in the same time:
+        # jobs.id is a UUIDv7 for most kinds but not all, so it alone does not order by age.
+        Index("ix_jobs_created_id", "created_at", "id"),
         Index(
             "ix_jobs_finished",
             "finished_at",

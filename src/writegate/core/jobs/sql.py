@@ -87,9 +87,6 @@ class JobStatements:
         self.stalled = (stalled.with_for_update(skip_locked=True) if postgres else stalled).limit(
             500
         )
-        #: one job, locked on PostgreSQL, for an operator action
-        locked = select(JobRow).where(c.id == bindparam("o_id"))
-        self.for_action = locked.with_for_update() if postgres else locked
         self.prune = self._prune()
 
     @staticmethod

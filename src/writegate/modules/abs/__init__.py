@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from writegate.core.module import Module
 from writegate.core.services import Services
+from writegate.modules.abs.console import console
 from writegate.modules.abs.errors import AbsError, render_abs_error, render_error
 from writegate.modules.abs.routes import router
 
@@ -16,4 +17,5 @@ def create(services: Services) -> Module:
         prefixes=("/model/",),
         render_error=render_error,
         exception_handlers={AbsError: render_abs_error},
+        console=console,
     )

@@ -9,6 +9,7 @@ from writegate.core.services import Services
 from writegate.core.worker import JobSpec
 from writegate.modules.bokamera import crypto
 from writegate.modules.bokamera.connector import configured_factory
+from writegate.modules.bokamera.console import console
 from writegate.modules.bokamera.errors import render_error
 from writegate.modules.bokamera.handlers import make_sync_handler
 from writegate.modules.bokamera.routes import router
@@ -28,6 +29,7 @@ def create(services: Services) -> Module:
         prefixes=("/codelock/", "/customers"),
         render_error=render_error,
         jobs=[JobSpec(kind=SYNC_KIND, handler=make_sync_handler(services))],
+        console=console,
     )
 
 

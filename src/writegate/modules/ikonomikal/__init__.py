@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from writegate.core.module import Module
 from writegate.core.services import Services
+from writegate.modules.ikonomikal.console import make_console
 from writegate.modules.ikonomikal.routes import NAME, render_error, router
 from writegate.modules.ikonomikal.service import Ikonomikal
 from writegate.modules.ikonomikal.sessions import purge_expired
@@ -33,4 +34,5 @@ def create(services: Services) -> Module:
             ("ikonomikal.expired", lambda: purge_expired(services, cfg)),
             ("ikonomikal.login_failures", iko.limits.purge),
         ],
+        console=make_console(services.clock, cfg),
     )

@@ -8,6 +8,7 @@ from writegate.core.module import Module
 from writegate.core.services import Services
 from writegate.core.worker import JobSpec
 from writegate.modules.jef_one import service
+from writegate.modules.jef_one.console import console
 from writegate.modules.jef_one.errors import JefOneError, render_error, render_jef_one_error
 from writegate.modules.jef_one.routes import router
 
@@ -32,4 +33,5 @@ def create(services: Services) -> Module:
             JobSpec(service.KIND_EMPLOYEE, service.run_upsert_employee, short=True),
         ],
         exception_handlers={JefOneError: _handle},
+        console=console,
     )

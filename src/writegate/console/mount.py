@@ -1,0 +1,45 @@
+"""Mounts the console's routers, static files, error handlers and offline docs on the app."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, Request, Response
+from starlette.staticfiles import StaticFiles
+
+from writegate.console import api, pages
+from writegate.console.access import Cookies, Denied
+from writegate.console.docs import install_docs
+from writegate.console.filters import BadInput
+from writegate.core.services import Services
+
+API_PREFIX = "/admin/api/"
+
+
+def mount(app: FastAPI, services: Services) -> None:
+    """Mount the console, the admin API, their static files and the offline /docs and /redoc."""
+    modules = list(app.state.modules)
+    cookies = Cookies()
+    app.include_router(api.build(services, modules, cookies))
+    app.include_router(pages.build(services, modules, cookies))
+    app.mount(
+        "/console/static",
+        StaticFiles(directory=Path(__file__).parent / "static"),
+        name="console-static",
+    )
+    install_docs(app)
+
+    async def denied(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, Denied)
+        if request.url.path.startswith(API_PREFIX):
+            return api.error(exc.status, exc.kind, exc.message)
+        return pages.render_denied(request, exc)
+
+    async def bad_input(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, BadInput)
+        if request.url.path.startswith(API_PREFIX):
+            return api.bad_input(exc)
+        return pages.render_bad_input(request, exc)
+
+    app.add_exception_handler(Denied, denied)
+    app.add_exception_handler(BadInput, bad_input)

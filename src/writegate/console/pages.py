@@ -1,0 +1,313 @@
+"""The console's server-rendered pages under /console (Jinja2, htmx for live refresh)."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
+from starlette.templating import Jinja2Templates
+
+from writegate.console import ops, views
+from writegate.console.access import (
+    READ_ROLES,
+    Cookies,
+    Denied,
+    Operator,
+    check_csrf,
+    operator_of,
+    require_act,
+)
+from writegate.console.filters import STATUSES, BadInput, parse_filter, parse_query
+from writegate.core import audit_log
+from writegate.core.jobs import operator as jobs_admin
+from writegate.core.module import Module
+from writegate.core.services import Services
+
+TEMPLATES = Path(__file__).parent / "templates"
+MAX_FORM_BYTES = 16 * 1024
+
+
+def age(seconds: int | None) -> str:
+    """A short human age: 42s, 5m 3s, 2h 10m, 3d 4h."""
+    if seconds is None:
+        return "—"
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m {seconds % 60}s"
+    if seconds < 86400:
+        return f"{seconds // 3600}h {seconds % 3600 // 60}m"
+    return f"{seconds // 86400}d {seconds % 86400 // 3600}h"
+
+
+def templates() -> Jinja2Templates:
+    """The console's templates, HTML-escaped."""
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape())
+    env.globals["age"] = age
+    env.globals["statuses"] = STATUSES
+    return Jinja2Templates(env=env)
+
+
+async def form(request: Request) -> dict[str, str]:
+    """An urlencoded form body as a dict (last value wins); empty if too large."""
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        return {}
+    parsed = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+    return {k: v[-1] for k, v in parsed.items()}
+
+
+def build(services: Services, modules: list[Module], cookies: Cookies) -> APIRouter:
+    """The page routes."""
+    router = APIRouter(prefix="/console", include_in_schema=False)
+    tpl = templates()
+    catalogue = views.catalogue(modules)
+
+    async def who(request: Request) -> Operator:
+        return await run_in_threadpool(operator_of, request, services, cookies)
+
+    def page(
+        request: Request, name: str, op: Operator | None, status: int = 200, **ctx: Any
+    ) -> Response:
+        data, fresh = cookies.ensure(request)
+        context = {
+            "op": op,
+            "csrf": data["csrf"],
+            "module_views": catalogue,
+            "msg": request.query_params.get("msg", "")[:500],
+            "error": request.query_params.get("error") == "1",
+            **ctx,
+        }
+        response = tpl.TemplateResponse(request, name, context, status_code=status)
+        if fresh:
+            cookies.write(request, response, data)
+        response.headers["cache-control"] = "no-store"
+        return response
+
+    def back(path: str, msg: str, error: bool = False) -> RedirectResponse:
+        query = {"msg": msg, **({"error": "1"} if error else {})}
+        sep = "&" if "?" in path else "?"
+        return RedirectResponse(f"{path}{sep}{urlencode(query)}", status_code=303)
+
+    @router.get("/login")
+    async def login_page(request: Request) -> Response:
+        nxt = request.query_params.get("next", "/console")
+        return page(request, "login.html", None, next=nxt if nxt.startswith("/console") else "")
+
+    @router.post("/login")
+    async def login(request: Request) -> Response:
+        fields = await form(request)
+        data = cookies.read(request)
+        sent, kept = fields.get("csrf", ""), str(data.get("csrf", ""))
+        if not kept or not secrets.compare_digest(sent.encode(), kept.encode()):
+            return back("/console/login", "your sign-in form expired: try again", True)
+        name, password = fields.get("name", "")[:200], fields.get("password", "")[:1000]
+        principal = await run_in_threadpool(_verify, services, name, password)
+        if principal is None:
+            return back("/console/login", "wrong name or password", True)
+        if not principal.has_any(*READ_ROLES):
+            return back("/console/login", f"{name} has neither operator nor superadmin role", True)
+        nxt = fields.get("next", "")
+        response = RedirectResponse(nxt if nxt.startswith("/console") else "/console", 303)
+        # A new CSRF token with every sign-in: one fixed before sign-in is never reused.
+        cookies.write(
+            request,
+            response,
+            {"csrf": secrets.token_urlsafe(24), "name": principal.name, "pid": principal.id},
+        )
+        await run_in_threadpool(_signed_in, services, principal)
+        return response
+
+    @router.post("/logout")
+    async def logout(request: Request) -> Response:
+        op = await who(request)
+        check_csrf(op, (await form(request)).get("csrf"))
+        response = RedirectResponse("/console/login", 303)
+        response.delete_cookie("wg_console", path="/")
+        return response
+
+    @router.get("")
+    @router.get("/overview")
+    async def overview(request: Request) -> Response:
+        op = await who(request)
+        data = await run_in_threadpool(ops.overview, services, op, modules)
+        per = data["throughput_per_minute"]
+        peak = max([1, *(a + b for a, b in zip(per["succeeded"], per["failed"], strict=True))])
+        return page(request, "overview.html", op, data=data, peak=peak)
+
+    @router.get("/jobs")
+    async def jobs(request: Request) -> Response:
+        op = await who(request)
+        params = dict(request.query_params)
+        try:
+            query = parse_query(params, services.clock.now())
+        except BadInput as exc:
+            empty: dict[str, Any] = {"jobs": [], "next_cursor": None}
+            return _jobs_page(request, op, {}, empty, None, str(exc), 400)
+        result = await run_in_threadpool(ops.list_jobs, services, op, query)
+        return _jobs_page(request, op, query.raw, result, params.get("cursor"), None, 200)
+
+    def _jobs_page(
+        request: Request,
+        op: Operator,
+        raw: dict[str, str],
+        result: dict[str, Any],
+        cursor: str | None,
+        problem: str | None,
+        status: int,
+    ) -> Response:
+        kinds = sorted(services.registry.kinds())
+        ctx: dict[str, Any] = {
+            "page": result,
+            "raw": raw,
+            "kinds": kinds,
+            "cursor": cursor,
+            "query_string": urlencode(raw),
+        }
+        if problem:
+            ctx.update(msg=problem, error=True)
+        return page(request, "jobs.html", op, status, **ctx)
+
+    @router.get("/jobs/{job_id}")
+    async def job(request: Request, job_id: str) -> Response:
+        op = await who(request)
+        detail = await run_in_threadpool(ops.job_detail, services, modules, op, job_id)
+        return page(request, "job.html", op, job=detail, entries=detail["audit"])
+
+    @router.post("/jobs/{job_id}/{action}")
+    async def act(request: Request, job_id: str, action: str) -> Response:
+        op = await who(request)
+        require_act(op)
+        check_csrf(op, (await form(request)).get("csrf"))
+        if action not in ops.ACTIONS:
+            raise Denied(404, "not_found", f"no action {action!r}")
+        out = await run_in_threadpool(ops.act, services, op, action, [job_id[:36]])
+        result = out["results"][0]
+        return back(f"/console/jobs/{job_id[:36]}", result["message"], not result["ok"])
+
+    @router.get("/bulk")
+    async def bulk_confirm(request: Request) -> Response:
+        op = await who(request)
+        require_act(op)
+        action = request.query_params.get("action", "")
+        if action not in ops.ACTIONS:
+            raise BadInput([_problem("action", "action must be retry or cancel")])
+        f, raw = parse_filter(dict(request.query_params), services.clock.now())
+        f = _scoped(op, f)
+        ids = await run_in_threadpool(_matching, services, f)
+        return page(
+            request,
+            "bulk.html",
+            op,
+            action=action,
+            ids=ids,
+            raw=raw,
+            limit=jobs_admin.BULK_LIMIT,
+            query_string=urlencode(raw),
+        )
+
+    @router.post("/bulk")
+    async def bulk(request: Request) -> Response:
+        op = await who(request)
+        require_act(op)
+        fields = await form(request)
+        check_csrf(op, fields.get("csrf"))
+        action = fields.get("action", "")
+        if action not in ops.ACTIONS:
+            raise BadInput([_problem("action", "action must be retry or cancel")])
+        f, raw = parse_filter(
+            {k: v for k, v in fields.items() if k not in ("csrf", "action")},
+            services.clock.now(),
+        )
+        out = await run_in_threadpool(ops.act, services, op, action, None, f, raw)
+        msg = f"{action}: {out['done']} done, {out['refused']} refused"
+        refusals = [r["message"] for r in out["results"] if not r["ok"]][:3]
+        if refusals:
+            msg += " (" + "; ".join(refusals) + ")"
+        return back(f"/console/jobs?{urlencode(raw)}".rstrip("?"), msg, out["refused"] > 0)
+
+    @router.get("/audit")
+    async def audit(request: Request) -> Response:
+        op = await who(request)
+        before = request.query_params.get("before", "")
+        entries = await run_in_threadpool(
+            ops.audit, services, op, limit=100, before=int(before) if before.isdigit() else None
+        )
+        more = entries[-1]["id"] if len(entries) == 100 else None
+        return page(request, "audit.html", op, entries=entries, more=more)
+
+    @router.get("/views/{module}/{index}")
+    async def view(request: Request, module: str, index: str) -> Response:
+        op = await who(request)
+        if not index.isdigit() or len(index) > 3:
+            raise Denied(404, "not_found", f"no console view {module}/{index}")
+        table = await run_in_threadpool(views.run, services, modules, op, module, int(index))
+        table["rows"] = [[views.cell_json(c) for c in row] for row in table["rows"]]
+        return page(request, "view.html", op, table=table)
+
+    router.add_api_route("/", overview, methods=["GET"], include_in_schema=False)
+    return router
+
+
+def render_denied(request: Request, exc: Denied) -> Response:
+    """A page's answer to Denied: the sign-in page for 401, an error page otherwise."""
+    if exc.status == 401:
+        nxt = request.url.path if request.method == "GET" else "/console"
+        return RedirectResponse(f"/console/login?{urlencode({'next': nxt})}", 303)
+    tpl = templates()
+    return tpl.TemplateResponse(
+        request,
+        "error.html",
+        {"op": None, "status": exc.status, "message": exc.message, "module_views": []},
+        status_code=exc.status,
+    )
+
+
+def render_bad_input(request: Request, exc: BadInput) -> Response:
+    """A page's answer to bad filters or form fields."""
+    return HTMLResponse(
+        templates()
+        .get_template("error.html")
+        .render(op=None, status=400, message=str(exc), module_views=[]),
+        status_code=400,
+    )
+
+
+def _problem(name: str, message: str) -> Any:
+    from writegate.core.http import FieldProblem
+
+    return FieldProblem(name, "invalid", message)
+
+
+def _scoped(op: Operator, f: jobs_admin.JobFilter) -> jobs_admin.JobFilter:
+    import dataclasses
+
+    return dataclasses.replace(f, tenant=op.tenant_filter(f.tenant))
+
+
+def _matching(services: Services, f: jobs_admin.JobFilter) -> list[str]:
+    with services.db.read() as s:
+        return jobs_admin.matching_ids(s, f)
+
+
+def _verify(services: Services, name: str, password: str) -> Any:
+    with services.db.read() as s:
+        return services.auth.verify_password(s, name, password)
+
+
+def _signed_in(services: Services, principal: Any) -> None:
+    with services.db.write() as s:
+        audit_log.record(
+            s,
+            at=services.clock.now(),
+            actor=principal.name,
+            tenant=principal.tenant,
+            action="sign_in",
+            job_ids=[],
+        )

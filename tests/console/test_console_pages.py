@@ -1,0 +1,164 @@
+"""The console's pages over real HTTP: sign-in, the session cookie, CSRF, roles, offline docs."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+
+from tests.console.conftest import sign_in, status_of
+from tests.harness import Server, uid
+
+PASSWORD = "correct horse battery staple"
+
+
+def test_pages_need_sign_in(client: httpx.Client) -> None:
+    """Signed out, every page sends the browser to the sign-in page."""
+    for path in ("/console", "/console/jobs", "/console/audit", "/console/jobs/x"):
+        r = client.get(path)
+        assert r.status_code == 303, (path, r.status_code)
+        assert r.headers["location"].startswith("/console/login?next=")
+
+
+def test_sign_in_refusals(client: httpx.Client, make_principal: Any) -> None:
+    """Wrong password, a principal without an operator role, a missing CSRF token: no session."""
+    plain, _ = make_principal(roles=["bookingsupplier-administrator-write"], password=PASSWORD)
+    op, _ = make_principal(roles=["operator"], password=PASSWORD)
+    page = client.get("/console/login").text
+    token = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert token is not None
+    for name, password, csrf, words in (
+        (op.name, "wrong", token.group(1), "wrong name or password"),
+        ("nobody-" + uid(), PASSWORD, token.group(1), "wrong name or password"),
+        (plain.name, PASSWORD, token.group(1), "neither operator nor superadmin"),
+        (op.name, PASSWORD, "forged", "expired"),
+    ):
+        r = client.post("/console/login", data={"name": name, "password": password, "csrf": csrf})
+        assert r.status_code == 303
+        assert r.headers["location"].startswith("/console/login?msg=")
+        assert words in client.get(r.headers["location"]).text
+        assert client.get("/console/jobs").status_code == 303
+
+
+def test_session_cookie_is_httponly_samesite_and_signed(
+    server: Server, make_principal: Any
+) -> None:
+    """The cookie is HttpOnly and SameSite=Strict; a tampered one counts as signed out."""
+    op, _ = make_principal(roles=["operator"], password=PASSWORD)
+    with server.client() as c:
+        c.get("/console/login")
+        token = re.search(r'name="csrf" value="([^"]+)"', c.get("/console/login").text)
+        assert token is not None
+        r = c.post(
+            "/console/login", data={"name": op.name, "password": PASSWORD, "csrf": token.group(1)}
+        )
+        cookie = r.headers["set-cookie"]
+        assert "HttpOnly" in cookie
+        assert "SameSite=strict" in cookie or "SameSite=Strict" in cookie
+        assert c.get("/console").status_code == 200
+        value = c.cookies["wg_console"]
+        c.cookies.set("wg_console", value[:-2] + ("AA" if value[-2:] != "AA" else "BB"))
+        assert c.get("/console").status_code == 303
+
+
+def test_cookie_actions_need_the_csrf_token(
+    server: Server, make_principal: Any, make_job: Any
+) -> None:
+    """With the console cookie, a retry without the CSRF token is refused (form and API)."""
+    admin, _ = make_principal(roles=["superadmin"], password=PASSWORD)
+    tenant = uid("tenant-")
+    job = make_job(tenant, "failed")
+    with server.client() as c:
+        csrf = sign_in(c, admin.name, PASSWORD)
+        r = c.post(f"/admin/api/jobs/{job}/retry")
+        assert r.status_code == 403, r.text
+        assert r.json()["error"] == "csrf"
+        r = c.post(f"/admin/api/jobs/{job}/retry", headers={"x-csrf-token": "wrong"})
+        assert r.json()["error"] == "csrf"
+        r = c.post(f"/console/jobs/{job}/retry", data={"csrf": "wrong"})
+        assert r.status_code == 403
+        assert "CSRF" in r.text
+        assert status_of(server, job) == "failed"
+        r = c.post(f"/console/jobs/{job}/retry", data={"csrf": csrf})
+        assert r.status_code == 303
+        assert "queued again" in c.get(r.headers["location"]).text
+        assert status_of(server, job) == "queued"
+        r = c.post(f"/admin/api/jobs/{job}/cancel", headers={"x-csrf-token": csrf})
+        assert r.status_code == 200, r.text
+        # signing out needs the token too
+        assert c.post("/console/logout", data={"csrf": "wrong"}).status_code == 403
+        assert c.post("/console/logout", data={"csrf": csrf}).status_code == 303
+        assert c.get("/console").status_code == 303
+
+
+def test_operator_pages_show_no_actions(server: Server, make_principal: Any, make_job: Any) -> None:
+    """An operator sees the job but no Retry button, and a forged POST is a 403."""
+    tenant = uid("tenant-")
+    op, _ = make_principal(tenant=tenant, roles=["operator"], password=PASSWORD)
+    job = make_job(tenant, "failed")
+    with server.client() as c:
+        csrf = sign_in(c, op.name, PASSWORD)
+        page = c.get(f"/console/jobs/{job}")
+        assert page.status_code == 200
+        assert 'id="retry"' not in page.text
+        assert "operator (read only)" in page.text
+        assert c.post(f"/console/jobs/{job}/retry", data={"csrf": csrf}).status_code == 403
+        assert c.get("/console/bulk?action=retry&status=failed").status_code == 403
+        assert status_of(server, job) == "failed"
+
+
+def test_revoked_principal_is_signed_out(server: Server, make_principal: Any) -> None:
+    """Revoking a principal ends its console session at the next request."""
+    op, _ = make_principal(roles=["operator"], password=PASSWORD)
+    with server.client() as c:
+        sign_in(c, op.name, PASSWORD)
+        with server.services.db.write() as s:
+            assert server.services.auth.revoke(s, op.name)
+        assert c.get("/console").status_code == 303
+
+
+def test_bulk_confirmation_then_action(server: Server, make_principal: Any, make_job: Any) -> None:
+    """A bulk retry shows what matches and acts only after the confirming POST."""
+    admin, _ = make_principal(roles=["superadmin"], password=PASSWORD)
+    tenant = uid("tenant-")
+    jobs = [make_job(tenant, "failed") for _ in range(2)]
+    with server.client() as c:
+        csrf = sign_in(c, admin.name, PASSWORD)
+        page = c.get(f"/console/bulk?action=retry&status=failed&tenant={tenant}")
+        assert page.status_code == 200
+        assert "Retry 2 matching jobs?" in page.text
+        assert all(status_of(server, j) == "failed" for j in jobs)
+        r = c.post(
+            "/console/bulk",
+            data={"csrf": csrf, "action": "retry", "status": "failed", "tenant": tenant},
+        )
+        assert r.status_code == 303
+        assert "2 done, 0 refused" in c.get(r.headers["location"]).text
+        assert all(status_of(server, j) == "queued" for j in jobs)
+        assert "bulk_retry" in c.get("/console/audit").text
+
+
+def test_bad_filter_on_the_page(server: Server, make_principal: Any) -> None:
+    """A bad filter on the jobs page is a 400 page that says what is wrong."""
+    op, _ = make_principal(roles=["operator"], password=PASSWORD)
+    with server.client() as c:
+        sign_in(c, op.name, PASSWORD)
+        r = c.get("/console/jobs?status=nope")
+        assert r.status_code == 400
+        assert "unknown status" in r.text
+
+
+def test_docs_use_only_bundled_assets(client: httpx.Client) -> None:
+    """/docs and /redoc load their scripts from the package, never from a CDN."""
+    for path, asset in (("/docs", "swagger-ui-bundle.js"), ("/redoc", "redoc.standalone.js")):
+        page = client.get(path)
+        assert page.status_code == 200
+        assert f"/console/static/{asset}" in page.text
+        assert "cdn." not in page.text
+        assert "fonts.googleapis" not in page.text
+        asset_r = client.get(f"/console/static/{asset}")
+        assert asset_r.status_code == 200
+        assert len(asset_r.content) > 100_000
+    assert client.get("/console/static/swagger-ui.css").status_code == 200
+    assert client.get("/console/static/htmx-2.0.11.min.js").status_code == 200
