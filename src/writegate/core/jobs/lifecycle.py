@@ -25,18 +25,24 @@ class Lifecycle(JobStore):
         """Atomically take up to `limit` due jobs of these kinds for this worker."""
         if limit <= 0 or not kinds:
             return []
-        now = self.clock.now()
-        params: dict[str, Any] = {
-            "c_now": now,
-            "c_kinds": list(kinds),
-            "c_limit": limit,
-            "c_owner": worker_id,
-            "c_lease": now + timedelta(seconds=self.lease_seconds),
-            "c_timeout": now + timedelta(seconds=self.timeout_seconds),
-        }
+        kind_list = list(kinds)
+
+        def take(s: Session) -> list[tuple[Any, ...]]:
+            # The time is read when the claim runs, not when it was queued behind a batch.
+            now = self.clock.now()
+            params: dict[str, Any] = {
+                "c_now": now,
+                "c_kinds": kind_list,
+                "c_limit": limit,
+                "c_owner": worker_id,
+                "c_lease": now + timedelta(seconds=self.lease_seconds),
+                "c_timeout": now + timedelta(seconds=self.timeout_seconds),
+            }
+            return self.sql.claim.fetch(s.connection(), params)
+
         # One UPDATE that picks and takes, in the group commit: on SQLite the claim then
         # shares its COMMIT (and fsync) with the API's writes instead of taking turns.
-        rows = self.db.group.run_sync(lambda s: self.sql.claim.fetch(s.connection(), params))
+        rows = self.db.group.run_sync(take)
         jobs = [Job.from_values(COLUMNS, r) for r in rows]
         jobs.sort(key=lambda j: (j.run_after, j.created_at))
         return jobs
