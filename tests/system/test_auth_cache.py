@@ -44,7 +44,7 @@ def _principal(srv: Server) -> tuple[str, str, str]:
     code = abs_client_code(srv)
     name = uid("cache-")
     with srv.services.db.write() as s:
-        _, key = srv.services.auth.create(s, name=name, tenant=code, roles=[])
+        _, key = srv.services.auth.create(s, name=name, tenant=code, roles=["abs:write"])
     return name, str(key), code
 
 

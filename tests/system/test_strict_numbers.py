@@ -65,7 +65,7 @@ def test_abs_numbers_and_booleans_are_json_types(
     """INT64 fields take JSON integers (not booleans, floats or strings); skip_total_records
     takes a boolean or yes/no (not a number): INVALID_FIELD naming the field."""
     code = abs_client_code(server)
-    headers = {"x-api-key": new_principal(server, code, [])}
+    headers = {"x-api-key": new_principal(server, code, ["abs:write"])}
     with server.client() as c:
         r = c.post(
             f"/model/package/{method}", json={"client_code": code, field: value}, headers=headers
