@@ -1,4 +1,4 @@
-"""Run `writegate ...` as a separate process: with only WRITEGATE_* variables, or on a server's database."""
+"""Run `writegate ...` as a separate process: only WRITEGATE_* variables, or a server's."""
 
 from __future__ import annotations
 

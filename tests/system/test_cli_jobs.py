@@ -97,7 +97,15 @@ def test_list_pages_with_the_json_cursor(server: Server) -> None:
     first = json.loads(jobs(server, "list", "--tenant", tenant, "--limit", "2", "--json").stdout)
     assert len(first["jobs"]) == 2
     rest = jobs(
-        server, "list", "--tenant", tenant, "--limit", "2", "--cursor", first["next_cursor"], "--json"
+        server,
+        "list",
+        "--tenant",
+        tenant,
+        "--limit",
+        "2",
+        "--cursor",
+        first["next_cursor"],
+        "--json",
     )
     second = json.loads(rest.stdout)
     assert {j["id"] for j in first["jobs"] + second["jobs"]} == made

@@ -70,4 +70,3 @@ def test_prune_bad_options_are_one_line_exit_2(bare_server: Server) -> None:
         assert out.returncode == 2, (args, out.stdout, out.stderr)
         assert "Traceback" not in out.stderr
     assert _present(bare_server, [job]) == {job}
-

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from typing import TYPE_CHECKING, Annotated, Any
@@ -207,18 +208,52 @@ def describe(action: str, o: Outcome) -> str:
     if o.reason == "key_held":
         return f"job {o.id} cannot be retried: its exclusive key is held by active job {o.holder}"
     if action == "retry" and o.reason == "active":
-        return f"job {o.id} is {o.status}, still active: only failed or cancelled jobs can be retried"
+        return (
+            f"job {o.id} is {o.status}, still active: only failed or cancelled jobs can be retried"
+        )
     if action == "retry":
-        return f"job {o.id} already {o.status} (final): only failed or cancelled jobs can be retried"
+        return (
+            f"job {o.id} already {o.status} (final): only failed or cancelled jobs can be retried"
+        )
     return f"job {o.id} is already {o.status} (final): only queued or running jobs can be cancelled"
 
 
-def _act(action: str, ids: list[str], options: dict[str, str | None], yes: bool, js: bool) -> None:
+def _apply(
+    services: Services, action: str, ids: list[str], options: dict[str, str | None] | None
+) -> tuple[list[Outcome], int]:
     """Retry or cancel by ids or by filter, in one transaction with its audit entry."""
-    from datetime import datetime
-
     from writegate.core import audit_log
     from writegate.core.jobs import operator
+
+    now = services.clock.now()
+    detail: dict[str, Any] = {}
+    with services.db.write() as s:
+        if options is not None:
+            f, detail["filter"] = q.job_filter(now, **options)
+            ids = operator.matching_ids(s, f)
+        targets = list(dict.fromkeys(ids))
+        run = operator.retry_many if action == "retry" else operator.cancel_many
+        outcomes = run(s, targets, tenant=None, now=now)
+        refused = [
+            {"id": o.id, "reason": o.reason, "status": o.status, "holder": o.holder}
+            for o in outcomes
+            if not o.ok
+        ]
+        entry = audit_log.record(
+            s,
+            at=now,
+            actor=_actor(),
+            tenant=AUDIT_TENANT,
+            action=f"bulk_{action}" if options is not None or len(targets) > 1 else action,
+            job_ids=[o.id for o in outcomes if o.ok],
+            detail={"requested": len(targets), "refused": refused[:100], **detail},
+        )
+        return outcomes, entry.id
+
+
+def _act(action: str, ids: list[str], options: dict[str, str | None], yes: bool, js: bool) -> None:
+    """Check the ids or filter, ask before acting on a filter, act, and report each job."""
+    from datetime import datetime
 
     given = {k: v for k, v in options.items() if v}
     if ids and given:
@@ -233,54 +268,19 @@ def _act(action: str, ids: list[str], options: dict[str, str | None], yes: bool,
             raise typer.Exit(1)
     services = _services()
     try:
-        now = services.clock.now()
-        with services.db.write() as s:
-            raw = None
-            if given:
-                f, raw = q.job_filter(now, **options)
-                ids = operator.matching_ids(s, f)
-            targets = list(dict.fromkeys(ids))
-            run = operator.retry_many if action == "retry" else operator.cancel_many
-            outcomes = run(s, targets, tenant=None, now=now)
-            refused = [
-                {"id": o.id, "reason": o.reason, "status": o.status, "holder": o.holder}
-                for o in outcomes
-                if not o.ok
-            ]
-            detail: dict[str, Any] = {"requested": len(targets), "refused": refused[:100]}
-            if raw is not None:
-                detail["filter"] = raw
-            entry = audit_log.record(
-                s,
-                at=now,
-                actor=_actor(),
-                tenant=AUDIT_TENANT,
-                action=f"bulk_{action}" if given or len(targets) > 1 else action,
-                job_ids=[o.id for o in outcomes if o.ok],
-                detail=detail,
-            )
-            audit_id = entry.id
+        outcomes, audit_id = _apply(services, action, ids, options if given else None)
     finally:
         services.close()
-    results = [
-        {
-            "id": o.id,
-            "ok": o.ok,
-            "status": o.status,
-            "reason": o.reason,
-            "holder": o.holder,
-            "message": describe(action, o),
-        }
-        for o in outcomes
-    ]
+    refused = sum(not o.ok for o in outcomes)
     if js:
-        done = sum(r["ok"] for r in results)
-        out = {"action": action, "done": done, "refused": len(refused), "results": results}
+        results = [{**dataclasses.asdict(o), "message": describe(action, o)} for o in outcomes]
+        done = len(outcomes) - refused
+        out = {"action": action, "done": done, "refused": refused, "results": results}
         _say(json.dumps({**out, "audit_id": audit_id}))
     else:
-        for r in results:
-            _say(r["message"], err=not r["ok"])
-        if not results:
+        for o in outcomes:
+            _say(describe(action, o), err=not o.ok)
+        if not outcomes:
             _say("no job matches the filter")
     if refused:
         raise typer.Exit(1)
@@ -322,9 +322,7 @@ def jobs_cancel(
 
 @app.command("prune")
 def jobs_prune(
-    older_than: Annotated[
-        str, typer.Option(help="Final for longer than this: 30m, 12h, 7d, 2w.")
-    ],
+    older_than: Annotated[str, typer.Option(help="Final for longer than this: 30m, 12h, 7d, 2w.")],
     status: Annotated[
         str, typer.Option(help="Final statuses to delete (comma-separated).")
     ] = ",".join(q.FINAL),
