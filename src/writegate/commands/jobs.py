@@ -113,11 +113,11 @@ def jobs_list(
     """List jobs newest first, whole ids; --json adds next_cursor for the next page."""
     from datetime import datetime
 
-    from writegate.core.jobs import operator
-
-    # Bad options are usage errors before any database is touched.
+    # Bad options are usage errors before any database code is loaded.
     q.job_filter(datetime.now(), status=status, kind=kind, since=since, until=until)
     after = q.decode_cursor(cursor) if cursor else None
+    from writegate.core.jobs import operator
+
     services = _services()
     try:
         f, raw = q.job_filter(

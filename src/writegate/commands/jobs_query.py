@@ -74,8 +74,6 @@ def job_filter(
     text: str | None = None,
 ) -> tuple[JobFilter, dict[str, str]]:
     """The filter of the options, and the options as given (for the audit log)."""
-    from writegate.core.jobs.operator import JobFilter
-
     raw = {
         k: v
         for k, v in {
@@ -92,7 +90,11 @@ def job_filter(
     end = _when("until", until, now) if until else None
     if start is not None and end is not None and start >= end:
         raise _bad("until", "must be after --since")
-    f = JobFilter(statuses(status), split(kind), tenant or None, text or None, start, end)
+    wanted = statuses(status)
+    # Imported once the options are known good: a usage error loads no database code.
+    from writegate.core.jobs.operator import JobFilter
+
+    f = JobFilter(wanted, split(kind), tenant or None, text or None, start, end)
     return f, raw
 
 
