@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from tests.harness import Server, uid
-from tests.system.clirun import writegate
+from tests.system.clirun import one_line, writegate
 from tests.system.test_cli_jobs import make_job
 from writegate.core.jobs import JobRow
 
@@ -68,5 +68,5 @@ def test_prune_bad_options_are_one_line_exit_2(bare_server: Server) -> None:
     ):
         out = writegate(bare_server, "jobs", "prune", *args)
         assert out.returncode == 2, (args, out.stdout, out.stderr)
-        assert "Traceback" not in out.stderr
+        assert one_line(out.stderr).startswith("writegate: --"), args
     assert _present(bare_server, [job]) == {job}

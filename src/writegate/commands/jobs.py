@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from writegate.commands import jobs_query as q
-from writegate.commands.common import existing_services, fail, load_settings
+from writegate.commands.common import USAGE, existing_services, fail, load_settings
 
 if TYPE_CHECKING:
     from writegate.core.jobs.operator import Outcome
@@ -257,9 +257,9 @@ def _act(action: str, ids: list[str], options: dict[str, str | None], yes: bool,
 
     given = {k: v for k, v in options.items() if v}
     if ids and given:
-        raise typer.BadParameter("give job ids or filter options, not both")
+        fail("give job ids or filter options (--status, --kind, ...), not both", USAGE)
     if not ids and not given:
-        raise typer.BadParameter("give job ids, or filter options (--status, --kind, ...)")
+        fail("give job ids, or filter options (--status, --kind, ...)", USAGE)
     if given:
         _, raw = q.job_filter(datetime.now(), **options)  # bad options: exit 2, nothing asked
         shown = " ".join(f"--{k} {v}" for k, v in raw.items())
@@ -335,7 +335,7 @@ def jobs_prune(
     age = q.parse_duration("older-than", older_than)
     wanted = q.statuses(status, q.FINAL)
     if not wanted:
-        raise typer.BadParameter("give at least one final status", param_hint="--status")
+        fail("--status: give at least one of succeeded, failed, cancelled", USAGE)
     services = _services()
     try:
         n = services.jobs.prune(age, statuses=wanted, dry_run=dry_run)

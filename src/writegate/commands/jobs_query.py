@@ -5,9 +5,9 @@ from __future__ import annotations
 import base64
 import re
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
-import typer
+from writegate.commands.common import USAGE, fail
 
 if TYPE_CHECKING:
     from writegate.core.jobs.operator import Cursor, JobFilter
@@ -24,15 +24,16 @@ def duration(text: str) -> timedelta | None:
     return timedelta(**{_UNITS[m.group(2)]: int(m.group(1))}) if m else None
 
 
-def _bad(option: str, message: str) -> typer.BadParameter:
-    return typer.BadParameter(message, param_hint=f"--{option}")
+def _bad(option: str, message: str) -> NoReturn:
+    """One line naming the option, exit 2 (as typer's usage errors, without the usage text)."""
+    fail(f"--{option}: {message}", USAGE)
 
 
 def parse_duration(option: str, text: str) -> timedelta:
     """A positive duration, or a usage error naming the option (exit 2)."""
     got = duration(text)
     if got is None or got <= timedelta(0):
-        raise _bad(option, f"{text!r} is not a duration like 30m, 12h or 7d")
+        _bad(option, f"{text!r} is not a duration like 30m, 12h or 7d")
     return got
 
 
@@ -43,7 +44,7 @@ def _when(option: str, text: str, now: datetime) -> datetime:
     try:
         at = datetime.fromisoformat(text)
     except ValueError:
-        raise _bad(option, f"{text!r} is not ISO 8601 nor an age like 15m, 2h, 7d") from None
+        _bad(option, f"{text!r} is not ISO 8601 nor an age like 15m, 2h, 7d")
     if at.tzinfo is not None:
         at = (at - at.utcoffset()).replace(tzinfo=None)  # type: ignore[operator]
     return at
@@ -59,7 +60,7 @@ def statuses(text: str | None, allowed: tuple[str, ...] = STATUSES) -> tuple[str
     values = split(text)
     for v in values:
         if v not in allowed:
-            raise _bad("status", f"unknown status {v!r}: one of {', '.join(allowed)}")
+            _bad("status", f"unknown status {v!r}: one of {', '.join(allowed)}")
     return values
 
 
@@ -89,7 +90,7 @@ def job_filter(
     start = _when("since", since, now) if since else None
     end = _when("until", until, now) if until else None
     if start is not None and end is not None and start >= end:
-        raise _bad("until", "must be after --since")
+        _bad("until", "must be after --since")
     wanted = statuses(status)
     # Imported once the options are known good: a usage error loads no database code.
     from writegate.core.jobs.operator import JobFilter
@@ -115,4 +116,4 @@ def decode_cursor(text: str) -> Cursor:
             raise ValueError(raw)
         return datetime.fromisoformat(at), job_id
     except ValueError:
-        raise _bad("cursor", "not a cursor `jobs list --json` gave") from None
+        _bad("cursor", "not a cursor `jobs list --json` gave")
