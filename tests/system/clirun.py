@@ -1,11 +1,14 @@
-"""Run `writegate ...` as a separate process with only the WRITEGATE_* variables given."""
+"""Run `writegate ...` as a separate process: only WRITEGATE_* variables, or a server's."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.harness import Server
 
 ENTRY = ["-c", "from writegate.cli import main; main()"]
 
@@ -33,3 +36,24 @@ def one_line(stderr: str) -> str:
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert len(lines) == 1, stderr
     return lines[0]
+
+
+def writegate(
+    server: Server, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`writegate ARGS` against the server's database, output through a pipe, 80 columns."""
+    env = {
+        **os.environ,
+        "WRITEGATE_DATABASE_URL": server.settings.database_url,
+        "WRITEGATE_MODULES": json.dumps(server.settings.modules),
+        "COLUMNS": "80",
+    }
+    return subprocess.run(
+        [sys.executable, *ENTRY, *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )

@@ -17,6 +17,7 @@ READ_ONLY = [["jobs", "list"], ["jobs", "show", "some-id"], ["principals", "list
 OPERATOR_WRITES = [
     ["jobs", "retry", "some-id"],
     ["jobs", "cancel", "some-id"],
+    ["jobs", "prune", "--older-than", "7d"],
     ["principals", "create", "--name", "n", "--tenant", "t"],
     ["principals", "revoke", "n"],
 ]

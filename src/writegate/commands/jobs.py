@@ -1,13 +1,20 @@
-"""`writegate jobs ...`: inspect and operate jobs."""
+"""`writegate jobs ...`: inspect, retry, cancel and prune jobs (whole ids, --json, filters)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from typing import Annotated, Any
+import sys
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from writegate.commands.common import console, existing_services, load_settings
+from writegate.commands import jobs_query as q
+from writegate.commands.common import USAGE, existing_services, fail, load_settings
+
+if TYPE_CHECKING:
+    from writegate.core.jobs.operator import Outcome
+    from writegate.core.services import Services
 
 app = typer.Typer(
     help="Inspect and operate jobs.",
@@ -16,91 +23,337 @@ app = typer.Typer(
     add_completion=False,
 )
 
-STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+Status = Annotated[str | None, typer.Option(help="|".join(q.STATUSES) + " (comma-separated).")]
+Kind = Annotated[str | None, typer.Option(help="Job kind (comma-separated).")]
+Tenant = Annotated[str | None, typer.Option(help="Only this tenant's jobs.")]
+Since = Annotated[
+    str | None, typer.Option(help="Created at or after: ISO 8601, or an age like 15m, 2h, 7d.")
+]
+Until = Annotated[str | None, typer.Option(help="Created before: ISO 8601, or an age.")]
+Text = Annotated[str | None, typer.Option("--q", help="Id prefix, or part of the exclusive key.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+Ids = Annotated[list[str] | None, typer.Argument(help="Job ids (or use filter options).")]
+Yes = Annotated[bool, typer.Option("--yes", help="Act on a filter without asking.")]
+
+#: the audit log's tenant for the CLI: it acts on every tenant (console.access.GLOBAL_TENANT)
+AUDIT_TENANT = "*"
 
 
-def _job_table(jobs: list[Any]) -> Any:
-    from rich.table import Table
+def _say(line: str, err: bool = False) -> None:
+    (sys.stderr if err else sys.stdout).write(line + "\n")
 
-    table = Table("id", "kind", "tenant", "status", "attempts", "created", "updated", "error")
-    for j in jobs:
-        table.add_row(
-            j.id,
-            j.kind,
-            j.tenant,
-            str(j.status),
-            f"{j.attempts}/{j.max_attempts}",
-            str(j.created_at)[:19],
-            str(j.updated_at)[:19],
-            (j.error or "")[:60],
+
+def _actor() -> str:
+    """Who the audit log names: the OS user, as `cli:<user>`."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli:unknown"
+
+
+def _iso(at: Any) -> str | None:
+    return at.isoformat(timespec="seconds") + "Z" if at is not None else None
+
+
+def _summary(row: Any) -> dict[str, Any]:
+    error = (row.error or "").strip().splitlines()
+    return {
+        "id": row.id,
+        "kind": row.kind,
+        "tenant": row.tenant,
+        "status": str(row.status),
+        "attempts": row.attempts,
+        "max_attempts": row.max_attempts,
+        "exclusive_key": row.exclusive_key,
+        "created_at": _iso(row.created_at),
+        "updated_at": _iso(row.updated_at),
+        "finished_at": _iso(row.finished_at),
+        "error": error[-1][:300] if error else None,
+    }
+
+
+def _table(jobs: list[dict[str, Any]]) -> None:
+    """Plain columns as wide as their values: ids are never cut, whatever the terminal."""
+    header = ("id", "kind", "tenant", "status", "attempts", "created", "error")
+    rows = [
+        (
+            j["id"],
+            j["kind"],
+            j["tenant"],
+            j["status"],
+            f"{j['attempts']}/{j['max_attempts']}",
+            j["created_at"] or "",
+            (j["error"] or "")[:80],
         )
-    return table
+        for j in jobs
+    ]
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
+    for row in [header, *rows]:
+        _say("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
 
 
-def _show(job: Any) -> None:
-    from rich.table import Table
-
-    table = Table("field", "value", show_header=False)
-    for key, value in job.__dict__.items():
-        if key == "created":
-            continue
-        shown = json.dumps(value, default=str) if isinstance(value, dict | list) else str(value)
-        table.add_row(key, shown)
-    console().print(table)
-
-
-def _show_or_exit(job: Any, job_id: str) -> None:
-    if job is None:
-        console().print(f"[red]no job {job_id}[/red]")
-        raise typer.Exit(1)
-    _show(job)
+def _services() -> Services:
+    return existing_services(load_settings())
 
 
 @app.command("list")
 def jobs_list(
-    status: Annotated[str | None, typer.Option(help="|".join(STATUSES))] = None,
-    kind: Annotated[str | None, typer.Option(help="Job kind.")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
+    status: Status = None,
+    kind: Kind = None,
+    tenant: Tenant = None,
+    since: Since = None,
+    until: Until = None,
+    text: Text = None,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="At most this many.")] = 50,
+    cursor: Annotated[str | None, typer.Option(help="next_cursor of the previous page.")] = None,
+    as_json: AsJson = False,
 ) -> None:
-    """List jobs, newest first."""
-    if status is not None and status not in STATUSES:
-        raise typer.BadParameter(f"unknown status {status!r}", param_hint="--status")
-    services = existing_services(load_settings())
+    """List jobs newest first, whole ids; --json adds next_cursor for the next page."""
+    from datetime import datetime
+
+    # Bad options are usage errors before any database code is loaded.
+    q.job_filter(datetime.now(), status=status, kind=kind, since=since, until=until)
+    after = q.decode_cursor(cursor) if cursor else None
+    from writegate.core.jobs import operator
+
+    services = _services()
     try:
+        f, raw = q.job_filter(
+            services.clock.now(),
+            status=status,
+            kind=kind,
+            tenant=tenant,
+            since=since,
+            until=until,
+            text=text,
+        )
         with services.db.read() as s:
-            jobs = services.jobs.find(s, status=status, kind=kind, limit=limit)
+            rows, nxt = operator.page(s, f, limit=limit, after=after)
+            jobs = [_summary(r) for r in rows]
     finally:
         services.close()
-    console().print(_job_table(jobs))
+    more = q.encode_cursor(nxt)
+    if as_json:
+        _say(json.dumps({"jobs": jobs, "next_cursor": more, "filter": raw}))
+        return
+    _table(jobs)
+    if more:
+        _say(f"more: --cursor {more}")
+
+
+def _detail(services: Services, job_id: str) -> dict[str, Any] | None:
+    from writegate.console.masking import masked
+    from writegate.core import audit_log
+    from writegate.core.jobs import ACTIVE
+
+    with services.db.read() as s:
+        job = services.jobs.get(s, job_id) if len(job_id) <= 36 else None
+        if job is None:
+            return None
+        entries = audit_log.for_job(s, job.id, limit=50)
+        holder = None
+        if job.exclusive_key and job.status.value not in ACTIVE:
+            holder = services.jobs.active_holder(s, job.exclusive_key)
+    return {
+        **_summary(job),
+        "principal": job.principal,
+        "payload": masked(job.payload),
+        "result": masked(job.result),
+        "error": job.error,
+        "progress": masked(job.progress),
+        "checkpoint": masked(job.checkpoint),
+        "run_after": _iso(job.run_after),
+        "started_at": _iso(job.started_at),
+        "lease_owner": job.lease_owner,
+        "lease_expires_at": _iso(job.lease_expires_at),
+        "timeout_at": _iso(job.timeout_at),
+        "idempotency_key": job.idempotency_key,
+        "key_holder": holder,
+        "audit": [
+            {"at": _iso(e.at), "actor": e.actor, "action": e.action, "detail": e.detail or {}}
+            for e in entries
+        ],
+    }
 
 
 @app.command("show")
-def jobs_show(job_id: str) -> None:
-    """Show one job in full."""
-    services = existing_services(load_settings())
+def jobs_show(job_id: str, as_json: AsJson = False) -> None:
+    """Show one job in full (secrets in its payload masked) and its audit entries."""
+    services = _services()
     try:
-        with services.db.read() as s:
-            job = services.jobs.get(s, job_id)
+        detail = _detail(services, job_id)
     finally:
         services.close()
-    _show_or_exit(job, job_id)
+    if detail is None:
+        fail(f"no job {job_id}")
+    if as_json:
+        _say(json.dumps(detail))
+        return
+    for key, value in detail.items():
+        if key != "audit":
+            shown = json.dumps(value) if isinstance(value, dict | list) else str(value)
+            _say(f"{key}: {shown}")
+    for entry in detail["audit"]:
+        _say(f"audit: {entry['at']} {entry['actor']} {entry['action']}")
+
+
+def describe(action: str, o: Outcome) -> str:
+    """One line saying what an action did to a job, or why it was refused."""
+    if o.ok:
+        return f"job {o.id}: {'queued again' if action == 'retry' else 'cancelled'}"
+    if o.reason == "not_found":
+        return f"job {o.id}: no such job"
+    if o.reason == "key_held":
+        return f"job {o.id} cannot be retried: its exclusive key is held by active job {o.holder}"
+    if action == "retry" and o.reason == "active":
+        return (
+            f"job {o.id} is {o.status}, still active: only failed or cancelled jobs can be retried"
+        )
+    if action == "retry":
+        return (
+            f"job {o.id} already {o.status} (final): only failed or cancelled jobs can be retried"
+        )
+    return f"job {o.id} is already {o.status} (final): only queued or running jobs can be cancelled"
+
+
+def _apply(
+    services: Services, action: str, ids: list[str], options: dict[str, str | None] | None
+) -> tuple[list[Outcome], int]:
+    """Retry or cancel by ids or by filter, in one transaction with its audit entry."""
+    from writegate.core import audit_log
+    from writegate.core.jobs import operator
+
+    now = services.clock.now()
+    detail: dict[str, Any] = {}
+    with services.db.write() as s:
+        if options is not None:
+            f, detail["filter"] = q.job_filter(now, **options)
+            ids = operator.matching_ids(s, f)
+        targets = list(dict.fromkeys(ids))
+        run = operator.retry_many if action == "retry" else operator.cancel_many
+        outcomes = run(s, targets, tenant=None, now=now)
+        refused = [
+            {"id": o.id, "reason": o.reason, "status": o.status, "holder": o.holder}
+            for o in outcomes
+            if not o.ok
+        ]
+        entry = audit_log.record(
+            s,
+            at=now,
+            actor=_actor(),
+            tenant=AUDIT_TENANT,
+            action=f"bulk_{action}" if options is not None or len(targets) > 1 else action,
+            job_ids=[o.id for o in outcomes if o.ok],
+            detail={"requested": len(targets), "refused": refused[:100], **detail},
+        )
+        return outcomes, entry.id
+
+
+def _act(action: str, ids: list[str], options: dict[str, str | None], yes: bool, js: bool) -> None:
+    """Check the ids or filter, ask before acting on a filter, act, and report each job."""
+    from datetime import datetime
+
+    given = {k: v for k, v in options.items() if v}
+    if ids and given:
+        fail("give job ids or filter options (--status, --kind, ...), not both", USAGE)
+    if not ids and not given:
+        fail("give job ids, or filter options (--status, --kind, ...)", USAGE)
+    if given:
+        _, raw = q.job_filter(datetime.now(), **options)  # bad options: exit 2, nothing asked
+        shown = " ".join(f"--{k} {v}" for k, v in raw.items())
+        if not yes and not typer.confirm(f"{action} every job matching {shown}?", default=False):
+            _say("nothing done", err=True)
+            raise typer.Exit(1)
+    services = _services()
+    try:
+        outcomes, audit_id = _apply(services, action, ids, options if given else None)
+    finally:
+        services.close()
+    refused = sum(not o.ok for o in outcomes)
+    if js:
+        results = [{**dataclasses.asdict(o), "message": describe(action, o)} for o in outcomes]
+        done = len(outcomes) - refused
+        out = {"action": action, "done": done, "refused": refused, "results": results}
+        _say(json.dumps({**out, "audit_id": audit_id}))
+    else:
+        for o in outcomes:
+            _say(describe(action, o), err=not o.ok)
+        if not outcomes:
+            _say("no job matches the filter")
+    if refused:
+        raise typer.Exit(1)
 
 
 @app.command("retry")
-def jobs_retry(job_id: str) -> None:
-    """Queue a failed or cancelled job again."""
-    services = existing_services(load_settings())
-    try:
-        _show_or_exit(services.jobs.retry(job_id), job_id)
-    finally:
-        services.close()
+def jobs_retry(
+    ids: Ids = None,
+    status: Status = None,
+    kind: Kind = None,
+    tenant: Tenant = None,
+    since: Since = None,
+    until: Until = None,
+    text: Text = None,
+    yes: Yes = False,
+    as_json: AsJson = False,
+) -> None:
+    """Queue failed or cancelled jobs again; exits 1 if any was refused (and says why)."""
+    options = {"status": status, "kind": kind, "tenant": tenant, "since": since}
+    _act("retry", ids or [], {**options, "until": until, "text": text}, yes, as_json)
 
 
 @app.command("cancel")
-def jobs_cancel(job_id: str) -> None:
-    """Cancel a queued or running job."""
-    services = existing_services(load_settings())
+def jobs_cancel(
+    ids: Ids = None,
+    status: Status = None,
+    kind: Kind = None,
+    tenant: Tenant = None,
+    since: Since = None,
+    until: Until = None,
+    text: Text = None,
+    yes: Yes = False,
+    as_json: AsJson = False,
+) -> None:
+    """Cancel queued or running jobs; exits 1 if any was refused (and says why)."""
+    options = {"status": status, "kind": kind, "tenant": tenant, "since": since}
+    _act("cancel", ids or [], {**options, "until": until, "text": text}, yes, as_json)
+
+
+@app.command("prune")
+def jobs_prune(
+    older_than: Annotated[str, typer.Option(help="Final for longer than this: 30m, 12h, 7d, 2w.")],
+    status: Annotated[
+        str, typer.Option(help="Final statuses to delete (comma-separated).")
+    ] = ",".join(q.FINAL),
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count, delete nothing.")] = False,
+    as_json: AsJson = False,
+) -> None:
+    """Delete final jobs that finished more than --older-than ago (queued/running never)."""
+    from writegate.core import audit_log
+
+    age = q.parse_duration("older-than", older_than)
+    wanted = q.statuses(status, q.FINAL)
+    if not wanted:
+        fail("--status: give at least one of succeeded, failed, cancelled", USAGE)
+    services = _services()
     try:
-        _show_or_exit(services.jobs.cancel(job_id), job_id)
+        n = services.jobs.prune(age, statuses=wanted, dry_run=dry_run)
+        if not dry_run:
+            with services.db.write() as s:
+                audit_log.record(
+                    s,
+                    at=services.clock.now(),
+                    actor=_actor(),
+                    tenant=AUDIT_TENANT,
+                    action="prune",
+                    job_ids=[],
+                    detail={"older_than": older_than, "statuses": list(wanted), "deleted": n},
+                )
     finally:
         services.close()
+    if as_json:
+        _say(json.dumps({"dry_run": dry_run, "jobs": n, "older_than": older_than}))
+    else:
+        verb = "would delete" if dry_run else "deleted"
+        _say(f"{verb} {n} {'/'.join(wanted)} job(s) finished more than {older_than} ago")

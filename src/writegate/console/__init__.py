@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 def install(app: FastAPI, services: Services) -> None:
     """Mount the console, the admin API, their static files and the offline /docs and /redoc."""
-    # Imported here: `writegate jobs` (console.jobs_cli) needs none of the web stack.
+    # Imported here: `writegate jobs show` uses console.masking, and none of the web stack.
     from writegate.console.mount import mount
 
     mount(app, services)

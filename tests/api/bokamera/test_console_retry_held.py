@@ -7,8 +7,8 @@ from typing import Any
 import httpx
 
 from tests.api.bokamera.conftest import start_sync, wait_done
-from tests.console.cli import jobs_cli
 from tests.harness import Server, wait_for
+from tests.system.clirun import writegate
 
 
 def _status(server: Server, job_id: str) -> str:
@@ -30,7 +30,7 @@ def test_retry_of_cancelled_sync_while_another_runs(
     second = start_sync(client, c)["Id"]
     wait_for(lambda: _status(server, second) == "running", timeout=30)
 
-    out = jobs_cli(server, "retry", first)
+    out = writegate(server, "jobs", "retry", first)
     assert out.returncode == 1, out.stdout
     assert "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines() == [
@@ -38,6 +38,6 @@ def test_retry_of_cancelled_sync_while_another_runs(
     ]
     assert _status(server, first) == "cancelled"
     wait_done(client, c, second)
-    again = jobs_cli(server, "retry", first)
+    again = writegate(server, "jobs", "retry", first)
     assert again.returncode == 0, again.stderr
     assert again.stdout.strip() == f"job {first}: queued again"
