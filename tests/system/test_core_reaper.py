@@ -4,20 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import MetaData
 
-from tests.harness import uid
+from tests.harness import fresh_database, uid
 from tests.system.conftest import core_services, job_of
 from writegate.core.jobs import Status
 from writegate.core.services import Services
 
 
 @pytest.fixture
-def services(db_url: str) -> Iterator[Services]:
-    """Core services on the session database (their own clock), without any API module."""
-    with core_services(db_url, MetaData()) as svc:
+def services(tmp_path: Path) -> Iterator[Services]:
+    """Core services on a database of their own: requeue_stalled settles every expired lease."""
+    with fresh_database(str(tmp_path)) as url, core_services(url, MetaData()) as svc:
         yield svc
 
 

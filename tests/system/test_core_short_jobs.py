@@ -158,9 +158,10 @@ def test_short_jobs_share_the_group_commit_with_api_writes(services: Services) -
     finally:
         release.set()
         worker.stop()
-    # The claim shares one transaction with the client's write; the three jobs then share one.
+    # The claim shares one transaction with the client's write; the three jobs then share one
+    # (with the worker's next claim, if it was due by then).
     assert batches[:2] == [1, 2]
-    assert 3 in batches[2:]
+    assert max(batches[2:]) >= 3
     jobs = _jobs(services, ids)
     assert [jobs[i].status for i in ids] == [Status.SUCCEEDED, Status.FAILED, Status.SUCCEEDED]
     assert jobs[ids[0]].result == "ran"
