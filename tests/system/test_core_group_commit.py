@@ -729,3 +729,32 @@ def test_batch_insert_failure_is_sqlalchemys_error_and_writes_nothing(services: 
     assert not info.value.connection_invalidated
     with services.db.read() as s:
         assert s.scalar(select(typed.c.id).where(typed.c.id == first)) is None
+
+
+def test_a_write_that_loses_a_deadlock_to_another_batch_runs_again(services: Services) -> None:
+    """Two batches in flight lock two rows in opposite orders: both callers still commit."""
+    if not services.db.is_postgres:
+        pytest.skip("SQLite has one writer: two batches never hold locks at once")
+    first, second = uid("row-"), uid("row-")
+    with services.db.write() as s:
+        s.execute(insert(typed).values([{"id": first, "n": 0}, {"id": second, "n": 0}]))
+    both_hold_one = threading.Barrier(2, timeout=30)
+    runs: list[str] = []
+
+    def bump(s: Session, mine: str, theirs: str) -> None:
+        runs.append(mine)
+        s.execute(typed.update().where(typed.c.id == mine).values(n=typed.c.n + 1))
+        if runs.count(mine) == 1:  # the first run of each waits until both hold their row
+            both_hold_one.wait()
+        s.execute(typed.update().where(typed.c.id == theirs).values(n=typed.c.n + 1))
+
+    a = services.db.group.submit(lambda s: bump(s, first, second))
+    b = services.db.group.submit(lambda s: bump(s, second, first))
+    assert a.result(60) is None
+    assert b.result(60) is None
+    assert len(runs) == 3  # one of them lost the deadlock, and ran again
+    with services.db.read() as s:
+        counts = dict(
+            s.execute(select(typed.c.id, typed.c.n).where(typed.c.id.in_([first, second]))).all()
+        )
+    assert counts == {first: 2, second: 2}

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import random
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -15,6 +17,10 @@ if TYPE_CHECKING:
     from writegate.core.db.database import Database
 
 T = TypeVar("T")
+
+#: PostgreSQL's SQLSTATEs for a transaction that lost a race to another one and may simply run
+#: again: deadlock_detected, serialization_failure
+_LOST_RACE = frozenset({"40P01", "40001"})
 
 
 class BatchWrite(Protocol):
@@ -98,6 +104,8 @@ class GroupCommit:
         self._committer: concurrent.futures.ThreadPoolExecutor | None = None
         self._local = threading.local()
         self._closed = False
+        #: times a caller whose write lost a race (a deadlock) is run again before it is told
+        self.race_retries = 5
         #: called with each batch's size before it runs (metrics)
         self.on_batch: Callable[[int], None] | None = None
 
@@ -171,6 +179,18 @@ class GroupCommit:
             self._local.committing = False
 
     def _commit(self, batch: list[_Call]) -> None:
+        # Two batches in flight on PostgreSQL mix unrelated callers, so they may lock rows in
+        # opposite orders; the server then aborts one. Whatever lost is not committed: run it
+        # again once the winner is through, rather than answer a client with the deadlock.
+        self._commit_once(batch)
+        for attempt in range(self.race_retries):
+            lost = [c for c in batch if _lost_race(c.outcome)]
+            if not lost:
+                return
+            time.sleep(random.uniform(0, 0.002 * 2**attempt))
+            self._commit_once(lost)
+
+    def _commit_once(self, batch: list[_Call]) -> None:
         if self.on_batch is not None:
             self.on_batch(len(batch))
         try:
@@ -235,6 +255,12 @@ class GroupCommit:
             committer, self._committer = self._committer, None
         if committer is not None:
             committer.shutdown(wait=True)
+
+
+def _lost_race(outcome: Any) -> bool:
+    """Whether an outcome is the database aborting a transaction that lost a race."""
+    orig = getattr(outcome, "orig", None)
+    return getattr(orig, "sqlstate", None) in _LOST_RACE
 
 
 class _Replay(Exception):
