@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Integer, Table, bindparam, delete, exists, or_, select, update
+from sqlalchemy import Integer, Table, bindparam, delete, func, or_, select, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ColumnElement, Delete, Select, Update
 
@@ -91,15 +91,17 @@ class JobStatements:
 
     @staticmethod
     def _claim(postgres: bool) -> Update:
-        # A job with after_id waits until that job is final (or gone).
+        # A job with after_id waits until that job is final (or gone). The dependency's
+        # status is a correlated scalar subquery: one primary-key probe per candidate row,
+        # which is all a claim of a few jobs needs. As NOT EXISTS (or IN), PostgreSQL may
+        # choose a hashed subplan instead: a scan of every active job on each claim.
         dep = jobs.alias("dep")
-        ready = or_(
-            c.after_id.is_(None),
-            ~exists().where(
-                dep.c.id == c.after_id,
-                or_(dep.c.status == Status.QUEUED.value, dep.c.status == Status.RUNNING.value),
-            ),
+        waiting = (
+            select(or_(dep.c.status == Status.QUEUED.value, dep.c.status == Status.RUNNING.value))
+            .where(dep.c.id == c.after_id)
+            .scalar_subquery()
         )
+        ready = or_(c.after_id.is_(None), ~func.coalesce(waiting, False))
         pick = (
             select(c.id)
             .where(
