@@ -142,6 +142,7 @@ def serve(
         log_config=log_config,
         access_log=settings.access_log,
         timeout_graceful_shutdown=10,
+        ws="none",
     )
 
 
