@@ -11,20 +11,23 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
 from sqlalchemy import Column, MetaData, String, Table, insert
 from sqlalchemy.orm import Session
 
 from bench.marks import mark
-from bench.schemas import CreateSession, accepted
-from writegate.core.http import ErrorInfo, JsonBodyRoute, ServicesDep
 from writegate.core.jobs import JobManager, NewJob
 from writegate.core.module import Module
 from writegate.core.services import Services
 from writegate.core.worker import JobContext, JobSpec
+
+if TYPE_CHECKING:
+    from fastapi import Request, Response
+
+    from bench.schemas import CreateSession
+    from writegate.core.http import ErrorInfo
+    from writegate.core.webmodule import WebModule
 
 #: business rows written by bench.row; kept off Base.metadata (the driver creates it)
 metadata = MetaData()
@@ -61,6 +64,8 @@ def write_row(ctx: JobContext) -> Any:
 
 def render_error(request: Request, info: ErrorInfo) -> Response:
     """jef-one's error envelope."""
+    from fastapi.responses import JSONResponse
+
     return JSONResponse(
         {
             "is_accepted": False,
@@ -90,7 +95,28 @@ class Accepts:
 
 
 def create(services: Services) -> Module:
-    """Build the bench module."""
+    """The bench job kinds (the job side: a worker loads no FastAPI for it)."""
+    return Module(
+        name="bench",
+        jobs=[
+            JobSpec("bench.noop", noop, short=True),
+            JobSpec("bench.row", write_row, short=True),
+            JobSpec(KIND_ACCEPT, write_row, short=True),
+            JobSpec("bench.noop_threaded", noop),
+            JobSpec("bench.row_threaded", write_row),
+        ],
+    )
+
+
+def create_web(services: Services) -> WebModule:
+    """The bench accept endpoints."""
+    from fastapi import APIRouter
+    from fastapi.responses import JSONResponse
+
+    from bench.schemas import accepted
+    from writegate.core.http import JsonBodyRoute, ServicesDep
+    from writegate.core.webmodule import WebModule
+
     router = APIRouter(route_class=JsonBodyRoute)
     accepts = Accepts(services.jobs)
 
@@ -116,16 +142,4 @@ def create(services: Services) -> Module:
         job_id = await asyncio.to_thread(write)
         return JSONResponse(accepted(job_id, body.session_id), status_code=202)
 
-    return Module(
-        name="bench",
-        router=router,
-        prefixes=("/bench/",),
-        render_error=render_error,
-        jobs=[
-            JobSpec("bench.noop", noop, short=True),
-            JobSpec("bench.row", write_row, short=True),
-            JobSpec(KIND_ACCEPT, write_row, short=True),
-            JobSpec("bench.noop_threaded", noop),
-            JobSpec("bench.row_threaded", write_row),
-        ],
-    )
+    return WebModule(name="bench", router=router, prefixes=("/bench/",), render_error=render_error)

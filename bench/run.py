@@ -29,10 +29,10 @@ from sqlalchemy import delete, func, insert, select, text
 
 from bench import apis, marks, procs
 from bench.noop_module import metadata as bench_metadata
-from writegate.app import load_modules, migrate
 from writegate.core.jobs import JobRow
 from writegate.core.services import Services
 from writegate.settings import Settings
+from writegate.startup import load_modules, migrate
 
 PG_ADMIN = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 PG_BASE = PG_ADMIN.rsplit("/", 1)[0]

@@ -96,9 +96,9 @@ class Server:
 
     def run_maintenance(self) -> dict[str, int | None]:
         """Run every housekeeping task of the server once, now."""
-        from writegate.app import maintenance
+        from writegate.startup import maintenance
 
-        return maintenance(self.services, self.app.state.modules).run_once()
+        return maintenance(self.services, self.app.state.job_sides).run_once()
 
     def client(self, **kw: Any) -> httpx.Client:
         """An HTTP client bound to this server."""

@@ -18,6 +18,7 @@ from writegate.core.exceptions import PermanentJobError
 from writegate.core.http import ErrorInfo, JsonBodyRoute, ServicesDep
 from writegate.core.module import Module
 from writegate.core.services import Services
+from writegate.core.webmodule import WebModule
 from writegate.core.worker import JobContext, JobSpec
 
 metadata = MetaData()
@@ -106,10 +107,6 @@ def create(services: Services) -> Module:
     metadata.create_all(services.db.write_engine)
     return Module(
         name="testkit",
-        router=router,
-        prefixes=("/testkit/",),
-        render_error=_render,
-        exception_handlers={Refused: _refused},
         jobs=[
             JobSpec("testkit.write", _write),
             JobSpec("testkit.flaky", _flaky),
@@ -117,4 +114,15 @@ def create(services: Services) -> Module:
             JobSpec("testkit.hang", _hang),
             JobSpec("testkit.long", _long),
         ],
+    )
+
+
+def create_web(services: Services) -> WebModule:
+    """The testkit routes and error envelope."""
+    return WebModule(
+        name="testkit",
+        router=router,
+        prefixes=("/testkit/",),
+        render_error=_render,
+        exception_handlers={Refused: _refused},
     )

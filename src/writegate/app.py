@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import gc
 import importlib
 import logging
 import sys
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -21,71 +19,33 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from writegate.console import install as install_console
 from writegate.core.http import ErrorInfo, FieldProblem, field_problems
-from writegate.core.maintenance import Maintenance, Task
 from writegate.core.middleware import BodyLimit
-from writegate.core.migrations import upgrade
-from writegate.core.module import Module
 from writegate.core.observability import metrics, tracing
 from writegate.core.observability.middleware import ObserveRequests
 from writegate.core.observability.probes import Readiness, router
 from writegate.core.observability.queue import QueueCollector
 from writegate.core.services import Services
+from writegate.core.webmodule import WebModule
 from writegate.core.worker import Worker
 from writegate.settings import Settings
+from writegate.startup import (
+    freeze_startup_objects,
+    import_module,
+    load_modules,
+    maintenance,
+    migrate,
+    migration_dirs,
+)
 
 log = logging.getLogger("writegate.app")
 
 
-def load_modules(services: Services) -> list[Module]:
-    """Import and build every enabled module, registering its job kinds."""
-    modules = []
-    for name in services.settings.modules:
-        # A dotted name loads an out-of-tree module (benchmarks, test-only job kinds).
-        mod = importlib.import_module(name if "." in name else f"writegate.modules.{name}")
-        module: Module = mod.create(services)
-        for spec in module.jobs:
-            services.registry.add(spec)
-        modules.append(module)
-    return modules
+def load_web(services: Services) -> list[WebModule]:
+    """Build every enabled module's web side (after its job side, which may set extras)."""
+    return [import_module(name).create_web(services) for name in services.settings.modules]
 
 
-def maintenance(services: Services, modules: list[Module]) -> Maintenance:
-    """The housekeeping every worker process runs: the core's and each module's."""
-    tasks: list[tuple[str, Task]] = [
-        ("core.expired_tokens", services.purge_expired_tokens),
-        ("core.prune_jobs", services.prune_jobs),
-    ]
-    for m in modules:
-        tasks += m.maintenance
-    return Maintenance(tasks, services.settings.maintenance_interval)
-
-
-def migration_dirs(settings: Settings) -> list[Path]:
-    """The core's and every bundled module's Alembic version directories.
-
-    All of them, enabled or not: a database migrated by a process with more modules must
-    still be readable by one with fewer.
-    """
-    root = Path(__file__).parent
-    dirs = [root / "migrations" / "versions"]
-    dirs += sorted(d for d in (root / "modules").glob("*/migrations") if d.is_dir())
-    return dirs
-
-
-def migrate(services: Services) -> None:
-    """Bring the schema up to date (idempotent, safe with several processes)."""
-    upgrade(services.db, migration_dirs(services.settings))
-
-
-def freeze_startup_objects() -> None:
-    """Move everything built so far out of the garbage collector's generations."""
-    # Routes, schemas and mappers live as long as the process: a full collection under load
-    # then walks only what requests allocate, not the whole start-up heap (long pauses).
-    gc.collect()
-    gc.freeze()
-
-
-def api_of(modules: list[Module]) -> Callable[[str], str]:
+def api_of(modules: list[WebModule]) -> Callable[[str], str]:
     """The API (module name) a request path belongs to; "core" for the rest."""
     prefixes = tuple((p, m.name) for m in modules for p in m.prefixes)
 
@@ -113,7 +73,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     """The writegate ASGI application."""
     settings = settings or (services.settings if services else Settings())
     services = services or Services.build(settings)
-    modules = load_modules(services)
+    job_sides = load_modules(services)
+    modules = load_web(services)
     tracing.setup_tracing(settings.otel)
 
     def render(request: Request, info: ErrorInfo) -> Response:
@@ -138,7 +99,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                 wakeup=services.wakeup,
             )
             worker.start()
-        housekeeping = maintenance(services, modules) if settings.embedded_worker else None
+        housekeeping = maintenance(services, job_sides) if settings.embedded_worker else None
         if housekeeping is not None:
             housekeeping.start()
         app.state.worker = worker
@@ -170,6 +131,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     )
     app.state.services = services
     app.state.modules = modules
+    app.state.job_sides = job_sides
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:

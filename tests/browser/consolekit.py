@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from writegate.core.http import ErrorInfo
 from writegate.core.module import Module
 from writegate.core.services import Services
+from writegate.core.webmodule import WebModule
 from writegate.core.worker import JobContext, JobSpec
 
 GATE_KIND = "consolekit.gate"
@@ -29,10 +30,14 @@ def _render(_request: Request, info: ErrorInfo) -> Response:
 
 def create(services: Services) -> Module:
     """Register the gate job kind."""
-    return Module(
+    return Module(name="consolekit", jobs=[JobSpec(GATE_KIND, _gate)])
+
+
+def create_web(services: Services) -> WebModule:
+    """The consolekit routes and error envelope."""
+    return WebModule(
         name="consolekit",
         router=APIRouter(),
         prefixes=("/consolekit/",),
         render_error=_render,
-        jobs=[JobSpec(GATE_KIND, _gate)],
     )

@@ -19,6 +19,7 @@ from writegate.core.http import ErrorInfo
 from writegate.core.jobs import JobRow
 from writegate.core.module import Module
 from writegate.core.services import Services
+from writegate.core.webmodule import WebModule
 from writegate.core.worker import JobContext, JobSpec
 
 
@@ -49,10 +50,14 @@ def _render(_request: Request, info: ErrorInfo) -> Response:
 def create(services: Services) -> Module:
     """Register the faultkit job kind (effects go to the testkit table)."""
     metadata.create_all(services.db.write_engine)
-    return Module(
+    return Module(name="faultkit", jobs=[JobSpec("faultkit.stale", _stale)])
+
+
+def create_web(services: Services) -> WebModule:
+    """The faultkit routes and error envelope."""
+    return WebModule(
         name="faultkit",
         router=APIRouter(),
         prefixes=("/faultkit/",),
         render_error=_render,
-        jobs=[JobSpec("faultkit.stale", _stale)],
     )

@@ -171,9 +171,9 @@ def existing_services(settings: Settings) -> Services:
 
 def read_write_services(settings: Settings, *, migrate: bool = True) -> Services:
     """Services with every module loaded, then the schema migrated if asked and auto_migrate."""
-    from writegate.app import load_modules
-    from writegate.app import migrate as do_migrate
     from writegate.core.services import Services
+    from writegate.startup import load_modules
+    from writegate.startup import migrate as do_migrate
 
     services = Services.build(settings)
     services.extras["modules"] = load_modules(services)

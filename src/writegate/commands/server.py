@@ -142,6 +142,7 @@ def serve(
         log_config=log_config,
         access_log=settings.access_log,
         timeout_graceful_shutdown=10,
+        ws="none",
     )
 
 
@@ -153,9 +154,9 @@ def worker(
     ] = None,
 ) -> None:
     """Run a standalone job worker (scale out by starting several)."""
-    from writegate.app import freeze_startup_objects, maintenance
     from writegate.core.observability import tracing
     from writegate.core.worker import Worker
+    from writegate.startup import freeze_startup_objects, maintenance
 
     settings = load_settings()
     setup_logging(settings.log_level, log_format or settings.log_format)
@@ -208,8 +209,8 @@ def _worker_http(services: Any, w: Any, port: int | None) -> Any:
 
 def migrate() -> None:
     """Create or upgrade the database schema."""
-    from writegate.app import migrate as do_migrate
     from writegate.core.migrations import SchemaState
+    from writegate.startup import migrate as do_migrate
 
     settings = load_settings()
     check_connects(settings)
@@ -234,8 +235,8 @@ def makemigration(
     from alembic import command
     from alembic.script import ScriptDirectory
 
-    from writegate.app import migrate as do_migrate
     from writegate.core.migrations import alembic_config
+    from writegate.startup import migrate as do_migrate
 
     settings = load_settings()
     check_connects(settings)

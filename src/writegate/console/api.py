@@ -15,8 +15,8 @@ from writegate.console.access import operator_of as _operator_of
 from writegate.console.filters import BadInput, parse_filter, parse_query
 from writegate.core.http import FieldProblem, field_problems
 from writegate.core.jobs.operator import BULK_LIMIT
-from writegate.core.module import Module
 from writegate.core.services import Services
+from writegate.core.webmodule import WebModule
 
 JobId = Annotated[str, Field(min_length=1, max_length=36)]
 
@@ -43,7 +43,7 @@ def bad_input(exc: BadInput) -> JSONResponse:
     return error(400, "validation", str(exc), fields=[p.__dict__ for p in exc.problems])
 
 
-def build(services: Services, modules: list[Module], cookies: Cookies) -> APIRouter:
+def build(services: Services, modules: list[WebModule], cookies: Cookies) -> APIRouter:
     """The admin API's routes."""
     # Left out of /openapi.json: docs/console.md documents it, and the suite's per-module
     # checks of every documented operation (hostile bodies, schemathesis) are for the APIs.

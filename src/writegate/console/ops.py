@@ -15,8 +15,8 @@ from writegate.core.console_view import Link
 from writegate.core.jobs import ACTIVE, Job, JobRow
 from writegate.core.jobs import operator as jobs_admin
 from writegate.core.jobs.operator import JobFilter, Outcome
-from writegate.core.module import Module
 from writegate.core.services import Services
+from writegate.core.webmodule import WebModule
 
 ACTIONS = ("retry", "cancel")
 
@@ -69,7 +69,7 @@ def list_jobs(services: Services, op: Operator, query: Query) -> dict[str, Any]:
     return {"jobs": jobs, "next_cursor": encode_cursor(nxt), "filter": query.raw}
 
 
-def _links(modules: Sequence[Module], job: Job) -> list[dict[str, str]]:
+def _links(modules: Sequence[WebModule], job: Job) -> list[dict[str, str]]:
     out: list[Link] = []
     for m in modules:
         if m.console is not None:
@@ -78,7 +78,7 @@ def _links(modules: Sequence[Module], job: Job) -> list[dict[str, str]]:
 
 
 def job_detail(
-    services: Services, modules: Sequence[Module], op: Operator, job_id: str
+    services: Services, modules: Sequence[WebModule], op: Operator, job_id: str
 ) -> dict[str, Any]:
     """Everything about one job the operator may see (secrets masked); Denied 404 if not."""
     with services.db.read() as s:
@@ -209,7 +209,7 @@ def act(
     }
 
 
-def overview(services: Services, op: Operator, modules: Sequence[Module]) -> dict[str, Any]:
+def overview(services: Services, op: Operator, modules: Sequence[WebModule]) -> dict[str, Any]:
     """Per kind counts, oldest queued age, failures and throughput, workers, the database."""
     now = services.clock.now()
     scope = op.scope

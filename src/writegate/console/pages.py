@@ -26,8 +26,8 @@ from writegate.console.access import (
 from writegate.console.filters import STATUSES, BadInput, parse_filter, parse_query
 from writegate.core import audit_log
 from writegate.core.jobs import operator as jobs_admin
-from writegate.core.module import Module
 from writegate.core.services import Services
+from writegate.core.webmodule import WebModule
 
 TEMPLATES = Path(__file__).parent / "templates"
 MAX_FORM_BYTES = 16 * 1024
@@ -63,7 +63,7 @@ async def form(request: Request) -> dict[str, str]:
     return {k: v[-1] for k, v in parsed.items()}
 
 
-def build(services: Services, modules: list[Module], cookies: Cookies) -> APIRouter:
+def build(services: Services, modules: list[WebModule], cookies: Cookies) -> APIRouter:
     """The page routes."""
     router = APIRouter(prefix="/console", include_in_schema=False)
     tpl = templates()

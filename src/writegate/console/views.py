@@ -8,11 +8,11 @@ from typing import Any
 
 from writegate.console.access import Denied, Operator
 from writegate.core.console_view import Cell, ConsoleView, Link, Progress
-from writegate.core.module import Module
 from writegate.core.services import Services
+from writegate.core.webmodule import WebModule
 
 
-def catalogue(modules: Sequence[Module]) -> list[dict[str, Any]]:
+def catalogue(modules: Sequence[WebModule]) -> list[dict[str, Any]]:
     """Every module view: module name, index and title."""
     out = []
     for m in modules:
@@ -23,7 +23,7 @@ def catalogue(modules: Sequence[Module]) -> list[dict[str, Any]]:
     return out
 
 
-def find(modules: Sequence[Module], module: str, index: int) -> ConsoleView:
+def find(modules: Sequence[WebModule], module: str, index: int) -> ConsoleView:
     """One view; Denied 404 if there is none."""
     for m in modules:
         if m.name == module and m.console is not None:
@@ -45,7 +45,7 @@ def cell_json(cell: Cell) -> Any:
 
 
 def run(
-    services: Services, modules: Sequence[Module], op: Operator, module: str, index: int
+    services: Services, modules: Sequence[WebModule], op: Operator, module: str, index: int
 ) -> dict[str, Any]:
     """A view's table for the operator's tenant scope."""
     view = find(modules, module, index)

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from writegate.core.module import Module
 from writegate.core.services import Services
-from writegate.modules.abs.console import console
-from writegate.modules.abs.errors import AbsError, render_abs_error, render_error
-from writegate.modules.abs.routes import router
+
+if TYPE_CHECKING:
+    from writegate.core.webmodule import WebModule
 
 
 def create(services: Services) -> Module:
-    """Build the ABS module."""
-    return Module(
+    """The ABS job side: none (every ABS write is answered in the request)."""
+    return Module(name="abs")
+
+
+def create_web(services: Services) -> WebModule:
+    """The ABS web side: its paths, the ok/ERROR envelope and the console views."""
+    # Imported here, not above: a worker process never loads FastAPI or the routes.
+    from writegate.core.webmodule import WebModule
+    from writegate.modules.abs.console import console
+    from writegate.modules.abs.errors import AbsError, render_abs_error, render_error
+    from writegate.modules.abs.routes import router
+
+    return WebModule(
         name="abs",
         router=router,
         prefixes=("/model/",),

@@ -26,7 +26,7 @@ def _console() -> Console:
 
 
 def _services() -> Services:
-    from writegate.app import load_modules, migrate
+    from writegate.startup import load_modules, migrate
 
     services = Services.build(Settings())
     load_modules(services)

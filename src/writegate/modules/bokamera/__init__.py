@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from writegate.core.module import Module
 from writegate.core.services import Services
 from writegate.core.worker import JobSpec
 from writegate.modules.bokamera import crypto
 from writegate.modules.bokamera.connector import configured_factory
-from writegate.modules.bokamera.console import console
-from writegate.modules.bokamera.errors import render_error
-from writegate.modules.bokamera.handlers import make_sync_handler
-from writegate.modules.bokamera.routes import router
-from writegate.modules.bokamera.service import SYNC_KIND
+from writegate.modules.bokamera.handlers import SYNC_KIND, make_sync_handler
+
+if TYPE_CHECKING:
+    from writegate.core.webmodule import WebModule
 
 
 def create(services: Services) -> Module:
-    """Build the module; tests may replace services.extras['bokamera']['connector_factory']."""
+    """The job side; tests may replace services.extras['bokamera']['connector_factory']."""
     # Unusable keys raise crypto.KeyConfigError here, so such a process never starts.
     extras = services.extras.setdefault("bokamera", {})
     extras.setdefault("connector_factory", configured_factory())
@@ -25,10 +25,23 @@ def create(services: Services) -> Module:
     _announce(keyring)
     return Module(
         name="bokamera",
+        jobs=[JobSpec(kind=SYNC_KIND, handler=make_sync_handler(services))],
+    )
+
+
+def create_web(services: Services) -> WebModule:
+    """The web side: the sync's paths, the ServiceStack envelope and the console views."""
+    # Imported here, not above: a worker process never loads FastAPI or the routes.
+    from writegate.core.webmodule import WebModule
+    from writegate.modules.bokamera.console import console
+    from writegate.modules.bokamera.errors import render_error
+    from writegate.modules.bokamera.routes import router
+
+    return WebModule(
+        name="bokamera",
         router=router,
         prefixes=("/codelock/", "/customers"),
         render_error=render_error,
-        jobs=[JobSpec(kind=SYNC_KIND, handler=make_sync_handler(services))],
         console=console,
     )
 

@@ -59,11 +59,11 @@ def generate_key() -> None:
 @app.command("rotate-key")
 def rotate_key() -> None:
     """Re-encrypt every stored Axema Vaka password under the first key (new key first, then old)."""
-    from writegate.app import load_modules, migrate
     from writegate.core.services import Services
     from writegate.modules.bokamera.crypto import KeyConfigError, SecretError
     from writegate.modules.bokamera.rotation import rotate_all
     from writegate.settings import Settings
+    from writegate.startup import load_modules, migrate
 
     services = Services.build(Settings())
     try:

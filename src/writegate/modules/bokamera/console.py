@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 
 from writegate.core.console_view import Cell, ConsoleView, Link, Progress, SimpleConsole, ViewTable
 from writegate.core.jobs import Job, JobRow
+from writegate.modules.bokamera.handlers import SYNC_KIND
 from writegate.modules.bokamera.models import AxemaSettingsRow, UserSyncRow
-from writegate.modules.bokamera.service import SYNC_KIND
 
 
 def _iso(at: datetime | None) -> str | None:

@@ -30,6 +30,8 @@ from writegate.modules.bokamera.connector import (
 from writegate.modules.bokamera.models import AxemaSettingsRow, CustomerRow
 from writegate.modules.bokamera.pages import PageReader
 
+#: the sync job's kind; one active per company (exclusive key)
+SYNC_KIND = "bokamera.axema_user_sync"
 PAGE_SIZE_ENV = "WRITEGATE_BOKAMERA_PAGE_SIZE"
 DEFAULT_PAGE_SIZE = 200
 #: customer column -> Vaka user attribute

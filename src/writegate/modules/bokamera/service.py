@@ -18,6 +18,7 @@ from writegate.core.services import Services
 from writegate.modules.bokamera import crypto
 from writegate.modules.bokamera.access import Company, resolve_company, visible
 from writegate.modules.bokamera.errors import ApiError
+from writegate.modules.bokamera.handlers import SYNC_KIND
 from writegate.modules.bokamera.models import AxemaSettingsRow, CustomerRow, UserSyncRow
 from writegate.modules.bokamera.schemas import (
     AxemaSettingsResponse,
@@ -31,7 +32,6 @@ from writegate.modules.bokamera.schemas import (
     UpdateAxemaSettings,
 )
 
-SYNC_KIND = "bokamera.axema_user_sync"
 MAX_TAKE = 1000
 log = logging.getLogger("writegate.bokamera")
 

@@ -2,37 +2,55 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from writegate.core.module import Module
 from writegate.core.services import Services
-from writegate.modules.ikonomikal.console import make_console
-from writegate.modules.ikonomikal.routes import NAME, render_error, router
-from writegate.modules.ikonomikal.service import Ikonomikal
-from writegate.modules.ikonomikal.sessions import purge_expired
+from writegate.modules.ikonomikal.housekeeping import purge_expired
+from writegate.modules.ikonomikal.limits import LoginLimits
 from writegate.modules.ikonomikal.settings import IkonomikalSettings
 
+if TYPE_CHECKING:
+    from writegate.core.webmodule import WebModule
 
-class AnyCaseModule(Module):
-    """A Module owning its prefixes in any letter case (the vendor's paths are)."""
-
-    def owns(self, path: str) -> bool:
-        """Whether a request path belongs to this module, whatever its case."""
-        return super().owns(path.lower())
+#: this module's name, and its key in services.extras (where its service object lives)
+NAME = "ikonomikal"
 
 
 def create(services: Services) -> Module:
-    """Build the module: its service object lives in services.extras['ikonomikal']."""
+    """Ikonomikal's job side: the housekeeping of sessions, tokens and login failures."""
     cfg = IkonomikalSettings()
-    iko = Ikonomikal(services, cfg)
-    services.extras[NAME] = iko
+    return Module(
+        name=NAME,
+        maintenance=[
+            ("ikonomikal.expired", lambda: purge_expired(services, cfg)),
+            ("ikonomikal.login_failures", LoginLimits(services, cfg).purge),
+        ],
+    )
+
+
+def create_web(services: Services) -> WebModule:
+    """Ikonomikal's web side: its service object lives in services.extras['ikonomikal']."""
+    # Imported here, not above: a worker process never loads FastAPI or the routes.
+    from writegate.core.webmodule import WebModule
+    from writegate.modules.ikonomikal.console import make_console
+    from writegate.modules.ikonomikal.routes import render_error, router
+    from writegate.modules.ikonomikal.service import Ikonomikal
+
+    class AnyCaseModule(WebModule):
+        """A WebModule owning its prefixes in any letter case (the vendor's paths are)."""
+
+        def owns(self, path: str) -> bool:
+            """Whether a request path belongs to this module, whatever its case."""
+            return super().owns(path.lower())
+
+    cfg = IkonomikalSettings()
+    services.extras[NAME] = Ikonomikal(services, cfg)
     return AnyCaseModule(
         name=NAME,
         router=router,
         # Both Ikonomikal hosts (sc-api and ss-api), and any unknown path in their style.
         prefixes=("/bcss_wbcl_wa_",),
         render_error=render_error,
-        maintenance=[
-            ("ikonomikal.expired", lambda: purge_expired(services, cfg)),
-            ("ikonomikal.login_failures", iko.limits.purge),
-        ],
         console=make_console(services.clock, cfg),
     )

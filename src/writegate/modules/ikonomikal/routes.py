@@ -13,6 +13,7 @@ from starlette.routing import Match
 from starlette.types import Scope
 
 from writegate.core.http import ErrorInfo, ServicesDep
+from writegate.modules.ikonomikal import NAME
 from writegate.modules.ikonomikal.errors import ApiError, from_error_info
 from writegate.modules.ikonomikal.schemas import (
     DeleteRequest,
@@ -46,7 +47,6 @@ SHAPES: dict[str, type[Wire]] = {
     READ_PATH.lower(): ReadResponse,
     DELETE_PATH.lower(): DeleteResponse,
 }
-NAME = "ikonomikal"
 
 W = TypeVar("W", bound=Wire)
 

@@ -15,7 +15,7 @@ from writegate.core.auth import Principal, PrincipalRow
 from writegate.core.services import Services
 from writegate.modules.ikonomikal import errors as e
 from writegate.modules.ikonomikal.errors import ApiError, Param
-from writegate.modules.ikonomikal.models import ProcTokenRow, SessionRow
+from writegate.modules.ikonomikal.models import SessionRow
 from writegate.modules.ikonomikal.schemas import ProgramInfo, SessionFields
 from writegate.modules.ikonomikal.settings import IkonomikalSettings
 
@@ -176,18 +176,3 @@ def authenticate(
 
 def _idle(now: datetime, last: datetime) -> float:
     return (now - last).total_seconds()
-
-
-def purge_expired(services: Services, cfg: IkonomikalSettings) -> int:
-    """Delete expired process tokens and idle-expired sessions (with their tokens)."""
-    now = services.clock.now()
-    idle_before = now - timedelta(seconds=cfg.session_idle_seconds)
-    with services.db.write() as s:
-        stale = select(SessionRow.id).where(SessionRow.last_used_at <= idle_before)
-        tokens = s.execute(
-            delete(ProcTokenRow).where(
-                (ProcTokenRow.expires_at <= now) | ProcTokenRow.session_id.in_(stale)
-            )
-        )
-        sessions = s.execute(delete(SessionRow).where(SessionRow.last_used_at <= idle_before))
-        return int(tokens.rowcount) + int(sessions.rowcount)  # type: ignore[attr-defined]

@@ -9,8 +9,8 @@ from sqlalchemy.orm import Session
 
 from writegate.core.console_view import Cell, ConsoleView, Link, SimpleConsole, ViewTable
 from writegate.core.jobs import Job
+from writegate.modules.jef_one.jobs import KIND_EMPLOYEE, KIND_ENTITY, KIND_SESSION, TENANT
 from writegate.modules.jef_one.models import Employee, Entity, SessionRecord
-from writegate.modules.jef_one.service import KIND_EMPLOYEE, KIND_ENTITY, KIND_SESSION, TENANT
 
 
 def _visible(tenant: str | None) -> bool:

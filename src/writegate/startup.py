@@ -1,0 +1,70 @@
+"""What every process builds at start-up: the enabled modules' job sides, housekeeping, schema.
+
+Nothing here imports FastAPI or a module's web side: a standalone `writegate worker` loads
+this file, never `writegate.app`.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib
+from pathlib import Path
+from types import ModuleType
+
+from writegate.core.maintenance import Maintenance, Task
+from writegate.core.migrations import upgrade
+from writegate.core.module import Module
+from writegate.core.services import Services
+from writegate.settings import Settings
+
+
+def import_module(name: str) -> ModuleType:
+    """An enabled module's package; a dotted name loads an out-of-tree one (benchmarks, tests)."""
+    return importlib.import_module(name if "." in name else f"writegate.modules.{name}")
+
+
+def load_modules(services: Services) -> list[Module]:
+    """Build every enabled module's job side, registering its job kinds."""
+    modules = []
+    for name in services.settings.modules:
+        module: Module = import_module(name).create(services)
+        for spec in module.jobs:
+            services.registry.add(spec)
+        modules.append(module)
+    return modules
+
+
+def maintenance(services: Services, modules: list[Module]) -> Maintenance:
+    """The housekeeping every worker process runs: the core's and each module's."""
+    tasks: list[tuple[str, Task]] = [
+        ("core.expired_tokens", services.purge_expired_tokens),
+        ("core.prune_jobs", services.prune_jobs),
+    ]
+    for m in modules:
+        tasks += m.maintenance
+    return Maintenance(tasks, services.settings.maintenance_interval)
+
+
+def migration_dirs(settings: Settings) -> list[Path]:
+    """The core's and every bundled module's Alembic version directories.
+
+    All of them, enabled or not: a database migrated by a process with more modules must
+    still be readable by one with fewer.
+    """
+    root = Path(__file__).parent
+    dirs = [root / "migrations" / "versions"]
+    dirs += sorted(d for d in (root / "modules").glob("*/migrations") if d.is_dir())
+    return dirs
+
+
+def migrate(services: Services) -> None:
+    """Bring the schema up to date (idempotent, safe with several processes)."""
+    upgrade(services.db, migration_dirs(services.settings))
+
+
+def freeze_startup_objects() -> None:
+    """Move everything built so far out of the garbage collector's generations."""
+    # Routes, schemas and mappers live as long as the process: a full collection under load
+    # then walks only what requests allocate, not the whole start-up heap (long pauses).
+    gc.collect()
+    gc.freeze()
