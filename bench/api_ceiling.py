@@ -41,7 +41,7 @@ _ids = itertools.count(1)
 
 def body_limit() -> Any:
     """writegate's body-limit middleware class (the one place to change if it moves)."""
-    from writegate.app import BodyLimit
+    from writegate.core.middleware import BodyLimit
 
     return BodyLimit
 
