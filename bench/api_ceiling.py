@@ -32,6 +32,8 @@ from writegate.modules.ikonomikal.schemas import (
 from writegate.modules.jef_one.schemas import CreateSessionJob
 
 MAX_BODY_BYTES = 64 * 1024
+#: writegate's default time for a request body to arrive
+BODY_TIMEOUT_SECONDS = 30.0
 #: packages answered by the ceiling's getChanges: the limit the bench's getChanges asks for
 CHANGES_LIMIT = 100
 _ids = itertools.count(1)
@@ -49,7 +51,9 @@ def _render(request: Request, info: ErrorInfo) -> Response:
 
 
 app = FastAPI(title="bench per-API ceiling")
-app.add_middleware(body_limit(), max_bytes=MAX_BODY_BYTES, render=_render)
+app.add_middleware(
+    body_limit(), max_bytes=MAX_BODY_BYTES, timeout=BODY_TIMEOUT_SECONDS, render=_render
+)
 
 
 def _stamp() -> str:
