@@ -13,7 +13,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import JSON, DateTime, Integer, String, Table, select
+from sqlalchemy import JSON, DateTime, Integer, String, Table, bindparam, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from writegate.core.clock import Clock
@@ -99,12 +99,13 @@ class Principal:
 
 
 _PRINCIPALS: Table = PrincipalRow.__table__  # type: ignore[assignment]
+#: the principal whose API key hashes to `digest`
 _BY_KEY_HASH = select(
     *(
         _PRINCIPALS.c[name]
         for name in ("id", "name", "tenant", "roles", "attrs", "api_key_hash", "revoked_at")
     )
-)
+).where(_PRINCIPALS.c.api_key_hash == bindparam("digest"))
 
 
 def hash_key(key: str) -> str:
@@ -183,7 +184,7 @@ class AuthService:
         if not key or len(key) > 200:
             return None
         digest = hash_key(key)
-        row = await self.db.reads.first(_BY_KEY_HASH.where(_PRINCIPALS.c.api_key_hash == digest))
+        row = await self.db.reads.first(_BY_KEY_HASH, {"digest": digest})
         if row is None or row.revoked_at is not None:
             return None
         if not hmac.compare_digest(row.api_key_hash or "", digest):

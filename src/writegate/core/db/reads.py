@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import weakref
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-from sqlalchemy import Row, Select, func, select
+from sqlalchemy import Row, Select, bindparam, func, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -29,6 +30,18 @@ class Page:
     total: int | None
 
 
+#: statement -> the same with LIMIT 1, for as long as the statement lives (a statement kept
+#: and reused is then limited, and its cache key computed, only once)
+_FIRSTS: weakref.WeakKeyDictionary[Query, Query] = weakref.WeakKeyDictionary()
+
+
+def _first(statement: Query) -> Query:
+    limited = _FIRSTS.get(statement)
+    if limited is None:
+        limited = _FIRSTS[statement] = statement.limit(1)
+    return limited
+
+
 class Reader:
     """Statements on one connection (one snapshot inside `Reads.snapshot()`)."""
 
@@ -45,7 +58,7 @@ class Reader:
 
     async def first(self, statement: Query, params: Params = None) -> AnyRow | None:
         """The first row of a SELECT, or None."""
-        rows = await self.all(statement.limit(1), params)
+        rows = await self.all(_first(statement), params)
         return rows[0] if rows else None
 
     async def scalar(self, statement: Query, params: Params = None) -> Any:
@@ -71,6 +84,10 @@ class Reads:
         self._sync: Engine | None = None
         #: PostgreSQL: one engine per event loop (an asyncio connection belongs to its loop)
         self._async: dict[asyncio.AbstractEventLoop, AsyncEngine] = {}
+        #: the statements `page` derives from a query, for as long as the query lives
+        self._pages: weakref.WeakKeyDictionary[Query, tuple[Query, Query]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     @contextlib.asynccontextmanager
     async def snapshot(self) -> AsyncIterator[Reader]:
@@ -104,7 +121,7 @@ class Reads:
 
     async def first(self, statement: Query, params: Params = None) -> AnyRow | None:
         """The first row of one SELECT, or None."""
-        rows = await self.all(statement.limit(1), params)
+        rows = await self.all(_first(statement), params)
         return rows[0] if rows else None
 
     async def scalar(self, statement: Query, params: Params = None) -> Any:
@@ -112,23 +129,35 @@ class Reads:
         row = await self.first(statement, params)
         return None if row is None else row[0]
 
-    async def page(self, query: Query, limit: int, offset: int, *, total: bool) -> Page:
+    async def page(
+        self, query: Query, limit: int, offset: int, *, total: bool, params: Params = None
+    ) -> Page:
         """A page of an ordered query and, if asked, the count of all its rows: one snapshot.
 
         The count rides in the page's own statement; only a page past the end needs a
-        second statement (in one snapshot with the first).
+        second statement (in one snapshot with the first). A query kept and reused (bound
+        values in `params`) is paged without building a statement.
         """
+        values = {**(params or {}), "_limit": limit, "_offset": offset}
+        page, counted = self._paged(query)
         if not total:
-            return Page(await self.all(query.limit(limit).offset(offset)), None)
-        counted = select(func.count()).select_from(query.order_by(None).subquery())
-        paged = query.add_columns(counted.scalar_subquery().label("_total"))
-        rows = await self.all(paged.limit(limit).offset(offset))
+            return Page(await self.all(page, values), None)
+        rows = await self.all(page.add_columns(counted.scalar_subquery().label("_total")), values)
         if rows:
             return Page(rows, int(rows[0]._total))
         if offset == 0:
             return Page([], 0)
         async with self.snapshot() as r:
-            return Page(await r.all(query.limit(limit).offset(offset)), await r.scalar(counted))
+            return Page(await r.all(page, values), await r.scalar(counted, values))
+
+    def _paged(self, query: Query) -> tuple[Query, Query]:
+        """(query's page with `_limit`/`_offset` parameters, the count of query's rows)."""
+        paged = self._pages.get(query)
+        if paged is None:
+            page = query.limit(bindparam("_limit")).offset(bindparam("_offset"))
+            counted = select(func.count()).select_from(query.order_by(None).subquery())
+            paged = self._pages[query] = (page, counted)
+        return paged
 
     def _sqlite(self) -> Engine:
         if self._sync is None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Row, Select, Table, and_, or_, select
+from sqlalchemy import Row, Table, and_, bindparam, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -47,7 +47,7 @@ class Page:
 
 def format_datetime(value: datetime) -> str:
     """ABS DATETIME: 2021-12-03T10:20:22.255 (milliseconds, no zone)."""
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}"
+    return value.isoformat(timespec="milliseconds")
 
 
 def to_wire(row: AbsPackage | Row[Any]) -> dict[str, Any]:
@@ -218,7 +218,8 @@ def _put(s: Session, services: Services, principal: Principal, body: PackagePut)
 async def get_package(services: Services, principal: Principal, body: PackageGet) -> dict[str, Any]:
     """One live package by id or uid: one statement on the async read path."""
     _may_access(principal, body.client_code)
-    rows = await services.db.reads.all(_package_query(body.client_code, body.id, body.uid))
+    key = {"cc": body.client_code, "pk": body.id or None, "uid": body.uid or None}
+    rows = await services.db.reads.all(_BY_KEY, key)
     if not rows:
         raise _unknown_client(body.client_code)
     by_id = next((r for r in rows if body.id and r.id == body.id), None)
@@ -229,19 +230,20 @@ async def get_package(services: Services, principal: Principal, body: PackageGet
     return to_wire(row)
 
 
-def _package_query(client_code: str, pk: int | None, uid: str | None) -> Select[Any]:
-    """The client code (no row: not registered) with its packages of that id or uid."""
-    keys = [
-        c
-        for c in (_PACKAGES.c.id == pk if pk else None, _PACKAGES.c.uid == uid if uid else None)
-        if c is not None
-    ]
-    on = and_(_PACKAGES.c.client_code == _CLIENTS.c.client_code, or_(*keys))
-    return (
-        select(_CLIENTS.c.client_code.label("registered"), *_PACKAGES.c)
-        .select_from(_CLIENTS.outerjoin(_PACKAGES, on))
-        .where(_CLIENTS.c.client_code == client_code)
+#: the client code `cc` (no row: not registered) with its packages of id `pk` or uid `uid`
+_BY_KEY = (
+    select(_CLIENTS.c.client_code.label("registered"), *_PACKAGES.c)
+    .select_from(
+        _CLIENTS.outerjoin(
+            _PACKAGES,
+            and_(
+                _PACKAGES.c.client_code == _CLIENTS.c.client_code,
+                or_(_PACKAGES.c.id == bindparam("pk"), _PACKAGES.c.uid == bindparam("uid")),
+            ),
+        )
     )
+    .where(_CLIENTS.c.client_code == bindparam("cc"))
+)
 
 
 async def delete_package(
@@ -275,11 +277,12 @@ def _to_page(page: DbPage) -> Page:
     return Page(rows, len(rows) if page.total is None else page.total)
 
 
+_REGISTERED = select(_CLIENTS.c.client_code).where(_CLIENTS.c.client_code == bindparam("cc"))
+
+
 async def _registered(services: Services, principal: Principal, client_code: str) -> None:
     _may_access(principal, client_code)
-    found = await services.db.reads.scalar(
-        select(_CLIENTS.c.client_code).where(_CLIENTS.c.client_code == client_code)
-    )
+    found = await services.db.reads.scalar(_REGISTERED, {"cc": client_code})
     if found is None:
         raise _unknown_client(client_code)
 
@@ -311,11 +314,19 @@ async def package_changes(services: Services, principal: Principal, body: Packag
     `total_records` counts all changes after the offset, so a replica knows what remains.
     """
     await _registered(services, principal, body.client_code)
-    p = _PACKAGES.c
-    query = (
-        select(*_PACKAGES.c)
-        .where(p.client_code == body.client_code, p.version > body.offset_version)
-        .order_by(p.version)
+    page = await services.db.reads.page(
+        _CHANGES,
+        body.limit,
+        0,
+        total=not body.skip_total_records,
+        params={"cc": body.client_code, "after": body.offset_version},
     )
-    page = await services.db.reads.page(query, body.limit, 0, total=not body.skip_total_records)
     return _to_page(page)
+
+
+#: the packages of client code `cc` changed after version `after`, oldest change first
+_CHANGES = (
+    select(*_PACKAGES.c)
+    .where(_PACKAGES.c.client_code == bindparam("cc"), _PACKAGES.c.version > bindparam("after"))
+    .order_by(_PACKAGES.c.version)
+)

@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, func, or_, select
+from sqlalchemy import Row, and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from writegate.core.auth import Principal
@@ -79,6 +79,11 @@ SYNCS = select(
     JobRow.error,
     JobRow.updated_at,
 ).join(JobRow, JobRow.id == UserSyncRow.id)
+
+_SYNC = SYNCS.where(UserSyncRow.id == bindparam("sync_id"))
+_SETTINGS = select(*AxemaSettingsRow.__table__.c).where(
+    AxemaSettingsRow.company_id == bindparam("company_id")
+)
 
 
 def sync_view(row: Row[Any]) -> AxemaUserSyncJobResponse:
@@ -157,7 +162,7 @@ async def get_sync(
     services: Services, principal: Principal, sync_id: uuid.UUID
 ) -> AxemaUserSyncJobResponse:
     """One sync of the caller's company (another company's is reported as not found)."""
-    row = await services.db.reads.first(SYNCS.where(UserSyncRow.id == str(sync_id)))
+    row = await services.db.reads.first(_SYNC, {"sync_id": str(sync_id)})
     if row is None or not visible(principal, row.company_id):
         raise ApiError(404, "NotFound", f"No Axema user sync with Id {sync_id}")
     return sync_view(row)
@@ -210,10 +215,7 @@ async def get_settings(
 ) -> AxemaSettingsResponse:
     """The company's Axema connection, without the password."""
     company = await read_company(services.db.reads, principal, company_id)
-    settings = AxemaSettingsRow.__table__
-    row = await services.db.reads.first(
-        select(*settings.c).where(settings.c.company_id == company.id)
-    )
+    row = await services.db.reads.first(_SETTINGS, {"company_id": company.id})
     if row is None:
         raise _no_settings(company)
     return _settings_view(row)

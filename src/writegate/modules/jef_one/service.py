@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -405,7 +405,21 @@ _SESSION_MESSAGES = {
     "failed": "session is failed",
 }
 _SESSIONS: Table = SessionRecord.__table__  # type: ignore[assignment]
-_EMPLOYEES: Table = Employee.__table__  # type: ignore[assignment]
+_SESSION = select(*_SESSIONS.c).where(_SESSIONS.c.session_id == bindparam("session_id"))
+_ENTITY_ACTIVE = select(Entity.is_active).where(Entity.entity_number == bindparam("entity_number"))
+_EMPLOYEE_COUNT = (
+    select(func.count())
+    .select_from(Employee)
+    .where(Employee.entity_number == bindparam("entity_number"))
+    .scalar_subquery()
+)
+_ENTITY = select(Entity.entity_name, Entity.is_active, _EMPLOYEE_COUNT.label("employees")).where(
+    Entity.entity_number == bindparam("entity_number")
+)
+_EMPLOYEE = select(Employee.employee_name, Employee.is_active).where(
+    Employee.entity_number == bindparam("entity_number"),
+    Employee.employee_number == bindparam("employee_number"),
+)
 
 
 async def _pending(services: Services, key: str) -> dict[str, Any]:
@@ -418,9 +432,7 @@ async def _pending(services: Services, key: str) -> dict[str, Any]:
 
 async def session_view(services: Services, session_id: str) -> dict[str, Any]:
     """A session's final state."""
-    row = await services.db.reads.first(
-        select(*_SESSIONS.c).where(_SESSIONS.c.session_id == session_id)
-    )
+    row = await services.db.reads.first(_SESSION, {"session_id": session_id})
     if row is None:
         return {
             "is_found": False,
@@ -446,17 +458,7 @@ async def session_view(services: Services, session_id: str) -> dict[str, Any]:
 
 async def entity_view(services: Services, entity_number: str) -> dict[str, Any]:
     """An entity, and whether sessions can be created under it."""
-    employees = (
-        select(func.count())
-        .select_from(_EMPLOYEES)
-        .where(_EMPLOYEES.c.entity_number == entity_number)
-        .scalar_subquery()
-    )
-    row = await services.db.reads.first(
-        select(Entity.entity_name, Entity.is_active, employees.label("employees")).where(
-            Entity.entity_number == entity_number
-        )
-    )
+    row = await services.db.reads.first(_ENTITY, {"entity_number": entity_number})
     pending = await _pending(services, _entity_key(entity_number))
     if row is None:
         waiting = pending["pending_job_id"] is not None
@@ -486,13 +488,9 @@ async def employee_view(
 ) -> dict[str, Any]:
     """An employee, and whether a session can be created for them."""
     reads = services.db.reads
-    entity_active = await reads.scalar(
-        select(Entity.is_active).where(Entity.entity_number == entity_number)
-    )
+    entity_active = await reads.scalar(_ENTITY_ACTIVE, {"entity_number": entity_number})
     row = await reads.first(
-        select(Employee.employee_name, Employee.is_active).where(
-            Employee.entity_number == entity_number, Employee.employee_number == employee_number
-        )
+        _EMPLOYEE, {"entity_number": entity_number, "employee_number": employee_number}
     )
     pending = await _pending(services, _employee_key(entity_number, employee_number))
     if row is None:
