@@ -42,6 +42,14 @@ def _first(statement: Query) -> Query:
     return limited
 
 
+async def _let_others_run() -> None:
+    # A read on SQLite never waits, so a request would run from its first byte to its
+    # answer in one step of the loop. Measured (bench, getChanges of 100 packages, 32
+    # connections): without this one yield p99 was 1.4-2.9 s against 0.3-0.5 s with it,
+    # and throughput 20-40 % lower.
+    await asyncio.sleep(0)
+
+
 class Reader:
     """Statements on one connection (one snapshot inside `Reads.snapshot()`)."""
 
@@ -97,6 +105,7 @@ class Reads:
         while other requests run.
         """
         if self.is_sqlite:
+            await _let_others_run()
             with self._sqlite().connect() as conn:
                 driver = conn.connection.driver_connection
                 assert driver is not None
@@ -114,6 +123,7 @@ class Reads:
     async def all(self, statement: Query, params: Params = None) -> list[AnyRow]:
         """Every row of one SELECT."""
         if self.is_sqlite:
+            await _let_others_run()
             with self._sqlite().connect() as conn:
                 return await Reader(conn).all(statement, params)
         async with self._engine().connect() as aconn:
