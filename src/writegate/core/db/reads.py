@@ -12,6 +12,7 @@ from typing import Any, TypeAlias
 from sqlalchemy import Row, Select, bindparam, func, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.pool import QueuePool
 
 from writegate.core.db.engine import build_read_engine
 
@@ -184,6 +185,13 @@ class Reads:
             assert isinstance(built, AsyncEngine)
             engine = self._async[loop] = built
         return engine
+
+    def in_use(self) -> int:
+        """Connections of the read path checked out right now (every loop's)."""
+        pools = [e.sync_engine.pool for e in self._async.values()]
+        if self._sync is not None:
+            pools.append(self._sync.pool)
+        return sum(p.checkedout() for p in pools if isinstance(p, QueuePool))
 
     async def dispose(self) -> None:
         """Close the running loop's connections (call it before the loop ends)."""
