@@ -117,7 +117,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                 housekeeping.stop()
             if worker is not None:
                 worker.stop(grace=settings.shutdown_grace_seconds)
-            services.close()
+            await services.aclose()
             metrics.mark_process_dead()
 
     app = FastAPI(

@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     #: connections a process keeps open; under bursts PostgreSQL opens up to 3x this (see
     #: docs/deployment.md for the pool sizes against PostgreSQL's `max_connections`)
     db_pool_size: int = Field(default=10, ge=1)
+    #: connections a `serve` process keeps for the reads it answers on its event loop (at
+    #: most this many on PostgreSQL; see docs/deployment.md)
+    db_read_pool_size: int = Field(default=5, ge=1)
     #: `serve`'s GIL switch interval (`sys.setswitchinterval`), in milliseconds: the longest
     #: a thread that is ready to run (a group commit back from its fsync, the embedded worker
     #: woken by a job) waits for the busy event loop to hand over the GIL

@@ -65,7 +65,11 @@ def test_secret_comparisons_are_constant_time_over_hashes() -> None:
     An attacker controls the input, not its digest, so timing of the index lookup tells
     nothing about the stored secret; the final comparison is hmac.compare_digest.
     """
-    for fn in (core_auth.AuthService.by_api_key, core_tokens.TokenService.consume_digest):
+    for fn in (
+        core_auth.AuthService.by_api_key,
+        core_auth.AuthService.by_api_key_read,
+        core_tokens.TokenService.consume_digest,
+    ):
         source = inspect.getsource(fn)
         assert "compare_digest" in source, fn.__qualname__
         assert re.search(r"==\s*(key|value)\b", source) is None, fn.__qualname__

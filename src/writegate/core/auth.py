@@ -13,7 +13,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import JSON, DateTime, Integer, String, select
+from sqlalchemy import JSON, DateTime, Integer, String, Table, bindparam, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from writegate.core.clock import Clock
@@ -98,6 +98,16 @@ class Principal:
         return cls(row.id, row.name, row.tenant, frozenset(row.roles), dict(row.attrs or {}))
 
 
+_PRINCIPALS: Table = PrincipalRow.__table__  # type: ignore[assignment]
+#: the principal whose API key hashes to `digest`
+_BY_KEY_HASH = select(
+    *(
+        _PRINCIPALS.c[name]
+        for name in ("id", "name", "tenant", "roles", "attrs", "api_key_hash", "revoked_at")
+    )
+).where(_PRINCIPALS.c.api_key_hash == bindparam("digest"))
+
+
 def hash_key(key: str) -> str:
     """SHA-256 of a high-entropy API key (slow hashes are for low-entropy passwords)."""
     return hashlib.sha256(key.encode()).hexdigest()
@@ -168,6 +178,18 @@ class AuthService:
         if not hmac.compare_digest(row.api_key_hash or "", digest):
             return None
         return Principal.from_row(row)
+
+    async def by_api_key_read(self, key: str) -> Principal | None:
+        """`by_api_key` on the async read path (`db.reads`): no session, no thread."""
+        if not key or len(key) > 200:
+            return None
+        digest = hash_key(key)
+        row = await self.db.reads.first(_BY_KEY_HASH, {"digest": digest})
+        if row is None or row.revoked_at is not None:
+            return None
+        if not hmac.compare_digest(row.api_key_hash or "", digest):
+            return None
+        return Principal(row.id, row.name, row.tenant, frozenset(row.roles), dict(row.attrs or {}))
 
     def by_name(self, session: Session, name: str) -> Principal | None:
         """The active principal of that name."""

@@ -109,11 +109,12 @@ def credentials(request: Request) -> str | None:
     return None
 
 
-def authenticate(request: Request) -> Principal | None:
+async def authenticate(request: Request) -> Principal | None:
     """The principal behind the request's API key; None if absent, unknown or revoked.
 
-    Known keys are answered from the process's `PrincipalCache` (no database round trip);
-    a revocation reaches every process within its time to live.
+    Known keys are answered from the process's `PrincipalCache` (no database round trip),
+    others on the async read path; a revocation reaches every process within the cache's
+    time to live.
     """
     key = credentials(request)
     if key is None or len(key) > 512:
@@ -124,8 +125,7 @@ def authenticate(request: Request) -> Principal | None:
     if cached is not None:
         bind(tenant=cached.tenant)
         return cached
-    with services.db.read() as session:
-        principal = services.auth.by_api_key(session, key)
+    principal = await services.auth.by_api_key_read(key)
     if principal is not None:
         services.principals.put(digest, principal)
         bind(tenant=principal.tenant)

@@ -41,7 +41,11 @@ class Services:
     def build(cls, settings: Settings, clock: Clock | None = None) -> Services:
         """Create the database, managers and wake-up signal from settings."""
         clock = clock or Clock()
-        db = Database(settings.database_url, pool_size=settings.db_pool_size)
+        db = Database(
+            settings.database_url,
+            pool_size=settings.db_pool_size,
+            read_pool_size=settings.db_read_pool_size,
+        )
         wakeup = Wakeup()
         jobs = JobManager(
             db,
@@ -91,6 +95,11 @@ class Services:
         """Delete finished jobs older than the retention setting (none if it is 0)."""
         days = self.settings.job_retention_days
         return self.jobs.prune(timedelta(days=days)) if days > 0 else 0
+
+    async def aclose(self) -> None:
+        """`close`, after closing the running event loop's read connections."""
+        await self.db.reads.dispose()
+        self.close()
 
     def close(self) -> None:
         """Release database connections and the wake-up pipe."""

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from writegate.core.db.engine import build_engine, normalize_url
 from writegate.core.db.group_commit import GroupCommit
+from writegate.core.db.reads import Reads
 
 _LOCK = text("SELECT pg_advisory_xact_lock(:k)")
 
@@ -22,9 +23,11 @@ def _lock_id(key: str) -> int:
 
 
 class Database:
-    """Engine, read and write sessions, and `group`: the shared durable write path."""
+    """Engine, read and write sessions, `group`: the shared durable write path, and `reads`."""
 
-    def __init__(self, url: str, pool_size: int = 10, group_max_batch: int = 256) -> None:
+    def __init__(
+        self, url: str, pool_size: int = 10, group_max_batch: int = 256, read_pool_size: int = 5
+    ) -> None:
         self.url = normalize_url(url)
         self.engine = build_engine(self.url, pool_size)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
@@ -40,6 +43,8 @@ class Database:
         event.listen(self._write, "after_commit", self._run_after_commit)
         #: every client-facing write: `await db.group.run(fn)` (see GroupCommit)
         self.group = GroupCommit(self, group_max_batch)
+        #: every read an endpoint answers: `await db.reads.all(select(...))` (see Reads)
+        self.reads = Reads(self.url, read_pool_size)
 
     def on_commit(self, callback: Callable[[Session], None]) -> None:
         """Call callback after every committed write session."""
@@ -87,6 +92,10 @@ class Database:
             session.connection().execute(_LOCK, {"k": _lock_id(key)})
 
     def dispose(self) -> None:
-        """Finish the queued group writes and close every pooled connection."""
+        """Finish the queued group writes and close every pooled connection.
+
+        The async reads' connections are closed by `await reads.dispose()` on their loop.
+        """
         self.group.close()
+        self.reads.close()
         self.engine.dispose()

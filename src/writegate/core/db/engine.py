@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Dialect, Engine, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
 
@@ -56,6 +57,36 @@ def build_engine(url: str, pool_size: int = 10) -> Engine:
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
     engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size * 2, pool_timeout=30)
+    _ping_idle_connections(engine)
+    return engine
+
+
+def build_read_engine(url: str, pool_size: int) -> Engine | AsyncEngine:
+    """The engine of reads run on the event loop (see `core.db.reads`).
+
+    SQLite: a sync engine with the same pragmas and no BEGIN of its own, so each statement
+    is its own snapshot. PostgreSQL: psycopg's async driver in autocommit (no BEGIN and
+    ROLLBACK round trips), with the same idle-connection ping as the sync engine.
+    """
+    url = normalize_url(url)
+    if url.startswith("sqlite"):
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 60},
+            pool_size=pool_size,
+            # Never wait for a connection: a wait would block the event loop.
+            max_overflow=-1,
+        )
+        event.listen(engine, "connect", _sqlite_on_connect)
+        return engine
+    async_engine = create_async_engine(
+        url, pool_size=pool_size, max_overflow=0, pool_timeout=30, isolation_level="AUTOCOMMIT"
+    )
+    _ping_idle_connections(async_engine.sync_engine)
+    return async_engine
+
+
+def _ping_idle_connections(engine: Engine) -> None:
     event.listen(engine, "checkin", _idle_since)
     dialect = engine.dialect
 
@@ -63,7 +94,6 @@ def build_engine(url: str, pool_size: int = 10) -> Engine:
         _ping_if_idle(dialect, dbapi_conn, record)
 
     event.listen(engine, "checkout", ping_if_idle)
-    return engine
 
 
 #: a pooled connection idle for longer than this is pinged before use

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from writegate.core.exceptions import ExclusiveJobExists
 from writegate.core.jobs import operator
-from writegate.core.jobs.model import FINAL, Job, JobRow, Status
+from writegate.core.jobs.model import COLUMNS, FINAL, Job, JobRow, Status
 from writegate.core.jobs.store import JobStore
 
 
@@ -23,6 +23,18 @@ class Admin(JobStore):
         if row is None or (tenant is not None and row.tenant != tenant):
             return None
         return Job.from_row(row)
+
+    async def read(self, job_id: str, *, tenant: str | None = None) -> Job | None:
+        """`get` on the async read path (`db.reads`): no session, no thread."""
+        row = await self.db.reads.first(self.sql.by_id, {"j_id": job_id})
+        if row is None or (tenant is not None and row.tenant != tenant):
+            return None
+        return Job.from_values(COLUMNS, tuple(row))
+
+    async def read_active_holder(self, exclusive_key: str) -> Job | None:
+        """The active job holding exclusive_key, if any, on the async read path."""
+        row = await self.db.reads.first(self.sql.active_job, {"h_key": exclusive_key})
+        return None if row is None else Job.from_values(COLUMNS, tuple(row))
 
     def active_holder(self, session: Session, exclusive_key: str) -> str | None:
         """Id of the active job holding exclusive_key, if any."""

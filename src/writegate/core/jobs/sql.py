@@ -67,6 +67,12 @@ class JobStatements:
         self.active_holder = select(c.id).where(
             c.exclusive_key == bindparam("h_key"), c.status.in_(ACTIVE)
         )
+        #: the job `j_id` (every column)
+        self.by_id = select(*jobs.c).where(c.id == bindparam("j_id"))
+        #: the active job holding the key `h_key` (every column)
+        self.active_job = select(*jobs.c).where(
+            c.exclusive_key == bindparam("h_key"), c.status.in_(ACTIVE)
+        )
         self.claim = DriverStatement(dialect, self._claim(postgres), list(jobs.c))
         #: fenced by (id, running, owner, attempts); values given per call
         self.fenced: Update = update(jobs).where(*_fence())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -39,7 +39,7 @@ async def require_principal(request: Request, _key: _ApiKey, _bearer: _Bearer) -
 
     Async: a key seen lately is answered from the process's cache, with no thread hop.
     """
-    principal = authenticate(request)
+    principal = await authenticate(request)
     if principal is None:
         raise HTTPException(status_code=401, detail="unauthorized")
     return principal
@@ -68,9 +68,9 @@ Writer = Annotated[Principal, Depends(require_writer)]
 router = APIRouter(prefix="/model/package", tags=["abs"])
 
 
-def _answer(call: Callable[[], Any], *, many: bool = False) -> JSONResponse:
+async def _answer(call: Awaitable[Any], *, many: bool = False) -> JSONResponse:
     try:
-        result = call()
+        result = await call
     except AbsError as exc:
         return failure(exc.code, exc.description)
     if many:
@@ -88,23 +88,25 @@ async def put_db(body: PackagePut, principal: Writer, services: ServicesDep) -> 
 
 
 @router.post("/get", operation_id="abs_package_get", response_model=PackageEnvelope)
-def get(body: PackageGet, principal: Reader, services: ServicesDep) -> JSONResponse:
+async def get(body: PackageGet, principal: Reader, services: ServicesDep) -> JSONResponse:
     """One live package by id or uid."""
-    return _answer(lambda: service.get_package(services, principal, body))
+    return await _answer(service.get_package(services, principal, body))
 
 
 @router.post("/getList", operation_id="abs_package_get_list", response_model=PackageListEnvelope)
-def get_list(body: PackageList, principal: Reader, services: ServicesDep) -> JSONResponse:
+async def get_list(body: PackageList, principal: Reader, services: ServicesDep) -> JSONResponse:
     """A page of live packages matching the search fields."""
-    return _answer(lambda: service.list_packages(services, principal, body), many=True)
+    return await _answer(service.list_packages(services, principal, body), many=True)
 
 
 @router.post(
     "/getChanges", operation_id="abs_package_get_changes", response_model=PackageListEnvelope
 )
-def get_changes(body: PackageChanges, principal: Reader, services: ServicesDep) -> JSONResponse:
+async def get_changes(
+    body: PackageChanges, principal: Reader, services: ServicesDep
+) -> JSONResponse:
     """Changes after offset_version, oldest first, deletions included (replication feed)."""
-    return _answer(lambda: service.package_changes(services, principal, body), many=True)
+    return await _answer(service.package_changes(services, principal, body), many=True)
 
 
 @router.post("/delete", operation_id="abs_package_delete", response_model=PackageEnvelope)

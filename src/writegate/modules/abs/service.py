@@ -5,14 +5,15 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Row, Table, and_, bindparam, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from writegate.core.audit import checksum, next_value
 from writegate.core.auth import Principal
+from writegate.core.db import Page as DbPage
 from writegate.core.services import Services
 from writegate.modules.abs.errors import AbsError
 from writegate.modules.abs.models import STATE_ACTIVE, STATE_DELETED, AbsClient, AbsPackage
@@ -30,6 +31,10 @@ ID_COUNTER = "abs.package_id"
 VERSION_COUNTER = "abs.version"
 DEFAULT_STATUS = "NEW"
 DEFAULT_STEP = "NORMAL"
+_PACKAGES: Table = AbsPackage.__table__  # type: ignore[assignment]
+_CLIENTS: Table = AbsClient.__table__  # type: ignore[assignment]
+#: a package as the ORM or the read path gives it
+R = TypeVar("R", AbsPackage, Row[Any])
 
 
 @dataclass(frozen=True)
@@ -42,11 +47,11 @@ class Page:
 
 def format_datetime(value: datetime) -> str:
     """ABS DATETIME: 2021-12-03T10:20:22.255 (milliseconds, no zone)."""
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}"
+    return value.isoformat(timespec="milliseconds")
 
 
-def to_wire(row: AbsPackage) -> dict[str, Any]:
-    """A package row as the `data` object."""
+def to_wire(row: AbsPackage | Row[Any]) -> dict[str, Any]:
+    """A package (an ORM row or a Core row of its columns) as the `data` object."""
     return {
         "client_code": row.client_code,
         "oauth_access_token": row.oauth_access_token,
@@ -102,14 +107,22 @@ def list_clients(services: Services) -> list[AbsClient]:
         return list(s.scalars(select(AbsClient).order_by(AbsClient.client_code)))
 
 
-def _authorize(session: Session, principal: Principal, client_code: str) -> None:
-    # Access first, so a caller cannot probe which other client codes exist.
+def _may_access(principal: Principal, client_code: str) -> None:
+    # Before the client code is looked up, so a caller cannot probe which other codes exist.
     if not principal.can_access(client_code):
         raise AbsError(
             "CLIENT_ACCESS_DENIED", f"client_code {client_code!r} is not yours to access"
         )
+
+
+def _unknown_client(client_code: str) -> AbsError:
+    return AbsError("UNKNOWN_CLIENT_CODE", f"client_code {client_code!r} is not registered")
+
+
+def _authorize(session: Session, principal: Principal, client_code: str) -> None:
+    _may_access(principal, client_code)
     if session.get(AbsClient, client_code) is None:
-        raise AbsError("UNKNOWN_CLIENT_CODE", f"client_code {client_code!r} is not registered")
+        raise _unknown_client(client_code)
 
 
 def _now(services: Services) -> datetime:
@@ -117,14 +130,16 @@ def _now(services: Services) -> datetime:
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
-def _find(
-    session: Session, client_code: str, pk: int | None, uid: str | None, *, lock: bool
-) -> AbsPackage:
-    query = select(AbsPackage).where(AbsPackage.client_code == client_code)
-    if lock:
-        query = query.with_for_update()
+def _find(session: Session, client_code: str, pk: int | None, uid: str | None) -> AbsPackage:
+    """The package to change, locked until the transaction ends."""
+    query = select(AbsPackage).where(AbsPackage.client_code == client_code).with_for_update()
     by_id = session.scalar(query.where(AbsPackage.id == pk)) if pk else None
     by_uid = session.scalar(query.where(AbsPackage.uid == uid)) if uid else None
+    return _one_of(pk, uid, by_id, by_uid)
+
+
+def _one_of(pk: int | None, uid: str | None, by_id: R | None, by_uid: R | None) -> R:
+    """The package named by id and/or uid, or the error saying why there is none."""
     if pk and by_id is None:
         raise AbsError("PACKAGE_NOT_FOUND", f"no package with id {pk}")
     if uid and by_uid is None:
@@ -164,7 +179,7 @@ def _put(s: Session, services: Services, principal: Principal, body: PackagePut)
     version = next_value(s, VERSION_COUNTER)
     now = _now(services)
     if body.id or body.uid:
-        row = _find(s, body.client_code, body.id, body.uid, lock=True)
+        row = _find(s, body.client_code, body.id, body.uid)
         _guard(row, body.version, body.checksum)
     else:
         row = AbsPackage(
@@ -200,14 +215,35 @@ def _put(s: Session, services: Services, principal: Principal, body: PackagePut)
     return to_wire(row)
 
 
-def get_package(services: Services, principal: Principal, body: PackageGet) -> dict[str, Any]:
-    """One live package by id or uid."""
-    with services.db.read() as s:
-        _authorize(s, principal, body.client_code)
-        row = _find(s, body.client_code, body.id, body.uid, lock=False)
-        if row.state == STATE_DELETED:
-            raise AbsError("PACKAGE_DELETED", f"package {row.id} is deleted")
-        return to_wire(row)
+async def get_package(services: Services, principal: Principal, body: PackageGet) -> dict[str, Any]:
+    """One live package by id or uid: one statement on the async read path."""
+    _may_access(principal, body.client_code)
+    key = {"cc": body.client_code, "pk": body.id or None, "uid": body.uid or None}
+    rows = await services.db.reads.all(_BY_KEY, key)
+    if not rows:
+        raise _unknown_client(body.client_code)
+    by_id = next((r for r in rows if body.id and r.id == body.id), None)
+    by_uid = next((r for r in rows if body.uid and r.uid == body.uid), None)
+    row = _one_of(body.id, body.uid, by_id, by_uid)
+    if row.state == STATE_DELETED:
+        raise AbsError("PACKAGE_DELETED", f"package {row.id} is deleted")
+    return to_wire(row)
+
+
+#: the client code `cc` (no row: not registered) with its packages of id `pk` or uid `uid`
+_BY_KEY = (
+    select(_CLIENTS.c.client_code.label("registered"), *_PACKAGES.c)
+    .select_from(
+        _CLIENTS.outerjoin(
+            _PACKAGES,
+            and_(
+                _PACKAGES.c.client_code == _CLIENTS.c.client_code,
+                or_(_PACKAGES.c.id == bindparam("pk"), _PACKAGES.c.uid == bindparam("uid")),
+            ),
+        )
+    )
+    .where(_CLIENTS.c.client_code == bindparam("cc"))
+)
 
 
 async def delete_package(
@@ -225,7 +261,7 @@ def _delete(
 ) -> dict[str, Any]:
     _authorize(s, principal, body.client_code)
     version = next_value(s, VERSION_COUNTER)
-    row = _find(s, body.client_code, body.id, body.uid, lock=True)
+    row = _find(s, body.client_code, body.id, body.uid)
     _guard(row, body.version, body.checksum)
     row.state = STATE_DELETED
     row.version = version
@@ -236,57 +272,61 @@ def _delete(
     return to_wire(row)
 
 
-def _snapshot(session: Session) -> None:
-    # Rows and their count must come from one snapshot (SQLite's read transaction already is).
-    if session.get_bind().dialect.name == "postgresql":
-        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+def _to_page(page: DbPage) -> Page:
+    rows = [to_wire(r) for r in page.rows]
+    return Page(rows, len(rows) if page.total is None else page.total)
 
 
-def _page(s: Session, query: Select[Any], limit: int, offset: int, skip_total: bool) -> Page:
-    rows = [to_wire(r) for r in s.scalars(query.limit(limit).offset(offset))]
-    if skip_total:
-        return Page(rows, len(rows))
-    total = s.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
-    return Page(rows, int(total or 0))
+_REGISTERED = select(_CLIENTS.c.client_code).where(_CLIENTS.c.client_code == bindparam("cc"))
 
 
-def list_packages(services: Services, principal: Principal, body: PackageList) -> Page:
+async def _registered(services: Services, principal: Principal, client_code: str) -> None:
+    _may_access(principal, client_code)
+    found = await services.db.reads.scalar(_REGISTERED, {"cc": client_code})
+    if found is None:
+        raise _unknown_client(client_code)
+
+
+async def list_packages(services: Services, principal: Principal, body: PackageList) -> Page:
     """Live packages of one client matching the search fields, by id."""
-    with services.db.read() as s:
-        _snapshot(s)
-        _authorize(s, principal, body.client_code)
-        query = select(AbsPackage).where(
-            AbsPackage.client_code == body.client_code, AbsPackage.state == STATE_ACTIVE
-        )
-        start, end = parse_date(body.date_from), parse_date(body.date_to)
-        if start:
-            query = query.where(AbsPackage.create_date >= datetime.combine(start, time.min))
-        if end:
-            day_after = datetime.combine(end, time.min) + timedelta(days=1)
-            query = query.where(AbsPackage.create_date < day_after)
-        if body.processing_status:
-            query = query.where(AbsPackage.processing_status == body.processing_status)
-        if body.processing_step:
-            query = query.where(AbsPackage.processing_step == body.processing_step)
-        query = query.order_by(AbsPackage.id)
-        offset = (body.page - 1) * body.limit
-        return _page(s, query, body.limit, offset, body.skip_total_records)
+    await _registered(services, principal, body.client_code)
+    p = _PACKAGES.c
+    query = select(*_PACKAGES.c).where(p.client_code == body.client_code, p.state == STATE_ACTIVE)
+    start, end = parse_date(body.date_from), parse_date(body.date_to)
+    if start:
+        query = query.where(p.create_date >= datetime.combine(start, time.min))
+    if end:
+        query = query.where(p.create_date < datetime.combine(end, time.min) + timedelta(days=1))
+    if body.processing_status:
+        query = query.where(p.processing_status == body.processing_status)
+    if body.processing_step:
+        query = query.where(p.processing_step == body.processing_step)
+    offset = (body.page - 1) * body.limit
+    page = await services.db.reads.page(
+        query.order_by(p.id), body.limit, offset, total=not body.skip_total_records
+    )
+    return _to_page(page)
 
 
-def package_changes(services: Services, principal: Principal, body: PackageChanges) -> Page:
+async def package_changes(services: Services, principal: Principal, body: PackageChanges) -> Page:
     """Every package (deleted ones too) changed after offset_version, oldest change first.
 
     `total_records` counts all changes after the offset, so a replica knows what remains.
     """
-    with services.db.read() as s:
-        _snapshot(s)
-        _authorize(s, principal, body.client_code)
-        query = (
-            select(AbsPackage)
-            .where(
-                AbsPackage.client_code == body.client_code,
-                AbsPackage.version > body.offset_version,
-            )
-            .order_by(AbsPackage.version)
-        )
-        return _page(s, query, body.limit, 0, body.skip_total_records)
+    await _registered(services, principal, body.client_code)
+    page = await services.db.reads.page(
+        _CHANGES,
+        body.limit,
+        0,
+        total=not body.skip_total_records,
+        params={"cc": body.client_code, "after": body.offset_version},
+    )
+    return _to_page(page)
+
+
+#: the packages of client code `cc` changed after version `after`, oldest change first
+_CHANGES = (
+    select(*_PACKAGES.c)
+    .where(_PACKAGES.c.client_code == bindparam("cc"), _PACKAGES.c.version > bindparam("after"))
+    .order_by(_PACKAGES.c.version)
+)

@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from writegate.core.auth import Principal
+from writegate.core.db import Reads
 from writegate.core.http import authenticate, credentials
 from writegate.modules.bokamera.errors import ApiError, FieldError
 from writegate.modules.bokamera.models import AxemaSettingsRow
@@ -50,8 +52,8 @@ def _no_company(principal: Principal) -> ApiError:
     )
 
 
-def _require(request: Request, roles: tuple[str, ...]) -> Principal:
-    principal = authenticate(request)
+async def _require(request: Request, roles: tuple[str, ...]) -> Principal:
+    principal = await authenticate(request)
     if principal is None:
         if credentials(request) is None:
             raise ApiError(
@@ -72,14 +74,14 @@ def _require(request: Request, roles: tuple[str, ...]) -> Principal:
     return principal
 
 
-def require_writer(request: Request) -> Principal:
-    """An authenticated principal with a write role."""
-    return _require(request, WRITE_ROLES)
+async def require_writer(request: Request) -> Principal:
+    """An authenticated principal with a write role (async: no thread hop)."""
+    return await _require(request, WRITE_ROLES)
 
 
-def require_reader(request: Request) -> Principal:
-    """An authenticated principal with a read or write role."""
-    return _require(request, READ_ROLES)
+async def require_reader(request: Request) -> Principal:
+    """An authenticated principal with a read or write role (async: no thread hop)."""
+    return await _require(request, READ_ROLES)
 
 
 Writer = Annotated[Principal, Depends(require_writer)]
@@ -88,6 +90,26 @@ Reader = Annotated[Principal, Depends(require_reader)]
 
 def resolve_company(session: Session, principal: Principal, requested: uuid.UUID | None) -> Company:
     """The company a request is about; another company only for superadmin (else 403)."""
+    company = _company(principal, requested)
+    if company is not None:
+        return company
+    row = session.get(AxemaSettingsRow, str(requested))
+    return Company(str(requested), row.tenant if row is not None else str(requested))
+
+
+async def read_company(reads: Reads, principal: Principal, requested: uuid.UUID | None) -> Company:
+    """`resolve_company` on the async read path."""
+    company = _company(principal, requested)
+    if company is not None:
+        return company
+    tenant = await reads.scalar(
+        select(AxemaSettingsRow.tenant).where(AxemaSettingsRow.company_id == str(requested))
+    )
+    return Company(str(requested), tenant if tenant is not None else str(requested))
+
+
+def _company(principal: Principal, requested: uuid.UUID | None) -> Company | None:
+    """The company without a look-up; None when a superadmin names another company."""
     own = company_id_of(principal.tenant)
     if requested is None and own is None:
         # Only a superadmin gets here (see _require): its tenant need not be a company.
@@ -103,8 +125,7 @@ def resolve_company(session: Session, principal: Principal, requested: uuid.UUID
         raise ApiError(
             403, "Forbidden", f"You may not access company {requested}: it is not your company"
         )
-    row = session.get(AxemaSettingsRow, str(requested))
-    return Company(str(requested), row.tenant if row is not None else str(requested))
+    return None
 
 
 def visible(principal: Principal, company_id: str) -> bool:

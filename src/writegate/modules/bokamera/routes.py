@@ -34,7 +34,7 @@ from writegate.modules.bokamera.schemas import (
 )
 
 M = TypeVar("M", bound=BaseModel)
-F = TypeVar("F", bound=Callable[..., Response])
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class BokaMeraRoute(APIRoute):
@@ -53,7 +53,7 @@ class BokaMeraRoute(APIRoute):
         return wrapped
 
 
-def check_format(request: Request) -> None:
+async def check_format(request: Request) -> None:
     """Refuse an unknown ?format= or suffix before doing any work."""
     try:
         negotiate(request)
@@ -112,7 +112,7 @@ class _CompanyParam(BaseModel):
         return empty_guid(v)
 
 
-def company_param(
+async def company_param(
     CompanyId: Annotated[
         str | None, Query(description="Defaults to your own company (also when empty).")
     ] = None,
@@ -155,7 +155,7 @@ def create_sync(
     response_model=AxemaUserSyncQueryResponse,
     summary="List Axema user syncs",
 )
-def query_syncs(
+async def query_syncs(
     request: Request,
     principal: Reader,
     services: ServicesDep,
@@ -165,7 +165,7 @@ def query_syncs(
     Take: Take = 100,
 ) -> Response:
     """Syncs filtered by company and status, newest first."""
-    result = service.list_syncs(services, principal, CompanyId, Status, Skip, Take)
+    result = await service.list_syncs(services, principal, CompanyId, Status, Skip, Take)
     return render(
         request,
         result.model_dump(mode="json"),
@@ -181,16 +181,15 @@ def query_syncs(
     response_model=AxemaUserSyncJobResponse,
     summary="Status and counters of one Axema user sync",
 )
-def get_sync(
+async def get_sync(
     request: Request,
     principal: Reader,
     services: ServicesDep,
     Id: uuid.UUID,
 ) -> Response:
     """One sync."""
-    return render(
-        request, service.get_sync(services, principal, Id).model_dump(mode="json"), root=SYNC
-    )
+    sync = await service.get_sync(services, principal, Id)
+    return render(request, sync.model_dump(mode="json"), root=SYNC)
 
 
 SETTINGS = "AxemaSettingsResponse"
@@ -203,18 +202,15 @@ SETTINGS = "AxemaSettingsResponse"
     response_model=AxemaSettingsResponse,
     summary="The company's Axema Vaka connection (never the password)",
 )
-def get_settings(
+async def get_settings(
     request: Request,
     principal: Reader,
     services: ServicesDep,
     CompanyId: CompanyQuery,
 ) -> Response:
     """Read the settings."""
-    return render(
-        request,
-        service.get_settings(services, principal, CompanyId).model_dump(mode="json"),
-        root=SETTINGS,
-    )
+    settings = await service.get_settings(services, principal, CompanyId)
+    return render(request, settings.model_dump(mode="json"), root=SETTINGS)
 
 
 @_route(
@@ -262,7 +258,7 @@ def update_settings(
     response_model=CustomerQueryResponse,
     summary="The company's customers (what the Axema sync produced)",
 )
-def query_customers(
+async def query_customers(
     request: Request,
     principal: Reader,
     services: ServicesDep,
@@ -273,7 +269,9 @@ def query_customers(
     Take: Take = 100,
 ) -> Response:
     """A page of customers in creation order."""
-    result = service.list_customers(services, principal, CompanyId, VakaUserId, Email, Skip, Take)
+    result = await service.list_customers(
+        services, principal, CompanyId, VakaUserId, Email, Skip, Take
+    )
     return render(
         request,
         result.model_dump(mode="json"),

@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Row, and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from writegate.core.auth import Principal
@@ -16,7 +16,7 @@ from writegate.core.jobs import JobRow
 from writegate.core.jobs import Status as JobStatus
 from writegate.core.services import Services
 from writegate.modules.bokamera import crypto
-from writegate.modules.bokamera.access import Company, resolve_company, visible
+from writegate.modules.bokamera.access import Company, read_company, resolve_company, visible
 from writegate.modules.bokamera.errors import ApiError
 from writegate.modules.bokamera.handlers import SYNC_KIND
 from writegate.modules.bokamera.models import AxemaSettingsRow, CustomerRow, UserSyncRow
@@ -68,26 +68,44 @@ def _status_filter(status: SyncStatus) -> Any:
     return JobRow.status.in_([JobStatus.FAILED.value, JobStatus.CANCELLED.value])
 
 
-def sync_view(sync: UserSyncRow, job: JobRow) -> AxemaUserSyncJobResponse:
-    """The wire view of one sync."""
-    st = sync_status(job.status, job.attempts)
-    progress = job.progress or {}
+#: a sync and the state of its job, one row each (`sync_view` reads it)
+SYNCS = select(
+    UserSyncRow.id,
+    UserSyncRow.company_id,
+    UserSyncRow.created_at,
+    JobRow.status,
+    JobRow.attempts,
+    JobRow.progress,
+    JobRow.error,
+    JobRow.updated_at,
+).join(JobRow, JobRow.id == UserSyncRow.id)
+
+_SYNC = SYNCS.where(UserSyncRow.id == bindparam("sync_id"))
+_SETTINGS = select(*AxemaSettingsRow.__table__.c).where(
+    AxemaSettingsRow.company_id == bindparam("company_id")
+)
+
+
+def sync_view(row: Row[Any]) -> AxemaUserSyncJobResponse:
+    """The wire view of one sync (a row of SYNCS)."""
+    st = sync_status(row.status, row.attempts)
+    progress = row.progress or {}
     error = None
     if st is SyncStatus.Failed:
-        error = job.error or "Cancelled by an operator"
-        if job.status == JobStatus.CANCELLED.value:
+        error = row.error or "Cancelled by an operator"
+        if row.status == JobStatus.CANCELLED.value:
             error = "Cancelled by an operator"
     return AxemaUserSyncJobResponse(
-        Id=uuid.UUID(sync.id),
-        CompanyId=uuid.UUID(sync.company_id),
+        Id=uuid.UUID(row.id),
+        CompanyId=uuid.UUID(row.company_id),
         Status=int(st),
         StatusName=st.name,
         UsersFound=progress.get("found"),
         UsersCreated=progress.get("created"),
         UsersUpdated=progress.get("updated"),
         ErrorMessage=error,
-        CreatedDate=utc(sync.created_at),
-        UpdatedDate=utc(job.updated_at),
+        CreatedDate=utc(row.created_at),
+        UpdatedDate=utc(row.updated_at),
     )
 
 
@@ -135,26 +153,22 @@ def start_sync(
         )
         s.add(sync)
         s.flush()
-        row = s.get(JobRow, job_id)
-        assert row is not None
-        return sync_view(sync, row)
+        return sync_view(s.execute(SYNCS.where(UserSyncRow.id == job_id)).one())
 
     return services.db.group.run_sync(start)
 
 
-def get_sync(
+async def get_sync(
     services: Services, principal: Principal, sync_id: uuid.UUID
 ) -> AxemaUserSyncJobResponse:
     """One sync of the caller's company (another company's is reported as not found)."""
-    with services.db.read() as s:
-        sync = s.get(UserSyncRow, str(sync_id))
-        job = s.get(JobRow, str(sync_id)) if sync is not None else None
-        if sync is None or job is None or not visible(principal, sync.company_id):
-            raise ApiError(404, "NotFound", f"No Axema user sync with Id {sync_id}")
-        return sync_view(sync, job)
+    row = await services.db.reads.first(_SYNC, {"sync_id": str(sync_id)})
+    if row is None or not visible(principal, row.company_id):
+        raise ApiError(404, "NotFound", f"No Axema user sync with Id {sync_id}")
+    return sync_view(row)
 
 
-def list_syncs(
+async def list_syncs(
     services: Services,
     principal: Principal,
     company_id: uuid.UUID | None,
@@ -163,26 +177,24 @@ def list_syncs(
     take: int,
 ) -> AxemaUserSyncQueryResponse:
     """Syncs of one company (superadmin without CompanyId: of every company), newest first."""
-    with services.db.read() as s:
-        q = select(UserSyncRow, JobRow).join(JobRow, JobRow.id == UserSyncRow.id)
-        if company_id is not None or not principal.all_tenants:
-            company = resolve_company(s, principal, company_id)
-            q = q.where(UserSyncRow.company_id == company.id)
-        if status is not None:
-            q = q.where(_status_filter(status))
-        total = s.scalar(select(func.count()).select_from(q.subquery())) or 0
-        rows = s.execute(
-            q.order_by(UserSyncRow.created_at.desc(), UserSyncRow.id).offset(skip).limit(take)
-        ).all()
-        return AxemaUserSyncQueryResponse(
-            Offset=skip, Total=total, Results=[sync_view(sync, job) for sync, job in rows]
-        )
+    reads = services.db.reads
+    q = SYNCS
+    if company_id is not None or not principal.all_tenants:
+        company = await read_company(reads, principal, company_id)
+        q = q.where(UserSyncRow.company_id == company.id)
+    if status is not None:
+        q = q.where(_status_filter(status))
+    q = q.order_by(UserSyncRow.created_at.desc(), UserSyncRow.id)
+    page = await reads.page(q, take, skip, total=True)
+    return AxemaUserSyncQueryResponse(
+        Offset=skip, Total=page.total or 0, Results=[sync_view(r) for r in page.rows]
+    )
 
 
 # -- settings -----------------------------------------------------------------
 
 
-def _settings_view(row: AxemaSettingsRow) -> AxemaSettingsResponse:
+def _settings_view(row: AxemaSettingsRow | Row[Any]) -> AxemaSettingsResponse:
     return AxemaSettingsResponse(
         CompanyId=uuid.UUID(row.company_id),
         ApiEndpoint=row.api_endpoint,
@@ -198,16 +210,15 @@ def _no_settings(company: Company) -> ApiError:
     return ApiError(404, "NotFound", f"Company {company.id} has no Axema Vaka settings")
 
 
-def get_settings(
+async def get_settings(
     services: Services, principal: Principal, company_id: uuid.UUID | None
 ) -> AxemaSettingsResponse:
     """The company's Axema connection, without the password."""
-    with services.db.read() as s:
-        company = resolve_company(s, principal, company_id)
-        row = s.get(AxemaSettingsRow, company.id)
-        if row is None:
-            raise _no_settings(company)
-        return _settings_view(row)
+    company = await read_company(services.db.reads, principal, company_id)
+    row = await services.db.reads.first(_SETTINGS, {"company_id": company.id})
+    if row is None:
+        raise _no_settings(company)
+    return _settings_view(row)
 
 
 def _encrypt(services: Services, password: str) -> str:
@@ -281,7 +292,7 @@ def update_settings(
     return services.db.group.run_sync(update)
 
 
-def _customer_view(row: CustomerRow) -> CustomerResponse:
+def _customer_view(row: Row[Any]) -> CustomerResponse:
     return CustomerResponse(
         Id=uuid.UUID(row.id),
         CompanyId=uuid.UUID(row.company_id),
@@ -296,7 +307,7 @@ def _customer_view(row: CustomerRow) -> CustomerResponse:
     )
 
 
-def list_customers(
+async def list_customers(
     services: Services,
     principal: Principal,
     company_id: uuid.UUID | None,
@@ -306,17 +317,15 @@ def list_customers(
     take: int,
 ) -> CustomerQueryResponse:
     """A page of the company's customers in creation order."""
-    with services.db.read() as s:
-        company = resolve_company(s, principal, company_id)
-        q = select(CustomerRow).where(CustomerRow.company_id == company.id)
-        if vaka_user_id is not None:
-            q = q.where(CustomerRow.vaka_user_id == vaka_user_id)
-        if email is not None:
-            q = q.where(func.lower(CustomerRow.email) == email.lower())
-        total = s.scalar(select(func.count()).select_from(q.subquery())) or 0
-        rows = s.scalars(
-            q.order_by(CustomerRow.created_at, CustomerRow.id).offset(skip).limit(take)
-        )
-        return CustomerQueryResponse(
-            Offset=skip, Total=total, Results=[_customer_view(r) for r in rows]
-        )
+    company = await read_company(services.db.reads, principal, company_id)
+    customers = CustomerRow.__table__
+    q = select(*customers.c).where(CustomerRow.company_id == company.id)
+    if vaka_user_id is not None:
+        q = q.where(CustomerRow.vaka_user_id == vaka_user_id)
+    if email is not None:
+        q = q.where(func.lower(CustomerRow.email) == email.lower())
+    q = q.order_by(CustomerRow.created_at, CustomerRow.id)
+    page = await services.db.reads.page(q, take, skip, total=True)
+    return CustomerQueryResponse(
+        Offset=skip, Total=page.total or 0, Results=[_customer_view(r) for r in page.rows]
+    )

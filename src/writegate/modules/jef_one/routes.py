@@ -82,11 +82,11 @@ async def post_employee(body: EmployeePost, services: ServicesDep) -> JSONRespon
     responses={400: {"model": ErrorResponse}},
     operation_id="jef_one_get_job_by_job_id",
 )
-def get_job(
+async def get_job(
     services: ServicesDep, job_id: Annotated[str, Query(min_length=1, max_length=64)]
 ) -> dict[str, Any]:
     """A job's status, timestamps, result or error."""
-    return service.job_view(services, job_id)
+    return await service.job_view(services, job_id)
 
 
 @router.get(
@@ -95,11 +95,11 @@ def get_job(
     responses={400: {"model": ErrorResponse}},
     operation_id="jef_one_get_session_by_session_id",
 )
-def get_session(
+async def get_session(
     services: ServicesDep, session_id: Annotated[str, Query(pattern=SESSION_ID, max_length=128)]
 ) -> dict[str, Any]:
     """A session's final state."""
-    return service.session_view(services, session_id)
+    return await service.session_view(services, session_id)
 
 
 @router.get(
@@ -108,11 +108,11 @@ def get_session(
     responses={400: {"model": ErrorResponse}},
     operation_id="jef_one_get_entity_by_entity_number",
 )
-def get_entity(
+async def get_entity(
     services: ServicesDep, entity_number: Annotated[str, Query(pattern=ENTITY_NUMBER)]
 ) -> dict[str, Any]:
     """An entity and whether it can take sessions."""
-    return service.entity_view(services, entity_number)
+    return await service.entity_view(services, entity_number)
 
 
 @router.get(
@@ -121,10 +121,10 @@ def get_entity(
     responses={400: {"model": ErrorResponse}},
     operation_id="jef_one_get_employee_by_employee_number",
 )
-def get_employee(
+async def get_employee(
     services: ServicesDep,
     entity_number: Annotated[str, Query(pattern=ENTITY_NUMBER)],
     employee_number: Annotated[str, Query(pattern=EMPLOYEE_NUMBER)],
 ) -> dict[str, Any]:
     """An employee and whether they can start sessions."""
-    return service.employee_view(services, entity_number, employee_number)
+    return await service.employee_view(services, entity_number, employee_number)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -280,10 +280,9 @@ async def accept_employee(services: Services, body: EmployeePost) -> dict[str, A
 # -- confirmation GETs ------------------------------------------------------------
 
 
-def job_view(services: Services, job_id: str) -> dict[str, Any]:
+async def job_view(services: Services, job_id: str) -> dict[str, Any]:
     """A jef-one job's state; another system's job looks like an unknown id."""
-    with services.db.read() as s:
-        job = services.jobs.get(s, job_id, tenant=TENANT)
+    job = await services.jobs.read(job_id, tenant=TENANT)
     if job is None or job.kind not in OPERATIONS:
         return {"is_found": False, "job_id": job_id, "message": f"job {job_id} not found"}
     operation, table = OPERATIONS[job.kind]
@@ -314,106 +313,117 @@ _SESSION_MESSAGES = {
     "verified": "session is verified",
     "failed": "session is failed",
 }
+_SESSIONS: Table = SessionRecord.__table__  # type: ignore[assignment]
+_SESSION = select(*_SESSIONS.c).where(_SESSIONS.c.session_id == bindparam("session_id"))
+_ENTITY_ACTIVE = select(Entity.is_active).where(Entity.entity_number == bindparam("entity_number"))
+_EMPLOYEE_COUNT = (
+    select(func.count())
+    .select_from(Employee)
+    .where(Employee.entity_number == bindparam("entity_number"))
+    .scalar_subquery()
+)
+_ENTITY = select(Entity.entity_name, Entity.is_active, _EMPLOYEE_COUNT.label("employees")).where(
+    Entity.entity_number == bindparam("entity_number")
+)
+_EMPLOYEE = select(Employee.employee_name, Employee.is_active).where(
+    Employee.entity_number == bindparam("entity_number"),
+    Employee.employee_number == bindparam("employee_number"),
+)
 
 
-def _pending(services: Services, s: Session, key: str) -> dict[str, Any]:
+async def _pending(services: Services, key: str) -> dict[str, Any]:
     """The accepted upsert of a record whose job is not final yet, if any."""
-    job_id = services.jobs.active_holder(s, key)
-    job = services.jobs.get(s, job_id) if job_id is not None else None
+    job = await services.jobs.read_active_holder(key)
     if job is None:
         return {"pending_job_id": None, "pending_job_status": None}
     return {"pending_job_id": job.id, "pending_job_status": job.status.value}
 
 
-def session_view(services: Services, session_id: str) -> dict[str, Any]:
+async def session_view(services: Services, session_id: str) -> dict[str, Any]:
     """A session's final state."""
-    with services.db.read() as s:
-        row = s.get(SessionRecord, session_id)
-        if row is None:
-            return {
-                "is_found": False,
-                "session_id": session_id,
-                "message": f"session {session_id} not found: no such session was accepted",
-            }
+    row = await services.db.reads.first(_SESSION, {"session_id": session_id})
+    if row is None:
         return {
-            "is_found": True,
-            "session_id": row.session_id,
-            "entity_number": row.entity_number,
-            "employee_number": row.employee_number,
-            "application_type": row.application_type,
-            "application_number": row.application_number,
-            "status": row.status,
-            "failure_reason": row.failure_reason,
-            "job_id": row.job_id,
-            "created_at": iso(row.created_at),
-            "updated_at": iso(row.updated_at),
-            "verified_at": iso(row.verified_at),
-            "message": _SESSION_MESSAGES[row.status],
+            "is_found": False,
+            "session_id": session_id,
+            "message": f"session {session_id} not found: no such session was accepted",
         }
+    return {
+        "is_found": True,
+        "session_id": row.session_id,
+        "entity_number": row.entity_number,
+        "employee_number": row.employee_number,
+        "application_type": row.application_type,
+        "application_number": row.application_number,
+        "status": row.status,
+        "failure_reason": row.failure_reason,
+        "job_id": row.job_id,
+        "created_at": iso(row.created_at),
+        "updated_at": iso(row.updated_at),
+        "verified_at": iso(row.verified_at),
+        "message": _SESSION_MESSAGES[row.status],
+    }
 
 
-def entity_view(services: Services, entity_number: str) -> dict[str, Any]:
+async def entity_view(services: Services, entity_number: str) -> dict[str, Any]:
     """An entity, and whether sessions can be created under it."""
-    with services.db.read() as s:
-        row = s.get(Entity, entity_number)
-        pending = _pending(services, s, _entity_key(entity_number))
-        if row is None:
-            waiting = pending["pending_job_id"] is not None
-            return {
-                "is_found": False,
-                "can_continue": False,
-                "entity_number": entity_number,
-                **pending,
-                "message": f"entity {entity_number} has a pending upsert"
-                if waiting
-                else f"entity {entity_number} not found",
-            }
-        count = s.scalar(
-            select(func.count())
-            .select_from(Employee)
-            .where(Employee.entity_number == entity_number)
-        )
+    row = await services.db.reads.first(_ENTITY, {"entity_number": entity_number})
+    pending = await _pending(services, _entity_key(entity_number))
+    if row is None:
+        waiting = pending["pending_job_id"] is not None
         return {
-            "is_found": True,
-            "can_continue": row.is_active,
-            "entity_number": row.entity_number,
-            "entity_name": row.entity_name,
-            "entity_active": row.is_active,
-            "employee_count": int(count or 0),
+            "is_found": False,
+            "can_continue": False,
+            "entity_number": entity_number,
             **pending,
-            "message": "entity is active" if row.is_active else "entity is not active",
+            "message": f"entity {entity_number} has a pending upsert"
+            if waiting
+            else f"entity {entity_number} not found",
         }
+    return {
+        "is_found": True,
+        "can_continue": row.is_active,
+        "entity_number": entity_number,
+        "entity_name": row.entity_name,
+        "entity_active": row.is_active,
+        "employee_count": int(row.employees or 0),
+        **pending,
+        "message": "entity is active" if row.is_active else "entity is not active",
+    }
 
 
-def employee_view(services: Services, entity_number: str, employee_number: str) -> dict[str, Any]:
+async def employee_view(
+    services: Services, entity_number: str, employee_number: str
+) -> dict[str, Any]:
     """An employee, and whether a session can be created for them."""
-    with services.db.read() as s:
-        entity = s.get(Entity, entity_number)
-        row = s.get(Employee, (entity_number, employee_number))
-        pending = _pending(services, s, _employee_key(entity_number, employee_number))
-        if row is None:
-            waiting = pending["pending_job_id"] is not None
-            return {
-                "is_found": False,
-                "can_continue": False,
-                "entity_number": entity_number,
-                "employee_number": employee_number,
-                "entity_active": entity.is_active if entity else None,
-                **pending,
-                "message": f"employee {employee_number} of entity {entity_number} has a "
-                "pending upsert"
-                if waiting
-                else f"employee {employee_number} not found in entity {entity_number}",
-            }
-        ok = row.is_active and entity is not None and entity.is_active
+    reads = services.db.reads
+    entity_active = await reads.scalar(_ENTITY_ACTIVE, {"entity_number": entity_number})
+    row = await reads.first(
+        _EMPLOYEE, {"entity_number": entity_number, "employee_number": employee_number}
+    )
+    pending = await _pending(services, _employee_key(entity_number, employee_number))
+    if row is None:
+        waiting = pending["pending_job_id"] is not None
         return {
-            "is_found": True,
-            "can_continue": ok,
+            "is_found": False,
+            "can_continue": False,
             "entity_number": entity_number,
             "employee_number": employee_number,
-            "employee_name": row.employee_name,
-            "employee_active": row.is_active,
-            "entity_active": entity.is_active if entity else None,
+            "entity_active": entity_active,
             **pending,
-            "message": "employee can start sessions" if ok else "employee cannot start sessions",
+            "message": f"employee {employee_number} of entity {entity_number} has a pending upsert"
+            if waiting
+            else f"employee {employee_number} not found in entity {entity_number}",
         }
+    ok = row.is_active and entity_active is True
+    return {
+        "is_found": True,
+        "can_continue": ok,
+        "entity_number": entity_number,
+        "employee_number": employee_number,
+        "employee_name": row.employee_name,
+        "employee_active": row.is_active,
+        "entity_active": entity_active,
+        **pending,
+        "message": "employee can start sessions" if ok else "employee cannot start sessions",
+    }
