@@ -1,7 +1,7 @@
 """The per-API ceiling: bare FastAPI with each API's own request model, response and body limit.
 
-Every route has the path, request model and response shape (and size) of the writegate API it
-stands in for, and writegate's body-limit middleware, but no database, no authentication
+
+
 and no job: what the same request costs in FastAPI alone. The wrk scripts of bench/apis.py
 run unchanged against it (ABS versions move on, Ikonomikal answers rspID 0).
 """
@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from writegate.core.http import ErrorInfo
+from writegate.core.observability.middleware import ObserveRequests
 from writegate.modules.abs.schemas import PackageChanges, PackageGet, PackagePut
 from writegate.modules.bokamera.schemas import AxemaUserSyncJobResponse
 from writegate.modules.ikonomikal.schemas import (
@@ -50,10 +51,16 @@ def _render(request: Request, info: ErrorInfo) -> Response:
     return JSONResponse({"error": info.kind, "message": info.message}, status_code=info.status)
 
 
+def _api_of(path: str) -> str:
+    return "ceiling"
+
+
+# The same two middleware layers as writegate.app, in the same order.
 app = FastAPI(title="bench per-API ceiling")
 app.add_middleware(
     body_limit(), max_bytes=MAX_BODY_BYTES, timeout=BODY_TIMEOUT_SECONDS, render=_render
 )
+app.add_middleware(ObserveRequests, api_of=_api_of)
 
 
 def _stamp() -> str:
