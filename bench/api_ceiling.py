@@ -1,9 +1,10 @@
-"""The per-API ceiling: bare FastAPI with each API's own request model, response and body limit.
+"""The per-API ceiling: bare FastAPI with each API's own request model, response and middleware.
 
-
-
-and no job: what the same request costs in FastAPI alone. The wrk scripts of bench/apis.py
-run unchanged against it (ABS versions move on, Ikonomikal answers rspID 0).
+Every route has the path, request model and response shape (and size) of the writegate API it
+stands in for, and writegate's two middleware layers (body limit; request id and metrics),
+but no database, no authentication and no job: what the same request costs in FastAPI alone.
+The wrk scripts of bench/apis.py run unchanged against it (ABS versions move on, Ikonomikal
+answers rspID 0).
 """
 
 from __future__ import annotations
