@@ -131,3 +131,18 @@ def test_jobs_list_show_cancel_retry(server: Server) -> None:
     assert cli(server, "jobs", "show", "no-such-job").returncode == 1
     bad = cli(server, "jobs", "list", "--status", "bogus")
     assert bad.returncode == 2
+
+
+def test_abs_add_client_and_clients(server: Server) -> None:
+    """`abs add-client` registers a code on the migrated database once; `abs clients` lists it."""
+    code = uid("C")[:20]
+    first = cli(server, "abs", "add-client", code, "--name", "Acme bank")
+    assert first.returncode == 0, first.stderr
+    assert f"registered client code {code}" in first.stdout
+    again = cli(server, "abs", "add-client", code)
+    assert again.returncode == 0, again.stderr
+    assert f"client code {code} was already registered" in again.stdout
+    listed = cli(server, "abs", "clients")
+    assert listed.returncode == 0, listed.stderr
+    assert code in listed.stdout
+    assert "Acme bank" in listed.stdout
