@@ -37,6 +37,7 @@ def _lower(value: Any) -> Any:
 #: a list setting: `a,b` or a JSON list in the environment
 CommaList = Annotated[list[str], NoDecode, BeforeValidator(_list)]
 
+
 def env_config(prefix: str) -> SettingsConfigDict:
     """How every writegate settings class reads its values: `prefix` variables, then `.env`."""
     return SettingsConfigDict(
