@@ -4,34 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
-import sys
 
 from argon2 import PasswordHasher
 from sqlalchemy import select
 
 from tests.harness import Server, uid
+from tests.system.clirun import writegate
 from writegate.core.auth import PrincipalRow
 from writegate.core.jobs import Status
 
 
 def cli(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run `writegate ARGS` against the server's database."""
-    env = {
-        **os.environ,
-        "WRITEGATE_DATABASE_URL": server.settings.database_url,
-        "WRITEGATE_MODULES": json.dumps(server.settings.modules),
-        "COLUMNS": "200",
-    }
-    return subprocess.run(
-        [sys.executable, "-c", "from writegate.cli import main; main()", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    """Run `writegate ARGS` against the server's database, 200 columns (rich tables whole)."""
+    return writegate(server, *args, columns=200)
 
 
 def test_principals_create_list_revoke(server: Server) -> None:

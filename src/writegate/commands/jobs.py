@@ -117,33 +117,15 @@ def jobs_list(
 
 
 def _detail(services: Services, job_id: str) -> dict[str, Any] | None:
-    from writegate.console.masking import masked
-    from writegate.core import audit_log
-    from writegate.core.jobs import ACTIVE
+    from writegate.core.jobs.detail import look_up
 
     with services.db.read() as s:
-        job = services.jobs.get(s, job_id) if len(job_id) <= 36 else None
-        if job is None:
-            return None
-        entries = audit_log.for_job(s, job.id, limit=50)
-        holder = None
-        if job.exclusive_key and job.status.value not in ACTIVE:
-            holder = services.jobs.active_holder(s, job.exclusive_key)
+        found = look_up(s, services.jobs, job_id, tenant=None)
+    if found is None:
+        return None
+    _, fields, entries = found
     return {
-        **summary(job),
-        "principal": job.principal,
-        "payload": masked(job.payload),
-        "result": masked(job.result),
-        "error": job.error,
-        "progress": masked(job.progress),
-        "checkpoint": masked(job.checkpoint),
-        "run_after": iso(job.run_after),
-        "started_at": iso(job.started_at),
-        "lease_owner": job.lease_owner,
-        "lease_expires_at": iso(job.lease_expires_at),
-        "timeout_at": iso(job.timeout_at),
-        "idempotency_key": job.idempotency_key,
-        "key_holder": holder,
+        **fields,
         "audit": [
             {"at": iso(e.at), "actor": e.actor, "action": e.action, "detail": e.detail or {}}
             for e in entries

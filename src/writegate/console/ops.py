@@ -8,7 +8,6 @@ from datetime import timedelta
 from typing import Any
 
 from writegate.console.access import Denied, Operator
-from writegate.console.masking import masked
 from writegate.core import audit_log
 from writegate.core.console_view import Link
 from writegate.core.jobs import ACTIVE, Job
@@ -16,6 +15,7 @@ from writegate.core.jobs import operator as jobs_admin
 from writegate.core.jobs.actions import ACTIONS, Actor, report
 from writegate.core.jobs.actions import act as act_on
 from writegate.core.jobs.criteria import JobFilter, Query, encode_cursor
+from writegate.core.jobs.detail import look_up
 from writegate.core.jobs.listing import iso
 from writegate.core.jobs.listing import summary as list_summary
 from writegate.core.module import Module
@@ -66,28 +66,14 @@ def job_detail(
 ) -> dict[str, Any]:
     """Everything about one job the operator may see (secrets masked); Denied 404 if not."""
     with services.db.read() as s:
-        job = services.jobs.get(s, job_id, tenant=op.scope) if len(job_id) <= 36 else None
-        if job is None:
-            raise Denied(404, "not_found", f"no job {job_id}")
-        entries = audit_log.for_job(s, job.id, limit=50)
-        holder = None
-        if job.exclusive_key and job.status.value not in ACTIVE:
-            holder = services.jobs.active_holder(s, job.exclusive_key)
+        found = look_up(s, services.jobs, job_id, tenant=op.scope)
+    if found is None:
+        raise Denied(404, "not_found", f"no job {job_id}")
+    job, fields, entries = found
     return {
-        **summary(job),
-        "principal": job.principal,
-        "payload": masked(job.payload),
-        "result": masked(job.result),
-        "error": job.error,
-        "progress_raw": masked(job.progress),
-        "checkpoint": masked(job.checkpoint),
-        "run_after": iso(job.run_after),
-        "started_at": iso(job.started_at),
-        "lease_owner": job.lease_owner,
-        "lease_expires_at": iso(job.lease_expires_at),
-        "timeout_at": iso(job.timeout_at),
-        "idempotency_key": job.idempotency_key,
-        "key_holder": holder,
+        **fields,
+        "progress": progress_bar(job.progress),
+        "progress_raw": fields["progress"],
         "links": _links(modules, job),
         "audit": [audit_entry(e) for e in entries],
         "can_retry": job.status.value in ("failed", "cancelled"),
