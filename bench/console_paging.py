@@ -27,9 +27,9 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import text  # noqa: E402
 from tests.harness import fresh_database, start_server  # noqa: E402
 
-from writegate.console.filters import encode_cursor  # noqa: E402
 from writegate.core.jobs import JobRow  # noqa: E402
 from writegate.core.jobs import operator as jobs_admin  # noqa: E402
+from writegate.core.jobs.criteria import encode_cursor  # noqa: E402
 from writegate.core.jobs.operator import JobFilter  # noqa: E402
 
 PAGE = 50

@@ -18,12 +18,13 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from writegate.console import install as install_console
-from writegate.core.http import ErrorInfo, FieldProblem, field_problems
+from writegate.core.http import ErrorInfo, field_problems
 from writegate.core.middleware import BodyLimit
 from writegate.core.observability import metrics, tracing
 from writegate.core.observability.middleware import ObserveRequests
 from writegate.core.observability.probes import Readiness, router
 from writegate.core.observability.queue import QueueCollector
+from writegate.core.problems import FieldProblem
 from writegate.core.services import Services
 from writegate.core.webmodule import WebModule
 from writegate.core.worker import Worker

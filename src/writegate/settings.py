@@ -37,6 +37,14 @@ def _lower(value: Any) -> Any:
 #: a list setting: `a,b` or a JSON list in the environment
 CommaList = Annotated[list[str], NoDecode, BeforeValidator(_list)]
 
+
+def env_config(prefix: str) -> SettingsConfigDict:
+    """How every writegate settings class reads its values: `prefix` variables, then `.env`."""
+    return SettingsConfigDict(
+        env_prefix=prefix, env_file=ENV_FILE, env_file_encoding="utf-8", extra="ignore"
+    )
+
+
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
@@ -45,9 +53,7 @@ class Settings(BaseSettings):
 
     # Each field's `#:` comment is its line in docs/configuration.md (`writegate config docs`).
 
-    model_config = SettingsConfigDict(
-        env_prefix="WRITEGATE_", env_file=ENV_FILE, env_file_encoding="utf-8", extra="ignore"
-    )
+    model_config = env_config("WRITEGATE_")
 
     #: `sqlite:///PATH` (one machine) or `postgresql://USER:PASSWORD@HOST/DB` (scale-out)
     database_url: str = "sqlite:///./writegate.db"

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import update
 
+from tests import jobkit
 from tests.harness import Server, uid
-from writegate.core.jobs import JobRow
+from tests.jobkit import status_of
+
+__all__ = ["IDLE", "headers", "status_of"]
 
 #: a kind no module registers: its jobs stay where a test puts them (no worker takes them)
 IDLE = "console.idle"
@@ -37,52 +38,12 @@ def admin(make_principal: Any) -> dict[str, str]:
 
 @pytest.fixture
 def make_job(server: Server) -> Any:
-    """Create a job of `kind` in `tenant` and force it into `status` (setting up, not acting)."""
+    """`jobkit.make_job` on the test's server, of the idle kind unless told."""
 
-    def make(
-        tenant: str,
-        status: str = "queued",
-        *,
-        kind: str = IDLE,
-        payload: Any = None,
-        exclusive_key: str | None = None,
-        error: str | None = None,
-    ) -> str:
-        services = server.services
-        with services.db.write() as s:
-            job = services.jobs.enqueue(
-                s,
-                kind=kind,
-                payload=payload if payload is not None else {"n": 1},
-                tenant=tenant,
-                exclusive_key=exclusive_key,
-            )
-            if status != "queued":
-                now = services.clock.now()
-                s.execute(
-                    update(JobRow)
-                    .where(JobRow.id == job.id)
-                    .values(
-                        status=status,
-                        attempts=1,
-                        error=error,
-                        finished_at=now if status not in ("running",) else None,
-                        lease_owner="test-worker:1" if status == "running" else None,
-                        # far off: the server's reaper must not requeue it mid-test
-                        lease_expires_at=now + timedelta(hours=1) if status == "running" else None,
-                    )
-                )
-        return job.id
+    def make(tenant: str, status: str = "queued", *, kind: str = IDLE, **fields: Any) -> str:
+        return jobkit.make_job(server, tenant, status, kind=kind, **fields)
 
     return make
-
-
-def status_of(server: Server, job_id: str) -> str:
-    """A job's status as stored."""
-    with server.services.db.read() as s:
-        job = server.services.jobs.get(s, job_id)
-        assert job is not None
-        return job.status.value
 
 
 def sign_in(client: httpx.Client, name: str, password: str) -> str:

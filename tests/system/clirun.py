@@ -39,14 +39,14 @@ def one_line(stderr: str) -> str:
 
 
 def writegate(
-    server: Server, *args: str, stdin: str | None = None
+    server: Server, *args: str, stdin: str | None = None, columns: int = 80
 ) -> subprocess.CompletedProcess[str]:
     """`writegate ARGS` against the server's database, output through a pipe, 80 columns."""
     env = {
         **os.environ,
         "WRITEGATE_DATABASE_URL": server.settings.database_url,
         "WRITEGATE_MODULES": json.dumps(server.settings.modules),
-        "COLUMNS": "80",
+        "COLUMNS": str(columns),
     }
     return subprocess.run(
         [sys.executable, *ENTRY, *args],

@@ -4,34 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
-import sys
 
 from argon2 import PasswordHasher
 from sqlalchemy import select
 
 from tests.harness import Server, uid
+from tests.system.clirun import writegate
 from writegate.core.auth import PrincipalRow
 from writegate.core.jobs import Status
 
 
 def cli(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run `writegate ARGS` against the server's database."""
-    env = {
-        **os.environ,
-        "WRITEGATE_DATABASE_URL": server.settings.database_url,
-        "WRITEGATE_MODULES": json.dumps(server.settings.modules),
-        "COLUMNS": "200",
-    }
-    return subprocess.run(
-        [sys.executable, "-c", "from writegate.cli import main; main()", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    """Run `writegate ARGS` against the server's database, 200 columns (rich tables whole)."""
+    return writegate(server, *args, columns=200)
 
 
 def test_principals_create_list_revoke(server: Server) -> None:
@@ -131,3 +117,18 @@ def test_jobs_list_show_cancel_retry(server: Server) -> None:
     assert cli(server, "jobs", "show", "no-such-job").returncode == 1
     bad = cli(server, "jobs", "list", "--status", "bogus")
     assert bad.returncode == 2
+
+
+def test_abs_add_client_and_clients(server: Server) -> None:
+    """`abs add-client` registers a code on the migrated database once; `abs clients` lists it."""
+    code = uid("C")[:20]
+    first = cli(server, "abs", "add-client", code, "--name", "Acme bank")
+    assert first.returncode == 0, first.stderr
+    assert f"registered client code {code}" in first.stdout
+    again = cli(server, "abs", "add-client", code)
+    assert again.returncode == 0, again.stderr
+    assert f"client code {code} was already registered" in again.stdout
+    listed = cli(server, "abs", "clients")
+    assert listed.returncode == 0, listed.stderr
+    assert code in listed.stdout
+    assert "Acme bank" in listed.stdout

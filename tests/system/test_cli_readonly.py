@@ -13,13 +13,18 @@ from tests.system.clirun import one_line, run_cli
 from writegate.core.db import Database
 
 READ_ONLY = [["jobs", "list"], ["jobs", "show", "some-id"], ["principals", "list"]]
-#: operator writes refuse a database that does not exist yet just the same
+#: writes refuse a database that does not exist yet just the same: only `migrate`, `serve` and
+#: `worker` create or migrate a schema
 OPERATOR_WRITES = [
     ["jobs", "retry", "some-id"],
     ["jobs", "cancel", "some-id"],
     ["jobs", "prune", "--older-than", "7d"],
     ["principals", "create", "--name", "n", "--tenant", "t"],
     ["principals", "revoke", "n"],
+    # the modules' own commands
+    ["abs", "add-client", "C1"],
+    ["abs", "clients"],
+    ["bokamera", "rotate-key"],
 ]
 
 

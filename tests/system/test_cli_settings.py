@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -56,6 +59,24 @@ def test_bad_module_setting_is_one_line_and_exit_2(tmp_path: Path, command: list
     line = one_line(out.stderr)
     assert line.startswith("writegate: bad setting WRITEGATE_IKONOMIKAL_MAX_ROWS='0'"), line
     assert list(tmp_path.iterdir()) == []
+
+
+def test_dotenv_feeds_module_settings_as_the_core_settings(tmp_path: Path) -> None:
+    """A module's settings read the same `.env`: a bad value there stops `worker` in one line."""
+    (tmp_path / ".env").write_text("WRITEGATE_IKONOMIKAL_MAX_ROWS=0\n")
+    out = run_cli("worker", cwd=tmp_path, timeout=60)
+    assert out.returncode == 2, out.stderr
+    line = one_line(out.stderr)
+    assert line.startswith("writegate: bad setting WRITEGATE_IKONOMIKAL_MAX_ROWS='0'"), line
+    assert [p.name for p in tmp_path.iterdir()] == [".env"]
+    (tmp_path / ".env").write_text("WRITEGATE_IKONOMIKAL_MAX_ROWS=77\n")
+    probe = "from writegate.modules.ikonomikal.settings import IkonomikalSettings as S; "
+    probe += "print(S().max_rows)"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WRITEGATE_")}
+    read = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert read.stdout == "77\n", read.stderr
 
 
 def test_two_bad_settings_are_two_lines(tmp_path: Path) -> None:

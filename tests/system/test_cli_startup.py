@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.harness import fresh_database
 from tests.system.clirun import run_cli
 from writegate.commands.common import version_dirs
 from writegate.commands.lazy import COMMANDS, resolve
@@ -16,21 +18,30 @@ from writegate.commands.lazy import COMMANDS, resolve
 PROBE = """
 import json, sys
 from writegate.cli import main
+heavy = json.loads(sys.argv[2])
 sys.argv = ["writegate", *json.loads(sys.argv[1])]
 try:
     main()
 except SystemExit as exc:
     code = exc.code
-heavy = ("fastapi", "sqlalchemy", "pydantic_settings", "uvicorn")
-heavy += ("writegate.app", "writegate.modules")
 sys.stderr.write(json.dumps({"code": code, "loaded": [m for m in heavy if m in sys.modules]}))
 """
+#: what `--help`, `--version` and a usage error never load
+WEB_AND_DATABASE = ("fastapi", "sqlalchemy", "pydantic_settings", "uvicorn")
+WEB_AND_DATABASE += ("writegate.app", "writegate.modules")
+#: what the list commands never load: they read with one Core query on a plain connection
+BEYOND_CORE_SQL = ("sqlalchemy.orm", "fastapi", "uvicorn", "alembic", "prometheus_client")
+BEYOND_CORE_SQL += ("argon2", "uuid_utils", "writegate.app", "writegate.modules")
+BEYOND_CORE_SQL += ("writegate.core.services", "writegate.core.jobs.model", "writegate.console")
 
 
-def _loaded(args: list[str], cwd: Path) -> dict[str, object]:
+def _loaded(
+    args: list[str], cwd: Path, heavy: tuple[str, ...] = WEB_AND_DATABASE, **env: str
+) -> dict[str, object]:
     out = subprocess.run(
-        [sys.executable, "-c", PROBE, json.dumps(args)],
+        [sys.executable, "-c", PROBE, json.dumps(args), json.dumps(heavy)],
         cwd=cwd,
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("WRITEGATE_")}, **env},
         capture_output=True,
         text=True,
         timeout=60,
@@ -58,6 +69,26 @@ def test_help_and_usage_errors_import_no_web_or_database_code(
 ) -> None:
     """`writegate --help` and the jobs/principals helps load neither FastAPI nor SQLAlchemy."""
     assert _loaded(args, tmp_path)["loaded"] == []
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["jobs", "list"], ["jobs", "list", "--json", "--status", "failed"], ["principals", "list"]],
+)
+def test_list_commands_load_no_orm_nor_services(tmp_path: Path, args: list[str]) -> None:
+    """`jobs list` and `principals list` check the database, then read it with Core alone."""
+    with fresh_database(str(tmp_path)) as url:
+        refused = _loaded(args, tmp_path, BEYOND_CORE_SQL, WRITEGATE_DATABASE_URL=url)
+        assert refused == {"code": 1, "loaded": []}
+        assert run_cli("migrate", cwd=tmp_path, WRITEGATE_DATABASE_URL=url).returncode == 0
+        read = _loaded(args, tmp_path, BEYOND_CORE_SQL, WRITEGATE_DATABASE_URL=url)
+        assert read["code"] in (0, None), read
+        assert read["loaded"] == []
+        # The probe itself can see what it forbids: `jobs show` builds the services.
+        shown = _loaded(
+            ["jobs", "show", "x"], tmp_path, BEYOND_CORE_SQL, WRITEGATE_DATABASE_URL=url
+        )
+        assert "sqlalchemy.orm" in shown["loaded"]  # type: ignore[operator]
 
 
 def test_registry_help_matches_each_command() -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -12,6 +14,7 @@ import typer
 if TYPE_CHECKING:
     from pydantic import ValidationError
     from rich.console import Console
+    from sqlalchemy import Connection, Engine
 
     from writegate.core.services import Services
     from writegate.settings import Settings
@@ -128,20 +131,15 @@ def check_connects(settings: Settings) -> None:
         engine.dispose()
 
 
-def existing_services(settings: Settings) -> Services:
-    """Services on an existing database at this release's schema; never creates or migrates.
-
-    A missing SQLite file, an empty database or one behind the scripts is one line telling
-    the operator to run `writegate migrate`.
-    """
+def _checked(settings: Settings) -> tuple[Engine, Connection]:
+    """A plain connection to the database once it is known to be at this release's schema."""
     from sqlalchemy import create_engine
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import DBAPIError
     from sqlalchemy.pool import NullPool
 
-    from writegate.core.db import normalize_url
+    from writegate.core.db.engine import normalize_url
     from writegate.core.migrations import SchemaState, schema_state
-    from writegate.core.services import Services
 
     url = normalize_url(settings.database_url)
     shown = shown_url(url)
@@ -155,17 +153,49 @@ def existing_services(settings: Settings) -> Services:
         if Path(path).stat().st_size == 0:
             fail(f"the database {shown} has no schema: {hint}")
     engine = create_engine(url, poolclass=NullPool)
+    conn: Connection | None = None
     try:
-        with engine.connect() as conn:
-            state = schema_state(conn, version_dirs())
+        conn = engine.connect()
+        state = schema_state(conn, version_dirs())
+        if state is SchemaState.MISSING:
+            fail(f"the database {shown} has no schema: {hint}")
+        if state is SchemaState.BEHIND:
+            fail(f"the database {shown} is not migrated to this release: {hint}")
     except DBAPIError as exc:
+        _close(engine, conn)
         fail(f"cannot use database {shown}: {_reason(exc)}", USAGE)
+    except BaseException:
+        _close(engine, conn)
+        raise
+    return engine, conn
+
+
+def _close(engine: Engine, conn: Connection | None) -> None:
+    if conn is not None:
+        conn.close()
+    engine.dispose()
+
+
+@contextlib.contextmanager
+def migrated_connection(settings: Settings) -> Iterator[Connection]:
+    """A plain connection (no ORM, no services) to a database at this release's schema.
+
+    Never creates or migrates: a missing SQLite file, an empty database or one behind the
+    scripts is one line telling the operator to run `writegate migrate`.
+    """
+    engine, conn = _checked(settings)
+    try:
+        with conn:
+            yield conn
     finally:
         engine.dispose()
-    if state is SchemaState.MISSING:
-        fail(f"the database {shown} has no schema: {hint}")
-    if state is SchemaState.BEHIND:
-        fail(f"the database {shown} is not migrated to this release: {hint}")
+
+
+def existing_services(settings: Settings) -> Services:
+    """Services on an existing database at this release's schema; never creates or migrates."""
+    _close(*_checked(settings))
+    from writegate.core.services import Services
+
     return Services.build(settings)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 from typing import TYPE_CHECKING, Annotated, Any
@@ -10,7 +9,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from writegate.commands import jobs_query as q
-from writegate.commands.common import USAGE, existing_services, fail, load_settings
+from writegate.commands.common import (
+    USAGE,
+    existing_services,
+    fail,
+    load_settings,
+    migrated_connection,
+)
+from writegate.core.clock import Clock
+from writegate.core.jobs.listing import iso, summary
+from writegate.core.jobs.status import FINAL
 
 if TYPE_CHECKING:
     from writegate.core.jobs.operator import Outcome
@@ -53,27 +61,6 @@ def _actor() -> str:
         return "cli:unknown"
 
 
-def _iso(at: Any) -> str | None:
-    return at.isoformat(timespec="seconds") + "Z" if at is not None else None
-
-
-def _summary(row: Any) -> dict[str, Any]:
-    error = (row.error or "").strip().splitlines()
-    return {
-        "id": row.id,
-        "kind": row.kind,
-        "tenant": row.tenant,
-        "status": str(row.status),
-        "attempts": row.attempts,
-        "max_attempts": row.max_attempts,
-        "exclusive_key": row.exclusive_key,
-        "created_at": _iso(row.created_at),
-        "updated_at": _iso(row.updated_at),
-        "finished_at": _iso(row.finished_at),
-        "error": error[-1][:300] if error else None,
-    }
-
-
 def _table(jobs: list[dict[str, Any]]) -> None:
     """Plain columns as wide as their values: ids are never cut, whatever the terminal."""
     header = ("id", "kind", "tenant", "status", "attempts", "created", "error")
@@ -94,10 +81,6 @@ def _table(jobs: list[dict[str, Any]]) -> None:
         _say("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
 
 
-def _services() -> Services:
-    return existing_services(load_settings())
-
-
 @app.command("list")
 def jobs_list(
     status: Status = None,
@@ -111,30 +94,20 @@ def jobs_list(
     as_json: AsJson = False,
 ) -> None:
     """List jobs newest first, whole ids; --json adds next_cursor for the next page."""
-    from datetime import datetime
-
-    # Bad options are usage errors before any database code is loaded.
-    q.job_filter(datetime.now(), status=status, kind=kind, since=since, until=until)
-    after = q.decode_cursor(cursor) if cursor else None
+    # Bad options are usage errors before any database code is loaded; the page is one Core
+    # query on a plain connection (no ORM, no services: `writegate jobs list` starts fast).
+    f, raw = q.job_filter(
+        Clock().now(), status=status, kind=kind, tenant=tenant, since=since, until=until, text=text
+    )
+    after = q.cursor(cursor) if cursor else None
+    settings = load_settings()
     from writegate.core.jobs import operator
+    from writegate.core.jobs.criteria import encode_cursor
 
-    services = _services()
-    try:
-        f, raw = q.job_filter(
-            services.clock.now(),
-            status=status,
-            kind=kind,
-            tenant=tenant,
-            since=since,
-            until=until,
-            text=text,
-        )
-        with services.db.read() as s:
-            rows, nxt = operator.page(s, f, limit=limit, after=after)
-            jobs = [_summary(r) for r in rows]
-    finally:
-        services.close()
-    more = q.encode_cursor(nxt)
+    with migrated_connection(settings) as conn:
+        rows, nxt = operator.page(conn, f, limit=limit, after=after)
+        jobs = [summary(r) for r in rows]
+    more = encode_cursor(nxt)
     if as_json:
         _say(json.dumps({"jobs": jobs, "next_cursor": more, "filter": raw}))
         return
@@ -144,35 +117,17 @@ def jobs_list(
 
 
 def _detail(services: Services, job_id: str) -> dict[str, Any] | None:
-    from writegate.console.masking import masked
-    from writegate.core import audit_log
-    from writegate.core.jobs import ACTIVE
+    from writegate.core.jobs.detail import look_up
 
     with services.db.read() as s:
-        job = services.jobs.get(s, job_id) if len(job_id) <= 36 else None
-        if job is None:
-            return None
-        entries = audit_log.for_job(s, job.id, limit=50)
-        holder = None
-        if job.exclusive_key and job.status.value not in ACTIVE:
-            holder = services.jobs.active_holder(s, job.exclusive_key)
+        found = look_up(s, services.jobs, job_id, tenant=None)
+    if found is None:
+        return None
+    _, fields, entries = found
     return {
-        **_summary(job),
-        "principal": job.principal,
-        "payload": masked(job.payload),
-        "result": masked(job.result),
-        "error": job.error,
-        "progress": masked(job.progress),
-        "checkpoint": masked(job.checkpoint),
-        "run_after": _iso(job.run_after),
-        "started_at": _iso(job.started_at),
-        "lease_owner": job.lease_owner,
-        "lease_expires_at": _iso(job.lease_expires_at),
-        "timeout_at": _iso(job.timeout_at),
-        "idempotency_key": job.idempotency_key,
-        "key_holder": holder,
+        **fields,
         "audit": [
-            {"at": _iso(e.at), "actor": e.actor, "action": e.action, "detail": e.detail or {}}
+            {"at": iso(e.at), "actor": e.actor, "action": e.action, "detail": e.detail or {}}
             for e in entries
         ],
     }
@@ -181,7 +136,7 @@ def _detail(services: Services, job_id: str) -> dict[str, Any] | None:
 @app.command("show")
 def jobs_show(job_id: str, as_json: AsJson = False) -> None:
     """Show one job in full (secrets in its payload masked) and its audit entries."""
-    services = _services()
+    services = existing_services(load_settings())
     try:
         detail = _detail(services, job_id)
     finally:
@@ -199,125 +154,86 @@ def jobs_show(job_id: str, as_json: AsJson = False) -> None:
         _say(f"audit: {entry['at']} {entry['actor']} {entry['action']}")
 
 
-def describe(action: str, o: Outcome) -> str:
-    """One line saying what an action did to a job, or why it was refused."""
-    if o.ok:
-        return f"job {o.id}: {'queued again' if action == 'retry' else 'cancelled'}"
-    if o.reason == "not_found":
-        return f"job {o.id}: no such job"
-    if o.reason == "key_held":
-        return f"job {o.id} cannot be retried: its exclusive key is held by active job {o.holder}"
-    if action == "retry" and o.reason == "active":
-        return (
-            f"job {o.id} is {o.status}, still active: only failed or cancelled jobs can be retried"
-        )
-    if action == "retry":
-        return (
-            f"job {o.id} already {o.status} (final): only failed or cancelled jobs can be retried"
-        )
-    return f"job {o.id} is already {o.status} (final): only queued or running jobs can be cancelled"
-
-
 def _apply(
     services: Services, action: str, ids: list[str], options: dict[str, str | None] | None
 ) -> tuple[list[Outcome], int]:
     """Retry or cancel by ids or by filter, in one transaction with its audit entry."""
-    from writegate.core import audit_log
-    from writegate.core.jobs import operator
+    from writegate.core.jobs.actions import Actor, act
 
     now = services.clock.now()
-    detail: dict[str, Any] = {}
+    f = raw = None
+    if options is not None:
+        f, raw = q.job_filter(now, **options)
     with services.db.write() as s:
-        if options is not None:
-            f, detail["filter"] = q.job_filter(now, **options)
-            ids = operator.matching_ids(s, f)
-        targets = list(dict.fromkeys(ids))
-        run = operator.retry_many if action == "retry" else operator.cancel_many
-        outcomes = run(s, targets, tenant=None, now=now)
-        refused = [
-            {"id": o.id, "reason": o.reason, "status": o.status, "holder": o.holder}
-            for o in outcomes
-            if not o.ok
-        ]
-        entry = audit_log.record(
+        return act(
             s,
-            at=now,
-            actor=_actor(),
-            tenant=AUDIT_TENANT,
-            action=f"bulk_{action}" if options is not None or len(targets) > 1 else action,
-            job_ids=[o.id for o in outcomes if o.ok],
-            detail={"requested": len(targets), "refused": refused[:100], **detail},
+            action,
+            Actor(_actor(), AUDIT_TENANT, None),
+            now,
+            ids=ids,
+            job_filter=f,
+            raw_filter=raw,
         )
-        return outcomes, entry.id
 
 
 def _act(action: str, ids: list[str], options: dict[str, str | None], yes: bool, js: bool) -> None:
     """Check the ids or filter, ask before acting on a filter, act, and report each job."""
-    from datetime import datetime
-
     given = {k: v for k, v in options.items() if v}
     if ids and given:
         fail("give job ids or filter options (--status, --kind, ...), not both", USAGE)
     if not ids and not given:
         fail("give job ids, or filter options (--status, --kind, ...)", USAGE)
     if given:
-        _, raw = q.job_filter(datetime.now(), **options)  # bad options: exit 2, nothing asked
+        _, raw = q.job_filter(Clock().now(), **options)  # bad options: exit 2, nothing asked
         shown = " ".join(f"--{k} {v}" for k, v in raw.items())
         if not yes and not typer.confirm(f"{action} every job matching {shown}?", default=False):
             _say("nothing done", err=True)
             raise typer.Exit(1)
-    services = _services()
+    services = existing_services(load_settings())
     try:
         outcomes, audit_id = _apply(services, action, ids, options if given else None)
     finally:
         services.close()
-    refused = sum(not o.ok for o in outcomes)
+    from writegate.core.jobs.actions import describe, report
+
     if js:
-        results = [{**dataclasses.asdict(o), "message": describe(action, o)} for o in outcomes]
-        done = len(outcomes) - refused
-        out = {"action": action, "done": done, "refused": refused, "results": results}
-        _say(json.dumps({**out, "audit_id": audit_id}))
+        _say(json.dumps(report(action, outcomes, audit_id)))
     else:
         for o in outcomes:
             _say(describe(action, o), err=not o.ok)
         if not outcomes:
             _say("no job matches the filter")
-    if refused:
+    if any(not o.ok for o in outcomes):
         raise typer.Exit(1)
 
 
-@app.command("retry")
-def jobs_retry(
-    ids: Ids = None,
-    status: Status = None,
-    kind: Kind = None,
-    tenant: Tenant = None,
-    since: Since = None,
-    until: Until = None,
-    text: Text = None,
-    yes: Yes = False,
-    as_json: AsJson = False,
-) -> None:
-    """Queue failed or cancelled jobs again; exits 1 if any was refused (and says why)."""
-    options = {"status": status, "kind": kind, "tenant": tenant, "since": since}
-    _act("retry", ids or [], {**options, "until": until, "text": text}, yes, as_json)
+def _action_command(action: str, doc: str) -> None:
+    """`jobs retry` and `jobs cancel`: the same options, by ids or by filter."""
+
+    def command(
+        ids: Ids = None,
+        status: Status = None,
+        kind: Kind = None,
+        tenant: Tenant = None,
+        since: Since = None,
+        until: Until = None,
+        text: Text = None,
+        yes: Yes = False,
+        as_json: AsJson = False,
+    ) -> None:
+        options = {"status": status, "kind": kind, "tenant": tenant, "since": since}
+        _act(action, ids or [], {**options, "until": until, "text": text}, yes, as_json)
+
+    command.__doc__ = doc
+    app.command(action)(command)
 
 
-@app.command("cancel")
-def jobs_cancel(
-    ids: Ids = None,
-    status: Status = None,
-    kind: Kind = None,
-    tenant: Tenant = None,
-    since: Since = None,
-    until: Until = None,
-    text: Text = None,
-    yes: Yes = False,
-    as_json: AsJson = False,
-) -> None:
-    """Cancel queued or running jobs; exits 1 if any was refused (and says why)."""
-    options = {"status": status, "kind": kind, "tenant": tenant, "since": since}
-    _act("cancel", ids or [], {**options, "until": until, "text": text}, yes, as_json)
+_action_command(
+    "retry", "Queue failed or cancelled jobs again; exits 1 if any was refused (and says why)."
+)
+_action_command(
+    "cancel", "Cancel queued or running jobs; exits 1 if any was refused (and says why)."
+)
 
 
 @app.command("prune")
@@ -325,7 +241,7 @@ def jobs_prune(
     older_than: Annotated[str, typer.Option(help="Final for longer than this: 30m, 12h, 7d, 2w.")],
     status: Annotated[
         str, typer.Option(help="Final statuses to delete (comma-separated).")
-    ] = ",".join(q.FINAL),
+    ] = ",".join(FINAL),
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count, delete nothing.")] = False,
     as_json: AsJson = False,
 ) -> None:
@@ -333,10 +249,8 @@ def jobs_prune(
     from writegate.core import audit_log
 
     age = q.parse_duration("older-than", older_than)
-    wanted = q.statuses(status, q.FINAL)
-    if not wanted:
-        fail("--status: give at least one of succeeded, failed, cancelled", USAGE)
-    services = _services()
+    wanted = q.final_statuses(status)
+    services = existing_services(load_settings())
     try:
         n = services.jobs.prune(age, statuses=wanted, dry_run=dry_run)
         if not dry_run:

@@ -8,7 +8,12 @@ from typing import Annotated
 
 import typer
 
-from writegate.commands.common import console, existing_services, load_settings
+from writegate.commands.common import (
+    console,
+    existing_services,
+    load_settings,
+    migrated_connection,
+)
 
 app = typer.Typer(
     help="Manage principals (API users).",
@@ -74,12 +79,12 @@ def principals_create(
 @app.command("list")
 def principals_list() -> None:
     """List principals (never their secrets)."""
-    services = existing_services(load_settings())
-    try:
-        with services.db.read() as s:
-            rows = services.auth.find(s)
-    finally:
-        services.close()
+    settings = load_settings()
+    from writegate.core.principals import every_principal
+
+    # One Core query on a plain connection: no ORM, no services, no argon2.
+    with migrated_connection(settings) as conn:
+        rows = every_principal(conn)
     from rich.table import Table
 
     table = Table("name", "tenant", "roles", "attrs", "key", "created", "revoked")

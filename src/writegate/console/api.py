@@ -12,9 +12,10 @@ from starlette.concurrency import run_in_threadpool
 from writegate.console import ops, views
 from writegate.console.access import CSRF_HEADER, Cookies, Operator, check_csrf, require_act
 from writegate.console.access import operator_of as _operator_of
-from writegate.console.filters import BadInput, parse_filter, parse_query
-from writegate.core.http import FieldProblem, field_problems
+from writegate.core.http import field_problems
+from writegate.core.jobs.criteria import parse_filter, parse_query
 from writegate.core.jobs.operator import BULK_LIMIT
+from writegate.core.problems import BadInput, FieldProblem
 from writegate.core.services import Services
 from writegate.core.webmodule import WebModule
 

@@ -10,7 +10,7 @@ from starlette.staticfiles import StaticFiles
 from writegate.console import api, pages
 from writegate.console.access import Cookies, Denied
 from writegate.console.docs import install_docs
-from writegate.console.filters import BadInput
+from writegate.core.problems import BadInput
 from writegate.core.services import Services
 
 API_PREFIX = "/admin/api/"

@@ -4,26 +4,24 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from writegate.console.access import Denied, Operator
-from writegate.console.filters import Query, encode_cursor
-from writegate.console.masking import masked
 from writegate.core import audit_log
 from writegate.core.console_view import Link
-from writegate.core.jobs import ACTIVE, Job, JobRow
+from writegate.core.jobs import ACTIVE, Job
 from writegate.core.jobs import operator as jobs_admin
-from writegate.core.jobs.operator import JobFilter, Outcome
+from writegate.core.jobs.actions import ACTIONS, Actor, report
+from writegate.core.jobs.actions import act as act_on
+from writegate.core.jobs.criteria import JobFilter, Query, encode_cursor
+from writegate.core.jobs.detail import look_up
+from writegate.core.jobs.listing import iso
+from writegate.core.jobs.listing import summary as list_summary
 from writegate.core.services import Services
 from writegate.core.webmodule import WebModule
 
-ACTIONS = ("retry", "cancel")
-
-
-def iso(at: datetime | None) -> str | None:
-    """A naive UTC datetime as ISO 8601 with a Z."""
-    return at.isoformat(timespec="seconds") + "Z" if at is not None else None
+__all__ = ["ACTIONS", "act", "audit", "iso", "job_detail", "list_jobs", "overview", "summary"]
 
 
 def progress_bar(progress: Any) -> dict[str, Any] | None:
@@ -41,23 +39,9 @@ def progress_bar(progress: Any) -> dict[str, Any] | None:
     return None
 
 
-def summary(row: JobRow | Job) -> dict[str, Any]:
-    """A job as a list shows it."""
-    error = (row.error or "").strip().splitlines()
-    return {
-        "id": row.id,
-        "kind": row.kind,
-        "tenant": row.tenant,
-        "status": str(row.status),
-        "attempts": row.attempts,
-        "max_attempts": row.max_attempts,
-        "exclusive_key": row.exclusive_key,
-        "created_at": iso(row.created_at),
-        "updated_at": iso(row.updated_at),
-        "finished_at": iso(row.finished_at),
-        "error": error[-1][:300] if error else None,
-        "progress": progress_bar(row.progress),
-    }
+def summary(row: Any) -> dict[str, Any]:
+    """A job as a list shows it, with its progress bar."""
+    return {**list_summary(row), "progress": progress_bar(row.progress)}
 
 
 def list_jobs(services: Services, op: Operator, query: Query) -> dict[str, Any]:
@@ -82,28 +66,14 @@ def job_detail(
 ) -> dict[str, Any]:
     """Everything about one job the operator may see (secrets masked); Denied 404 if not."""
     with services.db.read() as s:
-        job = services.jobs.get(s, job_id, tenant=op.scope) if len(job_id) <= 36 else None
-        if job is None:
-            raise Denied(404, "not_found", f"no job {job_id}")
-        entries = audit_log.for_job(s, job.id, limit=50)
-        holder = None
-        if job.exclusive_key and job.status.value not in ACTIVE:
-            holder = services.jobs.active_holder(s, job.exclusive_key)
+        found = look_up(s, services.jobs, job_id, tenant=op.scope)
+    if found is None:
+        raise Denied(404, "not_found", f"no job {job_id}")
+    job, fields, entries = found
     return {
-        **summary(job),
-        "principal": job.principal,
-        "payload": masked(job.payload),
-        "result": masked(job.result),
-        "error": job.error,
-        "progress_raw": masked(job.progress),
-        "checkpoint": masked(job.checkpoint),
-        "run_after": iso(job.run_after),
-        "started_at": iso(job.started_at),
-        "lease_owner": job.lease_owner,
-        "lease_expires_at": iso(job.lease_expires_at),
-        "timeout_at": iso(job.timeout_at),
-        "idempotency_key": job.idempotency_key,
-        "key_holder": holder,
+        **fields,
+        "progress": progress_bar(job.progress),
+        "progress_raw": fields["progress"],
         "links": _links(modules, job),
         "audit": [audit_entry(e) for e in entries],
         "can_retry": job.status.value in ("failed", "cancelled"),
@@ -133,25 +103,6 @@ def audit(
         return [audit_entry(r) for r in rows]
 
 
-def describe(action: str, o: Outcome) -> str:
-    """One line saying what an action did to a job, or why it was refused."""
-    if o.ok:
-        return f"job {o.id}: {'queued again' if action == 'retry' else 'cancelled'}"
-    if o.reason == "not_found":
-        return f"job {o.id}: no such job"
-    if o.reason == "key_held":
-        return f"job {o.id} cannot be retried: its exclusive key is held by active job {o.holder}"
-    if action == "retry" and o.reason == "active":
-        return (
-            f"job {o.id} is {o.status}, still active: only failed or cancelled jobs can be retried"
-        )
-    if action == "retry":
-        return (
-            f"job {o.id} already {o.status} (final): only failed or cancelled jobs can be retried"
-        )
-    return f"job {o.id} is already {o.status} (final): only queued or running jobs can be cancelled"
-
-
 def act(
     services: Services,
     op: Operator,
@@ -161,52 +112,20 @@ def act(
     raw_filter: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Retry or cancel jobs by id or by filter; recorded in the audit log with its outcome."""
-    now = services.clock.now()
-    scope = op.scope
+    if job_filter is not None:
+        job_filter = dataclasses.replace(job_filter, tenant=op.tenant_filter(job_filter.tenant))
+    actor = Actor(op.name, op.principal.tenant, op.scope)
     with services.db.write() as s:
-        if job_filter is not None:
-            f = dataclasses.replace(job_filter, tenant=op.tenant_filter(job_filter.tenant))
-            ids = jobs_admin.matching_ids(s, f)
-        targets = list(dict.fromkeys(ids or []))
-        run = jobs_admin.retry_many if action == "retry" else jobs_admin.cancel_many
-        outcomes = run(s, targets, tenant=scope, now=now)
-        done = [o.id for o in outcomes if o.ok]
-        refused = [
-            {"id": o.id, "reason": o.reason, "status": o.status, "holder": o.holder}
-            for o in outcomes
-            if not o.ok
-        ]
-        detail: dict[str, Any] = {"requested": len(targets), "refused": refused[:100]}
-        if raw_filter is not None:
-            detail["filter"] = raw_filter
-        name = f"bulk_{action}" if job_filter is not None or len(targets) > 1 else action
-        entry = audit_log.record(
+        outcomes, audit_id = act_on(
             s,
-            at=now,
-            actor=op.name,
-            tenant=op.principal.tenant,
-            action=name,
-            job_ids=done,
-            detail=detail,
+            action,
+            actor,
+            services.clock.now(),
+            ids=ids,
+            job_filter=job_filter,
+            raw_filter=raw_filter,
         )
-        audit_id = entry.id
-    return {
-        "action": action,
-        "done": len(done),
-        "refused": len(refused),
-        "results": [
-            {
-                "id": o.id,
-                "ok": o.ok,
-                "status": o.status,
-                "reason": o.reason,
-                "holder": o.holder,
-                "message": describe(action, o),
-            }
-            for o in outcomes
-        ],
-        "audit_id": audit_id,
-    }
+    return report(action, outcomes, audit_id)
 
 
 def overview(services: Services, op: Operator, modules: Sequence[WebModule]) -> dict[str, Any]:

@@ -23,9 +23,10 @@ from writegate.console.access import (
     operator_of,
     require_act,
 )
-from writegate.console.filters import STATUSES, BadInput, parse_filter, parse_query
 from writegate.core import audit_log
 from writegate.core.jobs import operator as jobs_admin
+from writegate.core.jobs.criteria import STATUSES, parse_filter, parse_query
+from writegate.core.problems import BadInput
 from writegate.core.services import Services
 from writegate.core.webmodule import WebModule
 
@@ -280,7 +281,7 @@ def render_bad_input(request: Request, exc: BadInput) -> Response:
 
 
 def _problem(name: str, message: str) -> Any:
-    from writegate.core.http import FieldProblem
+    from writegate.core.problems import FieldProblem
 
     return FieldProblem(name, "invalid", message)
 

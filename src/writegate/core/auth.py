@@ -13,11 +13,12 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import JSON, DateTime, Integer, String, Table, bindparam, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Mapped, Session
 
 from writegate.core.clock import Clock
 from writegate.core.db import Base, Database
+from writegate.core.principals import PRINCIPALS
 
 #: Roles that see every tenant; nothing else crosses a tenant boundary.
 ALL_TENANTS_ROLES = frozenset({"superadmin"})
@@ -53,20 +54,20 @@ class PasswordCheckBusy(Exception):
 
 
 class PrincipalRow(Base):
-    """A user or client of writegate."""
+    """A user or client of writegate (the ORM's view of `principals.PRINCIPALS`)."""
 
-    __tablename__ = "principals"
+    __table__ = PRINCIPALS
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    name: Mapped[str] = mapped_column(String(200), unique=True)
-    tenant: Mapped[str] = mapped_column(String(200), index=True)
-    roles: Mapped[list[str]] = mapped_column(JSON)
-    attrs: Mapped[dict[str, Any]] = mapped_column(JSON)
-    api_key_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
-    api_key_hint: Mapped[str | None] = mapped_column(String(16))
-    password_hash: Mapped[str | None] = mapped_column(String(200))
-    created_at: Mapped[datetime] = mapped_column(DateTime)
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+    id: Mapped[int]
+    name: Mapped[str]
+    tenant: Mapped[str]
+    roles: Mapped[list[str]]
+    attrs: Mapped[dict[str, Any]]
+    api_key_hash: Mapped[str | None]
+    api_key_hint: Mapped[str | None]
+    password_hash: Mapped[str | None]
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
 
 
 @dataclass(frozen=True)
@@ -98,14 +99,13 @@ class Principal:
         return cls(row.id, row.name, row.tenant, frozenset(row.roles), dict(row.attrs or {}))
 
 
-_PRINCIPALS: Table = PrincipalRow.__table__  # type: ignore[assignment]
 #: the principal whose API key hashes to `digest`
 _BY_KEY_HASH = select(
     *(
-        _PRINCIPALS.c[name]
+        PRINCIPALS.c[name]
         for name in ("id", "name", "tenant", "roles", "attrs", "api_key_hash", "revoked_at")
     )
-).where(_PRINCIPALS.c.api_key_hash == bindparam("digest"))
+).where(PRINCIPALS.c.api_key_hash == bindparam("digest"))
 
 
 def hash_key(key: str) -> str:
@@ -259,7 +259,3 @@ class AuthService:
         row.revoked_at = self.clock.now()
         session.info[PRINCIPALS_CHANGED] = True
         return True
-
-    def find(self, session: Session) -> list[PrincipalRow]:
-        """Every principal, by name."""
-        return list(session.scalars(select(PrincipalRow).order_by(PrincipalRow.name)))

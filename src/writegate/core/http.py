@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from writegate.core.auth import Principal, hash_key
 from writegate.core.observability.context import bind
+from writegate.core.problems import FieldProblem
 from writegate.core.services import Services
 
 
@@ -130,17 +131,6 @@ async def authenticate(request: Request) -> Principal | None:
         services.principals.put(digest, principal)
         bind(tenant=principal.tenant)
     return principal
-
-
-@dataclass(frozen=True)
-class FieldProblem:
-    """One problem with one input field."""
-
-    #: dotted path of the field ("" for the body as a whole)
-    field: str
-    #: machine code, e.g. "missing", "extra_forbidden", "string_type", "string_pattern_mismatch"
-    code: str
-    message: str
 
 
 @dataclass(frozen=True)

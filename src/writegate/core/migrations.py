@@ -20,10 +20,10 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
-from writegate.core.db import Database
-
 if TYPE_CHECKING:
     from alembic.config import Config
+
+    from writegate.core.db import Database
 
 #: pg_advisory_lock key shared by every writegate process ("wgmigrat")
 MIGRATION_LOCK_KEY = 0x77676D6967726174

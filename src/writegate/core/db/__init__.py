@@ -1,11 +1,21 @@
-"""The database layer: engine, sessions, the group commit and hot-statement shortcuts."""
+"""The database layer: engine, sessions, the group commit and hot-statement shortcuts.
 
-from writegate.core.db.base import NAMING, Base
-from writegate.core.db.database import Database
-from writegate.core.db.engine import build_engine, normalize_url
-from writegate.core.db.fastsql import BatchInsert, DriverStatement, InValues, driver_fetch
-from writegate.core.db.group_commit import BatchWrite, GroupCommit
-from writegate.core.db.reads import Page, Reader, Reads
+Names are imported on first use: the CLI reads a table through `engine` and `metadata`
+without loading the ORM, the group commit or the fast paths.
+"""
+
+from typing import TYPE_CHECKING
+
+from writegate.core.lazy import exports
+
+if TYPE_CHECKING:
+    from writegate.core.db.base import Base
+    from writegate.core.db.database import Database
+    from writegate.core.db.engine import build_engine, normalize_url
+    from writegate.core.db.fastsql import BatchInsert, DriverStatement, InValues, driver_fetch
+    from writegate.core.db.group_commit import BatchWrite, GroupCommit
+    from writegate.core.db.metadata import NAMING
+    from writegate.core.db.reads import Page, Reader, Reads
 
 __all__ = [
     "NAMING",
@@ -23,3 +33,23 @@ __all__ = [
     "driver_fetch",
     "normalize_url",
 ]
+
+__getattr__ = exports(
+    globals(),
+    {
+        "NAMING": "metadata",
+        "Base": "base",
+        "Database": "database",
+        "build_engine": "engine",
+        "normalize_url": "engine",
+        "BatchInsert": "fastsql",
+        "DriverStatement": "fastsql",
+        "InValues": "fastsql",
+        "driver_fetch": "fastsql",
+        "BatchWrite": "group_commit",
+        "GroupCommit": "group_commit",
+        "Page": "reads",
+        "Reader": "reads",
+        "Reads": "reads",
+    },
+)

@@ -1,17 +1,24 @@
-"""Durable jobs: what a job is, its statements, and the manager of every state change."""
+"""Durable jobs: what a job is, its statements, and the manager of every state change.
 
-from writegate.core.jobs.manager import JobManager
-from writegate.core.jobs.model import (
-    ACTIVE,
-    FINAL,
-    NOTIFY_CHANNEL,
-    Job,
-    JobRow,
-    NewJob,
-    RetryPolicy,
-    Status,
-    new_job_id,
-)
+Names are imported on first use: `writegate jobs list` reads `table` and `query` alone,
+without the ORM model or the manager.
+"""
+
+from typing import TYPE_CHECKING
+
+from writegate.core.lazy import exports
+
+if TYPE_CHECKING:
+    from writegate.core.jobs.manager import JobManager
+    from writegate.core.jobs.model import (
+        NOTIFY_CHANNEL,
+        Job,
+        JobRow,
+        NewJob,
+        RetryPolicy,
+        new_job_id,
+    )
+    from writegate.core.jobs.status import ACTIVE, FINAL, Status
 
 __all__ = [
     "ACTIVE",
@@ -25,3 +32,19 @@ __all__ = [
     "Status",
     "new_job_id",
 ]
+
+__getattr__ = exports(
+    globals(),
+    {
+        "ACTIVE": "status",
+        "FINAL": "status",
+        "Status": "status",
+        "JobManager": "manager",
+        "NOTIFY_CHANNEL": "model",
+        "Job": "model",
+        "JobRow": "model",
+        "NewJob": "model",
+        "RetryPolicy": "model",
+        "new_job_id": "model",
+    },
+)

@@ -2,117 +2,56 @@
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import uuid_utils
-from sqlalchemy import JSON, DateTime, Index, Integer, String, Text, text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped
 
-from writegate.core.db import Base
+from writegate.core.db.base import Base
+from writegate.core.jobs.status import ACTIVE, FINAL, Status
+from writegate.core.jobs.table import JOBS, add_partial_indexes
 from writegate.core.retry import backoff_seconds
+
+__all__ = ["ACTIVE", "FINAL", "NOTIFY_CHANNEL", "Job", "JobRow", "NewJob", "RetryPolicy", "Status"]
+
+add_partial_indexes()
 
 #: the PostgreSQL channel a jobs INSERT or re-queue notifies (migration core_0002)
 NOTIFY_CHANNEL = "writegate_jobs"
 
 
-class Status(enum.StrEnum):
-    """Life cycle of a job."""
-
-    #: Waiting to be claimed once run_after has passed (and the job it runs after is final).
-    QUEUED = "queued"
-    #: Claimed by a worker that holds an unexpired lease.
-    RUNNING = "running"
-    #: Finished; its result and business writes committed together.
-    SUCCEEDED = "succeeded"
-    #: Out of attempts, or failed permanently; the error is kept.
-    FAILED = "failed"
-    #: Cancelled by an operator before it finished.
-    CANCELLED = "cancelled"
-
-
-ACTIVE = (Status.QUEUED.value, Status.RUNNING.value)
-FINAL = (Status.SUCCEEDED.value, Status.FAILED.value, Status.CANCELLED.value)
-
-
 class JobRow(Base):
-    """One durable job."""
+    """One durable job (the ORM's view of `table.JOBS`)."""
 
-    __tablename__ = "jobs"
+    __table__ = JOBS
 
-    id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(100))
-    tenant: Mapped[str] = mapped_column(String(200))
-    principal: Mapped[str | None] = mapped_column(String(200))
-    payload: Mapped[Any] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(16))
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    max_attempts: Mapped[int] = mapped_column(Integer)
-    run_after: Mapped[datetime] = mapped_column(DateTime)
-    lease_owner: Mapped[str | None] = mapped_column(String(100))
-    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime)
-    timeout_at: Mapped[datetime | None] = mapped_column(DateTime)
-    progress: Mapped[Any | None] = mapped_column(JSON)
-    checkpoint: Mapped[Any | None] = mapped_column(JSON)
-    result: Mapped[Any | None] = mapped_column(JSON)
-    error: Mapped[str | None] = mapped_column(Text)
-    exclusive_key: Mapped[str | None] = mapped_column(String(200))
-    idempotency_key: Mapped[str | None] = mapped_column(String(200))
-    #: the job that must be final before this one is claimed (migration core_0004)
-    after_id: Mapped[str | None] = mapped_column(String(36))
-    created_at: Mapped[datetime] = mapped_column(DateTime)
-    updated_at: Mapped[datetime] = mapped_column(DateTime)
-    started_at: Mapped[datetime | None] = mapped_column(DateTime)
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
-    #: where the job came from: {"request_id", "traceparent"} (W3C), for logs and traces
-    #: (migration core_0005)
-    trace_context: Mapped[dict[str, str] | None] = mapped_column(JSON(none_as_null=True))
-
-    __table_args__ = (
-        Index(
-            "ix_jobs_claim",
-            "run_after",
-            "created_at",
-            sqlite_where=text("status = 'queued'"),
-            postgresql_where=text("status = 'queued'"),
-        ),
-        Index(
-            "ix_jobs_lease",
-            "lease_expires_at",
-            sqlite_where=text("status = 'running'"),
-            postgresql_where=text("status = 'running'"),
-        ),
-        Index(
-            "uq_jobs_exclusive_active",
-            "exclusive_key",
-            unique=True,
-            sqlite_where=text("status IN ('queued', 'running') AND exclusive_key IS NOT NULL"),
-            postgresql_where=text("status IN ('queued', 'running') AND exclusive_key IS NOT NULL"),
-        ),
-        # Only keyed jobs: most jobs have no key, and an entry each would cost every insert.
-        Index(
-            "uq_jobs_idempotency",
-            "tenant",
-            "kind",
-            "idempotency_key",
-            unique=True,
-            sqlite_where=text("idempotency_key IS NOT NULL"),
-            postgresql_where=text("idempotency_key IS NOT NULL"),
-        ),
-        Index("ix_jobs_tenant_kind_created", "tenant", "kind", "created_at"),
-        # Newest-first keyset pages (the console) walk it from either end in the same time:
-        # jobs.id is a UUIDv7 for most kinds but not all, so it alone does not order by age.
-        Index("ix_jobs_created_id", "created_at", "id"),
-        Index(
-            "ix_jobs_finished",
-            "finished_at",
-            sqlite_where=text("finished_at IS NOT NULL"),
-            postgresql_where=text("finished_at IS NOT NULL"),
-        ),
-    )
+    id: Mapped[str]
+    kind: Mapped[str]
+    tenant: Mapped[str]
+    principal: Mapped[str | None]
+    payload: Mapped[Any]
+    status: Mapped[str]
+    attempts: Mapped[int]
+    max_attempts: Mapped[int]
+    run_after: Mapped[datetime]
+    lease_owner: Mapped[str | None]
+    lease_expires_at: Mapped[datetime | None]
+    timeout_at: Mapped[datetime | None]
+    progress: Mapped[Any | None]
+    checkpoint: Mapped[Any | None]
+    result: Mapped[Any | None]
+    error: Mapped[str | None]
+    exclusive_key: Mapped[str | None]
+    idempotency_key: Mapped[str | None]
+    after_id: Mapped[str | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    trace_context: Mapped[dict[str, str] | None]
 
 
 #: every column, in table order: the order of a claimed row

@@ -1,37 +1,33 @@
-"""Operator queries and actions on jobs: filters, keyset pages, overview figures, bulk actions."""
+"""Operator queries and actions on jobs: filters, keyset pages, overview figures, bulk actions.
+
+Core statements on `table.JOBS` only: they run on an ORM session or a plain connection, so
+`writegate jobs list` pages without loading the ORM.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Row, Select, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
-from writegate.core.jobs.model import ACTIVE, JobRow, Status
+from writegate.core.jobs.criteria import Cursor, JobFilter
+from writegate.core.jobs.status import ACTIVE, Status
+from writegate.core.jobs.table import JOBS
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+    from sqlalchemy.orm import Session
+
+__all__ = ["BULK_LIMIT", "Cursor", "JobFilter", "Outcome", "WorkerSeen"]
 
 #: At most this many jobs are touched by one bulk action.
 BULK_LIMIT = 1000
 
-#: (created_at, id) of the last job of a page; the next page starts after it.
-Cursor = tuple[datetime, str]
-
-
-@dataclass(frozen=True)
-class JobFilter:
-    """Which jobs an operator asks for; empty fields match everything."""
-
-    statuses: tuple[str, ...] = ()
-    kinds: tuple[str, ...] = ()
-    #: None means every tenant (only for principals that may see all of them)
-    tenant: str | None = None
-    #: an id prefix, or a part of the exclusive key
-    text: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
+_C = JOBS.c
 
 
 @dataclass(frozen=True)
@@ -58,56 +54,58 @@ def conditions(f: JobFilter) -> list[ColumnElement[bool]]:
     """The WHERE clauses of a filter."""
     out: list[ColumnElement[bool]] = []
     if f.statuses:
-        out.append(JobRow.status.in_(list(f.statuses)))
+        out.append(_C.status.in_(list(f.statuses)))
     if f.kinds:
-        out.append(JobRow.kind.in_(list(f.kinds)))
+        out.append(_C.kind.in_(list(f.kinds)))
     if f.tenant is not None:
-        out.append(JobRow.tenant == f.tenant)
+        out.append(_C.tenant == f.tenant)
     if f.text:
         escaped = f.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         out.append(
             or_(
-                JobRow.id.like(f"{escaped}%", escape="\\"),
-                JobRow.exclusive_key.like(f"%{escaped}%", escape="\\"),
+                _C.id.like(f"{escaped}%", escape="\\"),
+                _C.exclusive_key.like(f"%{escaped}%", escape="\\"),
             )
         )
     if f.since is not None:
-        out.append(JobRow.created_at >= f.since)
+        out.append(_C.created_at >= f.since)
     if f.until is not None:
-        out.append(JobRow.created_at < f.until)
+        out.append(_C.created_at < f.until)
     return out
 
 
-def page_query(f: JobFilter, *, limit: int, after: Cursor | None = None) -> Select[JobRow]:
+def page_query(f: JobFilter, *, limit: int, after: Cursor | None = None) -> Select[Any]:
     """The SELECT of one newest-first page (limit + 1 rows: the extra one says there is more)."""
-    q = select(JobRow).where(*conditions(f))
+    q = select(JOBS).where(*conditions(f))
     if after is not None:
         at, job_id = after
         # The plain `created_at <= at` lets SQLite start an index range at the cursor; with
         # the OR alone it walks the index from the newest job (a page cost ~ its depth).
         q = q.where(
-            JobRow.created_at <= at,
-            or_(JobRow.created_at < at, and_(JobRow.created_at == at, JobRow.id < job_id)),
+            _C.created_at <= at,
+            or_(_C.created_at < at, and_(_C.created_at == at, _C.id < job_id)),
         )
-    return q.order_by(JobRow.created_at.desc(), JobRow.id.desc()).limit(limit + 1)
+    return q.order_by(_C.created_at.desc(), _C.id.desc()).limit(limit + 1)
 
 
 def page(
-    session: Session, f: JobFilter, *, limit: int, after: Cursor | None = None
-) -> tuple[list[JobRow], Cursor | None]:
+    conn: Connection | Session, f: JobFilter, *, limit: int, after: Cursor | None = None
+) -> tuple[list[Row[Any]], Cursor | None]:
     """One newest-first page of matching jobs and the cursor of the next (keyset, no OFFSET)."""
-    rows = list(session.scalars(page_query(f, limit=limit, after=after)))
+    rows = list(conn.execute(page_query(f, limit=limit, after=after)).all())
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, ((rows[-1].created_at, rows[-1].id) if more and rows else None)
 
 
-def matching_ids(session: Session, f: JobFilter, *, limit: int = BULK_LIMIT) -> list[str]:
+def matching_ids(
+    session: Connection | Session, f: JobFilter, *, limit: int = BULK_LIMIT
+) -> list[str]:
     """Ids of up to limit matching jobs, newest first (the target of a bulk action)."""
     q = (
-        select(JobRow.id)
+        select(_C.id)
         .where(*conditions(f))
-        .order_by(JobRow.created_at.desc(), JobRow.id.desc())
+        .order_by(_C.created_at.desc(), _C.id.desc())
         .limit(limit)
     )
     return list(session.scalars(q))
@@ -115,9 +113,9 @@ def matching_ids(session: Session, f: JobFilter, *, limit: int = BULK_LIMIT) -> 
 
 def counts_by_kind(session: Session, tenant: str | None) -> dict[str, dict[str, int]]:
     """Number of jobs per kind and status."""
-    q = select(JobRow.kind, JobRow.status, func.count()).group_by(JobRow.kind, JobRow.status)
+    q = select(_C.kind, _C.status, func.count()).group_by(_C.kind, _C.status)
     if tenant is not None:
-        q = q.where(JobRow.tenant == tenant)
+        q = q.where(_C.tenant == tenant)
     out: dict[str, dict[str, int]] = {}
     for kind, status, n in session.execute(q):
         out.setdefault(str(kind), {})[str(status)] = int(n)
@@ -127,12 +125,12 @@ def counts_by_kind(session: Session, tenant: str | None) -> dict[str, dict[str, 
 def oldest_queued(session: Session, tenant: str | None) -> dict[str, datetime]:
     """Per kind, when its oldest queued job was created."""
     q = (
-        select(JobRow.kind, func.min(JobRow.created_at))
-        .where(JobRow.status == Status.QUEUED.value)
-        .group_by(JobRow.kind)
+        select(_C.kind, func.min(_C.created_at))
+        .where(_C.status == Status.QUEUED.value)
+        .group_by(_C.kind)
     )
     if tenant is not None:
-        q = q.where(JobRow.tenant == tenant)
+        q = q.where(_C.tenant == tenant)
     return {str(k): at for k, at in session.execute(q) if at is not None}
 
 
@@ -147,14 +145,14 @@ def finished_per_minute(
 ) -> dict[str, list[int]]:
     """Per final status, jobs finished in each of the last `minutes` minutes (oldest first)."""
     start = (now - timedelta(minutes=minutes - 1)).replace(second=0, microsecond=0)
-    bucket = _minute(session, JobRow.finished_at)
+    bucket = _minute(session, _C.finished_at)
     q = (
-        select(JobRow.status, bucket, func.count())
-        .where(JobRow.finished_at >= start, JobRow.finished_at <= now)
-        .group_by(JobRow.status, bucket)
+        select(_C.status, bucket, func.count())
+        .where(_C.finished_at >= start, _C.finished_at <= now)
+        .group_by(_C.status, bucket)
     )
     if tenant is not None:
-        q = q.where(JobRow.tenant == tenant)
+        q = q.where(_C.tenant == tenant)
     labels = [(start + timedelta(minutes=i)).strftime("%Y-%m-%d %H:%M") for i in range(minutes)]
     index = {label: i for i, label in enumerate(labels)}
     out = {s: [0] * minutes for s in (Status.SUCCEEDED.value, Status.FAILED.value)}
@@ -167,24 +165,24 @@ def finished_per_minute(
 def failures_since(session: Session, tenant: str | None, since: datetime) -> dict[str, int]:
     """Per kind, jobs that failed for good since `since`."""
     q = (
-        select(JobRow.kind, func.count())
-        .where(JobRow.status == Status.FAILED.value, JobRow.finished_at >= since)
-        .group_by(JobRow.kind)
+        select(_C.kind, func.count())
+        .where(_C.status == Status.FAILED.value, _C.finished_at >= since)
+        .group_by(_C.kind)
     )
     if tenant is not None:
-        q = q.where(JobRow.tenant == tenant)
+        q = q.where(_C.tenant == tenant)
     return {str(k): int(n) for k, n in session.execute(q)}
 
 
 def workers_seen(session: Session, tenant: str | None) -> list[WorkerSeen]:
     """Workers holding a running job's lease (an idle worker holds none, so is not listed)."""
-    q = select(JobRow.lease_owner, JobRow.id, JobRow.lease_expires_at).where(
-        JobRow.status == Status.RUNNING.value, JobRow.lease_owner.is_not(None)
+    q = select(_C.lease_owner, _C.id, _C.lease_expires_at).where(
+        _C.status == Status.RUNNING.value, _C.lease_owner.is_not(None)
     )
     if tenant is not None:
-        q = q.where(JobRow.tenant == tenant)
+        q = q.where(_C.tenant == tenant)
     seen: dict[str, WorkerSeen] = {}
-    for owner, job_id, expires in session.execute(q.order_by(JobRow.lease_owner, JobRow.id)):
+    for owner, job_id, expires in session.execute(q.order_by(_C.lease_owner, _C.id)):
         w = seen.setdefault(str(owner), WorkerSeen(str(owner)))
         w.jobs.append(str(job_id))
         if expires is not None and (w.lease_expires_at is None or expires > w.lease_expires_at):
@@ -192,11 +190,12 @@ def workers_seen(session: Session, tenant: str | None) -> list[WorkerSeen]:
     return list(seen.values())
 
 
-def _locked(session: Session, job_id: str, tenant: str | None) -> JobRow | None:
-    q = select(JobRow).where(JobRow.id == job_id)
+def _locked(session: Session, job_id: str, tenant: str | None) -> Any:
+    """The job's status, tenant and key, row-locked on PostgreSQL; None if not the tenant's."""
+    q = select(_C.status, _C.tenant, _C.exclusive_key).where(_C.id == job_id)
     if session.get_bind().dialect.name == "postgresql":
         q = q.with_for_update()
-    row = session.scalar(q)
+    row = session.execute(q).first()
     if row is None or (tenant is not None and row.tenant != tenant):
         return None
     return row
@@ -204,9 +203,7 @@ def _locked(session: Session, job_id: str, tenant: str | None) -> JobRow | None:
 
 def _holder(session: Session, key: str, job_id: str) -> str | None:
     return session.scalar(
-        select(JobRow.id).where(
-            JobRow.exclusive_key == key, JobRow.status.in_(ACTIVE), JobRow.id != job_id
-        )
+        select(_C.id).where(_C.exclusive_key == key, _C.status.in_(ACTIVE), _C.id != job_id)
     )
 
 
@@ -226,8 +223,8 @@ def retry_one(session: Session, job_id: str, *, tenant: str | None, now: datetim
     try:
         with session.begin_nested():
             session.execute(
-                update(JobRow)
-                .where(JobRow.id == job_id, JobRow.status == row.status)
+                update(JOBS)
+                .where(_C.id == job_id, _C.status == row.status)
                 .values(
                     status=Status.QUEUED.value,
                     attempts=0,
@@ -254,8 +251,8 @@ def cancel_one(session: Session, job_id: str, *, tenant: str | None, now: dateti
     if row.status not in ACTIVE:
         return Outcome(job_id, False, row.status, "final")
     session.execute(
-        update(JobRow)
-        .where(JobRow.id == job_id, JobRow.status.in_(ACTIVE))
+        update(JOBS)
+        .where(_C.id == job_id, _C.status.in_(ACTIVE))
         .values(
             status=Status.CANCELLED.value,
             lease_owner=None,

@@ -9,9 +9,11 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ColumnElement, Delete, Select, Update
 
 from writegate.core.db import BatchInsert, DriverStatement, InValues
-from writegate.core.jobs.model import ACTIVE, FINAL, JobRow, Status
+from writegate.core.jobs.model import JobRow
+from writegate.core.jobs.status import ACTIVE, FINAL, Status
+from writegate.core.jobs.table import JOBS
 
-jobs: Table = JobRow.__table__  # type: ignore[assignment]
+jobs: Table = JOBS
 c = jobs.c
 
 #: the columns a new job's INSERT gives, in the order of `Enqueue`'s rows

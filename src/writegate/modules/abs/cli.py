@@ -7,12 +7,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from writegate.core.services import Services
+from writegate.commands.common import existing_services, load_settings
 from writegate.modules.abs import service
-from writegate.settings import Settings
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+    from writegate.core.services import Services
 
 app = typer.Typer(help="Elcoin ABS: client codes.", no_args_is_help=True)
 
@@ -26,13 +27,8 @@ def _console() -> Console:
 
 
 def _services() -> Services:
-    from writegate.startup import load_modules, migrate
-
-    services = Services.build(Settings())
-    load_modules(services)
-    if services.settings.auto_migrate:
-        migrate(services)
-    return services
+    # Like every command but migrate, serve and worker: a migrated database or one line.
+    return existing_services(load_settings())
 
 
 @app.command("add-client")

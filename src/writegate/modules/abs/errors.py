@@ -7,7 +7,8 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 
-from writegate.core.http import ErrorInfo, FieldProblem, credentials
+from writegate.core.http import ErrorInfo, credentials
+from writegate.core.problems import FieldProblem
 
 DATA_TYPE = "system.api.package.packageModel"
 

@@ -59,17 +59,14 @@ def generate_key() -> None:
 @app.command("rotate-key")
 def rotate_key() -> None:
     """Re-encrypt every stored Axema Vaka password under the first key (new key first, then old)."""
-    from writegate.core.services import Services
+    from writegate.commands.common import existing_services, load_settings
     from writegate.modules.bokamera.crypto import KeyConfigError, SecretError
     from writegate.modules.bokamera.rotation import rotate_all
-    from writegate.settings import Settings
-    from writegate.startup import load_modules, migrate
+    from writegate.startup import load_modules
 
-    services = Services.build(Settings())
+    services = existing_services(load_settings())
     try:
         load_modules(services)
-        if services.settings.auto_migrate:
-            migrate(services)
         report = rotate_all(services)
     except (KeyConfigError, SecretError) as exc:
         typer.echo(f"error: {exc}", err=True)

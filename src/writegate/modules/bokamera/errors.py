@@ -7,7 +7,8 @@ from typing import Any
 
 from fastapi import Request, Response
 
-from writegate.core.http import ErrorInfo, FieldProblem
+from writegate.core.http import ErrorInfo
+from writegate.core.problems import FieldProblem
 from writegate.modules.bokamera.formats import negotiate, render
 
 #: ErrorInfo.kind -> (HTTP status, ServiceStack ErrorCode)

@@ -1,15 +1,17 @@
-"""Ikonomikal's own tunables, read from WRITEGATE_IKONOMIKAL_* environment variables."""
+"""Ikonomikal's own tunables: WRITEGATE_IKONOMIKAL_* variables, then `.env` (as Settings)."""
 
 from __future__ import annotations
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings
+
+from writegate.settings import env_config
 
 
 class IkonomikalSettings(BaseSettings):
     """Session lifetime, login limits and read limits (tokens: WRITEGATE_TOKEN_TTL_SECONDS)."""
 
-    model_config = SettingsConfigDict(env_prefix="WRITEGATE_IKONOMIKAL_", extra="ignore")
+    model_config = env_config("WRITEGATE_IKONOMIKAL_")
 
     #: a session ends after this long without use
     session_idle_seconds: int = Field(default=8 * 3600, gt=0)

@@ -7,7 +7,8 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 
-from writegate.core.http import ErrorInfo, FieldProblem
+from writegate.core.http import ErrorInfo
+from writegate.core.problems import FieldProblem
 from writegate.modules.jef_one.schemas import FORMATS
 
 #: pydantic error type -> jef-one error code

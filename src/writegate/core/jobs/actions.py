@@ -1,0 +1,98 @@
+"""An operator's retry or cancel of jobs, by ids or by filter: done, audited, and told.
+
+The console, the admin API and `writegate jobs retry|cancel` all act through `act` and word
+each outcome with `describe`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from writegate.core import audit_log
+from writegate.core.jobs import operator
+from writegate.core.jobs.criteria import JobFilter
+from writegate.core.jobs.operator import Outcome
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+ACTIONS = ("retry", "cancel")
+
+
+def describe(action: str, o: Outcome) -> str:
+    """One line saying what an action did to a job, or why it was refused."""
+    if o.ok:
+        return f"job {o.id}: {'queued again' if action == 'retry' else 'cancelled'}"
+    if o.reason == "not_found":
+        return f"job {o.id}: no such job"
+    if o.reason == "key_held":
+        return f"job {o.id} cannot be retried: its exclusive key is held by active job {o.holder}"
+    if action == "retry" and o.reason == "active":
+        return (
+            f"job {o.id} is {o.status}, still active: only failed or cancelled jobs can be retried"
+        )
+    if action == "retry":
+        return (
+            f"job {o.id} already {o.status} (final): only failed or cancelled jobs can be retried"
+        )
+    return f"job {o.id} is already {o.status} (final): only queued or running jobs can be cancelled"
+
+
+@dataclasses.dataclass(frozen=True)
+class Actor:
+    """Who acts: the audit log's actor and tenant, and the tenant acted on (None: every one)."""
+
+    name: str
+    tenant: str
+    scope: str | None
+
+
+def act(
+    session: Session,
+    action: str,
+    actor: Actor,
+    now: datetime,
+    *,
+    ids: Sequence[str] | None = None,
+    job_filter: JobFilter | None = None,
+    raw_filter: dict[str, str] | None = None,
+) -> tuple[list[Outcome], int]:
+    """Retry or cancel by ids or by filter in the caller's transaction, with its audit entry."""
+    if job_filter is not None:
+        ids = operator.matching_ids(session, job_filter)
+    targets = list(dict.fromkeys(ids or []))
+    run = operator.retry_many if action == "retry" else operator.cancel_many
+    outcomes = run(session, targets, tenant=actor.scope, now=now)
+    refused = [
+        {"id": o.id, "reason": o.reason, "status": o.status, "holder": o.holder}
+        for o in outcomes
+        if not o.ok
+    ]
+    detail: dict[str, Any] = {"requested": len(targets), "refused": refused[:100]}
+    if raw_filter is not None:
+        detail["filter"] = raw_filter
+    entry = audit_log.record(
+        session,
+        at=now,
+        actor=actor.name,
+        tenant=actor.tenant,
+        action=f"bulk_{action}" if job_filter is not None or len(targets) > 1 else action,
+        job_ids=[o.id for o in outcomes if o.ok],
+        detail=detail,
+    )
+    return outcomes, entry.id
+
+
+def report(action: str, outcomes: Sequence[Outcome], audit_id: int) -> dict[str, Any]:
+    """What an action did, as data: counts, one result (with its line) per job, the audit id."""
+    refused = sum(not o.ok for o in outcomes)
+    return {
+        "action": action,
+        "done": len(outcomes) - refused,
+        "refused": refused,
+        "results": [{**dataclasses.asdict(o), "message": describe(action, o)} for o in outcomes],
+        "audit_id": audit_id,
+    }
