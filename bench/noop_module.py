@@ -9,8 +9,6 @@ multi-row INSERT per batch (`/bench/one-post-create-session-job`), one commit pe
 
 from __future__ import annotations
 
-import asyncio
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Column, MetaData, String, Table, insert
@@ -23,10 +21,7 @@ from writegate.core.services import Services
 from writegate.core.worker import JobContext, JobSpec
 
 if TYPE_CHECKING:
-    from fastapi import Request, Response
-
     from bench.schemas import CreateSession
-    from writegate.core.http import ErrorInfo
     from writegate.core.webmodule import WebModule
 
 #: business rows written by bench.row; kept off Base.metadata (the driver creates it)
@@ -62,23 +57,6 @@ def write_row(ctx: JobContext) -> Any:
     return None
 
 
-def render_error(request: Request, info: ErrorInfo) -> Response:
-    """jef-one's error envelope."""
-    from fastapi.responses import JSONResponse
-
-    return JSONResponse(
-        {
-            "is_accepted": False,
-            "message": info.message,
-            "error_type": info.kind,
-            "error_code": info.kind.upper(),
-            "errors": [f.__dict__ for f in info.fields],
-            "error": info.message,
-        },
-        status_code=info.status,
-    )
-
-
 def _job_kwargs(body: CreateSession) -> dict[str, Any]:
     return {"kind": KIND_ACCEPT, "payload": body.model_dump(), "tenant": body.entity_number}
 
@@ -109,37 +87,7 @@ def create(services: Services) -> Module:
 
 
 def create_web(services: Services) -> WebModule:
-    """The bench accept endpoints."""
-    from fastapi import APIRouter
-    from fastapi.responses import JSONResponse
+    """The bench accept endpoints (bench/noop_web.py, imported only by serve)."""
+    from bench.noop_web import web
 
-    from bench.schemas import accepted
-    from writegate.core.http import JsonBodyRoute, ServicesDep
-    from writegate.core.webmodule import WebModule
-
-    router = APIRouter(route_class=JsonBodyRoute)
-    accepts = Accepts(services.jobs)
-
-    @router.post("/bench/one-post-create-session-job", status_code=202)
-    async def create_session(body: CreateSession, svc: ServicesDep) -> JSONResponse:
-        """Accept with group commit: answered once the shared COMMIT is durable."""
-        job = await svc.db.group.run_many(accepts, body)
-        return JSONResponse(accepted(job.id, body.session_id), status_code=202)
-
-    @router.post("/bench/nodb/one-post-create-session-job", status_code=202)
-    async def create_session_nodb(body: CreateSession, svc: ServicesDep) -> JSONResponse:
-        """The same request through writegate's app, writing nothing (splits app vs DB cost)."""
-        return JSONResponse(accepted(str(uuid.uuid4()), body.session_id), status_code=202)
-
-    @router.post("/bench/single/one-post-create-session-job", status_code=202)
-    async def create_session_single(body: CreateSession, svc: ServicesDep) -> JSONResponse:
-        """Accept with one transaction (one fsync) per request, in a worker thread."""
-
-        def write() -> str:
-            with svc.db.write() as s:
-                return svc.jobs.enqueue(s, **_job_kwargs(body)).id
-
-        job_id = await asyncio.to_thread(write)
-        return JSONResponse(accepted(job_id, body.session_id), status_code=202)
-
-    return WebModule(name="bench", router=router, prefixes=("/bench/",), render_error=render_error)
+    return web(services, Accepts(services.jobs), _job_kwargs)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import MetaData, text
+from sqlalchemy import MetaData, event, text
 
 from tests.harness import uid
 from tests.system.conftest import core_services
@@ -69,3 +70,27 @@ def test_a_claim_on_its_own_commits_the_jobs_it_took(services: Services) -> None
         running = services.jobs.find(s, tenant="claims", kind=kind, status="running", limit=10)
     assert {j.lease_owner for j in running} == {"claimer", "other"}
     assert len(running) == 3
+
+
+@pytest.mark.parametrize("name", ["holders", "active_holder", "active_job"])
+def test_regression_exclusive_key_lookups_use_the_partial_index(
+    services: Services, name: str
+) -> None:
+    """With `status IN (?, ?)` bound, SQLite scanned every job: each accept batch grew slower."""
+    statement = getattr(services.jobs.sql, name)
+    explain = "EXPLAIN " if services.db.is_postgres else "EXPLAIN QUERY PLAN "
+
+    def explained(conn: Any, cursor: Any, sql: str, params: Any, context: Any, many: bool) -> Any:
+        return explain + sql, params  # the statement exactly as it runs, values bound
+
+    with services.db.write() as s:
+        conn = s.connection()
+        if services.db.is_postgres:
+            conn.execute(text("SET LOCAL enable_seqscan = off"))  # a tiny table is scanned anyway
+        event.listen(conn, "before_cursor_execute", explained, retval=True)
+        try:
+            rows = conn.execute(statement, {"h_keys": ["k-1", "k-2"], "h_key": "k-1"}).all()
+        finally:
+            event.remove(conn, "before_cursor_execute", explained)
+    plan = "\n".join(str(r[-1]) for r in rows)
+    assert "uq_jobs_exclusive_active" in plan, plan

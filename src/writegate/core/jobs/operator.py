@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Row, Select, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Row, Select, and_, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from writegate.core.jobs.criteria import Cursor, JobFilter
 from writegate.core.jobs.status import ACTIVE, Status
-from writegate.core.jobs.table import JOBS
+from writegate.core.jobs.table import ACTIVE_KEYED, JOBS
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -203,7 +203,7 @@ def _locked(session: Session, job_id: str, tenant: str | None) -> Any:
 
 def _holder(session: Session, key: str, job_id: str) -> str | None:
     return session.scalar(
-        select(_C.id).where(_C.exclusive_key == key, _C.status.in_(ACTIVE), _C.id != job_id)
+        select(_C.id).where(_C.exclusive_key == key, text(ACTIVE_KEYED), _C.id != job_id)
     )
 
 

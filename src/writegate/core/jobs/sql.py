@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Integer, Table, bindparam, delete, func, or_, select, update
+from sqlalchemy import Integer, Table, bindparam, delete, func, or_, select, text, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ColumnElement, Delete, Select, Update
 
 from writegate.core.db import BatchInsert, DriverStatement, InValues
 from writegate.core.jobs.model import JobRow
-from writegate.core.jobs.status import ACTIVE, FINAL, Status
-from writegate.core.jobs.table import JOBS
+from writegate.core.jobs.status import FINAL, Status
+from writegate.core.jobs.table import ACTIVE_KEYED, JOBS
 
 jobs: Table = JOBS
 c = jobs.c
@@ -57,7 +57,7 @@ class JobStatements:
         self.insert = BatchInsert(dialect, jobs, NEW_COLUMNS, "ON CONFLICT DO NOTHING RETURNING id")
         #: (key, id) of the active jobs holding any of the keys `h_keys`
         self.holders = select(c.exclusive_key, c.id).where(
-            InValues(c.exclusive_key, "h_keys"), c.status.in_(ACTIVE)
+            InValues(c.exclusive_key, "h_keys"), text(ACTIVE_KEYED)
         )
         #: ids among `e_ids` that exist
         self.existing_ids = select(c.id).where(InValues(c.id, "e_ids"))
@@ -67,13 +67,13 @@ class JobStatements:
             c.idempotency_key == bindparam("i_key"),
         )
         self.active_holder = select(c.id).where(
-            c.exclusive_key == bindparam("h_key"), c.status.in_(ACTIVE)
+            c.exclusive_key == bindparam("h_key"), text(ACTIVE_KEYED)
         )
         #: the job `j_id` (every column)
         self.by_id = select(*jobs.c).where(c.id == bindparam("j_id"))
         #: the active job holding the key `h_key` (every column)
         self.active_job = select(*jobs.c).where(
-            c.exclusive_key == bindparam("h_key"), c.status.in_(ACTIVE)
+            c.exclusive_key == bindparam("h_key"), text(ACTIVE_KEYED)
         )
         self.claim = DriverStatement(dialect, self._claim(postgres), list(jobs.c))
         #: fenced by (id, running, owner, attempts); values given per call

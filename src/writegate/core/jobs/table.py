@@ -45,6 +45,11 @@ JOBS = Table(
     Index("ix_jobs_created_id", "created_at", "id"),
 )
 
+#: an active job holding an exclusive key, as SQL text. Queries write it out rather than bind
+#: its values: a partial index serves only a query whose own text implies the index's WHERE
+#: (with `status IN (?, ?)` SQLite scans the whole table).
+ACTIVE_KEYED = "status IN ('queued', 'running') AND exclusive_key IS NOT NULL"
+
 #: (name, columns, WHERE, unique) of each partial index
 _PARTIAL = (
     ("ix_jobs_claim", ("run_after", "created_at"), "status = 'queued'", False),
@@ -52,7 +57,7 @@ _PARTIAL = (
     (
         "uq_jobs_exclusive_active",
         ("exclusive_key",),
-        "status IN ('queued', 'running') AND exclusive_key IS NOT NULL",
+        ACTIVE_KEYED,
         True,
     ),
     # Only keyed jobs: most jobs have no key, and an entry each would cost every insert.
