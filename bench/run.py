@@ -881,8 +881,10 @@ def main() -> None:
     )
     ap.add_argument("--connections", type=int, default=32, help="wrk connections")
     ap.add_argument("--workers", type=int, default=2, help="worker processes in the drain runs")
-    ap.add_argument("--only", default="accept,drain,pickup,scaling,backlog", help="sections to run")
-    # -- per-API section (bench/apis.py), run with --only apis --
+    ap.add_argument(
+        "--only", default="accept,drain,pickup,scaling,backlog,apis", help="sections to run"
+    )
+    # -- the per-API section (bench/apis.py) --
     ap.add_argument(
         "--sync-users", type=int, default=100_000, help="apis: users of the BokaMera sync"
     )
