@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Dialect, Engine, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 
 def normalize_url(url: str) -> str:
@@ -79,6 +81,10 @@ def build_read_engine(url: str, pool_size: int) -> Engine | AsyncEngine:
         )
         event.listen(engine, "connect", _sqlite_on_connect)
         return engine
+    # Here, not at the top: sqlalchemy.ext.asyncio imports the ORM, which the CLI's list
+    # commands (which build an engine) never load.
+    from sqlalchemy.ext.asyncio import create_async_engine
+
     async_engine = create_async_engine(
         url, pool_size=pool_size, max_overflow=0, pool_timeout=30, isolation_level="AUTOCOMMIT"
     )
