@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, select
+from sqlalchemy import Table, bindparam, func, literal_column, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
-from writegate.core.db import InValues
+from writegate.core.db import BatchInsert, InValues
 from writegate.core.jobs import Job, NewJob, new_job_id
 from writegate.core.observability.context import job_origin
 from writegate.core.services import Services
@@ -131,28 +133,8 @@ class Accepts:
     def __init__(self, services: Services) -> None:
         self.jobs = services.jobs
         self.clock = services.clock
+        self._pending = _pending_upsert(services.db.engine.dialect)
         sessions = SessionRecord.__table__
-        upsert = _dialect_insert(services)(sessions)
-        changed = {
-            c: upsert.excluded[c]
-            for c in (
-                "entity_number",
-                "employee_number",
-                "application_type",
-                "application_number",
-                "status",
-                "failure_reason",
-                "job_id",
-                "updated_at",
-                "verified_at",
-            )
-        }
-        #: one statement decides: a verified session is left as it is and not returned
-        self._pending = upsert.on_conflict_do_update(
-            index_elements=[sessions.c.session_id],
-            set_=changed,
-            where=sessions.c.status != "verified",
-        ).returning(sessions.c.session_id)
         self._verified = select(sessions.c.session_id, sessions.c.job_id).where(
             InValues(sessions.c.session_id, "ids")
         )
@@ -197,22 +179,22 @@ class Accepts:
         """Write each session as pending; the verified ones refused."""
         now = self.clock.now()
         rows = [
-            {
-                "session_id": items[i].pk,
-                "entity_number": items[i].payload["entity_number"],
-                "employee_number": items[i].payload["employee_number"],
-                "application_type": items[i].payload["app_type"],
-                "application_number": items[i].payload["app_number"],
-                "status": "pending",
-                "failure_reason": None,
-                "job_id": items[i].job_id,
-                "created_at": now,
-                "updated_at": now,
-                "verified_at": None,
-            }
+            (
+                items[i].pk,
+                items[i].payload["entity_number"],
+                items[i].payload["employee_number"],
+                items[i].payload["app_type"],
+                items[i].payload["app_number"],
+                "pending",
+                None,
+                items[i].job_id,
+                now,
+                now,
+                None,
+            )
             for i in todo
         ]
-        written = set(s.connection().execute(self._pending, rows).scalars())
+        written = {row[0] for row in self._pending.execute(s, rows)}
         refused = [i for i in todo if items[i].pk not in written]
         if not refused:
             return {}
@@ -225,8 +207,41 @@ class Accepts:
         return self.jobs.active_holders(s, keys) if keys else {}
 
 
-def _dialect_insert(services: Services) -> Any:
-    return pg_insert if services.db.is_postgres else sqlite_insert
+#: the pending upsert's columns, in the order of its rows
+_PENDING_COLUMNS = (
+    "session_id",
+    "entity_number",
+    "employee_number",
+    "application_type",
+    "application_number",
+    "status",
+    "failure_reason",
+    "job_id",
+    "created_at",
+    "updated_at",
+    "verified_at",
+)
+
+
+@functools.cache
+def _pending_upsert(dialect: Dialect) -> BatchInsert:
+    """Write sessions as pending, except verified ones; return the ids written.
+
+    One statement decides: a verified session is left as it is and not returned. Run on the
+    driver (one multi-row statement per batch) like the jobs INSERT next to it.
+    """
+    sessions: Table = SessionRecord.__table__  # type: ignore[assignment]
+    ins = (pg_insert if dialect.name == "postgresql" else sqlite_insert)(sessions)
+    upsert = ins.on_conflict_do_update(
+        index_elements=[sessions.c.session_id],
+        set_={
+            c: ins.excluded[c] for c in _PENDING_COLUMNS if c not in ("session_id", "created_at")
+        },
+        # Written out, not bound: the ON CONFLICT clause below is taken as text.
+        where=sessions.c.status != literal_column("'verified'"),
+    ).returning(sessions.c.session_id)
+    sql = str(upsert.values(dict.fromkeys(_PENDING_COLUMNS)).compile(dialect=dialect))
+    return BatchInsert(dialect, sessions, _PENDING_COLUMNS, sql[sql.index("ON CONFLICT") :])
 
 
 async def _accept(services: Services, item: Accept) -> Job:
