@@ -189,7 +189,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return render(request, ErrorInfo(500, "internal", "internal error"))
+        resp = render(request, ErrorInfo(500, "internal", "internal error"))
+        # The server closes the connection after an unhandled error; say so, or a keep-alive
+        # client sends its next request into a closed socket.
+        resp.headers["connection"] = "close"
+        return resp
 
     @app.get("/healthz", operation_id="healthz", tags=["core"])
     def healthz() -> dict[str, Any]:
