@@ -45,17 +45,23 @@ def _sqlite_on_begin(conn: Any) -> None:
         raise DBAPIError.instance(sql, (), exc, sqlite3.Error) from exc
 
 
+def _sqlite_engine(url: str, pool_size: int, max_overflow: int) -> Engine:
+    """An SQLite engine whose every connection gets writegate's pragmas."""
+    engine = create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": 60},
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+    )
+    event.listen(engine, "connect", _sqlite_on_connect)
+    return engine
+
+
 def build_engine(url: str, pool_size: int = 10) -> Engine:
     """Create an engine tuned for writegate's durability rules."""
     url = normalize_url(url)
     if url.startswith("sqlite"):
-        engine = create_engine(
-            url,
-            connect_args={"check_same_thread": False, "timeout": 60},
-            pool_size=pool_size,
-            max_overflow=pool_size * 4,
-        )
-        event.listen(engine, "connect", _sqlite_on_connect)
+        engine = _sqlite_engine(url, pool_size, max_overflow=pool_size * 4)
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
     engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size * 2, pool_timeout=30)
@@ -72,15 +78,8 @@ def build_read_engine(url: str, pool_size: int) -> Engine | AsyncEngine:
     """
     url = normalize_url(url)
     if url.startswith("sqlite"):
-        engine = create_engine(
-            url,
-            connect_args={"check_same_thread": False, "timeout": 60},
-            pool_size=pool_size,
-            # Never wait for a connection: a wait would block the event loop.
-            max_overflow=-1,
-        )
-        event.listen(engine, "connect", _sqlite_on_connect)
-        return engine
+        # Never wait for a connection: a wait would block the event loop.
+        return _sqlite_engine(url, pool_size, max_overflow=-1)
     # Here, not at the top: sqlalchemy.ext.asyncio imports the ORM, which the CLI's list
     # commands (which build an engine) never load.
     from sqlalchemy.ext.asyncio import create_async_engine

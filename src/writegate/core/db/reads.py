@@ -51,7 +51,25 @@ async def _let_others_run() -> None:
     await asyncio.sleep(0)
 
 
-class Reader:
+class _Rows:
+    """`first` and `scalar`, on top of a subclass's `all`."""
+
+    async def all(self, statement: Query, params: Params = None) -> list[AnyRow]:
+        """Every row of a SELECT."""
+        raise NotImplementedError
+
+    async def first(self, statement: Query, params: Params = None) -> AnyRow | None:
+        """The first row of a SELECT, or None."""
+        rows = await self.all(_first(statement), params)
+        return rows[0] if rows else None
+
+    async def scalar(self, statement: Query, params: Params = None) -> Any:
+        """The first column of the first row, or None."""
+        row = await self.first(statement, params)
+        return None if row is None else row[0]
+
+
+class Reader(_Rows):
     """Statements on one connection (one snapshot inside `Reads.snapshot()`)."""
 
     def __init__(self, conn: Connection | AsyncConnection) -> None:
@@ -65,18 +83,8 @@ class Reader:
             result = self._conn.execute(statement, params)
         return list(result.all())
 
-    async def first(self, statement: Query, params: Params = None) -> AnyRow | None:
-        """The first row of a SELECT, or None."""
-        rows = await self.all(_first(statement), params)
-        return rows[0] if rows else None
 
-    async def scalar(self, statement: Query, params: Params = None) -> Any:
-        """The first column of the first row, or None."""
-        row = await self.first(statement, params)
-        return None if row is None else row[0]
-
-
-class Reads:
+class Reads(_Rows):
     """The one read path every module uses: `await db.reads.all(select(...))`.
 
     On PostgreSQL, psycopg's async driver on the running event loop, in autocommit: one
@@ -129,16 +137,6 @@ class Reads:
                 return await Reader(conn).all(statement, params)
         async with self._engine().connect() as aconn:
             return await Reader(aconn).all(statement, params)
-
-    async def first(self, statement: Query, params: Params = None) -> AnyRow | None:
-        """The first row of one SELECT, or None."""
-        rows = await self.all(_first(statement), params)
-        return rows[0] if rows else None
-
-    async def scalar(self, statement: Query, params: Params = None) -> Any:
-        """The first column of one SELECT's first row, or None."""
-        row = await self.first(statement, params)
-        return None if row is None else row[0]
 
     async def page(
         self, query: Query, limit: int, offset: int, *, total: bool, params: Params = None
