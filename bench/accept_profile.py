@@ -5,6 +5,10 @@ jef-one module) under `wrk -c32`, in turn, 4 s each. For each run it prints req/
 how busy the machine was, and the CPU each thread of the server spent per request (user +
 system, from /proc), so the event loop and the commit threads can be told apart.
 
+`jobs [N]`: jef-one's session jobs as the worker runs them (claimed N at a time, then the
+kind's batch write: the handler and one completion statement, in one transaction), alone,
+on SQLite and on PostgreSQL. It prints wall time and CPU per job.
+
 `batch [N]`: one group-commit batch of N session accepts (jef-one's `accept_session`, all
 queued in one event-loop iteration, so they share one transaction), alone (no HTTP, no
 load), 300 times on SQLite and on PostgreSQL. It prints wall time and the process's CPU
@@ -26,7 +30,11 @@ from typing import Any
 
 from bench import procs, run
 from writegate.core.services import Services
+from writegate.core.worker.short import KindBatch
+from writegate.modules import jef_one as jef_one_module
 from writegate.modules.jef_one import service as jef_one
+from writegate.modules.jef_one.jobs import KIND_SESSION
+from writegate.modules.jef_one.models import Employee, Entity
 from writegate.modules.jef_one.schemas import CreateSessionJob
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -110,6 +118,7 @@ def batch(n: int) -> None:
     run.recreate_pg("writegate_bench_wg")
     for label, url in (("SQLite", run.WG_SQLITE), ("PostgreSQL", run.WG_PG)):
         svc = run.writegate_services(url, MODULES)
+        jef_one_module.create_web(svc)  # the accept write lives on the module's web side
         run.reset_writegate(svc)
         prefix = uuid.uuid4().hex[:8]
         count = 0
@@ -152,6 +161,79 @@ def batch(n: int) -> None:
         svc.close()
 
 
+def jobs(n: int, batches: int = 40) -> None:
+    """Wall time and CPU per jef-one session job, claimed and run n at a time, alone."""
+    run.TMP.mkdir(parents=True, exist_ok=True)
+    run.recreate_pg("writegate_bench_wg")
+    for label, url in (("SQLite", run.WG_SQLITE), ("PostgreSQL", run.WG_PG)):
+        svc = run.writegate_services(url, MODULES)
+        jef_one_module.create_web(svc)
+        run.reset_writegate(svc)
+        _provision(svc)
+        accepts = svc.extras[jef_one_module.jobs.NAME]
+        for b in range(batches + 10):
+            with svc.db.write() as s:
+                accepts(s, [_session_accept(f"j-{b}-{i}-{uuid.uuid4().hex[:6]}") for i in range(n)])
+        write = KindBatch(svc.registry.get(KIND_SESSION), svc.jobs, "bench")
+
+        def one(svc: Services = svc, write: KindBatch = write) -> int:
+            claimed = svc.jobs.claim("bench", [KIND_SESSION], n)
+            with svc.db.write() as s:
+                outcomes = write(s, claimed)
+            if any(isinstance(o, BaseException) for o in outcomes):
+                raise RuntimeError(f"a job failed: {outcomes}")
+            return len(claimed)
+
+        for _ in range(10):
+            one()
+        wall, cpu = time.perf_counter(), time.process_time()
+        done = sum(one() for _ in range(batches))
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        print(
+            f"{label}: {done} session jobs, {n} a batch: {wall / done * 1e6:.0f} us wall, "
+            f"{cpu / done * 1e6:.0f} us CPU per job",
+            flush=True,
+        )
+        svc.close()
+
+
+def _session_accept(session_id: str) -> jef_one.Accept:
+    """One session accept of employee 00001 of entity 1001."""
+    body = CreateSessionJob(
+        entity_number="1001",
+        employee_number="00001",
+        session_id=session_id,
+        app_type="mobile",
+        app_number="001",
+    )
+    return jef_one.Accept(KIND_SESSION, body.model_dump(), session_id)
+
+
+def _provision(svc: Services) -> None:
+    """Entity 1001 and its employee 00001, active: every session job ends verified."""
+    now = svc.clock.now()
+    with svc.db.write() as s:
+        s.merge(
+            Entity(
+                entity_number="1001",
+                entity_name="B",
+                is_active=True,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        s.merge(
+            Employee(
+                entity_number="1001",
+                employee_number="00001",
+                employee_name="B",
+                is_active=True,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+
+
 def wal_frames(svc: Services, one: Any, batches: int = 20) -> float:
     """WAL frames one batch appends, from the WAL's growth after emptying it."""
     wal = Path(f"{svc.db.engine.url.database}-wal")
@@ -172,6 +254,8 @@ def main() -> None:
         rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 2
         dbs = sys.argv[3].split(",") if len(sys.argv) > 3 else ["sqlite", "pg"]
         threads(rounds, dbs)
+    elif what == "jobs":
+        jobs(int(sys.argv[2]) if len(sys.argv) > 2 else 64)
     elif what == "batch":
         batch(int(sys.argv[2]) if len(sys.argv) > 2 else 16)
     else:

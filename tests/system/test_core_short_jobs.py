@@ -12,10 +12,12 @@ from sqlalchemy.orm import Session
 
 from tests.harness import uid, wait_for
 from tests.system.conftest import core_services
-from writegate.core.exceptions import PermanentJobError
+from writegate.core.exceptions import LeaseLost, PermanentJobError
 from writegate.core.jobs import FINAL, RetryPolicy, Status
+from writegate.core.jobs.table import JOBS
 from writegate.core.services import Services
 from writegate.core.worker import JobContext, JobSpec, Worker
+from writegate.core.worker.short import KindBatch
 
 scratch = MetaData()
 rows = Table(
@@ -305,3 +307,83 @@ def _listeners(services: Services, worker_id: str | None = None) -> list[int]:
 
 def _listening(services: Services) -> bool:
     return bool(_listeners(services))
+
+
+def test_a_batch_kind_gets_the_jobs_of_a_batch_in_one_call_each_with_its_own_outcome(
+    services: Services,
+) -> None:
+    """A batch kind's handler takes many jobs at once; a failed one fails alone."""
+    kind = uid("core.batch-")
+    calls: list[int] = []
+
+    def handler(ctxs: list[JobContext]) -> list[Any]:
+        calls.append(len(ctxs))
+        ctxs[0].session.execute(
+            insert(rows), [{"id": uid("row-"), "job_id": c.job.id} for c in ctxs]
+        )
+        return [
+            PermanentJobError("refused") if c.payload["n"] == 7 else {"n": c.payload["n"]}
+            for c in ctxs
+        ]
+
+    ids = _enqueue(services, kind, [{"n": i} for i in range(40)])
+    worker = _worker(services, [JobSpec(kind, handler, short=True, batch=True)])
+    try:
+        wait_for(lambda: all(j.status in FINAL for j in _jobs(services, ids).values()), timeout=60)
+    finally:
+        worker.stop()
+    assert max(calls) > 1, calls  # 40 jobs queued at once: claimed and run together
+    jobs, written = _jobs(services, ids), _rows(services, ids)
+    for n, job_id in enumerate(ids):
+        if n == 7:
+            assert jobs[job_id].status is Status.FAILED
+            assert jobs[job_id].error == "refused"
+            assert job_id not in written  # its part of the batch's write was rolled back
+        else:
+            assert jobs[job_id].status is Status.SUCCEEDED
+            assert jobs[job_id].result == {"n": n}
+            assert job_id in written
+
+
+def test_a_lease_lost_inside_a_batch_rolls_back_that_job_alone(services: Services) -> None:
+    """One completion statement finishes a kind's batch; a job whose lease moved to another
+    worker is told apart when the batch is replayed job by job, and only it is undone."""
+    kind = uid("core.lease-")
+
+    def handler(ctx: JobContext) -> Any:
+        ctx.session.execute(insert(rows).values(id=uid("row-"), job_id=ctx.job.id))
+        return "done"
+
+    services.registry.add(JobSpec(kind, handler, short=True))
+    ids = _enqueue(services, kind, [{}, {}, {}])
+    claimed = services.jobs.claim("me", [kind], 3)
+    assert sorted(j.id for j in claimed) == sorted(ids)
+    stolen = claimed[1].id
+    with services.db.write() as s:  # the lease expired and another worker took the job
+        s.execute(JOBS.update().where(JOBS.c.id == stolen).values(lease_owner="other"))
+    write = KindBatch(services.registry.get(kind), services.jobs, "me")
+    services.db.group.max_in_flight = 1
+    entered, release = threading.Event(), threading.Event()
+
+    def hold(_s: Session) -> None:
+        entered.set()
+        release.wait(30)
+
+    held = services.db.group.submit(hold)
+    assert entered.wait(30)
+    futures = {job.id: services.db.group.submit_many(write, job) for job in claimed}
+    release.set()
+    held.result(timeout=30)
+    for job_id, future in futures.items():
+        if job_id == stolen:
+            with pytest.raises(LeaseLost):
+                future.result(timeout=30)
+        else:
+            assert future.result(timeout=30) == "done"
+    jobs, written = _jobs(services, ids), _rows(services, ids)
+    assert jobs[stolen].status is Status.RUNNING
+    assert jobs[stolen].lease_owner == "other"
+    assert stolen not in written
+    for job_id in set(ids) - {stolen}:
+        assert jobs[job_id].status is Status.SUCCEEDED
+        assert job_id in written

@@ -132,9 +132,14 @@ class GroupCommit:
 
     def submit(self, fn: Callable[[Session], T]) -> concurrent.futures.Future[T]:
         """Queue fn(session) without waiting: a future settled once its commit is durable."""
-        call = _Call(_Single(fn), None, None)
+        future: concurrent.futures.Future[T] = self.submit_many(_Single(fn), None)
+        return future
+
+    def submit_many(self, write: BatchWrite, item: Any) -> concurrent.futures.Future[Any]:
+        """`run_many` without waiting (for a thread): a future of item's outcome."""
+        call = _Call(write, item, None)
         self._queue(call, None)
-        future: concurrent.futures.Future[T] = call.future  # type: ignore[assignment]
+        future: concurrent.futures.Future[Any] = call.future  # type: ignore[assignment]
         return future
 
     # -- committer ----------------------------------------------------------------

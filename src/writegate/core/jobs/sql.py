@@ -78,6 +78,10 @@ class JobStatements:
         self.claim = DriverStatement(dialect, self._claim(postgres), list(jobs.c))
         #: fenced by (id, running, owner, attempts); values given per call
         self.fenced: Update = update(jobs).where(*_fence())
+        #: a running attempt's success, run once for many jobs (one parameter set each)
+        self.complete = self._complete(with_progress=False)
+        #: the same, also storing the job's progress
+        self.complete_progress = self._complete(with_progress=True)
         self.heartbeat = (
             update(jobs)
             .where(
@@ -149,6 +153,21 @@ class JobStatements:
             )
             .returning(*jobs.c)
         )
+
+    @staticmethod
+    def _complete(*, with_progress: bool) -> Update:
+        values: dict[str, Any] = {
+            "status": Status.SUCCEEDED.value,
+            "result": bindparam("c_result", type_=c.result.type),
+            "error": None,
+            "lease_owner": None,
+            "lease_expires_at": None,
+            "finished_at": bindparam("c_now", type_=c.finished_at.type),
+            "updated_at": bindparam("c_now", type_=c.updated_at.type),
+        }
+        if with_progress:
+            values["progress"] = bindparam("c_progress", type_=c.progress.type)
+        return update(jobs).where(*_fence()).values(values)
 
     @staticmethod
     def _prune() -> Delete:

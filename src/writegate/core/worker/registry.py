@@ -12,7 +12,11 @@ from writegate.core.jobs import RetryPolicy
 if TYPE_CHECKING:
     from writegate.core.worker.context import JobContext
 
+#: a kind's handler: one job's context in, its result out (an exception fails the attempt)
 Handler = Callable[["JobContext"], Any]
+#: a batch kind's handler: the contexts of every job of the kind in a shared batch, and one
+#: outcome per context, in order: its result, or the exception that fails that attempt alone
+BatchHandler = Callable[[list["JobContext"]], list[Any]]
 
 
 @dataclass(frozen=True)
@@ -20,12 +24,33 @@ class JobSpec:
     """A job kind, its handler and its retry policy."""
 
     kind: str
-    handler: Handler
+    handler: Handler | BatchHandler
     policy: RetryPolicy | None = None
     #: A short job only reads and writes the database through ctx.session, quickly: it runs
     #: inside the group commit (the same shared COMMIT as the API's writes), not on a thread
     #: of its own with a commit of its own. It cannot use ctx.checkpoint().
     short: bool = False
+    #: A batch kind is short, and its handler is a `BatchHandler`: it takes every job of the
+    #: kind in a shared batch at once, so it can read and write them all with a statement
+    #: each rather than several statements per job.
+    batch: bool = False
+
+    def __post_init__(self) -> None:
+        if self.batch and not self.short:
+            raise ValueError(f"job kind {self.kind!r}: a batch kind must be short")
+
+    def run(self, ctx: JobContext) -> Any:
+        """The handler on one job (a kind that is not a batch kind)."""
+        handler: Handler = self.handler  # type: ignore[assignment]
+        return handler(ctx)
+
+    def run_batch(self, ctxs: list[JobContext]) -> list[Any]:
+        """The handler on several jobs (a batch kind): one outcome per context, in order."""
+        handler: BatchHandler = self.handler  # type: ignore[assignment]
+        outcomes = handler(ctxs)
+        if len(outcomes) != len(ctxs):
+            raise RuntimeError(f"{self.kind}: {len(outcomes)} outcomes for {len(ctxs)} jobs")
+        return outcomes
 
 
 class Registry:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
 import os
 import socket
@@ -10,17 +9,17 @@ import threading
 import time
 import traceback
 import uuid
-from typing import Any
 
 from sqlalchemy.orm import Session
 
-from writegate.core.exceptions import LeaseLost, PermanentJobError, UnknownJobKind
-from writegate.core.jobs import Job, JobManager, Status
-from writegate.core.observability import metrics, tracing
+from writegate.core.exceptions import LeaseLost
+from writegate.core.jobs import Job, JobManager
+from writegate.core.observability import metrics
 from writegate.core.observability.context import bound, job_fields
 from writegate.core.worker.context import JobContext
 from writegate.core.worker.listener import Listener
 from writegate.core.worker.registry import JobSpec, Registry
+from writegate.core.worker.short import ShortJobs, error_of, outcome_of, span
 from writegate.core.worker.wakeup import Wakeup
 
 log = logging.getLogger("writegate.worker")
@@ -34,22 +33,6 @@ def default_worker_id() -> str:
 def _started(job: Job) -> None:
     """Count a claimed attempt, and its wait since it was due (created or retry time)."""
     metrics.job_started(job.kind, max(job.created_at, job.run_after), job.started_at)
-
-
-def _outcome(status: Status | None) -> str:
-    """The metric outcome of a settled failure: retried, failed, or lost (not ours any more)."""
-    if status is None:
-        return "lost"
-    return "retried" if status == Status.QUEUED else "failed"
-
-
-def _span(job: Job) -> Any:
-    return tracing.job_span(job.id, job.kind, job.attempts, job.trace_context)
-
-
-def _error_of(exc: BaseException) -> tuple[str, bool]:
-    """The message kept for a failed attempt, and whether the attempt may be retried."""
-    return str(exc) or type(exc).__name__, not isinstance(exc, PermanentJobError | UnknownJobKind)
 
 
 class Worker:
@@ -71,15 +54,14 @@ class Worker:
         self.registry = registry
         #: handler threads for the kinds that are not short
         self.concurrency = concurrency
-        #: short jobs queued in the group commit at once
-        self.short_in_flight = short_in_flight
         self.poll_interval = poll_interval
         self.reaper_interval = reaper_interval
         self._owns_wakeup = wakeup is None
         self.wakeup = wakeup or Wakeup()
         self.worker_id = worker_id or default_worker_id()
         self._running: dict[str, tuple[threading.Thread, Job]] = {}
-        self._short = 0
+        #: short jobs, queued in the group commit
+        self.short = ShortJobs(manager, registry, self.worker_id, short_in_flight, self._done)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._paused = threading.Event()
@@ -200,14 +182,13 @@ class Worker:
         """Claim what there is room for; True if a claim filled its room (more may be due)."""
         full = False
         with self._lock:
-            free_short = self.short_in_flight - self._short
             free_threads = self.concurrency - len(self._running)
-        short_kinds = self.registry.kinds(short=True)
+        short_kinds, free_short = self.short.kinds(), self.short.room()
         if short_kinds and free_short > 0:
             claimed = self.manager.claim(self.worker_id, short_kinds, free_short)
             for job in claimed:
                 _started(job)
-                self._run_short(job)
+                self.short.run(job)
             full = len(claimed) == free_short
         long_kinds = self.registry.kinds(short=False)
         if long_kinds and free_threads > 0:
@@ -230,57 +211,9 @@ class Worker:
         self.wakeup.wait(timeout, fd)
         listener.drain()
 
-    # -- short jobs: in the group commit ------------------------------------------
-
-    def _run_short(self, job: Job) -> None:
-        spec = self.registry.get(job.kind)
-        began = [time.perf_counter()]
-
-        def write(session: Session) -> Any:
-            began[0] = time.perf_counter()  # a replayed batch runs the handler again
-            with bound(**job_fields(job)), _span(job):
-                log.debug("job %s (%s) attempt %d started", job.id, job.kind, job.attempts)
-                ctx = JobContext(self.manager, job, self.worker_id, shared=session)
-                result = spec.handler(ctx)
-                self.manager.complete(session, job, self.worker_id, result, ctx.progress)
-            return result
-
+    def _done(self) -> None:
+        """A short job was settled: count it, and claim again (there is room now)."""
         with self._lock:
-            self._short += 1
-        future = self.manager.db.group.submit(write)
-        future.add_done_callback(lambda f: self._short_ran(job, f, began[0]))
-
-    def _short_ran(self, job: Job, future: concurrent.futures.Future[Any], began: float) -> None:
-        # Runs on the commit thread once the job's batch committed (or was rolled back).
-        seconds = time.perf_counter() - began
-        exc = future.exception()
-        with bound(**job_fields(job)):
-            if exc is None or isinstance(exc, LeaseLost):
-                if exc is not None:
-                    log.warning("job %s: lease lost; its writes were rolled back", job.id)
-                else:
-                    log.debug("job %s (%s) succeeded", job.id, job.kind)
-                metrics.job_finished(job.kind, "succeeded" if exc is None else "lost", seconds)
-                self._short_done()
-                return
-            message, retryable = _error_of(exc)
-            log.info("job %s attempt %d failed: %s", job.id, job.attempts, message)
-        settle = self.manager.db.group.submit(
-            lambda s: self.manager.settle_failure(
-                s, job, self.worker_id, message, retryable=retryable
-            )
-        )
-
-        def settled(f: concurrent.futures.Future[Status | None]) -> None:
-            status = None if f.exception() is not None else f.result()
-            metrics.job_finished(job.kind, _outcome(status), seconds)
-            self._short_done()
-
-        settle.add_done_callback(settled)
-
-    def _short_done(self) -> None:
-        with self._lock:
-            self._short -= 1
             self.processed += 1
         self.wakeup.set()
 
@@ -295,7 +228,7 @@ class Worker:
         t.start()
 
     def _run(self, job: Job) -> None:
-        with bound(**job_fields(job)), _span(job):
+        with bound(**job_fields(job)), span(job):
             self._run_bound(job)
 
     def _run_bound(self, job: Job) -> None:
@@ -305,7 +238,7 @@ class Worker:
         outcome = "lost"
         try:
             spec: JobSpec = self.registry.get(job.kind)
-            result = spec.handler(ctx)
+            result = spec.run(ctx)
             ctx._finish(result)
             outcome = "succeeded"
             log.debug("job %s (%s) succeeded", job.id, job.kind)
@@ -314,13 +247,13 @@ class Worker:
             log.warning("job %s: lease lost; its writes were rolled back", job.id)
         except Exception as exc:
             ctx._abort()
-            message, retryable = _error_of(exc)
+            message, retryable = error_of(exc)
             if retryable:
                 log.info("job %s attempt %d failed: %s", job.id, job.attempts, message)
                 log.debug("%s", traceback.format_exc())
             try:
                 status = self.manager.fail(job, self.worker_id, message, retryable=retryable)
-                outcome = _outcome(status)
+                outcome = outcome_of(status)
             except Exception:
                 log.exception("could not record failure of job %s", job.id)
         finally:

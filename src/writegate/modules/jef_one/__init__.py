@@ -20,7 +20,7 @@ def create(services: Services) -> Module:
     return Module(
         name=jobs.NAME,
         jobs=[
-            JobSpec(jobs.KIND_SESSION, jobs.run_create_session, short=True),
+            JobSpec(jobs.KIND_SESSION, jobs.run_create_sessions, short=True, batch=True),
             JobSpec(jobs.KIND_ENTITY, jobs.run_upsert_entity, short=True),
             JobSpec(jobs.KIND_EMPLOYEE, jobs.run_upsert_employee, short=True),
         ],

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
+from sqlalchemy import Connection, Table, select
+
+from writegate.core.db import InValues
 from writegate.core.exceptions import PermanentJobError
 from writegate.core.worker import JobContext
-from writegate.modules.jef_one.models import Employee, Entity, SessionRecord
+from writegate.modules.jef_one.models import Employee, Entity, session_upsert
 from writegate.modules.jef_one.schemas import CreateSessionJob, EmployeePost, EntityPost
 
 #: jef-one is a single-tenant backend; every job and row belongs to this tenant
@@ -19,42 +23,85 @@ KIND_ENTITY = "jef_one.upsert_entity"
 KIND_EMPLOYEE = "jef_one.upsert_employee"
 
 
-def _refusal(s: Any, entity_number: str, employee_number: str) -> str | None:
-    entity = s.get(Entity, entity_number)
-    if entity is None:
-        return f"entity {entity_number} does not exist"
-    if not entity.is_active:
-        return f"entity {entity_number} is not active"
-    employee = s.get(Employee, (entity_number, employee_number))
-    if employee is None:
-        return f"employee {employee_number} does not belong to entity {entity_number}"
-    if not employee.is_active:
-        return f"employee {employee_number} of entity {entity_number} is not active"
-    return None
+_ENTITY: Table = Entity.__table__  # type: ignore[assignment]
+_EMPLOYEE: Table = Employee.__table__  # type: ignore[assignment]
+_ENTITIES = select(_ENTITY.c.entity_number, _ENTITY.c.is_active).where(
+    InValues(_ENTITY.c.entity_number, "entities")
+)
+_EMPLOYEES = select(
+    _EMPLOYEE.c.entity_number, _EMPLOYEE.c.employee_number, _EMPLOYEE.c.is_active
+).where(
+    InValues(_EMPLOYEE.c.entity_number, "entities"),
+    InValues(_EMPLOYEE.c.employee_number, "employees"),
+)
+
+Pair = tuple[str, str]
 
 
-def run_create_session(ctx: JobContext) -> dict[str, Any]:
-    """Verify (or fail) the pending session; commits with the job's success."""
-    p = CreateSessionJob.model_validate(ctx.payload)
-    s = ctx.session
-    now = ctx.clock.now()
-    row = s.get(SessionRecord, p.session_id)
-    if row is not None and row.status == "verified":
-        return {"session_id": p.session_id, "status": "verified", "failure_reason": None}
-    reason = _refusal(s, p.entity_number, p.employee_number)
-    if row is None:  # accepted before sessions were written as pending at accept time
-        row = SessionRecord(session_id=p.session_id, created_at=now)
-        s.add(row)
-    row.entity_number = p.entity_number
-    row.employee_number = p.employee_number
-    row.application_type = p.app_type
-    row.application_number = p.app_number
-    row.status = "failed" if reason else "verified"
-    row.failure_reason = reason
-    row.job_id = ctx.job.id
-    row.updated_at = now
-    row.verified_at = None if reason else now
-    return {"session_id": p.session_id, "status": row.status, "failure_reason": reason}
+def _refusals(conn: Connection, pairs: set[Pair]) -> dict[Pair, str | None]:
+    """Why a session of each (entity, employee) cannot be verified; None where it can."""
+    entities = sorted({e for e, _ in pairs})
+    entity_active = dict(conn.execute(_ENTITIES, {"entities": entities}).all())
+    params = {"entities": entities, "employees": sorted({m for _, m in pairs})}
+    employee_active = {(e, m): a for e, m, a in conn.execute(_EMPLOYEES, params)}
+    out: dict[Pair, str | None] = {}
+    for entity_number, employee_number in pairs:
+        entity = entity_active.get(entity_number)
+        employee = employee_active.get((entity_number, employee_number))
+        if entity is None:
+            out[entity_number, employee_number] = f"entity {entity_number} does not exist"
+        elif not entity:
+            out[entity_number, employee_number] = f"entity {entity_number} is not active"
+        elif employee is None:
+            out[entity_number, employee_number] = (
+                f"employee {employee_number} does not belong to entity {entity_number}"
+            )
+        elif not employee:
+            out[entity_number, employee_number] = (
+                f"employee {employee_number} of entity {entity_number} is not active"
+            )
+        else:
+            out[entity_number, employee_number] = None
+    return out
+
+
+def run_create_sessions(ctxs: list[JobContext]) -> list[Any]:
+    """Verify (or fail) a batch's pending sessions: two reads and one upsert for them all.
+
+    Commits with the jobs' success. A session already verified is left as it is.
+    """
+    s = ctxs[0].session
+    s.flush()  # Core statements below: the ORM's pending writes first
+    conn = s.connection()
+    now = ctxs[0].clock.now()
+    bodies: list[CreateSessionJob | Exception] = []
+    for ctx in ctxs:
+        try:
+            bodies.append(CreateSessionJob.model_validate(ctx.payload))
+        except ValidationError as exc:
+            bodies.append(exc)
+    valid = [b for b in bodies if isinstance(b, CreateSessionJob)]
+    reasons = _refusals(conn, {(b.entity_number, b.employee_number) for b in valid})
+    rows = []
+    for ctx, b in zip(ctxs, bodies, strict=True):
+        if isinstance(b, CreateSessionJob):
+            reason = reasons[b.entity_number, b.employee_number]
+            status = "failed" if reason else "verified"
+            verified_at = None if reason else now
+            body = (b.session_id, b.entity_number, b.employee_number, b.app_type, b.app_number)
+            rows.append((*body, status, reason, ctx.job.id, now, now, verified_at))
+    written = {row[0] for row in session_upsert(conn.dialect).execute(s, rows)}
+    outcomes: list[Any] = []
+    for b in bodies:
+        if not isinstance(b, CreateSessionJob):
+            outcomes.append(b)
+            continue
+        reason = reasons[b.entity_number, b.employee_number]
+        if b.session_id not in written:  # verified before: left as it was
+            reason = None
+        status = "failed" if reason else "verified"
+        outcomes.append({"session_id": b.session_id, "status": status, "failure_reason": reason})
+    return outcomes
 
 
 def run_upsert_entity(ctx: JobContext) -> dict[str, Any]:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Index, String, Text
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, String, Table, Text, literal_column
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column
 
-from writegate.core.db import Base
+from writegate.core.db import Base, BatchInsert
 
 SESSIONS = "jef-one-sessions"
 ENTITIES = "jef-one-entities"
@@ -62,3 +66,39 @@ class SessionRecord(Base):
     __table_args__ = (
         Index("ix_jef_one_sessions_entity_employee", "entity_number", "employee_number"),
     )
+
+
+#: the session upsert's columns, in the order of its rows
+SESSION_COLUMNS = (
+    "session_id",
+    "entity_number",
+    "employee_number",
+    "application_type",
+    "application_number",
+    "status",
+    "failure_reason",
+    "job_id",
+    "created_at",
+    "updated_at",
+    "verified_at",
+)
+
+
+@functools.cache
+def session_upsert(dialect: Dialect) -> BatchInsert:
+    """Write sessions (pending at accept, verified or failed by their job), except verified
+    ones; return the ids written.
+
+    One statement decides: a verified session is left as it is and not returned. Run on the
+    driver (one multi-row statement per batch) like the jobs INSERT next to it.
+    """
+    sessions: Table = SessionRecord.__table__  # type: ignore[assignment]
+    ins = (pg_insert if dialect.name == "postgresql" else sqlite_insert)(sessions)
+    upsert = ins.on_conflict_do_update(
+        index_elements=[sessions.c.session_id],
+        set_={c: ins.excluded[c] for c in SESSION_COLUMNS if c not in ("session_id", "created_at")},
+        # Written out, not bound: the ON CONFLICT clause below is taken as text.
+        where=sessions.c.status != literal_column("'verified'"),
+    ).returning(sessions.c.session_id)
+    sql = str(upsert.values(dict.fromkeys(SESSION_COLUMNS)).compile(dialect=dialect))
+    return BatchInsert(dialect, sessions, SESSION_COLUMNS, sql[sql.index("ON CONFLICT") :])

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, literal_column, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Dialect
+from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.orm import Session
 
-from writegate.core.db import BatchInsert, InValues
+from writegate.core.db import InValues
 from writegate.core.jobs import Job, NewJob, new_job_id
 from writegate.core.observability.context import job_origin
 from writegate.core.services import Services
@@ -26,6 +22,7 @@ from writegate.modules.jef_one.models import (
     Employee,
     Entity,
     SessionRecord,
+    session_upsert,
 )
 from writegate.modules.jef_one.schemas import CreateSessionJob, EmployeePost, EntityPost
 
@@ -133,7 +130,7 @@ class Accepts:
     def __init__(self, services: Services) -> None:
         self.jobs = services.jobs
         self.clock = services.clock
-        self._pending = _pending_upsert(services.db.engine.dialect)
+        self._pending = session_upsert(services.db.engine.dialect)
         sessions = SessionRecord.__table__
         self._verified = select(sessions.c.session_id, sessions.c.job_id).where(
             InValues(sessions.c.session_id, "ids")
@@ -205,43 +202,6 @@ class Accepts:
     def _holders(self, s: Session, items: list[Accept]) -> dict[str, str]:
         keys = {k for item in items for k in item.depends_on}
         return self.jobs.active_holders(s, keys) if keys else {}
-
-
-#: the pending upsert's columns, in the order of its rows
-_PENDING_COLUMNS = (
-    "session_id",
-    "entity_number",
-    "employee_number",
-    "application_type",
-    "application_number",
-    "status",
-    "failure_reason",
-    "job_id",
-    "created_at",
-    "updated_at",
-    "verified_at",
-)
-
-
-@functools.cache
-def _pending_upsert(dialect: Dialect) -> BatchInsert:
-    """Write sessions as pending, except verified ones; return the ids written.
-
-    One statement decides: a verified session is left as it is and not returned. Run on the
-    driver (one multi-row statement per batch) like the jobs INSERT next to it.
-    """
-    sessions: Table = SessionRecord.__table__  # type: ignore[assignment]
-    ins = (pg_insert if dialect.name == "postgresql" else sqlite_insert)(sessions)
-    upsert = ins.on_conflict_do_update(
-        index_elements=[sessions.c.session_id],
-        set_={
-            c: ins.excluded[c] for c in _PENDING_COLUMNS if c not in ("session_id", "created_at")
-        },
-        # Written out, not bound: the ON CONFLICT clause below is taken as text.
-        where=sessions.c.status != literal_column("'verified'"),
-    ).returning(sessions.c.session_id)
-    sql = str(upsert.values(dict.fromkeys(_PENDING_COLUMNS)).compile(dialect=dialect))
-    return BatchInsert(dialect, sessions, _PENDING_COLUMNS, sql[sql.index("ON CONFLICT") :])
 
 
 async def _accept(services: Services, item: Accept) -> Job:
