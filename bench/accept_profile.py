@@ -63,12 +63,12 @@ def machine_cpu() -> tuple[int, int]:
 
 
 def start_ceiling() -> tuple[subprocess.Popen[bytes], str]:
-    """The bare FastAPI ceiling on a free port: its process and its accept URL."""
+    """The ceiling (`bench.api_ceiling`) on a free port: its process and jef-one's accept URL."""
     port = procs.free_port()
     ceiling = procs.spawn(
-        ["-m", "uvicorn", "bench.ceiling:app", "--port", str(port), "--log-level", "warning"]
+        ["-m", "uvicorn", "bench.api_ceiling:app", "--port", str(port), "--log-level", "warning"]
     )
-    return ceiling, f"http://127.0.0.1:{port}/bench/one-post-create-session-job"
+    return ceiling, f"http://127.0.0.1:{port}{run.JEF_ONE_PATH}"
 
 
 def threads(rounds: int, dbs: list[str]) -> None:

@@ -252,11 +252,13 @@ def accept(b: Bench, wg_sqlite: Services, wg_pg: Services) -> None:
     print(f"[accept] wrk, {b.connections} connections, {b.duration}s runs", flush=True)
     path = "/bench/one-post-create-session-job"
     port = procs.free_port()
+    # The ceiling: jef-one's request model and response with writegate's middleware, and
+    # nothing else (no database, no job).
     ceiling = procs.spawn(
         [
             "-m",
             "uvicorn",
-            "bench.ceiling:app",
+            "bench.api_ceiling:app",
             "--port",
             str(port),
             "--log-level",
@@ -264,7 +266,7 @@ def accept(b: Bench, wg_sqlite: Services, wg_pg: Services) -> None:
             "--no-access-log",
         ]
     )
-    urls = {"ceiling": f"http://127.0.0.1:{port}{path}"}
+    urls = {"ceiling": f"http://127.0.0.1:{port}{JEF_ONE_PATH}"}
     servers = [ceiling]
     for db, svc, url in (("sqlite", wg_sqlite, WG_SQLITE), ("pg", wg_pg, WG_PG)):
         reset_writegate(svc)
