@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
+from time import sleep
 from typing import Any
 
 import pytest
@@ -753,6 +754,71 @@ def test_a_write_that_loses_a_deadlock_to_another_batch_runs_again(services: Ser
     assert a.result(60) is None
     assert b.result(60) is None
     assert len(runs) == 3  # one of them lost the deadlock, and ran again
+    with services.db.read() as s:
+        counts = dict(
+            s.execute(select(typed.c.id, typed.c.n).where(typed.c.id.in_([first, second]))).all()
+        )
+    assert counts == {first: 2, second: 2}
+
+
+def test_a_deadlock_in_the_savepoint_replay_gives_up_the_whole_transaction(
+    services: Services,
+) -> None:
+    """A batch replayed caller by caller that loses a deadlock rolls back whole, so the other
+    batch goes on at once. Rolling back only the savepoint kept the locks the other batch
+    waited for: each next caller deadlocked again, a second each, until clients timed out
+    (jef-one's fifty racing POSTs of one session, on PostgreSQL)."""
+    if not services.db.is_postgres:
+        pytest.skip("SQLite has one writer: two batches never hold locks at once")
+    first, second = uid("row-"), uid("row-")
+    with services.db.write() as s:
+        s.execute(insert(typed).values([{"id": first, "n": 0}, {"id": second, "n": 0}]))
+    a_holds_first, b_holds_second = threading.Event(), threading.Event()
+    runs: list[str] = []
+    seen: list[int] = []
+
+    def bump(s: Session, row: str) -> None:
+        s.execute(typed.update().where(typed.c.id == row).values(n=typed.c.n + 1))
+
+    def a1(s: Session) -> None:
+        bump(s, first)
+
+    def refuse(s: Session) -> None:
+        raise ValueError("refused")
+
+    def a2(s: Session) -> None:
+        runs.append("a2")
+        if runs.count("a2") == 2:  # its run in the savepoint replay: a1's lock is held
+            a_holds_first.set()
+            assert b_holds_second.wait(30)
+        bump(s, second)
+
+    def b(s: Session) -> None:
+        bump(s, second)
+        b_holds_second.set()
+        sleep(0.3)  # a2 waits first, so the server makes a2's transaction the victim
+        update = typed.update().where(typed.c.id == first).values(n=typed.c.n + 1)
+        seen.append(s.execute(update.returning(typed.c.n)).scalar_one())
+
+    # A first write starts the commit threads (four on PostgreSQL) before the gate allows
+    # one batch at a time: b's batch needs a second thread.
+    services.db.group.submit(lambda _s: None).result(30)
+    release, held = _gate(services)
+    futures = [services.db.group.submit(fn) for fn in (a1, refuse, a2)]
+    _wait_queued(services, 3)
+    services.db.group.max_in_flight = 2
+    release.set()
+    assert held.result(30) == "held"
+    assert a_holds_first.wait(30)
+    fb = services.db.group.submit(b)
+    assert fb.result(60) is None
+    assert futures[0].result(60) is None
+    assert futures[2].result(60) is None
+    with pytest.raises(ValueError, match="refused"):
+        futures[1].result(60)
+    # The victim gave way at once: b's bump came before a1's, which was rolled back and ran
+    # again after it (with only the savepoint rolled back, a1 committed first: b saw 2).
+    assert seen == [1]
     with services.db.read() as s:
         counts = dict(
             s.execute(select(typed.c.id, typed.c.n).where(typed.c.id.in_([first, second]))).all()

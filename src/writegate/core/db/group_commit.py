@@ -235,8 +235,17 @@ class GroupCommit:
                             call.outcome = call.write(session, [call.item])[0]
                         except Exception as exc:
                             call.outcome = exc
+                        if _lost_race(call.outcome):
+                            # The server made this transaction a deadlock's victim, but
+                            # rolling back the savepoint keeps the locks the other side
+                            # waits for (the next caller would deadlock again, a second
+                            # each). Give up the whole transaction; `_commit` runs it again.
+                            raise _LostRace(call.outcome)
                         if isinstance(call.outcome, BaseException):
                             undo()
+        except _LostRace as lost:
+            for call in batch:
+                call.outcome = lost.error
         except BaseException as exc:
             for call in batch:  # nothing committed: every caller gets the error
                 call.outcome = exc
@@ -272,6 +281,14 @@ def _lost_race(outcome: Any) -> bool:
 
 class _Replay(Exception):
     """A caller's write failed: roll the batch back and replay it with savepoints."""
+
+
+class _LostRace(Exception):
+    """A caller's write lost a deadlock in the savepoint replay: roll the whole batch back."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def _by_write(batch: list[_Call]) -> list[tuple[BatchWrite, list[_Call]]]:

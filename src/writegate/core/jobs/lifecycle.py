@@ -40,9 +40,16 @@ class Lifecycle(JobStore):
             }
             return self.sql.claim.fetch(s.connection(), params)
 
-        # One UPDATE that picks and takes, in the group commit: on SQLite the claim then
-        # shares its COMMIT (and fsync) with the API's writes instead of taking turns.
-        rows = self.db.group.run_sync(take)
+        # One UPDATE that picks and takes. On SQLite, in the group commit: the claim then
+        # shares its COMMIT (and fsync) with the API's writes instead of taking turns for
+        # the one writer. On PostgreSQL, in a transaction of its own: in a shared batch it
+        # would lock job rows before the batch's other writers lock theirs (an accept locks
+        # its record, then its job's key), the opposite order, and the two deadlocked.
+        if self.db.is_sqlite:
+            rows = self.db.group.run_sync(take)
+        else:
+            with self.db.write() as s:
+                rows = take(s)
         jobs = [Job.from_values(COLUMNS, r) for r in rows]
         jobs.sort(key=lambda j: (j.run_after, j.created_at))
         return jobs
