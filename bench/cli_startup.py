@@ -149,10 +149,10 @@ def main() -> None:
         times = _time(_commands(sqlite, missing, pg), jobs, args.runs, workdir)
     medians = {name: statistics.median(t) for name, t in times.items()}
     floor = medians[f"python -c '{FLOOR}'"]
-    print(f"{'command':<66} {'median ms':>10} {'min ms':>8} {'x floor':>8}")
+    print(f"{'command':<72} {'median ms':>10} {'min ms':>8} {'x floor':>8}")
     for name, t in times.items():
         ms, best, ratio = medians[name] * 1000, min(t) * 1000, medians[name] / floor
-        print(f"{name:<66} {ms:>10.0f} {best:>8.0f} {ratio:>8.2f}")
+        print(f"{name:<72} {ms:>10.0f} {best:>8.0f} {ratio:>8.2f}")
     print(
         f"({args.runs} runs each, interleaved; {os.cpu_count()} CPUs, "
         f"load {load:.2f} before, {os.getloadavg()[0]:.2f} after; floor = python -c '{FLOOR}')"
