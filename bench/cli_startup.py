@@ -4,8 +4,11 @@
 
 Every command runs `--runs` times, interleaved round-robin so that load from other work on
 the machine hits every command alike; the figure is the median wall time of a whole process.
-`jobs list` and `principals list` run on a migrated SQLite file, on a missing one, and with
-`--pg-url` on a fresh migrated PostgreSQL database (created and dropped here). Baselines:
+Every `jobs` and `principals` command runs on a migrated SQLite file and with `--pg-url` on a
+fresh migrated PostgreSQL database (created and dropped here): `jobs show`, then `cancel` and
+`retry` of one queued job (so each round both succeed), `prune` (nothing old to delete),
+`principals create` and `revoke` of a new principal each round; the list commands also on a
+missing SQLite file. Baselines:
 `python -c pass` (the interpreter), `celery --version` if installed, the imports a database
 command cannot avoid (typer, pydantic-settings for the settings, SQLAlchemy Core, and the
 PostgreSQL driver there), and the ORM the list commands no longer load.
@@ -46,6 +49,18 @@ def _baselines(env: dict[str, str], pg: bool) -> dict[str, Command]:
     return out
 
 
+#: the list commands, and those that act (JOB: a queued job; ROUND: this round's number)
+LISTS = (["jobs", "list"], ["principals", "list"])
+ACTS = (
+    ["jobs", "show", "JOB"],
+    ["jobs", "cancel", "JOB"],
+    ["jobs", "retry", "JOB"],
+    ["jobs", "prune", "--older-than", "7d"],
+    ["principals", "create", "--name", "p-ROUND", "--tenant", "bench"],
+    ["principals", "revoke", "p-ROUND"],
+)
+
+
 def _commands(
     sqlite: dict[str, str], missing: dict[str, str], pg: dict[str, str] | None
 ) -> dict[str, Command]:
@@ -55,8 +70,9 @@ def _commands(
         out["writegate " + " ".join(args)] = (writegate + args, sqlite)
     for where, env in (("no SQLite file", missing), ("SQLite", sqlite), ("PostgreSQL", pg)):
         if env is not None:
-            for args in (["jobs", "list"], ["principals", "list"]):
-                out[f"writegate {' '.join(args)} ({where})"] = (writegate + args, env)
+            for args in LISTS if env is missing else LISTS + ACTS:
+                shown = " ".join(args).replace("JOB", "<job>").replace("ROUND", "<n>")
+                out[f"writegate {shown} ({where})"] = (writegate + args, env)
     return out
 
 
@@ -79,21 +95,37 @@ def _postgres(url: str | None) -> Iterator[str | None]:
             conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
-def _migrate(env: dict[str, str], cwd: str) -> None:
+def _migrate(env: dict[str, str], cwd: str) -> str:
+    """Migrate the database; a queued job on it (of a kind no worker takes)."""
     subprocess.run(
         [str(BIN / "writegate"), "migrate"], env=env, check=True, cwd=cwd, stdout=subprocess.DEVNULL
     )
+    from writegate.core.services import Services
+    from writegate.settings import Settings
+
+    services = Services.build(Settings(database_url=env["WRITEGATE_DATABASE_URL"], modules=[]))
+    try:
+        with services.db.write() as s:
+            return services.jobs.enqueue(s, kind="bench.idle", payload={}, tenant="bench").id
+    finally:
+        services.close()
 
 
-def _time(commands: dict[str, Command], runs: int, cwd: str) -> dict[str, list[float]]:
+def _time(
+    commands: dict[str, Command], jobs: dict[str, str], runs: int, cwd: str
+) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {name: [] for name in commands}
-    for _ in range(runs + 1):  # the first round warms the caches and is dropped
+    for n in range(runs + 1):  # the first round warms the caches and is dropped
         for name, (argv, env) in commands.items():
+            job = jobs.get(env["WRITEGATE_DATABASE_URL"], "")
+            args = [a.replace("JOB", job).replace("ROUND", str(n)) for a in argv]
             start = time.perf_counter()
-            subprocess.run(
-                argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            done = subprocess.run(
+                args, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
             )
             times[name].append(time.perf_counter() - start)
+            if done.returncode != 0 and "no SQLite file" not in name:
+                sys.exit(f"{name} failed: {done.stderr.decode(errors='replace')}")
     return {name: t[1:] for name, t in times.items()}
 
 
@@ -108,17 +140,19 @@ def main() -> None:
         sqlite = {**base, "WRITEGATE_DATABASE_URL": f"sqlite:///{workdir}/bench.db"}
         missing = {**base, "WRITEGATE_DATABASE_URL": f"sqlite:///{workdir}/missing.db"}
         pg = {**base, "WRITEGATE_DATABASE_URL": pg_url} if pg_url else None
-        for env in (sqlite, pg):
-            if env is not None:
-                _migrate(env, workdir)
+        jobs = {
+            env["WRITEGATE_DATABASE_URL"]: _migrate(env, workdir)
+            for env in (sqlite, pg)
+            if env is not None
+        }
         load = os.getloadavg()[0]
-        times = _time(_commands(sqlite, missing, pg), args.runs, workdir)
+        times = _time(_commands(sqlite, missing, pg), jobs, args.runs, workdir)
     medians = {name: statistics.median(t) for name, t in times.items()}
     floor = medians[f"python -c '{FLOOR}'"]
-    print(f"{'command':<66} {'median ms':>10} {'min ms':>8} {'x floor':>8}")
+    print(f"{'command':<72} {'median ms':>10} {'min ms':>8} {'x floor':>8}")
     for name, t in times.items():
         ms, best, ratio = medians[name] * 1000, min(t) * 1000, medians[name] / floor
-        print(f"{name:<66} {ms:>10.0f} {best:>8.0f} {ratio:>8.2f}")
+        print(f"{name:<72} {ms:>10.0f} {best:>8.0f} {ratio:>8.2f}")
     print(
         f"({args.runs} runs each, interleaved; {os.cpu_count()} CPUs, "
         f"load {load:.2f} before, {os.getloadavg()[0]:.2f} after; floor = python -c '{FLOOR}')"

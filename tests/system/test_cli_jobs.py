@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
 from typing import Any
 
+from sqlalchemy import select
+
 from tests import jobkit
-from tests.harness import Server, uid
+from tests.harness import Server, backend, uid
 from tests.jobkit import status_of
-from tests.system.clirun import one_line, writegate
+from tests.system.clirun import ENTRY, one_line, writegate
+from writegate.core.jobs.table import JOBS
 
 #: a kind no module registers: its jobs stay where a test puts them (no worker takes them)
 IDLE = "cli.idle"
@@ -174,3 +181,27 @@ def test_retry_by_filter_asks_unless_yes(server: Server) -> None:
     out = jobs(server, "cancel", "--tenant", tenant, "--yes")
     assert out.returncode == 0, out.stderr
     assert sorted(out.stdout.splitlines()) == sorted(f"job {j}: cancelled" for j in made)
+
+
+def test_a_write_waits_for_the_servers_writer(server: Server) -> None:
+    """`jobs cancel` while the server holds the job (SQLite: its write lock) waits, then acts."""
+    job = make_job(server, uid("tenant-"))
+    env = {**os.environ, "WRITEGATE_DATABASE_URL": server.settings.database_url}
+    # Longer than pysqlite's default 5-second lock timeout: only writegate's busy_timeout waits.
+    hold = 6.0 if backend() == "sqlite" else 1.0
+    with server.services.db.write() as s:
+        s.execute(select(JOBS.c.id).where(JOBS.c.id == job).with_for_update())
+        cli = subprocess.Popen(
+            [sys.executable, *ENTRY, "jobs", "cancel", job],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(hold)
+        assert cli.poll() is None  # still waiting
+        assert status_of(server, job) == "queued"
+    out, err = cli.communicate(timeout=60)
+    assert cli.returncode == 0, err
+    assert out.strip() == f"job {job}: cancelled"
+    assert status_of(server, job) == "cancelled"

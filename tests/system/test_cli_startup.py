@@ -14,6 +14,8 @@ from tests.harness import fresh_database
 from tests.system.clirun import run_cli
 from writegate.commands.common import version_dirs
 from writegate.commands.lazy import COMMANDS, resolve
+from writegate.core.services import Services
+from writegate.settings import Settings
 
 PROBE = """
 import json, sys
@@ -29,10 +31,28 @@ sys.stderr.write(json.dumps({"code": code, "loaded": [m for m in heavy if m in s
 #: what `--help`, `--version` and a usage error never load
 WEB_AND_DATABASE = ("fastapi", "sqlalchemy", "pydantic_settings", "uvicorn")
 WEB_AND_DATABASE += ("writegate.app", "writegate.modules")
-#: what the list commands never load: they read with one Core query on a plain connection
+#: what the jobs and principals commands never load: each works with SQLAlchemy Core on the
+#: one plain connection it checked the database on
 BEYOND_CORE_SQL = ("sqlalchemy.orm", "fastapi", "uvicorn", "alembic", "prometheus_client")
 BEYOND_CORE_SQL += ("argon2", "uuid_utils", "writegate.app", "writegate.modules")
 BEYOND_CORE_SQL += ("writegate.core.services", "writegate.core.jobs.model", "writegate.console")
+BEYOND_CORE_SQL += ("writegate.core.auth", "writegate.core.db.database")
+#: every jobs and principals command, on the job JOB and the principal ann (in this order)
+CORE_SQL_COMMANDS = [
+    ["jobs", "list"],
+    ["jobs", "list", "--json", "--status", "failed"],
+    ["jobs", "show", "JOB"],
+    ["jobs", "show", "JOB", "--json"],
+    ["jobs", "cancel", "JOB"],
+    ["jobs", "retry", "JOB", "--json"],
+    ["jobs", "cancel", "--tenant", "t", "--yes"],
+    ["jobs", "retry", "--status", "cancelled", "--yes"],
+    ["jobs", "prune", "--older-than", "7d", "--dry-run"],
+    ["jobs", "prune", "--older-than", "7d"],
+    ["principals", "create", "--name", "ann", "--tenant", "t", "--roles", "operator"],
+    ["principals", "list"],
+    ["principals", "revoke", "ann"],
+]
 
 
 def _loaded(
@@ -71,24 +91,35 @@ def test_help_and_usage_errors_import_no_web_or_database_code(
     assert _loaded(args, tmp_path)["loaded"] == []
 
 
-@pytest.mark.parametrize(
-    "args",
-    [["jobs", "list"], ["jobs", "list", "--json", "--status", "failed"], ["principals", "list"]],
-)
-def test_list_commands_load_no_orm_nor_services(tmp_path: Path, args: list[str]) -> None:
-    """`jobs list` and `principals list` check the database, then read it with Core alone."""
+def _queued_job(url: str) -> str:
+    """A job of a kind no worker takes, enqueued on a migrated database."""
+    services = Services.build(Settings(database_url=url, modules=[]))
+    try:
+        with services.db.write() as s:
+            return services.jobs.enqueue(s, kind="startup.idle", payload={}, tenant="t").id
+    finally:
+        services.close()
+
+
+def test_jobs_and_principals_commands_load_no_orm_nor_services(tmp_path: Path) -> None:
+    """Each `jobs` and `principals` command checks the database, then works with Core alone."""
     with fresh_database(str(tmp_path)) as url:
-        refused = _loaded(args, tmp_path, BEYOND_CORE_SQL, WRITEGATE_DATABASE_URL=url)
-        assert refused == {"code": 1, "loaded": []}
+        for args in CORE_SQL_COMMANDS:
+            argv = [a.replace("JOB", "no-such-job") for a in args]
+            refused = _loaded(argv, tmp_path, BEYOND_CORE_SQL, WRITEGATE_DATABASE_URL=url)
+            assert refused == {"code": 1, "loaded": []}, argv
         assert run_cli("migrate", cwd=tmp_path, WRITEGATE_DATABASE_URL=url).returncode == 0
-        read = _loaded(args, tmp_path, BEYOND_CORE_SQL, WRITEGATE_DATABASE_URL=url)
-        assert read["code"] in (0, None), read
-        assert read["loaded"] == []
-        # The probe itself can see what it forbids: `jobs show` builds the services.
-        shown = _loaded(
-            ["jobs", "show", "x"], tmp_path, BEYOND_CORE_SQL, WRITEGATE_DATABASE_URL=url
-        )
-        assert "sqlalchemy.orm" in shown["loaded"]  # type: ignore[operator]
+        job = _queued_job(url)
+        for args in CORE_SQL_COMMANDS:
+            argv = [a.replace("JOB", job) for a in args]
+            done = _loaded(argv, tmp_path, BEYOND_CORE_SQL, WRITEGATE_DATABASE_URL=url)
+            assert done == {"code": 0, "loaded": []}, argv
+        # The probe itself can see what it forbids: a module's command builds the services.
+        clients = _loaded(["abs", "clients"], tmp_path, BEYOND_CORE_SQL, WRITEGATE_DATABASE_URL=url)
+        assert clients["code"] == 0, clients
+        loaded = clients["loaded"]
+        assert isinstance(loaded, list)
+        assert {"sqlalchemy.orm", "writegate.core.services"} <= set(loaded)
 
 
 def test_registry_help_matches_each_command() -> None:

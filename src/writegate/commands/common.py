@@ -132,13 +132,15 @@ def check_connects(settings: Settings) -> None:
 
 
 def _checked(settings: Settings) -> tuple[Engine, Connection]:
-    """A plain connection to the database once it is known to be at this release's schema."""
-    from sqlalchemy import create_engine
+    """A connection to the database once it is known to be at this release's schema.
+
+    The engine is writegate's own (`build_engine`: SQLite's pragmas, BEGIN IMMEDIATE for
+    writers) without a pool: a command's write waits on a running server's lock, not fails.
+    """
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import DBAPIError
-    from sqlalchemy.pool import NullPool
 
-    from writegate.core.db.engine import normalize_url
+    from writegate.core.db.engine import build_engine, normalize_url
     from writegate.core.migrations import SchemaState, schema_state
 
     url = normalize_url(settings.database_url)
@@ -152,11 +154,12 @@ def _checked(settings: Settings) -> tuple[Engine, Connection]:
             fail(f"no database file at {path}: {hint}")
         if Path(path).stat().st_size == 0:
             fail(f"the database {shown} has no schema: {hint}")
-    engine = create_engine(url, poolclass=NullPool)
+    engine = build_engine(url, pool_size=None)
     conn: Connection | None = None
     try:
         conn = engine.connect()
         state = schema_state(conn, version_dirs())
+        conn.rollback()  # the check's read transaction: the command begins its own
         if state is SchemaState.MISSING:
             fail(f"the database {shown} has no schema: {hint}")
         if state is SchemaState.BEHIND:
@@ -177,13 +180,16 @@ def _close(engine: Engine, conn: Connection | None) -> None:
 
 
 @contextlib.contextmanager
-def migrated_connection(settings: Settings) -> Iterator[Connection]:
-    """A plain connection (no ORM, no services) to a database at this release's schema.
+def migrated_connection(settings: Settings, *, write: bool = False) -> Iterator[Connection]:
+    """One plain connection (no ORM, no services) to a database at this release's schema.
 
     Never creates or migrates: a missing SQLite file, an empty database or one behind the
-    scripts is one line telling the operator to run `writegate migrate`.
+    scripts is one line telling the operator to run `writegate migrate`. With `write`, each
+    transaction the command begins (`conn.begin()`) is a writer's (BEGIN IMMEDIATE on SQLite).
     """
     engine, conn = _checked(settings)
+    if write:
+        conn.execution_options(writegate_write=True)
     try:
         with conn:
             yield conn

@@ -1,4 +1,8 @@
-"""`writegate jobs ...`: inspect, retry, cancel and prune jobs (whole ids, --json, filters)."""
+"""`writegate jobs ...`: inspect, retry, cancel and prune jobs (whole ids, --json, filters).
+
+Every command checks the database, then works on that one plain connection with SQLAlchemy
+Core (`core/jobs/operator.py`, `detail.py`, `actions.py`, `prune.py`): no ORM, no services.
+"""
 
 from __future__ import annotations
 
@@ -9,20 +13,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from writegate.commands import jobs_query as q
-from writegate.commands.common import (
-    USAGE,
-    existing_services,
-    fail,
-    load_settings,
-    migrated_connection,
-)
+from writegate.commands.common import USAGE, fail, load_settings, migrated_connection
 from writegate.core.clock import Clock
 from writegate.core.jobs.listing import iso, summary
 from writegate.core.jobs.status import FINAL
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
     from writegate.core.jobs.operator import Outcome
-    from writegate.core.services import Services
 
 app = typer.Typer(
     help="Inspect and operate jobs.",
@@ -116,11 +115,11 @@ def jobs_list(
         _say(f"more: --cursor {more}")
 
 
-def _detail(services: Services, job_id: str) -> dict[str, Any] | None:
+def _detail(conn: Connection, job_id: str) -> dict[str, Any] | None:
     from writegate.core.jobs.detail import look_up
 
-    with services.db.read() as s:
-        found = look_up(s, services.jobs, job_id, tenant=None)
+    with conn.begin():
+        found = look_up(conn, job_id, tenant=None)
     if found is None:
         return None
     _, fields, entries = found
@@ -136,11 +135,8 @@ def _detail(services: Services, job_id: str) -> dict[str, Any] | None:
 @app.command("show")
 def jobs_show(job_id: str, as_json: AsJson = False) -> None:
     """Show one job in full (secrets in its payload masked) and its audit entries."""
-    services = existing_services(load_settings())
-    try:
-        detail = _detail(services, job_id)
-    finally:
-        services.close()
+    with migrated_connection(load_settings()) as conn:
+        detail = _detail(conn, job_id)
     if detail is None:
         fail(f"no job {job_id}")
     if as_json:
@@ -155,18 +151,18 @@ def jobs_show(job_id: str, as_json: AsJson = False) -> None:
 
 
 def _apply(
-    services: Services, action: str, ids: list[str], options: dict[str, str | None] | None
+    conn: Connection, action: str, ids: list[str], options: dict[str, str | None] | None
 ) -> tuple[list[Outcome], int]:
-    """Retry or cancel by ids or by filter, in one transaction with its audit entry."""
+    """Retry or cancel by ids or by filter, in one write transaction with its audit entry."""
     from writegate.core.jobs.actions import Actor, act
 
-    now = services.clock.now()
+    now = Clock().now()
     f = raw = None
     if options is not None:
         f, raw = q.job_filter(now, **options)
-    with services.db.write() as s:
+    with conn.begin():
         return act(
-            s,
+            conn,
             action,
             Actor(_actor(), AUDIT_TENANT, None),
             now,
@@ -189,11 +185,8 @@ def _act(action: str, ids: list[str], options: dict[str, str | None], yes: bool,
         if not yes and not typer.confirm(f"{action} every job matching {shown}?", default=False):
             _say("nothing done", err=True)
             raise typer.Exit(1)
-    services = existing_services(load_settings())
-    try:
-        outcomes, audit_id = _apply(services, action, ids, options if given else None)
-    finally:
-        services.close()
+    with migrated_connection(load_settings(), write=True) as conn:
+        outcomes, audit_id = _apply(conn, action, ids, options if given else None)
     from writegate.core.jobs.actions import describe, report
 
     if js:
@@ -246,26 +239,25 @@ def jobs_prune(
     as_json: AsJson = False,
 ) -> None:
     """Delete final jobs that finished more than --older-than ago (queued/running never)."""
-    from writegate.core import audit_log
-
     age = q.parse_duration("older-than", older_than)
     wanted = q.final_statuses(status)
-    services = existing_services(load_settings())
-    try:
-        n = services.jobs.prune(age, statuses=wanted, dry_run=dry_run)
+    settings = load_settings()
+    from writegate.core import audit_log
+    from writegate.core.jobs.prune import prune
+
+    with migrated_connection(settings, write=not dry_run) as conn:
+        n = prune(conn, Clock().now() - age, statuses=wanted, dry_run=dry_run)
         if not dry_run:
-            with services.db.write() as s:
+            with conn.begin():
                 audit_log.record(
-                    s,
-                    at=services.clock.now(),
+                    conn,
+                    at=Clock().now(),
                     actor=_actor(),
                     tenant=AUDIT_TENANT,
                     action="prune",
                     job_ids=[],
                     detail={"older_than": older_than, "statuses": list(wanted), "deleted": n},
                 )
-    finally:
-        services.close()
     if as_json:
         _say(json.dumps({"dry_run": dry_run, "jobs": n, "older_than": older_than}))
     else:

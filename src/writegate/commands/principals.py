@@ -1,4 +1,8 @@
-"""`writegate principals ...`: manage principals (API users)."""
+"""`writegate principals ...`: manage principals (API users).
+
+Every command checks the database, then works on that one plain connection with SQLAlchemy
+Core (`core/principals.py`): no ORM, no services, and argon2 only to hash a --password.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,7 @@ from typing import Annotated
 
 import typer
 
-from writegate.commands.common import (
-    console,
-    existing_services,
-    load_settings,
-    migrated_connection,
-)
+from writegate.commands.common import console, load_settings, migrated_connection
 
 app = typer.Typer(
     help="Manage principals (API users).",
@@ -49,24 +48,34 @@ def principals_create(
     """Create a principal and print its API key (shown once)."""
     role_list = [r.strip() for r in roles.split(",") if r.strip()]
     attrs = _parse_attrs(attr or [])
-    services = existing_services(load_settings())
+    settings = load_settings()
     from sqlalchemy.exc import IntegrityError
 
+    from writegate.core import principals
+    from writegate.core.clock import Clock
+
     try:
-        with services.db.write() as s:
-            principal, key = services.auth.create(
-                s, name=name, tenant=tenant, roles=role_list, password=password, attrs=attrs
-            )
+        with migrated_connection(settings, write=True) as conn:
+            # Hashed before the transaction: the writer's lock is not held for argon2's time.
+            hashed = principals.password_hasher().hash(password) if password else None
+            with conn.begin():
+                principal, key = principals.create(
+                    conn,
+                    name=name,
+                    tenant=tenant,
+                    roles=role_list,
+                    attrs=attrs,
+                    password_hash=hashed,
+                    now=Clock().now(),
+                )
     except IntegrityError:
         console().print(f"[red]a principal named {name!r} already exists[/red]")
         raise typer.Exit(1) from None
-    finally:
-        services.close()
     if as_json:
         made = {
             "name": principal.name,
             "tenant": principal.tenant,
-            "roles": sorted(principal.roles),
+            "roles": principal.roles,
             "attrs": principal.attrs,
             "api_key": key,
         }
@@ -104,12 +113,12 @@ def principals_list() -> None:
 @app.command("revoke")
 def principals_revoke(name: str) -> None:
     """Revoke a principal: its key and password stop working at once."""
-    services = existing_services(load_settings())
-    try:
-        with services.db.write() as s:
-            ok = services.auth.revoke(s, name)
-    finally:
-        services.close()
+    settings = load_settings()
+    from writegate.core import principals
+    from writegate.core.clock import Clock
+
+    with migrated_connection(settings, write=True) as conn, conn.begin():
+        ok = principals.revoke(conn, name, Clock().now())
     if not ok:
         console().print(f"[red]no active principal named {name!r}[/red]")
         raise typer.Exit(1)

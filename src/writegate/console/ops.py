@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import Row
+
 from writegate.console.access import Denied, Operator
 from writegate.core import audit_log
 from writegate.core.console_view import Link
@@ -66,7 +68,7 @@ def job_detail(
 ) -> dict[str, Any]:
     """Everything about one job the operator may see (secrets masked); Denied 404 if not."""
     with services.db.read() as s:
-        found = look_up(s, services.jobs, job_id, tenant=op.scope)
+        found = look_up(s, job_id, tenant=op.scope)
     if found is None:
         raise Denied(404, "not_found", f"no job {job_id}")
     job, fields, entries = found
@@ -81,7 +83,7 @@ def job_detail(
     }
 
 
-def audit_entry(row: audit_log.AuditRow) -> dict[str, Any]:
+def audit_entry(row: Row[Any]) -> dict[str, Any]:
     """An audit log entry as data."""
     return {
         "id": row.id,

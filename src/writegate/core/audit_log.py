@@ -1,38 +1,44 @@
-"""The operators' audit log: who did what to which jobs, and when."""
+"""The operators' audit log: who did what to which jobs, and when (SQLAlchemy Core, no ORM).
+
+Its statements run on an ORM session (console, admin API) or a plain connection
+(`writegate jobs`), in the caller's transaction.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, DateTime, Index, Integer, String, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import JSON, Column, DateTime, Index, Integer, String, Table, insert, select
 
-from writegate.core.db import Base
+from writegate.core.db.metadata import METADATA
 
+if TYPE_CHECKING:
+    from sqlalchemy import Connection, Row
+    from sqlalchemy.orm import Session
 
-class AuditRow(Base):
-    """One operator action."""
+AUDIT_LOG = Table(
+    "audit_log",
+    METADATA,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime, nullable=False),
+    Column("actor", String(200), nullable=False),
+    # the actor's tenant: operators bound to it see the entry
+    Column("tenant", String(200), nullable=False),
+    # e.g. "retry", "cancel", "bulk_retry", "bulk_cancel", "prune", "sign_in"
+    Column("action", String(50), nullable=False),
+    Column("job_ids", JSON, nullable=False),
+    # what the action asked for and what it did (filter, refused ids and why)
+    Column("detail", JSON, nullable=False),
+    Index("ix_audit_log_at", "at"),
+)
 
-    __tablename__ = "audit_log"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    at: Mapped[datetime] = mapped_column(DateTime)
-    actor: Mapped[str] = mapped_column(String(200))
-    #: the actor's tenant: operators bound to it see the entry
-    tenant: Mapped[str] = mapped_column(String(200))
-    #: e.g. "retry", "cancel", "bulk_retry", "bulk_cancel", "sign_in"
-    action: Mapped[str] = mapped_column(String(50))
-    job_ids: Mapped[list[str]] = mapped_column(JSON)
-    #: what the action asked for and what it did (filter, refused ids and why)
-    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
-
-    __table_args__ = (Index("ix_audit_log_at", "at"),)
+_C = AUDIT_LOG.c
 
 
 def record(
-    session: Session,
+    conn: Connection | Session,
     *,
     at: datetime,
     actor: str,
@@ -40,34 +46,33 @@ def record(
     action: str,
     job_ids: Sequence[str],
     detail: dict[str, Any] | None = None,
-) -> AuditRow:
-    """Add an entry in the caller's transaction (it commits with the action itself)."""
-    row = AuditRow(
-        at=at,
-        actor=actor,
-        tenant=tenant,
-        action=action,
-        job_ids=list(job_ids),
-        detail=dict(detail or {}),
-    )
-    session.add(row)
-    session.flush()
-    return row
+) -> int:
+    """Add an entry in the caller's transaction (it commits with the action itself); its id."""
+    values = {
+        "at": at,
+        "actor": actor,
+        "tenant": tenant,
+        "action": action,
+        "job_ids": list(job_ids),
+        "detail": dict(detail or {}),
+    }
+    new_id: int = conn.execute(insert(AUDIT_LOG).values(values).returning(_C.id)).scalar_one()
+    return new_id
 
 
 def recent(
-    session: Session, *, tenant: str | None, limit: int = 100, before: int | None = None
-) -> list[AuditRow]:
+    conn: Connection | Session, *, tenant: str | None, limit: int = 100, before: int | None = None
+) -> list[Row[Any]]:
     """Newest entries first; only the tenant's when tenant is given."""
-    q = select(AuditRow)
+    q = select(AUDIT_LOG)
     if tenant is not None:
-        q = q.where(AuditRow.tenant == tenant)
+        q = q.where(_C.tenant == tenant)
     if before is not None:
-        q = q.where(AuditRow.id < before)
-    return list(session.scalars(q.order_by(AuditRow.id.desc()).limit(limit)))
+        q = q.where(_C.id < before)
+    return list(conn.execute(q.order_by(_C.id.desc()).limit(limit)).all())
 
 
-def for_job(session: Session, job_id: str, *, limit: int = 1000) -> list[AuditRow]:
+def for_job(conn: Connection | Session, job_id: str, *, limit: int = 1000) -> list[Row[Any]]:
     """Entries naming a job, newest first (scans recent entries: the log is small)."""
-    rows = session.scalars(select(AuditRow).order_by(AuditRow.id.desc()).limit(limit * 20))
+    rows = conn.execute(select(AUDIT_LOG).order_by(_C.id.desc()).limit(limit * 20))
     return [r for r in rows if job_id in (r.job_ids or [])][:limit]

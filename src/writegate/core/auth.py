@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import os
 import secrets
@@ -11,18 +10,23 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import bindparam, select
+from sqlalchemy import Row
 from sqlalchemy.orm import Mapped, Session
 
+from writegate.core import principals
 from writegate.core.clock import Clock
 from writegate.core.db import Base, Database
-from writegate.core.principals import PRINCIPALS
+from writegate.core.principals import (
+    BY_KEY_HASH,
+    BY_NAME,
+    PRINCIPALS,
+    hash_key,
+    password_hasher,
+)
 
 #: Roles that see every tenant; nothing else crosses a tenant boundary.
 ALL_TENANTS_ROLES = frozenset({"superadmin"})
-KEY_PREFIX = "wg_"
 #: session.info flag: a principal's credentials changed; caches drop them at COMMIT
 PRINCIPALS_CHANGED = "writegate_principals_changed"
 
@@ -94,28 +98,9 @@ class Principal:
         return self.all_tenants or tenant == self.tenant
 
     @classmethod
-    def from_row(cls, row: PrincipalRow) -> Principal:
-        """Build from a row."""
+    def from_row(cls, row: PrincipalRow | Row[Any]) -> Principal:
+        """Build from a row (ORM or Core)."""
         return cls(row.id, row.name, row.tenant, frozenset(row.roles), dict(row.attrs or {}))
-
-
-#: the principal whose API key hashes to `digest`
-_BY_KEY_HASH = select(
-    *(
-        PRINCIPALS.c[name]
-        for name in ("id", "name", "tenant", "roles", "attrs", "api_key_hash", "revoked_at")
-    )
-).where(PRINCIPALS.c.api_key_hash == bindparam("digest"))
-
-
-def hash_key(key: str) -> str:
-    """SHA-256 of a high-entropy API key (slow hashes are for low-entropy passwords)."""
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
-def new_api_key() -> str:
-    """A fresh API key with 256 bits of entropy."""
-    return KEY_PREFIX + secrets.token_urlsafe(32)
 
 
 class AuthService:
@@ -124,7 +109,7 @@ class AuthService:
     def __init__(self, db: Database, clock: Clock) -> None:
         self.db = db
         self.clock = clock
-        self._hasher = PasswordHasher()
+        self._hasher = password_hasher()
         self._dummy_hash: str | None = None
         self._dummy_lock = threading.Lock()
         self.hash_wait_seconds = HASH_WAIT_SECONDS
@@ -152,19 +137,15 @@ class AuthService:
         attrs: dict[str, Any] | None = None,
     ) -> tuple[Principal, str]:
         """Create a principal; return it with its API key (shown only once)."""
-        key = new_api_key()
-        row = PrincipalRow(
+        row, key = principals.create(
+            session,
             name=name,
             tenant=tenant,
-            roles=sorted(set(roles)),
-            attrs=dict(attrs or {}),
-            api_key_hash=hash_key(key),
-            api_key_hint=key[:7],
+            roles=roles,
+            attrs=attrs,
             password_hash=self._hash(password) if password else None,
-            created_at=self.clock.now(),
+            now=self.clock.now(),
         )
-        session.add(row)
-        session.flush()
         return Principal.from_row(row), key
 
     def by_api_key(self, session: Session, key: str) -> Principal | None:
@@ -172,7 +153,7 @@ class AuthService:
         if not key or len(key) > 200:
             return None
         digest = hash_key(key)
-        row = session.scalar(select(PrincipalRow).where(PrincipalRow.api_key_hash == digest))
+        row = session.execute(BY_KEY_HASH, {"digest": digest}).first()
         if row is None or row.revoked_at is not None:
             return None
         if not hmac.compare_digest(row.api_key_hash or "", digest):
@@ -184,16 +165,16 @@ class AuthService:
         if not key or len(key) > 200:
             return None
         digest = hash_key(key)
-        row = await self.db.reads.first(_BY_KEY_HASH, {"digest": digest})
+        row = await self.db.reads.first(BY_KEY_HASH, {"digest": digest})
         if row is None or row.revoked_at is not None:
             return None
         if not hmac.compare_digest(row.api_key_hash or "", digest):
             return None
-        return Principal(row.id, row.name, row.tenant, frozenset(row.roles), dict(row.attrs or {}))
+        return Principal.from_row(row)
 
     def by_name(self, session: Session, name: str) -> Principal | None:
         """The active principal of that name."""
-        row = session.scalar(select(PrincipalRow).where(PrincipalRow.name == name))
+        row = session.execute(BY_NAME, {"name": name}).first()
         if row is None or row.revoked_at is not None:
             return None
         return Principal.from_row(row)
@@ -233,7 +214,7 @@ class AuthService:
 
     @staticmethod
     def _password_of(session: Session, name: str) -> tuple[Principal, str] | None:
-        row = session.scalar(select(PrincipalRow).where(PrincipalRow.name == name))
+        row = session.execute(BY_NAME, {"name": name}).first()
         if row is None or row.revoked_at is not None or row.password_hash is None:
             return None
         return Principal.from_row(row), row.password_hash
@@ -253,9 +234,7 @@ class AuthService:
 
     def revoke(self, session: Session, name: str) -> bool:
         """Revoke a principal's credentials; False if unknown or already revoked."""
-        row = session.scalar(select(PrincipalRow).where(PrincipalRow.name == name))
-        if row is None or row.revoked_at is not None:
+        if not principals.revoke(session, name, self.clock.now()):
             return False
-        row.revoked_at = self.clock.now()
         session.info[PRINCIPALS_CHANGED] = True
         return True

@@ -12,8 +12,9 @@ from fastapi import Depends, Request, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 
-from writegate.core.auth import Principal, hash_key
+from writegate.core.auth import Principal
 from writegate.core.observability.context import bind
+from writegate.core.principals import hash_key
 from writegate.core.problems import FieldProblem
 from writegate.core.services import Services
 

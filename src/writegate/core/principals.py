@@ -1,20 +1,38 @@
-"""The `principals` table as SQLAlchemy Core declares it, and its listing (no ORM, no argon2).
+"""The `principals` table as SQLAlchemy Core declares it, and its writes (no ORM, no argon2).
 
-The ORM's `auth.PrincipalRow` maps onto it; `writegate principals list` reads it alone.
+The ORM's `auth.PrincipalRow` maps onto it. `AuthService` (the server) and `writegate
+principals` (a plain connection) create, list and revoke principals through these.
 """
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, Column, DateTime, Integer, String, Table, select
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Integer,
+    String,
+    Table,
+    bindparam,
+    insert,
+    select,
+    update,
+)
 
 from writegate.core.db.metadata import METADATA
 
 if TYPE_CHECKING:
+    from argon2 import PasswordHasher
     from sqlalchemy import Connection, Row
     from sqlalchemy.orm import Session
+
+KEY_PREFIX = "wg_"
 
 PRINCIPALS = Table(
     "principals",
@@ -32,6 +50,73 @@ PRINCIPALS = Table(
 )
 
 
+_C = PRINCIPALS.c
+
+#: the principal named `name`
+BY_NAME = select(PRINCIPALS).where(_C.name == bindparam("name"))
+#: the principal whose API key hashes to `digest` (what authenticating a request reads)
+BY_KEY_HASH = select(
+    *(_C[c] for c in ("id", "name", "tenant", "roles", "attrs", "api_key_hash", "revoked_at"))
+).where(_C.api_key_hash == bindparam("digest"))
+
+
+def hash_key(key: str) -> str:
+    """SHA-256 of a high-entropy API key (slow hashes are for low-entropy passwords)."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_api_key() -> str:
+    """A fresh API key with 256 bits of entropy."""
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def password_hasher() -> PasswordHasher:
+    """The argon2 hasher of principals' passwords (argon2 is imported here, when first asked)."""
+    from argon2 import PasswordHasher
+
+    return PasswordHasher()
+
+
 def every_principal(conn: Connection | Session) -> Sequence[Row[Any]]:
     """Every principal by name, secrets' columns included (the caller shows only hints)."""
-    return conn.execute(select(PRINCIPALS).order_by(PRINCIPALS.c.name)).all()
+    return conn.execute(select(PRINCIPALS).order_by(_C.name)).all()
+
+
+def create(
+    conn: Connection | Session,
+    *,
+    name: str,
+    tenant: str,
+    roles: Sequence[str],
+    attrs: dict[str, Any] | None,
+    password_hash: str | None,
+    now: datetime,
+) -> tuple[Row[Any], str]:
+    """Insert a principal in the caller's transaction; its row and its API key (shown once).
+
+    A taken name raises the driver's IntegrityError.
+    """
+    key = new_api_key()
+    values = {
+        "name": name,
+        "tenant": tenant,
+        "roles": sorted(set(roles)),
+        "attrs": dict(attrs or {}),
+        "api_key_hash": hash_key(key),
+        "api_key_hint": key[:7],
+        "password_hash": password_hash,
+        "created_at": now,
+    }
+    row = conn.execute(insert(PRINCIPALS).values(values).returning(*PRINCIPALS.c)).one()
+    return row, key
+
+
+def revoke(conn: Connection | Session, name: str, now: datetime) -> bool:
+    """Revoke a principal's credentials in the caller's transaction; False if unknown or revoked."""
+    revoked = conn.execute(
+        update(PRINCIPALS)
+        .where(_C.name == name, _C.revoked_at.is_(None))
+        .values(revoked_at=now)
+        .returning(_C.id)
+    ).first()
+    return revoked is not None

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Dialect, Engine, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -45,26 +45,31 @@ def _sqlite_on_begin(conn: Any) -> None:
         raise DBAPIError.instance(sql, (), exc, sqlite3.Error) from exc
 
 
-def _sqlite_engine(url: str, pool_size: int, max_overflow: int) -> Engine:
+def _sqlite_engine(url: str, **pool: Any) -> Engine:
     """An SQLite engine whose every connection gets writegate's pragmas."""
-    engine = create_engine(
-        url,
-        connect_args={"check_same_thread": False, "timeout": 60},
-        pool_size=pool_size,
-        max_overflow=max_overflow,
-    )
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60}, **pool)
     event.listen(engine, "connect", _sqlite_on_connect)
     return engine
 
 
-def build_engine(url: str, pool_size: int = 10) -> Engine:
-    """Create an engine tuned for writegate's durability rules."""
+def build_engine(url: str, pool_size: int | None = 10) -> Engine:
+    """Create an engine tuned for writegate's durability rules.
+
+    `pool_size=None`: no pool (a command's one connection, closed when it is done).
+    """
     url = normalize_url(url)
+    if pool_size is None:
+        pool: dict[str, Any] = {"poolclass": NullPool}
+    else:
+        overflow = pool_size * (4 if url.startswith("sqlite") else 2)
+        pool = {"pool_size": pool_size, "max_overflow": overflow}
     if url.startswith("sqlite"):
-        engine = _sqlite_engine(url, pool_size, max_overflow=pool_size * 4)
+        engine = _sqlite_engine(url, **pool)
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
-    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size * 2, pool_timeout=30)
+    if pool_size is None:
+        return create_engine(url, **pool)  # a fresh connection each time: nothing to ping
+    engine = create_engine(url, pool_timeout=30, **pool)
     _ping_idle_connections(engine)
     return engine
 
@@ -79,7 +84,7 @@ def build_read_engine(url: str, pool_size: int) -> Engine | AsyncEngine:
     url = normalize_url(url)
     if url.startswith("sqlite"):
         # Never wait for a connection: a wait would block the event loop.
-        return _sqlite_engine(url, pool_size, max_overflow=-1)
+        return _sqlite_engine(url, pool_size=pool_size, max_overflow=-1)
     # Here, not at the top: sqlalchemy.ext.asyncio imports the ORM, which the CLI's list
     # commands (which build an engine) never load.
     from sqlalchemy.ext.asyncio import create_async_engine

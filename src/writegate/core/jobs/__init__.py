@@ -1,7 +1,7 @@
 """Durable jobs: what a job is, its statements, and the manager of every state change.
 
-Names are imported on first use: `writegate jobs list` reads `table` and `query` alone,
-without the ORM model or the manager.
+Names are imported on first use: `writegate jobs` reads and acts through `table`, `job`
+and `operator` alone, without the ORM model or the manager.
 """
 
 from typing import TYPE_CHECKING
@@ -9,15 +9,9 @@ from typing import TYPE_CHECKING
 from writegate.core.lazy import exports
 
 if TYPE_CHECKING:
+    from writegate.core.jobs.job import Job
     from writegate.core.jobs.manager import JobManager
-    from writegate.core.jobs.model import (
-        NOTIFY_CHANNEL,
-        Job,
-        JobRow,
-        NewJob,
-        RetryPolicy,
-        new_job_id,
-    )
+    from writegate.core.jobs.model import NOTIFY_CHANNEL, JobRow, NewJob, RetryPolicy, new_job_id
     from writegate.core.jobs.status import ACTIVE, FINAL, Status
 
 __all__ = [
@@ -41,7 +35,7 @@ __getattr__ = exports(
         "Status": "status",
         "JobManager": "manager",
         "NOTIFY_CHANNEL": "model",
-        "Job": "model",
+        "Job": "job",
         "JobRow": "model",
         "NewJob": "model",
         "RetryPolicy": "model",

@@ -1,7 +1,7 @@
 """An operator's retry or cancel of jobs, by ids or by filter: done, audited, and told.
 
-The console, the admin API and `writegate jobs retry|cancel` all act through `act` and word
-each outcome with `describe`.
+The console, the admin API (on an ORM session) and `writegate jobs retry|cancel` (on a plain
+connection) all act through `act` and word each outcome with `describe`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from writegate.core.jobs.criteria import JobFilter
 from writegate.core.jobs.operator import Outcome
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
     from sqlalchemy.orm import Session
 
 ACTIONS = ("retry", "cancel")
@@ -51,7 +52,7 @@ class Actor:
 
 
 def act(
-    session: Session,
+    conn: Connection | Session,
     action: str,
     actor: Actor,
     now: datetime,
@@ -62,10 +63,10 @@ def act(
 ) -> tuple[list[Outcome], int]:
     """Retry or cancel by ids or by filter in the caller's transaction, with its audit entry."""
     if job_filter is not None:
-        ids = operator.matching_ids(session, job_filter)
+        ids = operator.matching_ids(conn, job_filter)
     targets = list(dict.fromkeys(ids or []))
     run = operator.retry_many if action == "retry" else operator.cancel_many
-    outcomes = run(session, targets, tenant=actor.scope, now=now)
+    outcomes = run(conn, targets, tenant=actor.scope, now=now)
     refused = [
         {"id": o.id, "reason": o.reason, "status": o.status, "holder": o.holder}
         for o in outcomes
@@ -74,8 +75,8 @@ def act(
     detail: dict[str, Any] = {"requested": len(targets), "refused": refused[:100]}
     if raw_filter is not None:
         detail["filter"] = raw_filter
-    entry = audit_log.record(
-        session,
+    audit_id = audit_log.record(
+        conn,
         at=now,
         actor=actor.name,
         tenant=actor.tenant,
@@ -83,7 +84,7 @@ def act(
         job_ids=[o.id for o in outcomes if o.ok],
         detail=detail,
     )
-    return outcomes, entry.id
+    return outcomes, audit_id
 
 
 def report(action: str, outcomes: Sequence[Outcome], audit_id: int) -> dict[str, Any]:

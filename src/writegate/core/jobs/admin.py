@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from writegate.core.exceptions import ExclusiveJobExists
 from writegate.core.jobs import operator
-from writegate.core.jobs.model import COLUMNS, FINAL, Job, JobRow, Status
+from writegate.core.jobs.job import COLUMNS, Job
+from writegate.core.jobs.model import FINAL, JobRow, Status
+from writegate.core.jobs.prune import prune
 from writegate.core.jobs.store import JobStore
 
 
@@ -35,11 +37,6 @@ class Admin(JobStore):
         """The active job holding exclusive_key, if any, on the async read path."""
         row = await self.db.reads.first(self.sql.active_job, {"h_key": exclusive_key})
         return None if row is None else Job.from_values(COLUMNS, tuple(row))
-
-    def active_holder(self, session: Session, exclusive_key: str) -> str | None:
-        """Id of the active job holding exclusive_key, if any."""
-        found: str | None = session.scalar(self.sql.active_holder, {"h_key": exclusive_key})
-        return found
 
     def active_holders(self, session: Session, keys: Iterable[str]) -> dict[str, str]:
         """The active job holding each of these exclusive keys, where one does."""
@@ -99,21 +96,6 @@ class Admin(JobStore):
     ) -> int:
         """Delete final jobs that finished more than `older_than` ago, in short batches."""
         before = self.clock.now() - older_than
-        wanted = [Status(s).value for s in statuses if Status(s).value in FINAL]
-        if dry_run:
-            with self.db.read() as s:
-                counted = s.scalar(
-                    select(func.count())
-                    .select_from(JobRow)
-                    .where(JobRow.status.in_(wanted), JobRow.finished_at < before)
-                )
-            return int(counted or 0)
-        params = {"p_before": before, "p_statuses": wanted, "p_limit": batch}
-        deleted = 0
-        while True:
-            # One short transaction per batch: the claim never waits behind a long delete.
-            with self.db.write() as s:
-                n = s.connection().execute(self.sql.prune, params).rowcount
-            deleted += n
-            if n < batch:
-                return deleted
+        engine = self.db.engine if dry_run else self.db.write_engine
+        with engine.connect() as conn:
+            return prune(conn, before, statuses=statuses, batch=batch, dry_run=dry_run)

@@ -1,6 +1,7 @@
 """One job in full as an operator sees it: secrets masked, its key's holder, its audit entries.
 
-The console, the admin API and `writegate jobs show` all look a job up through `look_up`.
+The console, the admin API and `writegate jobs show` all look a job up through `look_up`,
+with Core statements on an ORM session or a plain connection.
 """
 
 from __future__ import annotations
@@ -8,27 +9,29 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from writegate.core import audit_log
+from writegate.core.jobs.job import COLUMNS, Job
 from writegate.core.jobs.listing import iso, summary
+from writegate.core.jobs.operator import BY_ID, key_holder
 from writegate.core.jobs.status import ACTIVE
 from writegate.core.masking import masked
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection, Row
     from sqlalchemy.orm import Session
-
-    from writegate.core.jobs import Job, JobManager
 
 
 def look_up(
-    session: Session, jobs: JobManager, job_id: str, *, tenant: str | None
-) -> tuple[Job, dict[str, Any], list[audit_log.AuditRow]] | None:
+    conn: Connection | Session, job_id: str, *, tenant: str | None
+) -> tuple[Job, dict[str, Any], list[Row[Any]]] | None:
     """The job, its fields (secrets masked) and its latest 50 audit entries; None if not seen."""
-    job = jobs.get(session, job_id, tenant=tenant) if len(job_id) <= 36 else None
-    if job is None:
+    row = conn.execute(BY_ID, {"j_id": job_id}).first() if len(job_id) <= 36 else None
+    if row is None or (tenant is not None and row.tenant != tenant):
         return None
-    entries = audit_log.for_job(session, job.id, limit=50)
+    job = Job.from_values(COLUMNS, tuple(row))
+    entries = audit_log.for_job(conn, job.id, limit=50)
     holder = None
     if job.exclusive_key and job.status.value not in ACTIVE:
-        holder = jobs.active_holder(session, job.exclusive_key)
+        holder = key_holder(conn, job.exclusive_key)
     fields = {
         **summary(job),
         "principal": job.principal,

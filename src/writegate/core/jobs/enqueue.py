@@ -11,7 +11,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from writegate.core.exceptions import ExclusiveJobExists
-from writegate.core.jobs.model import Job, JobRow, NewJob, Status, new_job_id
+from writegate.core.jobs.job import Job
+from writegate.core.jobs.model import JobRow, NewJob, Status, new_job_id
 from writegate.core.jobs.sql import NEW_COLUMNS
 from writegate.core.jobs.store import JobStore
 from writegate.core.observability import metrics, tracing

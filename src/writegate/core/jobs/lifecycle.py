@@ -10,8 +10,9 @@ from sqlalchemy.orm import Session
 
 from writegate.core.exceptions import LeaseLost
 from writegate.core.jobs.enqueue import ENQUEUED
-from writegate.core.jobs.model import COLUMNS, Job, Status
+from writegate.core.jobs.job import COLUMNS, Job
 from writegate.core.jobs.sql import fence
+from writegate.core.jobs.status import Status
 from writegate.core.jobs.store import JobStore
 
 #: how much of an error message is kept

@@ -1,9 +1,8 @@
-"""What a job is: its status, its row, its snapshot, a new job and its retry policy."""
+"""A job's ORM row, a new job and its retry policy (its snapshot, `Job`, is in `job.py`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -15,7 +14,7 @@ from writegate.core.jobs.status import ACTIVE, FINAL, Status
 from writegate.core.jobs.table import JOBS, add_partial_indexes
 from writegate.core.retry import backoff_seconds
 
-__all__ = ["ACTIVE", "FINAL", "NOTIFY_CHANNEL", "Job", "JobRow", "NewJob", "RetryPolicy", "Status"]
+__all__ = ["ACTIVE", "FINAL", "NOTIFY_CHANNEL", "JobRow", "NewJob", "RetryPolicy", "Status"]
 
 add_partial_indexes()
 
@@ -52,67 +51,6 @@ class JobRow(Base):
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     trace_context: Mapped[dict[str, str] | None]
-
-
-#: every column, in table order: the order of a claimed row
-COLUMNS = tuple(c.name for c in JobRow.__table__.columns)
-
-
-@dataclass(frozen=True)
-class Job:
-    """An immutable snapshot of a job row."""
-
-    id: str
-    kind: str
-    tenant: str
-    principal: str | None
-    payload: Any
-    status: Status
-    attempts: int
-    max_attempts: int
-    run_after: datetime
-    lease_owner: str | None
-    lease_expires_at: datetime | None
-    timeout_at: datetime | None
-    progress: Any | None
-    checkpoint: Any | None
-    result: Any | None
-    error: str | None
-    exclusive_key: str | None
-    idempotency_key: str | None
-    after_id: str | None
-    created_at: datetime
-    updated_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    #: the request id and W3C traceparent of the request that enqueued it
-    trace_context: dict[str, str] | None = None
-    #: False when enqueue returned an existing job for the same idempotency key.
-    created: bool = field(default=True, compare=False)
-
-    @classmethod
-    def from_row(cls, row: JobRow, *, created: bool = True) -> Job:
-        """Snapshot an ORM row."""
-        return cls.from_values(COLUMNS, [getattr(row, c) for c in COLUMNS], created=created)
-
-    @classmethod
-    def from_values(
-        cls, names: Sequence[str], values: Sequence[Any], *, created: bool = True
-    ) -> Job:
-        """The Job of a row's values, columns in `names` order; unnamed columns are None."""
-        # A frozen dataclass's __init__ sets each field through object.__setattr__; filling
-        # the new instance's __dict__ builds the same Job in a quarter of the time, which
-        # counts for a batch of accepts or a claim.
-        job = object.__new__(cls)
-        fields = job.__dict__
-        fields.update(_EMPTY)
-        fields.update(zip(names, values, strict=True))
-        fields["status"] = Status(fields["status"])
-        fields["created"] = created
-        return job
-
-
-_EMPTY: dict[str, Any] = dict.fromkeys(COLUMNS)
 
 
 def new_job_id() -> str:

@@ -1,7 +1,7 @@
 """Operator queries and actions on jobs: filters, keyset pages, overview figures, bulk actions.
 
 Core statements on `table.JOBS` only: they run on an ORM session or a plain connection, so
-`writegate jobs list` pages without loading the ORM.
+`writegate jobs` pages, looks up, retries and cancels without loading the ORM.
 """
 
 from __future__ import annotations
@@ -11,7 +11,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Row, Select, and_, func, or_, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    Select,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from writegate.core.jobs.criteria import Cursor, JobFilter
@@ -19,8 +31,10 @@ from writegate.core.jobs.status import ACTIVE, Status
 from writegate.core.jobs.table import ACTIVE_KEYED, JOBS
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection
     from sqlalchemy.orm import Session
+
+    #: where an operator's statements run: an ORM session or a plain connection
+    Conn = Connection | Session
 
 __all__ = ["BULK_LIMIT", "Cursor", "JobFilter", "Outcome", "WorkerSeen"]
 
@@ -28,6 +42,11 @@ __all__ = ["BULK_LIMIT", "Cursor", "JobFilter", "Outcome", "WorkerSeen"]
 BULK_LIMIT = 1000
 
 _C = JOBS.c
+
+#: the job `j_id`, every column in table order (`job.COLUMNS`)
+BY_ID = select(*JOBS.c).where(_C.id == bindparam("j_id"))
+#: the id of the active job holding the exclusive key `h_key`
+ACTIVE_HOLDER = select(_C.id).where(_C.exclusive_key == bindparam("h_key"), text(ACTIVE_KEYED))
 
 
 @dataclass(frozen=True)
@@ -89,7 +108,7 @@ def page_query(f: JobFilter, *, limit: int, after: Cursor | None = None) -> Sele
 
 
 def page(
-    conn: Connection | Session, f: JobFilter, *, limit: int, after: Cursor | None = None
+    conn: Conn, f: JobFilter, *, limit: int, after: Cursor | None = None
 ) -> tuple[list[Row[Any]], Cursor | None]:
     """One newest-first page of matching jobs and the cursor of the next (keyset, no OFFSET)."""
     rows = list(conn.execute(page_query(f, limit=limit, after=after)).all())
@@ -98,9 +117,7 @@ def page(
     return rows, ((rows[-1].created_at, rows[-1].id) if more and rows else None)
 
 
-def matching_ids(
-    session: Connection | Session, f: JobFilter, *, limit: int = BULK_LIMIT
-) -> list[str]:
+def matching_ids(conn: Conn, f: JobFilter, *, limit: int = BULK_LIMIT) -> list[str]:
     """Ids of up to limit matching jobs, newest first (the target of a bulk action)."""
     q = (
         select(_C.id)
@@ -108,7 +125,7 @@ def matching_ids(
         .order_by(_C.created_at.desc(), _C.id.desc())
         .limit(limit)
     )
-    return list(session.scalars(q))
+    return list(conn.scalars(q))
 
 
 def counts_by_kind(session: Session, tenant: str | None) -> dict[str, dict[str, int]]:
@@ -134,8 +151,12 @@ def oldest_queued(session: Session, tenant: str | None) -> dict[str, datetime]:
     return {str(k): at for k, at in session.execute(q) if at is not None}
 
 
+def _dialect(conn: Conn) -> str:
+    return conn.dialect.name if isinstance(conn, Connection) else conn.get_bind().dialect.name
+
+
 def _minute(session: Session, column: Any) -> Any:
-    if session.get_bind().dialect.name == "postgresql":
+    if _dialect(session) == "postgresql":
         return func.to_char(func.date_trunc("minute", column), "YYYY-MM-DD HH24:MI")
     return func.strftime("%Y-%m-%d %H:%M", column)
 
@@ -190,39 +211,40 @@ def workers_seen(session: Session, tenant: str | None) -> list[WorkerSeen]:
     return list(seen.values())
 
 
-def _locked(session: Session, job_id: str, tenant: str | None) -> Any:
+def _locked(conn: Conn, job_id: str, tenant: str | None) -> Any:
     """The job's status, tenant and key, row-locked on PostgreSQL; None if not the tenant's."""
     q = select(_C.status, _C.tenant, _C.exclusive_key).where(_C.id == job_id)
-    if session.get_bind().dialect.name == "postgresql":
+    if _dialect(conn) == "postgresql":
         q = q.with_for_update()
-    row = session.execute(q).first()
+    row = conn.execute(q).first()
     if row is None or (tenant is not None and row.tenant != tenant):
         return None
     return row
 
 
-def _holder(session: Session, key: str, job_id: str) -> str | None:
-    return session.scalar(
-        select(_C.id).where(_C.exclusive_key == key, text(ACTIVE_KEYED), _C.id != job_id)
-    )
+def key_holder(conn: Conn, key: str) -> str | None:
+    """The id of the active job holding an exclusive key, if any."""
+    found: str | None = conn.scalar(ACTIVE_HOLDER, {"h_key": key})
+    return found
 
 
-def retry_one(session: Session, job_id: str, *, tenant: str | None, now: datetime) -> Outcome:
+def retry_one(conn: Conn, job_id: str, *, tenant: str | None, now: datetime) -> Outcome:
     """Queue a failed or cancelled job again with fresh attempts, in the caller's transaction."""
-    row = _locked(session, job_id, tenant)
+    row = _locked(conn, job_id, tenant)
     if row is None:
         return Outcome(job_id, False, None, "not_found")
     if row.status not in (Status.FAILED.value, Status.CANCELLED.value):
         reason = "active" if row.status in ACTIVE else "final"
         return Outcome(job_id, False, row.status, reason)
-    holder = _holder(session, row.exclusive_key, job_id) if row.exclusive_key else None
+    # The job itself is final here, so an active holder of its key is another job.
+    holder = key_holder(conn, row.exclusive_key) if row.exclusive_key else None
     if holder is not None:
         return Outcome(job_id, False, row.status, "key_held", holder)
     # The UPDATE runs inside its own savepoint (begun before anything is flushed), so a
     # holder that appeared since the check costs only this job, never the transaction.
     try:
-        with session.begin_nested():
-            session.execute(
+        with conn.begin_nested():
+            conn.execute(
                 update(JOBS)
                 .where(_C.id == job_id, _C.status == row.status)
                 .values(
@@ -237,20 +259,20 @@ def retry_one(session: Session, job_id: str, *, tenant: str | None, now: datetim
                 .execution_options(synchronize_session=False)
             )
     except IntegrityError:
-        holder = _holder(session, row.exclusive_key or "", job_id)
+        holder = key_holder(conn, row.exclusive_key or "")
         return Outcome(job_id, False, row.status, "key_held", holder)
-    session.info["writegate_enqueued"] = True
+    conn.info["writegate_enqueued"] = True
     return Outcome(job_id, True, Status.QUEUED.value)
 
 
-def cancel_one(session: Session, job_id: str, *, tenant: str | None, now: datetime) -> Outcome:
+def cancel_one(conn: Conn, job_id: str, *, tenant: str | None, now: datetime) -> Outcome:
     """Cancel a queued or running job in the caller's transaction."""
-    row = _locked(session, job_id, tenant)
+    row = _locked(conn, job_id, tenant)
     if row is None:
         return Outcome(job_id, False, None, "not_found")
     if row.status not in ACTIVE:
         return Outcome(job_id, False, row.status, "final")
-    session.execute(
+    conn.execute(
         update(JOBS)
         .where(_C.id == job_id, _C.status.in_(ACTIVE))
         .values(
@@ -266,14 +288,14 @@ def cancel_one(session: Session, job_id: str, *, tenant: str | None, now: dateti
 
 
 def retry_many(
-    session: Session, ids: Sequence[str], *, tenant: str | None, now: datetime
+    conn: Conn, ids: Sequence[str], *, tenant: str | None, now: datetime
 ) -> list[Outcome]:
     """`retry_one` for each id, in order, in the caller's transaction."""
-    return [retry_one(session, i, tenant=tenant, now=now) for i in ids]
+    return [retry_one(conn, i, tenant=tenant, now=now) for i in ids]
 
 
 def cancel_many(
-    session: Session, ids: Sequence[str], *, tenant: str | None, now: datetime
+    conn: Conn, ids: Sequence[str], *, tenant: str | None, now: datetime
 ) -> list[Outcome]:
     """`cancel_one` for each id, in order, in the caller's transaction."""
-    return [cancel_one(session, i, tenant=tenant, now=now) for i in ids]
+    return [cancel_one(conn, i, tenant=tenant, now=now) for i in ids]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Integer, Table, bindparam, delete, func, or_, select, text, update
+from sqlalchemy import Integer, Table, bindparam, func, or_, select, text, update
 from sqlalchemy.engine import Dialect
-from sqlalchemy.sql import ColumnElement, Delete, Select, Update
+from sqlalchemy.sql import ColumnElement, Select, Update
 
 from writegate.core.db import BatchInsert, DriverStatement, InValues
 from writegate.core.jobs.model import JobRow
-from writegate.core.jobs.status import FINAL, Status
+from writegate.core.jobs.operator import BY_ID
+from writegate.core.jobs.status import Status
 from writegate.core.jobs.table import ACTIVE_KEYED, JOBS
 
 jobs: Table = JOBS
@@ -66,11 +67,8 @@ class JobStatements:
             c.kind == bindparam("i_kind"),
             c.idempotency_key == bindparam("i_key"),
         )
-        self.active_holder = select(c.id).where(
-            c.exclusive_key == bindparam("h_key"), text(ACTIVE_KEYED)
-        )
         #: the job `j_id` (every column)
-        self.by_id = select(*jobs.c).where(c.id == bindparam("j_id"))
+        self.by_id = BY_ID
         #: the active job holding the key `h_key` (every column)
         self.active_job = select(*jobs.c).where(
             c.exclusive_key == bindparam("h_key"), text(ACTIVE_KEYED)
@@ -99,7 +97,6 @@ class JobStatements:
         self.stalled = (stalled.with_for_update(skip_locked=True) if postgres else stalled).limit(
             500
         )
-        self.prune = self._prune()
 
     @staticmethod
     def _claim(postgres: bool) -> Update:
@@ -168,20 +165,6 @@ class JobStatements:
         if with_progress:
             values["progress"] = bindparam("c_progress", type_=c.progress.type)
         return update(jobs).where(*_fence()).values(values)
-
-    @staticmethod
-    def _prune() -> Delete:
-        oldest = (
-            select(c.id)
-            .where(
-                c.status.in_(FINAL),
-                c.finished_at < bindparam("p_before"),
-                InValues(c.status, "p_statuses"),
-            )
-            .order_by(c.finished_at)
-            .limit(bindparam("p_limit", type_=Integer))
-        )
-        return delete(jobs).where(c.id.in_(oldest.scalar_subquery()))
 
 
 def fence(job_id: str, owner: str, attempts: int) -> dict[str, object]:
