@@ -8,12 +8,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
 
 from tests.api.abs.conftest import Client, assert_error, assert_ok, call, version_counter
-from tests.harness import Server
+from tests.harness import Server, wait_for
 from writegate.modules.abs.models import AbsPackage
-from writegate.modules.abs.service import to_wire
+from writegate.modules.abs.service import to_wire, write_changes
 
 
 def test_twenty_concurrent_updates_one_wins(server: Server, abs_client: Client) -> None:
@@ -146,3 +147,68 @@ def test_replica_converges_under_1000_concurrent_writes(server: Server, abs_clie
     assert len(truth) > 100
     assert any(r["state"] == 1 for r in truth.values())
     assert replica == truth
+
+
+def test_one_batch_takes_each_counter_once_and_applies_its_changes_in_order(
+    server: Server, abs_client: Client
+) -> None:
+    """putDb calls that share a group-commit batch bump the version counter once (and the id
+    counter once for the creates); two updates of one package in it apply one after the
+    other, the second seeing the version the first gave."""
+    h = abs_client.headers
+    with server.client() as c:
+        created = assert_ok(call(c, "putDb", {"client_code": abs_client.code}, h))
+    first = version_counter(server) + 1
+    bodies = [
+        {"client_code": abs_client.code, "id": created["id"], "version": created["version"]},
+        {"client_code": abs_client.code, "id": created["id"], "version": first},
+        {"client_code": abs_client.code},
+    ]
+    for body, status in zip(bodies, ("FIRST", "SECOND", "NEW-ONE"), strict=True):
+        body["processing_status"] = status
+    group = server.services.db.group
+    saved, group.max_in_flight = group.max_in_flight, 1
+    entered, release = threading.Event(), threading.Event()
+
+    def hold(_s: Session) -> None:
+        entered.set()
+        release.wait(30)
+
+    def queued() -> int:
+        return sum(1 for q in list(group._pending) if q.write is write_changes)
+
+    counter_updates: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.startswith("UPDATE counters"):
+            counter_updates.append(statement)
+
+    def put(body: dict[str, Any]) -> dict[str, Any]:
+        with server.client() as c:
+            return call(c, "putDb", body, h)
+
+    held = group.submit(hold)
+    try:
+        assert entered.wait(30)
+        with ThreadPoolExecutor(3) as pool:
+            answers = []
+            for n, body in enumerate(bodies, start=1):  # queued in this order, one batch
+                answers.append(pool.submit(put, body))
+                wait_for(lambda n=n: queued() >= n, timeout=30, interval=0.01)
+            event.listen(server.services.db.engine, "before_cursor_execute", count)
+            release.set()
+            held.result(30)
+            got = [assert_ok(a.result(30)) for a in answers]
+    finally:
+        release.set()
+        group.max_in_flight = saved
+        event.remove(server.services.db.engine, "before_cursor_execute", count)
+    assert len(counter_updates) == 2  # abs.version, then abs.package_id for the one create
+    assert [g["version"] for g in got] == [first, first + 1, first + 2]
+    assert [g["processing_status"] for g in got] == ["FIRST", "SECOND", "NEW-ONE"]
+    assert got[0]["id"] == got[1]["id"] == created["id"]
+    with server.client() as c:
+        current = assert_ok(
+            call(c, "get", {"client_code": abs_client.code, "id": created["id"]}, h)
+        )
+    assert current == got[1]

@@ -1,8 +1,9 @@
-"""Package create/update/read/list/changes/delete: one committed transaction per call."""
+"""Packages: putDb and deleteDb in group-commit batches; get, list and changes on the read path."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any, TypeVar
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from writegate.core.audit import checksum, next_value
 from writegate.core.auth import Principal
+from writegate.core.db import InValues
 from writegate.core.db import Page as DbPage
 from writegate.core.services import Services
 from writegate.modules.abs.errors import AbsError
@@ -119,23 +121,9 @@ def _unknown_client(client_code: str) -> AbsError:
     return AbsError("UNKNOWN_CLIENT_CODE", f"client_code {client_code!r} is not registered")
 
 
-def _authorize(session: Session, principal: Principal, client_code: str) -> None:
-    _may_access(principal, client_code)
-    if session.get(AbsClient, client_code) is None:
-        raise _unknown_client(client_code)
-
-
 def _now(services: Services) -> datetime:
     now = services.clock.now()
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
-
-
-def _find(session: Session, client_code: str, pk: int | None, uid: str | None) -> AbsPackage:
-    """The package to change, locked until the transaction ends."""
-    query = select(AbsPackage).where(AbsPackage.client_code == client_code).with_for_update()
-    by_id = session.scalar(query.where(AbsPackage.id == pk)) if pk else None
-    by_uid = session.scalar(query.where(AbsPackage.uid == uid)) if uid else None
-    return _one_of(pk, uid, by_id, by_uid)
 
 
 def _one_of(pk: int | None, uid: str | None, by_id: R | None, by_uid: R | None) -> R:
@@ -163,27 +151,104 @@ def _guard(row: AbsPackage, version: int | None, sent_checksum: str | None) -> N
         raise AbsError("PACKAGE_DELETED", f"package {row.id} is deleted")
 
 
+#: which of the client codes `codes` are registered
+_REGISTERED = select(_CLIENTS.c.client_code).where(InValues(_CLIENTS.c.client_code, "codes"))
+
+
+@dataclass(frozen=True)
+class Change:
+    """One putDb or deleteDb call: who asks, and what."""
+
+    principal: Principal
+    body: PackagePut | PackageDelete
+    #: the caller's clock reading, to the millisecond (the stamps ABS keeps)
+    now: datetime
+
+
 async def put_package(services: Services, principal: Principal, body: PackagePut) -> dict[str, Any]:
     """Create (no id/uid) or update a package; returns it once committed (group commit)."""
-    result: dict[str, Any] = await services.db.group.run(
-        lambda s: _put(s, services, principal, body)
+    result: dict[str, Any] = await services.db.group.run_many(
+        write_changes, Change(principal, body, _now(services))
     )
     return result
 
 
-def _put(s: Session, services: Services, principal: Principal, body: PackagePut) -> dict[str, Any]:
-    sent = body.model_fields_set
-    _authorize(s, principal, body.client_code)
-    # The version counter is taken first: it serialises package writers, so the
-    # concurrency check below reads the latest committed row.
-    version = next_value(s, VERSION_COUNTER)
-    now = _now(services)
-    if body.id or body.uid:
-        row = _find(s, body.client_code, body.id, body.uid)
-        _guard(row, body.version, body.checksum)
-    else:
+async def delete_package(
+    services: Services, principal: Principal, body: PackageDelete
+) -> dict[str, Any]:
+    """Mark a package deleted (state 1) with a new version; the row stays for replicas."""
+    result: dict[str, Any] = await services.db.group.run_many(
+        write_changes, Change(principal, body, _now(services))
+    )
+    return result
+
+
+def write_changes(s: Session, changes: list[Change]) -> list[dict[str, Any] | AbsError]:
+    """The putDb and deleteDb write: a group-commit batch of changes, in order.
+
+    The version counter is taken once for the batch (then the id counter once for its
+    creates): its row lock serialises package writers, so the packages read below, locked,
+    are the latest committed, and versions are handed out in commit order. A package
+    changed twice in one batch is one object, so the second change sees the first.
+    """
+    outcomes: list[dict[str, Any] | AbsError | None] = [None] * len(changes)
+    codes = sorted({c.body.client_code for c in changes})
+    registered = set(
+        s.scalars(select(AbsClient.client_code).where(AbsClient.client_code.in_(codes)))
+    )
+    todo = []
+    for i, c in enumerate(changes):
+        try:
+            _may_access(c.principal, c.body.client_code)
+            if c.body.client_code not in registered:
+                raise _unknown_client(c.body.client_code)
+            todo.append(i)
+        except AbsError as exc:
+            outcomes[i] = exc
+    if todo:
+        versions = iter(_take(s, VERSION_COUNTER, len(todo)))
+        creates = [i for i in todo if _creates(changes[i].body)]
+        ids = iter(_take(s, ID_COUNTER, len(creates)))
+        found = _locked(s, [changes[i].body for i in todo if i not in creates])
+        for i in todo:
+            try:
+                outcomes[i] = _apply(s, changes[i], next(versions), ids, found)
+            except AbsError as exc:
+                outcomes[i] = exc
+        s.flush()
+    return [o for o in outcomes if o is not None]  # every change has its outcome by now
+
+
+def _creates(body: PackagePut | PackageDelete) -> bool:
+    return isinstance(body, PackagePut) and not (body.id or body.uid)
+
+
+def _take(s: Session, counter: str, n: int) -> range:
+    """n values of a counter, in order (none: the counter is not touched)."""
+    if n == 0:
+        return range(0)
+    last = next_value(s, counter, step=n)
+    return range(last - n + 1, last + 1)
+
+
+def _locked(s: Session, bodies: list[PackagePut | PackageDelete]) -> list[AbsPackage]:
+    """The packages these bodies name by id or uid, locked until the transaction ends."""
+    ids = sorted({b.id for b in bodies if b.id})
+    uids = sorted({b.uid for b in bodies if b.uid})
+    if not ids and not uids:
+        return []
+    named = or_(AbsPackage.id.in_(ids), AbsPackage.uid.in_(uids))
+    return list(s.scalars(select(AbsPackage).where(named).with_for_update()))
+
+
+def _apply(
+    s: Session, change: Change, version: int, ids: Iterator[int], found: list[AbsPackage]
+) -> dict[str, Any]:
+    """One change on its package (made here for a create); the package as answered."""
+    body, who, now = change.body, change.principal.name, change.now
+    if _creates(body):
         row = AbsPackage(
-            id=next_value(s, ID_COUNTER),
+            id=next(ids),
             uid=str(uuid.uuid4()),
             client_code=body.client_code,
             state=STATE_ACTIVE,
@@ -192,10 +257,29 @@ def _put(s: Session, services: Services, principal: Principal, body: PackagePut)
             processing_date=None,
             processing_status=DEFAULT_STATUS,
             processing_step=DEFAULT_STEP,
-            create_user=principal.name,
+            create_user=who,
             create_date=now,
         )
         s.add(row)
+    else:
+        mine = [r for r in found if r.client_code == body.client_code]
+        by_id = next((r for r in mine if body.id and r.id == body.id), None)
+        by_uid = next((r for r in mine if body.uid and r.uid == body.uid), None)
+        row = _one_of(body.id, body.uid, by_id, by_uid)
+        _guard(row, body.version, body.checksum)
+    if isinstance(body, PackageDelete):
+        row.state = STATE_DELETED
+    else:
+        _set_fields(row, body)
+    row.version = version
+    row.modify_user = who
+    row.modify_date = now
+    row.checksum = compute_checksum(row)
+    return to_wire(row)
+
+
+def _set_fields(row: AbsPackage, body: PackagePut) -> None:
+    sent = body.model_fields_set
     if "oauth_access_token" in sent:
         row.oauth_access_token = body.oauth_access_token or ""
     if "payment_import_initiation_id" in sent:
@@ -207,12 +291,6 @@ def _put(s: Session, services: Services, principal: Principal, body: PackagePut)
         row.processing_status = body.processing_status
     if body.processing_step:
         row.processing_step = body.processing_step
-    row.version = version
-    row.modify_user = principal.name
-    row.modify_date = now
-    row.checksum = compute_checksum(row)
-    s.flush()
-    return to_wire(row)
 
 
 async def get_package(services: Services, principal: Principal, body: PackageGet) -> dict[str, Any]:
@@ -244,32 +322,6 @@ _BY_KEY = (
     )
     .where(_CLIENTS.c.client_code == bindparam("cc"))
 )
-
-
-async def delete_package(
-    services: Services, principal: Principal, body: PackageDelete
-) -> dict[str, Any]:
-    """Mark a package deleted (state 1) with a new version; the row stays for replicas."""
-    result: dict[str, Any] = await services.db.group.run(
-        lambda s: _delete(s, services, principal, body)
-    )
-    return result
-
-
-def _delete(
-    s: Session, services: Services, principal: Principal, body: PackageDelete
-) -> dict[str, Any]:
-    _authorize(s, principal, body.client_code)
-    version = next_value(s, VERSION_COUNTER)
-    row = _find(s, body.client_code, body.id, body.uid)
-    _guard(row, body.version, body.checksum)
-    row.state = STATE_DELETED
-    row.version = version
-    row.modify_user = principal.name
-    row.modify_date = _now(services)
-    row.checksum = compute_checksum(row)
-    s.flush()
-    return to_wire(row)
 
 
 def _to_page(page: DbPage) -> Page:
