@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -397,43 +396,3 @@ def test_a_lease_lost_inside_a_batch_rolls_back_that_job_alone(services: Service
     for job_id in set(ids) - {stolen}:
         assert jobs[job_id].status is Status.SUCCEEDED
         assert job_id in written
-
-
-def test_a_threaded_job_that_wrote_nothing_completes_in_the_group_commit(
-    services: Services,
-) -> None:
-    """A handler thread that never opened ctx.session needs no COMMIT of its own: its success
-    waits for the next shared commit (held here), then lands with it."""
-    kind = uid("core.thread-")
-    ran, go = threading.Event(), threading.Event()
-
-    def handler(ctx: JobContext) -> Any:
-        ran.set()
-        assert go.wait(30)
-        return {"ok": True}
-
-    [job_id] = _enqueue(services, kind, [{}])
-    worker = _worker(services, [JobSpec(kind, handler)])
-    try:
-        assert ran.wait(30)
-        services.db.group.max_in_flight = 1
-        entered, release = threading.Event(), threading.Event()
-
-        def hold(_s: Session) -> None:
-            entered.set()
-            release.wait(30)
-
-        held = services.db.group.submit(hold)
-        assert entered.wait(30)
-        go.set()  # the handler returns while the shared commit is held
-        try:
-            time.sleep(0.5)
-            # On PostgreSQL a transaction of its own would have committed by now.
-            assert _jobs(services, [job_id])[job_id].status is Status.RUNNING
-        finally:
-            release.set()
-            held.result(timeout=30)
-        wait_for(lambda: _jobs(services, [job_id])[job_id].status is Status.SUCCEEDED)
-    finally:
-        worker.stop()
-    assert _jobs(services, [job_id])[job_id].result == {"ok": True}

@@ -95,11 +95,12 @@ class GroupCommit:
     def __init__(self, db: Database, max_batch: int = 256) -> None:
         self.db = db
         self.max_batch = max_batch
-        # PostgreSQL commits batches concurrently: a batch waits on the server (round trips,
-        # the WAL flush), not the CPU, and four overlap those waits (0.43 of the accept
-        # ceiling against 0.31 with two, `bench.accept_profile`); each holds a pool
-        # connection. SQLite has one writer, so a second batch would only wait for the lock.
-        self.max_in_flight = 1 if db.is_sqlite else 4
+        # PostgreSQL commits batches concurrently (waiting on the server, not the CPU). Four
+        # overlapped more of those waits (jef-one's accept 0.43 of the ceiling against 0.31),
+        # but batches of calls that each lock several rows (an Ikonomikal session and its
+        # subscriber's code counter) then deadlocked so often under load that callers ran
+        # out of retries. SQLite has one writer, so a second batch would only wait for it.
+        self.max_in_flight = 1 if db.is_sqlite else 2
         self._pending: list[_Call] = []
         self._in_flight = 0
         self._lock = threading.Lock()

@@ -64,16 +64,6 @@ class JobContext:
             self.progress = progress
 
     def _finish(self, result: Any) -> None:
-        if self._session is None:
-            # The handler wrote nothing of its own: its success needs no transaction of its
-            # own either, and shares the next group commit with other writers.
-            job, worker_id, progress = self.job, self.worker_id, self.progress
-
-            def complete(s: Session) -> None:
-                self.manager.complete(s, job, worker_id, result, progress)
-
-            self.manager.db.group.run_sync(complete)
-            return
         try:
             self.manager.complete(self.session, self.job, self.worker_id, result, self.progress)
         except BaseException:
