@@ -20,6 +20,7 @@ from sqlalchemy import delete, func, select
 from tests.harness import Server, fresh_database, start_server
 from tests.system.apis import present_modules
 from writegate.core import auth as core_auth
+from writegate.modules.ikonomikal import limits
 from writegate.modules.ikonomikal.models import LoginFailureRow
 
 pytestmark = pytest.mark.skipif(
@@ -244,3 +245,23 @@ def test_no_free_hash_slot_answers_limited_and_costs_no_attempt(srv: Server) -> 
         auth.hash_wait_seconds = core_auth.HASH_WAIT_SECONDS
     with srv.client() as c:
         assert login(c, email, PASSWORD)["rspID"] == 0
+
+
+def test_a_success_waits_for_an_attempt_being_counted_on_its_user(srv: Server) -> None:
+    """A right password forgets the user's failures under the key's lock: an attempt counted
+    meanwhile (another login of the same user) finishes first, instead of failing to update
+    the row the success deleted (a 500 under concurrent logins on PostgreSQL)."""
+    if not srv.services.db.is_postgres:
+        pytest.skip("SQLite has one writer: the two never overlap")
+    iko = srv.services.extras["ikonomikal"]
+    k = limits.keys(f"racer-{uuid.uuid4().hex[:6]}@example.com", "192.0.2.7")
+    iko.limits.admit(k)  # the user's row exists
+    with srv.services.db.write() as s:  # another attempt of the same user, being counted
+        rows = iko.limits._rows(s, k)
+        forget = srv.services.db.group.submit(lambda s2: iko.limits.succeeded(s2, k))
+        with pytest.raises(TimeoutError):
+            forget.result(timeout=0.5)  # waits for the count's lock
+        iko.limits._count(s, rows.get(k.user), k.user, iko.limits.user, srv.services.clock.now())
+    forget.result(timeout=30)
+    with srv.services.db.read() as s:
+        assert s.scalar(select(LoginFailureRow).where(LoginFailureRow.key == k.user)) is None

@@ -8,7 +8,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import DateTime, Index, Integer, String, select, update
+from sqlalchemy import DateTime, Index, Integer, String, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from writegate.core.clock import Clock
@@ -32,6 +32,28 @@ class ProcessTokenRow(Base):
     used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
     __table_args__ = (Index("ix_process_tokens_expires_at", "expires_at"),)
+
+
+_TOKENS: Table = ProcessTokenRow.__table__  # type: ignore[assignment]
+#: a new token (Core: no ORM unit of work for a row nobody reads back here)
+_INSERT = insert(_TOKENS)
+#: the token of a digest, `d_digest`
+_BY_DIGEST = select(
+    _TOKENS.c.id,
+    _TOKENS.c.token_hash,
+    _TOKENS.c.tenant,
+    _TOKENS.c.subject,
+    _TOKENS.c.scope,
+    _TOKENS.c.purpose,
+    _TOKENS.c.expires_at,
+    _TOKENS.c.used_at,
+).where(_TOKENS.c.token_hash == bindparam("d_digest"))
+#: use token `u_id` if nobody has
+_USE = (
+    update(_TOKENS)
+    .where(_TOKENS.c.id == bindparam("u_id"), _TOKENS.c.used_at.is_(None))
+    .values(used_at=bindparam("u_now"))
+)
 
 
 @dataclass(frozen=True)
@@ -68,18 +90,16 @@ class TokenService:
         now = self.clock.now()
         value = secrets.token_urlsafe(32)
         expires = now + timedelta(seconds=ttl_seconds or self.ttl_seconds)
-        session.add(
-            ProcessTokenRow(
-                token_hash=token_digest(value),
-                tenant=tenant,
-                subject=subject,
-                scope=scope,
-                purpose=purpose,
-                issued_at=now,
-                expires_at=expires,
-            )
-        )
-        session.flush()
+        row = {
+            "token_hash": token_digest(value),
+            "tenant": tenant,
+            "subject": subject,
+            "scope": scope,
+            "purpose": purpose,
+            "issued_at": now,
+            "expires_at": expires,
+        }
+        session.connection().execute(_INSERT, row)
         return IssuedToken(value=value, expires_at=expires)
 
     def consume(
@@ -118,18 +138,8 @@ class TokenService:
     ) -> None:
         """`consume` for a caller that keeps only the token's digest, never its value."""
         now = self.clock.now()
-        row = session.execute(
-            select(
-                ProcessTokenRow.id,
-                ProcessTokenRow.token_hash,
-                ProcessTokenRow.tenant,
-                ProcessTokenRow.subject,
-                ProcessTokenRow.scope,
-                ProcessTokenRow.purpose,
-                ProcessTokenRow.expires_at,
-                ProcessTokenRow.used_at,
-            ).where(ProcessTokenRow.token_hash == digest)
-        ).first()
+        conn = session.connection()
+        row = conn.execute(_BY_DIGEST, {"d_digest": digest}).first()
         if row is None or not hmac.compare_digest(row.token_hash, digest):
             raise TokenError("missing")
         if (row.tenant, row.subject, row.scope, row.purpose) != (tenant, subject, scope, purpose):
@@ -139,13 +149,7 @@ class TokenService:
         if row.used_at is not None:
             raise TokenError("used")
         # The conditional update is the arbiter: of N racing consumers exactly one matches.
-        res = session.execute(
-            update(ProcessTokenRow)
-            .where(ProcessTokenRow.id == row.id, ProcessTokenRow.used_at.is_(None))
-            .values(used_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        if res.rowcount != 1:  # type: ignore[attr-defined]
+        if conn.execute(_USE, {"u_id": row.id, "u_now": now}).rowcount != 1:
             raise TokenError("used")
 
     def purge_expired(self, session: Session, older_than: timedelta = timedelta(days=1)) -> int:

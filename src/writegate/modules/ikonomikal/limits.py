@@ -91,6 +91,9 @@ class LoginLimits:
 
     def succeeded(self, s: Session, k: Keys) -> None:
         """The password was right: the user id's failures are forgotten (in the caller's txn)."""
+        # Under the key's lock, as every count: an attempt counted meanwhile would otherwise
+        # update the row this deletes (and fail: it matched no row).
+        self.services.db.lock(s, f"ikonomikal.login.{k.user}")
         s.execute(delete(LoginFailureRow).where(LoginFailureRow.key == k.user))
 
     def unchecked(self, k: Keys) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from sqlalchemy import Table, bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from writegate.core.exceptions import TokenError
@@ -21,11 +21,7 @@ def _purpose(proc_id: int) -> str:
 def issue(services: Services, s: Session, caller: Caller, program: str, proc_id: int) -> None:
     """Issue a single-use token for procID on program, bound to the caller's session."""
     now = services.clock.now()
-    s.execute(
-        delete(ProcTokenRow).where(
-            ProcTokenRow.session_id == caller.session_id, ProcTokenRow.expires_at <= now
-        )
-    )
+    s.connection().execute(_EXPIRED, {"x_session": caller.session_id, "x_now": now})
     token = services.tokens.issue(
         s,
         tenant=caller.subs_id,
@@ -54,16 +50,9 @@ def consume(services: Services, s: Session, caller: Caller, program: str, proc_i
     of the caller's transaction gives the token back.
     """
     now = services.clock.now()
-    candidates = s.execute(
-        select(ProcTokenRow.id, ProcTokenRow.token_hash)
-        .where(
-            ProcTokenRow.session_id == caller.session_id,
-            ProcTokenRow.program == program,
-            ProcTokenRow.proc_id == proc_id,
-            ProcTokenRow.expires_at > now,
-        )
-        .order_by(ProcTokenRow.id)
-    ).all()
+    conn = s.connection()
+    params = {"c_session": caller.session_id, "c_program": program, "c_proc": proc_id}
+    candidates = conn.execute(_LIVE, {**params, "c_now": now}).all()
     for row in candidates:
         try:
             services.tokens.consume_digest(
@@ -76,6 +65,26 @@ def consume(services: Services, s: Session, caller: Caller, program: str, proc_i
             )
         except TokenError:
             continue  # a racing call took it (or it just expired): try the next one
-        s.execute(delete(ProcTokenRow).where(ProcTokenRow.id == row.id))
+        conn.execute(_USED, {"u_id": row.id})
         return
     raise ApiError(e.TOKEN_ERRORS[proc_id], Param(program, "pPRGM"))
+
+
+_TOKENS: Table = ProcTokenRow.__table__  # type: ignore[assignment]
+#: a session's live tokens for one program and procID, oldest first
+_LIVE = (
+    select(_TOKENS.c.id, _TOKENS.c.token_hash)
+    .where(
+        _TOKENS.c.session_id == bindparam("c_session"),
+        _TOKENS.c.program == bindparam("c_program"),
+        _TOKENS.c.proc_id == bindparam("c_proc"),
+        _TOKENS.c.expires_at > bindparam("c_now"),
+    )
+    .order_by(_TOKENS.c.id)
+)
+#: a session's expired tokens
+_EXPIRED = delete(_TOKENS).where(
+    _TOKENS.c.session_id == bindparam("x_session"), _TOKENS.c.expires_at <= bindparam("x_now")
+)
+#: forget a consumed token
+_USED = delete(_TOKENS).where(_TOKENS.c.id == bindparam("u_id"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, exists, func, select
+from sqlalchemy import Table, bindparam, delete, exists, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -306,43 +306,34 @@ class Ikonomikal:
         """Next free auto code of the subscriber; the counter row serialises racing saves."""
         while True:
             code = f"{next_value(s, f'ikonomikal.ss07.code.{subs_id}'):06d}"
-            taken = s.scalar(
-                select(exists().where(SS07Row.subs_id == subs_id, SS07Row.code_key == code.upper()))
-            )
-            if not taken:
+            if not _taken(s, subs_id, code):
                 return code
 
     def _add(
         self, s: Session, caller: sessions.Caller, rec: Record, code: str, now: datetime
     ) -> None:
-        taken = s.scalar(
-            select(
-                exists().where(SS07Row.subs_id == caller.subs_id, SS07Row.code_key == code.upper())
-            )
-        )
-        if taken:
+        if _taken(s, caller.subs_id, code):
             raise ApiError(e.DOC_EXISTS, Param(code, "f001"))
-        s.add(
-            SS07Row(
-                subs_id=caller.subs_id,
-                code=code,
-                code_key=code.upper(),
-                f002=rec.f002,
-                f003=rec.f003,
-                f004=rec.f004,
-                l001=rec.labels[0],
-                l002=rec.labels[1],
-                l003=rec.labels[2],
-                l004=rec.labels[3],
-                version=1,
-                created_by=caller.principal.name,
-                created_at=now,
-                m_user=caller.user_code,
-                m_group=caller.group,
-                modified_by=caller.principal.name,
-                modified_at=now,
-            )
-        )
+        row = {
+            "subs_id": caller.subs_id,
+            "code": code,
+            "code_key": code.upper(),
+            "f002": rec.f002,
+            "f003": rec.f003,
+            "f004": rec.f004,
+            "l001": rec.labels[0],
+            "l002": rec.labels[1],
+            "l003": rec.labels[2],
+            "l004": rec.labels[3],
+            "version": 1,
+            "created_by": caller.principal.name,
+            "created_at": now,
+            "m_user": caller.user_code,
+            "m_group": caller.group,
+            "modified_by": caller.principal.name,
+            "modified_at": now,
+        }
+        s.connection().execute(_INSERT, row)
 
     def _edit(self, s: Session, caller: sessions.Caller, rec: Record, now: datetime) -> str:
         row = s.scalar(
@@ -387,3 +378,17 @@ class Ikonomikal:
             l004=row.l004,
             rowId=row_id,
         )
+
+
+_SS07: Table = SS07Row.__table__  # type: ignore[assignment]
+#: a new SS07 record
+_INSERT = insert(_SS07)
+#: whether subscriber `t_subs` has a record of code `t_key` (case-folded as stored)
+_TAKEN = select(
+    exists().where(_SS07.c.subs_id == bindparam("t_subs"), _SS07.c.code_key == bindparam("t_key"))
+)
+
+
+def _taken(s: Session, subs_id: str, code: str) -> bool:
+    """Whether the subscriber already has a record of this code."""
+    return bool(s.connection().execute(_TAKEN, {"t_subs": subs_id, "t_key": code.upper()}).scalar())

@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from writegate.core.auth import Principal, PrincipalRow
@@ -144,7 +144,8 @@ def authenticate(
     if not req.sessID.strip():
         raise ApiError(e.NO_SESSION)
     now = services.clock.now()
-    row = s.scalar(select(SessionRow).where(SessionRow.sess_hash == hash_session_id(req.sessID)))
+    conn = s.connection()
+    row = conn.execute(_BY_HASH, {"h": hash_session_id(req.sessID)}).first()
     if row is None or _idle(now, row.last_used_at) >= cfg.session_idle_seconds:
         raise ApiError(e.NO_SESSION)
     principal = services.auth.by_name(s, row.principal)
@@ -164,14 +165,26 @@ def authenticate(
             raise ApiError(e.NO_SUBSCRIBER, Param(subs_id, "subsID"))
         raise ApiError(e.WRONG_SUBSCRIBER, Param(subs_id, "subsID"))
     if _idle(now, row.last_used_at) >= cfg.session_touch_seconds:
-        # Conditional, so concurrent calls of one session rarely queue on its row.
-        s.execute(
-            update(SessionRow)
-            .where(SessionRow.id == row.id, SessionRow.last_used_at < now)
-            .values(last_used_at=now)
-            .execution_options(synchronize_session=False)
-        )
+        conn.execute(_TOUCH, {"t_id": row.id, "t_now": now, "t_set": now})
     return Caller(session_id=row.id, subs_id=row.subs_id, principal=principal)
+
+
+_SESSIONS: Table = SessionRow.__table__  # type: ignore[assignment]
+#: the session whose sessID has the digest `h` (Core: a call reads it, changes nothing)
+_BY_HASH = select(
+    _SESSIONS.c.id,
+    _SESSIONS.c.subs_id,
+    _SESSIONS.c.principal,
+    _SESSIONS.c.int_gid,
+    _SESSIONS.c.last_used_at,
+).where(_SESSIONS.c.sess_hash == bindparam("h"))
+#: refresh a session's idle timer; conditional, so concurrent calls of one session rarely
+#: queue on its row
+_TOUCH = (
+    update(_SESSIONS)
+    .where(_SESSIONS.c.id == bindparam("t_id"), _SESSIONS.c.last_used_at < bindparam("t_now"))
+    .values(last_used_at=bindparam("t_set"))
+)
 
 
 def _idle(now: datetime, last: datetime) -> float:
