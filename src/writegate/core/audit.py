@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, String, insert, select, update
+from sqlalchemy import BigInteger, String, Table, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -32,23 +33,30 @@ def next_value(session: Session, name: str, step: int = 1) -> int:
     The row stays locked until the caller commits, so values are handed out in commit
     order: a reader that has seen value N has seen every commit that got a value below N.
     """
-    dialect = session.get_bind().dialect.name
-    ins: Any
-    if dialect == "postgresql":
-        ins = pg_insert(CounterRow).values(name=name, value=0).on_conflict_do_nothing()
-    elif dialect == "sqlite":
-        ins = sqlite_insert(CounterRow).values(name=name, value=0).on_conflict_do_nothing()
-    else:  # pragma: no cover - only the two supported dialects
-        ins = insert(CounterRow).values(name=name, value=0)
-    session.execute(ins)
-    value = session.execute(
-        update(CounterRow)
-        .where(CounterRow.name == name)
-        .values(value=CounterRow.value + step)
-        .returning(CounterRow.value)
-        .execution_options(synchronize_session=False)
-    ).scalar_one()
+    conn = session.connection()
+    params = {"n_name": name, "n_step": step}
+    value = conn.execute(_BUMP, params).scalar()
+    if value is None:  # a counter's first use: create it (or find it created meanwhile)
+        conn.execute(_create(conn.dialect.name), params)
+        value = conn.execute(_BUMP, params).scalar_one()
     return int(value)
+
+
+_COUNTERS: Table = CounterRow.__table__  # type: ignore[assignment]
+#: add `n_step` to counter `n_name`; its new value (no row: the counter is new)
+_BUMP = (
+    update(_COUNTERS)
+    .where(_COUNTERS.c.name == bindparam("n_name"))
+    .values(value=_COUNTERS.c.value + bindparam("n_step", type_=BigInteger))
+    .returning(_COUNTERS.c.value)
+)
+
+
+@functools.cache
+def _create(dialect: str) -> Any:
+    """Counter `n_name` at 0, unless it exists."""
+    ins = pg_insert if dialect == "postgresql" else sqlite_insert
+    return ins(_COUNTERS).values(name=bindparam("n_name"), value=0).on_conflict_do_nothing()
 
 
 def current_value(session: Session, name: str) -> int:

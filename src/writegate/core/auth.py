@@ -153,7 +153,7 @@ class AuthService:
         if not key or len(key) > 200:
             return None
         digest = hash_key(key)
-        row = session.execute(BY_KEY_HASH, {"digest": digest}).first()
+        row = session.connection().execute(BY_KEY_HASH, {"digest": digest}).first()
         if row is None or row.revoked_at is not None:
             return None
         if not hmac.compare_digest(row.api_key_hash or "", digest):
@@ -174,7 +174,7 @@ class AuthService:
 
     def by_name(self, session: Session, name: str) -> Principal | None:
         """The active principal of that name."""
-        row = session.execute(BY_NAME, {"name": name}).first()
+        row = session.connection().execute(BY_NAME, {"name": name}).first()
         if row is None or row.revoked_at is not None:
             return None
         return Principal.from_row(row)
@@ -214,7 +214,7 @@ class AuthService:
 
     @staticmethod
     def _password_of(session: Session, name: str) -> tuple[Principal, str] | None:
-        row = session.execute(BY_NAME, {"name": name}).first()
+        row = session.connection().execute(BY_NAME, {"name": name}).first()
         if row is None or row.revoked_at is not None or row.password_hash is None:
             return None
         return Principal.from_row(row), row.password_hash
