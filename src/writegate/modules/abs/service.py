@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Row, Table, and_, bindparam, or_, select
+from sqlalchemy import Connection, Row, Table, and_, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -36,7 +37,7 @@ DEFAULT_STEP = "NORMAL"
 _PACKAGES: Table = AbsPackage.__table__  # type: ignore[assignment]
 _CLIENTS: Table = AbsClient.__table__  # type: ignore[assignment]
 #: a package as the ORM or the read path gives it
-R = TypeVar("R", AbsPackage, Row[Any])
+R = TypeVar("R", "Package", Row[Any])
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,8 @@ def format_datetime(value: datetime) -> str:
     return value.isoformat(timespec="milliseconds")
 
 
-def to_wire(row: AbsPackage | Row[Any]) -> dict[str, Any]:
-    """A package (an ORM row or a Core row of its columns) as the `data` object."""
+def to_wire(row: Package | Row[Any]) -> dict[str, Any]:
+    """A package (as a write changed it, or a Core row of its columns) as the `data` object."""
     return {
         "client_code": row.client_code,
         "oauth_access_token": row.oauth_access_token,
@@ -74,7 +75,7 @@ def to_wire(row: AbsPackage | Row[Any]) -> dict[str, Any]:
     }
 
 
-def compute_checksum(row: AbsPackage) -> str:
+def compute_checksum(row: Package) -> str:
     """Checksum over the business fields (not the stamps or the version)."""
     return checksum(
         {
@@ -139,7 +140,7 @@ def _one_of(pk: int | None, uid: str | None, by_id: R | None, by_uid: R | None) 
     return found
 
 
-def _guard(row: AbsPackage, version: int | None, sent_checksum: str | None) -> None:
+def _guard(row: Package, version: int | None, sent_checksum: str | None) -> None:
     if version and version != row.version:
         raise AbsError(
             "VERSION_CONFLICT",
@@ -149,10 +150,6 @@ def _guard(row: AbsPackage, version: int | None, sent_checksum: str | None) -> N
         raise AbsError("CHECKSUM_CONFLICT", "checksum is stale: the package has changed")
     if row.state == STATE_DELETED:
         raise AbsError("PACKAGE_DELETED", f"package {row.id} is deleted")
-
-
-#: which of the client codes `codes` are registered
-_REGISTERED = select(_CLIENTS.c.client_code).where(InValues(_CLIENTS.c.client_code, "codes"))
 
 
 @dataclass(frozen=True)
@@ -189,13 +186,13 @@ def write_changes(s: Session, changes: list[Change]) -> list[dict[str, Any] | Ab
     The version counter is taken once for the batch (then the id counter once for its
     creates): its row lock serialises package writers, so the packages read below, locked,
     are the latest committed, and versions are handed out in commit order. A package
-    changed twice in one batch is one object, so the second change sees the first.
+    changed twice in one batch is one object, so the second change sees the first. Core
+    statements on the batch's connection: one INSERT and one UPDATE for the batch.
     """
+    conn = s.connection()
     outcomes: list[dict[str, Any] | AbsError | None] = [None] * len(changes)
     codes = sorted({c.body.client_code for c in changes})
-    registered = set(
-        s.scalars(select(AbsClient.client_code).where(AbsClient.client_code.in_(codes)))
-    )
+    registered = set(conn.execute(_REGISTERED_OF, {"codes": codes}).scalars())
     todo = []
     for i, c in enumerate(changes):
         try:
@@ -209,14 +206,64 @@ def write_changes(s: Session, changes: list[Change]) -> list[dict[str, Any] | Ab
         versions = iter(_take(s, VERSION_COUNTER, len(todo)))
         creates = [i for i in todo if _creates(changes[i].body)]
         ids = iter(_take(s, ID_COUNTER, len(creates)))
-        found = _locked(s, [changes[i].body for i in todo if i not in creates])
+        found = _locked(conn, [changes[i].body for i in todo if i not in creates])
+        made: list[Package] = []
         for i in todo:
             try:
-                outcomes[i] = _apply(s, changes[i], next(versions), ids, found)
+                outcomes[i] = _apply(changes[i], next(versions), ids, found, made)
             except AbsError as exc:
                 outcomes[i] = exc
-        s.flush()
+        if made:
+            conn.execute(insert(_PACKAGES), [dataclasses.asdict(p) for p in made])
+        changed = {p.id: p for p in found if p.changed}
+        if changed:
+            conn.execute(_UPDATE, [_update_params(p) for p in changed.values()])
     return [o for o in outcomes if o is not None]  # every change has its outcome by now
+
+
+@dataclasses.dataclass
+class Package:
+    """A package's columns as a batch write reads and changes them."""
+
+    id: int
+    uid: str
+    client_code: str
+    version: int
+    state: int
+    checksum: str
+    oauth_access_token: str
+    payment_import_initiation_id: int
+    processing_date: date | None
+    processing_status: str
+    processing_step: str
+    create_user: str
+    create_date: datetime
+    modify_user: str
+    modify_date: datetime
+    #: changed by this batch (an existing package: written back once, at the end)
+    changed: bool = dataclasses.field(default=False, compare=False)
+
+
+#: the columns an update writes back
+_WRITTEN = tuple(f.name for f in dataclasses.fields(Package) if f.name not in ("id", "changed"))
+#: which of the client codes `codes` are registered
+_REGISTERED_OF = select(_CLIENTS.c.client_code).where(InValues(_CLIENTS.c.client_code, "codes"))
+#: the packages of ids `ids` or uids `uids`, locked until the transaction ends
+_LOCKED = (
+    select(*(_PACKAGES.c[f] for f in ("id", *_WRITTEN)))
+    .where(or_(InValues(_PACKAGES.c.id, "ids"), InValues(_PACKAGES.c.uid, "uids")))
+    .with_for_update()
+)
+#: write a package's columns back (executemany: one parameter set per package)
+_UPDATE = (
+    update(_PACKAGES)
+    .where(_PACKAGES.c.id == bindparam("w_id"))
+    .values({c: bindparam(f"w_{c}") for c in _WRITTEN})
+)
+
+
+def _update_params(p: Package) -> dict[str, Any]:
+    return {"w_id": p.id, **{f"w_{c}": getattr(p, c) for c in _WRITTEN}}
 
 
 def _creates(body: PackagePut | PackageDelete) -> bool:
@@ -231,27 +278,29 @@ def _take(s: Session, counter: str, n: int) -> range:
     return range(last - n + 1, last + 1)
 
 
-def _locked(s: Session, bodies: list[PackagePut | PackageDelete]) -> list[AbsPackage]:
+def _locked(conn: Connection, bodies: list[PackagePut | PackageDelete]) -> list[Package]:
     """The packages these bodies name by id or uid, locked until the transaction ends."""
     ids = sorted({b.id for b in bodies if b.id})
     uids = sorted({b.uid for b in bodies if b.uid})
     if not ids and not uids:
         return []
-    named = or_(AbsPackage.id.in_(ids), AbsPackage.uid.in_(uids))
-    return list(s.scalars(select(AbsPackage).where(named).with_for_update()))
+    rows = conn.execute(_LOCKED, {"ids": ids, "uids": uids})
+    return [Package(**row._mapping) for row in rows]
 
 
 def _apply(
-    s: Session, change: Change, version: int, ids: Iterator[int], found: list[AbsPackage]
+    change: Change, version: int, ids: Iterator[int], found: list[Package], made: list[Package]
 ) -> dict[str, Any]:
     """One change on its package (made here for a create); the package as answered."""
     body, who, now = change.body, change.principal.name, change.now
     if _creates(body):
-        row = AbsPackage(
+        row = Package(
             id=next(ids),
             uid=str(uuid.uuid4()),
             client_code=body.client_code,
+            version=version,
             state=STATE_ACTIVE,
+            checksum="",
             oauth_access_token="",
             payment_import_initiation_id=0,
             processing_date=None,
@@ -259,14 +308,17 @@ def _apply(
             processing_step=DEFAULT_STEP,
             create_user=who,
             create_date=now,
+            modify_user=who,
+            modify_date=now,
         )
-        s.add(row)
+        made.append(row)
     else:
         mine = [r for r in found if r.client_code == body.client_code]
         by_id = next((r for r in mine if body.id and r.id == body.id), None)
         by_uid = next((r for r in mine if body.uid and r.uid == body.uid), None)
         row = _one_of(body.id, body.uid, by_id, by_uid)
         _guard(row, body.version, body.checksum)
+        row.changed = True
     if isinstance(body, PackageDelete):
         row.state = STATE_DELETED
     else:
@@ -278,7 +330,7 @@ def _apply(
     return to_wire(row)
 
 
-def _set_fields(row: AbsPackage, body: PackagePut) -> None:
+def _set_fields(row: Package, body: PackagePut) -> None:
     sent = body.model_fields_set
     if "oauth_access_token" in sent:
         row.oauth_access_token = body.oauth_access_token or ""
