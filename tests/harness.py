@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,7 @@ import httpx
 import uvicorn
 
 from writegate.app import create_app
+from writegate.core.db.group_commit import GroupCommit
 from writegate.core.services import Services
 from writegate.settings import Settings
 
@@ -181,3 +183,19 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: floa
 def uid(prefix: str = "") -> str:
     """A short unique id for test isolation inside a shared database."""
     return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+def hold_group_commit(group: GroupCommit) -> tuple[threading.Event, Future[str]]:
+    """Hold the group commit's one writer inside a transaction until the event is set."""
+    # One batch at a time (PostgreSQL runs two): all later writes queue behind the held one.
+    group.max_in_flight = 1
+    entered, release = threading.Event(), threading.Event()
+
+    def hold(_session: Any) -> str:
+        entered.set()
+        release.wait(30)
+        return "held"
+
+    held = group.submit(hold)
+    assert entered.wait(30)
+    return release, held

@@ -35,7 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from tests.harness import uid, wait_for
+from tests.harness import hold_group_commit, uid, wait_for
 from tests.system.conftest import core_services
 from writegate.core.db import BatchInsert
 from writegate.core.exceptions import ExclusiveJobExists
@@ -70,18 +70,7 @@ def services(db_url: str) -> Iterator[Services]:
 
 def _gate(services: Services) -> tuple[threading.Event, Future[str]]:
     """Hold the one group-commit writer inside a transaction until released."""
-    # One batch at a time (PostgreSQL runs two): all later writes queue behind the held one.
-    services.db.group.max_in_flight = 1
-    entered, release = threading.Event(), threading.Event()
-
-    def hold(session: Session) -> str:
-        entered.set()
-        release.wait(30)
-        return "held"
-
-    first = services.db.group.submit(hold)
-    assert entered.wait(30)
-    return release, first
+    return hold_group_commit(services.db.group)
 
 
 def _wait_queued(services: Services, n: int) -> None:

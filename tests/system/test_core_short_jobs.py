@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from sqlalchemy import Column, MetaData, String, Table, insert, select, text
-from sqlalchemy.orm import Session
 
-from tests.harness import uid, wait_for
+from tests.harness import hold_group_commit, uid, wait_for
 from tests.system.conftest import core_services
 from writegate.core.exceptions import LeaseLost, PermanentJobError
 from writegate.core.jobs import FINAL, RetryPolicy, Status
@@ -132,15 +130,7 @@ def test_short_jobs_share_the_group_commit_with_api_writes(services: Services) -
     ids = _enqueue(services, kind, [{}, {"fail": True}, {}])
     batches: list[int] = []
     services.db.group.on_batch = batches.append
-    services.db.group.max_in_flight = 1  # one batch at a time: the rest queue behind it
-    entered, release = threading.Event(), threading.Event()
-
-    def hold(_s: Session) -> None:
-        entered.set()
-        release.wait(30)
-
-    held = services.db.group.submit(hold)
-    assert entered.wait(30)
+    release, held = hold_group_commit(services.db.group)  # the rest queue behind it
     worker = _worker(services, [JobSpec(kind, handler, short=True)])
     try:
         if services.db.is_sqlite:
@@ -371,15 +361,7 @@ def test_a_lease_lost_inside_a_batch_rolls_back_that_job_alone(services: Service
     with services.db.write() as s:  # the lease expired and another worker took the job
         s.execute(JOBS.update().where(JOBS.c.id == stolen).values(lease_owner="other"))
     write = KindBatch(services.registry.get(kind), services.jobs, "me")
-    services.db.group.max_in_flight = 1
-    entered, release = threading.Event(), threading.Event()
-
-    def hold(_s: Session) -> None:
-        entered.set()
-        release.wait(30)
-
-    held = services.db.group.submit(hold)
-    assert entered.wait(30)
+    release, held = hold_group_commit(services.db.group)
     futures = {job.id: services.db.group.submit_many(write, job) for job in claimed}
     release.set()
     held.result(timeout=30)

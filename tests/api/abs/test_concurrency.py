@@ -9,10 +9,9 @@ from typing import Any
 
 import httpx
 from sqlalchemy import event, select
-from sqlalchemy.orm import Session
 
 from tests.api.abs.conftest import Client, assert_error, assert_ok, call, version_counter
-from tests.harness import Server, wait_for
+from tests.harness import Server, hold_group_commit, wait_for
 from writegate.modules.abs.models import AbsPackage
 from writegate.modules.abs.service import to_wire, write_changes
 
@@ -167,12 +166,7 @@ def test_one_batch_takes_each_counter_once_and_applies_its_changes_in_order(
     for body, status in zip(bodies, ("FIRST", "SECOND", "NEW-ONE"), strict=True):
         body["processing_status"] = status
     group = server.services.db.group
-    saved, group.max_in_flight = group.max_in_flight, 1
-    entered, release = threading.Event(), threading.Event()
-
-    def hold(_s: Session) -> None:
-        entered.set()
-        release.wait(30)
+    saved = group.max_in_flight
 
     def queued() -> int:
         return sum(1 for q in list(group._pending) if q.write is write_changes)
@@ -187,9 +181,8 @@ def test_one_batch_takes_each_counter_once_and_applies_its_changes_in_order(
         with server.client() as c:
             return call(c, "putDb", body, h)
 
-    held = group.submit(hold)
+    release, held = hold_group_commit(group)
     try:
-        assert entered.wait(30)
         with ThreadPoolExecutor(3) as pool:
             answers = []
             for n, body in enumerate(bodies, start=1):  # queued in this order, one batch
