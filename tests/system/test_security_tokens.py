@@ -68,7 +68,7 @@ def test_secret_comparisons_are_constant_time_over_hashes() -> None:
     for fn in (
         core_auth.AuthService.by_api_key,
         core_auth.AuthService.by_api_key_read,
-        core_tokens.TokenService.consume_digest,
+        core_tokens.TokenService.consume_digests,
     ):
         source = inspect.getsource(fn)
         assert "compare_digest" in source, fn.__qualname__

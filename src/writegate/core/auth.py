@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Row
+from sqlalchemy import Connection, Row
 from sqlalchemy.orm import Mapped, Session
 
 from writegate.core import principals
@@ -20,6 +20,7 @@ from writegate.core.db import Base, Database
 from writegate.core.principals import (
     BY_KEY_HASH,
     BY_NAME,
+    BY_NAMES,
     PRINCIPALS,
     hash_key,
     password_hasher,
@@ -178,6 +179,13 @@ class AuthService:
         if row is None or row.revoked_at is not None:
             return None
         return Principal.from_row(row)
+
+    def by_names(self, conn: Connection, names: list[str]) -> dict[str, Principal]:
+        """The active principals of these names, by name: one read."""
+        if not names:
+            return {}
+        rows = conn.execute(BY_NAMES, {"names": names})
+        return {r.name: Principal.from_row(r) for r in rows if r.revoked_at is None}
 
     def verify_password(self, session: Session, name: str, password: str) -> Principal | None:
         """The principal if name and password match; same cost either way.

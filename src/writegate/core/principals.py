@@ -54,6 +54,8 @@ _C = PRINCIPALS.c
 
 #: the principal named `name`
 BY_NAME = select(PRINCIPALS).where(_C.name == bindparam("name"))
+#: the principals of the names `names`
+BY_NAMES = select(PRINCIPALS).where(_C.name.in_(bindparam("names", expanding=True)))
 #: the principal whose API key hashes to `digest` (what authenticating a request reads)
 BY_KEY_HASH = select(
     *(_C[c] for c in ("id", "name", "tenant", "roles", "attrs", "api_key_hash", "revoked_at"))

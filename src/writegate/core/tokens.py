@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import DateTime, Index, Integer, String, Table, bindparam, insert, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from writegate.core.clock import Clock
-from writegate.core.db import Base
+from writegate.core.db import Base, InValues
 from writegate.core.exceptions import TokenError
 
 
@@ -37,8 +38,8 @@ class ProcessTokenRow(Base):
 _TOKENS: Table = ProcessTokenRow.__table__  # type: ignore[assignment]
 #: a new token (Core: no ORM unit of work for a row nobody reads back here)
 _INSERT = insert(_TOKENS)
-#: the token of a digest, `d_digest`
-_BY_DIGEST = select(
+#: the tokens of the digests `digests`
+_BY_DIGESTS = select(
     _TOKENS.c.id,
     _TOKENS.c.token_hash,
     _TOKENS.c.tenant,
@@ -47,13 +48,24 @@ _BY_DIGEST = select(
     _TOKENS.c.purpose,
     _TOKENS.c.expires_at,
     _TOKENS.c.used_at,
-).where(_TOKENS.c.token_hash == bindparam("d_digest"))
-#: use token `u_id` if nobody has
+).where(InValues(_TOKENS.c.token_hash, "digests"))
+#: use the tokens of ids `ids` that nobody has used; the ids used
 _USE = (
     update(_TOKENS)
-    .where(_TOKENS.c.id == bindparam("u_id"), _TOKENS.c.used_at.is_(None))
+    .where(InValues(_TOKENS.c.id, "ids"), _TOKENS.c.used_at.is_(None))
     .values(used_at=bindparam("u_now"))
+    .returning(_TOKENS.c.id)
 )
+
+
+@dataclass(frozen=True)
+class Binding:
+    """What a token is bound to: it is good only for the same four values."""
+
+    tenant: str
+    subject: str
+    scope: str
+    purpose: str
 
 
 @dataclass(frozen=True)
@@ -87,20 +99,31 @@ class TokenService:
         ttl_seconds: int | None = None,
     ) -> IssuedToken:
         """Create a token in the caller's transaction (256 bits of entropy)."""
+        binding = Binding(tenant, subject, scope, purpose)
+        return self.issue_many(session.connection(), [binding], ttl_seconds)[0]
+
+    def issue_many(
+        self, conn: Connection, bindings: list[Binding], ttl_seconds: int | None = None
+    ) -> list[IssuedToken]:
+        """A token per binding, in the caller's transaction: one INSERT for them all."""
         now = self.clock.now()
-        value = secrets.token_urlsafe(32)
         expires = now + timedelta(seconds=ttl_seconds or self.ttl_seconds)
-        row = {
-            "token_hash": token_digest(value),
-            "tenant": tenant,
-            "subject": subject,
-            "scope": scope,
-            "purpose": purpose,
-            "issued_at": now,
-            "expires_at": expires,
-        }
-        session.connection().execute(_INSERT, row)
-        return IssuedToken(value=value, expires_at=expires)
+        issued = [IssuedToken(secrets.token_urlsafe(32), expires) for _ in bindings]
+        rows = [
+            {
+                "token_hash": token_digest(token.value),
+                "tenant": b.tenant,
+                "subject": b.subject,
+                "scope": b.scope,
+                "purpose": b.purpose,
+                "issued_at": now,
+                "expires_at": expires,
+            }
+            for token, b in zip(issued, bindings, strict=True)
+        ]
+        if rows:
+            conn.execute(_INSERT, rows)
+        return issued
 
     def consume(
         self,
@@ -137,20 +160,47 @@ class TokenService:
         purpose: str,
     ) -> None:
         """`consume` for a caller that keeps only the token's digest, never its value."""
+        claim = (digest, Binding(tenant, subject, scope, purpose))
+        error = self.consume_digests(session.connection(), [claim])[0]
+        if error is not None:
+            raise error
+
+    def consume_digests(
+        self, conn: Connection, claims: list[tuple[str, Binding]]
+    ) -> list[TokenError | None]:
+        """Use the token of each (digest, binding) once: None, or why not. Two statements.
+
+        A digest claimed twice is used by its first claim only.
+        """
         now = self.clock.now()
-        conn = session.connection()
-        row = conn.execute(_BY_DIGEST, {"d_digest": digest}).first()
-        if row is None or not hmac.compare_digest(row.token_hash, digest):
-            raise TokenError("missing")
-        if (row.tenant, row.subject, row.scope, row.purpose) != (tenant, subject, scope, purpose):
-            raise TokenError("mismatch")
-        if row.expires_at <= now:
-            raise TokenError("expired")
-        if row.used_at is not None:
-            raise TokenError("used")
-        # The conditional update is the arbiter: of N racing consumers exactly one matches.
-        if conn.execute(_USE, {"u_id": row.id, "u_now": now}).rowcount != 1:
-            raise TokenError("used")
+        digests = sorted({digest for digest, _ in claims})
+        rows = {r.token_hash: r for r in conn.execute(_BY_DIGESTS, {"digests": digests})}
+        errors: list[TokenError | None] = [None] * len(claims)
+        claimed: dict[int, int] = {}
+        for i, (digest, binding) in enumerate(claims):
+            row = rows.get(digest)
+            if row is None or not hmac.compare_digest(row.token_hash, digest):
+                errors[i] = TokenError("missing")
+            elif (row.tenant, row.subject, row.scope, row.purpose) != (
+                binding.tenant,
+                binding.subject,
+                binding.scope,
+                binding.purpose,
+            ):
+                errors[i] = TokenError("mismatch")
+            elif row.expires_at <= now:
+                errors[i] = TokenError("expired")
+            elif row.used_at is not None or row.id in claimed:
+                errors[i] = TokenError("used")
+            else:
+                claimed[row.id] = i
+        if claimed:
+            # The conditional update is the arbiter: of N racing consumers exactly one matches.
+            used = set(conn.execute(_USE, {"ids": list(claimed), "u_now": now}).scalars())
+            for token_id, i in claimed.items():
+                if token_id not in used:
+                    errors[i] = TokenError("used")
+        return errors
 
     def purge_expired(self, session: Session, older_than: timedelta = timedelta(days=1)) -> int:
         """Delete tokens expired longer ago than `older_than`."""

@@ -294,9 +294,10 @@ class _LostRace(Exception):
 
 def _by_write(batch: list[_Call]) -> list[tuple[BatchWrite, list[_Call]]]:
     """The batch's calls grouped by write, in order of first appearance."""
-    groups: dict[int, tuple[BatchWrite, list[_Call]]] = {}
+    groups: dict[object, tuple[BatchWrite, list[_Call]]] = {}
     for call in batch:
-        key = id(call.write) if not isinstance(call.write, _Single) else id(call)
+        # By equality, not identity: each `obj.method` is a new bound method, equal to the others.
+        key = call.write if not isinstance(call.write, _Single) else id(call)
         groups.setdefault(key, (call.write, []))[1].append(call)
     return list(groups.values())
 

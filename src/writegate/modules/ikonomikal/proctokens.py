@@ -2,89 +2,137 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Table, bindparam, delete, select
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Table, bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
-from writegate.core.exceptions import TokenError
+from writegate.core.db import InValues
 from writegate.core.services import Services
-from writegate.core.tokens import token_digest
+from writegate.core.tokens import Binding, token_digest
 from writegate.modules.ikonomikal import errors as e
 from writegate.modules.ikonomikal.errors import ApiError, Param
 from writegate.modules.ikonomikal.models import ProcTokenRow
 from writegate.modules.ikonomikal.sessions import Caller
 
 
-def _purpose(proc_id: int) -> str:
-    return f"ikonomikal.proc.{proc_id}"
+@dataclass(frozen=True)
+class Grant:
+    """A caller's process on a program: what a token is issued for and consumed by."""
+
+    caller: Caller
+    program: str
+    proc_id: int
+
+    @property
+    def binding(self) -> Binding:
+        """The core token's binding: the session's subscriber and id, program, procID."""
+        return Binding(
+            self.caller.subs_id,
+            str(self.caller.session_id),
+            self.program,
+            f"ikonomikal.proc.{self.proc_id}",
+        )
 
 
 def issue(services: Services, s: Session, caller: Caller, program: str, proc_id: int) -> None:
     """Issue a single-use token for procID on program, bound to the caller's session."""
+    issue_many(services, s.connection(), [Grant(caller, program, proc_id)])
+
+
+def issue_many(services: Services, conn: Connection, grants: list[Grant]) -> None:
+    """A token per grant (their sessions' expired tokens dropped): three statements."""
+    if not grants:
+        return
     now = services.clock.now()
-    s.connection().execute(_EXPIRED, {"x_session": caller.session_id, "x_now": now})
-    token = services.tokens.issue(
-        s,
-        tenant=caller.subs_id,
-        subject=str(caller.session_id),
-        scope=program,
-        purpose=_purpose(proc_id),
-    )
-    s.add(
-        ProcTokenRow(
-            session_id=caller.session_id,
-            program=program,
-            proc_id=proc_id,
-            token_hash=token_digest(token.value),
-            issued_at=now,
-            expires_at=token.expires_at,
-        )
-    )
+    sessions = sorted({g.caller.session_id for g in grants})
+    conn.execute(_EXPIRED, {"x_sessions": sessions, "x_now": now})
+    tokens = services.tokens.issue_many(conn, [g.binding for g in grants])
+    rows = [
+        {
+            "session_id": g.caller.session_id,
+            "program": g.program,
+            "proc_id": g.proc_id,
+            "token_hash": token_digest(t.value),
+            "issued_at": now,
+            "expires_at": t.expires_at,
+        }
+        for g, t in zip(grants, tokens, strict=True)
+    ]
+    conn.execute(_INSERT, rows)
 
 
 def consume(services: Services, s: Session, caller: Caller, program: str, proc_id: int) -> None:
-    """Use one outstanding token of (session, program, procID) in the caller's transaction.
+    """Use one outstanding token of (session, program, procID) in the caller's transaction."""
+    error = consume_many(services, s.connection(), [Grant(caller, program, proc_id)])[0]
+    if error is not None:
+        raise error
+
+
+def consume_many(
+    services: Services, conn: Connection, grants: list[Grant]
+) -> list[ApiError | None]:
+    """Use a token per grant, in the caller's transaction: None, or the call's refusal.
 
     The clients never send the token back: the call names its session, program and
-    process, and the oldest live token for them is used. The core's conditional update
-    decides races, so of N calls racing for one token exactly one gets it; a rollback
-    of the caller's transaction gives the token back.
+    process, and the oldest live token for them is used (the next one for a second call
+    of the same grant). The core's conditional update decides races, so of N calls racing
+    for one token exactly one gets it; a rollback of the caller's transaction gives the
+    token back.
     """
+    if not grants:
+        return []
     now = services.clock.now()
-    conn = s.connection()
-    params = {"c_session": caller.session_id, "c_program": program, "c_proc": proc_id}
-    candidates = conn.execute(_LIVE, {**params, "c_now": now}).all()
-    for row in candidates:
-        try:
-            services.tokens.consume_digest(
-                s,
-                row.token_hash,
-                tenant=caller.subs_id,
-                subject=str(caller.session_id),
-                scope=program,
-                purpose=_purpose(proc_id),
-            )
-        except TokenError:
-            continue  # a racing call took it (or it just expired): try the next one
-        conn.execute(_USED, {"u_id": row.id})
-        return
-    raise ApiError(e.TOKEN_ERRORS[proc_id], Param(program, "pPRGM"))
+    sessions = sorted({g.caller.session_id for g in grants})
+    live: dict[tuple[int, str, int], list[tuple[int, str]]] = {}
+    for row in conn.execute(_LIVE, {"c_sessions": sessions, "c_now": now}):
+        live.setdefault((row.session_id, row.program, row.proc_id), []).append(
+            (row.id, row.token_hash)
+        )
+    errors: list[ApiError | None] = [None] * len(grants)
+    chosen: dict[int, int] = {}  # grant -> its token's row
+    todo = list(range(len(grants)))
+    while todo:  # again for the calls whose token a racing call took: their next one
+        picks: list[tuple[int, int, str]] = []
+        for i in todo:
+            g = grants[i]
+            candidates = live.get((g.caller.session_id, g.program, g.proc_id))
+            if candidates:
+                picks.append((i, *candidates.pop(0)))
+            else:
+                errors[i] = ApiError(e.TOKEN_ERRORS[g.proc_id], Param(g.program, "pPRGM"))
+        refused = services.tokens.consume_digests(
+            conn, [(digest, grants[i].binding) for i, _, digest in picks]
+        )
+        todo = []
+        for (i, row_id, _), error in zip(picks, refused, strict=True):
+            if error is None:
+                chosen[i] = row_id
+            else:
+                todo.append(i)
+    if chosen:
+        conn.execute(_USED, {"u_ids": sorted(chosen.values())})
+    return errors
 
 
 _TOKENS: Table = ProcTokenRow.__table__  # type: ignore[assignment]
-#: a session's live tokens for one program and procID, oldest first
+#: new tokens
+_INSERT = insert(_TOKENS)
+#: the live tokens of the sessions `c_sessions`, oldest first
 _LIVE = (
-    select(_TOKENS.c.id, _TOKENS.c.token_hash)
-    .where(
-        _TOKENS.c.session_id == bindparam("c_session"),
-        _TOKENS.c.program == bindparam("c_program"),
-        _TOKENS.c.proc_id == bindparam("c_proc"),
-        _TOKENS.c.expires_at > bindparam("c_now"),
+    select(
+        _TOKENS.c.id,
+        _TOKENS.c.session_id,
+        _TOKENS.c.program,
+        _TOKENS.c.proc_id,
+        _TOKENS.c.token_hash,
     )
+    .where(InValues(_TOKENS.c.session_id, "c_sessions"), _TOKENS.c.expires_at > bindparam("c_now"))
     .order_by(_TOKENS.c.id)
 )
-#: a session's expired tokens
+#: the expired tokens of the sessions `x_sessions`
 _EXPIRED = delete(_TOKENS).where(
-    _TOKENS.c.session_id == bindparam("x_session"), _TOKENS.c.expires_at <= bindparam("x_now")
+    InValues(_TOKENS.c.session_id, "x_sessions"), _TOKENS.c.expires_at <= bindparam("x_now")
 )
-#: forget a consumed token
-_USED = delete(_TOKENS).where(_TOKENS.c.id == bindparam("u_id"))
+#: forget consumed tokens
+_USED = delete(_TOKENS).where(InValues(_TOKENS.c.id, "u_ids"))

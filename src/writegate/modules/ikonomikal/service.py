@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Table, bindparam, delete, exists, func, insert, select
+from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from writegate.core.audit import next_value
 from writegate.core.auth import PasswordCheckBusy, Principal
+from writegate.core.db import InValues
 from writegate.core.services import Services
 from writegate.modules.ikonomikal import errors as e
 from writegate.modules.ikonomikal import limits, proctokens, sessions
@@ -186,18 +187,31 @@ class Ikonomikal:
     async def issue_token(self, req: TokenRequest) -> TokenResponse:
         """Issue a process token for the session, program and procID asked for."""
         check_offset(req.timeOffSet)
-        proc_id = req.pgProcTkn.procID
+        answer: TokenResponse = await self.services.db.group.run_many(self._issue_many, req)
+        return answer
 
-        def issue(s: Session) -> None:
-            caller = sessions.authenticate(self.services, self.cfg, s, req)
-            program = caller.program(req.pgProcTkn.prgInf)
-            if proc_id not in sessions.PROC_ROLES:
-                raise ApiError(e.BAD_PROCESS, Param(str(proc_id), "procID"))
-            caller.authorize(program, proc_id)
-            proctokens.issue(self.services, s, caller, program, proc_id)
-
-        await self.services.db.group.run(issue)
-        return TokenResponse()
+    def _issue_many(self, s: Session, reqs: list[TokenRequest]) -> list[TokenResponse | ApiError]:
+        """The token write of a group-commit batch: a few statements for the whole batch."""
+        conn = s.connection()
+        callers = sessions.authenticate_many(self.services, self.cfg, conn, reqs)
+        outcomes: list[TokenResponse | ApiError] = []
+        grants = []
+        for req, caller in zip(reqs, callers, strict=True):
+            try:
+                if isinstance(caller, ApiError):
+                    raise caller
+                program = caller.program(req.pgProcTkn.prgInf)
+                proc_id = req.pgProcTkn.procID
+                if proc_id not in sessions.PROC_ROLES:
+                    raise ApiError(e.BAD_PROCESS, Param(str(proc_id), "procID"))
+                caller.authorize(program, proc_id)
+            except ApiError as exc:
+                outcomes.append(exc)
+                continue
+            grants.append(proctokens.Grant(caller, program, proc_id))
+            outcomes.append(TokenResponse())
+        proctokens.issue_many(self.services, conn, grants)
+        return outcomes
 
     # -- SS07 ---------------------------------------------------------------------------------
 
@@ -207,35 +221,64 @@ class Ikonomikal:
         if req.cmdStat not in COMMANDS:
             raise ApiError(e.BAD_COMMAND, Param(str(req.cmdStat), "cmdStat"))
         proc_id = COMMANDS[req.cmdStat]
-        record = clean(req.saveData, new=proc_id == ADD)
-        auto = proc_id == ADD and not record.code
-
-        def write(s: Session) -> SaveResponse:
-            caller = sessions.authenticate(self.services, self.cfg, s, req)
-            program = caller.program(req.prgInf, only=PROGRAM)
-            caller.authorize(program, proc_id)
-            proctokens.consume(self.services, s, caller, program, proc_id)
-            now = self.services.clock.now()
-            if proc_id == ADD:
-                code = record.code or self._auto_code(s, caller.subs_id)
-                self._add(s, caller, record, code, now)
-            else:
-                code = self._edit(s, caller, record, now)
-            s.flush()
-            return SaveResponse(
-                parCode=[code],
-                modInf=stamp(caller.user_code, caller.group, now, req.timeOffSet),
-            )
-
+        save = Save(req, clean(req.saveData, new=proc_id == ADD), proc_id)
         for attempt in range(1, AUTO_CODE_ATTEMPTS + 1):
             try:
-                return await self.services.db.group.run(write)
+                answer: SaveResponse = await self.services.db.group.run_many(self._save_many, save)
+                return answer
             except IntegrityError:
                 # A concurrent save committed the same code first; nothing of ours is kept.
-                if auto and attempt < AUTO_CODE_ATTEMPTS:
+                if save.auto and attempt < AUTO_CODE_ATTEMPTS:
                     continue
-                raise ApiError(e.DOC_EXISTS, Param(record.code, "f001")) from None
+                raise ApiError(e.DOC_EXISTS, Param(save.record.code, "f001")) from None
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _save_many(self, s: Session, saves: list[Save]) -> list[SaveResponse | ApiError]:
+        """The SS07 write of a group-commit batch: a few statements for the whole batch.
+
+        The adds take their auto codes from their subscriber's counter once per batch and
+        are written with one INSERT; an edit changes its own record.
+        """
+        conn = s.connection()
+        callers = sessions.authenticate_many(self.services, self.cfg, conn, [x.req for x in saves])
+        outcomes: list[SaveResponse | ApiError | None] = [None] * len(saves)
+        grants: dict[int, proctokens.Grant] = {}
+        for i, (save, caller) in enumerate(zip(saves, callers, strict=True)):
+            try:
+                if isinstance(caller, ApiError):
+                    raise caller
+                program = caller.program(save.req.prgInf, only=PROGRAM)
+                caller.authorize(program, save.proc_id)
+                grants[i] = proctokens.Grant(caller, program, save.proc_id)
+            except ApiError as exc:
+                outcomes[i] = exc
+        refused = proctokens.consume_many(self.services, conn, list(grants.values()))
+        for i, error in zip(list(grants), refused, strict=True):
+            if error is not None:
+                outcomes[i] = error
+                del grants[i]
+        now = self.services.clock.now()
+        adds = {i: g.caller for i, g in grants.items() if saves[i].proc_id == ADD}
+        codes = self._add_codes(s, {i: (saves[i].record.code, c.subs_id) for i, c in adds.items()})
+        rows = []
+        for i, caller in adds.items():
+            code = codes[i]
+            if isinstance(code, ApiError):
+                outcomes[i] = code
+                continue
+            rows.append(_row(caller, saves[i].record, code, now))
+            outcomes[i] = _saved(saves[i], caller, code, now)
+        if rows:
+            conn.execute(_INSERT, rows)
+        for i, grant in grants.items():
+            if i not in adds:
+                try:
+                    code = self._edit(s, grant.caller, saves[i].record, now)
+                    outcomes[i] = _saved(saves[i], grant.caller, code, now)
+                except ApiError as exc:
+                    outcomes[i] = exc
+        s.flush()
+        return [o for o in outcomes if o is not None]  # every save has its outcome by now
 
     async def read(self, req: ReadRequest) -> ReadResponse:
         """Read some codes, or list a page of every record (procID 3 token)."""
@@ -302,38 +345,42 @@ class Ikonomikal:
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def _auto_code(self, s: Session, subs_id: str) -> str:
-        """Next free auto code of the subscriber; the counter row serialises racing saves."""
-        while True:
-            code = f"{next_value(s, f'ikonomikal.ss07.code.{subs_id}'):06d}"
-            if not _taken(s, subs_id, code):
-                return code
+    def _add_codes(self, s: Session, adds: dict[int, tuple[str, str]]) -> dict[int, str | ApiError]:
+        """The code of each add (code asked for, subscriber): its own, or the next auto code.
 
-    def _add(
-        self, s: Session, caller: sessions.Caller, rec: Record, code: str, now: datetime
-    ) -> None:
-        if _taken(s, caller.subs_id, code):
-            raise ApiError(e.DOC_EXISTS, Param(code, "f001"))
-        row = {
-            "subs_id": caller.subs_id,
-            "code": code,
-            "code_key": code.upper(),
-            "f002": rec.f002,
-            "f003": rec.f003,
-            "f004": rec.f004,
-            "l001": rec.labels[0],
-            "l002": rec.labels[1],
-            "l003": rec.labels[2],
-            "l004": rec.labels[3],
-            "version": 1,
-            "created_by": caller.principal.name,
-            "created_at": now,
-            "m_user": caller.user_code,
-            "m_group": caller.group,
-            "modified_by": caller.principal.name,
-            "modified_at": now,
-        }
-        s.connection().execute(_INSERT, row)
+        A subscriber's counter is bumped once for the batch's auto codes, and its row lock
+        serialises racing saves. A code already taken (by a record made by hand, or by an
+        earlier add of the batch) is refused, or skipped by the auto codes.
+        """
+        conn = s.connection()
+        codes: dict[int, str | ApiError] = {}
+        by_subs: dict[str, list[int]] = {}
+        for i, (_, subs_id) in adds.items():
+            by_subs.setdefault(subs_id, []).append(i)
+        for subs_id, todo in by_subs.items():
+            counter = f"ikonomikal.ss07.code.{subs_id}"
+            autos = sum(1 for i in todo if not adds[i][0])
+            last = next_value(s, counter, step=autos) if autos else 0
+            fresh = [f"{n:06d}" for n in range(last - autos + 1, last + 1)]
+            asked = [adds[i][0].upper() for i in todo if adds[i][0]]
+            keys = {"t_subs": subs_id, "t_keys": asked + fresh}
+            taken = set(conn.execute(_TAKEN, keys).scalars())
+            for i in todo:
+                code = adds[i][0]
+                if code and code.upper() in taken:
+                    codes[i] = ApiError(e.DOC_EXISTS, Param(code, "f001"))
+                    continue
+                while not code:  # past the batch's values: a code is checked on its own
+                    if fresh:
+                        code = "" if fresh[0] in taken else fresh[0]
+                        del fresh[0]
+                    else:
+                        code = f"{next_value(s, counter):06d}"
+                        if code in taken or _taken(conn, subs_id, code):
+                            code = ""
+                taken.add(code.upper())
+                codes[i] = code
+        return codes
 
     def _edit(self, s: Session, caller: sessions.Caller, rec: Record, now: datetime) -> str:
         row = s.scalar(
@@ -380,15 +427,58 @@ class Ikonomikal:
         )
 
 
+@dataclass(frozen=True)
+class Save:
+    """One ss_02_ss07_sav call: the request, its cleaned record, the procID it needs."""
+
+    req: SaveRequest
+    record: Record
+    proc_id: int
+
+    @property
+    def auto(self) -> bool:
+        """An add with a blank code: the code comes from the subscriber's counter."""
+        return self.proc_id == ADD and not self.record.code
+
+
+def _row(caller: sessions.Caller, rec: Record, code: str, now: datetime) -> dict[str, object]:
+    """A new SS07 record's columns."""
+    return {
+        "subs_id": caller.subs_id,
+        "code": code,
+        "code_key": code.upper(),
+        "f002": rec.f002,
+        "f003": rec.f003,
+        "f004": rec.f004,
+        "l001": rec.labels[0],
+        "l002": rec.labels[1],
+        "l003": rec.labels[2],
+        "l004": rec.labels[3],
+        "version": 1,
+        "created_by": caller.principal.name,
+        "created_at": now,
+        "m_user": caller.user_code,
+        "m_group": caller.group,
+        "modified_by": caller.principal.name,
+        "modified_at": now,
+    }
+
+
+def _saved(save: Save, caller: sessions.Caller, code: str, now: datetime) -> SaveResponse:
+    return SaveResponse(
+        parCode=[code], modInf=stamp(caller.user_code, caller.group, now, save.req.timeOffSet)
+    )
+
+
 _SS07: Table = SS07Row.__table__  # type: ignore[assignment]
-#: a new SS07 record
+#: new SS07 records
 _INSERT = insert(_SS07)
-#: whether subscriber `t_subs` has a record of code `t_key` (case-folded as stored)
-_TAKEN = select(
-    exists().where(_SS07.c.subs_id == bindparam("t_subs"), _SS07.c.code_key == bindparam("t_key"))
+#: which of the codes `t_keys` (case-folded as stored) subscriber `t_subs` has records of
+_TAKEN = select(_SS07.c.code_key).where(
+    _SS07.c.subs_id == bindparam("t_subs"), InValues(_SS07.c.code_key, "t_keys")
 )
 
 
-def _taken(s: Session, subs_id: str, code: str) -> bool:
+def _taken(conn: Connection, subs_id: str, code: str) -> bool:
     """Whether the subscriber already has a record of this code."""
-    return bool(s.connection().execute(_TAKEN, {"t_subs": subs_id, "t_key": code.upper()}).scalar())
+    return conn.execute(_TAKEN, {"t_subs": subs_id, "t_keys": [code.upper()]}).first() is not None

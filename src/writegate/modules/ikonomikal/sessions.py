@@ -5,13 +5,17 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
-from writegate.core.auth import Principal, PrincipalRow
+from writegate.core.auth import Principal
+from writegate.core.db import InValues
+from writegate.core.principals import PRINCIPALS
 from writegate.core.services import Services
 from writegate.modules.ikonomikal import errors as e
 from writegate.modules.ikonomikal.errors import ApiError, Param
@@ -101,13 +105,9 @@ def user_name(principal: Principal) -> str:
     )
 
 
-def subscriber_exists(s: Session, subs_id: str) -> bool:
+def subscriber_exists(conn: Connection, subs_id: str) -> bool:
     """A subscriber exists while an active Ikonomikal user belongs to it."""
-    rows = s.scalars(
-        select(PrincipalRow.roles).where(
-            PrincipalRow.tenant == subs_id, PrincipalRow.revoked_at.is_(None)
-        )
-    )
+    rows = conn.execute(_ROLES_OF_TENANT, {"r_tenant": subs_id}).scalars()
     return any(LOGIN_ROLE in (roles or ()) for roles in rows)
 
 
@@ -141,14 +141,48 @@ def authenticate(
     services: Services, cfg: IkonomikalSettings, s: Session, req: SessionFields
 ) -> Caller:
     """Check the session fields of a request and refresh the session's idle timer."""
-    if not req.sessID.strip():
-        raise ApiError(e.NO_SESSION)
+    caller = authenticate_many(services, cfg, s.connection(), [req])[0]
+    if isinstance(caller, ApiError):
+        raise caller
+    return caller
+
+
+def authenticate_many(
+    services: Services, cfg: IkonomikalSettings, conn: Connection, reqs: Sequence[SessionFields]
+) -> list[Caller | ApiError]:
+    """`authenticate` for a batch of requests: two reads, and one UPDATE for the touches due."""
     now = services.clock.now()
-    conn = s.connection()
-    row = conn.execute(_BY_HASH, {"h": hash_session_id(req.sessID)}).first()
+    digests = sorted({hash_session_id(r.sessID) for r in reqs if r.sessID.strip()})
+    found = conn.execute(_BY_HASHES, {"hashes": digests}) if digests else ()
+    rows = {r.sess_hash: r for r in found}
+    principals = services.auth.by_names(conn, sorted({r.principal for r in rows.values()}))
+    callers: list[Caller | ApiError] = []
+    touch: dict[int, datetime] = {}
+    for req in reqs:
+        try:
+            row = rows.get(hash_session_id(req.sessID)) if req.sessID.strip() else None
+            callers.append(_caller(conn, cfg, now, req, row, principals))
+        except ApiError as exc:
+            callers.append(exc)
+            continue
+        if row is not None and _idle(now, row.last_used_at) >= cfg.session_touch_seconds:
+            touch[row.id] = now
+    if touch:
+        conn.execute(_TOUCH, [{"t_id": i, "t_now": now, "t_set": now} for i in sorted(touch)])
+    return callers
+
+
+def _caller(
+    conn: Connection,
+    cfg: IkonomikalSettings,
+    now: datetime,
+    req: SessionFields,
+    row: Any,
+    principals: dict[str, Principal],
+) -> Caller:
     if row is None or _idle(now, row.last_used_at) >= cfg.session_idle_seconds:
         raise ApiError(e.NO_SESSION)
-    principal = services.auth.by_name(s, row.principal)
+    principal = principals.get(row.principal)
     if (
         principal is None
         or principal.tenant != row.subs_id
@@ -161,29 +195,34 @@ def authenticate(
     if subs_id != row.subs_id:
         if not subs_id:
             raise ApiError(e.BLANK, Param("Subscriber", "subsID"))
-        if not subscriber_exists(s, subs_id):
+        if not subscriber_exists(conn, subs_id):
             raise ApiError(e.NO_SUBSCRIBER, Param(subs_id, "subsID"))
         raise ApiError(e.WRONG_SUBSCRIBER, Param(subs_id, "subsID"))
-    if _idle(now, row.last_used_at) >= cfg.session_touch_seconds:
-        conn.execute(_TOUCH, {"t_id": row.id, "t_now": now, "t_set": now})
     return Caller(session_id=row.id, subs_id=row.subs_id, principal=principal)
 
 
 _SESSIONS: Table = SessionRow.__table__  # type: ignore[assignment]
-#: the session whose sessID has the digest `h` (Core: a call reads it, changes nothing)
-_BY_HASH = select(
+#: the sessions whose sessIDs have the digests `hashes`
+_BY_HASHES = select(
+    _SESSIONS.c.sess_hash,
     _SESSIONS.c.id,
     _SESSIONS.c.subs_id,
     _SESSIONS.c.principal,
     _SESSIONS.c.int_gid,
     _SESSIONS.c.last_used_at,
-).where(_SESSIONS.c.sess_hash == bindparam("h"))
+).where(InValues(_SESSIONS.c.sess_hash, "hashes"))
 #: refresh a session's idle timer; conditional, so concurrent calls of one session rarely
 #: queue on its row
 _TOUCH = (
     update(_SESSIONS)
     .where(_SESSIONS.c.id == bindparam("t_id"), _SESSIONS.c.last_used_at < bindparam("t_now"))
     .values(last_used_at=bindparam("t_set"))
+)
+
+
+#: the roles of tenant `r_tenant`'s active principals
+_ROLES_OF_TENANT = select(PRINCIPALS.c.roles).where(
+    PRINCIPALS.c.tenant == bindparam("r_tenant"), PRINCIPALS.c.revoked_at.is_(None)
 )
 
 
