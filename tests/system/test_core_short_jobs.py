@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -378,3 +380,66 @@ def test_a_lease_lost_inside_a_batch_rolls_back_that_job_alone(services: Service
     for job_id in set(ids) - {stolen}:
         assert jobs[job_id].status is Status.SUCCEEDED
         assert job_id in written
+
+
+def test_short_jobs_in_the_group_commit_keep_their_leases(services: Services) -> None:
+    """Regression: the lease keeper renewed only jobs on handler threads, so short jobs that
+    stayed in the group commit longer than a lease were taken back by the reaper and run
+    again (until their attempts ran out). Now they are heartbeated until they settle."""
+    kind = uid("core.wait-")
+    runs: list[str] = []
+    gate = threading.Event()
+
+    def handler(ctx: JobContext) -> Any:
+        gate.wait(30)  # the batch holds the group commit; the others wait behind it
+        runs.append(ctx.job.id)
+        ctx.session.execute(insert(rows).values(id=uid("row-"), job_id=ctx.job.id))
+        return "done"
+
+    ids = _enqueue(services, kind, [{}, {}, {}])
+    worker = _worker(services, [JobSpec(kind, handler, short=True)])
+    try:
+        wait_for(lambda: len(worker.short.active()) == 3, timeout=30, interval=0.01)
+        claimed = {i: j.lease_expires_at for i, j in _jobs(services, ids).items()}
+        # Three leases: without the heartbeat the reaper takes the jobs back after one.
+        time.sleep(services.jobs.lease_seconds * 3)
+        renewed = {i: j.lease_expires_at for i, j in _jobs(services, ids).items()}
+        gate.set()
+        wait_for(
+            lambda: all(j.status.value in FINAL for j in _jobs(services, ids).values()),
+            timeout=30,
+        )
+    finally:
+        gate.set()
+        worker.stop()
+    assert all(renewed[i] > claimed[i] for i in ids), (claimed, renewed)
+    jobs = _jobs(services, ids)
+    assert {i: (j.status, j.attempts) for i, j in jobs.items()} == dict.fromkeys(
+        ids, (Status.SUCCEEDED, 1)
+    )
+    assert sorted(runs) == sorted(ids)  # each ran once
+    assert set(_rows(services, ids)) == set(ids)
+    assert worker.short.active() == []
+
+
+def test_a_heartbeat_skips_a_locked_job_without_calling_it_lost(services: Services) -> None:
+    """PostgreSQL: the heartbeat skips a job row another transaction holds (a batch completing
+    it) rather than wait for it, which could deadlock; the job still counts as held, and a job
+    that another worker took does not."""
+    if services.db.is_sqlite:
+        pytest.skip("row locks are PostgreSQL's (SQLite has one writer)")
+    kind = uid("core.beat-")
+    ids = _enqueue(services, kind, [{}, {}])
+    claimed = {j.id: j for j in services.jobs.claim("me", [kind], 2)}
+    assert sorted(claimed) == sorted(ids)
+    locked, taken = ids
+    with services.db.write() as s:
+        s.execute(JOBS.update().where(JOBS.c.id == taken).values(lease_owner="other"))
+    with services.db.write() as s:
+        s.execute(select(JOBS.c.id).where(JOBS.c.id == locked).with_for_update())
+        owned = services.jobs.heartbeat("me", ids)  # its own transaction: it cannot wait here
+        still = s.execute(select(JOBS.c.lease_expires_at).where(JOBS.c.id == locked)).scalar()
+    assert owned == {locked}
+    assert still == claimed[locked].lease_expires_at  # skipped, not extended
+    assert services.jobs.heartbeat("me", ids) == {locked}
+    assert _jobs(services, [locked])[locked].lease_expires_at > claimed[locked].lease_expires_at

@@ -67,7 +67,12 @@ class Lifecycle(JobStore):
             "b_lease": now + timedelta(seconds=self.lease_seconds),
         }
         with self.db.write() as s:
-            return set(s.connection().execute(self.sql.heartbeat, params).scalars())
+            conn = s.connection()
+            owned = set(conn.execute(self.sql.heartbeat, params).scalars())
+            if len(owned) < len(job_ids):  # skipped while locked (PostgreSQL), or lost
+                rest = [i for i in job_ids if i not in owned]
+                owned |= set(conn.execute(self.sql.held, {**params, "b_ids": rest}).scalars())
+            return owned
 
     def checkpoint(
         self,

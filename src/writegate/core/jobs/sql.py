@@ -48,6 +48,15 @@ def _fence() -> list[ColumnElement[bool]]:
     ]
 
 
+def _held(cols: Any) -> list[ColumnElement[bool]]:
+    return [
+        InValues(cols.id, "b_ids"),
+        cols.status == Status.RUNNING.value,
+        cols.lease_owner == bindparam("b_owner"),
+        or_(cols.timeout_at.is_(None), cols.timeout_at > bindparam("b_now")),
+    ]
+
+
 class JobStatements:
     """The jobs table's statements for one dialect."""
 
@@ -80,17 +89,9 @@ class JobStatements:
         self.complete = self._complete(with_progress=False)
         #: the same, also storing the job's progress
         self.complete_progress = self._complete(with_progress=True)
-        self.heartbeat = (
-            update(jobs)
-            .where(
-                InValues(c.id, "b_ids"),
-                c.status == Status.RUNNING.value,
-                c.lease_owner == bindparam("b_owner"),
-                or_(c.timeout_at.is_(None), c.timeout_at > bindparam("b_now")),
-            )
-            .values(lease_expires_at=bindparam("b_lease"))
-            .returning(c.id)
-        )
+        self.heartbeat = self._heartbeat(postgres)
+        #: which of the jobs `b_ids` this worker holds (`b_owner`, before their timeout)
+        self.held = select(c.id).where(*_held(c))
         stalled = select(JobRow).where(
             c.status == Status.RUNNING.value, c.lease_expires_at < bindparam("s_now")
         )
@@ -150,6 +151,24 @@ class JobStatements:
             )
             .returning(*jobs.c)
         )
+
+    @staticmethod
+    def _heartbeat(postgres: bool) -> Update:
+        """Extend the leases of the jobs `b_ids` this worker holds; the ids extended."""
+        beat = update(jobs).values(lease_expires_at=bindparam("b_lease")).returning(c.id)
+        if not postgres:
+            return beat.where(*_held(c))
+        # A row that a transaction holds (a batch completing its jobs, a job's checkpoint)
+        # is skipped, not waited for: waiting, in id order or any other, can deadlock with
+        # a batch that locks its jobs in its own order. `held` tells skipped from lost.
+        beat_rows = jobs.alias("beat")
+        locked = (
+            select(beat_rows.c.id)
+            .where(*_held(beat_rows.c))
+            .order_by(beat_rows.c.id)
+            .with_for_update(skip_locked=True)
+        )
+        return beat.where(c.id.in_(locked))
 
     @staticmethod
     def _complete(*, with_progress: bool) -> Update:

@@ -109,7 +109,8 @@ class ShortJobs:
         self.in_flight = in_flight
         self._on_done = on_done
         self._writes: dict[str, KindBatch] = {}
-        self._count = 0
+        #: the jobs queued or running in the group commit, or settling a failure
+        self._active: set[str] = set()
         self._lock = threading.Lock()
 
     def kinds(self) -> list[str]:
@@ -119,12 +120,17 @@ class ShortJobs:
     def room(self) -> int:
         """How many more short jobs may be queued now."""
         with self._lock:
-            return self.in_flight - self._count
+            return self.in_flight - len(self._active)
+
+    def active(self) -> list[str]:
+        """Ids of this worker's short jobs not settled yet: their leases must be kept too."""
+        with self._lock:
+            return list(self._active)
 
     def run(self, job: Job) -> None:
         """Queue a claimed job in the group commit; it is settled when its batch commits."""
         with self._lock:
-            self._count += 1
+            self._active.add(job.id)
         write = self._writes.get(job.kind)
         if write is None:
             write = KindBatch(self.registry.get(job.kind), self.manager, self.worker_id)
@@ -143,7 +149,7 @@ class ShortJobs:
                 else:
                     log.debug("job %s (%s) succeeded", job.id, job.kind)
                 metrics.job_finished(job.kind, "succeeded" if exc is None else "lost", seconds)
-                self._done()
+                self._done(job)
                 return
             message, retryable = error_of(exc)
             log.info("job %s attempt %d failed: %s", job.id, job.attempts, message)
@@ -156,11 +162,11 @@ class ShortJobs:
         def settled(f: concurrent.futures.Future[Status | None]) -> None:
             status = None if f.exception() is not None else f.result()
             metrics.job_finished(job.kind, outcome_of(status), seconds)
-            self._done()
+            self._done(job)
 
         settle.add_done_callback(settled)
 
-    def _done(self) -> None:
+    def _done(self, job: Job) -> None:
         with self._lock:
-            self._count -= 1
+            self._active.discard(job.id)
         self._on_done()

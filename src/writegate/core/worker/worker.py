@@ -282,7 +282,8 @@ class Worker:
                 log.exception("lease upkeep failed")
 
     def _keep_leases(self) -> None:
-        ids = self.running_jobs()
+        # Short jobs too: under load they may wait in the group commit longer than a lease.
+        ids = self.running_jobs() + self.short.active()
         if not ids:
             return
         owned = self.manager.heartbeat(self.worker_id, ids)
