@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = "auto"
     #: uvicorn's line per request (through the same format; probes' 2xx lines are dropped)
     access_log: bool = True
+    #: `serve` keeps an idle client connection open this long. Longer than clients' and
+    #: proxies' own idle timeouts (httpx 5 s, AWS load balancers 60 s), so the client side
+    #: closes first: a server closing a connection just as a client reuses it fails that
+    #: client's request
+    keep_alive_seconds: int = Field(default=65, ge=1)
     #: a standalone worker serves GET /metrics and GET /healthz on this port (None: off)
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
     #: OpenTelemetry spans for requests, enqueues and job runs (needs `writegate[otel]`;

@@ -141,6 +141,7 @@ def serve(
         log_level=settings.log_level,
         log_config=log_config,
         access_log=settings.access_log,
+        timeout_keep_alive=settings.keep_alive_seconds,
         timeout_graceful_shutdown=10,
         ws="none",
     )
