@@ -205,6 +205,11 @@ class GroupCommit:
             with self.db.write() as session:
                 failed = False
                 for write, calls in _by_write(batch):
+                    if isinstance(write, _Single) and len(batch) > 1:
+                        # A one-caller write is isolated as it runs (one savepoint): its
+                        # refusal is undone alone instead of replaying the whole batch.
+                        _run_isolated(session, calls[0])
+                        continue
                     outcomes = write(session, [c.item for c in calls])
                     if len(outcomes) != len(calls):
                         raise RuntimeError(f"{write!r} gave {len(outcomes)} outcomes")
@@ -217,6 +222,10 @@ class GroupCommit:
         except _Replay:
             if len(batch) == 1:
                 return  # rolled back; its one caller gets its own error
+        except _LostRace as lost:
+            for call in batch:  # nothing committed: `_commit` runs them again
+                call.outcome = lost.error
+            return
         except Exception as exc:
             if len(batch) == 1:
                 batch[0].outcome = exc
@@ -231,19 +240,7 @@ class GroupCommit:
         try:
             with self.db.write() as session:
                 for call in batch:
-                    with _savepoint(session) as undo:
-                        try:
-                            call.outcome = call.write(session, [call.item])[0]
-                        except Exception as exc:
-                            call.outcome = exc
-                        if _lost_race(call.outcome):
-                            # The server made this transaction a deadlock's victim, but
-                            # rolling back the savepoint keeps the locks the other side
-                            # waits for (the next caller would deadlock again, a second
-                            # each). Give up the whole transaction; `_commit` runs it again.
-                            raise _LostRace(call.outcome)
-                        if isinstance(call.outcome, BaseException):
-                            undo()
+                    _run_isolated(session, call)
         except _LostRace as lost:
             for call in batch:
                 call.outcome = lost.error
@@ -274,6 +271,23 @@ class GroupCommit:
             committer.shutdown(wait=True)
 
 
+def _run_isolated(session: Session, call: _Call) -> None:
+    """Run one caller's write in a savepoint of its own, undone alone if it fails."""
+    with _savepoint(session) as undo:
+        try:
+            call.outcome = call.write(session, [call.item])[0]
+        except Exception as exc:
+            call.outcome = exc
+        if _lost_race(call.outcome):
+            # The server made this transaction a deadlock's victim, but rolling back the
+            # savepoint keeps the locks the other side waits for (the next caller would
+            # deadlock again, a second each). Give up the whole transaction; `_commit`
+            # runs it again.
+            raise _LostRace(call.outcome)
+        if isinstance(call.outcome, BaseException):
+            undo()
+
+
 def _lost_race(outcome: Any) -> bool:
     """Whether an outcome is the database aborting a transaction that lost a race."""
     orig = getattr(outcome, "orig", None)
@@ -293,13 +307,28 @@ class _LostRace(Exception):
 
 
 def _by_write(batch: list[_Call]) -> list[tuple[BatchWrite, list[_Call]]]:
-    """The batch's calls grouped by write, in order of first appearance."""
+    """The batch's calls grouped by write, the writes in one fixed order (see `_lock_order`)."""
     groups: dict[object, tuple[BatchWrite, list[_Call]]] = {}
     for call in batch:
         # By equality, not identity: each `obj.method` is a new bound method, equal to the others.
         key = call.write if not isinstance(call.write, _Single) else id(call)
         groups.setdefault(key, (call.write, []))[1].append(call)
-    return list(groups.values())
+    return sorted(groups.values(), key=lambda group: _lock_order(group[0]))
+
+
+def _lock_order(write: BatchWrite) -> tuple[bool, str]:
+    """Where a write runs in its batch: batch writes by name, then one-caller writes.
+
+    Concurrent batches on PostgreSQL that ran the same writes in different orders took their
+    locks in different orders (ABS's version counter, then an Ikonomikal code counter, in
+    one; the other way round in the next) and deadlocked. The writes of concurrent callers
+    commute, so any fixed order is correct; the sort is stable, so ties keep queue order.
+    """
+    if isinstance(write, _Single):
+        return True, ""
+    fn = getattr(write, "__func__", write)  # a bound method: its function
+    name = getattr(fn, "__qualname__", None) or type(write).__qualname__
+    return False, f"{getattr(fn, '__module__', '')}.{name}"
 
 
 @contextlib.contextmanager
