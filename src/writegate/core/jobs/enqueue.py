@@ -43,7 +43,11 @@ class Enqueue(JobStore):
         now = self.clock.now()
         rows = [self._values(spec, now) for spec in jobs]
         spans = tracing.start_enqueue_spans(rows) if tracing.enabled() else None
-        written = {r[0] for r in self.sql.insert.execute(session, [_row(v) for v in rows])}
+        # Keyed rows in key order: two batches inserting the same keys then lock them in one
+        # order (in queue order they deadlocked on PostgreSQL). Stable: of two rows with one
+        # key, the earlier still wins.
+        ordered = sorted(rows, key=lambda v: v["exclusive_key"] or "")
+        written = {r[0] for r in self.sql.insert.execute(session, [_row(v) for v in ordered])}
         if spans:
             tracing.end_enqueue_spans(spans, written)
         out: list[Job | ExclusiveJobExists | None] = [

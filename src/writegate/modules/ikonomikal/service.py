@@ -357,7 +357,7 @@ class Ikonomikal:
         by_subs: dict[str, list[int]] = {}
         for i, (_, subs_id) in adds.items():
             by_subs.setdefault(subs_id, []).append(i)
-        for subs_id, todo in by_subs.items():
+        for subs_id, todo in sorted(by_subs.items()):  # counters locked in one order
             counter = f"ikonomikal.ss07.code.{subs_id}"
             autos = sum(1 for i in todo if not adds[i][0])
             last = next_value(s, counter, step=autos) if autos else 0

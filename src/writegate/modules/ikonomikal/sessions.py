@@ -157,7 +157,7 @@ def authenticate_many(
     rows = {r.sess_hash: r for r in found}
     principals = services.auth.by_names(conn, sorted({r.principal for r in rows.values()}))
     callers: list[Caller | ApiError] = []
-    touch: dict[int, datetime] = {}
+    touch: set[int] = set()
     for req in reqs:
         try:
             row = rows.get(hash_session_id(req.sessID)) if req.sessID.strip() else None
@@ -166,9 +166,9 @@ def authenticate_many(
             callers.append(exc)
             continue
         if row is not None and _idle(now, row.last_used_at) >= cfg.session_touch_seconds:
-            touch[row.id] = now
+            touch.add(row.id)
     if touch:
-        conn.execute(_TOUCH, [{"t_id": i, "t_now": now, "t_set": now} for i in sorted(touch)])
+        conn.execute(_TOUCH, {"t_ids": sorted(touch), "t_now": now})
     return callers
 
 
@@ -211,12 +211,21 @@ _BY_HASHES = select(
     _SESSIONS.c.int_gid,
     _SESSIONS.c.last_used_at,
 ).where(InValues(_SESSIONS.c.sess_hash, "hashes"))
-#: refresh a session's idle timer; conditional, so concurrent calls of one session rarely
-#: queue on its row
+_TOUCHED = _SESSIONS.alias("touched")
+#: refresh the idle timers of the sessions `t_ids`. A session another transaction holds is
+#: being refreshed by it: skipped, not waited for (batches refreshing sessions in different
+#: orders deadlocked on PostgreSQL; SQLite has no row locks and renders no FOR UPDATE)
 _TOUCH = (
     update(_SESSIONS)
-    .where(_SESSIONS.c.id == bindparam("t_id"), _SESSIONS.c.last_used_at < bindparam("t_now"))
-    .values(last_used_at=bindparam("t_set"))
+    .where(
+        _SESSIONS.c.id.in_(
+            select(_TOUCHED.c.id)
+            .where(InValues(_TOUCHED.c.id, "t_ids"), _TOUCHED.c.last_used_at < bindparam("t_now"))
+            .order_by(_TOUCHED.c.id)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    .values(last_used_at=bindparam("t_now"))
 )
 
 
