@@ -380,7 +380,8 @@ def test_a_batch_write_that_raises_is_replayed_item_by_item(services: Services) 
 def test_run_many_rolls_back_a_refused_item_alone_and_the_others_commit(
     services: Services,
 ) -> None:
-    """An exception outcome undoes that item's own writes; every other caller's commit."""
+    """An exception outcome undoes that item's own writes; every other caller's commit. The
+    replay runs the refused item alone and the others still together: one batch call."""
     ids = [uid("many-") for _ in range(12)]
     refused = ids[5]
     singles = [uid("single-") for _ in range(3)]
@@ -402,7 +403,8 @@ def test_run_many_rolls_back_a_refused_item_alone_and_the_others_commit(
     outcomes = asyncio.run(main())
     assert batches == [15]  # every caller in one transaction, replayed once
     assert calls[0] == ids  # one call for the whole batch, items in order
-    assert calls[1:] == [[i] for i in ids]  # then each item alone, in its savepoint
+    # then the others together in a savepoint, and the refused one alone in its own
+    assert calls[1:] == [[i for i in ids if i != refused], [refused]]
     assert isinstance(outcomes[5], ValueError)
     assert str(outcomes[5]) == f"no {refused}"
     assert [o for o in outcomes if not isinstance(o, BaseException)] == [
@@ -411,6 +413,30 @@ def test_run_many_rolls_back_a_refused_item_alone_and_the_others_commit(
         *singles,
     ]
     assert _committed_ids(services, ids + singles) == set(ids + singles) - {refused}
+
+
+def test_a_replay_whose_group_fails_again_runs_each_item_alone(services: Services) -> None:
+    """If an item that passed the first run fails in the replay's shared savepoint, that
+    savepoint is undone and every item of the write runs alone."""
+    ids = [uid("again-") for _ in range(4)]
+    refused, flaky = ids[1], ids[2]
+    calls: list[list[str]] = []
+
+    def write_many(s: Session, items: list[str]) -> list[Any]:
+        calls.append(list(items))
+        s.execute(insert(rows), [{"id": i} for i in items])
+        fails = {refused} | ({flaky} if len(calls) == 2 else set())  # flaky: in the replay
+        return [ValueError(f"no {i}") if i in fails else i for i in items]
+
+    async def main() -> list[Any]:
+        many = [services.db.group.run_many(write_many, i) for i in ids]
+        return await asyncio.gather(*many, return_exceptions=True)
+
+    outcomes = asyncio.run(main())
+    rest = [i for i in ids if i != refused]
+    assert calls == [ids, rest, *([i] for i in ids)]
+    assert [isinstance(o, ValueError) for o in outcomes] == [False, True, False, False]
+    assert _committed_ids(services, ids) == set(ids) - {refused}
 
 
 def test_writes_queued_during_a_commit_are_committed_while_the_loop_is_busy(

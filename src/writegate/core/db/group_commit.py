@@ -201,6 +201,8 @@ class GroupCommit:
     def _commit_once(self, batch: list[_Call]) -> None:
         if self.on_batch is not None:
             self.on_batch(len(batch))
+        for call in batch:
+            call.outcome = None  # a call run again after a lost race: not failed yet
         try:
             with self.db.write() as session:
                 failed = False
@@ -210,7 +212,12 @@ class GroupCommit:
                         # refusal is undone alone instead of replaying the whole batch.
                         _run_isolated(session, calls[0])
                         continue
-                    outcomes = write(session, [c.item for c in calls])
+                    try:
+                        outcomes = write(session, [c.item for c in calls])
+                    except Exception as exc:
+                        for call in calls:  # replayed alone: the others keep their group
+                            call.outcome = exc
+                        raise
                     if len(outcomes) != len(calls):
                         raise RuntimeError(f"{write!r} gave {len(outcomes)} outcomes")
                     for call, outcome in zip(calls, outcomes, strict=True):
@@ -227,8 +234,9 @@ class GroupCommit:
                 call.outcome = lost.error
             return
         except Exception as exc:
-            if len(batch) == 1:
-                batch[0].outcome = exc
+            if len(batch) == 1 or _lost_race(exc):
+                for call in batch:  # a lost race: nothing committed, `_commit` runs it again
+                    call.outcome = exc
                 return
         except BaseException as exc:
             for call in batch:
@@ -237,10 +245,20 @@ class GroupCommit:
         self._commit_isolated(batch)
 
     def _commit_isolated(self, batch: list[_Call]) -> None:
+        """Replay a batch whose first run failed: the callers that failed each alone, in a
+        savepoint of its own; the others of each write still together, in one savepoint
+        (each alone too if that fails now)."""
         try:
             with self.db.write() as session:
-                for call in batch:
-                    _run_isolated(session, call)
+                for write, calls in _by_write(batch):
+                    failed = [c for c in calls if isinstance(c.outcome, BaseException)]
+                    rest = [c for c in calls if not isinstance(c.outcome, BaseException)]
+                    if len(rest) > 1 and not _run_together(session, write, rest):
+                        failed = calls  # a caller failed now that did not before
+                    elif len(rest) == 1:
+                        failed = calls
+                    for call in failed:
+                        _run_isolated(session, call)
         except _LostRace as lost:
             for call in batch:
                 call.outcome = lost.error
@@ -269,6 +287,32 @@ class GroupCommit:
             committer, self._committer = self._committer, None
         if committer is not None:
             committer.shutdown(wait=True)
+
+
+def _outcomes(session: Session, write: BatchWrite, calls: list[_Call]) -> list[Any]:
+    """One outcome per call; a write that raised gives its exception to every call."""
+    try:
+        outcomes = write(session, [c.item for c in calls])
+    except Exception as exc:
+        return [exc] * len(calls)
+    if len(outcomes) != len(calls):
+        raise RuntimeError(f"{write!r} gave {len(outcomes)} outcomes")
+    return outcomes
+
+
+def _run_together(session: Session, write: BatchWrite, calls: list[_Call]) -> bool:
+    """Run calls of one write together in a savepoint; False (undone) if any of them failed."""
+    with _savepoint(session) as undo:
+        outcomes = _outcomes(session, write, calls)
+        lost = next((o for o in outcomes if _lost_race(o)), None)
+        if lost is not None:
+            raise _LostRace(lost)
+        if any(isinstance(o, BaseException) for o in outcomes):
+            undo()
+            return False
+    for call, outcome in zip(calls, outcomes, strict=True):
+        call.outcome = outcome
+    return True
 
 
 def _run_isolated(session: Session, call: _Call) -> None:
