@@ -62,6 +62,12 @@ def _jobs(services: Services, ids: list[str]) -> dict[str, Any]:
         return {i: services.jobs.get(s, i) for i in ids}
 
 
+def _wait_final(services: Services, ids: list[str]) -> None:
+    wait_for(
+        lambda: all(j.status.value in FINAL for j in _jobs(services, ids).values()), timeout=30
+    )
+
+
 def _rows(services: Services, job_ids: list[str]) -> dict[str, str]:
     with services.db.read() as s:
         found = s.execute(select(rows.c.job_id, rows.c.id).where(rows.c.job_id.in_(job_ids)))
@@ -151,10 +157,7 @@ def test_short_jobs_share_the_group_commit_with_api_writes(services: Services) -
         release.set()
         held.result(30)
         api.result(30)
-        wait_for(
-            lambda: all(j.status.value in FINAL for j in _jobs(services, ids).values()),
-            timeout=30,
-        )
+        _wait_final(services, ids)
     finally:
         release.set()
         worker.stop()
@@ -405,10 +408,7 @@ def test_short_jobs_in_the_group_commit_keep_their_leases(services: Services) ->
         time.sleep(services.jobs.lease_seconds * 3)
         renewed = {i: j.lease_expires_at for i, j in _jobs(services, ids).items()}
         gate.set()
-        wait_for(
-            lambda: all(j.status.value in FINAL for j in _jobs(services, ids).values()),
-            timeout=30,
-        )
+        _wait_final(services, ids)
     finally:
         gate.set()
         worker.stop()
