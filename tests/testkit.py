@@ -60,8 +60,7 @@ def _broken(ctx: JobContext) -> None:
 def _long(ctx: JobContext) -> dict[str, Any]:
     for step in range(int(ctx.payload["steps"])):
         time.sleep(float(ctx.payload["pause"]))
-        with ctx.checkpoint() as s:
-            ctx.save(s, progress={"step": step + 1})
+        ctx.step(lambda s, done=step + 1: ctx.save(s, progress={"step": done}))
     return _write(ctx)
 
 

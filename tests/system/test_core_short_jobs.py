@@ -181,19 +181,17 @@ def test_short_and_threaded_kinds_run_side_by_side(services: Services) -> None:
     seen: list[str] = []
 
     def threaded(ctx: JobContext) -> Any:
-        # A threaded job may still checkpoint; a short job may not.
-        with ctx.checkpoint() as s:
-            ctx.save(s, progress={"step": 1})
+        # A threaded job may commit steps of its own; a short job may not.
+        ctx.step(lambda s: ctx.save(s, progress={"step": 1}))
         seen.append(ctx.job.id)
         return "threaded"
 
     def short(ctx: JobContext) -> Any:
         try:
-            with ctx.checkpoint():
-                pass
+            ctx.step(lambda _s: None)
         except RuntimeError:
-            return "no checkpoint in a short job"
-        return "checkpoint allowed?"
+            return "no step in a short job"
+        return "step allowed?"
 
     b_ids = _enqueue(services, short_kind, [{}] * 5)
     t_ids = _enqueue(services, thread_kind, [{}] * 5)
@@ -210,7 +208,7 @@ def test_short_and_threaded_kinds_run_side_by_side(services: Services) -> None:
     finally:
         worker.stop()
     jobs = _jobs(services, b_ids + t_ids)
-    assert {jobs[i].result for i in b_ids} == {"no checkpoint in a short job"}
+    assert {jobs[i].result for i in b_ids} == {"no step in a short job"}
     assert {jobs[i].result for i in t_ids} == {"threaded"}
     assert {jobs[i].progress["step"] for i in t_ids} == {1}
     assert sorted(seen) == sorted(t_ids)
@@ -443,3 +441,43 @@ def test_a_heartbeat_skips_a_locked_job_without_calling_it_lost(services: Servic
     assert still == claimed[locked].lease_expires_at  # skipped, not extended
     assert services.jobs.heartbeat("me", ids) == {locked}
     assert _jobs(services, [locked])[locked].lease_expires_at > claimed[locked].lease_expires_at
+
+
+def test_a_threaded_jobs_steps_and_success_share_the_group_commit(services: Services) -> None:
+    """A threaded job's steps, and its success when it opened no transaction of its own, are
+    group writes: on SQLite a commit of their own waited for the file's one writer lock,
+    behind the API's batches (the load test's job threads spent most of their time there)."""
+    kind = uid("core.steps-")
+    gate = threading.Event()
+
+    def handler(ctx: JobContext) -> Any:
+        gate.wait(30)
+        ctx.step(lambda s: ctx.save(s, progress={"step": 1}, checkpoint={"page": 2}))
+        return "stepped"
+
+    [job_id] = _enqueue(services, kind, [{}])
+    worker = _worker(services, [JobSpec(kind, handler)])
+    release = None
+    try:
+        wait_for(lambda: worker.running_jobs() == [job_id], timeout=30, interval=0.01)
+        release, held = hold_group_commit(services.db.group)
+        gate.set()
+        # The step waits for the held batch: it is queued there, not committed on its own.
+        wait_for(lambda: len(services.db.group._pending) >= 1, timeout=30, interval=0.01)
+        time.sleep(0.3)
+        assert _jobs(services, [job_id])[job_id].progress is None
+        release.set()
+        held.result(30)
+        _wait_final(services, [job_id])
+    finally:
+        gate.set()
+        if release is not None:
+            release.set()
+        worker.stop()
+    job = _jobs(services, [job_id])[job_id]
+    assert (job.status, job.result, job.progress, job.attempts) == (
+        Status.SUCCEEDED,
+        "stepped",
+        {"step": 1},
+        1,
+    )

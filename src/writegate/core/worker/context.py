@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
 from writegate.core.clock import Clock
 from writegate.core.jobs import Job, JobManager
+
+T = TypeVar("T")
 
 
 class JobContext:
@@ -45,15 +47,19 @@ class JobContext:
             self._session = self._stack.enter_context(self.manager.db.write())
         return self._session
 
-    @contextlib.contextmanager
-    def checkpoint(self) -> Iterator[Session]:
-        """A separate committed transaction for one step of a long job (lease-fenced)."""
+    def step(self, fn: Callable[[Session], T]) -> T:
+        """Run fn(session) as one committed step of a long job; its result once durable.
+
+        The step shares the group commit with the API's writes (on SQLite the one writer, so
+        a long job's steps never make the API wait on the file's lock). Like any group
+        write, fn may run twice and must touch nothing but the session; `save` in it fences
+        the step by the job's lease.
+        """
         if self._session is not None:
             raise RuntimeError(
-                "checkpoint() cannot be used after ctx.session was opened (or in a short job)"
+                "step() cannot be used after ctx.session was opened (or in a short job)"
             )
-        with self.manager.db.write() as s:
-            yield s
+        return self.manager.db.group.run_sync(fn)
 
     def save(self, session: Session, *, progress: Any = None, checkpoint: Any = None) -> None:
         """Store progress counters and resume state in `session`, fenced by the lease."""
@@ -64,6 +70,14 @@ class JobContext:
             self.progress = progress
 
     def _finish(self, result: Any) -> None:
+        if self._session is None:
+            # Nothing written in a transaction of the job's own: its success shares the group
+            # commit (on SQLite the one writer; a commit of its own would wait for its lock).
+            # The heartbeat skips rows a batch holds, so the two cannot deadlock.
+            self.manager.db.group.run_sync(
+                lambda s: self.manager.complete(s, self.job, self.worker_id, result, self.progress)
+            )
+            return
         try:
             self.manager.complete(self.session, self.job, self.worker_id, result, self.progress)
         except BaseException:

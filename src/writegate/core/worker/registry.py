@@ -28,7 +28,7 @@ class JobSpec:
     policy: RetryPolicy | None = None
     #: A short job only reads and writes the database through ctx.session, quickly: it runs
     #: inside the group commit (the same shared COMMIT as the API's writes), not on a thread
-    #: of its own with a commit of its own. It cannot use ctx.checkpoint().
+    #: of its own with a commit of its own. It cannot use ctx.step().
     short: bool = False
     #: A batch kind is short, and its handler is a `BatchHandler`: it takes every job of the
     #: kind in a shared batch at once, so it can read and write them all with a statement

@@ -25,6 +25,7 @@ from writegate.modules.bokamera.connector import (
     VakaAuthError,
     VakaConnection,
     VakaDataError,
+    VakaPage,
     VakaUser,
 )
 from writegate.modules.bokamera.models import AxemaSettingsRow, CustomerRow
@@ -185,6 +186,21 @@ def _connection(services: Services, company_id: str) -> VakaConnection:
         return VakaConnection(row.api_endpoint, row.api_port, row.username, password)
 
 
+def _write_page(
+    ctx: JobContext, company_id: str, page: VakaPage, state: dict[str, int], s: Session
+) -> dict[str, int]:
+    """One committed step of a sync: a page of users, and the state to resume after it."""
+    created, updated = upsert_users(s, company_id, page.users, ctx.clock.now())
+    after = {
+        "page": state["page"] + 1,
+        "found": state["found"] + len(page.users),
+        "created": state["created"] + created,
+        "updated": state["updated"] + updated,
+    }
+    ctx.save(s, progress={k: after[k] for k in ("found", "created", "updated")}, checkpoint=after)
+    return after
+
+
 def make_sync_handler(services: Services) -> Callable[[JobContext], Any]:
     """The handler of `bokamera.axema_user_sync` jobs."""
 
@@ -201,16 +217,7 @@ def make_sync_handler(services: Services) -> Callable[[JobContext], Any]:
                     page = pages.next()
                     if page.has_more and not page.users:
                         raise VakaDataError(f"page {state['page']} is empty but hasMore is true")
-                    with ctx.checkpoint() as s:
-                        created, updated = upsert_users(s, company_id, page.users, ctx.clock.now())
-                        state = {
-                            "page": state["page"] + 1,
-                            "found": state["found"] + len(page.users),
-                            "created": state["created"] + created,
-                            "updated": state["updated"] + updated,
-                        }
-                        progress = {k: state[k] for k in ("found", "created", "updated")}
-                        ctx.save(s, progress=progress, checkpoint=state)
+                    state = ctx.step(functools.partial(_write_page, ctx, company_id, page, state))
                 except VakaAuthError as exc:
                     raise PermanentJobError(str(exc)) from None
                 except VakaDataError as exc:
