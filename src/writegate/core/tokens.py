@@ -181,12 +181,7 @@ class TokenService:
             row = rows.get(digest)
             if row is None or not hmac.compare_digest(row.token_hash, digest):
                 errors[i] = TokenError("missing")
-            elif (row.tenant, row.subject, row.scope, row.purpose) != (
-                binding.tenant,
-                binding.subject,
-                binding.scope,
-                binding.purpose,
-            ):
+            elif Binding(row.tenant, row.subject, row.scope, row.purpose) != binding:
                 errors[i] = TokenError("mismatch")
             elif row.expires_at <= now:
                 errors[i] = TokenError("expired")

@@ -253,10 +253,8 @@ class GroupCommit:
                 for write, calls in _by_write(batch):
                     failed = [c for c in calls if isinstance(c.outcome, BaseException)]
                     rest = [c for c in calls if not isinstance(c.outcome, BaseException)]
-                    if len(rest) > 1 and not _run_together(session, write, rest):
-                        failed = calls  # a caller failed now that did not before
-                    elif len(rest) == 1:
-                        failed = calls
+                    if len(rest) < 2 or not _run_together(session, write, rest):
+                        failed = calls  # alone anyway, or one failed now that did not before
                     for call in failed:
                         _run_isolated(session, call)
         except _LostRace as lost:

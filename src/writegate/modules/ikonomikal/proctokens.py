@@ -35,13 +35,9 @@ class Grant:
         )
 
 
-def issue(services: Services, s: Session, caller: Caller, program: str, proc_id: int) -> None:
-    """Issue a single-use token for procID on program, bound to the caller's session."""
-    issue_many(services, s.connection(), [Grant(caller, program, proc_id)])
-
-
 def issue_many(services: Services, conn: Connection, grants: list[Grant]) -> None:
-    """A token per grant (their sessions' expired tokens dropped): three statements."""
+    """A single-use token per grant, bound to the caller's session (their sessions' expired
+    tokens dropped): three statements."""
     if not grants:
         return
     now = services.clock.now()

@@ -152,15 +152,16 @@ def authenticate_many(
 ) -> list[Caller | ApiError]:
     """`authenticate` for a batch of requests: two reads, and one UPDATE for the touches due."""
     now = services.clock.now()
-    digests = sorted({hash_session_id(r.sessID) for r in reqs if r.sessID.strip()})
+    keys = [hash_session_id(r.sessID) if r.sessID.strip() else None for r in reqs]
+    digests = sorted({k for k in keys if k is not None})
     found = conn.execute(_BY_HASHES, {"hashes": digests}) if digests else ()
     rows = {r.sess_hash: r for r in found}
     principals = services.auth.by_names(conn, sorted({r.principal for r in rows.values()}))
     callers: list[Caller | ApiError] = []
     touch: set[int] = set()
-    for req in reqs:
+    for req, key in zip(reqs, keys, strict=True):
         try:
-            row = rows.get(hash_session_id(req.sessID)) if req.sessID.strip() else None
+            row = rows.get(key) if key is not None else None
             callers.append(_caller(conn, cfg, now, req, row, principals))
         except ApiError as exc:
             callers.append(exc)
