@@ -90,8 +90,10 @@ def test_each_accept_is_pending_on_its_get_and_waits_for_what_it_needs(quiet: Se
         finally:
             worker.stop()
         jobs = [_job(quiet, j) for j in (entity_job, employee_job, session_job)]
+        # Order shows in the outcomes, not the timestamps: each is read from the clock a moment
+        # before its statement runs, so a claim can be stamped a hair before the commit it
+        # waited for. The employee job fails for good without its entity, and the session
+        # is verified only if its employee existed when it ran.
         assert [j.status for j in jobs] == [Status.SUCCEEDED] * 3
-        assert jobs[0].finished_at <= jobs[1].started_at
-        assert jobs[1].finished_at <= jobs[2].started_at
         view = c.get("/jef-one-get-session-by-session-id", params={"session_id": session})
         assert view.json()["status"] == "verified", view.text
