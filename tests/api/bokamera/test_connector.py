@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import ssl
 from typing import Any
 
 import httpx
@@ -15,6 +16,7 @@ from writegate.modules.bokamera.connector import (
     VakaConnection,
     VakaDataError,
     VakaUnavailable,
+    tls_context,
 )
 
 CONN = VakaConnection("http://vaka.invalid", 8443, "api", "pw")
@@ -40,6 +42,27 @@ def test_page_request_shape_and_parsing() -> None:
     req = seen[0]
     assert str(req.url) == "http://vaka.invalid:8443/api/v1/users?page=3&pageSize=50"
     assert req.headers["authorization"] == "Basic " + base64.b64encode(b"api:pw").decode()
+
+
+def test_regression_each_sync_built_its_own_tls_context(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Connectors share one verifying TLS context: building one reads the CA bundle."""
+    built: list[ssl.SSLContext] = []
+    real = ssl.create_default_context
+
+    def counted(*args: Any, **kwargs: Any) -> ssl.SSLContext:
+        built.append(real(*args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(ssl, "create_default_context", counted)
+    tls_context.cache_clear()
+    try:
+        for _ in range(3):
+            HttpVakaConnector(CONN).close()
+        assert len(built) == 1
+        assert tls_context() is built[0]
+        assert (built[0].verify_mode, built[0].check_hostname) == (ssl.CERT_REQUIRED, True)
+    finally:
+        tls_context.cache_clear()
 
 
 def test_transient_errors_are_retried_then_raised() -> None:
