@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
 from writegate.core.db import Database
@@ -406,6 +407,8 @@ class Figures:
     per_module: Counter[str]
     rss_kib: list[int]
     errors: list[str]
+    #: the server's own p50 and p99 (upper bounds of its histogram buckets), in ms
+    server_ms: dict[int, float] = field(default_factory=dict)
 
     @property
     def requests(self) -> int:
@@ -427,10 +430,11 @@ class Figures:
         """One printable paragraph."""
         rss = self.rss_kib
         mem = f"RSS {rss[0] // 1024}->{max(rss) // 1024}->{rss[-1] // 1024} MiB" if rss else ""
+        server = ", ".join(f"p{p} <= {ms:g} ms" for p, ms in sorted(self.server_ms.items()))
         return (
             f"{self.requests} requests in {self.seconds:.1f}s from {self.clients} clients: "
             f"{self.throughput:.0f} req/s, p50 {self.percentile(50):.1f} ms, "
-            f"p99 {self.percentile(99):.1f} ms; statuses {dict(sorted(self.statuses.items()))}; "
+            f"p99 {self.percentile(99):.1f} ms (in the server: {server or 'not known'}); statuses {dict(sorted(self.statuses.items()))}; "
             f"per API {dict(self.per_module)}; {mem}"
         )
 
@@ -497,10 +501,37 @@ async def run_load(
 
         await asyncio.gather(inject(), sample(), *(client(k) for k in range(clients)))
         elapsed = time.monotonic() - start
+        server_ms = await server_percentiles(pools[0])
     finally:
         for c in pools:
             await c.aclose()
-    return Figures(elapsed, clients, latencies, statuses, per_module, rss_samples, errors)
+    return Figures(
+        elapsed, clients, latencies, statuses, per_module, rss_samples, errors, server_ms
+    )
+
+
+async def server_percentiles(c: httpx.AsyncClient) -> dict[int, float]:
+    """p50 and p99 of the server's request durations, from its /metrics histogram.
+
+    The clients' own figures include the time a request waits in this (CPU-bound) client
+    process; the server's say how long it held the request.
+    """
+    with contextlib.suppress(httpx.HTTPError):
+        text = (await c.get("/metrics")).text
+        buckets: Counter[float] = Counter()
+        for family in text_string_to_metric_families(text):
+            if family.name != "writegate_http_request_duration_seconds":
+                continue
+            for sample in family.samples:
+                if sample.name.endswith("_bucket"):
+                    buckets[float(sample.labels["le"])] += sample.value
+        total = buckets[float("inf")]
+        if total:
+            return {
+                p: 1000 * min(le for le, n in buckets.items() if n >= total * p / 100)
+                for p in (50, 99)
+            }
+    return {}
 
 
 def drain(db: Database, timeout: float = 300) -> None:
