@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from writegate.console import install as install_console
 from writegate.core.http import ErrorInfo, field_problems
 from writegate.core.middleware import BodyLimit
+from writegate.core.module import Module
 from writegate.core.observability import metrics, tracing
 from writegate.core.observability.middleware import ObserveRequests
 from writegate.core.observability.probes import Readiness, router
@@ -85,6 +86,42 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                 return m.render_error(request, info)
         return _generic_error(info)
 
+    app = FastAPI(
+        title="writegate",
+        version=importlib.import_module("writegate").__version__,
+        description="Four documented write APIs on one durable job core.",
+        lifespan=_lifespan(settings, services, job_sides),
+        # FastAPI's own request spans, only when writegate's tracing is on (WRITEGATE_OTEL);
+        # its metrics and logs go to Prometheus and structlog instead.
+        telemetry={"tracing": tracing.enabled(), "metrics": False, "logs": False},
+    )
+    app.state.services = services
+    app.state.modules = modules
+    app.state.job_sides = job_sides
+    _install_error_handlers(app, render)
+    _install_probes(app, services, settings)
+    for m in modules:
+        app.include_router(m.router)
+        for exc_class, handler in m.exception_handlers.items():
+            app.add_exception_handler(exc_class, handler)
+    install_console(app, services)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_body_bytes,
+        timeout=settings.body_timeout_seconds,
+        render=render,
+    )
+    # Outside BodyLimit: its 408 and 413 answers carry the request id and are counted too.
+    app.add_middleware(ObserveRequests, api_of=api_of(modules))
+    _without_framework_422(app)
+    return app
+
+
+def _lifespan(
+    settings: Settings, services: Services, job_sides: list[Module]
+) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
+    """Start-up and shut-down: migrations, the embedded worker and housekeeping."""
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.auto_migrate:
@@ -121,18 +158,23 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             await services.aclose()
             metrics.mark_process_dead()
 
-    app = FastAPI(
-        title="writegate",
-        version=importlib.import_module("writegate").__version__,
-        description="Four documented write APIs on one durable job core.",
-        lifespan=lifespan,
-        # FastAPI's own request spans, only when writegate's tracing is on (WRITEGATE_OTEL);
-        # its metrics and logs go to Prometheus and structlog instead.
-        telemetry={"tracing": tracing.enabled(), "metrics": False, "logs": False},
-    )
-    app.state.services = services
-    app.state.modules = modules
-    app.state.job_sides = job_sides
+    return lifespan
+
+
+#: the error kind of each HTTP status the framework raises
+_HTTP_KINDS = {
+    400: "malformed",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    415: "content_type",
+}
+
+
+def _install_error_handlers(app: FastAPI, render: Callable[[Request, ErrorInfo], Response]) -> None:
+    """Every framework and database error, rendered in the envelope of the API it hit."""
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
@@ -151,16 +193,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        kinds = {
-            400: "malformed",
-            401: "unauthorized",
-            403: "forbidden",
-            404: "not_found",
-            405: "method_not_allowed",
-            413: "too_large",
-            415: "content_type",
-        }
-        kind = kinds.get(exc.status_code, "internal" if exc.status_code >= 500 else "malformed")
+        fallback = "internal" if exc.status_code >= 500 else "malformed"
+        kind = _HTTP_KINDS.get(exc.status_code, fallback)
         message = str(exc.detail)
         if exc.status_code == 400:
             message = "malformed request body: not valid JSON or not UTF-8"
@@ -195,6 +229,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         resp.headers["connection"] = "close"
         return resp
 
+
+def _install_probes(app: FastAPI, services: Services, settings: Settings) -> None:
+    """GET /healthz, /readyz and /metrics."""
+
     @app.get("/healthz", operation_id="healthz", tags=["core"])
     def healthz() -> dict[str, Any]:
         """Liveness and database reachability."""
@@ -208,25 +246,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     readiness = Readiness(services.db, migration_dirs(settings), worker_state)
     queue = QueueCollector(services.db, services.clock, services.registry.kinds)
-    registry = metrics.registry(queue)
-    app.include_router(router(readiness, registry))
-
-    for m in modules:
-        app.include_router(m.router)
-        for exc_class, handler in m.exception_handlers.items():
-            app.add_exception_handler(exc_class, handler)
-
-    install_console(app, services)
-    app.add_middleware(
-        BodyLimit,
-        max_bytes=settings.max_body_bytes,
-        timeout=settings.body_timeout_seconds,
-        render=render,
-    )
-    # Outside BodyLimit: its 408 and 413 answers carry the request id and are counted too.
-    app.add_middleware(ObserveRequests, api_of=api_of(modules))
-    _without_framework_422(app)
-    return app
+    app.include_router(router(readiness, metrics.registry(queue)))
 
 
 def _without_framework_422(app: FastAPI) -> None:

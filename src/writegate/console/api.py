@@ -45,7 +45,7 @@ def bad_input(exc: BadInput) -> JSONResponse:
 
 
 def build(services: Services, modules: list[WebModule], cookies: Cookies) -> APIRouter:
-    """The admin API's routes."""
+    """The admin API's routes: a route table of short closures over this app's services."""
     # Left out of /openapi.json: docs/console.md documents it, and the suite's per-module
     # checks of every documented operation (hostile bodies, schemathesis) are for the APIs.
     router = APIRouter(prefix="/admin/api", tags=["admin"], include_in_schema=False)

@@ -65,7 +65,8 @@ async def form(request: Request) -> dict[str, str]:
 
 
 def build(services: Services, modules: list[WebModule], cookies: Cookies) -> APIRouter:
-    """The page routes."""
+    """The page routes: a route table of short closures over this app's services, templates
+    and cookies."""
     router = APIRouter(prefix="/console", include_in_schema=False)
     tpl = templates()
     catalogue = views.catalogue(modules)
