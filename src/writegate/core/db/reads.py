@@ -102,7 +102,7 @@ class Reads(_Rows):
         #: PostgreSQL: one engine per event loop (an asyncio connection belongs to its loop)
         self._async: dict[asyncio.AbstractEventLoop, AsyncEngine] = {}
         #: the statements `page` derives from a query, for as long as the query lives
-        self._pages: weakref.WeakKeyDictionary[Query, tuple[Query, Query]] = (
+        self._pages: weakref.WeakKeyDictionary[Query, tuple[Query, Query, Query]] = (
             weakref.WeakKeyDictionary()
         )
 
@@ -148,10 +148,10 @@ class Reads(_Rows):
         values in `params`) is paged without building a statement.
         """
         values = {**(params or {}), "_limit": limit, "_offset": offset}
-        page, counted = self._paged(query)
+        page, counted, with_total = self._paged(query)
         if not total:
             return Page(await self.all(page, values), None)
-        rows = await self.all(page.add_columns(counted.scalar_subquery().label("_total")), values)
+        rows = await self.all(with_total, values)
         if rows:
             return Page(rows, int(rows[0]._total))
         if offset == 0:
@@ -159,13 +159,16 @@ class Reads(_Rows):
         async with self.snapshot() as r:
             return Page(await r.all(page, values), await r.scalar(counted, values))
 
-    def _paged(self, query: Query) -> tuple[Query, Query]:
-        """(query's page with `_limit`/`_offset` parameters, the count of query's rows)."""
+    def _paged(self, query: Query) -> tuple[Query, Query, Query]:
+        """(query's page with `_limit`/`_offset` parameters, the count of query's rows, the
+        page with that count as a last column `_total`), built once per query: a statement
+        built anew is keyed for SQLAlchemy's compiled cache on every call."""
         paged = self._pages.get(query)
         if paged is None:
             page = query.limit(bindparam("_limit")).offset(bindparam("_offset"))
             counted = select(func.count()).select_from(query.order_by(None).subquery())
-            paged = self._pages[query] = (page, counted)
+            with_total = page.add_columns(counted.scalar_subquery().label("_total"))
+            paged = self._pages[query] = (page, counted, with_total)
         return paged
 
     def _sqlite(self) -> Engine:

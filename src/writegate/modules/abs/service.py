@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import operator
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any, TypeVar
@@ -53,25 +54,71 @@ def format_datetime(value: datetime) -> str:
     return value.isoformat(timespec="milliseconds")
 
 
-def to_wire(row: Package | Row[Any]) -> dict[str, Any]:
-    """A package (as a write changed it, or a Core row of its columns) as the `data` object."""
+#: a package's stored fields in the order of the `data` object (`error_description`, always
+#: blank, is not stored); the read statements select these columns, in this order
+WIRE_FIELDS = (
+    "client_code",
+    "oauth_access_token",
+    "processing_date",
+    "processing_status",
+    "processing_step",
+    "checksum",
+    "payment_import_initiation_id",
+    "uid",
+    "id",
+    "version",
+    "state",
+    "create_user",
+    "create_date",
+    "modify_user",
+    "modify_date",
+)
+_WIRE_COLUMNS = [_PACKAGES.c[name] for name in WIRE_FIELDS]
+_wire_values = operator.attrgetter(*WIRE_FIELDS)
+
+
+def to_wire(values: Sequence[Any]) -> dict[str, Any]:
+    """A package's `data` object, from its WIRE_FIELDS values in order (then anything: a
+    page's rows end with its total).
+
+    Unpacked by position: by name, a page of 100 rows of getChanges spent 0.4 ms in the
+    rows' attribute lookups alone.
+    """
+    (
+        client_code,
+        oauth_access_token,
+        processing_date,
+        processing_status,
+        processing_step,
+        checksum_,
+        payment_import_initiation_id,
+        uid,
+        id_,
+        version,
+        state,
+        create_user,
+        create_date,
+        modify_user,
+        modify_date,
+        *_,
+    ) = values
     return {
-        "client_code": row.client_code,
-        "oauth_access_token": row.oauth_access_token,
-        "processing_date": row.processing_date.isoformat() if row.processing_date else "",
-        "processing_status": row.processing_status,
-        "processing_step": row.processing_step,
+        "client_code": client_code,
+        "oauth_access_token": oauth_access_token,
+        "processing_date": processing_date.isoformat() if processing_date else "",
+        "processing_status": processing_status,
+        "processing_step": processing_step,
         "error_description": "",
-        "checksum": row.checksum,
-        "payment_import_initiation_id": row.payment_import_initiation_id,
-        "uid": row.uid,
-        "id": row.id,
-        "version": row.version,
-        "state": row.state,
-        "create_user": row.create_user,
-        "create_date": format_datetime(row.create_date),
-        "modify_user": row.modify_user,
-        "modify_date": format_datetime(row.modify_date),
+        "checksum": checksum_,
+        "payment_import_initiation_id": payment_import_initiation_id,
+        "uid": uid,
+        "id": id_,
+        "version": version,
+        "state": state,
+        "create_user": create_user,
+        "create_date": format_datetime(create_date),
+        "modify_user": modify_user,
+        "modify_date": format_datetime(modify_date),
     }
 
 
@@ -327,7 +374,7 @@ def _apply(
     row.modify_user = who
     row.modify_date = now
     row.checksum = compute_checksum(row)
-    return to_wire(row)
+    return to_wire(_wire_values(row))
 
 
 def _set_fields(row: Package, body: PackagePut) -> None:
@@ -357,12 +404,12 @@ async def get_package(services: Services, principal: Principal, body: PackageGet
     row = _one_of(body.id, body.uid, by_id, by_uid)
     if row.state == STATE_DELETED:
         raise AbsError("PACKAGE_DELETED", f"package {row.id} is deleted")
-    return to_wire(row)
+    return to_wire(row[1:])  # after `registered`
 
 
 #: the client code `cc` (no row: not registered) with its packages of id `pk` or uid `uid`
 _BY_KEY = (
-    select(_CLIENTS.c.client_code.label("registered"), *_PACKAGES.c)
+    select(_CLIENTS.c.client_code.label("registered"), *_WIRE_COLUMNS)
     .select_from(
         _CLIENTS.outerjoin(
             _PACKAGES,
@@ -395,7 +442,7 @@ async def list_packages(services: Services, principal: Principal, body: PackageL
     """Live packages of one client matching the search fields, by id."""
     await _registered(services, principal, body.client_code)
     p = _PACKAGES.c
-    query = select(*_PACKAGES.c).where(p.client_code == body.client_code, p.state == STATE_ACTIVE)
+    query = select(*_WIRE_COLUMNS).where(p.client_code == body.client_code, p.state == STATE_ACTIVE)
     start, end = parse_date(body.date_from), parse_date(body.date_to)
     if start:
         query = query.where(p.create_date >= datetime.combine(start, time.min))
@@ -430,7 +477,7 @@ async def package_changes(services: Services, principal: Principal, body: Packag
 
 #: the packages of client code `cc` changed after version `after`, oldest change first
 _CHANGES = (
-    select(*_PACKAGES.c)
+    select(*_WIRE_COLUMNS)
     .where(_PACKAGES.c.client_code == bindparam("cc"), _PACKAGES.c.version > bindparam("after"))
     .order_by(_PACKAGES.c.version)
 )
