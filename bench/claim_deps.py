@@ -8,8 +8,10 @@ of 30 each after 3 warm-up claims, with `VACUUM ANALYZE` or `ANALYZE` before:
 - `done`: every job runs after another job that has succeeded (still in the table);
 - `gone`: every job runs after a job that is no longer in the table (pruned);
 - `pairs`: every second job runs after the queued job before it (jef-one's dependent accepts);
-- `blocked`: all but the last 1,000 run after one job that is still running, so a claim
-  passes over N - 1,000 waiting jobs before it finds one (the worst case: each is probed).
+- `blocked`: all but the last 1,000 run after one job that is still running (the worst
+  case before waiting jobs were parked out of the claim's index: a claim probed each).
+
+A job after an active one is written as `enqueue` writes it: parked (`waiting_on`).
 
 Prints one line per database and shape, and each claim statement's plan with `-v`.
 """
@@ -34,7 +36,7 @@ KIND = "bench.noop"
 FREE = 1_000
 
 
-def _job(t: datetime, after: str | None, **kw: Any) -> dict[str, Any]:
+def _job(t: datetime, after: str | None, *, waits: bool = False, **kw: Any) -> dict[str, Any]:
     row = {
         "id": str(uuid.uuid4()),
         "kind": KIND,
@@ -47,6 +49,7 @@ def _job(t: datetime, after: str | None, **kw: Any) -> dict[str, Any]:
         "created_at": t,
         "updated_at": t,
         "after_id": after,
+        "waiting_on": after if waits else None,
     }
     row.update(kw)
     return row
@@ -66,9 +69,10 @@ def rows_of(shape: str, n: int) -> list[dict[str, Any]]:
         elif shape == "gone":
             out.append(_job(t, str(uuid.uuid4())))
         elif shape == "pairs":
-            out.append(_job(t, out[-1]["id"] if i % 2 else None))
+            out.append(_job(t, out[-1]["id"] if i % 2 else None, waits=bool(i % 2)))
         elif shape == "blocked":
-            out.append(_job(t, blocker["id"] if i < n - FREE else None))
+            waits = i < n - FREE
+            out.append(_job(t, blocker["id"] if waits else None, waits=waits))
         else:
             out.append(_job(t, None))
     return [blocker, *out] if shape == "blocked" else out

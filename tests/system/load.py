@@ -434,7 +434,8 @@ class Figures:
         return (
             f"{self.requests} requests in {self.seconds:.1f}s from {self.clients} clients: "
             f"{self.throughput:.0f} req/s, p50 {self.percentile(50):.1f} ms, "
-            f"p99 {self.percentile(99):.1f} ms (in the server: {server or 'not known'}); statuses {dict(sorted(self.statuses.items()))}; "
+            f"p99 {self.percentile(99):.1f} ms (in the server: {server or 'not known'}); "
+            f"statuses {dict(sorted(self.statuses.items()))}; "
             f"per API {dict(self.per_module)}; {mem}"
         )
 

@@ -11,8 +11,9 @@ from sqlalchemy import MetaData
 
 from tests.harness import uid, wait_for
 from tests.system.conftest import core_services, job_of, start_worker
-from writegate.core.exceptions import PermanentJobError
+from writegate.core.exceptions import ExclusiveJobExists, PermanentJobError
 from writegate.core.jobs import Job, NewJob, Status
+from writegate.core.jobs.table import JOBS
 from writegate.core.services import Services
 from writegate.core.worker import JobContext, JobSpec
 
@@ -128,3 +129,80 @@ def test_a_job_after_one_that_is_gone_runs(services: Services) -> None:
     b = _enqueue(services, NewJob(kind, {}, uid("t-"), after_id="no-such-job"))[0]
     (claimed,) = services.jobs.claim("claimer", [kind], 10)
     assert claimed.id == b.id
+
+
+def test_a_waiting_job_is_parked_out_of_the_claims_way_until_released(services: Services) -> None:
+    """Waiting behind an active job sets waiting_on; the dependency's final state clears it."""
+    dep_kind, then_kind = uid("core.dep-"), uid("core.then-")
+    tenant = uid("t-")
+    a = _enqueue(services, NewJob(dep_kind, {}, tenant))[0]
+    b = _enqueue(services, NewJob(then_kind, {}, tenant, after_id=a.id))[0]
+    assert (b.waiting_on, job_of(services, b.id).waiting_on) == (a.id, a.id)
+    (running,) = services.jobs.claim("w", [dep_kind], 1)
+    assert job_of(services, b.id).waiting_on == a.id  # running is not final
+    with services.db.write() as s:
+        services.jobs.complete(s, running, "w", None)
+    assert job_of(services, b.id).waiting_on is None
+    # After a job that is final already, nothing to wait for.
+    c = _enqueue(services, NewJob(then_kind, {}, tenant, after_id=a.id))[0]
+    assert c.waiting_on is None
+    assert {j.id for j in services.jobs.claim("w", [then_kind], 10)} == {b.id, c.id}
+
+
+def test_a_job_failing_for_good_releases_the_jobs_waiting_on_it(services: Services) -> None:
+    dep_kind, then_kind = uid("core.dep-"), uid("core.then-")
+    tenant = uid("t-")
+    a = _enqueue(services, NewJob(dep_kind, {}, tenant, max_attempts=2))[0]
+    b = _enqueue(services, NewJob(then_kind, {}, tenant, after_id=a.id))[0]
+    (first,) = services.jobs.claim("w", [dep_kind], 1)
+    assert services.jobs.fail(first, "w", "try again") is Status.QUEUED
+    assert job_of(services, b.id).waiting_on == a.id  # a retry is not final
+    with services.db.write() as s:  # due at once, not after the backoff
+        s.execute(JOBS.update().where(JOBS.c.id == a.id).values(run_after=a.run_after))
+    (second,) = services.jobs.claim("w", [dep_kind], 1)
+    assert services.jobs.fail(second, "w", "no") is Status.FAILED
+    assert job_of(services, b.id).waiting_on is None
+
+
+def test_a_job_after_one_refused_in_the_same_call_is_released_by_the_reaper(
+    services: Services,
+) -> None:
+    """Its dependency was never written (a held key): the reaper's sweep frees it."""
+    kind, then_kind, key, tenant = uid("core.keyed-"), uid("core.then-"), uid("k-"), uid("t-")
+    _enqueue(services, NewJob(kind, {}, tenant, exclusive_key=key))
+    refused_id = uid("job-")
+    with services.db.write() as s:
+        refused, b = services.jobs.enqueue_many(
+            s,
+            [
+                NewJob(kind, {}, tenant, exclusive_key=key, job_id=refused_id),
+                NewJob(then_kind, {}, tenant, after_id=refused_id),
+            ],
+        )
+    assert isinstance(refused, ExclusiveJobExists)
+    assert isinstance(b, Job)
+    assert b.waiting_on == refused_id
+    assert services.jobs.claim("w", [then_kind], 10) == []
+    assert services.jobs.release_orphans() == 1
+    assert [j.id for j in services.jobs.claim("w", [then_kind], 10)] == [b.id]
+
+
+def test_regression_dependency_finished_while_its_dependent_was_being_enqueued(
+    services: Services,
+) -> None:
+    """PostgreSQL: the dependency's release ran before the dependent's transaction committed,
+    so it did not see the dependent; the reaper's sweep releases it."""
+    if not services.db.is_postgres:
+        pytest.skip("SQLite has one writer: the two transactions cannot overlap")
+    dep_kind, then_kind, tenant = uid("core.dep-"), uid("core.then-"), uid("t-")
+    a = _enqueue(services, NewJob(dep_kind, {}, tenant))[0]
+    with services.db.write() as s:
+        (b,) = services.jobs.enqueue_many(s, [NewJob(then_kind, {}, tenant, after_id=a.id)])
+        (running,) = services.jobs.claim("w", [dep_kind], 1)
+        with services.db.write() as other:
+            services.jobs.complete(other, running, "w", None)
+    assert isinstance(b, Job)
+    assert job_of(services, b.id).waiting_on == a.id
+    assert services.jobs.claim("w", [then_kind], 10) == []
+    assert services.jobs.release_orphans() == 1
+    assert [j.id for j in services.jobs.claim("w", [then_kind], 10)] == [b.id]

@@ -42,6 +42,7 @@ class Enqueue(JobStore):
             return []
         now = self.clock.now()
         rows = [self._values(spec, now) for spec in jobs]
+        self._park(session, rows)
         spans = tracing.start_enqueue_spans(rows) if tracing.enabled() else None
         # Keyed rows in key order: two batches inserting the same keys then lock them in one
         # order (in queue order they deadlocked on PostgreSQL). Stable: of two rows with one
@@ -84,6 +85,21 @@ class Enqueue(JobStore):
             raise outcome
         self.wake()
         return outcome
+
+    def _park(self, on: Session | Connection, rows: list[dict[str, Any]]) -> None:
+        """Set `waiting_on` of each row whose after_id is active (or new in this call).
+
+        On PostgreSQL the dependency may become final while this transaction is open; its
+        release does not see this row then, and the reaper's `release_orphans` does.
+        """
+        after = {v["after_id"] for v in rows if v["after_id"] is not None}
+        if not after:
+            return
+        active = set(on.execute(self.sql.active_of, {"d_ids": sorted(after)}).scalars())
+        active.update(v["id"] for v in rows)
+        for values in rows:
+            if values["after_id"] in active:
+                values["waiting_on"] = values["after_id"]
 
     def _refusals(
         self,
@@ -143,6 +159,7 @@ class Enqueue(JobStore):
             "exclusive_key": spec.exclusive_key,
             "idempotency_key": spec.idempotency_key,
             "after_id": spec.after_id,
+            "waiting_on": None,
             "trace_context": spec.trace_context or job_origin(),
         }
 

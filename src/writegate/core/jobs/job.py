@@ -46,6 +46,8 @@ class Job:
     finished_at: datetime | None
     #: the request id and W3C traceparent of the request that enqueued it
     trace_context: dict[str, str] | None = None
+    #: after_id while that job is still active (the job is not claimable until then)
+    waiting_on: str | None = None
     #: False when enqueue returned an existing job for the same idempotency key.
     created: bool = field(default=True, compare=False)
 

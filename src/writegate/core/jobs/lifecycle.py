@@ -130,7 +130,10 @@ class Lifecycle(JobStore):
         for stmt, rows in ((self.sql.complete, plain), (self.sql.complete_progress, progressed)):
             if rows:
                 changed += conn.execute(stmt, rows).rowcount
-        return changed == len(done)
+        if changed != len(done):
+            return False
+        conn.execute(self.sql.release, {"r_ids": [job.id for job, _, _ in done]})
+        return True
 
     def settle_failure(
         self,
@@ -163,6 +166,8 @@ class Lifecycle(JobStore):
             return None
         if values["status"] == Status.QUEUED.value:
             session.info[ENQUEUED] = True
+        else:
+            session.connection().execute(self.sql.release, {"r_ids": [job.id]})
         return Status(values["status"])
 
     def fail(
@@ -200,6 +205,15 @@ class Lifecycle(JobStore):
                 error = f"{reason} (attempt {job.attempts}, worker {job.lease_owner})"
                 self.settle_failure(s, job, job.lease_owner or "", error, delay=0)
         return len(stalled)
+
+    def release_orphans(self) -> int:
+        """Release the jobs still waiting on a job that is final or gone; how many.
+
+        A job parked in a transaction that committed after its dependency's release (two
+        processes on PostgreSQL) is released here, by the reaper, at the latest.
+        """
+        with self.db.write() as s:
+            return int(s.connection().execute(self.sql.release_orphans).rowcount)
 
     def _fenced(self, session: Session, job: Job, worker_id: str, values: dict[str, Any]) -> bool:
         """Update the job if this worker still holds this attempt; whether it did."""

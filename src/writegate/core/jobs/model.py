@@ -46,6 +46,7 @@ class JobRow(Base):
     exclusive_key: Mapped[str | None]
     idempotency_key: Mapped[str | None]
     after_id: Mapped[str | None]
+    waiting_on: Mapped[str | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     started_at: Mapped[datetime | None]

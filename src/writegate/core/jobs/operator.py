@@ -47,6 +47,12 @@ _C = JOBS.c
 BY_ID = select(*JOBS.c).where(_C.id == bindparam("j_id"))
 #: the id of the active job holding the exclusive key `h_key`
 ACTIVE_HOLDER = select(_C.id).where(_C.exclusive_key == bindparam("h_key"), text(ACTIVE_KEYED))
+#: release the jobs waiting on any of the jobs `r_ids` (each now final): claimable from now
+RELEASE_WAITING = (
+    update(JOBS)
+    .where(_C.waiting_on.in_(bindparam("r_ids", expanding=True)))
+    .values(waiting_on=None)
+)
 
 
 @dataclass(frozen=True)
@@ -284,6 +290,7 @@ def cancel_one(conn: Conn, job_id: str, *, tenant: str | None, now: datetime) ->
         )
         .execution_options(synchronize_session=False)
     )
+    conn.execute(RELEASE_WAITING, {"r_ids": [job_id]})
     return Outcome(job_id, True, Status.CANCELLED.value)
 
 

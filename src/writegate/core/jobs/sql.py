@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Integer, Table, bindparam, func, or_, select, text, update
+from sqlalchemy import Integer, Table, bindparam, exists, or_, select, text, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ColumnElement, Select, Update
 
 from writegate.core.db import BatchInsert, DriverStatement, InValues
 from writegate.core.jobs.model import JobRow
-from writegate.core.jobs.operator import BY_ID
+from writegate.core.jobs.operator import BY_ID, RELEASE_WAITING
 from writegate.core.jobs.status import Status
-from writegate.core.jobs.table import ACTIVE_KEYED, JOBS
+from writegate.core.jobs.table import ACTIVE_KEYED, CLAIMABLE, JOBS
 
 jobs: Table = JOBS
 c = jobs.c
+_ACTIVE_VALUES = (Status.QUEUED.value, Status.RUNNING.value)
 
 #: the columns a new job's INSERT gives, in the order of `Enqueue`'s rows
 NEW_COLUMNS = (
@@ -33,6 +34,7 @@ NEW_COLUMNS = (
     "exclusive_key",
     "idempotency_key",
     "after_id",
+    "waiting_on",
     "trace_context",
 )
 
@@ -82,6 +84,24 @@ class JobStatements:
         self.active_job = select(*jobs.c).where(
             c.exclusive_key == bindparam("h_key"), text(ACTIVE_KEYED)
         )
+        #: which of the jobs `d_ids` are active (a new job after one of them waits for it)
+        self.active_of = select(c.id).where(
+            InValues(c.id, "d_ids"), text("status IN ('queued', 'running')")
+        )
+        self.release = RELEASE_WAITING
+        #: release the jobs whose dependency is final or gone though they still wait: parked
+        #: by a transaction that committed after the dependency's own release (PostgreSQL)
+        dep = jobs.alias("dep")
+        self.release_orphans = (
+            update(jobs)
+            .where(
+                text("waiting_on IS NOT NULL"),
+                ~exists()
+                .where(dep.c.id == c.waiting_on, dep.c.status.in_(_ACTIVE_VALUES))
+                .correlate(jobs),
+            )
+            .values(waiting_on=None)
+        )
         self.claim = DriverStatement(dialect, self._claim(postgres), list(jobs.c))
         #: fenced by (id, running, owner, attempts); values given per call
         self.fenced: Update = update(jobs).where(*_fence())
@@ -101,24 +121,14 @@ class JobStatements:
 
     @staticmethod
     def _claim(postgres: bool) -> Update:
-        # A job with after_id waits until that job is final (or gone). The dependency's
-        # status is a correlated scalar subquery: one primary-key probe per candidate row,
-        # which is all a claim of a few jobs needs. As NOT EXISTS (or IN), PostgreSQL may
-        # choose a hashed subplan instead: a scan of every active job on each claim.
-        dep = jobs.alias("dep")
-        waiting = (
-            select(or_(dep.c.status == Status.QUEUED.value, dep.c.status == Status.RUNNING.value))
-            .where(dep.c.id == c.after_id)
-            .scalar_subquery()
-        )
-        ready = or_(c.after_id.is_(None), ~func.coalesce(waiting, False))
+        # A job waiting on another (`waiting_on`) is not in the claim's index at all: a
+        # claim never passes over the jobs parked behind a long or failing dependency.
         pick = (
             select(c.id)
             .where(
-                c.status == Status.QUEUED.value,
+                text(CLAIMABLE),
                 c.run_after <= bindparam("c_now", type_=c.run_after.type),
                 InValues(c.kind, "c_kinds"),
-                ready,
             )
             .order_by(c.run_after, c.created_at)
             .limit(bindparam("c_limit", type_=Integer))

@@ -32,6 +32,9 @@ JOBS = Table(
     Column("idempotency_key", String(200)),
     # the job that must be final before this one is claimed (migration core_0004)
     Column("after_id", String(36)),
+    # after_id while that job is still active: the job is out of the claim's index until
+    # the dependency's final state releases it (migration core_0007)
+    Column("waiting_on", String(36)),
     Column("created_at", DateTime, nullable=False),
     Column("updated_at", DateTime, nullable=False),
     Column("started_at", DateTime),
@@ -50,9 +53,12 @@ JOBS = Table(
 #: (with `status IN (?, ?)` SQLite scans the whole table).
 ACTIVE_KEYED = "status IN ('queued', 'running') AND exclusive_key IS NOT NULL"
 
+#: a queued job that waits for no other: what the claim's index holds, as SQL text
+CLAIMABLE = "status = 'queued' AND waiting_on IS NULL"
+
 #: (name, columns, WHERE, unique) of each partial index
 _PARTIAL = (
-    ("ix_jobs_claim", ("run_after", "created_at"), "status = 'queued'", False),
+    ("ix_jobs_claim", ("run_after", "created_at"), CLAIMABLE, False),
     ("ix_jobs_lease", ("lease_expires_at",), "status = 'running'", False),
     (
         "uq_jobs_exclusive_active",
@@ -68,6 +74,7 @@ _PARTIAL = (
         True,
     ),
     ("ix_jobs_finished", ("finished_at",), "finished_at IS NOT NULL", False),
+    ("ix_jobs_waiting", ("waiting_on",), "waiting_on IS NOT NULL", False),
 )
 
 

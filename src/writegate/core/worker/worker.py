@@ -276,7 +276,7 @@ class Worker:
                 self._keep_leases()
                 if time.monotonic() - last_reap >= self.reaper_interval:
                     last_reap = time.monotonic()
-                    if self.manager.requeue_stalled():
+                    if self.manager.requeue_stalled() + self.manager.release_orphans():
                         self.wakeup.set()
             except Exception:
                 log.exception("lease upkeep failed")
