@@ -20,6 +20,7 @@ def make_job(
     payload: Any = None,
     exclusive_key: str | None = None,
     error: str | None = None,
+    after_id: str | None = None,
 ) -> str:
     """Create a job of a kind no worker takes, forced into `status` (setting up, not acting)."""
     services = server.services
@@ -30,6 +31,7 @@ def make_job(
             payload=payload if payload is not None else {"n": 1},
             tenant=tenant,
             exclusive_key=exclusive_key,
+            after_id=after_id,
         )
         if status != "queued":
             now = services.clock.now()

@@ -98,7 +98,8 @@ class Settings(BaseSettings):
     job_backoff_base: float = Field(default=1.0, ge=0)
     #: longest retry delay in seconds
     job_backoff_max: float = Field(default=300.0, ge=0)
-    #: seconds between a worker's scans for expired leases
+    #: seconds between a worker's scans for expired leases and for jobs still waiting on a job
+    #: that is final
     reaper_interval: float = Field(default=5.0, gt=0)
 
     #: seconds between housekeeping runs (expired tokens and sessions)

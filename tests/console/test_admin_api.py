@@ -365,6 +365,24 @@ def test_job_detail_masks_secrets(
     assert "hunter2" not in client.get(f"/console/jobs/{job}", headers=admin).text
 
 
+def test_job_detail_says_what_a_job_waits_for(
+    client: httpx.Client, admin: dict[str, str], make_job: Any, tenant: str
+) -> None:
+    """A job after an active one shows it and that it waits; its cancel releases the job."""
+    first = make_job(tenant)
+    then = make_job(tenant, after_id=first)
+    body = client.get(f"/admin/api/jobs/{then}", headers=admin).json()
+    assert (body["after_id"], body["waiting_on"]) == (first, first)
+    page = client.get(f"/console/jobs/{then}", headers=admin).text
+    assert f'href="/console/jobs/{first}"' in page
+    assert "(waiting for it to finish)" in page
+    assert client.post(f"/admin/api/jobs/{first}/cancel", headers=admin).status_code == 200
+    body = client.get(f"/admin/api/jobs/{then}", headers=admin).json()
+    assert (body["after_id"], body["waiting_on"]) == (first, None)
+    page = client.get(f"/console/jobs/{then}", headers=admin).text
+    assert "(waiting for it to finish)" not in page
+
+
 def test_overview_figures(
     client: httpx.Client, admin: dict[str, str], make_job: Any, tenant: str
 ) -> None:

@@ -47,5 +47,7 @@ def look_up(
         "timeout_at": iso(job.timeout_at),
         "idempotency_key": job.idempotency_key,
         "key_holder": holder,
+        "after_id": job.after_id,
+        "waiting_on": job.waiting_on,
     }
     return job, fields, entries

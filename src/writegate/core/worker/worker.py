@@ -63,6 +63,8 @@ class Worker:
         #: short jobs, queued in the group commit
         self.short = ShortJobs(manager, registry, self.worker_id, short_in_flight, self._done)
         self._lock = threading.Lock()
+        #: held while the dispatcher decides and claims: `pause` waits for a claim under way
+        self._dispatching = threading.Lock()
         self._stop = threading.Event()
         self._paused = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -110,8 +112,11 @@ class Worker:
                 log.warning("job %s (%s) handed back unfinished at shutdown", job.id, job.kind)
 
     def pause(self) -> None:
-        """Stop claiming new jobs (running ones go on) until `resume`."""
+        """Stop claiming new jobs (running ones go on) until `resume`; once it returns, no
+        claim is under way."""
         self._paused.set()
+        with self._dispatching:
+            pass
 
     def resume(self) -> None:
         """Claim again after `pause`."""
@@ -163,16 +168,16 @@ class Worker:
             )
         try:
             while not self._stop.is_set():
-                if self._paused.is_set():
-                    self.wakeup.wait(self.poll_interval)
-                    continue
                 try:
-                    busy = self._dispatch_once()
+                    with self._dispatching:
+                        busy = None if self._paused.is_set() else self._dispatch_once()
                 except Exception:
                     log.exception("claim failed; retrying after poll interval")
                     self._stop.wait(self.poll_interval)
                     continue
-                if not busy:
+                if busy is None:
+                    self.wakeup.wait(self.poll_interval)
+                elif not busy:
                     self._idle(listener)
         finally:
             if listener is not None:
