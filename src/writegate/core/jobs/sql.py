@@ -89,18 +89,18 @@ class JobStatements:
             InValues(c.id, "d_ids"), text("status IN ('queued', 'running')")
         )
         self.release = RELEASE_WAITING
-        #: release the jobs whose dependency is final or gone though they still wait: parked
-        #: by a transaction that committed after the dependency's own release (PostgreSQL)
+        #: the jobs final or gone that jobs still wait on: parked by a transaction that
+        #: committed after the dependency's own release (PostgreSQL)
         dep = jobs.alias("dep")
-        self.release_orphans = (
-            update(jobs)
+        self.orphaned = (
+            select(c.waiting_on)
             .where(
                 text("waiting_on IS NOT NULL"),
                 ~exists()
                 .where(dep.c.id == c.waiting_on, dep.c.status.in_(_ACTIVE_VALUES))
                 .correlate(jobs),
             )
-            .values(waiting_on=None)
+            .distinct()
         )
         self.claim = DriverStatement(dialect, self._claim(postgres), list(jobs.c))
         #: fenced by (id, running, owner, attempts); values given per call
