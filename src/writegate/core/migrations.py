@@ -12,6 +12,7 @@ import contextlib
 import enum
 import fcntl
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -65,6 +66,10 @@ def _exclusive(db: Database) -> Iterator[Connection]:
 
 
 _KEYS = ("revision", "down_revision", "depends_on")
+#: one `ast.parse` at a time: CPython 3.11 shares the AST builder's recursion counter between
+#: threads, and two parses at once can fail with "AST constructor recursion depth mismatch"
+#: (python/cpython#106905; it failed a test server's start-up beside another's)
+_PARSING = threading.Lock()
 
 
 def _names(value: object) -> tuple[str, ...] | None:
@@ -80,7 +85,10 @@ def _names(value: object) -> tuple[str, ...] | None:
 def _literals(path: Path) -> dict[str, object] | None:
     """The module-level revision, down_revision and depends_on literals of one script."""
     found: dict[str, object] = {}
-    for node in ast.parse(path.read_bytes(), str(path)).body:
+    source = path.read_bytes()
+    with _PARSING:
+        tree = ast.parse(source, str(path))
+    for node in tree.body:
         if isinstance(node, ast.Assign) and len(node.targets) == 1:
             target, value = node.targets[0], node.value
         elif isinstance(node, ast.AnnAssign) and node.value is not None:
