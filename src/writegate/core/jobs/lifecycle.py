@@ -51,8 +51,9 @@ class Lifecycle(JobStore):
         else:
             with self.db.write() as s:
                 # A claim need not wait for its fsync: one lost in a server crash leaves the
-                # job queued, its running attempt then fails its fence (nothing it wrote
-                # commits) and the job runs again. Any later durable commit flushes it too.
+                # job queued, and its running attempt is then one that lost its lease (its
+                # fenced writes are refused; the job runs again). A later durable commit
+                # flushes the claim first.
                 s.connection().exec_driver_sql("SET LOCAL synchronous_commit = off")
                 rows = take(s)
         jobs = [Job.from_values(COLUMNS, r) for r in rows]
