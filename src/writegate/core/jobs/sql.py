@@ -11,12 +11,11 @@ from sqlalchemy.sql import ColumnElement, Select, Update
 from writegate.core.db import BatchInsert, DriverStatement, InValues
 from writegate.core.jobs.model import JobRow
 from writegate.core.jobs.operator import BY_ID, RELEASE_WAITING
-from writegate.core.jobs.status import Status
+from writegate.core.jobs.status import ACTIVE, Status
 from writegate.core.jobs.table import ACTIVE_KEYED, CLAIMABLE, JOBS
 
 jobs: Table = JOBS
 c = jobs.c
-_ACTIVE_VALUES = (Status.QUEUED.value, Status.RUNNING.value)
 
 #: the columns a new job's INSERT gives, in the order of `Enqueue`'s rows
 NEW_COLUMNS = (
@@ -85,9 +84,7 @@ class JobStatements:
             c.exclusive_key == bindparam("h_key"), text(ACTIVE_KEYED)
         )
         #: which of the jobs `d_ids` are active (a new job after one of them waits for it)
-        self.active_of = select(c.id).where(
-            InValues(c.id, "d_ids"), text("status IN ('queued', 'running')")
-        )
+        self.active_of = select(c.id).where(InValues(c.id, "d_ids"), c.status.in_(ACTIVE))
         self.release = RELEASE_WAITING
         #: the jobs final or gone that jobs still wait on: parked by a transaction that
         #: committed after the dependency's own release (PostgreSQL)
@@ -96,9 +93,7 @@ class JobStatements:
             select(c.waiting_on)
             .where(
                 text("waiting_on IS NOT NULL"),
-                ~exists()
-                .where(dep.c.id == c.waiting_on, dep.c.status.in_(_ACTIVE_VALUES))
-                .correlate(jobs),
+                ~exists().where(dep.c.id == c.waiting_on, dep.c.status.in_(ACTIVE)).correlate(jobs),
             )
             .distinct()
         )
