@@ -2,7 +2,8 @@
 
 On SQLite and on PostgreSQL, queues N (100,000) jobs of one kind in one of these shapes and
 times `jobs.claim` of 10 (committed) and the claim statement alone (rolled back), the median
-of 30 each after 3 warm-up claims, with `VACUUM ANALYZE` or `ANALYZE` before:
+of 30 each after 3 warm-up claims, and the reaper's look for orphaned waiters (median of
+10), with `VACUUM ANALYZE` or `ANALYZE` before:
 
 - `none`: no job has an `after_id` (the floor);
 - `done`: every job runs after another job that has succeeded (still in the table);
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -85,6 +87,16 @@ def fill(svc: Services, rows: list[dict[str, Any]]) -> None:
             s.execute(insert(JobRow), rows[start : start + 5000])
 
 
+def _reaper_looks(svc: Services, n: int) -> list[float]:
+    """Milliseconds per `release_orphans` (a worker's reaper does one each interval)."""
+    out = []
+    for _ in range(n):
+        start = time.perf_counter()
+        svc.jobs.release_orphans()
+        out.append((time.perf_counter() - start) * 1000)
+    return out
+
+
 def probe(url: str, n: int, verbose: bool) -> None:
     """Print the claim's and the statement's p50 for every shape on one database."""
     svc = run.writegate_services(url)
@@ -95,9 +107,11 @@ def probe(url: str, n: int, verbose: bool) -> None:
         run.settle(svc)
         claims = statistics.median(run.claim_samples(svc, 30))
         alone = statistics.median(run.pick_times(svc, 30))
+        reaper = statistics.median(_reaper_looks(svc, 10))
         print(
             f"{db:10s} {n} queued, {shape:8s} claim of 10 p50 {claims:8.2f} ms,"
-            f" statement alone {alone:8.2f} ms",
+            f" statement alone {alone:8.2f} ms, reaper's look for orphaned waiters"
+            f" {reaper:8.2f} ms",
             flush=True,
         )
         if verbose:

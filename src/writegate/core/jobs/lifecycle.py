@@ -216,7 +216,7 @@ class Lifecycle(JobStore):
 
         A job parked in a transaction that committed after its dependency's release (two
         processes on PostgreSQL) is released here, by the reaper, at the latest. The look
-        is a read (99,000 waiting jobs: about 0.1 s), so it never holds SQLite's writer.
+        is a read, so it never holds SQLite's writer (`python -m bench.claim_deps` times it).
         """
         with self.db.read() as s:
             done = list(s.execute(self.sql.orphaned).scalars())
