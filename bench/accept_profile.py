@@ -1,9 +1,11 @@
 """Where jef-one's accept spends its time: `python -m bench.accept_profile [threads|batch]`.
 
-`threads [ROUNDS] [sqlite,pg]`: the bare FastAPI ceiling and `writegate serve` (the real
-jef-one module) under `wrk -c32`, in turn, 4 s each. For each run it prints req/s and p50,
-how busy the machine was, and the CPU each thread of the server spent per request (user +
-system, from /proc), so the event loop and the commit threads can be told apart.
+`threads [ROUNDS] [sqlite,pg] [worker]`: the bare FastAPI ceiling and `writegate serve` (the
+real jef-one module; `--no-worker`, or with its embedded worker running the session jobs to
+`verified` given `worker`) under `wrk -c32`, in turn, 4 s each. For each run it prints
+req/s and p50, how busy the machine was, and the CPU each thread of the server spent per
+request (user + system, from /proc), so the event loop and the commit threads can be told
+apart.
 
 `jobs [N]`: jef-one's session jobs as the worker runs them (claimed N at a time, then the
 kind's batch write: the handler and one completion statement, in one transaction), alone,
@@ -71,7 +73,7 @@ def start_ceiling() -> tuple[subprocess.Popen[bytes], str]:
     return ceiling, f"http://127.0.0.1:{port}{run.JEF_ONE_PATH}"
 
 
-def threads(rounds: int, dbs: list[str]) -> None:
+def threads(rounds: int, dbs: list[str], worker: bool = False) -> None:
     """Per-thread CPU per request of the ceiling and of writegate under wrk."""
     run.TMP.mkdir(parents=True, exist_ok=True)
     targets = {"ceiling": start_ceiling()}
@@ -80,11 +82,13 @@ def threads(rounds: int, dbs: list[str]) -> None:
         if db == "pg":
             run.recreate_pg("writegate_bench_wg")
         svc = run.writegate_services(url, MODULES)
+        jef_one_module.create_web(svc)
         run.reset_writegate(svc)
+        _provision(svc)  # with the worker on, every session job ends verified
         svc.close()
         port = procs.free_port()
         server = procs.writegate_serve(
-            url, port, worker=False, WRITEGATE_MODULES=json.dumps(MODULES)
+            url, port, worker=worker, WRITEGATE_MODULES=json.dumps(MODULES)
         )
         targets[db] = (server, f"http://127.0.0.1:{port}{run.JEF_ONE_PATH}")
     with procs.running(*(p for p, _ in targets.values())):
@@ -253,7 +257,7 @@ def main() -> None:
     if what == "threads":
         rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 2
         dbs = sys.argv[3].split(",") if len(sys.argv) > 3 else ["sqlite", "pg"]
-        threads(rounds, dbs)
+        threads(rounds, dbs, worker=sys.argv[4:5] == ["worker"])
     elif what == "jobs":
         jobs(int(sys.argv[2]) if len(sys.argv) > 2 else 64)
     elif what == "batch":
