@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import select
 
 from tests.harness import Server, fresh_database, start_server, wait_for
 from tests.system.conftest import effect_counts, enqueue_many
 from writegate.core.exceptions import ExclusiveJobExists
 from writegate.core.jobs import Job, Status
+from writegate.core.jobs.table import JOBS
 
 
 @pytest.fixture(scope="module")
@@ -177,6 +179,38 @@ def test_commits_are_durable(kit: Server) -> None:
                 "remote_write",
             )
             assert conn.exec_driver_sql("SHOW fsync").scalar() == "on"
+
+
+def test_only_a_claim_commits_without_waiting_for_the_flush(kit: Server) -> None:
+    """`statement(flush=False)` (the claim's) skips the WAL flush wait on PostgreSQL only;
+    every other write, on the same pool or not, still waits for it."""
+    db = kit.services.db
+    with db.statement(flush=False) as conn:
+        if db.is_sqlite:
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+        else:
+            assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "off"
+    if db.is_sqlite:
+        return
+    with db.statement() as conn:
+        assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
+    with db.write() as s:
+        assert s.connection().exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
+
+
+def test_a_claim_is_committed_when_it_returns(kit: Server) -> None:
+    """The claim's one statement commits by itself: another connection sees the job running."""
+    jobs = kit.services.jobs
+    with kit.services.db.write() as s:  # a kind no worker runs: only this claim takes it
+        job = jobs.enqueue(s, kind="test.claimed_here", payload={}, tenant="t1")
+    [claimed] = jobs.claim("test-claimer", ["test.claimed_here"], 5)
+    assert (claimed.id, claimed.status, claimed.attempts) == (job.id, Status.RUNNING, 1)
+    with kit.services.db.engine.connect() as conn:
+        row = conn.execute(
+            select(JOBS.c.status, JOBS.c.lease_owner).where(JOBS.c.id == job.id)
+        ).one()
+    assert tuple(row) == ("running", "test-claimer")
+    jobs.cancel(job.id)
 
 
 def test_checkpointing_job_outlives_the_timeout(kit: Server) -> None:

@@ -8,10 +8,10 @@ import threading
 from collections.abc import Callable, Iterator
 
 from sqlalchemy import event, text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from writegate.core.db.engine import build_engine, normalize_url
+from writegate.core.db.engine import build_engine, build_unflushed_engine, normalize_url
 from writegate.core.db.group_commit import GroupCommit
 from writegate.core.db.reads import Reads
 
@@ -38,6 +38,8 @@ class Database:
         self._write = sessionmaker(bind=self.write_engine, expire_on_commit=False)
         self._read = sessionmaker(bind=self.engine, expire_on_commit=False)
         self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        #: PostgreSQL: `statement(flush=False)`'s connections, opened on first use
+        self._unflushed: Engine | None = None
         self._after_commit: list[Callable[[Session], None]] = []
         self._lock = threading.Lock()
         event.listen(self._write, "after_commit", self._run_after_commit)
@@ -68,19 +70,30 @@ class Database:
             yield session
 
     @contextlib.contextmanager
-    def statement(self) -> Iterator[Connection]:
+    def statement(self, *, flush: bool = True) -> Iterator[Connection]:
         """A connection for ONE write statement, which commits by itself when it succeeds.
 
         On PostgreSQL the statement runs in autocommit: no BEGIN and COMMIT round trips of
         their own (one statement is atomic anyway). On SQLite it runs in a write transaction,
         whose BEGIN IMMEDIATE waits for the single writer lock. Commit hooks do not run.
+
+        `flush=False` (PostgreSQL): the commit does not wait for its WAL flush, only for a
+        write whose loss in a server crash is harmless (a job's claim). A later commit that
+        waits for its flush flushes this one first.
         """
         if not self.is_postgres:
             with self.write_engine.begin() as conn:
                 yield conn
             return
-        with self._autocommit.connect() as conn:
+        engine = self._autocommit if flush else self._unflushed_engine()
+        with engine.connect() as conn:
             yield conn
+
+    def _unflushed_engine(self) -> Engine:
+        with self._lock:
+            if self._unflushed is None:
+                self._unflushed = build_unflushed_engine(self.url)
+            return self._unflushed
 
     def lock(self, session: Session, key: str) -> None:
         """Serialize transactions on `key` until the caller's transaction ends.
@@ -99,3 +112,5 @@ class Database:
         self.group.close()
         self.reads.close()
         self.engine.dispose()
+        if self._unflushed is not None:
+            self._unflushed.dispose()

@@ -74,6 +74,30 @@ def build_engine(url: str, pool_size: int | None = 10) -> Engine:
     return engine
 
 
+def build_unflushed_engine(url: str) -> Engine:
+    """PostgreSQL connections in autocommit whose commits do not wait for their WAL flush.
+
+    `synchronous_commit` is set once per connection, when it is opened, rather than with a
+    `SET LOCAL` in each transaction: that was a round trip of its own, before the BEGIN and
+    COMMIT ones. See `Database.statement`.
+    """
+    engine = create_engine(
+        normalize_url(url),
+        pool_size=2,
+        max_overflow=2,
+        pool_timeout=30,
+        isolation_level="AUTOCOMMIT",
+    )
+    event.listen(engine, "connect", _no_flush_wait)
+    _ping_idle_connections(engine)
+    return engine
+
+
+def _no_flush_wait(dbapi_conn: Any, _record: ConnectionPoolEntry) -> None:
+    dbapi_conn.execute("SET synchronous_commit = off")
+    dbapi_conn.commit()  # a session setting: it outlives the transaction that set it
+
+
 def build_read_engine(url: str, pool_size: int) -> Engine | AsyncEngine:
     """The engine of reads run on the event loop (see `core.db.reads`).
 

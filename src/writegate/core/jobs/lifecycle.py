@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from writegate.core.exceptions import LeaseLost
@@ -28,7 +29,7 @@ class Lifecycle(JobStore):
             return []
         kind_list = list(kinds)
 
-        def take(s: Session) -> list[tuple[Any, ...]]:
+        def take(conn: Connection) -> list[tuple[Any, ...]]:
             # The time is read when the claim runs, not when it was queued behind a batch.
             now = self.clock.now()
             params: dict[str, Any] = {
@@ -39,23 +40,21 @@ class Lifecycle(JobStore):
                 "c_lease": now + timedelta(seconds=self.lease_seconds),
                 "c_timeout": now + timedelta(seconds=self.timeout_seconds),
             }
-            return self.sql.claim.fetch(s.connection(), params)
+            return self.sql.claim.fetch(conn, params)
 
         # One UPDATE that picks and takes. On SQLite, in the group commit: the claim then
         # shares its COMMIT (and fsync) with the API's writes instead of taking turns for
-        # the one writer. On PostgreSQL, in a transaction of its own: in a shared batch it
-        # would lock job rows before the batch's other writers lock theirs (an accept locks
-        # its record, then its job's key), the opposite order, and the two deadlocked.
+        # the one writer. On PostgreSQL, alone in autocommit: in a shared batch it would lock
+        # job rows before the batch's other writers lock theirs (an accept locks its record,
+        # then its job's key), the opposite order, and the two deadlocked. Its commit need
+        # not wait for the WAL flush: a claim lost in a server crash leaves the job queued,
+        # and its running attempt is then one that lost its lease (its fenced writes are
+        # refused; the job runs again).
         if self.db.is_sqlite:
-            rows = self.db.group.run_sync(take)
+            rows = self.db.group.run_sync(lambda s: take(s.connection()))
         else:
-            with self.db.write() as s:
-                # A claim need not wait for its fsync: one lost in a server crash leaves the
-                # job queued, and its running attempt is then one that lost its lease (its
-                # fenced writes are refused; the job runs again). A later durable commit
-                # flushes the claim first.
-                s.connection().exec_driver_sql("SET LOCAL synchronous_commit = off")
-                rows = take(s)
+            with self.db.statement(flush=False) as conn:
+                rows = take(conn)
         jobs = [Job.from_values(COLUMNS, r) for r in rows]
         jobs.sort(key=lambda j: (j.run_after, j.created_at))
         return jobs
