@@ -70,6 +70,7 @@ def build_engine(url: str, pool_size: int | None = 10) -> Engine:
     if pool_size is None:
         return create_engine(url, **pool)  # a fresh connection each time: nothing to ping
     engine = create_engine(url, pool_timeout=30, **pool)
+    _set_on_connect(engine, PLAN_EACH_RUN)
     _ping_idle_connections(engine)
     return engine
 
@@ -88,14 +89,30 @@ def build_unflushed_engine(url: str) -> Engine:
         pool_timeout=30,
         isolation_level="AUTOCOMMIT",
     )
-    event.listen(engine, "connect", _no_flush_wait)
+    _set_on_connect(engine, PLAN_EACH_RUN, "synchronous_commit = off")
     _ping_idle_connections(engine)
     return engine
 
 
-def _no_flush_wait(dbapi_conn: Any, _record: ConnectionPoolEntry) -> None:
-    dbapi_conn.execute("SET synchronous_commit = off")
-    dbapi_conn.commit()  # a session setting: it outlives the transaction that set it
+#: PostgreSQL plans each run of a statement, with the tables' sizes of that moment.
+#: writegate's tables start empty and grow fast: a prepared statement's generic plan, made
+#: and cached while `jobs` held a few rows, was a sequential scan, and every later
+#: completion and claim scanned the whole table (PostgreSQL plans a cached statement again
+#: only after an ANALYZE, which autovacuum may not run for a minute).
+PLAN_EACH_RUN = "plan_cache_mode = force_custom_plan"
+
+
+def _set_on_connect(engine: Engine, *settings: str) -> None:
+    """`SET` each of these on every new connection of a PostgreSQL engine."""
+
+    def apply(dbapi_conn: Any, _record: ConnectionPoolEntry) -> None:
+        cursor = dbapi_conn.cursor()
+        for setting in settings:
+            cursor.execute(f"SET {setting}")
+        cursor.close()
+        dbapi_conn.commit()  # session settings: they outlive the transaction that set them
+
+    event.listen(engine, "connect", apply)
 
 
 def build_read_engine(url: str, pool_size: int) -> Engine | AsyncEngine:
@@ -116,6 +133,7 @@ def build_read_engine(url: str, pool_size: int) -> Engine | AsyncEngine:
     async_engine = create_async_engine(
         url, pool_size=pool_size, max_overflow=0, pool_timeout=30, isolation_level="AUTOCOMMIT"
     )
+    _set_on_connect(async_engine.sync_engine, PLAN_EACH_RUN)
     _ping_idle_connections(async_engine.sync_engine)
     return async_engine
 
