@@ -26,6 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from writegate.core.db import InValues
 from writegate.core.jobs.criteria import Cursor, JobFilter
 from writegate.core.jobs.status import ACTIVE, Status
 from writegate.core.jobs.table import ACTIVE_KEYED, JOBS
@@ -50,7 +51,7 @@ ACTIVE_HOLDER = select(_C.id).where(_C.exclusive_key == bindparam("h_key"), text
 #: release the jobs waiting on any of the jobs `r_ids` (each now final): claimable from now
 RELEASE_WAITING = (
     update(JOBS)
-    .where(_C.waiting_on.in_(bindparam("r_ids", expanding=True)))
+    .where(InValues(_C.waiting_on, "r_ids"))
     .values(waiting_on=None)
 )
 
