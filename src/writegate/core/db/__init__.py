@@ -12,8 +12,9 @@ if TYPE_CHECKING:
     from writegate.core.db.base import Base
     from writegate.core.db.database import Database
     from writegate.core.db.engine import build_engine, normalize_url
-    from writegate.core.db.fastsql import BatchInsert, DriverStatement, InValues, driver_fetch
+    from writegate.core.db.fastsql import BatchInsert, DriverStatement, driver_fetch
     from writegate.core.db.group_commit import BatchWrite, GroupCommit
+    from writegate.core.db.invalues import InValues
     from writegate.core.db.metadata import NAMING
     from writegate.core.db.reads import Page, Reader, Reads
 
@@ -44,7 +45,7 @@ __getattr__ = exports(
         "normalize_url": "engine",
         "BatchInsert": "fastsql",
         "DriverStatement": "fastsql",
-        "InValues": "fastsql",
+        "InValues": "invalues",
         "driver_fetch": "fastsql",
         "BatchWrite": "group_commit",
         "GroupCommit": "group_commit",

@@ -49,11 +49,7 @@ BY_ID = select(*JOBS.c).where(_C.id == bindparam("j_id"))
 #: the id of the active job holding the exclusive key `h_key`
 ACTIVE_HOLDER = select(_C.id).where(_C.exclusive_key == bindparam("h_key"), text(ACTIVE_KEYED))
 #: release the jobs waiting on any of the jobs `r_ids` (each now final): claimable from now
-RELEASE_WAITING = (
-    update(JOBS)
-    .where(InValues(_C.waiting_on, "r_ids"))
-    .values(waiting_on=None)
-)
+RELEASE_WAITING = update(JOBS).where(InValues(_C.waiting_on, "r_ids")).values(waiting_on=None)
 
 
 @dataclass(frozen=True)
