@@ -74,10 +74,11 @@ class AnyCaseRoute(APIRoute):
             path, root = scope["path"], scope.get("root_path", "")
             if not (root and path.startswith(root)):
                 root = ""
-            if self.path_regex.match(path[len(root) :]):
-                # FastAPI matches an included route against a pattern of its own, so the
-                # request is matched under the documented spelling, not a new pattern.
-                scope = {**scope, "path": root + self.path}
+            if not self.path_regex.match(path[len(root) :]):
+                return Match.NONE, {}  # not this path in any case: no need to ask FastAPI
+            # FastAPI matches an included route against a pattern of its own, so the
+            # request is matched under the documented spelling, not a new pattern.
+            scope = {**scope, "path": root + self.path}
         return super().matches(scope)
 
 
