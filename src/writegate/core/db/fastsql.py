@@ -1,4 +1,4 @@
-"""SQL shortcuts for hot statements: one-parameter IN lists, batch inserts, driver-cursor runs."""
+"""SQL shortcuts for hot statements: batch inserts, statements run on the driver's cursor."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import decimal
 import json
 import sqlite3
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from datetime import time as time_
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import JSON, DateTime, Table
 from sqlalchemy.engine import Connection, Dialect
@@ -17,6 +17,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement, ColumnElement
+
+T = TypeVar("T")
 
 
 class BatchInsert:
@@ -134,14 +136,32 @@ def driver_fetch(conn: Connection, sql: str, params: Any) -> tuple[list[Any], An
     as SQLAlchemy's own `DBAPIError`, and a lost connection is invalidated, as
     `Connection.execute` does; no events fire and no values are processed.
     """
+
+    def run(cursor: Any) -> tuple[list[Any], Any]:
+        cursor.execute(sql, params)
+        description = cursor.description
+        return (list(cursor.fetchall()) if description is not None else []), description
+
+    return _on_driver(conn, sql, params, run)
+
+
+def driver_executemany(conn: Connection, sql: str, param_sets: Sequence[Any]) -> int:
+    """`driver_fetch` for a statement run once per parameter set: the rows it changed."""
+
+    def run(cursor: Any) -> int:
+        cursor.executemany(sql, param_sets)
+        return int(cursor.rowcount)
+
+    return _on_driver(conn, sql, param_sets, run)
+
+
+def _on_driver(conn: Connection, sql: str, params: Any, run: Callable[[Any], T]) -> T:
     dialect = conn.dialect
     dbapi_conn = conn.connection.dbapi_connection
     assert dbapi_conn is not None
     cursor = dbapi_conn.cursor()
     try:
-        cursor.execute(sql, params)
-        description = cursor.description
-        return (list(cursor.fetchall()) if description is not None else []), description
+        return run(cursor)
     except dialect.loaded_dbapi.Error as exc:
         gone = dialect.is_disconnect(exc, dbapi_conn, cursor)
         if gone:
@@ -200,14 +220,32 @@ class DriverStatement:
             for impl, col in zip(self._returning, description, strict=True)
         ]
 
-    def fetch(self, conn: Connection, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-        """Run the statement with `params` in conn's transaction; the returned rows."""
+    def _bind(self, params: Mapping[str, Any]) -> Any:
+        """The driver's parameters: the given values, each through its bind processor."""
         values = dict(self._fixed)
         for name, key, proc in self._given:
             value = params[key]
             values[name] = value if proc is None else proc(value)
-        bound: Any = [values[n] for n in self._order] if self._order is not None else values
-        rows, description = driver_fetch(conn, self.sql, bound)
+        return [values[n] for n in self._order] if self._order is not None else values
+
+    def execute(self, conn: Connection, params: Mapping[str, Any]) -> int:
+        """Run the statement with `params` in conn's transaction; the rows it changed."""
+        bound = self._bind(params)
+
+        def run(cursor: Any) -> int:
+            cursor.execute(self.sql, bound)
+            return int(cursor.rowcount)
+
+        return _on_driver(conn, self.sql, bound, run)
+
+    def execute_many(self, conn: Connection, param_sets: Sequence[Mapping[str, Any]]) -> int:
+        """Run the statement once per parameter set in conn's transaction (one round trip on
+        PostgreSQL: psycopg pipelines an executemany); the rows it changed in all."""
+        return driver_executemany(conn, self.sql, [self._bind(p) for p in param_sets])
+
+    def fetch(self, conn: Connection, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Run the statement with `params` in conn's transaction; the returned rows."""
+        rows, description = driver_fetch(conn, self.sql, self._bind(params))
         if description is None:
             return []
         procs = self._results

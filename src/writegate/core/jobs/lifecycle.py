@@ -133,10 +133,10 @@ class Lifecycle(JobStore):
         changed = 0
         for stmt, rows in ((self.sql.complete, plain), (self.sql.complete_progress, progressed)):
             if rows:
-                changed += conn.execute(stmt, rows).rowcount
+                changed += stmt.execute_many(conn, rows)
         if changed != len(done):
             return False
-        conn.execute(self.sql.release, {"r_ids": [job.id for job, _, _ in done]})
+        self.sql.release.execute(conn, {"r_ids": [job.id for job, _, _ in done]})
         return True
 
     def settle_failure(
@@ -171,7 +171,7 @@ class Lifecycle(JobStore):
         if values["status"] == Status.QUEUED.value:
             session.info[ENQUEUED] = True
         else:
-            session.connection().execute(self.sql.release, {"r_ids": [job.id]})
+            self.sql.release.execute(session.connection(), {"r_ids": [job.id]})
         return Status(values["status"])
 
     def fail(
@@ -222,7 +222,7 @@ class Lifecycle(JobStore):
         if not done:
             return 0
         with self.db.write() as s:
-            return int(s.connection().execute(self.sql.release, {"r_ids": done}).rowcount)
+            return self.sql.release.execute(s.connection(), {"r_ids": done})
 
     def _fenced(self, session: Session, job: Job, worker_id: str, values: dict[str, Any]) -> bool:
         """Update the job if this worker still holds this attempt; whether it did."""

@@ -85,7 +85,7 @@ class JobStatements:
         )
         #: which of the jobs `d_ids` are active (a new job after one of them waits for it)
         self.active_of = select(c.id).where(InValues(c.id, "d_ids"), c.status.in_(ACTIVE))
-        self.release = RELEASE_WAITING
+        self.release = DriverStatement(dialect, RELEASE_WAITING)
         #: the jobs final or gone that jobs still wait on: parked by a transaction that
         #: committed after the dependency's own release (PostgreSQL)
         dep = jobs.alias("dep")
@@ -101,9 +101,9 @@ class JobStatements:
         #: fenced by (id, running, owner, attempts); values given per call
         self.fenced: Update = update(jobs).where(*_fence())
         #: a running attempt's success, run once for many jobs (one parameter set each)
-        self.complete = self._complete(with_progress=False)
+        self.complete = DriverStatement(dialect, self._complete(with_progress=False))
         #: the same, also storing the job's progress
-        self.complete_progress = self._complete(with_progress=True)
+        self.complete_progress = DriverStatement(dialect, self._complete(with_progress=True))
         self.heartbeat = self._heartbeat(postgres)
         #: which of the jobs `b_ids` this worker holds (`b_owner`, before their timeout)
         self.held = select(c.id).where(*_held(c))
