@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,6 +26,7 @@ from writegate.app import create_app
 from writegate.core.db.group_commit import GroupCommit
 from writegate.core.services import Services
 from writegate.settings import Settings
+from writegate.startup import migration_dirs
 
 PG_ADMIN_URL = os.environ.get(
     "WRITEGATE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -75,6 +77,18 @@ def fresh_database(tmp_dir: str) -> Iterator[str]:
     finally:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def unmigrated(tmp_dir: str) -> Iterator[tuple[Services, list[Path]]]:
+    """Services on a brand-new database no migration has touched, and every migration
+    directory (a test upgrades it step by step with `core.migrations.upgrade`)."""
+    with fresh_database(tmp_dir) as url:
+        svc = Services.build(Settings(database_url=url, modules=[]))
+        try:
+            yield svc, migration_dirs(svc.settings)
+        finally:
+            svc.close()
 
 
 def free_port() -> int:

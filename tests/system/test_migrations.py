@@ -10,12 +10,9 @@ from typing import Any
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from tests.harness import Server, fresh_database
-from writegate.app import migration_dirs
+from tests.harness import Server, fresh_database, unmigrated
 from writegate.core.db import Base
 from writegate.core.migrations import at_head, current, revision_graph, upgrade
-from writegate.core.services import Services
-from writegate.settings import Settings
 
 
 def test_migrations_match_models(server: Server) -> None:
@@ -36,20 +33,15 @@ def test_migrate_is_idempotent(server: Server) -> None:
 
 def test_at_head_only_when_every_revision_is_applied(tmp_path: Any) -> None:
     """The cheap head check says yes after a full upgrade and no before or part-way."""
-    with fresh_database(str(tmp_path)) as url:
-        svc = Services.build(Settings(database_url=url, modules=[]))
-        dirs = migration_dirs(svc.settings)
-        try:
-            assert not at_head(svc.db, dirs)  # no version table yet
-            upgrade(svc.db, dirs, "core@head")
-            assert not at_head(svc.db, dirs)
-            upgrade(svc.db, dirs)
-            assert at_head(svc.db, dirs)
-            graph = revision_graph(dirs) or {}
-            parents = {p for ps in graph.values() for p in ps}
-            assert current(svc.db, dirs) == set(graph) - parents  # every branch's head
-        finally:
-            svc.close()
+    with unmigrated(str(tmp_path)) as (svc, dirs):
+        assert not at_head(svc.db, dirs)  # no version table yet
+        upgrade(svc.db, dirs, "core@head")
+        assert not at_head(svc.db, dirs)
+        upgrade(svc.db, dirs)
+        assert at_head(svc.db, dirs)
+        graph = revision_graph(dirs) or {}
+        parents = {p for ps in graph.values() for p in ps}
+        assert current(svc.db, dirs) == set(graph) - parents  # every branch's head
 
 
 def test_revision_graph_gives_up_on_what_it_cannot_read(tmp_path: Any) -> None:

@@ -6,11 +6,8 @@ from typing import Any
 
 from sqlalchemy import text
 
-from tests.harness import fresh_database
-from writegate.app import migration_dirs
+from tests.harness import unmigrated
 from writegate.core.migrations import upgrade
-from writegate.core.services import Services
-from writegate.settings import Settings
 
 _INSERT = text(
     "INSERT INTO jobs (id, kind, tenant, payload, status, attempts, max_attempts, run_after,"
@@ -20,36 +17,31 @@ _INSERT = text(
 
 
 def test_upgrade_parks_jobs_behind_an_active_job_and_only_those(tmp_path: Any) -> None:
-    with fresh_database(str(tmp_path)) as url:
-        svc = Services.build(Settings(database_url=url, modules=[]))
-        dirs = migration_dirs(svc.settings)
-        try:
-            upgrade(svc.db, dirs, "core_0006")
-            rows = [
-                ("dep-queued", "queued", None),
-                ("dep-running", "running", None),
-                ("dep-done", "succeeded", None),
-                ("after-queued", "queued", "dep-queued"),
-                ("after-running", "queued", "dep-running"),
-                ("after-done", "queued", "dep-done"),
-                ("after-gone", "queued", "no-such-job"),
-            ]
-            with svc.db.write() as s:
-                for job_id, status, after in rows:
-                    s.execute(_INSERT, {"id": job_id, "status": status, "after": after})
-            upgrade(svc.db, dirs)
-            with svc.db.read() as s:
-                waiting = dict(s.execute(text("SELECT id, waiting_on FROM jobs")).all())
-            assert waiting == {
-                "dep-queued": None,
-                "dep-running": None,
-                "dep-done": None,
-                "after-queued": "dep-queued",
-                "after-running": "dep-running",
-                "after-done": None,
-                "after-gone": None,
-            }
-            claimed = {j.id for j in svc.jobs.claim("w", ["mig.k"], 10)}
-            assert claimed == {"dep-queued", "after-done", "after-gone"}
-        finally:
-            svc.close()
+    with unmigrated(str(tmp_path)) as (svc, dirs):
+        upgrade(svc.db, dirs, "core_0006")
+        rows = [
+            ("dep-queued", "queued", None),
+            ("dep-running", "running", None),
+            ("dep-done", "succeeded", None),
+            ("after-queued", "queued", "dep-queued"),
+            ("after-running", "queued", "dep-running"),
+            ("after-done", "queued", "dep-done"),
+            ("after-gone", "queued", "no-such-job"),
+        ]
+        with svc.db.write() as s:
+            for job_id, status, after in rows:
+                s.execute(_INSERT, {"id": job_id, "status": status, "after": after})
+        upgrade(svc.db, dirs)
+        with svc.db.read() as s:
+            waiting = dict(s.execute(text("SELECT id, waiting_on FROM jobs")).all())
+        assert waiting == {
+            "dep-queued": None,
+            "dep-running": None,
+            "dep-done": None,
+            "after-queued": "dep-queued",
+            "after-running": "dep-running",
+            "after-done": None,
+            "after-gone": None,
+        }
+        claimed = {j.id for j in svc.jobs.claim("w", ["mig.k"], 10)}
+        assert claimed == {"dep-queued", "after-done", "after-gone"}
