@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine, event
@@ -52,10 +53,11 @@ def _sqlite_engine(url: str, **pool: Any) -> Engine:
     return engine
 
 
-def build_engine(url: str, pool_size: int | None = 10) -> Engine:
+def build_engine(url: str, pool_size: int | None = 10, *, settings: Sequence[str] = ()) -> Engine:
     """Create an engine tuned for writegate's durability rules.
 
     `pool_size=None`: no pool (a command's one connection, closed when it is done).
+    `settings`: more PostgreSQL session settings (`SET` ...) for each pooled connection.
     """
     url = normalize_url(url)
     if pool_size is None:
@@ -70,7 +72,7 @@ def build_engine(url: str, pool_size: int | None = 10) -> Engine:
     if pool_size is None:
         return create_engine(url, **pool)  # a fresh connection each time: nothing to ping
     engine = create_engine(url, pool_timeout=30, **pool)
-    _set_on_connect(engine, PLAN_EACH_RUN)
+    _set_on_connect(engine, PLAN_EACH_RUN, *settings)
     _ping_idle_connections(engine)
     return engine
 
@@ -82,16 +84,8 @@ def build_unflushed_engine(url: str) -> Engine:
     `SET LOCAL` in each transaction: that was a round trip of its own, before the BEGIN and
     COMMIT ones. See `Database.statement`.
     """
-    engine = create_engine(
-        normalize_url(url),
-        pool_size=2,
-        max_overflow=2,
-        pool_timeout=30,
-        isolation_level="AUTOCOMMIT",
-    )
-    _set_on_connect(engine, PLAN_EACH_RUN, "synchronous_commit = off")
-    _ping_idle_connections(engine)
-    return engine
+    engine = build_engine(url, 2, settings=["synchronous_commit = off"])
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
 #: PostgreSQL plans each run of a statement, with the tables' sizes of that moment.

@@ -145,17 +145,8 @@ def driver_fetch(conn: Connection, sql: str, params: Any) -> tuple[list[Any], An
     return _on_driver(conn, sql, params, run)
 
 
-def driver_executemany(conn: Connection, sql: str, param_sets: Sequence[Any]) -> int:
-    """`driver_fetch` for a statement run once per parameter set: the rows it changed."""
-
-    def run(cursor: Any) -> int:
-        cursor.executemany(sql, param_sets)
-        return int(cursor.rowcount)
-
-    return _on_driver(conn, sql, param_sets, run)
-
-
 def _on_driver(conn: Connection, sql: str, params: Any, run: Callable[[Any], T]) -> T:
+    """`run(cursor)` on conn's driver cursor, a driver error raised as SQLAlchemy's own."""
     dialect = conn.dialect
     dbapi_conn = conn.connection.dbapi_connection
     assert dbapi_conn is not None
@@ -241,7 +232,13 @@ class DriverStatement:
     def execute_many(self, conn: Connection, param_sets: Sequence[Mapping[str, Any]]) -> int:
         """Run the statement once per parameter set in conn's transaction (one round trip on
         PostgreSQL: psycopg pipelines an executemany); the rows it changed in all."""
-        return driver_executemany(conn, self.sql, [self._bind(p) for p in param_sets])
+        bound = [self._bind(p) for p in param_sets]
+
+        def run(cursor: Any) -> int:
+            cursor.executemany(self.sql, bound)
+            return int(cursor.rowcount)
+
+        return _on_driver(conn, self.sql, bound, run)
 
     def fetch(self, conn: Connection, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """Run the statement with `params` in conn's transaction; the returned rows."""
