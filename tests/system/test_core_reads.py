@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from sqlalchemy import (
+    JSON,
+    Boolean,
     Column,
+    DateTime,
     Integer,
     MetaData,
+    Numeric,
     String,
     Table,
     bindparam,
@@ -19,12 +25,13 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from tests.harness import backend, uid
 from tests.system.conftest import core_services
 from tests.system.faults import private_postgres
-from writegate.core.db import Database, Reads
+from writegate.core.db import Database, Reads, read_pool
 from writegate.core.services import Services
 
 scratch = MetaData()
@@ -33,6 +40,16 @@ rows = Table(
     scratch,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("tag", String(64), index=True),
+)
+typed = Table(
+    "core_test_reads_typed",
+    scratch,
+    Column("id", String(32), primary_key=True),
+    Column("ts", DateTime),
+    Column("amount", Numeric(12, 3)),
+    Column("flag", Boolean),
+    Column("doc", JSON),
+    Column("note", String(200)),
 )
 BY_TAG = select(rows.c.id).where(rows.c.tag == bindparam("tag")).order_by(rows.c.id)
 COUNT = select(func.count()).select_from(rows).where(rows.c.tag == bindparam("tag"))
@@ -166,3 +183,116 @@ def test_reads_fail_cleanly_while_postgresql_is_down_and_recover_after(tmp_path:
                 await reads.dispose()
 
         asyncio.run(main())
+
+
+def test_reads_give_the_rows_and_values_core_execute_gives(services: Services) -> None:
+    """Every column type read back as SQLAlchemy reads it, as `Row`s with the same keys."""
+    db, key = services.db, uid("typed-")
+    value = {
+        "id": key,
+        "ts": datetime(2031, 2, 3, 4, 5, 6, 7),
+        "amount": Decimal("12.500"),
+        "flag": True,
+        "doc": {"k": ['a"b', None, 1.5], "naïve": "☃"},
+        "note": "it's \\ a, {note}",
+    }
+    with db.write() as s:
+        s.execute(insert(typed), [value])
+    query = select(typed, typed.c.amount.label("_total")).where(typed.c.id == bindparam("id"))
+    with db.read() as s:
+        want = s.execute(query, {"id": key}).one()
+
+    async def main() -> None:
+        try:
+            got = await db.reads.first(query, {"id": key})
+            assert got is not None
+            assert tuple(got) == tuple(want)
+            assert got._fields == want._fields
+            assert dict(got._mapping) == {**value, "_total": Decimal("12.500")}
+            assert (got.ts, got.flag, got._total) == (value["ts"], True, Decimal("12.500"))
+            # a text() statement: its columns named by the database
+            named = await db.reads.all(text("SELECT 7 AS seven"))  # type: ignore[arg-type]
+            assert (named[0].seven, named[0][0]) == (7, 7)
+        finally:
+            await db.reads.dispose()
+
+    asyncio.run(main())
+
+
+def test_an_in_list_is_refused_at_its_first_read_with_a_clear_error(services: Services) -> None:
+    """A read is compiled once for the driver; an IN list would be expanded at each run."""
+    query = select(rows.c.id).where(rows.c.tag.in_(["a", "b"]))
+
+    async def main() -> None:
+        try:
+            with pytest.raises(ValueError, match="expanding IN"):
+                await services.db.reads.all(query)
+        finally:
+            await services.db.reads.dispose()
+
+    asyncio.run(main())
+
+
+def test_a_value_the_database_refuses_is_sqlalchemys_data_error(services: Services) -> None:
+    """PostgreSQL refuses a NUL character: SQLAlchemy's DataError (the app answers 400)."""
+    if not services.db.is_postgres:
+        pytest.skip("SQLite stores a NUL character")
+
+    async def main() -> None:
+        try:
+            with pytest.raises(DataError):
+                await services.db.reads.all(BY_TAG, {"tag": "a\x00b"})
+            assert services.db.reads.in_use() == 0
+            assert await services.db.reads.all(BY_TAG, {"tag": uid()}) == []
+        finally:
+            await services.db.reads.dispose()
+
+    asyncio.run(main())
+
+
+def test_an_idle_read_connection_the_server_closed_is_replaced_before_use(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: a connection idle past the ping interval is pinged; a dead one is replaced."""
+    if not services.db.is_postgres:
+        pytest.skip("a server closing a connection is PostgreSQL's")
+    reads = Reads(services.db.url, pool_size=1)
+    backend_pid = select(func.pg_backend_pid())
+
+    async def main() -> None:
+        try:
+            first = await reads.scalar(backend_pid)
+            with services.db.read() as s:
+                s.execute(text("SELECT pg_terminate_backend(:p)"), {"p": first})
+            monkeypatch.setattr(read_pool, "IDLE_PING_SECONDS", 0.0)
+            second = await reads.scalar(backend_pid)  # no error: pinged, found dead, replaced
+            assert second not in (None, first)
+        finally:
+            await reads.dispose()
+
+    asyncio.run(main())
+
+
+def test_a_read_waits_for_a_free_connection_and_gives_up_with_a_pool_timeout(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: past `pool_size` reads wait their turn; past the wait, SQLAlchemy's timeout."""
+    if not services.db.is_postgres:
+        pytest.skip("SQLite reads never wait for a connection")
+    reads, tag = Reads(services.db.url, pool_size=2), uid()
+    _add(services.db, tag, 1)
+    monkeypatch.setattr(read_pool, "WAIT_SECONDS", 0.3)
+
+    async def main() -> None:
+        try:
+            counts = await asyncio.gather(*(reads.scalar(COUNT, {"tag": tag}) for _ in range(20)))
+            assert counts == [1] * 20
+            async with reads.snapshot(), reads.snapshot():
+                assert reads.in_use() == 2
+                with pytest.raises(PoolTimeout):
+                    await reads.scalar(COUNT, {"tag": tag})
+            assert await reads.scalar(COUNT, {"tag": tag}) == 1
+        finally:
+            await reads.dispose()
+
+    asyncio.run(main())

@@ -5,15 +5,12 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Dialect, Engine, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool
-
-if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncEngine
 
 
 def normalize_url(url: str) -> str:
@@ -109,27 +106,18 @@ def _set_on_connect(engine: Engine, *settings: str) -> None:
     event.listen(engine, "connect", apply)
 
 
-def build_read_engine(url: str, pool_size: int) -> Engine | AsyncEngine:
-    """The engine of reads run on the event loop (see `core.db.reads`).
+def build_read_engine(url: str, pool_size: int) -> Engine:
+    """SQLite's engine of reads run on the event loop (see `core.db.reads`): the same pragmas,
+    and no BEGIN of its own, so each statement is its own snapshot."""
+    # Never wait for a connection: a wait would block the event loop.
+    return _sqlite_engine(normalize_url(url), pool_size=pool_size, max_overflow=-1)
 
-    SQLite: a sync engine with the same pragmas and no BEGIN of its own, so each statement
-    is its own snapshot. PostgreSQL: psycopg's async driver in autocommit (no BEGIN and
-    ROLLBACK round trips), with the same idle-connection ping as the sync engine.
-    """
-    url = normalize_url(url)
-    if url.startswith("sqlite"):
-        # Never wait for a connection: a wait would block the event loop.
-        return _sqlite_engine(url, pool_size=pool_size, max_overflow=-1)
-    # Here, not at the top: sqlalchemy.ext.asyncio imports the ORM, which the CLI's list
-    # commands (which build an engine) never load.
-    from sqlalchemy.ext.asyncio import create_async_engine
 
-    async_engine = create_async_engine(
-        url, pool_size=pool_size, max_overflow=0, pool_timeout=30, isolation_level="AUTOCOMMIT"
-    )
-    _set_on_connect(async_engine.sync_engine, PLAN_EACH_RUN)
-    _ping_idle_connections(async_engine.sync_engine)
-    return async_engine
+def dialect_of(url: str) -> Dialect:
+    """The dialect of url's engines, without an engine (to compile statements for the driver)."""
+    dialect_class: Any = make_url(normalize_url(url)).get_dialect()
+    dialect: Dialect = dialect_class(dbapi=dialect_class.import_dbapi())  # as create_engine does
+    return dialect
 
 
 def _ping_idle_connections(engine: Engine) -> None:

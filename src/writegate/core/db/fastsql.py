@@ -170,12 +170,12 @@ def _on_driver(conn: Connection, sql: str, params: Any, run: Callable[[Any], T])
 
 
 class DriverStatement:
-    """A fixed Core statement run on the driver's own cursor, for the hottest statement.
+    """A fixed Core statement run on the driver's own cursor: hot writes and every read.
 
-    Run by `driver_fetch` (the worker's claim pays SQLAlchemy's execution bookkeeping before
-    every job runs). This compiles once, binds each value through its parameter type's bind
-    processor, reads each returned column through its type's result processor, and returns
-    plain tuples.
+    SQLAlchemy's execution bookkeeping costs about as much as a warm round trip (the worker's
+    claim pays it before every job runs; a read, once per request). This compiles once,
+    binds each value through its parameter type's bind processor, reads each returned column
+    through its type's result processor, and returns plain tuples.
     """
 
     def __init__(
@@ -184,7 +184,7 @@ class DriverStatement:
         compiled = stmt.compile(dialect=dialect)
         assert isinstance(compiled, SQLCompiler)
         if any(b.expanding for b in compiled.bind_names):
-            raise ValueError("an expanding IN cannot be compiled once; use InValues")
+            raise ValueError("an expanding IN cannot be compiled once; use InValues or OR")
         self._dialect = dialect
         self.sql = compiled.string
         self._order = list(compiled.positiontup or ()) if compiled.positional else None
@@ -201,7 +201,9 @@ class DriverStatement:
         self._given = list(given.values())
         self._returning = [c.type.dialect_impl(dialect) for c in returning]
         #: each returned column's result processor, known from the first cursor description
-        self._results: list[Callable[[Any], Any] | None] | None = None
+        self._result_processors: list[Callable[[Any], Any] | None] | None = None
+        #: the returned columns' names, known from the first cursor description
+        self.names: tuple[str, ...] = ()
 
     def _processors(self, description: Sequence[Any]) -> list[Callable[[Any], Any] | None]:
         if not self._returning:
@@ -243,11 +245,30 @@ class DriverStatement:
     def fetch(self, conn: Connection, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """Run the statement with `params` in conn's transaction; the returned rows."""
         rows, description = driver_fetch(conn, self.sql, self._bind(params))
+        return self._results(rows, description)
+
+    async def fetch_async(self, conn: Any, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """`fetch` on a psycopg `AsyncConnection`; a driver error raised as SQLAlchemy's own."""
+        bound = self._bind(params)
+        try:
+            async with conn.cursor() as cursor:
+                await cursor.execute(self.sql, bound)
+                description = cursor.description
+                rows = await cursor.fetchall() if description is not None else []
+        except self._dialect.loaded_dbapi.Error as exc:
+            raise DBAPIError.instance(
+                self.sql, bound, exc, self._dialect.loaded_dbapi.Error, dialect=self._dialect
+            ) from exc
+        return self._results(rows, description)
+
+    def _results(self, rows: list[Any], description: Any) -> list[tuple[Any, ...]]:
+        """The driver's rows, each column through its type's result processor."""
         if description is None:
             return []
-        procs = self._results
+        procs = self._result_processors
         if procs is None:
-            procs = self._results = self._processors(description)
+            procs = self._result_processors = self._processors(description)
+            self.names = tuple(col[0] for col in description)
         if not any(procs):
             return [tuple(r) for r in rows]
         return [

@@ -7,14 +7,21 @@ import contextlib
 import weakref
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from sqlalchemy import Row, Select, bindparam, func, select
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy.engine.result import result_tuple
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import QueuePool
 
-from writegate.core.db.engine import build_read_engine
+from writegate.core.db.engine import build_read_engine, dialect_of
+from writegate.core.db.fastsql import DriverStatement
+
+if TYPE_CHECKING:  # psycopg is imported on PostgreSQL only (it costs ~20 MB of memory)
+    from psycopg import AsyncConnection
+
+    from writegate.core.db.read_pool import ReadPool
 
 Params = Mapping[str, Any] | None
 #: a SELECT of any columns, and a row of one
@@ -69,25 +76,44 @@ class _Rows:
         return None if row is None else row[0]
 
 
+class _Select:
+    """A statement compiled once for the driver, and the `Row`s of what it returns."""
+
+    def __init__(self, dialect: Dialect, statement: Query) -> None:
+        columns = statement.selected_columns if isinstance(statement, Select) else None
+        self.driver = DriverStatement(dialect, statement, returning=list(columns or ()))
+        self._row = None if columns is None else result_tuple(list(columns.keys()))
+
+    def rows(self, values: list[tuple[Any, ...]]) -> list[AnyRow]:
+        """The driver's rows as SQLAlchemy `Row`s (attributes, `_mapping`, `_fields`)."""
+        make = self._row
+        if make is None:  # text(): the names are known from the first cursor description
+            make = self._row = result_tuple(list(self.driver.names))
+        return [make(v) for v in values]
+
+
 class Reader(_Rows):
     """Statements on one connection (one snapshot inside `Reads.snapshot()`)."""
 
-    def __init__(self, conn: Connection | AsyncConnection) -> None:
+    def __init__(self, reads: Reads, conn: Connection | AsyncConnection[Any]) -> None:
+        self._reads = reads
         self._conn = conn
 
     async def all(self, statement: Query, params: Params = None) -> list[AnyRow]:
         """Every row of a SELECT."""
-        if isinstance(self._conn, AsyncConnection):
-            result = await self._conn.execute(statement, params)
-        else:
-            result = self._conn.execute(statement, params)
-        return list(result.all())
+        select_ = self._reads.compiled(statement)
+        if isinstance(self._conn, Connection):
+            return select_.rows(select_.driver.fetch(self._conn, params or {}))
+        return select_.rows(await select_.driver.fetch_async(self._conn, params or {}))
 
 
 class Reads(_Rows):
     """The one read path every module uses: `await db.reads.all(select(...))`.
 
-    On PostgreSQL, psycopg's async driver on the running event loop, in autocommit: one
+    Each statement is compiled once, the first time it is read (pass statements built once,
+    with `bindparam`s for the values, not built anew per call), and run on the driver's own
+    cursor: SQLAlchemy's per-execution bookkeeping would cost as much as the query. On
+    PostgreSQL, psycopg's async connections on the running event loop, in autocommit: one
     round trip a statement, and a read never waits for a thread. On SQLite a statement runs
     on the event loop itself, on a connection of its own pool: a read in WAL mode never waits
     for a writer, and a query of a local file costs less than the hop to a thread and back.
@@ -98,13 +124,22 @@ class Reads(_Rows):
         self.url = url
         self.pool_size = pool_size
         self.is_sqlite = url.startswith("sqlite")
+        self._dialect = dialect_of(url)
         self._sync: Engine | None = None
-        #: PostgreSQL: one engine per event loop (an asyncio connection belongs to its loop)
-        self._async: dict[asyncio.AbstractEventLoop, AsyncEngine] = {}
+        #: PostgreSQL: one pool per event loop (an asyncio connection belongs to its loop)
+        self._pools: dict[asyncio.AbstractEventLoop, ReadPool] = {}
+        self._compiled: weakref.WeakKeyDictionary[Query, _Select] = weakref.WeakKeyDictionary()
         #: the statements `page` derives from a query, for as long as the query lives
         self._pages: weakref.WeakKeyDictionary[Query, tuple[Query, Query, Query]] = (
             weakref.WeakKeyDictionary()
         )
+
+    def compiled(self, statement: Query) -> _Select:
+        """statement compiled for the driver, once for as long as the statement lives."""
+        select_ = self._compiled.get(statement)
+        if select_ is None:
+            select_ = self._compiled[statement] = _Select(self._dialect, statement)
+        return select_
 
     @contextlib.asynccontextmanager
     async def snapshot(self) -> AsyncIterator[Reader]:
@@ -120,23 +155,22 @@ class Reads(_Rows):
                 assert driver is not None
                 driver.execute("BEGIN")
                 try:
-                    yield Reader(conn)
+                    yield Reader(self, conn)
                 finally:
                     driver.execute("ROLLBACK")
             return
-        async with self._engine().connect() as aconn:
-            await aconn.execution_options(isolation_level="REPEATABLE READ")
-            async with aconn.begin():
-                yield Reader(aconn)
+        async with self._connection() as aconn, aconn.transaction(force_rollback=True):
+            yield Reader(self, aconn)
 
     async def all(self, statement: Query, params: Params = None) -> list[AnyRow]:
         """Every row of one SELECT."""
+        select_ = self.compiled(statement)
         if self.is_sqlite:
             await _let_others_run()
             with self._sqlite().connect() as conn:
-                return await Reader(conn).all(statement, params)
-        async with self._engine().connect() as aconn:
-            return await Reader(aconn).all(statement, params)
+                return select_.rows(select_.driver.fetch(conn, params or {}))
+        async with self._connection() as aconn:
+            return select_.rows(await select_.driver.fetch_async(aconn, params or {}))
 
     async def page(
         self, query: Query, limit: int, offset: int, *, total: bool, params: Params = None
@@ -145,7 +179,7 @@ class Reads(_Rows):
 
         The count rides in the page's own statement; only a page past the end needs a
         second statement (in one snapshot with the first). A query kept and reused (bound
-        values in `params`) is paged without building a statement.
+        values in `params`) is paged without building or compiling a statement.
         """
         values = {**(params or {}), "_limit": limit, "_offset": offset}
         page, counted, with_total = self._paged(query)
@@ -173,38 +207,41 @@ class Reads(_Rows):
 
     def _sqlite(self) -> Engine:
         if self._sync is None:
-            engine = build_read_engine(self.url, self.pool_size)
-            assert isinstance(engine, Engine)
-            self._sync = engine
+            self._sync = build_read_engine(self.url, self.pool_size)
         return self._sync
 
-    def _engine(self) -> AsyncEngine:
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[AsyncConnection[Any]]:
+        """A connection of the running loop's pool; a driver error raised as SQLAlchemy's."""
         loop = asyncio.get_running_loop()
-        engine = self._async.get(loop)
-        if engine is None:
-            built = build_read_engine(self.url, self.pool_size)
-            assert isinstance(built, AsyncEngine)
-            engine = self._async[loop] = built
-        return engine
+        pool = self._pools.get(loop)
+        if pool is None:
+            from writegate.core.db.read_pool import ReadPool
+
+            pool = self._pools[loop] = ReadPool(self.url, self.pool_size)
+        error = self._dialect.loaded_dbapi.Error
+        try:
+            async with pool.connection() as conn:
+                yield conn
+        except error as exc:  # connecting, a snapshot's BEGIN (a statement's run maps its own)
+            raise DBAPIError.instance(None, None, exc, error, dialect=self._dialect) from exc
 
     def in_use(self) -> int:
         """Connections of the read path checked out right now (every loop's)."""
-        pools = [e.sync_engine.pool for e in self._async.values()]
-        if self._sync is not None:
-            pools.append(self._sync.pool)
-        return sum(p.checkedout() for p in pools if isinstance(p, QueuePool))
+        used = sum(pool.in_use for pool in self._pools.values())
+        if self._sync is not None and isinstance(self._sync.pool, QueuePool):
+            used += self._sync.pool.checkedout()
+        return used
 
     async def dispose(self) -> None:
         """Close the running loop's connections (call it before the loop ends)."""
-        engine = self._async.pop(asyncio.get_running_loop(), None)
-        if engine is not None:
-            await engine.dispose()
+        pool = self._pools.pop(asyncio.get_running_loop(), None)
+        if pool is not None:
+            await pool.close()
 
     def close(self) -> None:
-        """Close the SQLite connections, and forget engines whose loops have ended."""
+        """Close the SQLite connections, and forget pools whose loops have ended."""
         if self._sync is not None:
             self._sync.dispose()
-        for loop, engine in list(self._async.items()):
-            if loop.is_closed():
-                engine.sync_engine.dispose(close=False)
-                del self._async[loop]
+        for loop in [loop for loop in self._pools if loop.is_closed()]:
+            del self._pools[loop]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import operator
 import uuid
 from collections.abc import Iterator, Sequence
@@ -441,22 +442,39 @@ async def _registered(services: Services, principal: Principal, client_code: str
 async def list_packages(services: Services, principal: Principal, body: PackageList) -> Page:
     """Live packages of one client matching the search fields, by id."""
     await _registered(services, principal, body.client_code)
-    p = _PACKAGES.c
-    query = select(*_WIRE_COLUMNS).where(p.client_code == body.client_code, p.state == STATE_ACTIVE)
+    params: dict[str, Any] = {"cc": body.client_code}
     start, end = parse_date(body.date_from), parse_date(body.date_to)
     if start:
-        query = query.where(p.create_date >= datetime.combine(start, time.min))
+        params["start"] = datetime.combine(start, time.min)
     if end:
-        query = query.where(p.create_date < datetime.combine(end, time.min) + timedelta(days=1))
+        params["end"] = datetime.combine(end, time.min) + timedelta(days=1)
     if body.processing_status:
-        query = query.where(p.processing_status == body.processing_status)
+        params["status"] = body.processing_status
     if body.processing_step:
-        query = query.where(p.processing_step == body.processing_step)
+        params["step"] = body.processing_step
+    query = _live_packages(*(k in params for k in ("start", "end", "status", "step")))
     offset = (body.page - 1) * body.limit
     page = await services.db.reads.page(
-        query.order_by(p.id), body.limit, offset, total=not body.skip_total_records
+        query, body.limit, offset, total=not body.skip_total_records, params=params
     )
     return _to_page(page)
+
+
+@functools.cache
+def _live_packages(start: bool, end: bool, status: bool, step: bool) -> Any:
+    """Live packages of client code `cc` by id, with the search fields asked for (created
+    from `start`, before `end`, of `status`, of `step`): one statement per shape."""
+    p = _PACKAGES.c
+    query = select(*_WIRE_COLUMNS).where(p.client_code == bindparam("cc"), p.state == STATE_ACTIVE)
+    if start:
+        query = query.where(p.create_date >= bindparam("start"))
+    if end:
+        query = query.where(p.create_date < bindparam("end"))
+    if status:
+        query = query.where(p.processing_status == bindparam("status"))
+    if step:
+        query = query.where(p.processing_step == bindparam("step"))
+    return query.order_by(p.id)
 
 
 async def package_changes(services: Services, principal: Principal, body: PackageChanges) -> Page:

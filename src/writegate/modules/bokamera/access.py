@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from writegate.core.auth import Principal
@@ -97,14 +97,17 @@ def resolve_company(session: Session, principal: Principal, requested: uuid.UUID
     return Company(str(requested), row.tenant if row is not None else str(requested))
 
 
+_TENANT = select(AxemaSettingsRow.tenant).where(
+    AxemaSettingsRow.company_id == bindparam("company_id")
+)
+
+
 async def read_company(reads: Reads, principal: Principal, requested: uuid.UUID | None) -> Company:
     """`resolve_company` on the async read path."""
     company = _company(principal, requested)
     if company is not None:
         return company
-    tenant = await reads.scalar(
-        select(AxemaSettingsRow.tenant).where(AxemaSettingsRow.company_id == str(requested))
-    )
+    tenant = await reads.scalar(_TENANT, {"company_id": str(requested)})
     return Company(str(requested), tenant if tenant is not None else str(requested))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from datetime import UTC, datetime
@@ -65,7 +66,8 @@ def _status_filter(status: SyncStatus) -> Any:
         return or_(JobRow.status == JobStatus.RUNNING.value, and_(queued, JobRow.attempts > 0))
     if status is SyncStatus.Completed:
         return JobRow.status == JobStatus.SUCCEEDED.value
-    return JobRow.status.in_([JobStatus.FAILED.value, JobStatus.CANCELLED.value])
+    # Not IN: a read is compiled once for the driver, and an IN list is expanded per run.
+    return or_(JobRow.status == JobStatus.FAILED.value, JobRow.status == JobStatus.CANCELLED.value)
 
 
 #: a sync and the state of its job, one row each (`sync_view` reads it)
@@ -168,6 +170,21 @@ async def get_sync(
     return sync_view(row)
 
 
+@functools.cache
+def _syncs_query(of_company: bool, status: SyncStatus | None) -> Any:
+    """Syncs newest first, of the company `company_id` if of_company, in status if given.
+
+    One statement per shape, built and compiled once (the read path compiles a statement the
+    first time it is read).
+    """
+    q = SYNCS
+    if of_company:
+        q = q.where(UserSyncRow.company_id == bindparam("company_id"))
+    if status is not None:
+        q = q.where(_status_filter(status))
+    return q.order_by(UserSyncRow.created_at.desc(), UserSyncRow.id)
+
+
 async def list_syncs(
     services: Services,
     principal: Principal,
@@ -178,14 +195,12 @@ async def list_syncs(
 ) -> AxemaUserSyncQueryResponse:
     """Syncs of one company (superadmin without CompanyId: of every company), newest first."""
     reads = services.db.reads
-    q = SYNCS
+    params = {}
     if company_id is not None or not principal.all_tenants:
         company = await read_company(reads, principal, company_id)
-        q = q.where(UserSyncRow.company_id == company.id)
-    if status is not None:
-        q = q.where(_status_filter(status))
-    q = q.order_by(UserSyncRow.created_at.desc(), UserSyncRow.id)
-    page = await reads.page(q, take, skip, total=True)
+        params["company_id"] = company.id
+    q = _syncs_query("company_id" in params, status)
+    page = await reads.page(q, take, skip, total=True, params=params)
     return AxemaUserSyncQueryResponse(
         Offset=skip, Total=page.total or 0, Results=[sync_view(r) for r in page.rows]
     )
@@ -307,6 +322,18 @@ def _customer_view(row: Row[Any]) -> CustomerResponse:
     )
 
 
+@functools.cache
+def _customers_query(by_vaka_user: bool, by_email: bool) -> Any:
+    """A company's customers in creation order, filtered as asked: one statement per shape."""
+    customers = CustomerRow.__table__
+    q = select(*customers.c).where(CustomerRow.company_id == bindparam("company_id"))
+    if by_vaka_user:
+        q = q.where(CustomerRow.vaka_user_id == bindparam("vaka_user_id"))
+    if by_email:
+        q = q.where(func.lower(CustomerRow.email) == bindparam("email"))
+    return q.order_by(CustomerRow.created_at, CustomerRow.id)
+
+
 async def list_customers(
     services: Services,
     principal: Principal,
@@ -318,14 +345,13 @@ async def list_customers(
 ) -> CustomerQueryResponse:
     """A page of the company's customers in creation order."""
     company = await read_company(services.db.reads, principal, company_id)
-    customers = CustomerRow.__table__
-    q = select(*customers.c).where(CustomerRow.company_id == company.id)
+    params = {"company_id": company.id}
     if vaka_user_id is not None:
-        q = q.where(CustomerRow.vaka_user_id == vaka_user_id)
+        params["vaka_user_id"] = vaka_user_id
     if email is not None:
-        q = q.where(func.lower(CustomerRow.email) == email.lower())
-    q = q.order_by(CustomerRow.created_at, CustomerRow.id)
-    page = await services.db.reads.page(q, take, skip, total=True)
+        params["email"] = email.lower()
+    q = _customers_query(vaka_user_id is not None, email is not None)
+    page = await services.db.reads.page(q, take, skip, total=True, params=params)
     return CustomerQueryResponse(
         Offset=skip, Total=page.total or 0, Results=[_customer_view(r) for r in page.rows]
     )
