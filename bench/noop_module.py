@@ -1,7 +1,8 @@
 """An out-of-tree writegate module for the benchmarks (load with WRITEGATE_MODULES).
 
 It registers a no-op job kind and a one-row-write job kind (both short jobs, run in the
-group commit as jef-one's are), their threaded twins for comparison, and an accept endpoint
+group commit as jef-one's are), their threaded twins (run on handler threads as BokaMera's
+sync is: the row written in a committed step, `ctx.step`), and an accept endpoint
 shaped like jef-one's (its route class too, `JsonBodyRoute`): the group commit with one
 multi-row INSERT per batch (`/bench/one-post-create-session-job`), one commit per request
 (`/bench/single/...`) and no database at all (`/bench/nodb/...`).
@@ -44,17 +45,28 @@ def noop(ctx: JobContext) -> Any:
 
 
 def write_row(ctx: JobContext) -> Any:
-    """Write one business row in the job's final transaction."""
+    """Write one business row in the job's final transaction (a short job's: the batch's)."""
     mark()
+    _insert_row(ctx, ctx.session)
+    return None
+
+
+def write_row_step(ctx: JobContext) -> Any:
+    """Write one business row as a committed step, as BokaMera's sync writes its pages."""
+    mark()
+    ctx.step(lambda s: _insert_row(ctx, s))
+    return None
+
+
+def _insert_row(ctx: JobContext, session: Session) -> None:
     p = ctx.payload
-    ctx.session.execute(
+    session.execute(
         insert(sessions).values(
             session_id=p.get("session_id") or ctx.job.id,
             entity_number=p.get("entity_number", ""),
             job_id=ctx.job.id,
         )
     )
-    return None
 
 
 def _job_kwargs(body: CreateSession) -> dict[str, Any]:
@@ -81,7 +93,7 @@ def create(services: Services) -> Module:
             JobSpec("bench.row", write_row, short=True),
             JobSpec(KIND_ACCEPT, write_row, short=True),
             JobSpec("bench.noop_threaded", noop),
-            JobSpec("bench.row_threaded", write_row),
+            JobSpec("bench.row_threaded", write_row_step),
         ],
     )
 

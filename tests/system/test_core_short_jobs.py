@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from sqlalchemy import Column, MetaData, String, Table, insert, select, text
 from tests.harness import hold_group_commit, uid, wait_for
 from tests.system.conftest import core_services
 from writegate.core.exceptions import LeaseLost, PermanentJobError
-from writegate.core.jobs import FINAL, RetryPolicy, Status
+from writegate.core.jobs import FINAL, RetryPolicy, Status, Successes
 from writegate.core.jobs.table import JOBS
 from writegate.core.services import Services
 from writegate.core.worker import JobContext, JobSpec, Worker
@@ -481,3 +482,119 @@ def test_a_threaded_jobs_steps_and_success_share_the_group_commit(services: Serv
         {"step": 1},
         1,
     )
+
+
+def test_a_threaded_jobs_thread_does_not_wait_for_its_success_to_commit(
+    services: Services,
+) -> None:
+    """Its slot is free once the handler returns; the job is settled (and counted) when its
+    success commits, and its lease is kept meanwhile."""
+    kind = uid("core.settle-")
+    ran, gate = threading.Event(), threading.Event()
+
+    def handler(ctx: JobContext) -> Any:
+        gate.wait(30)
+        ran.set()
+        return "ran"
+
+    [job_id] = _enqueue(services, kind, [{}])
+    worker = _worker(services, [JobSpec(kind, handler)], concurrency=1)
+    release = None
+    try:
+        wait_for(lambda: worker.running_jobs() == [job_id], timeout=30, interval=0.001)
+        release, held = hold_group_commit(services.db.group)
+        gate.set()
+        assert ran.wait(30)
+        wait_for(lambda: worker.running_jobs() == [], timeout=30, interval=0.01)
+        # Its lease would have expired now; the lease keeper (every lease/3) renews it before
+        # the reaper (every 0.3 s) could hand it to another attempt.
+        services.clock.advance(timedelta(seconds=services.jobs.lease_seconds + 1))
+        time.sleep(1.0)  # the success still waits behind the held batch
+        job = _jobs(services, [job_id])[job_id]
+        assert (job.status, job.attempts, job.lease_owner) == (
+            Status.RUNNING,
+            1,
+            worker.worker_id,
+        )
+        assert worker.processed == 0
+        release.set()
+        held.result(30)
+        _wait_final(services, [job_id])
+        wait_for(lambda: worker.processed == 1, timeout=30, interval=0.01)
+    finally:
+        gate.set()
+        if release is not None:
+            release.set()
+        worker.stop()
+    job = _jobs(services, [job_id])[job_id]
+    assert (job.status, job.result, job.attempts) == (Status.SUCCEEDED, "ran", 1)
+
+
+def test_threaded_successes_share_one_write_and_a_lost_lease_fails_alone(
+    services: Services,
+) -> None:
+    """Successes queued together are one completion statement; a job whose lease moved to
+    another worker is told apart when the batch is replayed one by one."""
+    kind = uid("core.successes-")
+    services.registry.add(JobSpec(kind, lambda ctx: None))
+    ids = _enqueue(services, kind, [{}, {}, {}])
+    claimed = services.jobs.claim("me", [kind], 3)
+    assert sorted(j.id for j in claimed) == sorted(ids)
+    stolen = claimed[0].id
+    with services.db.write() as s:  # the lease expired and another worker took the job
+        s.execute(JOBS.update().where(JOBS.c.id == stolen).values(lease_owner="other"))
+    successes = Successes(services.jobs, "me")
+    batches: list[int] = []
+    real = services.jobs.complete_many
+
+    def counted(session: Any, done: Any, worker_id: str) -> bool:
+        batches.append(len(done))
+        return real(session, done, worker_id)
+
+    services.jobs.complete_many = counted  # type: ignore[method-assign]
+    release, held = hold_group_commit(services.db.group)
+    futures = {
+        job.id: services.db.group.submit_many(successes, (job, {"n": i}, None))
+        for i, job in enumerate(claimed)
+    }
+    release.set()
+    held.result(timeout=30)
+    for job_id, future in futures.items():
+        if job_id == stolen:
+            with pytest.raises(LeaseLost):
+                future.result(timeout=30)
+        else:
+            assert future.result(timeout=30) is None
+    assert batches[0] == 3, "the three successes were one write"
+    jobs = _jobs(services, ids)
+    assert (jobs[stolen].status, jobs[stolen].lease_owner) == (Status.RUNNING, "other")
+    for i, job in enumerate(claimed[1:], start=1):
+        assert (jobs[job.id].status, jobs[job.id].result) == (Status.SUCCEEDED, {"n": i})
+
+
+def test_stop_waits_for_the_successes_still_in_the_group_commit(services: Services) -> None:
+    """A handler that returned before stop() has its success committed when stop() returns."""
+    kind = uid("core.stopsettle-")
+    ran, gate = threading.Event(), threading.Event()
+
+    def handler(ctx: JobContext) -> Any:
+        gate.wait(30)
+        ran.set()
+        return "ran"
+
+    [job_id] = _enqueue(services, kind, [{}])
+    worker = _worker(services, [JobSpec(kind, handler)], concurrency=1)
+    wait_for(lambda: worker.running_jobs() == [job_id], timeout=30, interval=0.001)
+    release, held = hold_group_commit(services.db.group)
+    try:
+        gate.set()
+        assert ran.wait(30)
+        wait_for(lambda: worker.running_jobs() == [], timeout=30, interval=0.01)
+        threading.Timer(0.3, release.set).start()
+        worker.stop(grace=10)
+        assert _jobs(services, [job_id])[job_id].status is Status.SUCCEEDED
+        assert worker.processed == 1
+    finally:
+        gate.set()
+        release.set()
+        held.result(30)

@@ -10,6 +10,7 @@ from writegate.core.lazy import exports
 
 if TYPE_CHECKING:
     from writegate.core.jobs.job import Job
+    from writegate.core.jobs.lifecycle import Successes
     from writegate.core.jobs.manager import JobManager
     from writegate.core.jobs.model import NOTIFY_CHANNEL, JobRow, NewJob, RetryPolicy, new_job_id
     from writegate.core.jobs.status import ACTIVE, FINAL, Status
@@ -24,6 +25,7 @@ __all__ = [
     "NewJob",
     "RetryPolicy",
     "Status",
+    "Successes",
     "new_job_id",
 ]
 
@@ -34,6 +36,7 @@ __getattr__ = exports(
         "FINAL": "status",
         "Status": "status",
         "JobManager": "manager",
+        "Successes": "lifecycle",
         "NOTIFY_CHANNEL": "model",
         "Job": "job",
         "JobRow": "model",

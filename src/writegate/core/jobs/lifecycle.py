@@ -229,3 +229,24 @@ class Lifecycle(JobStore):
         stmt = self.sql.fenced.values(**values)
         res = session.connection().execute(stmt, fence(job.id, worker_id, job.attempts))
         return bool(res.rowcount == 1)
+
+
+class Successes:
+    """The group write that records threaded jobs' successes: one `complete_many` a batch.
+
+    Its items are (job, result, progress). One object per worker, so the group commit hands
+    it every success queued in a batch at once (one statement for them all, where one group
+    write per job would cost a savepoint's round trips each).
+    """
+
+    def __init__(self, lifecycle: Lifecycle, worker_id: str) -> None:
+        self.lifecycle = lifecycle
+        self.worker_id = worker_id
+
+    def __call__(self, session: Session, done: list[tuple[Job, Any, Any]]) -> list[Any]:
+        """None for each success recorded; LeaseLost for each if any lease was lost."""
+        if self.lifecycle.complete_many(session, done, self.worker_id):
+            return [None] * len(done)
+        # Failing every one makes the group commit replay each alone, in a savepoint of its
+        # own: there, only the lost one fails.
+        return [LeaseLost(job.id) for job, _, _ in done]

@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
 from writegate.core.clock import Clock
-from writegate.core.jobs import Job, JobManager
+from writegate.core.jobs import Job, JobManager, Successes
 
 T = TypeVar("T")
 
@@ -24,6 +25,7 @@ class JobContext:
         job: Job,
         worker_id: str,
         shared: Session | None = None,
+        successes: Successes | None = None,
     ) -> None:
         self.manager = manager
         self.job = job
@@ -32,6 +34,8 @@ class JobContext:
         #: a short job's session: the group commit's shared transaction
         self._session: Session | None = shared
         self._short = shared is not None
+        #: a threaded job's: the worker's group write of successes
+        self._successes = successes
         self._stack = contextlib.ExitStack()
         self.progress: Any = job.progress
 
@@ -69,21 +73,28 @@ class JobContext:
         if progress is not None:
             self.progress = progress
 
-    def _finish(self, result: Any) -> None:
+    def _finish(self, result: Any) -> Future[Any] | None:
+        """Record the success: None once committed, or a future of the group write that will.
+
+        A job that wrote nothing in a transaction of its own has its success queued in the
+        group commit (on SQLite the one writer; a commit of its own would wait for its lock),
+        and its thread does not wait for that commit: nothing is answered on it, and a
+        success lost to a crash only runs the job again once its lease expires. The
+        heartbeat skips rows a batch holds, so the two cannot deadlock.
+        """
         if self._session is None:
-            # Nothing written in a transaction of the job's own: its success shares the group
-            # commit (on SQLite the one writer; a commit of its own would wait for its lock).
-            # The heartbeat skips rows a batch holds, so the two cannot deadlock.
-            self.manager.db.group.run_sync(
-                lambda s: self.manager.complete(s, self.job, self.worker_id, result, self.progress)
+            if self._successes is None:
+                raise RuntimeError("a threaded job's context needs the worker's Successes")
+            return self.manager.db.group.submit_many(
+                self._successes, (self.job, result, self.progress)
             )
-            return
         try:
             self.manager.complete(self.session, self.job, self.worker_id, result, self.progress)
         except BaseException:
             self._stack.__exit__(*sys.exc_info())
             raise
         self._stack.close()
+        return None
 
     def _abort(self) -> None:
         with contextlib.suppress(Exception):

@@ -9,11 +9,13 @@ import threading
 import time
 import traceback
 import uuid
+from concurrent.futures import Future, wait
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from writegate.core.exceptions import LeaseLost
-from writegate.core.jobs import Job, JobManager
+from writegate.core.jobs import Job, JobManager, Successes
 from writegate.core.observability import metrics
 from writegate.core.observability.context import bound, job_fields
 from writegate.core.worker.context import JobContext
@@ -60,6 +62,9 @@ class Worker:
         self.wakeup = wakeup or Wakeup()
         self.worker_id = worker_id or default_worker_id()
         self._running: dict[str, tuple[threading.Thread, Job]] = {}
+        #: jobs whose handler returned and whose success waits in the group commit
+        self._settling: dict[str, Future[Any]] = {}
+        self._successes = Successes(manager, self.worker_id)
         #: short jobs, queued in the group commit
         self.short = ShortJobs(manager, registry, self.worker_id, short_in_flight, self._done)
         self._lock = threading.Lock()
@@ -93,6 +98,9 @@ class Worker:
         for t, _ in running:
             t.join(max(0.0, deadline - time.monotonic()))
         self._hand_back([job for t, job in running if t.is_alive()])
+        with self._lock:
+            settling = list(self._settling.values())
+        wait(settling, max(0.0, deadline - time.monotonic()))
         if self._owns_wakeup and not any(t.is_alive() for t in self._threads):
             self.wakeup.close()
 
@@ -238,13 +246,14 @@ class Worker:
 
     def _run_bound(self, job: Job) -> None:
         log.debug("job %s (%s) attempt %d started", job.id, job.kind, job.attempts)
-        ctx = JobContext(self.manager, job, self.worker_id)
+        ctx = JobContext(self.manager, job, self.worker_id, successes=self._successes)
         began = time.perf_counter()
         outcome = "lost"
+        settling: Future[Any] | None = None
         try:
             spec: JobSpec = self.registry.get(job.kind)
             result = spec.run(ctx)
-            ctx._finish(result)
+            settling = ctx._finish(result)
             outcome = "succeeded"
             log.debug("job %s (%s) succeeded", job.id, job.kind)
         except LeaseLost:
@@ -262,14 +271,40 @@ class Worker:
             except Exception:
                 log.exception("could not record failure of job %s", job.id)
         finally:
-            metrics.job_finished(job.kind, outcome, time.perf_counter() - began)
             with self._lock:
                 # A later attempt of the same job may own the slot by now; leave it be.
                 entry = self._running.get(job.id)
                 if entry is not None and entry[0] is threading.current_thread():
                     del self._running[job.id]
-                self.processed += 1
+                if settling is not None:
+                    self._settling[job.id] = settling
+            if settling is None:
+                self._finished(job, outcome, began)
+            else:  # the thread's slot is free now; the success commits meanwhile
+                settling.add_done_callback(lambda f: self._settled(job, f, began))
             self.wakeup.set()
+
+    def _settled(self, job: Job, future: Future[Any], began: float) -> None:
+        """A job's queued success was committed, or refused (on the group's committer thread)."""
+        error = future.exception()
+        outcome = "succeeded" if error is None else "lost"
+        if isinstance(error, LeaseLost):
+            log.warning("job %s: lease lost before its success was recorded", job.id)
+        elif error is not None:
+            log.error(
+                "job %s: its success was not recorded (%s); it runs again once its lease expires",
+                job.id,
+                error,
+            )
+        with self._lock:
+            self._settling.pop(job.id, None)
+        self._finished(job, outcome, began)
+        self.wakeup.set()
+
+    def _finished(self, job: Job, outcome: str, began: float) -> None:
+        metrics.job_finished(job.kind, outcome, time.perf_counter() - began)
+        with self._lock:
+            self.processed += 1
 
     # -- leases -----------------------------------------------------------------
 
@@ -288,7 +323,9 @@ class Worker:
 
     def _keep_leases(self) -> None:
         # Short jobs too: under load they may wait in the group commit longer than a lease.
-        ids = self.running_jobs() + self.short.active()
+        with self._lock:
+            settling = list(self._settling)
+        ids = self.running_jobs() + settling + self.short.active()
         if not ids:
             return
         owned = self.manager.heartbeat(self.worker_id, ids)
