@@ -348,6 +348,25 @@ def test_a_batch_kind_gets_the_jobs_of_a_batch_in_one_call_each_with_its_own_out
             assert job_id in written
 
 
+def _steal(services: Services, job_id: str) -> None:
+    """The job's lease expired and another worker took the job."""
+    with services.db.write() as s:
+        s.execute(JOBS.update().where(JOBS.c.id == job_id).values(lease_owner="other"))
+
+
+def _in_one_batch(services: Services, write: Any, items: dict[str, Any]) -> dict[str, Any]:
+    """Queue each item of a batch write while the group commit is held, so they share a
+    batch; each key's outcome: its result, or the type of the error it was refused with."""
+    release, held = hold_group_commit(services.db.group)
+    futures = {key: services.db.group.submit_many(write, item) for key, item in items.items()}
+    release.set()
+    held.result(timeout=30)
+    return {
+        key: type(f.exception(30)) if f.exception(30) is not None else f.result()
+        for key, f in futures.items()
+    }
+
+
 def test_a_lease_lost_inside_a_batch_rolls_back_that_job_alone(services: Services) -> None:
     """One completion statement finishes a kind's batch; a job whose lease moved to another
     worker is told apart when the batch is replayed job by job, and only it is undone."""
@@ -362,19 +381,10 @@ def test_a_lease_lost_inside_a_batch_rolls_back_that_job_alone(services: Service
     claimed = services.jobs.claim("me", [kind], 3)
     assert sorted(j.id for j in claimed) == sorted(ids)
     stolen = claimed[1].id
-    with services.db.write() as s:  # the lease expired and another worker took the job
-        s.execute(JOBS.update().where(JOBS.c.id == stolen).values(lease_owner="other"))
+    _steal(services, stolen)
     write = KindBatch(services.registry.get(kind), services.jobs, "me")
-    release, held = hold_group_commit(services.db.group)
-    futures = {job.id: services.db.group.submit_many(write, job) for job in claimed}
-    release.set()
-    held.result(timeout=30)
-    for job_id, future in futures.items():
-        if job_id == stolen:
-            with pytest.raises(LeaseLost):
-                future.result(timeout=30)
-        else:
-            assert future.result(timeout=30) == "done"
+    outcomes = _in_one_batch(services, write, {job.id: job for job in claimed})
+    assert outcomes == {j: LeaseLost if j == stolen else "done" for j in ids}
     jobs, written = _jobs(services, ids), _rows(services, ids)
     assert jobs[stolen].status is Status.RUNNING
     assert jobs[stolen].lease_owner == "other"
@@ -484,11 +494,11 @@ def test_a_threaded_jobs_steps_and_success_share_the_group_commit(services: Serv
     )
 
 
-def test_a_threaded_jobs_thread_does_not_wait_for_its_success_to_commit(
+def _gated_threaded_job(
     services: Services,
-) -> None:
-    """Its slot is free once the handler returns; the job is settled (and counted) when its
-    success commits, and its lease is kept meanwhile."""
+) -> tuple[str, Worker, threading.Event, threading.Event]:
+    """One threaded job on a worker of one thread, its handler running and waiting for the
+    gate: (job id, worker, gate, set once the handler has returned "ran")."""
     kind = uid("core.settle-")
     ran, gate = threading.Event(), threading.Event()
 
@@ -499,9 +509,18 @@ def test_a_threaded_jobs_thread_does_not_wait_for_its_success_to_commit(
 
     [job_id] = _enqueue(services, kind, [{}])
     worker = _worker(services, [JobSpec(kind, handler)], concurrency=1)
+    wait_for(lambda: worker.running_jobs() == [job_id], timeout=30, interval=0.001)
+    return job_id, worker, gate, ran
+
+
+def test_a_threaded_jobs_thread_does_not_wait_for_its_success_to_commit(
+    services: Services,
+) -> None:
+    """Its slot is free once the handler returns; the job is settled (and counted) when its
+    success commits, and its lease is kept meanwhile."""
+    job_id, worker, gate, ran = _gated_threaded_job(services)
     release = None
     try:
-        wait_for(lambda: worker.running_jobs() == [job_id], timeout=30, interval=0.001)
         release, held = hold_group_commit(services.db.group)
         gate.set()
         assert ran.wait(30)
@@ -541,8 +560,7 @@ def test_threaded_successes_share_one_write_and_a_lost_lease_fails_alone(
     claimed = services.jobs.claim("me", [kind], 3)
     assert sorted(j.id for j in claimed) == sorted(ids)
     stolen = claimed[0].id
-    with services.db.write() as s:  # the lease expired and another worker took the job
-        s.execute(JOBS.update().where(JOBS.c.id == stolen).values(lease_owner="other"))
+    _steal(services, stolen)
     successes = Successes(services.jobs, "me")
     batches: list[int] = []
     real = services.jobs.complete_many
@@ -552,19 +570,9 @@ def test_threaded_successes_share_one_write_and_a_lost_lease_fails_alone(
         return real(session, done, worker_id)
 
     services.jobs.complete_many = counted  # type: ignore[method-assign]
-    release, held = hold_group_commit(services.db.group)
-    futures = {
-        job.id: services.db.group.submit_many(successes, (job, {"n": i}, None))
-        for i, job in enumerate(claimed)
-    }
-    release.set()
-    held.result(timeout=30)
-    for job_id, future in futures.items():
-        if job_id == stolen:
-            with pytest.raises(LeaseLost):
-                future.result(timeout=30)
-        else:
-            assert future.result(timeout=30) is None
+    items = {job.id: (job, {"n": i}, None) for i, job in enumerate(claimed)}
+    outcomes = _in_one_batch(services, successes, items)
+    assert outcomes == {j: LeaseLost if j == stolen else None for j in ids}
     assert batches[0] == 3, "the three successes were one write"
     jobs = _jobs(services, ids)
     assert (jobs[stolen].status, jobs[stolen].lease_owner) == (Status.RUNNING, "other")
@@ -574,17 +582,7 @@ def test_threaded_successes_share_one_write_and_a_lost_lease_fails_alone(
 
 def test_stop_waits_for_the_successes_still_in_the_group_commit(services: Services) -> None:
     """A handler that returned before stop() has its success committed when stop() returns."""
-    kind = uid("core.stopsettle-")
-    ran, gate = threading.Event(), threading.Event()
-
-    def handler(ctx: JobContext) -> Any:
-        gate.wait(30)
-        ran.set()
-        return "ran"
-
-    [job_id] = _enqueue(services, kind, [{}])
-    worker = _worker(services, [JobSpec(kind, handler)], concurrency=1)
-    wait_for(lambda: worker.running_jobs() == [job_id], timeout=30, interval=0.001)
+    job_id, worker, gate, ran = _gated_threaded_job(services)
     release, held = hold_group_commit(services.db.group)
     try:
         gate.set()
