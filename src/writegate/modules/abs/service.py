@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Row, Table, and_, bindparam, insert, or_, select, update
+from sqlalchemy import Connection, Dialect, Row, Table, and_, bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from writegate.core.audit import checksum, next_value
 from writegate.core.auth import Principal
-from writegate.core.db import InValues
+from writegate.core.db import BatchInsert, InValues
 from writegate.core.db import Page as DbPage
 from writegate.core.services import Services
 from writegate.modules.abs.errors import AbsError
@@ -262,7 +262,7 @@ def write_changes(s: Session, changes: list[Change]) -> list[dict[str, Any] | Ab
             except AbsError as exc:
                 outcomes[i] = exc
         if made:
-            conn.execute(insert(_PACKAGES), [dataclasses.asdict(p) for p in made])
+            _insert(conn.dialect).execute(conn, [[getattr(p, c) for c in _COLUMNS] for p in made])
         changed = {p.id: p for p in found if p.changed}
         if changed:
             conn.execute(_UPDATE, [_update_params(p) for p in changed.values()])
@@ -292,6 +292,8 @@ class Package:
     changed: bool = dataclasses.field(default=False, compare=False)
 
 
+#: every column of a package, as a create writes them
+_COLUMNS = tuple(f.name for f in dataclasses.fields(Package) if f.name != "changed")
 #: the columns an update writes back
 _WRITTEN = tuple(f.name for f in dataclasses.fields(Package) if f.name not in ("id", "changed"))
 #: which of the client codes `codes` are registered
@@ -308,6 +310,13 @@ _UPDATE = (
     .where(_PACKAGES.c.id == bindparam("w_id"))
     .values({c: bindparam(f"w_{c}") for c in _WRITTEN})
 )
+
+
+@functools.cache
+def _insert(dialect: Dialect) -> BatchInsert:
+    """A batch's new packages: one statement on the driver (on PostgreSQL one JSON document),
+    where an executemany sends and runs one INSERT per package."""
+    return BatchInsert(dialect, _PACKAGES, _COLUMNS, "")
 
 
 def _update_params(p: Package) -> dict[str, Any]:
