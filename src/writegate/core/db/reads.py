@@ -164,13 +164,12 @@ class Reads(_Rows):
 
     async def all(self, statement: Query, params: Params = None) -> list[AnyRow]:
         """Every row of one SELECT."""
-        select_ = self.compiled(statement)
         if self.is_sqlite:
             await _let_others_run()
             with self._sqlite().connect() as conn:
-                return select_.rows(select_.driver.fetch(conn, params or {}))
+                return await Reader(self, conn).all(statement, params)
         async with self._connection() as aconn:
-            return select_.rows(await select_.driver.fetch_async(aconn, params or {}))
+            return await Reader(self, aconn).all(statement, params)
 
     async def page(
         self, query: Query, limit: int, offset: int, *, total: bool, params: Params = None

@@ -295,7 +295,7 @@ class Package:
 #: every column of a package, as a create writes them
 _COLUMNS = tuple(f.name for f in dataclasses.fields(Package) if f.name != "changed")
 #: the columns an update writes back
-_WRITTEN = tuple(f.name for f in dataclasses.fields(Package) if f.name not in ("id", "changed"))
+_WRITTEN = tuple(c for c in _COLUMNS if c != "id")
 #: which of the client codes `codes` are registered
 _REGISTERED_OF = select(_CLIENTS.c.client_code).where(InValues(_CLIENTS.c.client_code, "codes"))
 #: the packages of ids `ids` or uids `uids`, locked until the transaction ends
