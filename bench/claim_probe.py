@@ -16,7 +16,6 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import create_engine
@@ -41,15 +40,7 @@ def bare_claim(svc: Services, ran: list[float]) -> tuple[Callable[[], int], Call
     claim_sql = svc.jobs.sql.claim
 
     def claim() -> int:
-        now = svc.jobs.clock.now()
-        params = {
-            "c_now": now,
-            "c_kinds": [KIND],
-            "c_limit": 64,
-            "c_owner": "bare",
-            "c_lease": now + timedelta(seconds=30),
-            "c_timeout": now + timedelta(seconds=600),
-        }
+        params = svc.jobs.claim_params("bare", [([KIND], 64)])
         if not svc.db.is_postgres:
             raw.execute("BEGIN IMMEDIATE")
         n = len(claim_sql.fetch(conn, params))

@@ -777,17 +777,9 @@ def settle(svc: Services) -> None:
             c.commit()
 
 
-def claim_params(kind: str, limit: int) -> dict[str, Any]:
-    """The parameters of the claim statement (`jobs.sql.claim`) for one claim, now."""
-    now = datetime.now(UTC).replace(tzinfo=None)
-    return {
-        "c_now": now,
-        "c_kinds": [kind],
-        "c_limit": limit,
-        "c_owner": "bench-claimer",
-        "c_lease": now + timedelta(seconds=30),
-        "c_timeout": now + timedelta(seconds=600),
-    }
+def ten_noops(svc: Services) -> dict[str, Any]:
+    """The claim statement's parameters for 10 `bench.noop` jobs, now."""
+    return svc.jobs.claim_params("bench-claimer", [(["bench.noop"], 10)])
 
 
 def pick_times(svc: Services, n: int) -> list[float]:
@@ -797,7 +789,7 @@ def pick_times(svc: Services, n: int) -> list[float]:
         for _ in range(n):
             tx = conn.begin()
             t0 = time.perf_counter()
-            assert len(svc.jobs.sql.claim.fetch(conn, claim_params("bench.noop", 10))) == 10
+            assert len(svc.jobs.sql.claim.fetch(conn, ten_noops(svc))) == 10
             out.append((time.perf_counter() - t0) * 1000)
             tx.rollback()
     return out
@@ -826,7 +818,7 @@ class _Sent:
 def claim_plan(svc: Services) -> str:
     """The query plan of the claim statement (`jobs.sql.claim`) with a claim's own values."""
     recorder = _Sent(svc.db.engine.dialect)
-    svc.jobs.sql.claim.fetch(recorder, claim_params("bench.noop", 10))  # type: ignore[arg-type]
+    svc.jobs.sql.claim.fetch(recorder, ten_noops(svc))  # type: ignore[arg-type]
     assert recorder.sent is not None
     sql, params = recorder.sent
     explain = "EXPLAIN " if svc.db.is_postgres else "EXPLAIN QUERY PLAN "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,7 +13,7 @@ from sqlalchemy import MetaData
 from tests.harness import uid, wait_for
 from tests.system.conftest import core_services, job_of, start_worker
 from writegate.core.exceptions import ExclusiveJobExists, PermanentJobError
-from writegate.core.jobs import Job, NewJob, Status
+from writegate.core.jobs import Job, NewJob, Status, new_job_id
 from writegate.core.jobs.table import JOBS
 from writegate.core.services import Services
 from writegate.core.worker import JobContext, JobSpec
@@ -206,3 +207,35 @@ def test_regression_dependency_finished_while_its_dependent_was_being_enqueued(
     assert services.jobs.claim("w", [then_kind], 10) == []
     assert services.jobs.release_orphans() == 1
     assert [j.id for j in services.jobs.claim("w", [then_kind], 10)] == [b.id]
+
+
+@pytest.mark.parametrize("short", [True, False], ids=["short", "threaded"])
+def test_regression_a_released_job_waited_for_the_next_poll(
+    services: Services, short: bool
+) -> None:
+    """Pins a bug: a worker woke after every settled job to claim again, and only that
+    wake-up picked up the jobs the settled one released. It now wakes only when it was out
+    of room, so the release itself must wake it (the poll here is a minute away)."""
+    first_kind, then_kind = uid("core.first-"), uid("core.then-")
+
+    def first(ctx: JobContext) -> str:
+        time.sleep(0.2)  # ends well after the claim that took it
+        return "a"
+
+    worker = start_worker(
+        services,
+        [JobSpec(first_kind, first, short=short), JobSpec(then_kind, lambda ctx: "b")],
+        poll_interval=60.0,
+    )
+    try:
+        tenant, first_id = uid("t-"), new_job_id()
+        a, b = _enqueue(
+            services,
+            NewJob(first_kind, {}, tenant, job_id=first_id),
+            NewJob(then_kind, {}, tenant, after_id=first_id),
+        )
+        assert b.waiting_on == a.id  # queued behind it: only a's success releases it
+        wait_for(lambda: job_of(services, b.id).status is Status.SUCCEEDED, timeout=20)
+        assert job_of(services, a.id).status is Status.SUCCEEDED
+    finally:
+        worker.stop()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -29,28 +28,40 @@ def test_regression_claim_limit_holds_under_a_nested_loop_plan(services: Service
     after the table was analyzed while empty), and each run locks and returns other rows:
     one claim of 10 took every queued job.
     """
-    kind = uid("core.claim.")
+    kind, other = uid("core.claim."), uid("core.claim.")
     with services.db.write() as s:
         for _ in range(40):
             services.jobs.enqueue(s, kind=kind, payload={}, tenant="claims")
+            services.jobs.enqueue(s, kind=other, payload={}, tenant="claims")
     with services.db.write() as s:
         if services.db.is_postgres:
             for knob in ("hashagg", "hashjoin", "mergejoin", "material", "seqscan"):
                 s.execute(text(f"SET LOCAL enable_{knob} = off"))
-        now = services.clock.now()
-        params = {
-            "c_now": now,
-            "c_kinds": [kind],
-            "c_limit": 10,
-            "c_owner": "claimer",
-            "c_lease": now + timedelta(seconds=30),
-            "c_timeout": now + timedelta(seconds=600),
-        }
+        params = services.jobs.claim_params("claimer", [([kind], 10), ([other], 5)])
         got = services.jobs.sql.claim.fetch(s.connection(), params)  # the claim's statement
-    assert len(got) == 10
+    assert len(got) == 15
     with services.db.read() as s:
         running = services.jobs.find(s, tenant="claims", kind=kind, status="running", limit=100)
-    assert len(running) == 10
+        running_other = services.jobs.find(
+            s, tenant="claims", kind=other, status="running", limit=100
+        )
+    assert (len(running), len(running_other)) == (10, 5)
+
+
+def test_one_claim_takes_each_group_of_kinds_up_to_its_own_limit(services: Services) -> None:
+    """A worker's short and threaded kinds are claimed in one statement, each up to its room."""
+    short, threaded = uid("core.claim."), uid("core.claim.")
+    with services.db.write() as s:
+        for _ in range(4):
+            services.jobs.enqueue(s, kind=short, payload={}, tenant="claims")
+            services.jobs.enqueue(s, kind=threaded, payload={}, tenant="claims")
+    got = services.jobs.claim("claimer", [short], 3, also=([threaded], 2))
+    assert sorted(j.kind for j in got) == sorted([short] * 3 + [threaded] * 2)
+    # A group with no room takes nothing; the other still takes its own.
+    got = services.jobs.claim("claimer", [short], 0, also=([threaded], 5))
+    assert [j.kind for j in got] == [threaded] * 2
+    assert services.jobs.claim("claimer", [], 5, also=([threaded], 0)) == []
+    assert [j.kind for j in services.jobs.claim("claimer", [short], 5)] == [short]
 
 
 def test_a_claim_on_its_own_commits_the_jobs_it_took(services: Services) -> None:

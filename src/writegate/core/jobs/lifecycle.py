@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from writegate.core.exceptions import LeaseLost
 from writegate.core.jobs.enqueue import ENQUEUED
 from writegate.core.jobs.job import COLUMNS, Job
-from writegate.core.jobs.sql import fence
+from writegate.core.jobs.sql import claim_params, fence
 from writegate.core.jobs.status import Status
 from writegate.core.jobs.store import JobStore
 
@@ -23,24 +23,23 @@ ERROR_CHARS = 10_000
 class Lifecycle(JobStore):
     """Every state change of a running job."""
 
-    def claim(self, worker_id: str, kinds: Sequence[str], limit: int) -> list[Job]:
-        """Atomically take up to `limit` due jobs of these kinds for this worker."""
-        if limit <= 0 or not kinds:
+    def claim(
+        self,
+        worker_id: str,
+        kinds: Sequence[str],
+        limit: int,
+        *,
+        also: tuple[Sequence[str], int] = ((), 0),
+    ) -> list[Job]:
+        """Atomically take up to `limit` due jobs of these kinds for this worker, and in the
+        same statement up to `also`'s limit of its kinds (a worker's other class of kinds)."""
+        groups = [(list(k), n) for k, n in ((kinds, limit), also) if k and n > 0]
+        if not groups:
             return []
-        kind_list = list(kinds)
 
         def take(conn: Connection) -> list[tuple[Any, ...]]:
             # The time is read when the claim runs, not when it was queued behind a batch.
-            now = self.clock.now()
-            params: dict[str, Any] = {
-                "c_now": now,
-                "c_kinds": kind_list,
-                "c_limit": limit,
-                "c_owner": worker_id,
-                "c_lease": now + timedelta(seconds=self.lease_seconds),
-                "c_timeout": now + timedelta(seconds=self.timeout_seconds),
-            }
-            return self.sql.claim.fetch(conn, params)
+            return self.sql.claim.fetch(conn, self.claim_params(worker_id, groups))
 
         # One UPDATE that picks and takes. On SQLite, in the group commit: the claim then
         # shares its COMMIT (and fsync) with the API's writes instead of taking turns for
@@ -58,6 +57,14 @@ class Lifecycle(JobStore):
         jobs = [Job.from_values(COLUMNS, r) for r in rows]
         jobs.sort(key=lambda j: (j.run_after, j.created_at))
         return jobs
+
+    def claim_params(
+        self, worker_id: str, groups: Sequence[tuple[Sequence[str], int]]
+    ) -> dict[str, Any]:
+        """The parameters of the claim statement (`sql.claim`) for this worker, now."""
+        return claim_params(
+            worker_id, self.clock.now(), self.lease_seconds, self.timeout_seconds, groups
+        )
 
     def heartbeat(self, worker_id: str, job_ids: Sequence[str]) -> set[str]:
         """Extend the leases this worker still holds; return the ids still owned."""
@@ -136,7 +143,7 @@ class Lifecycle(JobStore):
                 changed += stmt.execute_many(conn, rows)
         if changed != len(done):
             return False
-        self.sql.release.execute(conn, {"r_ids": [job.id for job, _, _ in done]})
+        self._release(session, [job.id for job, _, _ in done])
         return True
 
     def settle_failure(
@@ -171,7 +178,7 @@ class Lifecycle(JobStore):
         if values["status"] == Status.QUEUED.value:
             session.info[ENQUEUED] = True
         else:
-            self.sql.release.execute(session.connection(), {"r_ids": [job.id]})
+            self._release(session, [job.id])
         return Status(values["status"])
 
     def fail(
@@ -223,6 +230,11 @@ class Lifecycle(JobStore):
             return 0
         with self.db.write() as s:
             return self.sql.release.execute(s.connection(), {"r_ids": done})
+
+    def _release(self, session: Session, job_ids: list[str]) -> None:
+        """Make the jobs waiting on these final ones claimable; wake the worker if any were."""
+        if self.sql.release.execute(session.connection(), {"r_ids": job_ids}):
+            session.info[ENQUEUED] = True
 
     def _fenced(self, session: Session, job: Job, worker_id: str, values: dict[str, Any]) -> bool:
         """Update the job if this worker still holds this attempt; whether it did."""

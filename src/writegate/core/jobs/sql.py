@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, Table, bindparam, exists, or_, select, text, update
+from sqlalchemy import Integer, Table, bindparam, exists, or_, select, text, union_all, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ColumnElement, Select, Update
 
@@ -116,32 +118,40 @@ class JobStatements:
 
     @staticmethod
     def _claim(postgres: bool) -> Update:
+        # Two picks, each its own kinds and limit (a worker's short kinds and its threaded
+        # ones, each up to its own room), so a worker with both claims once, not twice.
         # A job waiting on another (`waiting_on`) is not in the claim's index at all: a
         # claim never passes over the jobs parked behind a long or failing dependency.
-        pick = (
-            select(c.id)
-            .where(
-                text(CLAIMABLE),
-                c.run_after <= bindparam("c_now", type_=c.run_after.type),
-                InValues(c.kind, "c_kinds"),
+        def pick(group: str) -> Select[Any]:
+            return (
+                select(c.id)
+                .where(
+                    text(CLAIMABLE),
+                    c.run_after <= bindparam("c_now", type_=c.run_after.type),
+                    InValues(c.kind, f"c_kinds_{group}"),
+                )
+                .order_by(c.run_after, c.created_at)
+                .limit(bindparam(f"c_limit_{group}", type_=Integer))
             )
-            .order_by(c.run_after, c.created_at)
-            .limit(bindparam("c_limit", type_=Integer))
-        )
-        # Pick and take in one statement. On PostgreSQL the pick is a MATERIALIZED CTE: run
+
+        # Pick and take in one statement. On PostgreSQL each pick is a MATERIALIZED CTE: run
         # exactly once, locking its rows with SKIP LOCKED. As an `IN (sub-select)` the planner
         # may re-run it per outer row (a nested-loop semi join), and every run locks and
         # returns other rows. SQLite evaluates an uncorrelated IN list once, and its writer
         # is alone anyway (BEGIN IMMEDIATE).
         if postgres:
-            picked = (
-                pick.with_for_update(of=jobs, skip_locked=True)
-                .cte("picked")
+            a, b = (
+                pick(g)
+                .with_for_update(of=jobs, skip_locked=True)
+                .cte(f"picked_{g}")
                 .prefix_with("MATERIALIZED")
+                for g in ("a", "b")
             )
+            picked = union_all(select(a.c.id), select(b.c.id)).subquery("picked")
             claimed = c.id == picked.c.id
         else:
-            claimed = c.id.in_(pick.scalar_subquery())
+            sa, sb = (pick(g).subquery(f"picked_{g}") for g in ("a", "b"))
+            claimed = c.id.in_(union_all(select(sa.c.id), select(sb.c.id)))
         return (
             update(jobs)
             .where(claimed, c.status == Status.QUEUED.value)
@@ -194,3 +204,26 @@ class JobStatements:
 def fence(job_id: str, owner: str, attempts: int) -> dict[str, object]:
     """The parameters of `JobStatements.fenced` for one attempt."""
     return {"f_id": job_id, "f_owner": owner, "f_attempts": attempts}
+
+
+def claim_params(
+    owner: str,
+    now: datetime,
+    lease_seconds: float,
+    timeout_seconds: float,
+    groups: Sequence[tuple[Sequence[str], int]],
+) -> dict[str, Any]:
+    """The parameters of `JobStatements.claim`: up to two (kinds, limit) groups."""
+    if not 1 <= len(groups) <= 2:
+        raise ValueError(f"a claim takes one or two groups of kinds, not {len(groups)}")
+    (kinds_a, limit_a), (kinds_b, limit_b) = [*groups, ((), 0)][:2]
+    return {
+        "c_now": now,
+        "c_kinds_a": list(kinds_a),
+        "c_limit_a": limit_a,
+        "c_kinds_b": list(kinds_b),
+        "c_limit_b": limit_b,
+        "c_owner": owner,
+        "c_lease": now + timedelta(seconds=lease_seconds),
+        "c_timeout": now + timedelta(seconds=timeout_seconds),
+    }

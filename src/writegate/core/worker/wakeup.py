@@ -32,22 +32,26 @@ class Wakeup:
                 os.write(self._w, b"\0")
 
     def wait(self, timeout: float, fd: int | None = None) -> bool:
-        """Wait for a wake-up, for `fd` to be readable or for the timeout; report if woken."""
+        """Wait for a wake-up not yet cleared, for `fd` to be readable or for the timeout;
+        report if woken."""
         if self._closed:
             return True  # shutting down: the caller's loop is about to see its stop flag
         poller = select.poll()
         poller.register(self._r, select.POLLIN)
         if fd is not None:
             poller.register(fd, select.POLLIN)
-        woke = bool(poller.poll(max(0.0, timeout) * 1000))
-        # Drained, then cleared: a set() before the clear is covered by the claim that follows
-        # this wait, and one after it writes a byte for the next wait.
+        return bool(poller.poll(max(0.0, timeout) * 1000))
+
+    def clear(self) -> None:
+        """Consume the wake-ups so far: the caller is about to look for work, which covers
+        them; a set() after this wakes the next wait."""
+        if self._closed:
+            return
         with contextlib.suppress(OSError):  # BlockingIOError once empty
             while os.read(self._r, 4096):
                 pass
         with self._lock:
             self._pending = False
-        return woke
 
     def close(self) -> None:
         """Release the pipe; later set() calls do nothing."""

@@ -74,6 +74,10 @@ class Worker:
         self._paused = threading.Event()
         self._threads: list[threading.Thread] = []
         self.processed = 0
+        #: whether the last claim of short kinds, and of the others, took all the room there
+        #: was: only then does a job that settles wake the dispatcher (new jobs wake it anyway)
+        self._short_full = True
+        self._threads_full = True
 
     # -- life cycle -----------------------------------------------------------
 
@@ -176,6 +180,11 @@ class Worker:
             )
         try:
             while not self._stop.is_set():
+                # Before the claim, not after the wait: the wake-ups (and NOTIFYs) that came
+                # while the last claim ran are covered by this one, not each a claim of its own.
+                self.wakeup.clear()
+                if listener is not None:
+                    listener.drain()
                 try:
                     with self._dispatching:
                         busy = None if self._paused.is_set() else self._dispatch_once()
@@ -194,22 +203,31 @@ class Worker:
     def _dispatch_once(self) -> bool:
         """Claim what there is room for; True if a claim filled its room (more may be due)."""
         full = False
+        # Full until a claim shows otherwise, set before the room is read: a job that
+        # settles meanwhile then wakes the dispatcher rather than leave it asleep.
+        self._short_full = self._threads_full = True
         with self._lock:
             free_threads = self.concurrency - len(self._running)
-        short_kinds, free_short = self.short.kinds(), self.short.room()
-        if short_kinds and free_short > 0:
-            claimed = self.manager.claim(self.worker_id, short_kinds, free_short)
-            for job in claimed:
-                _started(job)
-                self.short.run(job)
-            full = len(claimed) == free_short
-        long_kinds = self.registry.kinds(short=False)
-        if long_kinds and free_threads > 0:
-            claimed = self.manager.claim(self.worker_id, long_kinds, free_threads)
-            for job in claimed:
-                _started(job)
-                self._start_thread(job)
-            full = full or len(claimed) == free_threads
+        free_short = self.short.room()
+        short_kinds = self.short.kinds() if free_short > 0 else []
+        long_kinds = self.registry.kinds(short=False) if free_threads > 0 else []
+        claimed = self.manager.claim(
+            self.worker_id, short_kinds, free_short, also=(long_kinds, free_threads)
+        )
+        is_short = set(short_kinds)
+        short = [job for job in claimed if job.kind in is_short]
+        threaded = [job for job in claimed if job.kind not in is_short]
+        if short_kinds:
+            full = self._short_full = len(short) == free_short
+        if long_kinds:
+            self._threads_full = len(threaded) == free_threads
+            full = full or self._threads_full
+        for job in short:
+            _started(job)
+            self.short.run(job)
+        for job in threaded:
+            _started(job)
+            self._start_thread(job)
         return full
 
     def _idle(self, listener: Listener | None) -> None:
@@ -222,13 +240,13 @@ class Worker:
         # Without a LISTEN socket, retry it at least every second (and poll meanwhile).
         timeout = self.poll_interval if fd is not None else min(self.poll_interval, 1.0)
         self.wakeup.wait(timeout, fd)
-        listener.drain()
 
     def _done(self) -> None:
-        """A short job was settled: count it, and claim again (there is room now)."""
+        """A short job was settled: count it; claim again if the last claim ran out of room."""
         with self._lock:
             self.processed += 1
-        self.wakeup.set()
+        if self._short_full:
+            self.wakeup.set()
 
     # -- other jobs: one handler thread each ------------------------------------------
 
@@ -282,7 +300,8 @@ class Worker:
                 self._finished(job, outcome, began)
             else:  # the thread's slot is free now; the success commits meanwhile
                 settling.add_done_callback(lambda f: self._settled(job, f, began))
-            self.wakeup.set()
+            if self._threads_full:
+                self.wakeup.set()
 
     def _settled(self, job: Job, future: Future[Any], began: float) -> None:
         """A job's queued success was committed, or refused (on the group's committer thread)."""
@@ -299,7 +318,6 @@ class Worker:
         with self._lock:
             self._settling.pop(job.id, None)
         self._finished(job, outcome, began)
-        self.wakeup.set()
 
     def _finished(self, job: Job, outcome: str, began: float) -> None:
         metrics.job_finished(job.kind, outcome, time.perf_counter() - began)
