@@ -815,6 +815,48 @@ def test_batch_insert_failure_is_sqlalchemys_error_and_writes_nothing(services: 
         assert s.scalar(select(typed.c.id).where(typed.c.id == first)) is None
 
 
+def test_batch_insert_with_a_key_returns_the_keys_of_the_rows_it_wrote(services: Services) -> None:
+    """`key`: the written rows' keys, as RETURNING gives them; a conflict leaves out its row.
+
+    On SQLite the INSERT first runs without RETURNING; after a conflict its savepoint undoes
+    it for the RETURNING form, so no row is written twice and none is lost.
+    """
+    batch = BatchInsert(
+        services.db.engine.dialect, typed, ["id", "note"], "ON CONFLICT DO NOTHING", key="id"
+    )
+    taken, a, b, c = uid("taken-"), uid("a-"), uid("b-"), uid("c-")
+    with services.db.write() as s:
+        assert {r[0] for r in batch.execute(s, [[taken, "first"]])} == {taken}
+        assert {r[0] for r in batch.execute(s, [[a, "new"], [b, "new"]])} == {a, b}
+        written = batch.execute(s, [[c, "new"], [taken, "again"], [a, "again"]])
+        assert [r[0] for r in written] == [c]
+        s.execute(insert(typed).values(id=uid("after-"), note="the transaction goes on"))
+    with services.db.read() as s:
+        notes = dict(
+            s.execute(
+                select(typed.c.id, typed.c.note).where(typed.c.id.in_([taken, a, b, c]))
+            ).all()
+        )
+    assert notes == {taken: "first", a: "new", b: "new", c: "new"}
+
+
+def test_batch_insert_with_a_key_failure_writes_nothing_and_leaves_the_transaction_usable(
+    services: Services,
+) -> None:
+    """A driver error in the keyed form is SQLAlchemy's; a caller that catches it goes on."""
+    batch = BatchInsert(
+        services.db.engine.dialect, typed, ["id", "note"], "ON CONFLICT DO NOTHING", key="id"
+    )
+    first, kept = uid("first-"), uid("kept-")
+    with services.db.write() as s:
+        with pytest.raises(IntegrityError), s.begin_nested():
+            batch.execute(s, [[first, "kept?"], [None, "no id"]])
+        assert [r[0] for r in batch.execute(s, [[kept, "yes"]])] == [kept]
+    with services.db.read() as s:
+        ids = set(s.scalars(select(typed.c.id).where(typed.c.id.in_([first, kept]))))
+    assert ids == {kept}
+
+
 def test_a_write_that_loses_a_deadlock_to_another_batch_runs_again(services: Services) -> None:
     """Two batches in flight lock two rows in opposite orders: both callers still commit."""
     if not services.db.is_postgres:

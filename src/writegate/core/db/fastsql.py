@@ -30,14 +30,27 @@ class BatchInsert:
     it is a multi-row VALUES; on PostgreSQL the rows travel as one JSON document read by
     `json_to_recordset` into each column's type. Column defaults are not applied: give
     every column.
+
+    `key` names a column whose values `execute` returns for the rows written (inserted, or
+    updated by the tail's ON CONFLICT), as `RETURNING key` would: a column the conflict
+    cannot change, such as its target or a new row's id.
     """
 
-    def __init__(self, dialect: Dialect, table: Table, columns: Sequence[str], tail: str) -> None:
+    def __init__(
+        self,
+        dialect: Dialect,
+        table: Table,
+        columns: Sequence[str],
+        tail: str,
+        key: str | None = None,
+    ) -> None:
         q = dialect.identifier_preparer
         names = ", ".join(q.quote(c) for c in columns)
         head = f"INSERT INTO {q.format_table(table)} ({names}) "
         tail = f" {tail}" if tail else ""
         self._columns = tuple(columns)
+        self._key = None if key is None else self._columns.index(key)
+        returning = f" RETURNING {q.quote(key)}" if key else ""
         self._processors: list[Callable[[Any], Any] | None] = []
         types = []
         for c in columns:
@@ -70,21 +83,24 @@ class BatchInsert:
                 for c, t, j in zip(columns, types, is_json, strict=True)
             )
             self._recordset = (
-                f"{head}SELECT {picked} FROM json_to_recordset(%s::json) AS t({defined}){tail}"
+                f"{head}SELECT {picked} FROM json_to_recordset(%s::json) "
+                f"AS t({defined}){tail}{returning}"
             )
         else:
             mark = "?" if dialect.paramstyle == "qmark" else "%s"
-            self._values_head, self._tail = f"{head}VALUES ", tail
+            self._values_head, self._tail, self._returning = f"{head}VALUES ", tail, returning
             self._row = f"({', '.join([mark] * len(columns))})"
-        self._sql: dict[int, str] = {}
+        self._sql: dict[tuple[int, bool], str] = {}
 
-    def sql(self, n: int) -> str:
-        """The statement for n rows."""
+    def sql(self, n: int, *, returning: bool = True) -> str:
+        """The statement for n rows (without its `RETURNING key`: SQLite's quiet form)."""
         if self._as_json:
             return self._recordset
-        sql = self._sql.get(n)
+        sql = self._sql.get((n, returning))
         if sql is None:
-            sql = self._sql[n] = self._values_head + ", ".join([self._row] * n) + self._tail
+            values = ", ".join([self._row] * n)
+            end = self._returning if returning else ""
+            sql = self._sql[n, returning] = f"{self._values_head}{values}{self._tail}{end}"
         return sql
 
     def execute(self, on: Session | Connection, rows: Sequence[Sequence[Any]]) -> list[Any]:
@@ -111,7 +127,10 @@ class BatchInsert:
         per = max(1, limit // len(self._processors))
         for start in range(0, len(rows), per):
             chunk = rows[start : start + per]
-            out += self._run(conn, len(chunk), self._flat(chunk))
+            if self._key is None:
+                out += self._run(conn, len(chunk), self._flat(chunk))
+            else:
+                out += self._keys_written(conn, chunk)
         return out
 
     def _by_column(self, rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
@@ -126,6 +145,35 @@ class BatchInsert:
 
     def _run(self, conn: Connection, n: int, params: list[Any]) -> list[Any]:
         return driver_fetch(conn, self.sql(n), params)[0]
+
+    def _keys_written(self, conn: Connection, rows: Sequence[Sequence[Any]]) -> list[Any]:
+        """SQLite: the rows' keys if every row was written, else what `RETURNING key` gives.
+
+        The sqlite3 module gives up the GIL for each row a statement steps through, and on a
+        commit thread each one waits to win it back from the busy event loop: a batch's
+        RETURNING rows cost more than its INSERT. The quiet INSERT is one step, and when it
+        wrote fewer rows than given (a conflict), a savepoint undoes it for the RETURNING form.
+        """
+        n, key = len(rows), self._key
+        assert key is not None
+        params, quiet = self._flat(rows), self.sql(n, returning=False)
+
+        def run(cursor: Any) -> list[Any]:
+            cursor.execute("SAVEPOINT writegate_batch_insert")
+            try:
+                cursor.execute(quiet, params)
+                if cursor.rowcount == n:
+                    return [(row[key],) for row in rows]
+                cursor.execute("ROLLBACK TO writegate_batch_insert")
+                cursor.execute(self.sql(n), params)
+                return list(cursor.fetchall())
+            except BaseException:
+                cursor.execute("ROLLBACK TO writegate_batch_insert")
+                raise
+            finally:
+                cursor.execute("RELEASE writegate_batch_insert")
+
+        return _on_driver(conn, quiet, params, run)
 
 
 def driver_fetch(conn: Connection, sql: str, params: Any) -> tuple[list[Any], Any]:

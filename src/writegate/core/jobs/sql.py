@@ -67,7 +67,7 @@ class JobStatements:
         postgres = dialect.name == "postgresql"
         # A taken exclusive or idempotency key skips the row instead of failing the
         # statement: no savepoint, and a whole batch of keyed jobs is one multi-row INSERT.
-        self.insert = BatchInsert(dialect, jobs, NEW_COLUMNS, "ON CONFLICT DO NOTHING RETURNING id")
+        self.insert = BatchInsert(dialect, jobs, NEW_COLUMNS, "ON CONFLICT DO NOTHING", key="id")
         #: (key, id) of the active jobs holding any of the keys `h_keys`
         self.holders = select(c.exclusive_key, c.id).where(
             InValues(c.exclusive_key, "h_keys"), text(ACTIVE_KEYED)

@@ -99,6 +99,7 @@ def session_upsert(dialect: Dialect) -> BatchInsert:
         set_={c: ins.excluded[c] for c in SESSION_COLUMNS if c not in ("session_id", "created_at")},
         # Written out, not bound: the ON CONFLICT clause below is taken as text.
         where=sessions.c.status != literal_column("'verified'"),
-    ).returning(sessions.c.session_id)
+    )
     sql = str(upsert.values(dict.fromkeys(SESSION_COLUMNS)).compile(dialect=dialect))
-    return BatchInsert(dialect, sessions, SESSION_COLUMNS, sql[sql.index("ON CONFLICT") :])
+    tail = sql[sql.index("ON CONFLICT") :]
+    return BatchInsert(dialect, sessions, SESSION_COLUMNS, tail, key="session_id")
