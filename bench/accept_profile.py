@@ -84,7 +84,7 @@ def threads(rounds: int, dbs: list[str], worker: bool = False) -> None:
         svc = run.writegate_services(url, MODULES)
         jef_one_module.create_web(svc)
         run.reset_writegate(svc)
-        _provision(svc)  # with the worker on, every session job ends verified
+        provision(svc)  # with the worker on, every session job ends verified
         svc.close()
         port = procs.free_port()
         server = procs.writegate_serve(
@@ -173,7 +173,7 @@ def jobs(n: int, batches: int = 40) -> None:
         svc = run.writegate_services(url, MODULES)
         jef_one_module.create_web(svc)
         run.reset_writegate(svc)
-        _provision(svc)
+        provision(svc)
         accepts = svc.extras[jef_one_module.jobs.NAME]
         for b in range(batches + 10):
             with svc.db.write() as s:
@@ -213,7 +213,7 @@ def _session_accept(session_id: str) -> jef_one.Accept:
     return jef_one.Accept(KIND_SESSION, body.model_dump(), session_id)
 
 
-def _provision(svc: Services) -> None:
+def provision(svc: Services) -> None:
     """Entity 1001 and its employee 00001, active: every session job ends verified."""
     now = svc.clock.now()
     with svc.db.write() as s:
