@@ -31,6 +31,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -884,6 +885,71 @@ def test_a_write_that_loses_a_deadlock_to_another_batch_runs_again(services: Ser
             s.execute(select(typed.c.id, typed.c.n).where(typed.c.id.in_([first, second]))).all()
         )
     assert counts == {first: 2, second: 2}
+
+
+def test_regression_a_batch_that_lost_a_deadlock_ran_again_whole(services: Services) -> None:
+    """Pins a bug: a batch that lost a deadlock was run again whole, holding its first
+    writes' locks while a later write waited, and under a steady mix of writes it lost on
+    every retry (the load test's 503s: jef-one's jobs completed, then ABS's version counter).
+    Now each of its writes runs again in a transaction of its own."""
+    if not services.db.is_postgres:
+        pytest.skip("SQLite has one writer: two transactions never hold locks at once")
+    x, y = uid("row-"), uid("row-")
+    with services.db.write() as s:
+        s.execute(insert(typed).values([{"id": x, "n": 0}, {"id": y, "n": 0}]))
+    seen: list[tuple[str, int]] = []
+    batch_holds_x, other_holds_y = threading.Event(), threading.Event()
+
+    def bump(s: Session, row: str) -> None:
+        s.execute(typed.update().where(typed.c.id == row).values(n=typed.c.n + 1))
+
+    class First:
+        def __call__(self, s: Session, items: list[Any]) -> list[Any]:
+            seen.append(("first", s.execute(text("SELECT txid_current()")).scalar_one()))
+            bump(s, x)
+            if len(seen) == 1:
+                batch_holds_x.set()
+                assert other_holds_y.wait(30)
+            return [None] * len(items)
+
+    class Second:
+        def __call__(self, s: Session, items: list[Any]) -> list[Any]:
+            seen.append(("second", s.execute(text("SELECT txid_current()")).scalar_one()))
+            bump(s, y)  # the first run waits here for the other transaction
+            return [None] * len(items)
+
+    def other() -> None:
+        with services.db.write() as s:
+            bump(s, y)
+            other_holds_y.set()
+            assert batch_holds_x.wait(30)
+            sleep(0.3)  # the batch waits first, so the server makes it the victim
+            bump(s, x)
+
+    group = services.db.group
+    saved = group.max_in_flight
+    release, held = hold_group_commit(group)
+    try:
+        first = group.submit_many(First(), None)
+        second = group.submit_many(Second(), None)
+        release.set()
+        assert held.result(30) == "held"
+        rival = threading.Thread(target=other)
+        rival.start()
+        assert first.result(60) is None
+        assert second.result(60) is None
+        rival.join(30)
+    finally:
+        release.set()
+        group.max_in_flight = saved
+    (w1, t1), (w2, t2), *again = seen
+    assert (w1, w2) == ("first", "second")
+    assert t1 == t2  # one batch, one transaction
+    assert sorted(w for w, _ in again) == ["first", "second"]
+    assert len({t for _, t in again}) == 2  # then each write on its own
+    with services.db.read() as s:
+        counts = dict(s.execute(select(typed.c.id, typed.c.n).where(typed.c.id.in_([x, y]))).all())
+    assert counts == {x: 2, y: 2}
 
 
 def test_a_deadlock_in_a_callers_savepoint_gives_up_the_whole_transaction(

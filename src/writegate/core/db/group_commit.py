@@ -190,13 +190,17 @@ class GroupCommit:
         # Batches in flight together on PostgreSQL mix unrelated callers, so they may lock rows in
         # opposite orders; the server then aborts one. Whatever lost is not committed: run it
         # again once the winner is through, rather than answer a client with the deadlock.
+        # Each write in a transaction of its own: run together again, the first writes' locks
+        # were held while a later one waited, and under a steady mix of writes (jobs completed
+        # early in a batch, a global counter taken later) every retry closed a cycle again.
         self._commit_once(batch)
         for attempt in range(self.race_retries):
             lost = [c for c in batch if _lost_race(c.outcome)]
             if not lost:
                 return
             time.sleep(random.uniform(0, 0.002 * 2**attempt))
-            self._commit_once(lost)
+            for _, calls in _by_write(lost):
+                self._commit_once(calls)
 
     def _commit_once(self, batch: list[_Call]) -> None:
         if self.on_batch is not None:
