@@ -5,12 +5,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import MetaData
 
-from tests.harness import uid, wait_for
+from tests.harness import fresh_database, uid, wait_for
 from tests.system.conftest import core_services, job_of, start_worker
 from writegate.core.exceptions import ExclusiveJobExists, PermanentJobError
 from writegate.core.jobs import Job, NewJob, Status, new_job_id
@@ -33,17 +34,12 @@ def _enqueue(services: Services, *specs: NewJob) -> list[Job]:
     return out  # type: ignore[return-value]
 
 
-def _swept(services: Services, job_id: str, kind: str) -> None:
-    """The parked job is claimable once a sweep (`release_orphans`) has run.
-
-    The session's live server runs a worker on this database, and its reaper sweeps too: it
-    may release the job first, so which sweep did is not asserted.
-    """
-    claimed = services.jobs.claim("w", [kind], 10)
-    if not claimed:  # still parked: this sweep releases it
-        services.jobs.release_orphans()
-        claimed = services.jobs.claim("w", [kind], 10)
-    assert [j.id for j in claimed] == [job_id]
+@pytest.fixture
+def alone(tmp_path: Path) -> Iterator[Services]:
+    """Core services on a database of their own: no other process's reaper sweeps it (the
+    session's live server runs a worker on the shared one)."""
+    with fresh_database(str(tmp_path)) as url, core_services(url, MetaData()) as svc:
+        yield svc
 
 
 def test_a_job_waits_until_the_job_it_runs_after_succeeded(services: Services) -> None:
@@ -179,14 +175,14 @@ def test_a_job_failing_for_good_releases_the_jobs_waiting_on_it(services: Servic
 
 
 def test_a_job_after_one_refused_in_the_same_call_is_released_by_the_reaper(
-    services: Services,
+    alone: Services,
 ) -> None:
     """Its dependency was never written (a held key): the reaper's sweep frees it."""
     kind, then_kind, key, tenant = uid("core.keyed-"), uid("core.then-"), uid("k-"), uid("t-")
-    _enqueue(services, NewJob(kind, {}, tenant, exclusive_key=key))
+    _enqueue(alone, NewJob(kind, {}, tenant, exclusive_key=key))
     refused_id = uid("job-")
-    with services.db.write() as s:
-        refused, b = services.jobs.enqueue_many(
+    with alone.db.write() as s:
+        refused, b = alone.jobs.enqueue_many(
             s,
             [
                 NewJob(kind, {}, tenant, exclusive_key=key, job_id=refused_id),
@@ -196,26 +192,30 @@ def test_a_job_after_one_refused_in_the_same_call_is_released_by_the_reaper(
     assert isinstance(refused, ExclusiveJobExists)
     assert isinstance(b, Job)
     assert b.waiting_on == refused_id
-    _swept(services, b.id, then_kind)
+    assert alone.jobs.claim("w", [then_kind], 10) == []
+    assert alone.jobs.release_orphans() == 1
+    assert [j.id for j in alone.jobs.claim("w", [then_kind], 10)] == [b.id]
 
 
 def test_regression_dependency_finished_while_its_dependent_was_being_enqueued(
-    services: Services,
+    alone: Services,
 ) -> None:
     """PostgreSQL: the dependency's release ran before the dependent's transaction committed,
     so it did not see the dependent; the reaper's sweep releases it."""
-    if not services.db.is_postgres:
+    if not alone.db.is_postgres:
         pytest.skip("SQLite has one writer: the two transactions cannot overlap")
     dep_kind, then_kind, tenant = uid("core.dep-"), uid("core.then-"), uid("t-")
-    a = _enqueue(services, NewJob(dep_kind, {}, tenant))[0]
-    with services.db.write() as s:
-        (b,) = services.jobs.enqueue_many(s, [NewJob(then_kind, {}, tenant, after_id=a.id)])
-        (running,) = services.jobs.claim("w", [dep_kind], 1)
-        with services.db.write() as other:
-            services.jobs.complete(other, running, "w", None)
+    a = _enqueue(alone, NewJob(dep_kind, {}, tenant))[0]
+    with alone.db.write() as s:
+        (b,) = alone.jobs.enqueue_many(s, [NewJob(then_kind, {}, tenant, after_id=a.id)])
+        (running,) = alone.jobs.claim("w", [dep_kind], 1)
+        with alone.db.write() as other:
+            alone.jobs.complete(other, running, "w", None)
     assert isinstance(b, Job)
-    assert b.waiting_on == a.id  # parked as it was enqueued: a was still active
-    _swept(services, b.id, then_kind)
+    assert job_of(alone, b.id).waiting_on == a.id
+    assert alone.jobs.claim("w", [then_kind], 10) == []
+    assert alone.jobs.release_orphans() == 1
+    assert [j.id for j in alone.jobs.claim("w", [then_kind], 10)] == [b.id]
 
 
 @pytest.mark.parametrize("short", [True, False], ids=["short", "threaded"])
