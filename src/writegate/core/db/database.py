@@ -11,7 +11,12 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from writegate.core.db.engine import build_engine, build_unflushed_engine, normalize_url
+from writegate.core.db.engine import (
+    build_engine,
+    build_unflushed_engine,
+    normalize_url,
+    track_backends,
+)
 from writegate.core.db.group_commit import GroupCommit
 from writegate.core.db.reads import Reads
 
@@ -32,6 +37,11 @@ class Database:
         self.engine = build_engine(self.url, pool_size)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self.is_postgres = self.engine.dialect.name == "postgresql"
+        #: PostgreSQL: the server process ids of this engine's connections, which tell a
+        #: NOTIFY this process sent itself (see `Worker._idle`)
+        self.backends: set[int] = set()
+        if self.is_postgres:
+            track_backends(self.engine, self.backends)
         #: the engine for writes outside a session (DDL): on SQLite it begins IMMEDIATE, so a
         #: read-then-write never fails on a snapshot another writer moved past
         self.write_engine = self.engine.execution_options(writegate_write=True)

@@ -120,6 +120,20 @@ def dialect_of(url: str) -> Dialect:
     return dialect
 
 
+def track_backends(engine: Engine, backends: set[int]) -> None:
+    """Keep `backends` the server process ids of a PostgreSQL engine's open connections."""
+
+    def opened(dbapi_conn: Any, record: ConnectionPoolEntry) -> None:
+        record.info["backend_pid"] = pid = dbapi_conn.info.backend_pid
+        backends.add(pid)
+
+    def closed(_dbapi_conn: Any, record: ConnectionPoolEntry) -> None:
+        backends.discard(record.info.pop("backend_pid", None))
+
+    event.listen(engine, "connect", opened)
+    event.listen(engine, "close", closed)
+
+
 def _ping_idle_connections(engine: Engine) -> None:
     event.listen(engine, "checkin", _idle_since)
     dialect = engine.dialect

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Container
 from typing import Any
 
 from writegate.core.jobs import NOTIFY_CHANNEL
@@ -40,20 +41,24 @@ class Listener:
         self._conn = conn
         return conn.fileno(), True
 
-    def drain(self) -> None:
-        """Read what arrived; any NOTIFY on the channel means the same: claim."""
+    def drain(self, own: Container[int] = ()) -> bool:
+        """Read what arrived; True if a NOTIFY came from a backend not in `own` (or the
+        connection was lost: claim then, the wake-ups of the outage went to no one)."""
         import psycopg
 
         if self._conn is None:
-            return
+            return False
+        foreign = False
         try:
             pgconn = self._conn.pgconn
             pgconn.consume_input()
-            while pgconn.notifies() is not None:
-                pass
+            while (notify := pgconn.notifies()) is not None:
+                foreign = foreign or notify.be_pid not in own
         except psycopg.Error:
             log.warning("LISTEN connection lost; reconnecting", exc_info=True)
             self.close()
+            return True
+        return foreign
 
     def close(self) -> None:
         """Close the connection (it is reopened by the next ensure())."""

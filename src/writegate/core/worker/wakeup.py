@@ -31,6 +31,11 @@ class Wakeup:
             with contextlib.suppress(BlockingIOError):
                 os.write(self._w, b"\0")
 
+    @property
+    def pending(self) -> bool:
+        """Whether a set() came since the last clear()."""
+        return self._pending
+
     def wait(self, timeout: float, fd: int | None = None) -> bool:
         """Wait for a wake-up not yet cleared, for `fd` to be readable or for the timeout;
         report if woken."""
