@@ -121,21 +121,29 @@ def test_regression_one_commit_woke_the_worker_twice(alone: Services) -> None:
     here without the in-process wake-up waits for the poll (a minute away), and the NOTIFY
     of a job written by another process's connection wakes it at once."""
     kind = uid("core.notify-")
+    params: dict[str, Any] = {"kind": kind}
+
+    def insert_from_another_process(job_id: str) -> None:
+        with psycopg.connect(_url(alone), autocommit=True) as other:
+            sql = _RAW_INSERT.replace(":id", "%(id)s").replace(":kind", "%(kind)s")
+            other.execute(sql, {**params, "id": job_id})
+
+    def succeeded(job_id: str) -> None:
+        wait_for(lambda: job_of(alone, job_id).status is Status.SUCCEEDED, timeout=10)
+
     worker = start_worker(alone, [JobSpec(kind, lambda ctx: "ok")], poll_interval=60.0)
     try:
-        time.sleep(0.5)  # idle now, waiting on its LISTEN socket
+        first = uid("first-")
+        insert_from_another_process(first)
+        succeeded(first)  # the worker is up and listening
+        time.sleep(0.5)  # and idle again, waiting on its LISTEN socket
         own, theirs = uid("own-"), uid("theirs-")
-        params: dict[str, Any] = {"kind": kind}
         with alone.db.write() as s:  # raw SQL: the NOTIFY alone, no in-process wake-up
             s.execute(text(_RAW_INSERT), {**params, "id": own})
         time.sleep(1.0)
         assert job_of(alone, own).status is Status.QUEUED
-        with psycopg.connect(_url(alone), autocommit=True) as other:
-            other.execute(
-                _RAW_INSERT.replace(":id", "%(id)s").replace(":kind", "%(kind)s"),
-                {**params, "id": theirs},
-            )
-        for job_id in (theirs, own):  # one claim takes both
-            wait_for(lambda j=job_id: job_of(alone, j).status is Status.SUCCEEDED, timeout=10)
+        insert_from_another_process(theirs)
+        succeeded(theirs)
+        succeeded(own)  # taken by the same claim
     finally:
         worker.stop()
