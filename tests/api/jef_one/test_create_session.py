@@ -140,6 +140,38 @@ def test_session_fails_with_reason_for_each_refusal(client: httpx.Client, entity
     assert view["status"] == "verified"
 
 
+def test_sessions_verified_together_each_get_their_own_outcome(
+    client: httpx.Client, entity: Any
+) -> None:
+    """Posted at once (their jobs then run in shared batches, which look their entities and
+    employees up together), each session ends as it would alone: two employees of one
+    entity, one of them unknown; an inactive entity; an entity that does not exist."""
+    active_entity, active_employee = entity()
+    inactive_entity, its_employee = entity(active=False)
+    cases = [
+        (_payload(active_entity, active_employee), None),
+        (
+            _payload(active_entity, "99998"),
+            f"employee 99998 does not belong to entity {active_entity}",
+        ),
+        (_payload(inactive_entity, its_employee), f"entity {inactive_entity} is not active"),
+        (_payload("9997", active_employee), "entity 9997 does not exist"),
+    ] * 3
+    cases = [({**p, "session_id": uid("s-")}, reason) for p, reason in cases]
+    with concurrent.futures.ThreadPoolExecutor(len(cases)) as pool:
+        answers = list(
+            pool.map(lambda c: client.post("/one-post-create-session-job", json=c[0]), cases)
+        )
+    for (payload, reason), r in zip(cases, answers, strict=True):
+        assert r.status_code == 202, r.text
+        assert wait_job(client, r.json()["job_id"])["job_status"] == "succeeded"
+        view = client.get(
+            "/jef-one-get-session-by-session-id", params={"session_id": payload["session_id"]}
+        ).json()
+        assert view["status"] == ("verified" if reason is None else "failed")
+        assert view["failure_reason"] == reason
+
+
 def test_same_session_id_twice_never_makes_two_sessions(
     client: httpx.Client, server: Server, entity: Any
 ) -> None:
