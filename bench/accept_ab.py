@@ -7,17 +7,16 @@ server per setting runs on its own fresh database (on PostgreSQL, `writegate_ben
 and `writegate_bench_ab_b`, recreated), all at once with the bare FastAPI ceiling. Each
 round runs `wrk -c32` for 3 s against every target in turn (the order reversed every other
 round); the output is each round's req/s and, per target, the ratio to the ceiling in each
-round and the median. `worker`: each server runs its embedded worker (`serve` as users run
-it), which verifies every session job.
+round and the median; an answer that was not a success stops it. `worker`: each server
+runs its embedded worker (`serve` as users run it), which verifies every session job.
 """
 
 from __future__ import annotations
 
 import json
-import statistics
 import sys
 
-from bench import procs, run
+from bench import ab, procs, run
 from bench.accept_profile import MODULES, provision, start_ceiling
 from writegate.modules import jef_one as jef_one_module
 
@@ -36,12 +35,7 @@ def main() -> None:
     targets = {"ceiling": start_ceiling()}
     for db in dbs:
         for name, env in variants.items():
-            if db == "pg":
-                database = f"writegate_bench_ab_{name.lower()}"
-                run.recreate_pg(database)
-                url = f"{run.PG_BASE}/{database}"
-            else:
-                url = f"sqlite:///{run.TMP}/ab_{name}.db"
+            url = ab.fresh_url(db, "writegate_bench_ab", name)
             svc = run.writegate_services(url, MODULES)
             jef_one_module.create_web(svc)
             run.reset_writegate(svc)
@@ -52,20 +46,19 @@ def main() -> None:
                 url, p, worker=worker, WRITEGATE_MODULES=json.dumps(MODULES), **env
             )
             targets[f"{db}-{name}"] = (server, f"http://127.0.0.1:{p}{run.JEF_ONE_PATH}")
-    rps: dict[str, list[float]] = {name: [] for name in targets}
+
+    def one(name: str) -> float:
+        got = run.wrk(targets[name][1], SECONDS, 32)
+        if got["non2xx"] or got["socket_errors"]:
+            raise RuntimeError(f"{name}: answers that were not a success: {got}")
+        return got["rps"]
+
     with procs.running(*(proc for proc, _ in targets.values())):
         for _, url in targets.values():
             procs.wait_http(url.rsplit("/", 1)[0] + "/docs")
             run.wrk(url, 1, 32)
-        names = list(targets)
-        for r in range(rounds):
-            for name in names if r % 2 == 0 else names[::-1]:
-                rps[name].append(run.wrk(targets[name][1], SECONDS, 32)["rps"])
-            print(r, {name: round(rps[name][-1]) for name in names}, flush=True)
-    for name in names[1:]:
-        ratios = [x / c for x, c in zip(rps[name], rps["ceiling"], strict=True)]
-        each = " ".join(f"{x:.2f}" for x in ratios)
-        print(f"{name:10} median ratio {statistics.median(ratios):.3f}  rounds {each}")
+        rps = ab.alternate(rounds, list(targets), one)
+    ab.print_ratios(rps)
 
 
 if __name__ == "__main__":

@@ -16,13 +16,12 @@ per server, the median of its ratios to the ceiling.
 from __future__ import annotations
 
 import json
-import statistics
 import sys
 import uuid
 
 import httpx
 
-from bench import apis, procs, run
+from bench import ab, apis, procs, run
 
 SECONDS = 4
 CONNECTIONS = 32
@@ -68,12 +67,7 @@ def main() -> None:
     stacks: dict[str, apis.Stack] = {}
     for db in dbs:
         for name, env in variants.items():
-            if db == "pg":
-                database = f"writegate_bench_api_ab_{name.lower()}"
-                run.recreate_pg(database)
-                url = f"{run.PG_BASE}/{database}"
-            else:
-                url = f"sqlite:///{run.TMP}/api_ab_{name}_{uuid.uuid4().hex[:8]}.db"
+            url = ab.fresh_url(db, "writegate_bench_api_ab", name)
             stack = apis.Stack(f"{db}-{name}", url)
             p = procs.free_port()
             stack.base = bases[stack.label] = f"http://127.0.0.1:{p}"
@@ -99,19 +93,11 @@ def main() -> None:
                 raise RuntimeError(f"{label}: answers that were not a success: {got}")
             return float(got["rps"])
 
-        names = list(bases)
-        for label in names:  # warm-up, not counted
+        for label in bases:  # warm-up, not counted
             one(label)
-        rps: dict[str, list[float]] = {label: [] for label in names}
-        for r in range(rounds):
-            for label in names if r % 2 == 0 else names[::-1]:
-                rps[label].append(one(label))
-            print(r, {label: round(rps[label][-1]) for label in names}, flush=True)
+        rps = ab.alternate(rounds, list(bases), one)
     print(f"{target.name}, {rounds} rounds of {SECONDS} s, {CONNECTIONS} connections")
-    for label in names[1:]:
-        ratios = [x / c for x, c in zip(rps[label], rps["ceiling"], strict=True)]
-        each = " ".join(f"{x:.2f}" for x in ratios)
-        print(f"{label:10} median ratio {statistics.median(ratios):.3f}  rounds {each}")
+    ab.print_ratios(rps)
 
 
 if __name__ == "__main__":
