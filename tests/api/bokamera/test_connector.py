@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import ssl
+import threading
 from typing import Any
 
 import httpx
@@ -46,21 +47,35 @@ def test_page_request_shape_and_parsing() -> None:
 
 def test_regression_each_sync_built_its_own_tls_context(monkeypatch: pytest.MonkeyPatch) -> None:
     """Connectors share one verifying TLS context: building one reads the CA bundle."""
+    here = threading.get_ident()  # other tests' leftover threads may make clients meanwhile
     built: list[ssl.SSLContext] = []
-    real = ssl.create_default_context
+    given: list[object] = []
+    real_context, real_client = ssl.create_default_context, httpx.Client
 
     def counted(*args: Any, **kwargs: Any) -> ssl.SSLContext:
-        built.append(real(*args, **kwargs))
-        return built[-1]
+        made = real_context(*args, **kwargs)
+        if threading.get_ident() == here:
+            built.append(made)
+        return made
+
+    class Seen(real_client):  # type: ignore[misc,valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            if threading.get_ident() == here:
+                given.append(kwargs.get("verify", True))
+            super().__init__(*args, **kwargs)
 
     monkeypatch.setattr(ssl, "create_default_context", counted)
+    monkeypatch.setattr(httpx, "Client", Seen)
     tls_context.cache_clear()
     try:
         for _ in range(3):
             HttpVakaConnector(CONN).close()
-        assert len(built) == 1
-        assert tls_context() is built[0]
-        assert (built[0].verify_mode, built[0].check_hostname) == (ssl.CERT_REQUIRED, True)
+        assert len(given) == 3
+        assert all(ctx is given[0] for ctx in given), "each connector got its own TLS context"
+        assert given[0] is tls_context()
+        assert len(built) <= 1
+        assert isinstance(given[0], ssl.SSLContext)
+        assert (given[0].verify_mode, given[0].check_hostname) == (ssl.CERT_REQUIRED, True)
     finally:
         tls_context.cache_clear()
 
