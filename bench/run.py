@@ -711,14 +711,14 @@ def pickup(b: Bench, wg_sqlite: Services, wg_pg: Services) -> None:
 # -- 4. backlog: claim cost ---------------------------------------------------------------------
 
 
-def claim_samples(svc: Services, n: int) -> list[float]:
+def claim_samples(svc: Services, n: int, kind: str = "bench.noop") -> list[float]:
     """Milliseconds per claim of 10 jobs (`jobs.claim`, committed), after 3 warm-up claims."""
     for _ in range(3):  # warm caches equally for every backlog
-        svc.jobs.claim("bench-claimer", ["bench.noop"], 10)
+        svc.jobs.claim("bench-claimer", [kind], 10)
     samples = []
     for _ in range(n):
         t0 = time.perf_counter()
-        got = svc.jobs.claim("bench-claimer", ["bench.noop"], 10)
+        got = svc.jobs.claim("bench-claimer", [kind], 10)
         samples.append((time.perf_counter() - t0) * 1000)
         assert len(got) == 10
     return samples
@@ -730,6 +730,7 @@ def backlog(b: Bench, wg_sqlite: Services, wg_pg: Services) -> None:
         times: dict[int, list[float]] = {}
         picks: dict[int, list[float]] = {}
         after: dict[int, list[float]] = {}
+        behind: dict[int, list[float]] = {}
         for size in (1_000, 100_000):
             reset_writegate(svc)  # no dead rows or WAL left by earlier sections
             fill_writegate(svc, "bench.noop", size)
@@ -737,6 +738,11 @@ def backlog(b: Bench, wg_sqlite: Services, wg_pg: Services) -> None:
             times[size] = claim_samples(svc, 50)  # 530 of the 1k backlog are claimed in all
             picks[size] = pick_times(svc, 200)
             b.notes[f"claim_plan_{label}_{size}"] = claim_plan(svc)
+            # Another kind's jobs, queued after the backlog: a worker's claim of its other
+            # group of kinds (threaded ones, under a backlog of short ones) must not read it.
+            fill_writegate(svc, "bench.row", 530)
+            settle(svc)
+            behind[size] = claim_samples(svc, 50, "bench.row")
             # The same backlog, every job ordered after another (`after_id`, as jef-one's
             # dependent accepts are): the claim must check each one's dependency is final.
             reset_writegate(svc)
@@ -750,6 +756,7 @@ def backlog(b: Bench, wg_sqlite: Services, wg_pg: Services) -> None:
             ("claim of 10 jobs", times),
             ("claim statement alone", picks),
             ("claim of 10 jobs with after_id", after),
+            ("claim of 10 of another kind", behind),
         ):
             b.add(
                 f"{name}, 100k backlog, {label}",
@@ -795,38 +802,16 @@ def pick_times(svc: Services, n: int) -> list[float]:
     return out
 
 
-class _Sent:
-    """Stands in for a Connection to record the SQL and parameters a DriverStatement sends."""
-
-    description = None
-
-    def __init__(self, dialect: Any) -> None:
-        self.dialect = dialect
-        self.connection = self.dbapi_connection = self
-        self.sent: tuple[str, Any] | None = None
-
-    def cursor(self) -> _Sent:
-        return self
-
-    def execute(self, sql: str, params: Any) -> None:
-        self.sent = (sql, params)
-
-    def close(self) -> None:
-        pass
-
-
 def claim_plan(svc: Services) -> str:
     """The query plan of the claim statement (`jobs.sql.claim`) with a claim's own values."""
-    recorder = _Sent(svc.db.engine.dialect)
-    svc.jobs.sql.claim.fetch(recorder, ten_noops(svc))  # type: ignore[arg-type]
-    assert recorder.sent is not None
-    sql, params = recorder.sent
+    claim = svc.jobs.sql.claim
+    params = claim.bind(ten_noops(svc))
     explain = "EXPLAIN " if svc.db.is_postgres else "EXPLAIN QUERY PLAN "
     with svc.db.write_engine.connect() as conn:
         raw: Any = conn.connection.dbapi_connection
         cur = raw.cursor()
         try:
-            cur.execute(explain + sql, params)  # EXPLAIN without ANALYZE: nothing runs
+            cur.execute(explain + claim.sql, params)  # EXPLAIN without ANALYZE: nothing runs
             rows = cur.fetchall()
         finally:
             cur.close()

@@ -10,7 +10,7 @@ from sqlalchemy import MetaData, event, text
 
 from tests.harness import uid
 from tests.system.conftest import core_services
-from writegate.core.jobs import operator
+from writegate.core.jobs import NewJob, operator
 from writegate.core.services import Services
 
 
@@ -107,3 +107,55 @@ def test_regression_exclusive_key_lookups_use_the_partial_index(
             event.remove(conn, "before_cursor_execute", explained)
     plan = "\n".join(str(r[-1]) for r in rows)
     assert "uq_jobs_exclusive_active" in plan, plan
+
+
+def _claim_work(services: Services, groups: list[tuple[list[str], int]]) -> int:
+    """What one claim reads, rolled back: PostgreSQL's buffers, SQLite's VM instructions."""
+    claim = services.jobs.sql.claim
+    params = claim.bind(services.jobs.claim_params("probe", groups))
+    with services.db.write() as s:
+        conn = s.connection()
+        if services.db.is_postgres:
+            sql = "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + claim.sql
+            (plan,) = conn.exec_driver_sql(sql, params).scalar_one()
+            buffers = plan["Plan"]
+            work = int(buffers["Shared Hit Blocks"] + buffers["Shared Read Blocks"])
+        else:
+            raw: Any = conn.connection.driver_connection
+            steps = [0]
+
+            def count() -> int:
+                steps[0] += 1
+                return 0
+
+            raw.set_progress_handler(count, 10)
+            try:
+                conn.exec_driver_sql(claim.sql, tuple(params)).all()
+            finally:
+                raw.set_progress_handler(None, 0)
+            work = steps[0]
+        s.rollback()
+    return work
+
+
+def test_regression_a_claim_read_every_queued_job_of_the_other_kinds(
+    services: Services,
+) -> None:
+    """Pins a bug: one scan of every due job, filtered by kind, read the whole queue.
+
+    Each worker claims two groups of kinds (short and threaded) and one is mostly empty: under
+    24,000 queued one-row jobs a claim took 3 ms on PostgreSQL, the drain's bottleneck.
+    """
+    idle, busy, mine = (uid("core.claim.") for _ in range(3))
+    with services.db.write() as s:
+        services.jobs.enqueue_many(s, [NewJob(busy, {}, "claims") for _ in range(50)])
+    groups = [([idle], 10), ([mine], 5)]  # neither has a job queued
+    before = _claim_work(services, groups)
+    with services.db.write() as s:
+        services.jobs.enqueue_many(s, [NewJob(busy, {}, "claims") for _ in range(3000)])
+        services.jobs.enqueue_many(s, [NewJob(mine, {}, "claims") for _ in range(2)])
+    after = _claim_work(services, [([idle], 10), ([uid("core.claim.")], 5)])
+    assert after < before * 1.5 + 10, (before, after)
+    # Jobs of its kinds queued behind the others' backlog are taken, oldest first.
+    got = services.jobs.claim("w", [idle, busy], 3, also=([mine], 5))
+    assert [j.kind for j in got] == [busy] * 3 + [mine] * 2

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from writegate.core.db.engine import build_engine, normalize_url
     from writegate.core.db.fastsql import BatchInsert, DriverStatement, driver_fetch
     from writegate.core.db.group_commit import BatchWrite, GroupCommit
-    from writegate.core.db.invalues import InValues
+    from writegate.core.db.invalues import InValues, ValueList
     from writegate.core.db.metadata import NAMING
     from writegate.core.db.reads import Page, Reader, Reads
 
@@ -30,6 +30,7 @@ __all__ = [
     "Page",
     "Reader",
     "Reads",
+    "ValueList",
     "build_engine",
     "driver_fetch",
     "normalize_url",
@@ -46,6 +47,7 @@ __getattr__ = exports(
         "BatchInsert": "fastsql",
         "DriverStatement": "fastsql",
         "InValues": "invalues",
+        "ValueList": "invalues",
         "driver_fetch": "fastsql",
         "BatchWrite": "group_commit",
         "GroupCommit": "group_commit",

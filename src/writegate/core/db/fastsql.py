@@ -261,7 +261,7 @@ class DriverStatement:
             for impl, col in zip(self._returning, description, strict=True)
         ]
 
-    def _bind(self, params: Mapping[str, Any]) -> Any:
+    def bind(self, params: Mapping[str, Any]) -> Any:
         """The driver's parameters: the given values, each through its bind processor."""
         values = dict(self._fixed)
         for name, key, proc in self._given:
@@ -271,7 +271,7 @@ class DriverStatement:
 
     def execute(self, conn: Connection, params: Mapping[str, Any]) -> int:
         """Run the statement with `params` in conn's transaction; the rows it changed."""
-        bound = self._bind(params)
+        bound = self.bind(params)
 
         def run(cursor: Any) -> int:
             cursor.execute(self.sql, bound)
@@ -282,7 +282,7 @@ class DriverStatement:
     def execute_many(self, conn: Connection, param_sets: Sequence[Mapping[str, Any]]) -> int:
         """Run the statement once per parameter set in conn's transaction (one round trip on
         PostgreSQL: psycopg pipelines an executemany); the rows it changed in all."""
-        bound = [self._bind(p) for p in param_sets]
+        bound = [self.bind(p) for p in param_sets]
 
         def run(cursor: Any) -> int:
             cursor.executemany(self.sql, bound)
@@ -292,12 +292,12 @@ class DriverStatement:
 
     def fetch(self, conn: Connection, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """Run the statement with `params` in conn's transaction; the returned rows."""
-        rows, description = driver_fetch(conn, self.sql, self._bind(params))
+        rows, description = driver_fetch(conn, self.sql, self.bind(params))
         return self._results(rows, description)
 
     async def fetch_async(self, conn: Any, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """`fetch` on a psycopg `AsyncConnection`; a driver error raised as SQLAlchemy's own."""
-        bound = self._bind(params)
+        bound = self.bind(params)
         try:
             async with conn.cursor() as cursor:
                 await cursor.execute(self.sql, bound)

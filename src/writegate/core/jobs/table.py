@@ -58,7 +58,8 @@ CLAIMABLE = "status = 'queued' AND waiting_on IS NULL"
 
 #: (name, columns, WHERE, unique) of each partial index
 _PARTIAL = (
-    ("ix_jobs_claim", ("run_after", "created_at"), CLAIMABLE, False),
+    # By kind first: a claim reads only its own kinds' due jobs, whatever else is queued.
+    ("ix_jobs_claim", ("kind", "run_after", "created_at"), CLAIMABLE, False),
     ("ix_jobs_lease", ("lease_expires_at",), "status = 'running'", False),
     (
         "uq_jobs_exclusive_active",
