@@ -68,7 +68,7 @@ def main() -> None:
     for db in dbs:
         for name, env in variants.items():
             url = ab.fresh_url(db, "writegate_bench_api_ab", name)
-            stack = apis.Stack(f"{db}-{name}", url)
+            stack = apis.Stack(f"{db}-{name}", url, variables=env)
             p = procs.free_port()
             stack.base = bases[stack.label] = f"http://127.0.0.1:{p}"
             stack.proc = procs.writegate_serve(

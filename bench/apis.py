@@ -61,6 +61,8 @@ class Stack:
     base: str = ""
     env: dict[str, dict[str, str]] = field(default_factory=dict)
     sync: dict[str, float] = field(default_factory=dict)
+    #: variables `serve` and the CLI run with (an A/B's variant: another tree's PYTHONPATH)
+    variables: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -148,7 +150,9 @@ def cli(stack: Stack, *args: str) -> str:
     return subprocess.run(
         [sys.executable, *procs.CLI, *args],
         cwd=procs.ROOT,
-        env=procs.env(WRITEGATE_DATABASE_URL=stack.db_url, WRITEGATE_MODULES=MODULES),
+        env=procs.env(
+            WRITEGATE_DATABASE_URL=stack.db_url, WRITEGATE_MODULES=MODULES, **stack.variables
+        ),
         capture_output=True,
         text=True,
         check=True,
