@@ -10,6 +10,7 @@ from sqlalchemy import MetaData, event, text
 
 from tests.harness import uid
 from tests.system.conftest import core_services
+from writegate.core.db import DriverStatement
 from writegate.core.jobs import NewJob, operator
 from writegate.core.services import Services
 
@@ -96,15 +97,22 @@ def test_regression_exclusive_key_lookups_use_the_partial_index(
     def explained(conn: Any, cursor: Any, sql: str, params: Any, context: Any, many: bool) -> Any:
         return explain + sql, params  # the statement exactly as it runs, values bound
 
+    params = {"h_keys": ["k-1", "k-2"], "h_key": "k-1"}
     with services.db.write() as s:
         conn = s.connection()
         if services.db.is_postgres:
             conn.execute(text("SET LOCAL enable_seqscan = off"))  # a tiny table is scanned anyway
-        event.listen(conn, "before_cursor_execute", explained, retval=True)
-        try:
-            rows = conn.execute(statement, {"h_keys": ["k-1", "k-2"], "h_key": "k-1"}).all()
-        finally:
-            event.remove(conn, "before_cursor_execute", explained)
+        if isinstance(statement, DriverStatement):  # run on the driver: its own SQL and values
+            bound = statement.bind(params)
+            sql = explain + statement.sql
+            result = conn.exec_driver_sql(sql, bound if isinstance(bound, dict) else tuple(bound))
+        else:
+            event.listen(conn, "before_cursor_execute", explained, retval=True)
+            try:
+                result = conn.execute(statement, params)
+            finally:
+                event.remove(conn, "before_cursor_execute", explained)
+        rows = result.all()
     plan = "\n".join(str(r[-1]) for r in rows)
     assert "uq_jobs_exclusive_active" in plan, plan
 

@@ -109,7 +109,8 @@ class Enqueue(JobStore):
     ) -> None:
         """Fill in why each unwritten row was skipped: a held key or a used idempotency key."""
         keys = [r["exclusive_key"] for r in rows if r["exclusive_key"] is not None]
-        holders = dict(on.execute(self.sql.holders, {"h_keys": keys}).all()) if keys else {}
+        conn = on.connection() if isinstance(on, Session) else on
+        holders = dict(self.sql.holders.fetch(conn, {"h_keys": keys})) if keys else {}
         for i, values in enumerate(rows):
             if out[i] is not None:
                 continue

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import Connection, Table, select
+from sqlalchemy.engine import Dialect
 
-from writegate.core.db import InValues
+from writegate.core.db import DriverStatement, InValues
 from writegate.core.exceptions import PermanentJobError
 from writegate.core.worker import JobContext
 from writegate.modules.jef_one.models import Employee, Entity, session_upsert
@@ -25,25 +27,33 @@ KIND_EMPLOYEE = "jef_one.upsert_employee"
 
 _ENTITY: Table = Entity.__table__  # type: ignore[assignment]
 _EMPLOYEE: Table = Employee.__table__  # type: ignore[assignment]
-_ENTITIES = select(_ENTITY.c.entity_number, _ENTITY.c.is_active).where(
-    InValues(_ENTITY.c.entity_number, "entities")
-)
-_EMPLOYEES = select(
-    _EMPLOYEE.c.entity_number, _EMPLOYEE.c.employee_number, _EMPLOYEE.c.is_active
-).where(
-    InValues(_EMPLOYEE.c.entity_number, "entities"),
-    InValues(_EMPLOYEE.c.employee_number, "employees"),
-)
+
+
+@functools.cache
+def _reads(dialect: Dialect) -> tuple[DriverStatement, DriverStatement]:
+    """(entity_number, is_active) of `entities`; (entity, employee, is_active) of the
+    `employees` of those entities. Every verification batch reads both, on its commit
+    thread: on the driver."""
+    entity = (_ENTITY.c.entity_number, _ENTITY.c.is_active)
+    employee = (_EMPLOYEE.c.entity_number, _EMPLOYEE.c.employee_number, _EMPLOYEE.c.is_active)
+    entities = select(*entity).where(InValues(_ENTITY.c.entity_number, "entities"))
+    employees = select(*employee).where(
+        InValues(_EMPLOYEE.c.entity_number, "entities"),
+        InValues(_EMPLOYEE.c.employee_number, "employees"),
+    )
+    return DriverStatement(dialect, entities, entity), DriverStatement(dialect, employees, employee)
+
 
 Pair = tuple[str, str]
 
 
 def _refusals(conn: Connection, pairs: set[Pair]) -> dict[Pair, str | None]:
     """Why a session of each (entity, employee) cannot be verified; None where it can."""
+    read_entities, read_employees = _reads(conn.dialect)
     entities = sorted({e for e, _ in pairs})
-    entity_active = dict(conn.execute(_ENTITIES, {"entities": entities}).all())
+    entity_active = dict(read_entities.fetch(conn, {"entities": entities}))
     params = {"entities": entities, "employees": sorted({m for _, m in pairs})}
-    employee_active = {(e, m): a for e, m, a in conn.execute(_EMPLOYEES, params)}
+    employee_active = {(e, m): a for e, m, a in read_employees.fetch(conn, params)}
     out: dict[Pair, str | None] = {}
     for entity_number, employee_number in pairs:
         entity = entity_active.get(entity_number)
