@@ -29,6 +29,7 @@ from sqlalchemy import delete, func, insert, select, text
 
 from bench import apis, marks, procs
 from bench.noop_module import metadata as bench_metadata
+from writegate.core.db import driver_fetch
 from writegate.core.jobs import JobRow
 from writegate.core.services import Services
 from writegate.settings import Settings
@@ -805,17 +806,9 @@ def pick_times(svc: Services, n: int) -> list[float]:
 def claim_plan(svc: Services) -> str:
     """The query plan of the claim statement (`jobs.sql.claim`) with a claim's own values."""
     claim = svc.jobs.sql.claim
-    params = claim.bind(ten_noops(svc))
     explain = "EXPLAIN " if svc.db.is_postgres else "EXPLAIN QUERY PLAN "
-    with svc.db.write_engine.connect() as conn:
-        raw: Any = conn.connection.dbapi_connection
-        cur = raw.cursor()
-        try:
-            cur.execute(explain + claim.sql, params)  # EXPLAIN without ANALYZE: nothing runs
-            rows = cur.fetchall()
-        finally:
-            cur.close()
-            raw.rollback()
+    with svc.db.write_engine.connect() as conn:  # EXPLAIN without ANALYZE: nothing runs
+        rows, _ = driver_fetch(conn, explain + claim.sql, claim.bind(ten_noops(svc)))
     return "\n".join(str(r[0] if svc.db.is_postgres else r[-1]) for r in rows)
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import MetaData, event, text
 
 from tests.harness import uid
 from tests.system.conftest import core_services
-from writegate.core.db import DriverStatement
+from writegate.core.db import DriverStatement, driver_fetch
 from writegate.core.jobs import NewJob, operator
 from writegate.core.services import Services
 
@@ -103,16 +103,13 @@ def test_regression_exclusive_key_lookups_use_the_partial_index(
         if services.db.is_postgres:
             conn.execute(text("SET LOCAL enable_seqscan = off"))  # a tiny table is scanned anyway
         if isinstance(statement, DriverStatement):  # run on the driver: its own SQL and values
-            bound = statement.bind(params)
-            sql = explain + statement.sql
-            result = conn.exec_driver_sql(sql, bound if isinstance(bound, dict) else tuple(bound))
+            rows, _ = driver_fetch(conn, explain + statement.sql, statement.bind(params))
         else:
             event.listen(conn, "before_cursor_execute", explained, retval=True)
             try:
-                result = conn.execute(statement, params)
+                rows = list(conn.execute(statement, params))
             finally:
                 event.remove(conn, "before_cursor_execute", explained)
-        rows = result.all()
     plan = "\n".join(str(r[-1]) for r in rows)
     assert "uq_jobs_exclusive_active" in plan, plan
 
@@ -125,7 +122,7 @@ def _claim_work(services: Services, groups: list[tuple[list[str], int]]) -> int:
         conn = s.connection()
         if services.db.is_postgres:
             sql = "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + claim.sql
-            (plan,) = conn.exec_driver_sql(sql, params).scalar_one()
+            [[[plan]]], _ = driver_fetch(conn, sql, params)
             buffers = plan["Plan"]
             work = int(buffers["Shared Hit Blocks"] + buffers["Shared Read Blocks"])
         else:
@@ -138,7 +135,7 @@ def _claim_work(services: Services, groups: list[tuple[list[str], int]]) -> int:
 
             raw.set_progress_handler(count, 10)
             try:
-                conn.exec_driver_sql(claim.sql, tuple(params)).all()
+                driver_fetch(conn, claim.sql, params)
             finally:
                 raw.set_progress_handler(None, 0)
             work = steps[0]

@@ -107,7 +107,7 @@ class BatchInsert:
         """Insert rows (one value per column, in order) in the transaction of `on`."""
         if not rows:
             return []
-        conn = on.connection() if isinstance(on, Session) else on
+        conn = _connection(on)
         if self._as_json:
             names = self._columns
             doc = [
@@ -174,6 +174,11 @@ class BatchInsert:
                 cursor.execute("RELEASE writegate_batch_insert")
 
         return _on_driver(conn, quiet, params, run)
+
+
+def _connection(on: Session | Connection) -> Connection:
+    """The connection of a session's transaction, or the connection itself."""
+    return on.connection() if isinstance(on, Session) else on
 
 
 def driver_fetch(conn: Connection, sql: str, params: Any) -> tuple[list[Any], Any]:
@@ -269,9 +274,9 @@ class DriverStatement:
             values[name] = value if proc is None else proc(value)
         return [values[n] for n in self._order] if self._order is not None else values
 
-    def execute(self, conn: Connection, params: Mapping[str, Any]) -> int:
-        """Run the statement with `params` in conn's transaction; the rows it changed."""
-        bound = self.bind(params)
+    def execute(self, on: Session | Connection, params: Mapping[str, Any]) -> int:
+        """Run the statement with `params` in the transaction of `on`; the rows it changed."""
+        conn, bound = _connection(on), self.bind(params)
 
         def run(cursor: Any) -> int:
             cursor.execute(self.sql, bound)
@@ -279,10 +284,12 @@ class DriverStatement:
 
         return _on_driver(conn, self.sql, bound, run)
 
-    def execute_many(self, conn: Connection, param_sets: Sequence[Mapping[str, Any]]) -> int:
-        """Run the statement once per parameter set in conn's transaction (one round trip on
-        PostgreSQL: psycopg pipelines an executemany); the rows it changed in all."""
-        bound = [self.bind(p) for p in param_sets]
+    def execute_many(
+        self, on: Session | Connection, param_sets: Sequence[Mapping[str, Any]]
+    ) -> int:
+        """Run the statement once per parameter set in the transaction of `on` (one round trip
+        on PostgreSQL: psycopg pipelines an executemany); the rows it changed in all."""
+        conn, bound = _connection(on), [self.bind(p) for p in param_sets]
 
         def run(cursor: Any) -> int:
             cursor.executemany(self.sql, bound)
@@ -290,9 +297,9 @@ class DriverStatement:
 
         return _on_driver(conn, self.sql, bound, run)
 
-    def fetch(self, conn: Connection, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-        """Run the statement with `params` in conn's transaction; the returned rows."""
-        rows, description = driver_fetch(conn, self.sql, self.bind(params))
+    def fetch(self, on: Session | Connection, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Run the statement with `params` in the transaction of `on`; the returned rows."""
+        rows, description = driver_fetch(_connection(on), self.sql, self.bind(params))
         return self._results(rows, description)
 
     async def fetch_async(self, conn: Any, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:

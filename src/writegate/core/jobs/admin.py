@@ -40,7 +40,7 @@ class Admin(JobStore):
 
     def active_holders(self, session: Session, keys: Iterable[str]) -> dict[str, str]:
         """The active job holding each of these exclusive keys, where one does."""
-        rows = self.sql.holders.fetch(session.connection(), {"h_keys": list(keys)})
+        rows = self.sql.holders.fetch(session, {"h_keys": list(keys)})
         return {str(key): str(job_id) for key, job_id in rows}
 
     def find(

@@ -109,8 +109,7 @@ class Enqueue(JobStore):
     ) -> None:
         """Fill in why each unwritten row was skipped: a held key or a used idempotency key."""
         keys = [r["exclusive_key"] for r in rows if r["exclusive_key"] is not None]
-        conn = on.connection() if isinstance(on, Session) else on
-        holders = dict(self.sql.holders.fetch(conn, {"h_keys": keys})) if keys else {}
+        holders = dict(self.sql.holders.fetch(on, {"h_keys": keys})) if keys else {}
         for i, values in enumerate(rows):
             if out[i] is not None:
                 continue
