@@ -296,3 +296,136 @@ def test_a_read_waits_for_a_free_connection_and_gives_up_with_a_pool_timeout(
             await reads.dispose()
 
     asyncio.run(main())
+
+
+#: what a read's statement ran as: its backend and its statement's start (one per statement)
+WHO = (
+    select(rows.c.id, func.pg_backend_pid().label("pid"), func.statement_timestamp().label("at"))
+    .where(rows.c.tag == bindparam("tag"))
+    .order_by(rows.c.id.desc())
+)
+
+
+def _postgres_only(services: Services) -> None:
+    if not services.db.is_postgres:
+        pytest.skip("SQLite reads run on the loop, one at a time: nothing to gather")
+
+
+def test_reads_started_in_one_turn_of_the_loop_run_as_one_statement_each_with_its_rows(
+    services: Services,
+) -> None:
+    """PostgreSQL: 20 reads at once are one statement on one connection; each its own rows."""
+    _postgres_only(services)
+    tags = [uid() for _ in range(20)]
+    for i, tag in enumerate(tags):
+        if i % 4:  # 0 to 3 rows each: a read may find nothing
+            _add(services.db, tag, i % 4)
+    with services.db.read() as s:
+        want = [[r.id for r in s.execute(WHO, {"tag": t})] for t in tags]
+    reads = services.db.reads
+
+    async def main() -> None:
+        try:
+            got = await asyncio.gather(*(reads.all(WHO, {"tag": t}) for t in tags))
+            assert [[r.id for r in rs] for rs in got] == want  # in the statement's order
+            assert len({(r.pid, r.at) for rs in got for r in rs}) == 1  # one statement
+            firsts = await asyncio.gather(*(reads.first(WHO, {"tag": t}) for t in tags))
+            assert [r.id if r else None for r in firsts] == [w[0] if w else None for w in want]
+            assert got[3][0]._fields == ("id", "pid", "at")
+            # one read alone is the statement itself, and a later turn's reads another one
+            alone = await reads.all(WHO, {"tag": tags[3]})
+            assert [r.id for r in alone] == want[3]
+            assert alone[0].at != got[3][0].at
+            assert reads.in_use() == 0
+        finally:
+            await reads.dispose()
+
+    asyncio.run(main())
+
+
+def test_a_refused_value_fails_only_its_own_callers_read_among_gathered_reads(
+    services: Services,
+) -> None:
+    """PostgreSQL: a value the server refuses fails only its own caller's read."""
+    _postgres_only(services)
+    tag = uid()
+    _add(services.db, tag, 2)
+    reads = services.db.reads
+
+    async def main() -> None:
+        try:
+            got = await asyncio.gather(
+                reads.all(BY_TAG, {"tag": tag}),
+                reads.all(BY_TAG, {"tag": "a\x00b"}),  # PostgreSQL refuses a NUL character
+                reads.scalar(COUNT, {"tag": tag}),
+                reads.all(BY_TAG, {"tag": tag}),
+                return_exceptions=True,
+            )
+            assert isinstance(got[1], DataError)
+            assert [len(got[0]), got[2], len(got[3])] == [2, 2, 2]  # type: ignore[arg-type]
+            assert reads.in_use() == 0
+        finally:
+            await reads.dispose()
+
+    asyncio.run(main())
+
+
+def test_a_cancelled_reader_leaves_the_reads_gathered_with_it_answered(
+    services: Services,
+) -> None:
+    """PostgreSQL: cancelling the first caller or another one cancels only that read."""
+    _postgres_only(services)
+    tags = [uid() for _ in range(5)]
+    for tag in tags:
+        _add(services.db, tag, 1)
+    reads = services.db.reads
+
+    async def main() -> None:
+        try:
+            for victim in (0, 2):  # the first caller (it gathers the others), then another
+                tasks = [asyncio.create_task(reads.all(BY_TAG, {"tag": t})) for t in tags]
+                await asyncio.sleep(0)  # each task has started its read
+                tasks[victim].cancel()
+                done = await asyncio.gather(*tasks, return_exceptions=True)
+                assert isinstance(done[victim], asyncio.CancelledError)
+                assert [len(d) for i, d in enumerate(done) if i != victim] == [1] * 4  # type: ignore[arg-type]
+            await asyncio.sleep(0.05)
+            assert reads.in_use() == 0
+        finally:
+            await reads.dispose()
+
+    asyncio.run(main())
+
+
+def test_gathered_reads_bind_each_parameter_as_its_column_type(services: Services) -> None:
+    """PostgreSQL: timestamps, decimals and booleans travel in the batch as they bind alone."""
+    _postgres_only(services)
+    keys = [uid("typed-") for _ in range(3)]
+    values = [
+        {
+            "id": k,
+            "ts": datetime(2031, 2, 3, 4, 5, 6, i),
+            "amount": Decimal(f"{i}.125"),
+            "flag": i % 2 == 0,
+        }
+        for i, k in enumerate(keys)
+    ]
+    with services.db.write() as s:
+        s.execute(insert(typed), values)
+    query = select(typed.c.id).where(
+        typed.c.ts == bindparam("ts"),
+        typed.c.amount == bindparam("amount"),
+        typed.c.flag == bindparam("flag"),
+    )
+    asked = [{"ts": v["ts"], "amount": v["amount"], "flag": v["flag"]} for v in values]
+    asked.append({**asked[0], "flag": not asked[0]["flag"]})  # no such row
+    reads = services.db.reads
+
+    async def main() -> None:
+        try:
+            got = await asyncio.gather(*(reads.scalar(query, a) for a in asked))
+            assert got == [*keys, None]
+        finally:
+            await reads.dispose()
+
+    asyncio.run(main())

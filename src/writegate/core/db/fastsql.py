@@ -115,7 +115,7 @@ class BatchInsert:
                 for row in zip(*self._by_column(rows), strict=True)
             ]
             return self._run(
-                conn, len(rows), [json.dumps(doc, default=_json_scalar, allow_nan=False)]
+                conn, len(rows), [json.dumps(doc, default=json_scalar, allow_nan=False)]
             )
         out: list[Any] = []
         # A statement binds at most SQLITE_LIMIT_VARIABLE_NUMBER values (32,766 by default).
@@ -346,10 +346,10 @@ def _json_text(processor: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
 
 
 def _iso(value: datetime | None) -> str | None:
-    return None if value is None else _json_scalar(value)
+    return None if value is None else json_scalar(value)
 
 
-def _json_scalar(value: Any) -> Any:
+def json_scalar(value: Any) -> Any:
     """A bound value JSON cannot carry, as the text PostgreSQL reads for its column type."""
     if isinstance(value, datetime):
         if value.tzinfo is not None:  # writegate stores naive UTC
@@ -357,7 +357,7 @@ def _json_scalar(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, date | time_ | uuid.UUID | decimal.Decimal):
         return str(value)
-    raise TypeError(f"cannot send a {type(value).__name__} in a batch insert")
+    raise TypeError(f"cannot send a {type(value).__name__} in a batch")
 
 
 def _processed(processor: Callable[[Any], Any] | None, values: Sequence[Any]) -> list[Any]:

@@ -15,6 +15,7 @@ from sqlalchemy.engine.result import result_tuple
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import QueuePool
 
+from writegate.core.db.batched import BatchedSelect
 from writegate.core.db.engine import build_read_engine, dialect_of
 from writegate.core.db.fastsql import DriverStatement
 
@@ -83,6 +84,8 @@ class _Select:
         columns = statement.selected_columns if isinstance(statement, Select) else None
         self.driver = DriverStatement(dialect, statement, returning=list(columns or ()))
         self._row = None if columns is None else result_tuple(list(columns.keys()))
+        #: the statement for several callers' parameters at once, where it can be built
+        self.batched = BatchedSelect.of(dialect, statement)
 
     def rows(self, values: list[tuple[Any, ...]]) -> list[AnyRow]:
         """The driver's rows as SQLAlchemy `Row`s (attributes, `_mapping`, `_fields`)."""
@@ -90,6 +93,20 @@ class _Select:
         if make is None:  # text(): the names are known from the first cursor description
             make = self._row = result_tuple(list(self.driver.names))
         return [make(v) for v in values]
+
+
+#: a gathered read: its parameters, and the future its caller awaits (None while it gathers)
+_Waiting: TypeAlias = tuple[Mapping[str, Any], "asyncio.Future[list[AnyRow]] | None"]
+
+
+def _settle(future: asyncio.Future[list[AnyRow]] | None, outcome: Any) -> None:
+    """Answer one gathered caller with its rows or its exception, unless it went away."""
+    if future is None or future.done():
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
 
 
 class Reader(_Rows):
@@ -118,6 +135,12 @@ class Reads(_Rows):
     on the event loop itself, on a connection of its own pool: a read in WAL mode never waits
     for a writer, and a query of a local file costs less than the hop to a thread and back.
     A statement is its own snapshot; `snapshot()` gives several statements one.
+
+    On PostgreSQL the reads of one statement that requests start in the same turn of the
+    event loop are gathered and run as one statement (`BatchedSelect`): one round trip, one
+    plan and one pooled connection for all of them, each caller answered with its own rows.
+    If the gathered statement fails, each caller's read runs again alone, so one caller's
+    bad value fails only its own read.
     """
 
     def __init__(self, url: str, pool_size: int = 5) -> None:
@@ -133,6 +156,10 @@ class Reads(_Rows):
         self._pages: weakref.WeakKeyDictionary[Query, tuple[Query, Query, Query]] = (
             weakref.WeakKeyDictionary()
         )
+        #: (loop, statement) -> the reads gathered for its next run, the first caller's first
+        self._gathering: dict[tuple[asyncio.AbstractEventLoop, _Select], list[_Waiting]] = {}
+        #: the gathered runs in flight (the loop keeps only weak references to tasks)
+        self._runs: set[asyncio.Task[None]] = set()
 
     def compiled(self, statement: Query) -> _Select:
         """statement compiled for the driver, once for as long as the statement lives."""
@@ -168,8 +195,73 @@ class Reads(_Rows):
             await _let_others_run()
             with self._sqlite().connect() as conn:
                 return await Reader(self, conn).all(statement, params)
+        select_ = self.compiled(statement)
+        if select_.batched is None:
+            return await self._alone(select_, params or {})
+        return await self._gathered(select_, params or {})
+
+    async def _alone(self, select_: _Select, params: Mapping[str, Any]) -> list[AnyRow]:
         async with self._connection() as aconn:
-            return await Reader(self, aconn).all(statement, params)
+            return select_.rows(await select_.driver.fetch_async(aconn, params))
+
+    async def _gathered(self, select_: _Select, params: Mapping[str, Any]) -> list[AnyRow]:
+        """The first caller waits one turn of the loop for the others, then runs them all."""
+        loop = asyncio.get_running_loop()
+        key = (loop, select_)
+        waiting = self._gathering.get(key)
+        mine: asyncio.Future[list[AnyRow]]
+        if waiting is not None:
+            mine = loop.create_future()
+            waiting.append((params, mine))
+            return await mine
+        waiting = self._gathering[key] = [(params, None)]
+        try:
+            await asyncio.sleep(0)
+        except BaseException:  # cancelled: the others' reads still run, without this one's
+            del self._gathering[key]
+            if len(waiting) > 1:
+                self._start(select_, waiting)
+            raise
+        del self._gathering[key]
+        if len(waiting) == 1:
+            return await self._alone(select_, params)
+        mine = loop.create_future()
+        waiting[0] = (params, mine)
+        self._start(select_, waiting)
+        return await mine
+
+    def _start(self, select_: _Select, waiting: list[_Waiting]) -> None:
+        """Run gathered reads in a task of their own: no caller's cancellation stops them."""
+        run = asyncio.get_running_loop().create_task(self._run_gathered(select_, waiting))
+        self._runs.add(run)
+        run.add_done_callback(self._runs.discard)
+
+    async def _run_gathered(self, select_: _Select, waiting: list[_Waiting]) -> None:
+        batched = select_.batched
+        assert batched is not None
+        try:
+            try:
+                async with self._connection() as aconn:
+                    rows = await batched.driver.fetch_async(
+                        aconn, batched.params([p for p, _ in waiting])
+                    )
+            except Exception:
+                # A value one caller gave (one its column's type refuses) fails the whole
+                # statement: each read alone, so only that caller's read fails.
+                for params, future in waiting:
+                    outcome: Any
+                    try:
+                        outcome = await self._alone(select_, params)
+                    except Exception as exc:
+                        outcome = exc
+                    _settle(future, outcome)
+                return
+            for (_, future), own in zip(waiting, batched.split(rows, len(waiting)), strict=True):
+                _settle(future, select_.rows(own))
+        finally:  # cancelled with the loop: the callers still waiting are cancelled too
+            for _, future in waiting:
+                if future is not None and not future.done():
+                    future.cancel()
 
     async def page(
         self, query: Query, limit: int, offset: int, *, total: bool, params: Params = None
