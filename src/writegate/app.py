@@ -18,7 +18,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from writegate.console import install as install_console
-from writegate.core.http import ErrorInfo, field_problems
+from writegate.core.http import SECURITY_SCHEMES, ErrorInfo, field_problems
 from writegate.core.middleware import BodyLimit
 from writegate.core.module import Module
 from writegate.core.observability import metrics, tracing
@@ -250,16 +250,25 @@ def _install_probes(app: FastAPI, services: Services, settings: Settings) -> Non
 
 
 def _without_framework_422(app: FastAPI) -> None:
-    """Drop FastAPI's generic 422 from the OpenAPI document: no writegate API ever sends it."""
+    """Drop FastAPI's generic 422 from the OpenAPI document: no writegate API ever sends it.
+
+    Also declares the API-key schemes the operations name in their `security`.
+    """
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = build()
+            named: set[str] = set()
             for path in schema.get("paths", {}).values():
                 for operation in path.values():
                     if isinstance(operation, dict):
                         operation.get("responses", {}).pop("422", None)
+                        named.update(k for s in operation.get("security", ()) for k in s)
+            if named & SECURITY_SCHEMES.keys():
+                schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+                for name in sorted(named & SECURITY_SCHEMES.keys()):
+                    schemes.setdefault(name, SECURITY_SCHEMES[name])
             for name in ("HTTPValidationError", "ValidationError"):
                 schema.get("components", {}).get("schemas", {}).pop(name, None)
             app.openapi_schema = schema

@@ -66,3 +66,17 @@ def test_read_role_reads_and_write_role_writes(
     assert version_counter(server) == before
     for method in ("putDb", *READS, "delete"):
         assert_ok(call(client, method, bodies[method], writer.headers))
+
+
+def test_every_method_documents_both_ways_to_send_the_api_key(client: httpx.Client) -> None:
+    """OpenAPI: each method takes x-api-key or a bearer token, as `credentials` reads them."""
+    doc = client.get("/openapi.json").json()
+    assert doc["components"]["securitySchemes"] == {
+        "APIKeyHeader": {"type": "apiKey", "in": "header", "name": "x-api-key"},
+        "HTTPBearer": {"type": "http", "scheme": "bearer"},
+    }
+    for method in READS + WRITES:
+        operation = doc["paths"][f"/model/package/{method}"]["post"]
+        assert operation["security"] == [{"APIKeyHeader": []}, {"HTTPBearer": []}], method
+    # the key is documented, not a parameter of the operation
+    assert "parameters" not in doc["paths"]["/model/package/putDb"]["post"]

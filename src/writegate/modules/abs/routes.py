@@ -7,10 +7,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from writegate.core.auth import Principal
-from writegate.core.http import ServicesDep, authenticate
+from writegate.core.http import API_KEY_DOC, ServicesDep, authenticate
 from writegate.modules.abs import service
 from writegate.modules.abs.errors import AbsError, failure, ok
 from writegate.modules.abs.schemas import (
@@ -23,9 +22,6 @@ from writegate.modules.abs.schemas import (
     PackagePut,
 )
 
-# Declared for OpenAPI only: core.http.authenticate reads either header itself.
-_ApiKey = Annotated[str | None, Depends(APIKeyHeader(name="x-api-key", auto_error=False))]
-_Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(HTTPBearer(auto_error=False))]
 SUPERADMIN = "superadmin"
 READ_ROLE = "abs:read"
 WRITE_ROLE = "abs:write"
@@ -34,7 +30,7 @@ READ_ROLES = (READ_ROLE, WRITE_ROLE, SUPERADMIN)
 WRITE_ROLES = (WRITE_ROLE, SUPERADMIN)
 
 
-async def require_principal(request: Request, _key: _ApiKey, _bearer: _Bearer) -> Principal:
+async def require_principal(request: Request) -> Principal:
     """The caller behind x-api-key / Authorization: Bearer (render_error words a 401).
 
     Async: a key seen lately is answered from the process's cache, with no thread hop.
@@ -78,7 +74,12 @@ async def _answer(call: Awaitable[Any], *, many: bool = False) -> JSONResponse:
     return ok(result, 1)
 
 
-@router.post("/putDb", operation_id="abs_package_put_db", response_model=PackageEnvelope)
+@router.post(
+    "/putDb",
+    operation_id="abs_package_put_db",
+    response_model=PackageEnvelope,
+    openapi_extra=API_KEY_DOC,
+)
 async def put_db(body: PackagePut, principal: Writer, services: ServicesDep) -> JSONResponse:
     """Create a package (no id/uid) or update one; committed before the answer."""
     try:
@@ -87,20 +88,33 @@ async def put_db(body: PackagePut, principal: Writer, services: ServicesDep) -> 
         return failure(exc.code, exc.description)
 
 
-@router.post("/get", operation_id="abs_package_get", response_model=PackageEnvelope)
+@router.post(
+    "/get",
+    operation_id="abs_package_get",
+    response_model=PackageEnvelope,
+    openapi_extra=API_KEY_DOC,
+)
 async def get(body: PackageGet, principal: Reader, services: ServicesDep) -> JSONResponse:
     """One live package by id or uid."""
     return await _answer(service.get_package(services, principal, body))
 
 
-@router.post("/getList", operation_id="abs_package_get_list", response_model=PackageListEnvelope)
+@router.post(
+    "/getList",
+    operation_id="abs_package_get_list",
+    response_model=PackageListEnvelope,
+    openapi_extra=API_KEY_DOC,
+)
 async def get_list(body: PackageList, principal: Reader, services: ServicesDep) -> JSONResponse:
     """A page of live packages matching the search fields."""
     return await _answer(service.list_packages(services, principal, body), many=True)
 
 
 @router.post(
-    "/getChanges", operation_id="abs_package_get_changes", response_model=PackageListEnvelope
+    "/getChanges",
+    operation_id="abs_package_get_changes",
+    response_model=PackageListEnvelope,
+    openapi_extra=API_KEY_DOC,
 )
 async def get_changes(
     body: PackageChanges, principal: Reader, services: ServicesDep
@@ -109,7 +123,12 @@ async def get_changes(
     return await _answer(service.package_changes(services, principal, body), many=True)
 
 
-@router.post("/delete", operation_id="abs_package_delete", response_model=PackageEnvelope)
+@router.post(
+    "/delete",
+    operation_id="abs_package_delete",
+    response_model=PackageEnvelope,
+    openapi_extra=API_KEY_DOC,
+)
 async def delete(body: PackageDelete, principal: Writer, services: ServicesDep) -> JSONResponse:
     """Mark a package deleted (state 1); it stays in the changes feed."""
     try:
