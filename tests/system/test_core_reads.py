@@ -429,3 +429,28 @@ def test_gathered_reads_bind_each_parameter_as_its_column_type(services: Service
             await reads.dispose()
 
     asyncio.run(main())
+
+
+def test_gathered_reads_that_find_no_connection_all_fail_after_one_wait(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: the pool's timeout is every gathered caller's, after one wait, not one each."""
+    _postgres_only(services)
+    reads, tag = Reads(services.db.url, pool_size=1), uid()
+    monkeypatch.setattr(read_pool, "WAIT_SECONDS", 0.3)
+
+    async def main() -> None:
+        try:
+            async with reads.snapshot():  # the one connection is taken
+                started = asyncio.get_running_loop().time()
+                got = await asyncio.gather(
+                    *(reads.scalar(COUNT, {"tag": tag}) for _ in range(5)), return_exceptions=True
+                )
+                waited = asyncio.get_running_loop().time() - started
+            assert all(isinstance(g, PoolTimeout) for g in got), got
+            assert waited < 1.2  # one wait of 0.3 s; again alone, one by one, 1.8 s
+            assert await reads.scalar(COUNT, {"tag": tag}) == 0
+        finally:
+            await reads.dispose()
+
+    asyncio.run(main())

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from sqlalchemy import Row, Select, bindparam, func, select
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.engine.result import result_tuple
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError
 from sqlalchemy.pool import QueuePool
 
 from writegate.core.db.batched import BatchedSelect
@@ -139,8 +139,9 @@ class Reads(_Rows):
     On PostgreSQL the reads of one statement that requests start in the same turn of the
     event loop are gathered and run as one statement (`BatchedSelect`): one round trip, one
     plan and one pooled connection for all of them, each caller answered with its own rows.
-    If the gathered statement fails, each caller's read runs again alone, so one caller's
-    bad value fails only its own read.
+    If the gathered statement fails on a value (`DataError`, or a value that cannot be
+    bound), each caller's read runs again alone, so one caller's bad value fails only its
+    own read; any other error (the server, the pool) is every caller's.
     """
 
     def __init__(self, url: str, pool_size: int = 5) -> None:
@@ -245,16 +246,18 @@ class Reads(_Rows):
                     rows = await batched.driver.fetch_async(
                         aconn, batched.params([p for p, _ in waiting])
                     )
-            except Exception:
+            except (DataError, TypeError, ValueError):
                 # A value one caller gave (one its column's type refuses) fails the whole
                 # statement: each read alone, so only that caller's read fails.
-                for params, future in waiting:
-                    outcome: Any
-                    try:
-                        outcome = await self._alone(select_, params)
-                    except Exception as exc:
-                        outcome = exc
+                alone = await asyncio.gather(
+                    *(self._alone(select_, p) for p, _ in waiting), return_exceptions=True
+                )
+                for (_, future), outcome in zip(waiting, alone, strict=True):
                     _settle(future, outcome)
+                return
+            except Exception as exc:  # the server or the pool: the same for every caller
+                for _, future in waiting:
+                    _settle(future, exc)
                 return
             for (_, future), own in zip(waiting, batched.split(rows, len(waiting)), strict=True):
                 _settle(future, select_.rows(own))
