@@ -10,9 +10,10 @@ from writegate.core.lazy import exports
 
 if TYPE_CHECKING:
     from writegate.core.db.base import Base
+    from writegate.core.db.batch import BatchInsert, BatchUpdate
     from writegate.core.db.database import Database
     from writegate.core.db.engine import build_engine, normalize_url
-    from writegate.core.db.fastsql import BatchInsert, DriverStatement, driver_fetch
+    from writegate.core.db.fastsql import DriverStatement, driver_fetch
     from writegate.core.db.group_commit import BatchWrite, GroupCommit
     from writegate.core.db.invalues import InValues, ValueList
     from writegate.core.db.metadata import NAMING
@@ -22,6 +23,7 @@ __all__ = [
     "NAMING",
     "Base",
     "BatchInsert",
+    "BatchUpdate",
     "BatchWrite",
     "Database",
     "DriverStatement",
@@ -44,7 +46,8 @@ __getattr__ = exports(
         "Database": "database",
         "build_engine": "engine",
         "normalize_url": "engine",
-        "BatchInsert": "fastsql",
+        "BatchInsert": "batch",
+        "BatchUpdate": "batch",
         "DriverStatement": "fastsql",
         "InValues": "invalues",
         "ValueList": "invalues",

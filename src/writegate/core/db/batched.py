@@ -13,7 +13,8 @@ from sqlalchemy.sql import visitors
 from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.types import NullType
 
-from writegate.core.db.fastsql import DriverStatement, json_scalar
+from writegate.core.db.batch import json_scalar
+from writegate.core.db.fastsql import DriverStatement
 
 #: the column that numbers the parameter sets (a name no statement of writegate selects)
 _N = "_writegate_n"

@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Dialect, Row, Table, and_, bindparam, or_, select, update
+from sqlalchemy import Connection, Dialect, Row, Table, and_, bindparam, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from writegate.core.audit import checksum, next_value
 from writegate.core.auth import Principal
-from writegate.core.db import BatchInsert, InValues
+from writegate.core.db import BatchInsert, BatchUpdate, InValues
 from writegate.core.db import Page as DbPage
 from writegate.core.services import Services
 from writegate.modules.abs.errors import AbsError
@@ -235,7 +235,8 @@ def write_changes(s: Session, changes: list[Change]) -> list[dict[str, Any] | Ab
     creates): its row lock serialises package writers, so the packages read below, locked,
     are the latest committed, and versions are handed out in commit order. A package
     changed twice in one batch is one object, so the second change sees the first. Core
-    statements on the batch's connection: one INSERT and one UPDATE for the batch.
+    statements on the batch's connection, and on the driver one INSERT and one UPDATE for
+    the batch.
     """
     conn = s.connection()
     outcomes: list[dict[str, Any] | AbsError | None] = [None] * len(changes)
@@ -265,7 +266,8 @@ def write_changes(s: Session, changes: list[Change]) -> list[dict[str, Any] | Ab
             _insert(conn.dialect).execute(conn, [[getattr(p, c) for c in _COLUMNS] for p in made])
         changed = {p.id: p for p in found if p.changed}
         if changed:
-            conn.execute(_UPDATE, [_update_params(p) for p in changed.values()])
+            rows = [[p.id, *(getattr(p, c) for c in _WRITTEN)] for p in changed.values()]
+            _update(conn.dialect).execute(conn, rows)
     return [o for o in outcomes if o is not None]  # every change has its outcome by now
 
 
@@ -304,12 +306,6 @@ _LOCKED = (
     .where(or_(InValues(_PACKAGES.c.id, "ids"), InValues(_PACKAGES.c.uid, "uids")))
     .with_for_update()
 )
-#: write a package's columns back (executemany: one parameter set per package)
-_UPDATE = (
-    update(_PACKAGES)
-    .where(_PACKAGES.c.id == bindparam("w_id"))
-    .values({c: bindparam(f"w_{c}") for c in _WRITTEN})
-)
 
 
 @functools.cache
@@ -319,8 +315,10 @@ def _insert(dialect: Dialect) -> BatchInsert:
     return BatchInsert(dialect, _PACKAGES, _COLUMNS, "")
 
 
-def _update_params(p: Package) -> dict[str, Any]:
-    return {"w_id": p.id, **{f"w_{c}": getattr(p, c) for c in _WRITTEN}}
+@functools.cache
+def _update(dialect: Dialect) -> BatchUpdate:
+    """A batch's changed packages written back by id: one statement on the driver."""
+    return BatchUpdate(dialect, _PACKAGES, "id", _WRITTEN)
 
 
 def _creates(body: PackagePut | PackageDelete) -> bool:
