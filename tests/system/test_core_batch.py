@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     Time,
     Uuid,
+    event,
     insert,
     select,
     update,
@@ -129,3 +130,31 @@ def test_batch_update_failure_is_sqlalchemys_error_and_writes_nothing(services: 
         first: "before",
         second: "before",
     }
+
+
+def test_statements_on_the_driver_are_seen_by_the_engines_cursor_listeners(
+    services: Services,
+) -> None:
+    """A batch statement fires before/after_cursor_execute as a Core statement does (tracing)."""
+    first = uid("seen-")
+    _add(services, [first])
+    batch = BatchUpdate(services.db.engine.dialect, typed, "id", ["note"])
+    seen: list[tuple[str, str]] = []
+    engine = services.db.engine
+
+    def before(_c: object, _cur: object, sql: str, *_rest: object) -> None:
+        seen.append(("before", sql))
+
+    def after(_c: object, _cur: object, sql: str, *_rest: object) -> None:
+        seen.append(("after", sql))
+
+    event.listen(engine, "before_cursor_execute", before)
+    event.listen(engine, "after_cursor_execute", after)
+    try:
+        with services.db.write() as s:
+            batch.execute(s, [[first, "seen"]])
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+        event.remove(engine, "after_cursor_execute", after)
+    mine = [(when, sql) for when, sql in seen if sql == batch.sql(1)]
+    assert mine == [("before", batch.sql(1)), ("after", batch.sql(1))]

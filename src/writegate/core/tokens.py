@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import DateTime, Index, Integer, String, Table, bindparam, insert, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy import DateTime, Index, Integer, String, Table, bindparam, select, update
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from writegate.core.clock import Clock
-from writegate.core.db import Base, InValues
+from writegate.core.db import Base, BatchInsert, InValues
 from writegate.core.exceptions import TokenError
 
 
@@ -36,8 +37,16 @@ class ProcessTokenRow(Base):
 
 
 _TOKENS: Table = ProcessTokenRow.__table__  # type: ignore[assignment]
-#: a new token (Core: no ORM unit of work for a row nobody reads back here)
-_INSERT = insert(_TOKENS)
+#: the columns of a new token, as `issue_many` gives them (`id` and `used_at`: the database's)
+_ISSUED = ("token_hash", "tenant", "subject", "scope", "purpose", "issued_at", "expires_at")
+
+
+@functools.cache
+def _insert(dialect: Dialect) -> BatchInsert:
+    """New tokens: one statement on the driver for a batch's tokens."""
+    return BatchInsert(dialect, _TOKENS, _ISSUED, "")
+
+
 #: the tokens of the digests `digests`
 _BY_DIGESTS = select(
     _TOKENS.c.id,
@@ -110,19 +119,10 @@ class TokenService:
         expires = now + timedelta(seconds=ttl_seconds or self.ttl_seconds)
         issued = [IssuedToken(secrets.token_urlsafe(32), expires) for _ in bindings]
         rows = [
-            {
-                "token_hash": token_digest(token.value),
-                "tenant": b.tenant,
-                "subject": b.subject,
-                "scope": b.scope,
-                "purpose": b.purpose,
-                "issued_at": now,
-                "expires_at": expires,
-            }
+            (token_digest(token.value), b.tenant, b.subject, b.scope, b.purpose, now, expires)
             for token, b in zip(issued, bindings, strict=True)
         ]
-        if rows:
-            conn.execute(_INSERT, rows)
+        _insert(conn.dialect).execute(conn, rows)
         return issued
 
     def consume(

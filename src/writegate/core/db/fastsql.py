@@ -36,14 +36,27 @@ def driver_fetch(conn: Connection, sql: str, params: Any) -> tuple[list[Any], An
     return on_driver(conn, sql, params, run)
 
 
-def on_driver(conn: Connection, sql: str, params: Any, run: Callable[[Any], T]) -> T:
-    """`run(cursor)` on conn's driver cursor, a driver error raised as SQLAlchemy's own."""
+def on_driver(
+    conn: Connection, sql: str, params: Any, run: Callable[[Any], T], *, many: bool = False
+) -> T:
+    """`run(cursor)` on conn's driver cursor, a driver error raised as SQLAlchemy's own.
+
+    The engine's `before_cursor_execute` and `after_cursor_execute` listeners (tracing, a
+    test counting statements) see `sql` as they see every statement SQLAlchemy runs; they
+    observe it only (a listener's rewritten statement is not what runs).
+    """
     dialect = conn.dialect
     dbapi_conn = conn.connection.dbapi_connection
     assert dbapi_conn is not None
     cursor = dbapi_conn.cursor()
+    events = conn.dispatch
     try:
-        return run(cursor)
+        if events.before_cursor_execute:
+            events.before_cursor_execute(conn, cursor, sql, params, None, many)
+        result = run(cursor)
+        if events.after_cursor_execute:
+            events.after_cursor_execute(conn, cursor, sql, params, None, many)
+        return result
     except dialect.loaded_dbapi.Error as exc:
         gone = dialect.is_disconnect(exc, dbapi_conn, cursor)
         if gone:
@@ -133,7 +146,7 @@ class DriverStatement:
             cursor.executemany(self.sql, bound)
             return int(cursor.rowcount)
 
-        return on_driver(conn, self.sql, bound, run)
+        return on_driver(conn, self.sql, bound, run, many=True)
 
     def fetch(self, on: Session | Connection, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """Run the statement with `params` in the transaction of `on`; the returned rows."""

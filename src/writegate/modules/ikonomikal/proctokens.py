@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Table, bindparam, delete, insert, select
+from sqlalchemy import Connection, Dialect, Table, bindparam, delete, select
 from sqlalchemy.orm import Session
 
-from writegate.core.db import InValues
+from writegate.core.db import BatchInsert, InValues
 from writegate.core.services import Services
 from writegate.core.tokens import Binding, token_digest
 from writegate.modules.ikonomikal import errors as e
@@ -45,17 +46,10 @@ def issue_many(services: Services, conn: Connection, grants: list[Grant]) -> Non
     conn.execute(_EXPIRED, {"x_sessions": sessions, "x_now": now})
     tokens = services.tokens.issue_many(conn, [g.binding for g in grants])
     rows = [
-        {
-            "session_id": g.caller.session_id,
-            "program": g.program,
-            "proc_id": g.proc_id,
-            "token_hash": token_digest(t.value),
-            "issued_at": now,
-            "expires_at": t.expires_at,
-        }
+        (g.caller.session_id, g.program, g.proc_id, token_digest(t.value), now, t.expires_at)
         for g, t in zip(grants, tokens, strict=True)
     ]
-    conn.execute(_INSERT, rows)
+    _insert(conn.dialect).execute(conn, rows)
 
 
 def consume(services: Services, s: Session, caller: Caller, program: str, proc_id: int) -> None:
@@ -113,7 +107,16 @@ def consume_many(
 
 _TOKENS: Table = ProcTokenRow.__table__  # type: ignore[assignment]
 #: new tokens
-_INSERT = insert(_TOKENS)
+#: the columns of a new token, as `issue_many` gives them (`id`: the database's)
+_ISSUED = ("session_id", "program", "proc_id", "token_hash", "issued_at", "expires_at")
+
+
+@functools.cache
+def _insert(dialect: Dialect) -> BatchInsert:
+    """A batch's new process tokens: one statement on the driver."""
+    return BatchInsert(dialect, _TOKENS, _ISSUED, "")
+
+
 #: the live tokens of the sessions `c_sessions`, oldest first
 _LIVE = (
     select(

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select
+from sqlalchemy import Connection, Dialect, Table, bindparam, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from writegate.core.audit import next_value
 from writegate.core.auth import PasswordCheckBusy, Principal
-from writegate.core.db import InValues
+from writegate.core.db import BatchInsert, InValues
 from writegate.core.services import Services
 from writegate.modules.ikonomikal import errors as e
 from writegate.modules.ikonomikal import limits, proctokens, sessions
@@ -269,7 +270,7 @@ class Ikonomikal:
             rows.append(_row(caller, saves[i].record, code, now))
             outcomes[i] = _saved(saves[i], caller, code, now)
         if rows:
-            conn.execute(_INSERT, rows)
+            _insert(conn.dialect).execute(conn, rows)
         for i, grant in grants.items():
             if i not in adds:
                 try:
@@ -441,27 +442,53 @@ class Save:
         return self.proc_id == ADD and not self.record.code
 
 
-def _row(caller: sessions.Caller, rec: Record, code: str, now: datetime) -> dict[str, object]:
-    """A new SS07 record's columns."""
-    return {
-        "subs_id": caller.subs_id,
-        "code": code,
-        "code_key": code.upper(),
-        "f002": rec.f002,
-        "f003": rec.f003,
-        "f004": rec.f004,
-        "l001": rec.labels[0],
-        "l002": rec.labels[1],
-        "l003": rec.labels[2],
-        "l004": rec.labels[3],
-        "version": 1,
-        "created_by": caller.principal.name,
-        "created_at": now,
-        "m_user": caller.user_code,
-        "m_group": caller.group,
-        "modified_by": caller.principal.name,
-        "modified_at": now,
-    }
+def _row(caller: sessions.Caller, rec: Record, code: str, now: datetime) -> tuple[object, ...]:
+    """A new SS07 record's columns, in the order of `_NEW`."""
+    name = caller.principal.name
+    return (
+        caller.subs_id,
+        code,
+        code.upper(),
+        rec.f002,
+        rec.f003,
+        rec.f004,
+        *rec.labels,
+        1,
+        name,
+        now,
+        caller.user_code,
+        caller.group,
+        name,
+        now,
+    )
+
+
+#: the columns of a new SS07 record, as `_row` gives them (`id`: the database's)
+_NEW = (
+    "subs_id",
+    "code",
+    "code_key",
+    "f002",
+    "f003",
+    "f004",
+    "l001",
+    "l002",
+    "l003",
+    "l004",
+    "version",
+    "created_by",
+    "created_at",
+    "m_user",
+    "m_group",
+    "modified_by",
+    "modified_at",
+)
+
+
+@functools.cache
+def _insert(dialect: Dialect) -> BatchInsert:
+    """A batch's new SS07 records: one statement on the driver."""
+    return BatchInsert(dialect, _SS07, _NEW, "")
 
 
 def _saved(save: Save, caller: sessions.Caller, code: str, now: datetime) -> SaveResponse:
@@ -472,7 +499,6 @@ def _saved(save: Save, caller: sessions.Caller, code: str, now: datetime) -> Sav
 
 _SS07: Table = SS07Row.__table__  # type: ignore[assignment]
 #: new SS07 records
-_INSERT = insert(_SS07)
 #: which of the codes `t_keys` (case-folded as stored) subscriber `t_subs` has records of
 _TAKEN = select(_SS07.c.code_key).where(
     _SS07.c.subs_id == bindparam("t_subs"), InValues(_SS07.c.code_key, "t_keys")
