@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
-from datetime import date, datetime, time
-from decimal import Decimal
 
 import pytest
 from sqlalchemy import (
-    JSON,
-    Boolean,
-    Column,
-    Date,
-    DateTime,
-    Integer,
     MetaData,
-    Numeric,
-    String,
-    Table,
-    Time,
-    Uuid,
     event,
     insert,
     select,
@@ -30,36 +16,14 @@ from sqlalchemy.exc import IntegrityError
 
 from tests.harness import uid
 from tests.system.conftest import core_services
+from tests.system.typedrows import EVERY_TYPE, typed_table
 from writegate.core.db import BatchUpdate
 from writegate.core.services import Services
 
 scratch = MetaData()
-typed = Table(
-    "core_test_batch_update",
-    scratch,
-    Column("id", String(64), primary_key=True),
-    Column("day", Date),
-    Column("at", Time),
-    Column("ts", DateTime),
-    Column("u", Uuid),
-    Column("amount", Numeric(12, 3)),
-    Column("flag", Boolean),
-    Column("n", Integer),
-    Column("doc", JSON),
-    Column("note", String(200), nullable=False),
-)
+typed = typed_table("core_test_batch_update", scratch, note_nullable=False)
 COLUMNS = [c.name for c in typed.columns if c.name != "id"]
-VALUE = {
-    "day": date(2031, 2, 3),
-    "at": time(4, 5, 6, 789000),
-    "ts": datetime(2031, 2, 3, 4, 5, 6, 7),
-    "u": uuid.UUID("0193a3f2-1c2d-7e4f-8a9b-0c1d2e3f4a5b"),
-    "amount": Decimal("1234.500"),
-    "flag": True,
-    "n": -7,
-    "doc": {"k": ['a"b', None, 1.5], "naïve": "☃"},
-    "note": "it's \\ a, {note}",
-}
+VALUE = EVERY_TYPE
 
 
 @pytest.fixture

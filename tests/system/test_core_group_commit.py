@@ -8,25 +8,16 @@ import threading
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import date, datetime, time, timedelta, timezone
-from decimal import Decimal
+from datetime import datetime, timedelta, timezone
 from time import sleep
 from typing import Any
 
 import pytest
 from sqlalchemy import (
-    JSON,
-    Boolean,
     Column,
-    Date,
-    DateTime,
-    Integer,
     MetaData,
-    Numeric,
     String,
     Table,
-    Time,
-    Uuid,
     event,
     func,
     insert,
@@ -38,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from tests.harness import hold_group_commit, uid, wait_for
 from tests.system.conftest import core_services
+from tests.system.typedrows import EVERY_TYPE, typed_table
 from writegate.core.db import BatchInsert
 from writegate.core.exceptions import ExclusiveJobExists
 from writegate.core.jobs import Job, JobRow, NewJob, Status
@@ -46,20 +38,7 @@ from writegate.core.services import Services
 #: a scratch table outside Base.metadata, so migrations checks never see it
 scratch = MetaData()
 rows = Table("core_test_rows", scratch, Column("id", String(64), primary_key=True))
-typed = Table(
-    "core_test_typed",
-    scratch,
-    Column("id", String(64), primary_key=True),
-    Column("day", Date),
-    Column("at", Time),
-    Column("ts", DateTime),
-    Column("u", Uuid),
-    Column("amount", Numeric(12, 3)),
-    Column("flag", Boolean),
-    Column("n", Integer),
-    Column("doc", JSON),
-    Column("note", String(200)),
-)
+typed = typed_table("core_test_typed", scratch)
 
 
 @pytest.fixture
@@ -776,17 +755,7 @@ def test_batch_insert_stores_every_column_type_as_a_core_insert_does(services: S
     """BatchInsert binds each value through its column type, on SQLite and on PostgreSQL."""
     columns = [c.name for c in typed.columns]
     batch = BatchInsert(services.db.engine.dialect, typed, columns, "")
-    value = {
-        "day": date(2031, 2, 3),
-        "at": time(4, 5, 6, 789000),
-        "ts": datetime(2031, 2, 3, 4, 5, 6, 7),
-        "u": uuid.UUID("0193a3f2-1c2d-7e4f-8a9b-0c1d2e3f4a5b"),
-        "amount": Decimal("1234.500"),
-        "flag": True,
-        "n": -7,
-        "doc": {"k": ['a"b', None, 1.5], "naïve": "☃"},
-        "note": "it's \\ a, {note}",
-    }
+    value = EVERY_TYPE
     core, fast, empty = uid("core-"), uid("fast-"), uid("empty-")
     with services.db.write() as s:
         s.execute(insert(typed), [{"id": core, **value}])
