@@ -14,12 +14,13 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, Table
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import Session
+from sqlalchemy.types import TypeEngine
 
 from writegate.core.db.fastsql import connection_of, driver_fetch, on_driver
 
 
-class _Rows:
-    """Rows of fixed columns sent with one statement, each value bound through its column's
+class BatchRows:
+    """Rows of fixed, typed columns sent with one statement, each value bound through its
     type (and cast), so they are stored exactly as an ORM or Core write would store them.
 
     On SQLite a multi-row VALUES; on PostgreSQL the rows travel as one JSON document read by
@@ -28,28 +29,24 @@ class _Rows:
     and the driver dumps one string (typed arrays cost ~15 us a row).
     """
 
-    def __init__(self, dialect: Dialect, table: Table, columns: Sequence[str]) -> None:
+    def __init__(self, dialect: Dialect, typed: Sequence[tuple[str, TypeEngine[Any]]]) -> None:
         q = dialect.identifier_preparer
-        self.columns = tuple(columns)
+        columns = self.columns = tuple(name for name, _ in typed)
         self.as_json = dialect.name == "postgresql"
         processors: list[Callable[[Any], Any] | None] = []
-        types, is_json = [], []
-        for c in columns:
-            impl = table.c[c].type.dialect_impl(dialect)
+        types, is_json, kinds = [], [], [kind for _, kind in typed]
+        for kind in kinds:
+            impl = kind.dialect_impl(dialect)
             processors.append(impl.bind_processor(dialect))
             types.append(dialect.type_compiler_instance.process(impl))
-            is_json.append(isinstance(table.c[c].type, JSON))
+            is_json.append(isinstance(kind, JSON))
         if self.as_json:
             # A JSON column's bind processor gives the serialized text: it travels as a JSON
             # string and is cast, so the column stores exactly that text. Per column, not per
             # value: a batch's rows often share one `now`, converted once.
             processors = [
-                _json_text(p)
-                if j
-                else _iso
-                if p is None and isinstance(table.c[c].type, DateTime)
-                else p
-                for c, p, j in zip(columns, processors, is_json, strict=True)
+                _json_text(p) if j else _iso if p is None and isinstance(k, DateTime) else p
+                for k, p, j in zip(kinds, processors, is_json, strict=True)
             ]
             #: each column as read from the recordset `t`, in its own type
             self.picked = {
@@ -81,7 +78,7 @@ class _Rows:
             doc = [
                 dict(zip(self.columns, row, strict=True)) for row in zip(*by_column, strict=True)
             ]
-            return [json.dumps(doc, default=json_scalar, allow_nan=False)]
+            return [json.dumps(doc, default=_json_scalar, allow_nan=False)]
         return [v for row in zip(*by_column, strict=True) for v in row]
 
     def chunks(self, conn: Connection, rows: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
@@ -102,7 +99,7 @@ class BatchInsert:
     """A multi-row INSERT run straight on the driver connection: one statement per batch.
 
     For hot paths, where SQLAlchemy's per-row parameter handling costs more than the
-    database's own work (rows as `_Rows` sends them). Column defaults are not applied: give
+    database's own work (rows as `BatchRows` sends them). Column defaults are not applied: give
     every column.
 
     `key` names a column whose values `execute` returns for the rows written (inserted, or
@@ -119,7 +116,7 @@ class BatchInsert:
         key: str | None = None,
     ) -> None:
         q = dialect.identifier_preparer
-        self._rows = _Rows(dialect, table, columns)
+        self._rows = BatchRows(dialect, [(c, table.c[c].type) for c in columns])
         names = ", ".join(q.quote(c) for c in columns)
         head = f"INSERT INTO {q.format_table(table)} ({names}) "
         tail = f" {tail}" if tail else ""
@@ -189,7 +186,7 @@ class BatchInsert:
 class BatchUpdate:
     """An UPDATE of many rows by key, on the driver: one statement per batch.
 
-    Each row gives its key first, then the new value of every other column (through `_Rows`,
+    Each row gives its key first, then the new value of every other column (through `BatchRows`,
     as a `BatchInsert`'s). Where an executemany runs the UPDATE once per row (SQLAlchemy's
     bookkeeping for each, and on PostgreSQL a pipeline of as many statements), this is one
     `UPDATE ... FROM` the rows. A key given twice updates its row from either: give each once.
@@ -197,7 +194,7 @@ class BatchUpdate:
 
     def __init__(self, dialect: Dialect, table: Table, key: str, columns: Sequence[str]) -> None:
         q = dialect.identifier_preparer
-        self._rows = _Rows(dialect, table, [key, *columns])
+        self._rows = BatchRows(dialect, [(c, table.c[c].type) for c in (key, *columns)])
         name = q.format_table(table)
         if self._rows.as_json:
             picked = self._rows.picked
@@ -249,10 +246,10 @@ def _json_text(processor: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
 
 
 def _iso(value: datetime | None) -> str | None:
-    return None if value is None else json_scalar(value)
+    return None if value is None else _json_scalar(value)
 
 
-def json_scalar(value: Any) -> Any:
+def _json_scalar(value: Any) -> Any:
     """A bound value JSON cannot carry, as the text PostgreSQL reads for its column type."""
     if isinstance(value, datetime):
         if value.tzinfo is not None:  # writegate stores naive UTC

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import typing
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import JSON, Integer, Select, Text, bindparam, cast, column, func, select, true
@@ -13,7 +12,7 @@ from sqlalchemy.sql import visitors
 from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.types import NullType
 
-from writegate.core.db.batch import json_scalar
+from writegate.core.db.batch import BatchRows
 from writegate.core.db.fastsql import DriverStatement
 
 #: the column that numbers the parameter sets (a name no statement of writegate selects)
@@ -32,9 +31,10 @@ class BatchedSelect:
     def __init__(self, dialect: Dialect, statement: Select[Any], keys: Sequence[str]) -> None:
         given = _given(statement)
         self._keys = list(keys)
-        self._processors: list[Callable[[Any], Any] | None] = [
-            given[k].type.dialect_impl(dialect).bind_processor(dialect) for k in self._keys
-        ]
+        #: the sets, numbered, as `BatchInsert` sends its rows
+        self._rows = BatchRows(
+            dialect, [(_N, Integer()), *((k, given[k].type) for k in self._keys)]
+        )
         sets = (
             func.json_to_recordset(cast(bindparam("_sets", type_=Text), JSON))
             .table_valued(column(_N, Integer), *(column(k, given[k].type) for k in self._keys))
@@ -65,14 +65,8 @@ class BatchedSelect:
 
     def params(self, sets: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """The one parameter of the batch: every set, each value through its bind processor."""
-        doc = []
-        for n, values in enumerate(sets):
-            row: dict[str, Any] = {_N: n}
-            for key, proc in zip(self._keys, self._processors, strict=True):
-                value = values[key]
-                row[key] = value if proc is None or value is None else proc(value)
-            doc.append(row)
-        return {"_sets": json.dumps(doc, default=json_scalar, allow_nan=False)}
+        rows = [(n, *(values[k] for k in self._keys)) for n, values in enumerate(sets)]
+        return {"_sets": self._rows.params(rows)[0]}
 
     @staticmethod
     def split(rows: list[tuple[Any, ...]], n: int) -> list[list[tuple[Any, ...]]]:
