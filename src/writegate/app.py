@@ -113,7 +113,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     )
     # Outside BodyLimit: its 408 and 413 answers carry the request id and are counted too.
     app.add_middleware(ObserveRequests, api_of=api_of(modules))
-    _without_framework_422(app)
+    _shape_openapi(app)
     return app
 
 
@@ -249,11 +249,9 @@ def _install_probes(app: FastAPI, services: Services, settings: Settings) -> Non
     app.include_router(router(readiness, metrics.registry(queue)))
 
 
-def _without_framework_422(app: FastAPI) -> None:
-    """Drop FastAPI's generic 422 from the OpenAPI document: no writegate API ever sends it.
-
-    Also declares the API-key schemes the operations name in their `security`.
-    """
+def _shape_openapi(app: FastAPI) -> None:
+    """The OpenAPI document without FastAPI's generic 422 (no writegate API ever sends it),
+    and with the API-key schemes its operations name in their `security` declared."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
