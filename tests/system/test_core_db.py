@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from tests.harness import uid
 from tests.system.conftest import core_services
-from writegate.core.db import Database, DriverStatement, InValues
+from writegate.core.db import Database, DriverStatement, InValues, prepared
 from writegate.core.db import engine as db_engine
 from writegate.core.services import Services
 
@@ -187,6 +187,32 @@ def test_driver_statement_binds_and_reads_every_column_type_as_core_execute_does
     assert stored[a] == stored[b] == got[0][1:]
     with services.db.write() as s:  # no row matches: no rows, nothing written
         assert fast.fetch(s.connection(), {"p_ids": [uid("none-")], **change}) == []
+
+
+def test_prepared_statement_gives_the_rows_core_execute_gives(services: Services) -> None:
+    """`prepared`: compiled once per statement and dialect; the statement's own columns come
+    back as Core's `Row`s (names, processed values), from a SELECT and from a RETURNING."""
+    dialect = services.db.engine.dialect
+    by_ids = select(typed).where(InValues(typed.c.id, "p_ids")).order_by(typed.c.id)
+    assert prepared(dialect, by_ids) is prepared(dialect, by_ids)
+    assert prepared(dialect, by_ids) is not prepared(dialect, _TOUCH)
+    ids = sorted(uid("prep-") for _ in range(3))
+    with services.db.write() as s:
+        s.execute(insert(typed), [{"id": i, "amount": Decimal("1.250"), "n": 1} for i in ids])
+    change = {"p_ts": datetime(2032, 1, 2, 3, 4, 5), "p_note": "n", "p_doc": {"a": [1]}}
+    with services.db.write() as s:
+        touched = prepared(dialect, _TOUCH).rows(s.connection(), {"p_ids": ids[:2], **change})
+    assert sorted((r.id, r.ts, r.n, r.doc) for r in touched) == [
+        (i, change["p_ts"], 2, change["p_doc"]) for i in ids[:2]
+    ]
+    with services.db.read() as s:
+        want = s.execute(by_ids, {"p_ids": ids}).all()
+        got = prepared(dialect, by_ids).rows(s.connection(), {"p_ids": ids})
+        assert prepared(dialect, by_ids).scalars(s.connection(), {"p_ids": ids}) == ids
+    assert got == want
+    assert [r._mapping for r in got] == [r._mapping for r in want]
+    assert got[0].amount == Decimal("1.250")
+    assert got[0].ts == change["p_ts"]
 
 
 def test_driver_statement_failure_is_sqlalchemys_error_and_writes_nothing(

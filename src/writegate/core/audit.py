@@ -15,7 +15,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from writegate.core.db import Base
+from writegate.core.db import Base, prepared
 
 
 class CounterRow(Base):
@@ -35,11 +35,12 @@ def next_value(session: Session, name: str, step: int = 1) -> int:
     """
     conn = session.connection()
     params = {"n_name": name, "n_step": step}
-    value = conn.execute(_BUMP, params).scalar()
-    if value is None:  # a counter's first use: create it (or find it created meanwhile)
-        conn.execute(_create(conn.dialect.name), params)
-        value = conn.execute(_BUMP, params).scalar_one()
-    return int(value)
+    bump = prepared(conn.dialect, _BUMP)
+    value = bump.scalars(conn, params)
+    if not value:  # a counter's first use: create it (or find it created meanwhile)
+        prepared(conn.dialect, _create(conn.dialect.name)).execute(conn, params)
+        value = bump.scalars(conn, params)
+    return int(value[0])
 
 
 _COUNTERS: Table = CounterRow.__table__  # type: ignore[assignment]

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Mapped, Session
 
 from writegate.core import principals
 from writegate.core.clock import Clock
-from writegate.core.db import Base, Database
+from writegate.core.db import Base, Database, prepared
 from writegate.core.principals import (
     BY_KEY_HASH,
     BY_NAME,
@@ -184,7 +184,7 @@ class AuthService:
         """The active principals of these names, by name: one read."""
         if not names:
             return {}
-        rows = conn.execute(BY_NAMES, {"names": names})
+        rows = prepared(conn.dialect, BY_NAMES).rows(conn, {"names": names})
         return {r.name: Principal.from_row(r) for r in rows if r.revoked_at is None}
 
     def verify_password(self, session: Session, name: str, password: str) -> Principal | None:

@@ -25,6 +25,7 @@ from sqlalchemy import (
     update,
 )
 
+from writegate.core.db.invalues import InValues
 from writegate.core.db.metadata import METADATA
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ _C = PRINCIPALS.c
 #: the principal named `name`
 BY_NAME = select(PRINCIPALS).where(_C.name == bindparam("name"))
 #: the principals of the names `names`
-BY_NAMES = select(PRINCIPALS).where(_C.name.in_(bindparam("names", expanding=True)))
+BY_NAMES = select(PRINCIPALS).where(InValues(_C.name, "names"))
 #: the principal whose API key hashes to `digest` (what authenticating a request reads)
 BY_KEY_HASH = select(
     *(_C[c] for c in ("id", "name", "tenant", "roles", "attrs", "api_key_hash", "revoked_at"))

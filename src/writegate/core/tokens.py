@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from writegate.core.clock import Clock
-from writegate.core.db import Base, BatchInsert, InValues
+from writegate.core.db import Base, BatchInsert, InValues, prepared
 from writegate.core.exceptions import TokenError
 
 
@@ -174,7 +174,8 @@ class TokenService:
         """
         now = self.clock.now()
         digests = sorted({digest for digest, _ in claims})
-        rows = {r.token_hash: r for r in conn.execute(_BY_DIGESTS, {"digests": digests})}
+        found = prepared(conn.dialect, _BY_DIGESTS).rows(conn, {"digests": digests})
+        rows = {r.token_hash: r for r in found}
         errors: list[TokenError | None] = [None] * len(claims)
         claimed: dict[int, int] = {}
         for i, (digest, binding) in enumerate(claims):
@@ -191,7 +192,8 @@ class TokenService:
                 claimed[row.id] = i
         if claimed:
             # The conditional update is the arbiter: of N racing consumers exactly one matches.
-            used = set(conn.execute(_USE, {"ids": list(claimed), "u_now": now}).scalars())
+            use = prepared(conn.dialect, _USE)
+            used = set(use.scalars(conn, {"ids": list(claimed), "u_now": now}))
             for token_id, i in claimed.items():
                 if token_id not in used:
                     errors[i] = TokenError("used")

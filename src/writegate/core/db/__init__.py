@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from writegate.core.db.batch import BatchInsert, BatchUpdate
     from writegate.core.db.database import Database
     from writegate.core.db.engine import build_engine, normalize_url
-    from writegate.core.db.fastsql import DriverStatement, driver_fetch
+    from writegate.core.db.fastsql import DriverStatement, driver_fetch, prepared
     from writegate.core.db.group_commit import BatchWrite, GroupCommit
     from writegate.core.db.invalues import InValues, ValueList
     from writegate.core.db.metadata import NAMING
@@ -36,6 +36,7 @@ __all__ = [
     "build_engine",
     "driver_fetch",
     "normalize_url",
+    "prepared",
 ]
 
 __getattr__ = exports(
@@ -52,6 +53,7 @@ __getattr__ = exports(
         "InValues": "invalues",
         "ValueList": "invalues",
         "driver_fetch": "fastsql",
+        "prepared": "fastsql",
         "BatchWrite": "group_commit",
         "GroupCommit": "group_commit",
         "Page": "reads",

@@ -1,11 +1,15 @@
-"""Statements run on the driver's own cursor: the hottest writes and every read."""
+"""Statements run on the driver's own cursor: every statement of a request's or a job's write,
+and every read."""
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from sqlalchemy import Row
 from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.engine.result import result_tuple
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -74,17 +78,26 @@ def on_driver(
 
 
 class DriverStatement:
-    """A fixed Core statement run on the driver's own cursor: hot writes and every read.
+    """A fixed Core statement run on the driver's own cursor: writes and reads on a hot path.
 
     SQLAlchemy's execution bookkeeping costs about as much as a warm round trip (the worker's
-    claim pays it before every job runs; a read, once per request). This compiles once,
-    binds each value through its parameter type's bind processor, reads each returned column
-    through its type's result processor, and returns plain tuples.
+    claim pays it before every job runs; a read, once per request; a group-commit batch, once
+    per statement). This compiles once, binds each value through its parameter type's bind
+    processor, reads each returned column (by default the statement's own: what it selects
+    or returns) through its type's result processor, and returns plain tuples, or `Row`s.
     """
 
     def __init__(
-        self, dialect: Dialect, stmt: ClauseElement, returning: Sequence[ColumnElement[Any]] = ()
+        self,
+        dialect: Dialect,
+        stmt: ClauseElement,
+        returning: Sequence[ColumnElement[Any]] | None = None,
     ) -> None:
+        if returning is None:  # the columns the statement selects or returns
+            columns = getattr(stmt, "exported_columns", None)
+            returning, names = list(columns or ()), list(columns.keys() if columns else ())
+        else:
+            names = [c.key for c in returning]
         compiled = stmt.compile(dialect=dialect)
         assert isinstance(compiled, SQLCompiler)
         if any(b.expanding for b in compiled.bind_names):
@@ -106,8 +119,9 @@ class DriverStatement:
         self._returning = [c.type.dialect_impl(dialect) for c in returning]
         #: each returned column's result processor, known from the first cursor description
         self._result_processors: list[Callable[[Any], Any] | None] | None = None
-        #: the returned columns' names, known from the first cursor description
-        self.names: tuple[str, ...] = ()
+        #: makes a `Row` of returned values (text(): named from the first cursor description)
+        self._row = result_tuple(names) if names else None
+        self._names: tuple[str, ...] = tuple(names)
 
     def _processors(self, description: Sequence[Any]) -> list[Callable[[Any], Any] | None]:
         if not self._returning:
@@ -153,6 +167,21 @@ class DriverStatement:
         rows, description = driver_fetch(connection_of(on), self.sql, self.bind(params))
         return self._results(rows, description)
 
+    def rows(self, on: Session | Connection, params: Mapping[str, Any]) -> list[Row[Any]]:
+        """`fetch`, as SQLAlchemy `Row`s (attributes, `_mapping`) named as the statement's."""
+        return self.as_rows(self.fetch(on, params))
+
+    def scalars(self, on: Session | Connection, params: Mapping[str, Any]) -> list[Any]:
+        """`fetch`'s first column."""
+        return [r[0] for r in self.fetch(on, params)]
+
+    def as_rows(self, values: list[tuple[Any, ...]]) -> list[Row[Any]]:
+        """The returned values (of `fetch`) as `Row`s."""
+        make = self._row
+        if make is None:
+            make = self._row = result_tuple(list(self._names))
+        return [make(v) for v in values]
+
     async def fetch_async(self, conn: Any, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """`fetch` on a psycopg `AsyncConnection`; a driver error raised as SQLAlchemy's own."""
         bound = self.bind(params)
@@ -174,10 +203,27 @@ class DriverStatement:
         procs = self._result_processors
         if procs is None:
             procs = self._result_processors = self._processors(description)
-            self.names = tuple(col[0] for col in description)
+            self._names = tuple(col[0] for col in description)
         if not any(procs):
             return [tuple(r) for r in rows]
         return [
             tuple(v if p is None or v is None else p(v) for p, v in zip(procs, r, strict=True))
             for r in rows
         ]
+
+
+#: statement -> its `DriverStatement` for each dialect, for as long as the statement lives
+_PREPARED: weakref.WeakKeyDictionary[
+    ClauseElement, weakref.WeakKeyDictionary[Dialect, DriverStatement]
+] = weakref.WeakKeyDictionary()
+
+
+def prepared(dialect: Dialect, stmt: ClauseElement) -> DriverStatement:
+    """`stmt` compiled once for this dialect's driver (build it once, values as bindparams)."""
+    by_dialect = _PREPARED.get(stmt)
+    if by_dialect is None:
+        by_dialect = _PREPARED.setdefault(stmt, weakref.WeakKeyDictionary())
+    driver = by_dialect.get(dialect)
+    if driver is None:
+        driver = by_dialect[dialect] = DriverStatement(dialect, stmt)
+    return driver

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from sqlalchemy import Row, Select, bindparam, func, select
 from sqlalchemy.engine import Connection, Dialect, Engine
-from sqlalchemy.engine.result import result_tuple
 from sqlalchemy.exc import DataError, DBAPIError
 from sqlalchemy.pool import QueuePool
 
@@ -81,18 +80,13 @@ class _Select:
     """A statement compiled once for the driver, and the `Row`s of what it returns."""
 
     def __init__(self, dialect: Dialect, statement: Query) -> None:
-        columns = statement.selected_columns if isinstance(statement, Select) else None
-        self.driver = DriverStatement(dialect, statement, returning=list(columns or ()))
-        self._row = None if columns is None else result_tuple(list(columns.keys()))
+        self.driver = DriverStatement(dialect, statement)
         #: the statement for several callers' parameters at once, where it can be built
         self.batched = BatchedSelect.of(dialect, statement)
 
     def rows(self, values: list[tuple[Any, ...]]) -> list[AnyRow]:
         """The driver's rows as SQLAlchemy `Row`s (attributes, `_mapping`, `_fields`)."""
-        make = self._row
-        if make is None:  # text(): the names are known from the first cursor description
-            make = self._row = result_tuple(list(self.driver.names))
-        return [make(v) for v in values]
+        return self.driver.as_rows(values)
 
 
 #: a gathered read: its parameters, and the future its caller awaits (None while it gathers)

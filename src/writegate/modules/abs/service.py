@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from writegate.core.audit import checksum, next_value
 from writegate.core.auth import Principal
-from writegate.core.db import BatchInsert, BatchUpdate, InValues
+from writegate.core.db import BatchInsert, BatchUpdate, InValues, prepared
 from writegate.core.db import Page as DbPage
 from writegate.core.services import Services
 from writegate.modules.abs.errors import AbsError
@@ -241,7 +241,7 @@ def write_changes(s: Session, changes: list[Change]) -> list[dict[str, Any] | Ab
     conn = s.connection()
     outcomes: list[dict[str, Any] | AbsError | None] = [None] * len(changes)
     codes = sorted({c.body.client_code for c in changes})
-    registered = set(conn.execute(_REGISTERED_OF, {"codes": codes}).scalars())
+    registered = set(prepared(conn.dialect, _REGISTERED_OF).scalars(conn, {"codes": codes}))
     todo = []
     for i, c in enumerate(changes):
         try:
@@ -339,7 +339,7 @@ def _locked(conn: Connection, bodies: list[PackagePut | PackageDelete]) -> list[
     uids = sorted({b.uid for b in bodies if b.uid})
     if not ids and not uids:
         return []
-    rows = conn.execute(_LOCKED, {"ids": ids, "uids": uids})
+    rows = prepared(conn.dialect, _LOCKED).rows(conn, {"ids": ids, "uids": uids})
     return [Package(**row._mapping) for row in rows]
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Dialect, Table, bindparam, delete, select
 from sqlalchemy.orm import Session
 
-from writegate.core.db import BatchInsert, InValues
+from writegate.core.db import BatchInsert, InValues, prepared
 from writegate.core.services import Services
 from writegate.core.tokens import Binding, token_digest
 from writegate.modules.ikonomikal import errors as e
@@ -43,7 +43,7 @@ def issue_many(services: Services, conn: Connection, grants: list[Grant]) -> Non
         return
     now = services.clock.now()
     sessions = sorted({g.caller.session_id for g in grants})
-    conn.execute(_EXPIRED, {"x_sessions": sessions, "x_now": now})
+    prepared(conn.dialect, _EXPIRED).execute(conn, {"x_sessions": sessions, "x_now": now})
     tokens = services.tokens.issue_many(conn, [g.binding for g in grants])
     rows = [
         (g.caller.session_id, g.program, g.proc_id, token_digest(t.value), now, t.expires_at)
@@ -75,7 +75,7 @@ def consume_many(
     now = services.clock.now()
     sessions = sorted({g.caller.session_id for g in grants})
     live: dict[tuple[int, str, int], list[tuple[int, str]]] = {}
-    for row in conn.execute(_LIVE, {"c_sessions": sessions, "c_now": now}):
+    for row in prepared(conn.dialect, _LIVE).rows(conn, {"c_sessions": sessions, "c_now": now}):
         live.setdefault((row.session_id, row.program, row.proc_id), []).append(
             (row.id, row.token_hash)
         )
@@ -101,12 +101,11 @@ def consume_many(
             else:
                 todo.append(i)
     if chosen:
-        conn.execute(_USED, {"u_ids": sorted(chosen.values())})
+        prepared(conn.dialect, _USED).execute(conn, {"u_ids": sorted(chosen.values())})
     return errors
 
 
 _TOKENS: Table = ProcTokenRow.__table__  # type: ignore[assignment]
-#: new tokens
 #: the columns of a new token, as `issue_many` gives them (`id`: the database's)
 _ISSUED = ("session_id", "program", "proc_id", "token_hash", "issued_at", "expires_at")
 

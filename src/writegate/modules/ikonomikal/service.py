@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from writegate.core.audit import next_value
 from writegate.core.auth import PasswordCheckBusy, Principal
-from writegate.core.db import BatchInsert, InValues
+from writegate.core.db import BatchInsert, InValues, prepared
 from writegate.core.services import Services
 from writegate.modules.ikonomikal import errors as e
 from writegate.modules.ikonomikal import limits, proctokens, sessions
@@ -365,7 +365,7 @@ class Ikonomikal:
             fresh = [f"{n:06d}" for n in range(last - autos + 1, last + 1)]
             asked = [adds[i][0].upper() for i in todo if adds[i][0]]
             keys = {"t_subs": subs_id, "t_keys": asked + fresh}
-            taken = set(conn.execute(_TAKEN, keys).scalars())
+            taken = set(prepared(conn.dialect, _TAKEN).scalars(conn, keys))
             for i in todo:
                 code = adds[i][0]
                 if code and code.upper() in taken:
@@ -498,7 +498,6 @@ def _saved(save: Save, caller: sessions.Caller, code: str, now: datetime) -> Sav
 
 
 _SS07: Table = SS07Row.__table__  # type: ignore[assignment]
-#: new SS07 records
 #: which of the codes `t_keys` (case-folded as stored) subscriber `t_subs` has records of
 _TAKEN = select(_SS07.c.code_key).where(
     _SS07.c.subs_id == bindparam("t_subs"), InValues(_SS07.c.code_key, "t_keys")
@@ -507,4 +506,5 @@ _TAKEN = select(_SS07.c.code_key).where(
 
 def _taken(conn: Connection, subs_id: str, code: str) -> bool:
     """Whether the subscriber already has a record of this code."""
-    return conn.execute(_TAKEN, {"t_subs": subs_id, "t_keys": [code.upper()]}).first() is not None
+    params = {"t_subs": subs_id, "t_keys": [code.upper()]}
+    return bool(prepared(conn.dialect, _TAKEN).fetch(conn, params))

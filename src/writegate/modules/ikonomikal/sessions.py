@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Table, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from writegate.core.auth import Principal
-from writegate.core.db import InValues
+from writegate.core.db import InValues, prepared
 from writegate.core.principals import PRINCIPALS
 from writegate.core.services import Services
 from writegate.modules.ikonomikal import errors as e
@@ -154,7 +154,7 @@ def authenticate_many(
     now = services.clock.now()
     keys = [hash_session_id(r.sessID) if r.sessID.strip() else None for r in reqs]
     digests = sorted({k for k in keys if k is not None})
-    found = conn.execute(_BY_HASHES, {"hashes": digests}) if digests else ()
+    found = prepared(conn.dialect, _BY_HASHES).rows(conn, {"hashes": digests}) if digests else []
     rows = {r.sess_hash: r for r in found}
     principals = services.auth.by_names(conn, sorted({r.principal for r in rows.values()}))
     callers: list[Caller | ApiError] = []
@@ -169,7 +169,7 @@ def authenticate_many(
         if row is not None and _idle(now, row.last_used_at) >= cfg.session_touch_seconds:
             touch.add(row.id)
     if touch:
-        conn.execute(_TOUCH, {"t_ids": sorted(touch), "t_now": now})
+        prepared(conn.dialect, _TOUCH).execute(conn, {"t_ids": sorted(touch), "t_now": now})
     return callers
 
 
