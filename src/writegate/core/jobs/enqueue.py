@@ -95,7 +95,7 @@ class Enqueue(JobStore):
         after = {v["after_id"] for v in rows if v["after_id"] is not None}
         if not after:
             return
-        active = set(on.execute(self.sql.active_of, {"d_ids": sorted(after)}).scalars())
+        active = set(self.sql.active_of.scalars(on, {"d_ids": sorted(after)}))
         active.update(v["id"] for v in rows)
         for values in rows:
             if values["after_id"] in active:
@@ -120,10 +120,7 @@ class Enqueue(JobStore):
             earlier = self._by_idempotency(on, values)
             if earlier is not None:
                 out[i] = earlier
-            elif (
-                key is not None
-                and on.scalar(self.sql.existing_ids, {"e_ids": [values["id"]]}) is None
-            ):
+            elif key is not None and not self.sql.existing_ids.fetch(on, {"e_ids": [values["id"]]}):
                 # Its key's holder finished between the INSERT and this look.
                 out[i] = ExclusiveJobExists(key, None)
             else:

@@ -156,7 +156,7 @@ class JobStatements:
             ),
         )
         #: ids among `e_ids` that exist
-        self.existing_ids = select(c.id).where(InValues(c.id, "e_ids"))
+        self.existing_ids = DriverStatement(dialect, select(c.id).where(InValues(c.id, "e_ids")))
         self.by_idempotency: Select[Any] = select(JobRow).where(
             c.tenant == bindparam("i_tenant"),
             c.kind == bindparam("i_kind"),
@@ -169,7 +169,10 @@ class JobStatements:
             c.exclusive_key == bindparam("h_key"), text(ACTIVE_KEYED)
         )
         #: which of the jobs `d_ids` are active (a new job after one of them waits for it)
-        self.active_of = select(c.id).where(InValues(c.id, "d_ids"), c.status.in_(ACTIVE))
+        self.active_of = DriverStatement(
+            dialect,
+            select(c.id).where(InValues(c.id, "d_ids"), or_(*(c.status == a for a in ACTIVE))),
+        )
         self.release = DriverStatement(dialect, RELEASE_WAITING)
         #: the jobs final or gone that jobs still wait on: parked by a transaction that
         #: committed after the dependency's own release (PostgreSQL)

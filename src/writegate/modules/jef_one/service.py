@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.orm import Session
 
-from writegate.core.db import InValues
+from writegate.core.db import DriverStatement, InValues
 from writegate.core.jobs import Job, NewJob, new_job_id
 from writegate.core.observability.context import job_origin
 from writegate.core.services import Services
@@ -132,8 +132,11 @@ class Accepts:
         self.clock = services.clock
         self._pending = session_upsert(services.db.engine.dialect)
         sessions = SessionRecord.__table__
-        self._verified = select(sessions.c.session_id, sessions.c.job_id).where(
-            InValues(sessions.c.session_id, "ids")
+        self._verified = DriverStatement(
+            services.db.engine.dialect,
+            select(sessions.c.session_id, sessions.c.job_id).where(
+                InValues(sessions.c.session_id, "ids")
+            ),
         )
 
     def __call__(self, s: Session, items: list[Accept]) -> list[Job | JefOneError]:
@@ -196,7 +199,7 @@ class Accepts:
         if not refused:
             return {}
         ids = [items[i].pk for i in refused]
-        verified = dict(s.connection().execute(self._verified, {"ids": ids}).all())
+        verified = dict(self._verified.fetch(s, {"ids": ids}))
         return {i: _session_exists(items[i].pk, verified.get(items[i].pk)) for i in refused}
 
     def _holders(self, s: Session, items: list[Accept]) -> dict[str, str]:
