@@ -848,7 +848,10 @@ def test_a_write_that_loses_a_deadlock_to_another_batch_runs_again(services: Ser
     b = services.db.group.submit(lambda s: bump(s, second, first))
     assert a.result(60) is None
     assert b.result(60) is None
-    assert len(runs) == 3  # one of them lost the deadlock, and ran again
+    # One of them lost the deadlock and ran again. Its retry can lose once more: it may take
+    # its first row again before the winner, woken by the loser's abort, takes that row.
+    assert len(runs) >= 3
+    assert len(runs) - 2 <= services.db.group.race_retries
     with services.db.read() as s:
         counts = dict(
             s.execute(select(typed.c.id, typed.c.n).where(typed.c.id.in_([first, second]))).all()
