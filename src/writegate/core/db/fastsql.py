@@ -29,7 +29,8 @@ def driver_fetch(conn: Connection, sql: str, params: Any) -> tuple[list[Any], An
     For the hottest statements: SQLAlchemy's per-execution bookkeeping (execution context,
     cursor result, `Row`s) costs about as much as a warm round trip. A driver error is raised
     as SQLAlchemy's own `DBAPIError`, and a lost connection is invalidated, as
-    `Connection.execute` does; no events fire and no values are processed.
+    `Connection.execute` does; the cursor listeners see it (`on_driver`); no values are
+    processed.
     """
 
     def run(cursor: Any) -> tuple[list[Any], Any]:
@@ -121,7 +122,6 @@ class DriverStatement:
         self._result_processors: list[Callable[[Any], Any] | None] | None = None
         #: makes a `Row` of returned values (text(): named from the first cursor description)
         self._row = result_tuple(names) if names else None
-        self._names: tuple[str, ...] = tuple(names)
 
     def _processors(self, description: Sequence[Any]) -> list[Callable[[Any], Any] | None]:
         if not self._returning:
@@ -178,8 +178,9 @@ class DriverStatement:
     def as_rows(self, values: list[tuple[Any, ...]]) -> list[Row[Any]]:
         """The returned values (of `fetch`) as `Row`s."""
         make = self._row
-        if make is None:
-            make = self._row = result_tuple(list(self._names))
+        if make is None:  # text() that has returned nothing yet: no rows to name
+            assert not values
+            return []
         return [make(v) for v in values]
 
     async def fetch_async(self, conn: Any, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
@@ -203,7 +204,8 @@ class DriverStatement:
         procs = self._result_processors
         if procs is None:
             procs = self._result_processors = self._processors(description)
-            self._names = tuple(col[0] for col in description)
+            if self._row is None:
+                self._row = result_tuple([col[0] for col in description])
         if not any(procs):
             return [tuple(r) for r in rows]
         return [
