@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -21,6 +22,7 @@ from typing import Any
 
 import httpx
 import uvicorn
+from sqlalchemy.util import await_
 
 from writegate.app import create_app
 from writegate.core.db.group_commit import GroupCommit
@@ -200,16 +202,27 @@ def uid(prefix: str = "") -> str:
 
 
 def hold_group_commit(group: GroupCommit) -> tuple[threading.Event, Future[str]]:
-    """Hold the group commit's one writer inside a transaction until the event is set."""
+    """Hold the group commit's one writer inside a transaction until the event is set.
+
+    Attached to a server's event loop (PostgreSQL), the held batch is that loop's: it waits
+    in its greenlet, the loop serving requests meanwhile, whose writes queue behind it.
+    """
     # One batch at a time (PostgreSQL runs two): all later writes queue behind the held one.
     group.max_in_flight = 1
     entered, release = threading.Event(), threading.Event()
+    loop = group.attached()
 
     def hold(_session: Any) -> str:
         entered.set()
-        release.wait(30)
+        if loop is None:
+            release.wait(30)
+        else:
+            await_(asyncio.to_thread(release.wait, 30))
         return "held"
 
-    held = group.submit(hold)
+    if loop is None:
+        held = group.submit(hold)
+    else:
+        held = asyncio.run_coroutine_threadsafe(group.run(hold), loop)
     assert entered.wait(30)
     return release, held

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib
 import logging
@@ -126,6 +127,7 @@ def _lifespan(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.auto_migrate:
             migrate(services)
+        services.db.attach_loop(asyncio.get_running_loop())
         worker = None
         if settings.embedded_worker:
             worker = Worker(

@@ -55,7 +55,7 @@ def _gate(services: Services) -> tuple[threading.Event, Future[str]]:
 
 def _wait_queued(services: Services, n: int) -> None:
     """Wait until n writes from other threads are queued behind the held one."""
-    wait_for(lambda: len(services.db.group._pending) >= n, timeout=30, interval=0.01)
+    wait_for(lambda: len(services.db.group.queued()) >= n, timeout=30, interval=0.01)
 
 
 def _committed_ids(services: Services, ids: list[str]) -> set[str]:
@@ -448,7 +448,7 @@ def test_writes_queued_during_a_commit_are_committed_while_the_loop_is_busy(
 
     assert asyncio.run(main()) == [first, *later]
     assert calls == [[first], later]
-    wait_for(lambda: services.db.group._in_flight == 0, timeout=10)
+    wait_for(lambda: services.db.group._threads.in_flight == 0, timeout=10)
     after = uid("after-")  # the committer ended when nothing was left; a new one starts
     assert asyncio.run(services.db.group.run_many(write_many, after)) == after
     assert _committed_ids(services, [after]) == {after}

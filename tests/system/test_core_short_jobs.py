@@ -144,12 +144,12 @@ def test_short_jobs_share_the_group_commit_with_api_writes(services: Services) -
     try:
         if services.db.is_sqlite:
             # The worker's claim runs in the group commit too: it queues behind `hold`.
-            wait_for(lambda: len(services.db.group._pending) >= 1, timeout=30)
+            wait_for(lambda: len(services.db.group.queued()) >= 1, timeout=30)
             assert {j.status for j in _jobs(services, ids).values()} == {Status.QUEUED}
         else:
             # PostgreSQL: the claim commits on its own (in a shared batch it deadlocked with
             # accepts); the claimed jobs' writes queue behind `hold`.
-            wait_for(lambda: len(services.db.group._pending) >= 3, timeout=30)
+            wait_for(lambda: len(services.db.group.queued()) >= 3, timeout=30)
             assert {j.status for j in _jobs(services, ids).values()} == {Status.RUNNING}
         api_row = uid("api-")
         api = services.db.group.submit(
@@ -474,7 +474,7 @@ def test_a_threaded_jobs_steps_and_success_share_the_group_commit(services: Serv
         release, held = hold_group_commit(services.db.group)
         gate.set()
         # The step waits for the held batch: it is queued there, not committed on its own.
-        wait_for(lambda: len(services.db.group._pending) >= 1, timeout=30, interval=0.01)
+        wait_for(lambda: len(services.db.group.queued()) >= 1, timeout=30, interval=0.01)
         time.sleep(0.3)
         assert _jobs(services, [job_id])[job_id].progress is None
         release.set()

@@ -73,7 +73,7 @@ class Services:
 
         db.on_commit(_after_commit)
         db.group.on_batch = metrics.group_commit_batch
-        metrics.instrument_pool(db.engine)
+        metrics.instrument_pool(db)
         return cls(
             settings=settings,
             db=db,
@@ -99,6 +99,7 @@ class Services:
     async def aclose(self) -> None:
         """`close`, after closing the running event loop's read connections."""
         await self.db.reads.dispose()
+        await self.db.detach_loop()
         self.close()
 
     def close(self) -> None:

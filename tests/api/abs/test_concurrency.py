@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from tests.api.abs.conftest import Client, assert_error, assert_ok, call, version_counter
 from tests.harness import Server, hold_group_commit, wait_for
@@ -170,7 +170,7 @@ def test_one_batch_takes_each_counter_once_and_applies_its_changes_in_order(
     saved = group.max_in_flight
 
     def queued() -> int:
-        return sum(1 for q in list(group._pending) if q.write is write_changes)
+        return sum(1 for q in group.queued() if q is write_changes)
 
     counter_updates: list[str] = []
 
@@ -189,14 +189,14 @@ def test_one_batch_takes_each_counter_once_and_applies_its_changes_in_order(
             for n, body in enumerate(bodies, start=1):  # queued in this order, one batch
                 answers.append(pool.submit(put, body))
                 wait_for(lambda n=n: queued() >= n, timeout=30, interval=0.01)
-            event.listen(server.services.db.engine, "before_cursor_execute", count)
+            server.services.db.listen("before_cursor_execute", count)
             release.set()
             held.result(30)
             got = [assert_ok(a.result(30)) for a in answers]
     finally:
         release.set()
         group.max_in_flight = saved
-        event.remove(server.services.db.engine, "before_cursor_execute", count)
+        server.services.db.unlisten("before_cursor_execute", count)
     assert len(counter_updates) == 2  # abs.version, then abs.package_id for the one create
     assert [g["version"] for g in got] == [first, first + 1, first + 2]
     assert [g["processing_status"] for g in got] == ["FIRST", "SECOND", "NEW-ONE"]

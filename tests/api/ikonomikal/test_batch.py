@@ -8,8 +8,6 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from sqlalchemy import event
-
 from tests.api.ikonomikal.conftest import OK, SAVE, TOKEN, Iko, rsp
 from tests.harness import Server, hold_group_commit, wait_for
 
@@ -29,7 +27,7 @@ def _batched(
 
     def queued() -> int:  # this module's calls (the embedded worker queues its own writes)
         writes = ("_issue_many", "_save_many")
-        return sum(1 for q in list(group._pending) if getattr(q.write, "__name__", "") in writes)
+        return sum(1 for q in group.queued() if getattr(q, "__name__", "") in writes)
 
     def post(path: str, body: dict[str, Any]) -> dict[str, Any]:
         with server.client() as c:
@@ -45,14 +43,14 @@ def _batched(
             for n, (path, body) in enumerate(calls, start=1):
                 answers.append(pool.submit(post, path, body))
                 wait_for(lambda n=n: queued() >= n, timeout=30, interval=0.01)
-            event.listen(server.services.db.engine, "before_cursor_execute", count)
+            server.services.db.listen("before_cursor_execute", count)
             release.set()
             held.result(30)
             got = [a.result(30) for a in answers]
     finally:
         release.set()
         group.max_in_flight = saved
-        event.remove(server.services.db.engine, "before_cursor_execute", count)
+        server.services.db.unlisten("before_cursor_execute", count)
     return got, statements
 
 

@@ -11,10 +11,11 @@ from writegate.core.lazy import exports
 if TYPE_CHECKING:
     from writegate.core.db.base import Base
     from writegate.core.db.batch import BatchInsert, BatchUpdate
+    from writegate.core.db.batch_run import BatchWrite
     from writegate.core.db.database import Database
     from writegate.core.db.engine import build_engine, normalize_url
     from writegate.core.db.fastsql import DriverStatement, driver_fetch, prepared
-    from writegate.core.db.group_commit import BatchWrite, GroupCommit
+    from writegate.core.db.group_commit import GroupCommit
     from writegate.core.db.invalues import InValues, ValueList
     from writegate.core.db.metadata import NAMING
     from writegate.core.db.reads import Page, Reader, Reads
@@ -54,7 +55,7 @@ __getattr__ = exports(
         "ValueList": "invalues",
         "driver_fetch": "fastsql",
         "prepared": "fastsql",
-        "BatchWrite": "group_commit",
+        "BatchWrite": "batch_run",
         "GroupCommit": "group_commit",
         "Page": "reads",
         "Reader": "reads",

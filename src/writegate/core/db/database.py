@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import threading
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine
@@ -13,12 +15,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from writegate.core.db.engine import (
     build_engine,
+    build_loop_engine,
     build_unflushed_engine,
     normalize_url,
     track_backends,
 )
 from writegate.core.db.group_commit import GroupCommit
 from writegate.core.db.reads import Reads
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 _LOCK = text("SELECT pg_advisory_xact_lock(:k)")
 
@@ -50,7 +56,12 @@ class Database:
         self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         #: PostgreSQL: `statement(flush=False)`'s connections, opened on first use
         self._unflushed: Engine | None = None
+        self.pool_size = pool_size
+        #: PostgreSQL: the attached event loop's engine of writes (see `attach_loop`)
+        self._loop_engine: AsyncEngine | None = None
         self._after_commit: list[Callable[[Session], None]] = []
+        #: engine events listened for through `listen`, on every engine, present and future
+        self._listeners: list[tuple[str, Callable[..., Any]]] = []
         self._lock = threading.Lock()
         event.listen(self._write, "after_commit", self._run_after_commit)
         #: every client-facing write: `await db.group.run(fn)` (see GroupCommit)
@@ -67,11 +78,60 @@ class Database:
         for cb in list(self._after_commit):
             cb(session)
 
+    def engines(self) -> list[Engine]:
+        """The engines of this database's sessions: `engine`, and the attached loop's."""
+        loop_engine = self._loop_engine
+        return [self.engine] if loop_engine is None else [self.engine, loop_engine.sync_engine]
+
+    def listen(self, identifier: str, fn: Callable[..., Any]) -> None:
+        """Listen for an engine event (statements, pool checkouts) on every engine of
+        `engines()`, the attached loop's too, even if it is attached later."""
+        with self._lock:
+            self._listeners.append((identifier, fn))
+            engines = self.engines()
+        for engine in engines:
+            event.listen(engine, identifier, fn)
+
+    def unlisten(self, identifier: str, fn: Callable[..., Any]) -> None:
+        """Stop what `listen` started."""
+        with self._lock:
+            self._listeners.remove((identifier, fn))
+            engines = self.engines()
+        for engine in engines:
+            event.remove(engine, identifier, fn)
+
+    def connections_in_use(self) -> int:
+        """Connections of `engines()` checked out of their pools right now."""
+        return sum(getattr(e.pool, "checkedout", lambda: 0)() for e in self.engines())
+
     @contextlib.contextmanager
     def write(self) -> Iterator[Session]:
         """A write transaction of its own: committed on success, rolled back on error."""
         with self._write() as session, session.begin():
             yield session
+
+    def attach_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """PostgreSQL: commit the group writes of `loop`'s async callers on it (see
+        `GroupCommit.attach`); a no-op on SQLite, whose commits wait on the disk."""
+        if not self.is_postgres or self._loop_engine is not None:
+            return
+        engine = build_loop_engine(self.url, self.pool_size)
+        track_backends(engine.sync_engine, self.backends)
+        with self._lock:
+            self._loop_engine = engine
+            listeners = list(self._listeners)
+        for identifier, fn in listeners:
+            event.listen(engine.sync_engine, identifier, fn)
+        sessions = sessionmaker(bind=engine.sync_engine, expire_on_commit=False)
+        event.listen(sessions, "after_commit", self._run_after_commit)
+        self.group.attach(loop, sessions)
+
+    async def detach_loop(self) -> None:
+        """Undo `attach_loop` and close its connections (on the attached loop)."""
+        await self.group.detach()
+        engine, self._loop_engine = self._loop_engine, None
+        if engine is not None:
+            await engine.dispose()
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Session]:

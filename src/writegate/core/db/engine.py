@@ -5,12 +5,15 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Dialect, Engine, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool
+
+if TYPE_CHECKING:  # imported where it is used: only PostgreSQL's event-loop writes need it
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 
 def normalize_url(url: str) -> str:
@@ -71,6 +74,20 @@ def build_engine(url: str, pool_size: int | None = 10, *, settings: Sequence[str
     engine = create_engine(url, pool_timeout=30, **pool)
     _set_on_connect(engine, PLAN_EACH_RUN, *settings)
     _ping_idle_connections(engine)
+    return engine
+
+
+def build_loop_engine(url: str, pool_size: int) -> AsyncEngine:
+    """PostgreSQL's engine of writes run on an event loop: psycopg's async connections, the
+    same session settings and idle pings as `build_engine`'s (see `GroupCommit`)."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    async_url = make_url(normalize_url(url)).set(drivername="postgresql+psycopg_async")
+    engine = create_async_engine(
+        async_url, pool_size=pool_size, max_overflow=pool_size * 2, pool_timeout=30
+    )
+    _set_on_connect(engine.sync_engine, PLAN_EACH_RUN)
+    _ping_idle_connections(engine.sync_engine)
     return engine
 
 

@@ -5,61 +5,32 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import random
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.util import await_, greenlet_spawn
+
+from writegate.core.db.batch_run import BatchWrite, Call, Single, run_batch
 
 if TYPE_CHECKING:
     from writegate.core.db.database import Database
 
 T = TypeVar("T")
 
-#: PostgreSQL's SQLSTATEs for a transaction that lost a race to another one and may simply run
-#: again: deadlock_detected, serialization_failure
-_LOST_RACE = frozenset({"40P01", "40001"})
 
+class _Call(Call):
+    """One caller's write, and how to answer it."""
 
-class BatchWrite(Protocol):
-    """A write that takes every queued caller's item at once: one outcome per item, in order.
-
-    An outcome is the caller's result, or an exception raised to that caller alone (its work
-    is then rolled back: the batch is replayed with each item in a savepoint of its own).
-    """
-
-    def __call__(self, session: Session, items: list[Any], /) -> list[Any]: ...
-
-
-class _Single:
-    """A one-caller write: fn(session), as a BatchWrite of one item."""
-
-    __slots__ = ("fn",)
-
-    def __init__(self, fn: Callable[[Session], Any]) -> None:
-        self.fn = fn
-
-    def __call__(self, session: Session, items: list[Any]) -> list[Any]:
-        try:
-            return [self.fn(session)]
-        except Exception as exc:
-            return [exc]
-
-
-class _Call:
-    """One caller's write: what to run, its outcome and how to answer."""
-
-    __slots__ = ("future", "item", "loop", "outcome", "write")
+    __slots__ = ("future", "loop")
 
     def __init__(
         self, write: BatchWrite, item: Any, loop: asyncio.AbstractEventLoop | None
     ) -> None:
-        self.write = write
-        self.item = item
+        super().__init__(write, item)
         self.loop = loop
-        self.outcome: Any = None
         #: async callers get an asyncio future settled on their loop; the others this one
         self.future: asyncio.Future[Any] | concurrent.futures.Future[Any] = (
             loop.create_future() if loop is not None else concurrent.futures.Future()
@@ -70,7 +41,9 @@ class _Call:
         future = self.future
         if future.done():
             return
-        if isinstance(self.outcome, BaseException):
+        if isinstance(self.outcome, asyncio.CancelledError):
+            future.cancel()
+        elif isinstance(self.outcome, BaseException):
             future.set_exception(self.outcome)
         else:
             future.set_result(self.outcome)
@@ -81,15 +54,45 @@ def _answer_on_loop(calls: list[_Call]) -> None:
         call.answer()
 
 
+class _Lane:
+    """Callers queued for one committer (the commit threads, or an attached event loop), and
+    its batches in flight."""
+
+    __slots__ = ("in_flight", "pending")
+
+    def __init__(self) -> None:
+        self.pending: list[_Call] = []
+        self.in_flight = 0
+
+
+class _Home(_Lane):
+    """The attached event loop's lane: its sessions, and its batches' tasks."""
+
+    __slots__ = ("loop", "sessions", "tasks")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, sessions: sessionmaker[Session]) -> None:
+        super().__init__()
+        self.loop = loop
+        self.sessions = sessions
+        self.tasks: set[asyncio.Task[None]] = set()  # a loop keeps only weak references
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A write transaction on the loop's connections (inside `greenlet_spawn`)."""
+        with self.sessions() as session, session.begin():
+            yield session
+
+
 class GroupCommit:
     """Runs queued writes in shared transactions: one COMMIT (one fsync) for many callers.
 
     Whatever callers queue while a commit is in flight goes into the next transaction, and
-    each caller is answered only after the COMMIT of its transaction succeeded. A batch is
-    first run as one plain transaction; if any caller's write fails, it is rolled back and
-    replayed with each caller in its own savepoint, so one caller's refusal or error undoes
-    only its own work. A write may therefore run twice: it must be short and touch nothing
-    but the session.
+    each caller is answered only after the COMMIT of its transaction succeeded; one caller's
+    refusal or error undoes only its own work (see `run_batch`). A write may therefore run
+    twice: it must be short and touch nothing but the session.
+
+    Batches run on commit threads, or (PostgreSQL, `attach`) on the event loop of their
+    async callers.
     """
 
     def __init__(self, db: Database, max_batch: int = 256) -> None:
@@ -101,8 +104,9 @@ class GroupCommit:
         # subscriber's code counter) then deadlocked so often under load that callers ran
         # out of retries. SQLite has one writer, so a second batch would only wait for it.
         self.max_in_flight = 1 if db.is_sqlite else 2
-        self._pending: list[_Call] = []
-        self._in_flight = 0
+        self._threads = _Lane()
+        #: PostgreSQL: the event loop whose async callers' batches run on it (see `attach`)
+        self._home: _Home | None = None
         self._lock = threading.Lock()
         self._committer: concurrent.futures.ThreadPoolExecutor | None = None
         self._local = threading.local()
@@ -116,7 +120,7 @@ class GroupCommit:
 
     async def run(self, fn: Callable[[Session], T]) -> T:
         """Run fn(session) in the next shared transaction; return its result once durable."""
-        result: T = await self.run_many(_Single(fn), None)
+        result: T = await self.run_many(Single(fn), None)
         return result
 
     async def run_many(self, write: BatchWrite, item: Any) -> Any:
@@ -135,7 +139,7 @@ class GroupCommit:
 
     def submit(self, fn: Callable[[Session], T]) -> concurrent.futures.Future[T]:
         """Queue fn(session) without waiting: a future settled once its commit is durable."""
-        future: concurrent.futures.Future[T] = self.submit_many(_Single(fn), None)
+        future: concurrent.futures.Future[T] = self.submit_many(Single(fn), None)
         return future
 
     def submit_many(self, write: BatchWrite, item: Any) -> concurrent.futures.Future[Any]:
@@ -145,130 +149,109 @@ class GroupCommit:
         future: concurrent.futures.Future[Any] = call.future  # type: ignore[assignment]
         return future
 
-    # -- committer ----------------------------------------------------------------
+    def queued(self) -> list[BatchWrite]:
+        """The write of each caller queued and not yet in a batch (the attached loop's too)."""
+        with self._lock:
+            home = self._home
+            calls = self._threads.pending + (home.pending if home is not None else [])
+            return [c.write for c in calls]
+
+    # -- the attached loop --------------------------------------------------------
+
+    def attach(self, loop: asyncio.AbstractEventLoop, sessions: sessionmaker[Session]) -> None:
+        """Commit the batches of `loop`'s async callers on that loop, in `sessions`.
+
+        For a PostgreSQL engine of psycopg's async driver: a batch's statements are awaited
+        on the loop and its code runs in a greenlet, rather than on a commit thread, which
+        waited for the GIL after each of its round trips while the loop served requests;
+        those waits, not the server, bounded every API's writes. Callers on other threads
+        still go through the commit threads. A write must then never block: it only runs
+        statements on its session.
+        """
+        self._home = _Home(loop, sessions)
+
+    def attached(self) -> asyncio.AbstractEventLoop | None:
+        """The loop whose async callers' batches run on it (see `attach`), if any."""
+        home = self._home
+        return None if home is None else home.loop
+
+    async def detach(self) -> None:
+        """Stop committing on the attached loop, once its batches in flight are done."""
+        home, self._home = self._home, None
+        while home is not None and home.tasks:
+            await asyncio.gather(*home.tasks, return_exceptions=True)
+
+    # -- committers ---------------------------------------------------------------
 
     def _queue(self, call: _Call, loop: asyncio.AbstractEventLoop | None) -> None:
+        home = self._home
+        lane: _Lane = home if home is not None and loop is home.loop else self._threads
         with self._lock:
             if self._closed:
                 raise RuntimeError("the database is closed")
-            self._pending.append(call)
-            start = len(self._pending) == 1 and self._in_flight < self.max_in_flight
+            lane.pending.append(call)
+            start = len(lane.pending) == 1 and lane.in_flight < self.max_in_flight
             if start:
-                self._in_flight += 1
-                if self._committer is None:
-                    self._committer = concurrent.futures.ThreadPoolExecutor(
-                        self.max_in_flight, thread_name_prefix="writegate-commit"
-                    )
-                committer = self._committer
+                lane.in_flight += 1
         if not start:
             return
-        if loop is not None:
+        if isinstance(lane, _Home):
             # The rest of this loop iteration's requests join the first batch too.
-            loop.call_soon(committer.submit, self._drain)
+            lane.loop.call_soon(self._start_at_home, lane)
+        elif loop is not None:
+            loop.call_soon(self._threads_commit, self._drain)
         else:
-            committer.submit(self._drain)
+            self._threads_commit(self._drain)
+
+    def _take(self, lane: _Lane) -> list[_Call]:
+        """The lane's next batch; none left: its committer ends."""
+        with self._lock:
+            batch = lane.pending[: self.max_batch]
+            del lane.pending[: self.max_batch]
+            if not batch:
+                lane.in_flight -= 1
+            return batch
+
+    def _threads_commit(self, drain: Callable[[], None]) -> None:
+        with self._lock:
+            if self._committer is None:
+                self._committer = concurrent.futures.ThreadPoolExecutor(
+                    self.max_in_flight, thread_name_prefix="writegate-commit"
+                )
+            committer = self._committer
+        committer.submit(drain)
 
     def _drain(self) -> None:
-        """Commit queued writes, batch after batch, until none are left."""
+        """Commit the threads' lane, batch after batch, until none are left."""
         self._local.committing = True
         try:
-            while True:
-                with self._lock:
-                    batch = self._pending[: self.max_batch]
-                    del self._pending[: self.max_batch]
-                    if not batch:
-                        self._in_flight -= 1
-                        return
+            while batch := self._take(self._threads):
                 try:
-                    self._commit(batch)
+                    run_batch(batch, self.db.write, time.sleep, self.race_retries, self.on_batch)
                 finally:
                     self._answer(batch)
         finally:
             self._local.committing = False
 
-    def _commit(self, batch: list[_Call]) -> None:
-        # Batches in flight together on PostgreSQL mix unrelated callers, so they may lock rows in
-        # opposite orders; the server then aborts one. Whatever lost is not committed: run it
-        # again once the winner is through, rather than answer a client with the deadlock.
-        # Each write in a transaction of its own: run together again, the first writes' locks
-        # were held while a later one waited, and under a steady mix of writes (jobs completed
-        # early in a batch, a global counter taken later) every retry closed a cycle again.
-        self._commit_once(batch)
-        for attempt in range(self.race_retries):
-            lost = [c for c in batch if _lost_race(c.outcome)]
-            if not lost:
-                return
-            time.sleep(random.uniform(0, 0.002 * 2**attempt))
-            for _, calls in _by_write(lost):
-                self._commit_once(calls)
+    def _start_at_home(self, home: _Home) -> None:
+        task = home.loop.create_task(self._drain_at_home(home))
+        home.tasks.add(task)
+        task.add_done_callback(home.tasks.discard)
 
-    def _commit_once(self, batch: list[_Call]) -> None:
-        if self.on_batch is not None:
-            self.on_batch(len(batch))
-        for call in batch:
-            call.outcome = None  # a call run again after a lost race: not failed yet
-        try:
-            with self.db.write() as session:
-                failed = False
-                for write, calls in _by_write(batch):
-                    if isinstance(write, _Single) and len(batch) > 1:
-                        # A one-caller write is isolated as it runs (one savepoint): its
-                        # refusal is undone alone instead of replaying the whole batch.
-                        _run_isolated(session, calls[0])
-                        continue
-                    try:
-                        outcomes = write(session, [c.item for c in calls])
-                    except Exception as exc:
-                        for call in calls:  # replayed alone: the others keep their group
-                            call.outcome = exc
-                        raise
-                    if len(outcomes) != len(calls):
-                        raise RuntimeError(f"{write!r} gave {len(outcomes)} outcomes")
-                    for call, outcome in zip(calls, outcomes, strict=True):
-                        call.outcome = outcome
-                        failed = failed or isinstance(outcome, BaseException)
-                if failed:
-                    raise _Replay
-            return
-        except _Replay:
-            if len(batch) == 1:
-                return  # rolled back; its one caller gets its own error
-        except _LostRace as lost:
-            for call in batch:  # nothing committed: `_commit` runs them again
-                call.outcome = lost.error
-            return
-        except Exception as exc:
-            if len(batch) == 1 or _lost_race(exc):
-                for call in batch:  # a lost race: nothing committed, `_commit` runs it again
-                    call.outcome = exc
-                return
-        except BaseException as exc:
-            for call in batch:
-                call.outcome = exc
-            raise
-        self._commit_isolated(batch)
-
-    def _commit_isolated(self, batch: list[_Call]) -> None:
-        """Replay a batch whose first run failed: the callers that failed each alone, in a
-        savepoint of its own; the others of each write still together, in one savepoint
-        (each alone too if that fails now)."""
-        try:
-            with self.db.write() as session:
-                for write, calls in _by_write(batch):
-                    failed = [c for c in calls if isinstance(c.outcome, BaseException)]
-                    rest = [c for c in calls if not isinstance(c.outcome, BaseException)]
-                    if len(rest) < 2 or not _run_together(session, write, rest):
-                        failed = calls  # alone anyway, or one failed now that did not before
-                    for call in failed:
-                        _run_isolated(session, call)
-        except _LostRace as lost:
-            for call in batch:
-                call.outcome = lost.error
-        except BaseException as exc:
-            for call in batch:  # nothing committed: every caller gets the error
-                call.outcome = exc
-            if not isinstance(exc, Exception):
-                raise
+    async def _drain_at_home(self, home: _Home) -> None:
+        """`_drain` on the attached loop: a batch's I/O awaited, its code in a greenlet."""
+        while batch := self._take(home):
+            try:
+                await greenlet_spawn(
+                    run_batch,
+                    batch,
+                    home.transaction,
+                    _pause_in_greenlet,
+                    self.race_retries,
+                    self.on_batch,
+                )
+            finally:
+                _answer_on_loop(batch)
 
     def _answer(self, batch: list[_Call]) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list[_Call]] = {}
@@ -291,107 +274,6 @@ class GroupCommit:
             committer.shutdown(wait=True)
 
 
-def _outcomes(session: Session, write: BatchWrite, calls: list[_Call]) -> list[Any]:
-    """One outcome per call; a write that raised gives its exception to every call."""
-    try:
-        outcomes = write(session, [c.item for c in calls])
-    except Exception as exc:
-        return [exc] * len(calls)
-    if len(outcomes) != len(calls):
-        raise RuntimeError(f"{write!r} gave {len(outcomes)} outcomes")
-    return outcomes
-
-
-def _run_together(session: Session, write: BatchWrite, calls: list[_Call]) -> bool:
-    """Run calls of one write together in a savepoint; False (undone) if any of them failed."""
-    with _savepoint(session) as undo:
-        outcomes = _outcomes(session, write, calls)
-        lost = next((o for o in outcomes if _lost_race(o)), None)
-        if lost is not None:
-            raise _LostRace(lost)
-        if any(isinstance(o, BaseException) for o in outcomes):
-            undo()
-            return False
-    for call, outcome in zip(calls, outcomes, strict=True):
-        call.outcome = outcome
-    return True
-
-
-def _run_isolated(session: Session, call: _Call) -> None:
-    """Run one caller's write in a savepoint of its own, undone alone if it fails."""
-    with _savepoint(session) as undo:
-        try:
-            call.outcome = call.write(session, [call.item])[0]
-        except Exception as exc:
-            call.outcome = exc
-        if _lost_race(call.outcome):
-            # The server made this transaction a deadlock's victim, but rolling back the
-            # savepoint keeps the locks the other side waits for (the next caller would
-            # deadlock again, a second each). Give up the whole transaction; `_commit`
-            # runs it again.
-            raise _LostRace(call.outcome)
-        if isinstance(call.outcome, BaseException):
-            undo()
-
-
-def _lost_race(outcome: Any) -> bool:
-    """Whether an outcome is the database aborting a transaction that lost a race."""
-    orig = getattr(outcome, "orig", None)
-    return getattr(orig, "sqlstate", None) in _LOST_RACE
-
-
-class _Replay(Exception):
-    """A caller's write failed: roll the batch back and replay it with savepoints."""
-
-
-class _LostRace(Exception):
-    """A caller's write lost a deadlock in the savepoint replay: roll the whole batch back."""
-
-    def __init__(self, error: BaseException) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-def _by_write(batch: list[_Call]) -> list[tuple[BatchWrite, list[_Call]]]:
-    """The batch's calls grouped by write, the writes in one fixed order (see `_lock_order`)."""
-    groups: dict[object, tuple[BatchWrite, list[_Call]]] = {}
-    for call in batch:
-        # By equality, not identity: each `obj.method` is a new bound method, equal to the others.
-        key = call.write if not isinstance(call.write, _Single) else id(call)
-        groups.setdefault(key, (call.write, []))[1].append(call)
-    return sorted(groups.values(), key=lambda group: _lock_order(group[0]))
-
-
-def _lock_order(write: BatchWrite) -> tuple[bool, str]:
-    """Where a write runs in its batch: batch writes by name, then one-caller writes.
-
-    Concurrent batches on PostgreSQL that ran the same writes in different orders took their
-    locks in different orders (ABS's version counter, then an Ikonomikal code counter, in
-    one; the other way round in the next) and deadlocked. The writes of concurrent callers
-    commute, so any fixed order is correct; the sort is stable, so ties keep queue order.
-    """
-    if isinstance(write, _Single):
-        return True, ""
-    fn = getattr(write, "__func__", write)  # a bound method: its function
-    name = getattr(fn, "__qualname__", None) or type(write).__qualname__
-    return False, f"{getattr(fn, '__module__', '')}.{name}"
-
-
-@contextlib.contextmanager
-def _savepoint(session: Session) -> Iterator[Callable[[], None]]:
-    nested = session.begin_nested()
-    undone = False
-
-    def undo() -> None:
-        nested.rollback()
-        nonlocal undone
-        undone = True
-
-    try:
-        yield undo
-    except BaseException:
-        if nested.is_active:
-            nested.rollback()
-        raise
-    if not undone:
-        nested.commit()
+def _pause_in_greenlet(seconds: float) -> None:
+    """time.sleep for a batch run in a greenlet: the loop goes on meanwhile."""
+    await_(asyncio.sleep(seconds))

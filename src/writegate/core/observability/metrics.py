@@ -11,15 +11,16 @@ import collections
 import os
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
 
 from writegate.core.observability.multiproc import ENV, multiprocess
+
+if TYPE_CHECKING:
+    from writegate.core.db import Database
 
 _SECONDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _JOB_SECONDS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0)
@@ -115,19 +116,18 @@ def group_commit_batch(size: int) -> None:
     GROUP_COMMIT_BATCH.observe(size)
 
 
-def instrument_pool(engine: Engine) -> None:
-    """Keep `writegate_db_pool_connections_in_use` up to date from the engine's pool events."""
-    pool: Any = engine.pool
+def instrument_pool(db: Database) -> None:
+    """Keep `writegate_db_pool_connections_in_use` up to date from the pools' events."""
 
     def checkout(*_: Any) -> None:
-        POOL_IN_USE.set(pool.checkedout())
+        POOL_IN_USE.set(db.connections_in_use())
 
     def checkin(*_: Any) -> None:
         # The returning connection is still counted when checkin fires.
-        POOL_IN_USE.set(max(0, pool.checkedout() - 1))
+        POOL_IN_USE.set(max(0, db.connections_in_use() - 1))
 
-    event.listen(engine, "checkout", checkout)
-    event.listen(engine, "checkin", checkin)
+    db.listen("checkout", checkout)
+    db.listen("checkin", checkin)
 
 
 class _Process(Collector):

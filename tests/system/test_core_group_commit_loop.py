@@ -1,0 +1,223 @@
+"""Group commit on an attached event loop (PostgreSQL): batches run on the loop, not a thread."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
+
+import pytest
+from sqlalchemy import insert, select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+from sqlalchemy.util import await_
+
+from tests.harness import uid
+from tests.system.conftest import core_services
+from tests.system.test_core_group_commit import rows, scratch, typed
+from writegate.core.services import Services
+
+T = TypeVar("T")
+
+
+@pytest.fixture
+def services(db_url: str) -> Iterator[Services]:
+    """Core services on the session database (PostgreSQL only: SQLite never attaches)."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite's commits wait on the disk: its batches stay on a commit thread")
+    with core_services(db_url, scratch) as svc:
+        yield svc
+
+
+def _attached(services: Services, main: Callable[[], Awaitable[T]]) -> T:
+    """Run main() on a new event loop attached to the group commit, detached at its end."""
+
+    async def run() -> T:
+        services.db.attach_loop(asyncio.get_running_loop())
+        try:
+            return await main()
+        finally:
+            await services.db.detach_loop()
+
+    return asyncio.run(run())
+
+
+def _committed(services: Services, ids: list[str]) -> set[str]:
+    with services.db.read() as s:
+        return set(s.scalars(select(rows.c.id).where(rows.c.id.in_(ids))))
+
+
+def test_the_loops_callers_share_one_commit_run_on_the_loops_thread(services: Services) -> None:
+    ids = [uid("loop-") for _ in range(8)]
+    seen: list[tuple[int, int, list[str]]] = []
+
+    def write_many(s: Session, items: list[str]) -> list[str]:
+        txid = s.execute(text("SELECT txid_current()")).scalar_one()
+        seen.append((threading.get_ident(), txid, list(items)))
+        s.execute(insert(rows), [{"id": i} for i in items])
+        return items
+
+    async def main() -> tuple[list[str], set[str]]:
+        answers = await asyncio.gather(*(services.db.group.run_many(write_many, i) for i in ids))
+        return answers, _committed(services, ids)  # read at once: durable when answered
+
+    answers, committed = _attached(services, main)
+    assert answers == ids
+    assert committed == set(ids)
+    assert seen == [(threading.get_ident(), seen[0][1], ids)]  # this thread, one transaction
+
+
+def test_the_loop_serves_other_tasks_while_its_batch_waits_for_the_server(
+    services: Services,
+) -> None:
+    ticks: list[float] = []
+
+    def slow(s: Session) -> str:
+        s.execute(text("SELECT pg_sleep(0.5)"))
+        return "slept"
+
+    async def tick() -> None:
+        while True:
+            ticks.append(asyncio.get_running_loop().time())
+            await asyncio.sleep(0.01)
+
+    async def main() -> str:
+        ticker = asyncio.create_task(tick())
+        try:
+            return await services.db.group.run(slow)
+        finally:
+            ticker.cancel()
+
+    assert _attached(services, main) == "slept"
+    assert len(ticks) >= 20  # every 10 ms through the half second the server slept
+
+
+def test_a_refused_caller_on_the_loop_is_rolled_back_alone(services: Services) -> None:
+    ids = [uid("refuse-") for _ in range(4)]
+    refused = ids[1]
+
+    def write_many(s: Session, items: list[str]) -> list[Any]:
+        s.execute(insert(rows), [{"id": i} for i in items])
+        return [ValueError(f"no {i}") if i == refused else i for i in items]
+
+    async def main() -> list[Any]:
+        many = [services.db.group.run_many(write_many, i) for i in ids]
+        return await asyncio.gather(*many, return_exceptions=True)
+
+    outcomes = _attached(services, main)
+    assert [isinstance(o, ValueError) for o in outcomes] == [False, True, False, False]
+    assert _committed(services, ids) == set(ids) - {refused}
+
+
+def test_a_deadlock_lost_on_the_loop_runs_again_and_both_commit(services: Services) -> None:
+    """Two batches in flight on one loop lock two rows in opposite orders; the loser waits
+    on the loop (not a sleep of its thread) and runs again."""
+    first, second = uid("row-"), uid("row-")
+    with services.db.write() as s:
+        s.execute(insert(typed).values([{"id": first, "n": 0}, {"id": second, "n": 0}]))
+    runs: list[str] = []
+
+    async def main() -> list[None]:
+        both_hold_one = asyncio.Event()
+        held = 0
+
+        def bump(s: Session, mine: str, theirs: str) -> None:
+            nonlocal held
+            runs.append(mine)
+            s.execute(typed.update().where(typed.c.id == mine).values(n=typed.c.n + 1))
+            if runs.count(mine) == 1:  # the first run of each waits until both hold their row
+                held += 1
+                if held == 2:
+                    both_hold_one.set()
+                await_(asyncio.wait_for(both_hold_one.wait(), 30))
+            s.execute(typed.update().where(typed.c.id == theirs).values(n=typed.c.n + 1))
+
+        a = asyncio.ensure_future(services.db.group.run(lambda s: bump(s, first, second)))
+        await asyncio.sleep(0.05)  # a's batch is in flight: b's is a second one
+        b = asyncio.ensure_future(services.db.group.run(lambda s: bump(s, second, first)))
+        return await asyncio.wait_for(asyncio.gather(a, b), 60)
+
+    assert _attached(services, main) == [None, None]
+    assert 3 <= len(runs) <= 2 + services.db.group.race_retries
+    with services.db.read() as s:
+        got = s.execute(select(typed.c.id, typed.c.n).where(typed.c.id.in_([first, second])))
+        assert dict(got.all()) == {first: 2, second: 2}
+
+
+def test_a_lost_connection_fails_its_batch_and_the_next_batch_connects_again(
+    services: Services,
+) -> None:
+    row = uid("after-")
+
+    def killed(s: Session) -> None:
+        s.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
+
+    def insert_row(s: Session) -> str:
+        s.execute(insert(rows).values(id=row))
+        return row
+
+    async def main() -> tuple[BaseException | None, str]:
+        try:
+            await services.db.group.run(killed)
+        except DBAPIError as exc:
+            lost: BaseException | None = exc
+        else:
+            lost = None
+        return lost, await services.db.group.run(insert_row)
+
+    lost, written = _attached(services, main)
+    assert isinstance(lost, DBAPIError)
+    assert lost.connection_invalidated
+    assert written == row
+    assert _committed(services, [row]) == {row}
+
+
+def test_detach_waits_for_the_batch_in_flight_then_callers_use_a_commit_thread(
+    services: Services,
+) -> None:
+    threads: list[int] = []
+    ids = [uid("detach-"), uid("detach-")]
+
+    def write(row_id: str) -> Callable[[Session], str]:
+        def fn(s: Session) -> str:
+            threads.append(threading.get_ident())
+            if len(threads) == 1:  # the first, on the loop: detach must wait for it
+                await_(asyncio.sleep(0.2))
+            s.execute(insert(rows).values(id=row_id))
+            return row_id
+
+        return fn
+
+    async def main() -> tuple[str, str]:
+        services.db.attach_loop(asyncio.get_running_loop())
+        first = asyncio.ensure_future(services.db.group.run(write(ids[0])))
+        await asyncio.sleep(0.05)  # its batch is in flight
+        await services.db.detach_loop()
+        assert first.done()  # detach waited for it
+        return first.result(), await services.db.group.run(write(ids[1]))
+
+    assert asyncio.run(main()) == (ids[0], ids[1])
+    assert threads[0] == threading.get_ident()
+    assert threads[1] != threading.get_ident()  # detached: a commit thread ran it
+    assert _committed(services, ids) == set(ids)
+
+
+def test_listen_and_the_pool_count_cover_the_attached_loops_engine(services: Services) -> None:
+    statements: list[str] = []
+    in_use: list[int] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    def write(s: Session) -> None:
+        s.execute(text("SELECT 'on the loop'"))
+        in_use.append(services.db.connections_in_use())
+
+    services.db.listen("before_cursor_execute", record)
+    try:
+        _attached(services, lambda: services.db.group.run(write))
+    finally:
+        services.db.unlisten("before_cursor_execute", record)
+    assert "SELECT 'on the loop'" in statements
+    assert in_use == [1]  # the batch's connection, from the loop's engine
