@@ -56,7 +56,6 @@ class Database:
         self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         #: PostgreSQL: `statement(flush=False)`'s connections, opened on first use
         self._unflushed: Engine | None = None
-        self.pool_size = pool_size
         #: PostgreSQL: the attached event loop's engine of writes (see `attach_loop`)
         self._loop_engine: AsyncEngine | None = None
         self._after_commit: list[Callable[[Session], None]] = []
@@ -115,7 +114,7 @@ class Database:
         `GroupCommit.attach`); a no-op on SQLite, whose commits wait on the disk."""
         if not self.is_postgres or self._loop_engine is not None:
             return
-        engine = build_loop_engine(self.url, self.pool_size)
+        engine = build_loop_engine(self.url, self.group.max_in_flight)
         track_backends(engine.sync_engine, self.backends)
         with self._lock:
             self._loop_engine = engine

@@ -77,15 +77,14 @@ def build_engine(url: str, pool_size: int | None = 10, *, settings: Sequence[str
     return engine
 
 
-def build_loop_engine(url: str, pool_size: int) -> AsyncEngine:
-    """PostgreSQL's engine of writes run on an event loop: psycopg's async connections, the
-    same session settings and idle pings as `build_engine`'s (see `GroupCommit`)."""
+def build_loop_engine(url: str, size: int) -> AsyncEngine:
+    """PostgreSQL's engine of writes run on an event loop: `size` of psycopg's async
+    connections (a batch in flight holds one; a batch past them waits on the loop), with
+    `build_engine`'s session settings and idle pings (see `GroupCommit.attach`)."""
     from sqlalchemy.ext.asyncio import create_async_engine
 
     async_url = make_url(normalize_url(url)).set(drivername="postgresql+psycopg_async")
-    engine = create_async_engine(
-        async_url, pool_size=pool_size, max_overflow=pool_size * 2, pool_timeout=30
-    )
+    engine = create_async_engine(async_url, pool_size=size, max_overflow=0, pool_timeout=30)
     _set_on_connect(engine.sync_engine, PLAN_EACH_RUN)
     _ping_idle_connections(engine.sync_engine)
     return engine

@@ -178,8 +178,8 @@ class GroupCommit:
     async def detach(self) -> None:
         """Stop committing on the attached loop, once its batches in flight are done."""
         home, self._home = self._home, None
-        while home is not None and home.tasks:
-            await asyncio.gather(*home.tasks, return_exceptions=True)
+        while home is not None and home.in_flight:  # a batch's task may not be made yet
+            await asyncio.gather(*home.tasks, asyncio.sleep(0), return_exceptions=True)
 
     # -- committers ---------------------------------------------------------------
 
