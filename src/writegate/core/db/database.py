@@ -64,7 +64,7 @@ class Database:
         self._lock = threading.Lock()
         event.listen(self._write, "after_commit", self._run_after_commit)
         #: every client-facing write: `await db.group.run(fn)` (see GroupCommit)
-        self.group = GroupCommit(self, group_max_batch)
+        self.group = GroupCommit(self.write, one_writer=self.is_sqlite, max_batch=group_max_batch)
         #: every read an endpoint answers: `await db.reads.all(select(...))` (see Reads)
         self.reads = Reads(self.url, read_pool_size)
 

@@ -8,15 +8,12 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.util import await_, greenlet_spawn
 
-from writegate.core.db.batch_run import BatchWrite, Call, Single, run_batch
-
-if TYPE_CHECKING:
-    from writegate.core.db.database import Database
+from writegate.core.db.batch_run import BatchWrite, Call, Single, Transaction, run_batch
 
 T = TypeVar("T")
 
@@ -95,15 +92,16 @@ class GroupCommit:
     async callers.
     """
 
-    def __init__(self, db: Database, max_batch: int = 256) -> None:
-        self.db = db
+    def __init__(self, transaction: Transaction, *, one_writer: bool, max_batch: int = 256) -> None:
+        #: the commit threads' write transactions
+        self._transaction = transaction
         self.max_batch = max_batch
         # PostgreSQL commits batches concurrently (waiting on the server, not the CPU). Four
         # overlapped more of those waits (jef-one's accept 0.43 of the ceiling against 0.31),
         # but batches of calls that each lock several rows (an Ikonomikal session and its
         # subscriber's code counter) then deadlocked so often under load that callers ran
         # out of retries. SQLite has one writer, so a second batch would only wait for it.
-        self.max_in_flight = 1 if db.is_sqlite else 2
+        self.max_in_flight = 1 if one_writer else 2
         self._threads = _Lane()
         #: PostgreSQL: the event loop whose async callers' batches run on it (see `attach`)
         self._home: _Home | None = None
@@ -227,7 +225,9 @@ class GroupCommit:
         try:
             while batch := self._take(self._threads):
                 try:
-                    run_batch(batch, self.db.write, time.sleep, self.race_retries, self.on_batch)
+                    run_batch(
+                        batch, self._transaction, time.sleep, self.race_retries, self.on_batch
+                    )
                 finally:
                     self._answer(batch)
         finally:
