@@ -193,7 +193,7 @@ def _run_isolated(session: Session, call: Call) -> None:
         if _lost_race(call.outcome):
             # The server made this transaction a deadlock's victim, but rolling back the
             # savepoint keeps the locks the other side waits for (the next caller would
-            # deadlock again, a second each). Give up the whole transaction; `_commit`
+            # deadlock again, a second each). Give up the whole transaction; `run_batch`
             # runs it again.
             raise _LostRace(call.outcome)
         if isinstance(call.outcome, BaseException):

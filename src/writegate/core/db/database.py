@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import threading
 from collections.abc import Callable, Iterator
@@ -29,6 +30,13 @@ if TYPE_CHECKING:
 _LOCK = text("SELECT pg_advisory_xact_lock(:k)")
 
 
+@contextlib.contextmanager
+def _transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """A transaction of a new session: committed on success, rolled back on error."""
+    with sessions() as session, session.begin():
+        yield session
+
+
 def _lock_id(key: str) -> int:
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
 
@@ -51,7 +59,7 @@ class Database:
         #: the engine for writes outside a session (DDL): on SQLite it begins IMMEDIATE, so a
         #: read-then-write never fails on a snapshot another writer moved past
         self.write_engine = self.engine.execution_options(writegate_write=True)
-        self._write = sessionmaker(bind=self.write_engine, expire_on_commit=False)
+        self._write = self._write_sessions(self.write_engine)
         self._read = sessionmaker(bind=self.engine, expire_on_commit=False)
         self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         #: PostgreSQL: `statement(flush=False)`'s connections, opened on first use
@@ -62,7 +70,6 @@ class Database:
         #: engine events listened for through `listen`, on every engine, present and future
         self._listeners: list[tuple[str, Callable[..., Any]]] = []
         self._lock = threading.Lock()
-        event.listen(self._write, "after_commit", self._run_after_commit)
         #: every client-facing write: `await db.group.run(fn)` (see GroupCommit)
         self.group = GroupCommit(self.write, one_writer=self.is_sqlite, max_batch=group_max_batch)
         #: every read an endpoint answers: `await db.reads.all(select(...))` (see Reads)
@@ -72,6 +79,12 @@ class Database:
         """Call callback after every committed write session."""
         with self._lock:
             self._after_commit.append(callback)
+
+    def _write_sessions(self, engine: Engine) -> sessionmaker[Session]:
+        """Write sessions on engine, whose commits run the `on_commit` callbacks."""
+        sessions = sessionmaker(bind=engine, expire_on_commit=False)
+        event.listen(sessions, "after_commit", self._run_after_commit)
+        return sessions
 
     def _run_after_commit(self, session: Session) -> None:
         for cb in list(self._after_commit):
@@ -103,11 +116,9 @@ class Database:
         """Connections of `engines()` checked out of their pools right now."""
         return sum(getattr(e.pool, "checkedout", lambda: 0)() for e in self.engines())
 
-    @contextlib.contextmanager
-    def write(self) -> Iterator[Session]:
+    def write(self) -> contextlib.AbstractContextManager[Session]:
         """A write transaction of its own: committed on success, rolled back on error."""
-        with self._write() as session, session.begin():
-            yield session
+        return _transaction(self._write)
 
     def attach_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         """PostgreSQL: commit the group writes of `loop`'s async callers on it (see
@@ -121,9 +132,8 @@ class Database:
             listeners = list(self._listeners)
         for identifier, fn in listeners:
             event.listen(engine.sync_engine, identifier, fn)
-        sessions = sessionmaker(bind=engine.sync_engine, expire_on_commit=False)
-        event.listen(sessions, "after_commit", self._run_after_commit)
-        self.group.attach(loop, sessions)
+        sessions = self._write_sessions(engine.sync_engine)
+        self.group.attach(loop, functools.partial(_transaction, sessions))
 
     async def detach_loop(self) -> None:
         """Undo `attach_loop` and close its connections (on the attached loop)."""
@@ -132,11 +142,9 @@ class Database:
         if engine is not None:
             await engine.dispose()
 
-    @contextlib.contextmanager
-    def read(self) -> Iterator[Session]:
+    def read(self) -> contextlib.AbstractContextManager[Session]:
         """A read-only transaction."""
-        with self._read() as session, session.begin():
-            yield session
+        return _transaction(self._read)
 
     @contextlib.contextmanager
     def statement(self, *, flush: bool = True) -> Iterator[Connection]:

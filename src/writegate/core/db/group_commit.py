@@ -7,10 +7,10 @@ import concurrent.futures
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 from sqlalchemy.util import await_, greenlet_spawn
 
 from writegate.core.db.batch_run import BatchWrite, Call, Single, Transaction, run_batch
@@ -63,21 +63,15 @@ class _Lane:
 
 
 class _Home(_Lane):
-    """The attached event loop's lane: its sessions, and its batches' tasks."""
+    """The attached event loop's lane: its write transactions, and its batches' tasks."""
 
-    __slots__ = ("loop", "sessions", "tasks")
+    __slots__ = ("loop", "tasks", "transaction")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, sessions: sessionmaker[Session]) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, transaction: Transaction) -> None:
         super().__init__()
         self.loop = loop
-        self.sessions = sessions
+        self.transaction = transaction
         self.tasks: set[asyncio.Task[None]] = set()  # a loop keeps only weak references
-
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """A write transaction on the loop's connections (inside `greenlet_spawn`)."""
-        with self.sessions() as session, session.begin():
-            yield session
 
 
 class GroupCommit:
@@ -156,8 +150,8 @@ class GroupCommit:
 
     # -- the attached loop --------------------------------------------------------
 
-    def attach(self, loop: asyncio.AbstractEventLoop, sessions: sessionmaker[Session]) -> None:
-        """Commit the batches of `loop`'s async callers on that loop, in `sessions`.
+    def attach(self, loop: asyncio.AbstractEventLoop, transaction: Transaction) -> None:
+        """Commit the batches of `loop`'s async callers on that loop, in `transaction`s.
 
         For a PostgreSQL engine of psycopg's async driver: a batch's statements are awaited
         on the loop and its code runs in a greenlet, rather than on a commit thread, which
@@ -166,7 +160,7 @@ class GroupCommit:
         still go through the commit threads. A write must then never block: it only runs
         statements on its session.
         """
-        self._home = _Home(loop, sessions)
+        self._home = _Home(loop, transaction)
 
     def attached(self) -> asyncio.AbstractEventLoop | None:
         """The loop whose async callers' batches run on it (see `attach`), if any."""
@@ -197,9 +191,9 @@ class GroupCommit:
             # The rest of this loop iteration's requests join the first batch too.
             lane.loop.call_soon(self._start_at_home, lane)
         elif loop is not None:
-            loop.call_soon(self._threads_commit, self._drain)
+            loop.call_soon(self._start_on_threads)
         else:
-            self._threads_commit(self._drain)
+            self._start_on_threads()
 
     def _take(self, lane: _Lane) -> list[_Call]:
         """The lane's next batch; none left: its committer ends."""
@@ -210,14 +204,14 @@ class GroupCommit:
                 lane.in_flight -= 1
             return batch
 
-    def _threads_commit(self, drain: Callable[[], None]) -> None:
+    def _start_on_threads(self) -> None:
         with self._lock:
             if self._committer is None:
                 self._committer = concurrent.futures.ThreadPoolExecutor(
                     self.max_in_flight, thread_name_prefix="writegate-commit"
                 )
             committer = self._committer
-        committer.submit(drain)
+        committer.submit(self._drain)
 
     def _drain(self) -> None:
         """Commit the threads' lane, batch after batch, until none are left."""
