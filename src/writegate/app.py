@@ -19,7 +19,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from writegate.console import install as install_console
-from writegate.core.http import SECURITY_SCHEMES, ErrorInfo, field_problems
+from writegate.core.http import SECURITY_SCHEMES, ErrorInfo, add_routes, field_problems
 from writegate.core.middleware import BodyLimit
 from writegate.core.module import Module
 from writegate.core.observability import metrics, tracing
@@ -102,7 +102,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     _install_error_handlers(app, render)
     _install_probes(app, services, settings)
     for m in modules:
-        app.include_router(m.router)
+        add_routes(app, m.router)
         for exc_class, handler in m.exception_handlers.items():
             app.add_exception_handler(exc_class, handler)
     install_console(app, services)
@@ -248,7 +248,7 @@ def _install_probes(app: FastAPI, services: Services, settings: Settings) -> Non
 
     readiness = Readiness(services.db, migration_dirs(settings), worker_state)
     queue = QueueCollector(services.db, services.clock, services.registry.kinds)
-    app.include_router(router(readiness, metrics.registry(queue)))
+    add_routes(app, router(readiness, metrics.registry(queue)))
 
 
 def _shape_openapi(app: FastAPI) -> None:

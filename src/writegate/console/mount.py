@@ -10,6 +10,7 @@ from starlette.staticfiles import StaticFiles
 from writegate.console import api, pages
 from writegate.console.access import Cookies, Denied
 from writegate.console.docs import install_docs
+from writegate.core.http import add_routes
 from writegate.core.problems import BadInput
 from writegate.core.services import Services
 
@@ -20,8 +21,8 @@ def mount(app: FastAPI, services: Services) -> None:
     """Mount the console, the admin API, their static files and the offline /docs and /redoc."""
     modules = list(app.state.modules)
     cookies = Cookies()
-    app.include_router(api.build(services, modules, cookies))
-    app.include_router(pages.build(services, modules, cookies))
+    add_routes(app, api.build(services, modules, cookies))
+    add_routes(app, pages.build(services, modules, cookies))
     app.mount(
         "/console/static",
         StaticFiles(directory=Path(__file__).parent / "static"),
