@@ -9,8 +9,6 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from starlette.routing import Match
-from starlette.types import Scope
 
 from writegate.core.http import ErrorInfo, ServicesDep
 from writegate.modules.ikonomikal import NAME
@@ -67,19 +65,6 @@ class AnyCaseRoute(APIRoute):
         super().__init__(path, endpoint, **kwargs)
         assert not self.param_convertors, "paths with parameters are not supported"
         self.path_regex = re.compile(self.path_regex.pattern, re.IGNORECASE)
-
-    def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        """Match as if the request had used the documented spelling of the path."""
-        if scope.get("type") == "http":
-            path, root = scope["path"], scope.get("root_path", "")
-            if not (root and path.startswith(root)):
-                root = ""
-            if not self.path_regex.match(path[len(root) :]):
-                return Match.NONE, {}  # not this path in any case: no need to ask FastAPI
-            # FastAPI matches an included route against a pattern of its own, so the
-            # request is matched under the documented spelling, not a new pattern.
-            scope = {**scope, "path": root + self.path}
-        return super().matches(scope)
 
 
 router = APIRouter(tags=["ikonomikal"], route_class=AnyCaseRoute)
