@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import inspect
 import typing
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 
@@ -47,12 +48,16 @@ def add_routes(app: FastAPI, router: APIRouter) -> None:
 
 
 class JsonBodyRoute(APIRoute):
-    """An APIRoute with a fast path for `(body: Model, services: ServicesDep)` endpoints.
+    """An APIRoute with a fast path for endpoints of a JSON body and request-only dependencies.
 
-    A request with a JSON content type whose body validates goes straight to the endpoint
-    (`Model.model_validate_json`, no dependency solving); anything else - another content
-    type, bad JSON, a validation error - takes FastAPI's own path, so errors, their
-    envelopes and the OpenAPI document are exactly those of a plain route.
+    The endpoint takes one body model and dependencies (`ServicesDep`, a principal...) that
+    are async functions of the request and of other such dependencies, and returns a
+    Response. A request with a JSON content type whose body validates goes straight to the
+    endpoint (`Model.model_validate_json`, each dependency awaited once, as FastAPI would,
+    no per-request dependency solving); anything else - another content type, bad JSON, a
+    validation error - takes FastAPI's own path, so errors, their envelopes and the OpenAPI
+    document are exactly those of a plain route. A dependency's exception propagates as it
+    would from FastAPI's solving. Dependency overrides are not consulted (writegate sets none).
     """
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
@@ -61,34 +66,30 @@ class JsonBodyRoute(APIRoute):
         fast = self.direct_call()
         if fast is None:
             return slow
+        call, model = fast
 
         async def handler(request: Request) -> Response:
             ctype = request.headers.get("content-type", "")
             if ctype.startswith("application/json"):
                 try:
-                    body = fast[1].model_validate_json(await request.body())
+                    body = model.model_validate_json(await request.body())
                 except ValidationError:
                     return await slow(request)  # the body is cached on the request
-                response: Response = await fast[0](body, services_of(request))
+                response: Response = await call(request, body)
                 return response
             return await slow(request)
 
         return handler
 
-    def direct_call(self) -> tuple[Callable[..., Any], type[BaseModel]] | None:
-        """(endpoint(body, services), body model) if the endpoint can skip FastAPI, else None."""
+    def direct_call(
+        self,
+    ) -> tuple[Callable[[Request, BaseModel], Awaitable[Any]], type[BaseModel]] | None:
+        """(endpoint(request, body), body model) if the endpoint can skip FastAPI, else None."""
         dep = self.dependant
         if (
             len(dep.body_params) != 1
-            or dep.query_params
-            or dep.path_params
-            or dep.header_params
-            or dep.cookie_params
-            or len(dep.dependencies) != 1
-            or dep.dependencies[0].call is not get_services
             or dep.request_param_name
-            or dep.response_param_name
-            or dep.background_tasks_param_name
+            or not _request_only(dep)
             or not inspect.iscoroutinefunction(self.endpoint)
         ):
             return None
@@ -103,13 +104,50 @@ class JsonBodyRoute(APIRoute):
             return None
         if not (isinstance(returns, type) and issubclass(returns, Response)):
             return None
-        body_name, services_name = str(dep.body_params[0].name), str(dep.dependencies[0].name)
-        endpoint = self.endpoint
+        body_name = str(dep.body_params[0].name)
+        endpoint, dependencies = self.endpoint, dep.dependencies
 
-        async def call(body: BaseModel, services: Services) -> Any:
-            return await endpoint(**{body_name: body, services_name: services})
+        async def call(request: Request, body: BaseModel) -> Any:
+            values = await _solve(dependencies, request, {})
+            return await endpoint(**values, **{body_name: body})
 
         return call, model
+
+
+def _request_only(dep: Dependant) -> bool:
+    """Whether dep's dependencies, all the way down, are async functions of the request."""
+    for sub in dep.dependencies:
+        if sub.body_params or not inspect.iscoroutinefunction(sub.call) or not _request_only(sub):
+            return False
+    return not (
+        dep.path_params
+        or dep.query_params
+        or dep.header_params
+        or dep.cookie_params
+        or dep.websocket_param_name
+        or dep.http_connection_param_name
+        or dep.response_param_name
+        or dep.background_tasks_param_name
+        or dep.security_scopes_param_name
+        or dep.own_oauth_scopes
+    )
+
+
+async def _solve(deps: list[Dependant], request: Request, done: dict[Any, Any]) -> dict[str, Any]:
+    """Each dependency's value by its parameter name (a router's unnamed ones only run); one
+    call per function and request, as FastAPI caches them."""
+    values: dict[str, Any] = {}
+    for sub in deps:
+        call = sub.call
+        assert call is not None
+        if not (sub.use_cache and call in done):
+            kwargs = await _solve(sub.dependencies, request, done)
+            if sub.request_param_name:
+                kwargs[sub.request_param_name] = request
+            done[call] = await call(**kwargs)
+        if sub.name is not None:
+            values[sub.name] = done[call]
+    return values
 
 
 #: OpenAPI's names for the two ways `credentials` reads an API key (FastAPI's own names)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from writegate.core.auth import Principal
-from writegate.core.http import API_KEY_DOC, ServicesDep, authenticate
+from writegate.core.http import API_KEY_DOC, JsonBodyRoute, ServicesDep, authenticate
 from writegate.modules.abs import service
 from writegate.modules.abs.errors import AbsError, failure, ok
 from writegate.modules.abs.schemas import (
@@ -61,7 +61,7 @@ async def require_writer(principal: Annotated[Principal, Depends(require_princip
 Reader = Annotated[Principal, Depends(require_reader)]
 Writer = Annotated[Principal, Depends(require_writer)]
 
-router = APIRouter(prefix="/model/package", tags=["abs"])
+router = APIRouter(prefix="/model/package", tags=["abs"], route_class=JsonBodyRoute)
 
 
 async def _answer(call: Awaitable[Any], *, many: bool = False) -> JSONResponse:
