@@ -8,9 +8,8 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 
-from writegate.core.http import ErrorInfo, ServicesDep
+from writegate.core.http import ErrorInfo, JsonBodyRoute, ServicesDep
 from writegate.modules.ikonomikal import NAME
 from writegate.modules.ikonomikal.errors import ApiError, from_error_info
 from writegate.modules.ikonomikal.schemas import (
@@ -58,7 +57,7 @@ async def get_ikonomikal(services: ServicesDep) -> Ikonomikal:
 IkonomikalDep = Annotated[Ikonomikal, Depends(get_ikonomikal)]
 
 
-class AnyCaseRoute(APIRoute):
+class AnyCaseRoute(JsonBodyRoute):
     """A route whose path matches in any letter case, as on the vendor's IIS servers."""
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
@@ -92,12 +91,14 @@ def failure(shape: type[W], err: ApiError) -> W:
     return shape.model_validate({"rspPrc": prc})
 
 
-async def answer_async(shape: type[W], call: Awaitable[W]) -> W:
-    """`answer` for a service call that awaits the group commit."""
+async def answer_async(shape: type[W], call: Awaitable[W]) -> JSONResponse:
+    """`answer` for a service call that awaits the group commit, as the JSON FastAPI makes of
+    the response model: the endpoint returns a Response, so it takes JsonBodyRoute's fast path."""
     try:
-        return await call
+        result = await call
     except ApiError as err:
-        return failure(shape, err)
+        result = failure(shape, err)
+    return JSONResponse(result.model_dump(mode="json"))
 
 
 def answer(shape: type[W], call: Callable[[], W]) -> W:
@@ -129,24 +130,24 @@ def login(body: LoginRequest, iko: IkonomikalDep, request: Request) -> LoginResp
 
 
 @router.post(TOKEN_PATH, operation_id="ikonomikal_process_token", response_model=TokenResponse)
-async def process_token(body: TokenRequest, iko: IkonomikalDep) -> TokenResponse:
+async def process_token(body: TokenRequest, iko: IkonomikalDep) -> JSONResponse:
     """Acquire a single-use process token for (session, program, procID)."""
     return await answer_async(TokenResponse, iko.issue_token(body))
 
 
 @router.post(SAVE_PATH, operation_id="ikonomikal_ss07_save", response_model=SaveResponse)
-async def ss07_save(body: SaveRequest, iko: IkonomikalDep) -> SaveResponse:
+async def ss07_save(body: SaveRequest, iko: IkonomikalDep) -> JSONResponse:
     """Add (cmdStat 0, NEW token) or edit (cmdStat 1, SAVE token) an SS07 record."""
     return await answer_async(SaveResponse, iko.save(body))
 
 
 @router.post(READ_PATH, operation_id="ikonomikal_ss07_read", response_model=ReadResponse)
-async def ss07_read(body: ReadRequest, iko: IkonomikalDep) -> ReadResponse:
+async def ss07_read(body: ReadRequest, iko: IkonomikalDep) -> JSONResponse:
     """Read SS07 records by code, or list them (writegate extension, DATA token)."""
     return await answer_async(ReadResponse, iko.read(body))
 
 
 @router.post(DELETE_PATH, operation_id="ikonomikal_ss07_delete", response_model=DeleteResponse)
-async def ss07_delete(body: DeleteRequest, iko: IkonomikalDep) -> DeleteResponse:
+async def ss07_delete(body: DeleteRequest, iko: IkonomikalDep) -> JSONResponse:
     """Delete SS07 records by code (writegate extension, DELETE token)."""
     return await answer_async(DeleteResponse, iko.delete(body))
