@@ -53,8 +53,8 @@ class JsonBodyRoute(APIRoute):
     The endpoint takes one body model and dependencies (`ServicesDep`, a principal...) that
     are async functions of the request and of other such dependencies, and returns a
     Response. A request with a JSON content type whose body validates goes straight to the
-    endpoint (`Model.model_validate_json`, each dependency awaited once, as FastAPI would,
-    no per-request dependency solving); anything else - another content type, bad JSON, a
+    endpoint (`Model.model_validate_json`, each dependency awaited once in FastAPI's order,
+    without FastAPI's general solving); anything else - another content type, bad JSON, a
     validation error - takes FastAPI's own path, so errors, their envelopes and the OpenAPI
     document are exactly those of a plain route. A dependency's exception propagates as it
     would from FastAPI's solving. Dependency overrides are not consulted (writegate sets none).
