@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -107,6 +108,31 @@ def test_console_format_is_readable_lines(
     assert "request_id=console-1" in text
     with pytest.raises(json.JSONDecodeError):
         json.loads(text.splitlines()[0])
+
+
+RICH_PROBE = """
+import logging, sys
+from writegate.core.observability.logging import setup_logging
+setup_logging("info", "console")
+try:
+    1 / 0
+except ZeroDivisionError:
+    logging.getLogger("probe").exception("boom")
+print("rich" in sys.modules, "pygments" in sys.modules)
+import rich.console  # the CLI's tables import it when they draw
+print(rich.console.Console.__name__)
+"""
+
+
+def test_regression_structlog_loads_rich_into_every_process() -> None:
+    """Logging leaves rich unloaded (5 MB a process), console lines still show tracebacks,
+    and rich imports as usual afterwards."""
+    out = subprocess.run(
+        [sys.executable, "-c", RICH_PROBE], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.split() == ["False", "False", "Console"]
+    assert "Traceback (most recent call last)" in out.stderr
+    assert "ZeroDivisionError: division by zero" in out.stderr
 
 
 def _accept_fresh(url: str) -> str:

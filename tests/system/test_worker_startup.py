@@ -57,3 +57,4 @@ def test_worker_runs_jobs_without_loading_the_web_side(bare_server: Server, tmp_
     assert "writegate.modules.ikonomikal.housekeeping" in loaded
     assert [m for m in loaded if m.split(".")[0] in WEB or m.startswith(WEB)] == []
     assert [m for m in loaded if WEB_SIDE.match(m)] == []
+    assert "rich" not in loaded  # structlog would load it (see core/observability/logging.py)
