@@ -19,7 +19,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from writegate.console import install as install_console
-from writegate.core.http import SECURITY_SCHEMES, ErrorInfo, add_routes, field_problems
+from writegate.core.http import SECURITY_SCHEMES, ErrorInfo, add_routes, field_problems, is_json
 from writegate.core.middleware import BodyLimit
 from writegate.core.module import Module
 from writegate.core.observability import metrics, tracing
@@ -186,7 +186,7 @@ def _install_error_handlers(app: FastAPI, render: Callable[[Request, ErrorInfo],
             detail = next(e for e in errors if e.get("type") == "json_invalid")
             msg = f"malformed JSON: {detail.get('ctx', {}).get('error', 'invalid JSON')}"
             info = ErrorInfo(400, "malformed", msg, (FieldProblem("", "json_invalid", msg),))
-        elif request.method in ("POST", "PUT", "PATCH") and ctype and "json" not in ctype.lower():
+        elif request.method in ("POST", "PUT", "PATCH") and ctype and not is_json(ctype):
             info = ErrorInfo(415, "content_type", f"expected application/json, got {ctype[:100]!r}")
         else:
             problems = field_problems(errors)

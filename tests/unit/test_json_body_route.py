@@ -156,8 +156,32 @@ JSON = {"content-type": "application/json"}
         ({**JSON, "x-caller": "eve"}, '{"name": "n"}', 403, {"detail": "admins only"}),
         ({**JSON, "x-caller": "eve"}, '{"nome": "n"}', 403, {"detail": "admins only"}),
         ({"x-caller": "admin"}, '{"name": "n"}', 422, {}),
+        (
+            {"content-type": "APPLICATION/JSON; charset=utf-8", "x-caller": "admin"},
+            '{"name": "n"}',
+            200,
+            {"name": "n"},
+        ),
+        (
+            {"content-type": "application/vnd.api+json", "x-caller": "admin"},
+            '{"name": "n"}',
+            200,
+            {},
+        ),
+        ({"content-type": "application/jsonx", "x-caller": "admin"}, '{"name": "n"}', 422, {}),
+        ({"content-type": "application/json-seq", "x-caller": "admin"}, '{"name": "n"}', 422, {}),
     ],
-    ids=["fast", "fast-401", "fast-403", "invalid-body-slow-403", "no-json-type-slow"],
+    ids=[
+        "fast",
+        "fast-401",
+        "fast-403",
+        "invalid-body-slow-403",
+        "no-json-type-slow",
+        "json-type-in-any-case",
+        "json-suffix-type",
+        "json-lookalike-type-slow",
+        "json-seq-type-slow",
+    ],
 )
 def test_fast_and_slow_paths_answer_alike_and_run_a_dependency_once(
     headers: dict[str, str], content: str, status: int, answer: dict[str, str]

@@ -35,6 +35,15 @@ async def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
+def is_json(content_type: str) -> bool:
+    """Whether a content type is JSON as FastAPI reads a body: application/json or
+    application/*+json, in any case, with any parameters."""
+    media = content_type.partition(";")[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
 def add_routes(app: FastAPI, router: APIRouter) -> None:
     """Make router's routes the app's own, in their order (writegate's `include_router`).
 
@@ -42,7 +51,9 @@ def add_routes(app: FastAPI, router: APIRouter) -> None:
     twice (to match, then to handle), and every nested route asked costs a match of each of
     its routes; writegate includes its routers with nothing an inclusion adds (no prefix,
     dependencies or overrides), so their routes can be the app's own. That halves the
-    lookup: `python -m bench.route_probe`.
+    lookup: `python -m bench.route_probe`. The routes keep their router's (absent)
+    dependency-overrides provider: `app.dependency_overrides` does not reach them, and
+    writegate sets none.
     """
     app.router.routes.extend(router.routes)
 
@@ -69,8 +80,7 @@ class JsonBodyRoute(APIRoute):
         call, model = fast
 
         async def handler(request: Request) -> Response:
-            ctype = request.headers.get("content-type", "")
-            if ctype.startswith("application/json"):
+            if is_json(request.headers.get("content-type", "")):
                 try:
                     body = model.model_validate_json(await request.body())
                 except ValidationError:

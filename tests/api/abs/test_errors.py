@@ -149,6 +149,15 @@ def test_unsupported_content_type(client: httpx.Client, abs_client: Client) -> N
     assert_error(_raw(client, "/model/package/putDb", body, h), "UNSUPPORTED_CONTENT_TYPE")
 
 
+def test_regression_json_lookalike_content_type_was_read_as_json(
+    client: httpx.Client, abs_client: Client
+) -> None:
+    """application/jsonx is not JSON, even with a body the method would take."""
+    body = json.dumps({"client_code": abs_client.code, "uid": "nothing-here"}).encode()
+    h = {**abs_client.headers, "content-type": "application/jsonx"}
+    assert_error(_raw(client, "/model/package/get", body, h), "UNSUPPORTED_CONTENT_TYPE")
+
+
 def test_body_too_large(client: httpx.Client, abs_client: Client, server: Server) -> None:
     """A body over the configured limit is refused before it is parsed."""
     before = version_counter(server)

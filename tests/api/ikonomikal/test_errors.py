@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -285,6 +286,21 @@ def test_vendor_template_spelling_pg_prog_tkn(iko: Iko) -> None:
     body = {**iko.session(), "pgProgTkn": {"procID": 1, "prgInf": {"pMODL": "SS", "pPRGM": "SS07"}}}
     assert token_rsp(iko.post(TOKEN, body)) == OK
     assert iko.save()["rspPrc"] == OK
+
+
+def test_regression_json_lookalike_content_type_was_read_as_json(iko: Iko) -> None:
+    """application/jsonx is not JSON: a token request that would succeed gets 9000004."""
+    body = {**iko.session(), "pgProcTkn": {"procID": 1, "prgInf": {"pMODL": "SS", "pPRGM": "SS07"}}}
+    headers = {"content-type": "application/jsonx"}
+    r = iko.http.post(TOKEN, content=json.dumps(body), headers=headers)
+    assert (r.status_code, r.json()["rspPrc"]) == (
+        200,
+        rsp(
+            9000004,
+            "The request must be sent as application/json, not application/jsonx.",
+            ("application/jsonx", ""),
+        ),
+    )
 
 
 def test_unknown_path_method_content_type_and_size(client: httpx.Client) -> None:

@@ -148,6 +148,18 @@ def test_wrong_content_type(client: httpx.Client) -> None:
     _refused(r, "invalid_content_type", "UNSUPPORTED_CONTENT_TYPE")
 
 
+@pytest.mark.parametrize("ctype", ["application/jsonx", "application/json-seq"])
+def test_regression_json_lookalike_content_type_was_accepted_with_a_valid_body(
+    client: httpx.Client, server: Server, ctype: str
+) -> None:
+    """A media type that only starts like application/json is not JSON: refused whatever the
+    body (a valid one was accepted, an invalid one called not a JSON object)."""
+    before = _job_count(server)
+    r = client.post(URL, content=json.dumps(GOOD), headers={"content-type": ctype})
+    _refused(r, "invalid_content_type", "UNSUPPORTED_CONTENT_TYPE")
+    assert _job_count(server) == before
+
+
 def test_unknown_route_and_method(client: httpx.Client) -> None:
     """An unknown jef-one path is 404 and a wrong method 405, both in the envelope."""
     r = client.get("/one-post-create-session-job")
