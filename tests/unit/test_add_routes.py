@@ -80,3 +80,17 @@ def test_requests_keep_the_routers_prefix_dependencies_and_route_class() -> None
         assert set(doc["paths"]) == {"/first/item", "/second/{name}"}
 
     asyncio.run(requests())
+
+
+def test_an_openapi_document_made_before_add_routes_is_made_again() -> None:
+    """Routes added after the document was first served are in the next one."""
+    app = FastAPI()
+    late = APIRouter()
+
+    @late.get("/late", operation_id="late")
+    async def late_route() -> dict[str, str]:
+        return {}
+
+    assert "/late" not in app.openapi()["paths"]
+    add_routes(app, late)
+    assert "/late" in app.openapi()["paths"]

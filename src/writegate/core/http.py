@@ -56,6 +56,7 @@ def add_routes(app: FastAPI, router: APIRouter) -> None:
     writegate sets none.
     """
     app.router.routes.extend(router.routes)
+    app.openapi_schema = None  # a document made before now lacks these routes
 
 
 class JsonBodyRoute(APIRoute):
