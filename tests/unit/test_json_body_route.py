@@ -132,7 +132,7 @@ def test_fast_path_only_for_endpoints_it_can_call_as_fastapi_would() -> None:
     }
 
 
-def post(headers: dict[str, str], content: str) -> httpx.Response:
+def post(headers: dict[str, str], content: str | bytes) -> httpx.Response:
     """POST /principal to an app of the router."""
     app = FastAPI()
     add_routes(app, router)
@@ -192,3 +192,12 @@ def test_fast_and_slow_paths_answer_alike_and_run_a_dependency_once(
     assert r.status_code == status, r.text
     assert {k: r.json()[k] for k in answer} == answer
     assert CALLS == ["caller"]
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32"])
+def test_a_body_that_is_not_utf8_is_malformed_json_on_either_path(encoding: str) -> None:
+    """Starlette would read UTF-16 and UTF-32 bytes as JSON; the route refuses them."""
+    r = post({**JSON, "x-caller": "admin"}, '{"name": "n"}'.encode(encoding))
+    assert r.status_code == 422, r.text
+    [problem] = r.json()["detail"]
+    assert (problem["type"], problem["ctx"]) == ("json_invalid", {"error": "the body is not UTF-8"})

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.dependencies.models import Dependant
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 
@@ -74,7 +75,7 @@ class JsonBodyRoute(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         """FastAPI's handler, behind the fast path when the endpoint's shape allows it."""
-        slow = super().get_route_handler()
+        slow = _utf8_only(super().get_route_handler())
         fast = self.direct_call()
         if fast is None:
             return slow
@@ -123,6 +124,33 @@ class JsonBodyRoute(APIRoute):
             return await endpoint(**values, **{body_name: body})
 
         return call, model
+
+
+def _utf8_only(
+    handler: Callable[[Request], Coroutine[Any, Any, Response]],
+) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+    """handler, with a JSON body that is not UTF-8 refused as malformed JSON.
+
+    RFC 8259 allows only UTF-8 between systems, and each API documents a non-UTF-8 body as
+    malformed; Starlette's `json.loads` of the bytes would read UTF-16 and UTF-32 too (by a
+    byte-order mark, or by NULs in the first four bytes, as `json.detect_encoding` does).
+    """
+
+    async def checked(request: Request) -> Response:
+        if is_json(request.headers.get("content-type", "")):
+            raw = await request.body()
+            try:
+                raw.decode("utf-8")
+                utf8 = b"\x00" not in raw[:4]
+            except UnicodeDecodeError:
+                utf8 = False
+            if not utf8:
+                error = {"error": "the body is not UTF-8"}
+                problem = {"type": "json_invalid", "loc": ("body", 0), "msg": "JSON decode error"}
+                raise RequestValidationError([{**problem, "input": {}, "ctx": error}])
+        return await handler(request)
+
+    return checked
 
 
 def _request_only(dep: Dependant) -> bool:

@@ -158,6 +158,15 @@ def test_regression_json_lookalike_content_type_was_read_as_json(
     assert_error(_raw(client, "/model/package/get", body, h), "UNSUPPORTED_CONTENT_TYPE")
 
 
+def test_regression_a_utf16_body_was_read_as_json(client: httpx.Client, abs_client: Client) -> None:
+    """A body the method would take, in UTF-16: MALFORMED_JSON, as documented (not UTF-8)."""
+    body = json.dumps({"client_code": abs_client.code, "uid": "nothing-here"}).encode("utf-16")
+    h = {**abs_client.headers, "content-type": "application/json"}
+    assert "not UTF-8" in assert_error(
+        _raw(client, "/model/package/get", body, h), "MALFORMED_JSON"
+    )
+
+
 def test_body_too_large(client: httpx.Client, abs_client: Client, server: Server) -> None:
     """A body over the configured limit is refused before it is parsed."""
     before = version_counter(server)

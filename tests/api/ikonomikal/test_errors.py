@@ -303,6 +303,17 @@ def test_regression_json_lookalike_content_type_was_read_as_json(iko: Iko) -> No
     )
 
 
+def test_regression_a_utf16_body_was_read_as_json(iko: Iko) -> None:
+    """A token request that would succeed, in UTF-16: malformed (9000001), no token."""
+    body = {**iko.session(), "pgProcTkn": {"procID": 1, "prgInf": {"pMODL": "SS", "pPRGM": "SS07"}}}
+    headers = {"content-type": "application/json"}
+    r = iko.http.post(TOKEN, content=json.dumps(body).encode("utf-16"), headers=headers)
+    assert r.status_code == 200
+    prc = r.json()["rspPrc"]
+    assert prc["rspID"] == 9000001
+    assert "not UTF-8" in json.dumps(prc)
+
+
 def test_unknown_path_method_content_type_and_size(client: httpx.Client) -> None:
     """Unknown API, GET, a non-JSON content type and an oversized body, all HTTP 200."""
     path = "/bcss_wbcl_wa_ss/api/ss_02_ss99_sav"

@@ -160,6 +160,29 @@ def test_regression_json_lookalike_content_type_was_accepted_with_a_valid_body(
     assert _job_count(server) == before
 
 
+@pytest.mark.parametrize(
+    "encoding", ["utf-16", "utf-16-le", "utf-32", "utf-32-be"], ids=lambda e: str(e)
+)
+def test_regression_a_valid_body_in_utf16_or_utf32_was_accepted(
+    client: httpx.Client, server: Server, encoding: str
+) -> None:
+    """JSON is UTF-8 (documented: not UTF-8 is MALFORMED_JSON); the bytes were read as UTF-16
+    or UTF-32, by a byte-order mark or by their NULs, and the job queued."""
+    before = _job_count(server)
+    raw = json.dumps(GOOD).encode(encoding)
+    r = client.post(URL, content=raw, headers={"content-type": "application/json"})
+    body = _refused(r, "invalid_json", "MALFORMED_JSON")
+    assert "not UTF-8" in body["error"]
+    assert _job_count(server) == before
+
+
+def test_a_utf8_byte_order_mark_is_ignored(client: httpx.Client) -> None:
+    """RFC 8259 lets a parser ignore a UTF-8 byte-order mark: the body is still UTF-8."""
+    raw = json.dumps({**GOOD, "session_id": "bom-utf8"}).encode("utf-8-sig")
+    r = client.post(URL, content=raw, headers={"content-type": "application/json"})
+    assert r.status_code == 202, r.text
+
+
 def test_unknown_route_and_method(client: httpx.Client) -> None:
     """An unknown jef-one path is 404 and a wrong method 405, both in the envelope."""
     r = client.get("/one-post-create-session-job")
