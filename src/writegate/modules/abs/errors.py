@@ -20,7 +20,7 @@ CODES: dict[str, str] = {
     "CLIENT_ACCESS_DENIED": "the client_code belongs to another tenant",
     "UNKNOWN_CLIENT_CODE": "the client_code is not a registered client",
     "MALFORMED_JSON": "the body is not valid JSON (or not UTF-8)",
-    "UNSUPPORTED_CONTENT_TYPE": "the body is not sent as application/json",
+    "UNSUPPORTED_CONTENT_TYPE": "the body is not sent as application/json (or application/*+json)",
     "BODY_TOO_LARGE": "the body is larger than the configured limit",
     "INVALID_REQUEST": "the body is missing or is not a JSON object",
     "REQUIRED_FIELD": "a mandatory field is missing",
