@@ -95,6 +95,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         # FastAPI's own request spans, only when writegate's tracing is on (WRITEGATE_OTEL);
         # its metrics and logs go to Prometheus and structlog instead.
         telemetry={"tracing": tracing.enabled(), "metrics": False, "logs": False},
+        # Each API's paths are exactly its documented ones: another spelling (a trailing
+        # slash) is an unknown path in that API's envelope, not an empty 307 to a Location
+        # built from the request's Host header.
+        redirect_slashes=False,
     )
     app.state.services = services
     app.state.modules = modules

@@ -108,6 +108,20 @@ def test_operator_pages_show_no_actions(server: Server, make_principal: Any, mak
         assert status_of(server, job) == "failed"
 
 
+def test_the_overview_answers_with_and_without_a_trailing_slash(
+    server: Server, make_principal: Any
+) -> None:
+    """/console/ is the overview too: the app redirects no trailing slash (each API's paths are
+    exact), and a browser's address bar often adds one."""
+    op, _ = make_principal(roles=["operator"], password=PASSWORD)
+    with server.client() as c:
+        sign_in(c, op.name, PASSWORD)
+        bare, slashed = c.get("/console"), c.get("/console/")
+        assert (bare.status_code, slashed.status_code) == (200, 200)
+        assert "Overview" in slashed.text
+        assert c.get("/console/jobs/").status_code == 404
+
+
 def test_revoked_principal_is_signed_out(server: Server, make_principal: Any) -> None:
     """Revoking a principal ends its console session at the next request."""
     op, _ = make_principal(roles=["operator"], password=PASSWORD)

@@ -132,6 +132,25 @@ def test_very_long_ids_refused_in_envelope(quiet: Server) -> None:
     assert problems == [], "\n".join(problems)
 
 
+def test_regression_a_trailing_slash_was_an_empty_307_to_the_host_header(quiet: Server) -> None:
+    """Each API path with a trailing slash is an unknown path in that API's envelope: it was a
+    307 with no body, whose Location was built from the request's Host header."""
+    problems = []
+    with quiet.client() as c:
+        spec = c.get("/openapi.json").json()
+        modules = app_modules(quiet)
+        for path, item in spec["paths"].items():
+            module = module_of(modules, path)
+            if module is None or "{" in path:
+                continue
+            headers = {**request_headers(quiet, module), "host": "attacker.example"}
+            for method in item:
+                r = c.request(method.upper(), f"{path}/", headers=headers, json={})
+                if "location" in r.headers or not REFUSAL[module](r):
+                    problems.append(f"{method.upper()} {path}/: {r.status_code} {r.text[:200]}")
+    assert problems == [], "\n".join(problems)
+
+
 def _body_properties(spec: dict[str, Any], op: dict[str, Any]) -> list[str]:
     content = op.get("requestBody", {}).get("content", {}).get("application/json", {})
     schema = content.get("schema", {})

@@ -135,6 +135,7 @@ def build(services: Services, modules: list[WebModule], cookies: Cookies) -> API
         return response
 
     @router.get("")
+    @router.get("/")
     @router.get("/overview")
     async def overview(request: Request) -> Response:
         op = await who(request)
