@@ -190,8 +190,13 @@ def _install_error_handlers(app: FastAPI, render: Callable[[Request, ErrorInfo],
             detail = next(e for e in errors if e.get("type") == "json_invalid")
             msg = f"malformed JSON: {detail.get('ctx', {}).get('error', 'invalid JSON')}"
             info = ErrorInfo(400, "malformed", msg, (FieldProblem("", "json_invalid", msg),))
-        elif request.method in ("POST", "PUT", "PATCH") and ctype and not is_json(ctype):
-            info = ErrorInfo(415, "content_type", f"expected application/json, got {ctype[:100]!r}")
+        elif (
+            request.method in ("POST", "PUT", "PATCH")
+            and not is_json(ctype)
+            and (ctype or await request.body())
+        ):
+            got = repr(ctype[:100]) if ctype else "no content type"
+            info = ErrorInfo(415, "content_type", f"expected application/json, got {got}")
         else:
             problems = field_problems(errors)
             info = ErrorInfo(400, "validation", "invalid request", problems)

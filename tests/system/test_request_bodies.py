@@ -69,7 +69,8 @@ CASES: list[tuple[str, dict[str, Any], int, Any]] = [
         415,
         "content_type",
     ),
-    ("no content type", {"content": b'{"mode": "ok"}'}, 400, "validation"),
+    ("no content type", {"content": b'{"mode": "ok"}'}, 415, "content_type"),
+    ("no content type, no body", {"content": b""}, 400, "validation"),
     ("too large, chunked", {"content": _too_large_chunks, "headers": JSON}, 413, "too_large"),
 ]
 

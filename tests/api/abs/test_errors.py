@@ -167,6 +167,15 @@ def test_regression_a_utf16_body_was_read_as_json(client: httpx.Client, abs_clie
     )
 
 
+def test_regression_a_body_with_no_content_type_was_an_invalid_request(
+    client: httpx.Client, abs_client: Client
+) -> None:
+    """A body the method would take, sent with no Content-Type."""
+    body = json.dumps({"client_code": abs_client.code, "uid": "nothing-here"}).encode()
+    answer = _raw(client, "/model/package/get", body, dict(abs_client.headers))
+    assert "no content type" in assert_error(answer, "UNSUPPORTED_CONTENT_TYPE")
+
+
 def test_body_too_large(client: httpx.Client, abs_client: Client, server: Server) -> None:
     """A body over the configured limit is refused before it is parsed."""
     before = version_counter(server)

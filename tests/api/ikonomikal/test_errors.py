@@ -314,6 +314,16 @@ def test_regression_a_utf16_body_was_read_as_json(iko: Iko) -> None:
     assert "not UTF-8" in json.dumps(prc)
 
 
+def test_regression_a_body_with_no_content_type_was_not_a_json_object(iko: Iko) -> None:
+    """A token request that would succeed, sent with no Content-Type: 9000004."""
+    body = {**iko.session(), "pgProcTkn": {"procID": 1, "prgInf": {"pMODL": "SS", "pPRGM": "SS07"}}}
+    r = iko.http.post(TOKEN, content=json.dumps(body))
+    assert (r.status_code, r.json()["rspPrc"]) == (
+        200,
+        rsp(9000004, "The request must be sent as application/json, not none.", ("none", "")),
+    )
+
+
 def test_unknown_path_method_content_type_and_size(client: httpx.Client) -> None:
     """Unknown API, GET, a non-JSON content type and an oversized body, all HTTP 200."""
     path = "/bcss_wbcl_wa_ss/api/ss_02_ss99_sav"

@@ -20,6 +20,7 @@ GOOD = {
     "app_number": "001",
 }
 URL = "/one-post-create-session-job"
+CONTENT_TYPE_REFUSAL = ("invalid_content_type", "UNSUPPORTED_CONTENT_TYPE")
 
 
 def _job_count(server: Server) -> int:
@@ -181,6 +182,16 @@ def test_a_utf8_byte_order_mark_is_ignored(client: httpx.Client) -> None:
     raw = json.dumps({**GOOD, "session_id": "bom-utf8"}).encode("utf-8-sig")
     r = client.post(URL, content=raw, headers={"content-type": "application/json"})
     assert r.status_code == 202, r.text
+
+
+def test_regression_a_body_with_no_content_type_was_called_not_a_json_object(
+    client: httpx.Client, server: Server
+) -> None:
+    """A valid body sent with no Content-Type is refused for its missing content type."""
+    before = _job_count(server)
+    body = _refused(client.post(URL, content=json.dumps(GOOD)), *CONTENT_TYPE_REFUSAL)
+    assert "no content type" in body["message"]
+    assert _job_count(server) == before
 
 
 def test_unknown_route_and_method(client: httpx.Client) -> None:

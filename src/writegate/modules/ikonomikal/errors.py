@@ -117,7 +117,7 @@ def from_error_info(info: ErrorInfo, request: Request, max_body: int) -> ApiErro
             return ApiError(INVALID_VALUE, Param("request body"), "must be a JSON object")
         return ApiError(INVALID_VALUE, Param(problem.field, problem.field), problem.message)
     if info.kind == "content_type":
-        return ApiError(CONTENT_TYPE, request.headers.get("content-type", "")[:100])
+        return ApiError(CONTENT_TYPE, request.headers.get("content-type", "")[:100] or "none")
     if info.kind == "too_large":
         return ApiError(TOO_LARGE, str(max_body))
     if info.kind == "not_found":
