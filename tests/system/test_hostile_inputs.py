@@ -104,32 +104,30 @@ def test_very_long_ids_refused_in_envelope(quiet: Server) -> None:
     problems = []
     with quiet.client() as c:
         spec = c.get("/openapi.json").json()
-        modules = app_modules(quiet)
-        for path, item in spec["paths"].items():
-            module = module_of(modules, path)
-            if module is None:
-                continue
+        for module, path, method, op in _operations(quiet, spec):
             auth = request_headers(quiet, module)
-            for method, op in item.items():
-                params = {
-                    p["name"]: long_id for p in op.get("parameters", []) if p["in"] == "query"
-                }
-                url = path.replace("{", "").replace("}", "")
-                if method == "get":
-                    r = c.get(url, params=params, headers=auth)
-                else:
-                    props = _body_properties(spec, op)
-                    r = c.request(
-                        method.upper(),
-                        url,
-                        params=params,
-                        json=dict.fromkeys(props, long_id),
-                        headers=auth,
-                    )
-                ok = r.status_code < 500 and (r.status_code < 400 or REFUSAL[module](r))
-                if not ok:
-                    problems.append(f"{method.upper()} {path}: {r.status_code} {r.text[:200]}")
+            params = {p["name"]: long_id for p in op.get("parameters", []) if p["in"] == "query"}
+            url = path.replace("{", "").replace("}", "")
+            if method == "get":
+                r = c.get(url, params=params, headers=auth)
+            else:
+                props = _body_properties(spec, op)
+                body = dict.fromkeys(props, long_id)
+                r = c.request(method.upper(), url, params=params, json=body, headers=auth)
+            ok = r.status_code < 500 and (r.status_code < 400 or REFUSAL[module](r))
+            if not ok:
+                problems.append(f"{method.upper()} {path}: {r.status_code} {r.text[:200]}")
     assert problems == [], "\n".join(problems)
+
+
+def _operations(server: Server, spec: dict[str, Any]) -> Iterator[tuple[str, str, str, Any]]:
+    """(module, path, method, operation) of every API operation in the OpenAPI document."""
+    modules = app_modules(server)
+    for path, item in spec["paths"].items():
+        module = module_of(modules, path)
+        if module is not None:
+            for method, op in item.items():
+                yield module, path, method, op
 
 
 def test_regression_a_trailing_slash_was_an_empty_307_to_the_host_header(quiet: Server) -> None:
@@ -138,16 +136,13 @@ def test_regression_a_trailing_slash_was_an_empty_307_to_the_host_header(quiet: 
     problems = []
     with quiet.client() as c:
         spec = c.get("/openapi.json").json()
-        modules = app_modules(quiet)
-        for path, item in spec["paths"].items():
-            module = module_of(modules, path)
-            if module is None or "{" in path:
+        for module, path, method, _ in _operations(quiet, spec):
+            if "{" in path:
                 continue
             headers = {**request_headers(quiet, module), "host": "attacker.example"}
-            for method in item:
-                r = c.request(method.upper(), f"{path}/", headers=headers, json={})
-                if "location" in r.headers or not REFUSAL[module](r):
-                    problems.append(f"{method.upper()} {path}/: {r.status_code} {r.text[:200]}")
+            r = c.request(method.upper(), f"{path}/", headers=headers, json={})
+            if "location" in r.headers or not REFUSAL[module](r):
+                problems.append(f"{method.upper()} {path}/: {r.status_code} {r.text[:200]}")
     assert problems == [], "\n".join(problems)
 
 
