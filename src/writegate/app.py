@@ -19,7 +19,14 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from writegate.console import install as install_console
-from writegate.core.http import SECURITY_SCHEMES, ErrorInfo, add_routes, field_problems, is_json
+from writegate.core.http import (
+    SECURITY_SCHEMES,
+    ErrorInfo,
+    add_routes,
+    field_problems,
+    is_json,
+    not_json,
+)
 from writegate.core.middleware import BodyLimit
 from writegate.core.module import Module
 from writegate.core.observability import metrics, tracing
@@ -195,8 +202,7 @@ def _install_error_handlers(app: FastAPI, render: Callable[[Request, ErrorInfo],
             and not is_json(ctype)
             and (ctype or await request.body())
         ):
-            got = repr(ctype[:100]) if ctype else "no content type"
-            info = ErrorInfo(415, "content_type", f"expected application/json, got {got}")
+            info = ErrorInfo(415, "content_type", not_json(ctype))
         else:
             problems = field_problems(errors)
             info = ErrorInfo(400, "validation", "invalid request", problems)

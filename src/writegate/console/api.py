@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from writegate.console import ops, views
 from writegate.console.access import CSRF_HEADER, Cookies, Operator, check_csrf, require_act
 from writegate.console.access import operator_of as _operator_of
-from writegate.core.http import field_problems, is_json
+from writegate.core.http import field_problems, is_json, not_json
 from writegate.core.jobs.criteria import parse_filter, parse_query
 from writegate.core.jobs.operator import BULK_LIMIT
 from writegate.core.problems import BadInput, FieldProblem
@@ -119,7 +119,7 @@ def build(services: Services, modules: list[WebModule], cookies: Cookies) -> API
         check_csrf(op, request.headers.get(CSRF_HEADER))
         ctype = request.headers.get("content-type", "")
         if not is_json(ctype):
-            return error(415, "content_type", f"expected application/json, got {ctype[:100]!r}")
+            return error(415, "content_type", not_json(ctype))
         try:
             body = BulkBody.model_validate_json(await request.body())
         except ValidationError as exc:

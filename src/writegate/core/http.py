@@ -45,6 +45,12 @@ def is_json(content_type: str) -> bool:
     )
 
 
+def not_json(content_type: str) -> str:
+    """The message refusing a body sent as content_type (or with none)."""
+    got = repr(content_type[:100]) if content_type else "no content type"
+    return f"expected application/json, got {got}"
+
+
 def add_routes(app: FastAPI, router: APIRouter) -> None:
     """Make router's routes the app's own, in their order (writegate's `include_router`).
 
