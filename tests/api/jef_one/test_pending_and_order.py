@@ -41,13 +41,17 @@ def test_a_session_is_pending_from_its_202_until_its_job_is_final(
             assert view["status"] == "pending"
             assert view["job_id"] == r.json()["job_id"]
             assert view["verified_at"] is None
+            assert (view["entity_number"], view["application_number"]) == (number, "001")
+            pending = view
         finally:
             worker.resume()
-        wait_job(client, r.json()["job_id"])
+        job = wait_job(client, r.json()["job_id"])
         view = client.get(
             "/jef-one-get-session-by-session-id", params={"session_id": body["session_id"]}
         ).json()
         assert view["status"] == "verified"
+        # Created when it was accepted, as the pending view said, not when its job ran.
+        assert view["created_at"] == pending["created_at"] == job["created_at"]
 
 
 def test_an_unknown_session_is_not_found(client: httpx.Client) -> None:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from tests.api.jef_one.conftest import fresh_number
 from tests.harness import Server, fresh_database, start_server, uid, wait_for
 from writegate.core.jobs import Status
 from writegate.core.worker import Worker
+from writegate.modules.jef_one.models import SessionRecord
+from writegate.modules.jef_one.service import iso
 
 
 @pytest.fixture
@@ -68,7 +72,7 @@ def test_each_accept_is_pending_on_its_get_and_waits_for_what_it_needs(quiet: Se
         r = c.post("/one-post-create-session-job", json=body)
         assert r.status_code == 202, r.text
         session_job = r.json()["job_id"]
-        # Written in the accept's own transaction: the session exists from the 202 on.
+        # Its job is written in the accept's own transaction: the session is found from the 202.
         view = c.get("/jef-one-get-session-by-session-id", params={"session_id": session})
         assert view.json()["is_found"] is True
         assert (view.json()["status"], view.json()["job_id"]) == ("pending", session_job)
@@ -97,3 +101,95 @@ def test_each_accept_is_pending_on_its_get_and_waits_for_what_it_needs(quiet: Se
         assert [j.status for j in jobs] == [Status.SUCCEEDED] * 3
         view = c.get("/jef-one-get-session-by-session-id", params={"session_id": session})
         assert view.json()["status"] == "verified", view.text
+
+
+def _session_rows(srv: Server, session_id: str) -> list[tuple[Any, ...]]:
+    with srv.services.db.read() as s:
+        rows = s.execute(
+            select(
+                SessionRecord.status,
+                SessionRecord.job_id,
+                SessionRecord.application_number,
+                SessionRecord.created_at,
+            ).where(SessionRecord.session_id == session_id)
+        )
+        return [tuple(r) for r in rows]
+
+
+def test_regression_an_accept_writes_its_job_and_no_session_row(quiet: Server) -> None:
+    """The session GET shows an accepted session from its job; the row is its job's to write."""
+    session = uid("jobonly-")
+    body = {
+        "session_id": session,
+        "entity_number": fresh_number(4),
+        "employee_number": fresh_number(5),
+        "app_type": "desktop",
+        "app_number": "042",
+    }
+    with quiet.client() as c:
+        r = c.post("/one-post-create-session-job", json=body)
+        assert r.status_code == 202, r.text
+        view = c.get("/jef-one-get-session-by-session-id", params={"session_id": session}).json()
+    job = _job(quiet, r.json()["job_id"])
+    assert view == {
+        "is_found": True,
+        "session_id": session,
+        "entity_number": body["entity_number"],
+        "employee_number": body["employee_number"],
+        "application_type": "desktop",
+        "application_number": "042",
+        "status": "pending",
+        "failure_reason": None,
+        "job_id": job.id,
+        "created_at": iso(job.created_at),
+        "updated_at": iso(job.created_at),
+        "verified_at": None,
+        "message": "session is pending: its job is accepted and not yet final",
+    }
+    assert _session_rows(quiet, session) == []
+
+
+def test_regression_a_failed_session_sent_again_is_pending_over_its_failed_row(
+    quiet: Server,
+) -> None:
+    """Until the new job is final, the GET shows the new submission, created when first sent."""
+    session, entity, employee = uid("again-"), fresh_number(4), fresh_number(5)
+    services = quiet.services
+    first = datetime(2026, 1, 2, 3, 4, 5)
+    with services.db.write() as s:
+        s.add(
+            SessionRecord(
+                session_id=session,
+                entity_number=entity,
+                employee_number=employee,
+                application_type="mobile",
+                application_number="001",
+                status="failed",
+                failure_reason=f"entity {entity} does not exist",
+                job_id="the-failed-job",
+                created_at=first,
+                updated_at=first,
+                verified_at=None,
+            )
+        )
+    body = {
+        "session_id": session,
+        "entity_number": entity,
+        "employee_number": employee,
+        "app_type": "desktop",
+        "app_number": "002",
+    }
+    with quiet.client() as c:
+        r = c.post("/one-post-create-session-job", json=body)
+        assert r.status_code == 202, r.text
+        view = c.get("/jef-one-get-session-by-session-id", params={"session_id": session}).json()
+    assert (view["status"], view["job_id"], view["failure_reason"]) == (
+        "pending",
+        r.json()["job_id"],
+        None,
+    )
+    assert (view["application_type"], view["application_number"]) == ("desktop", "002")
+    assert view["created_at"] == iso(first)
+    assert view["updated_at"] == iso(_job(quiet, r.json()["job_id"]).created_at)
+    # The failed row is untouched until the new job writes its outcome.
+    assert _session_rows(quiet, session) == [("failed", "the-failed-job", "001", first)]

@@ -30,7 +30,7 @@ def _by_status(s: Session, tenant: str | None) -> ViewTable:
             [name, "active" if active else "inactive", int(n)]
             for active, n in s.execute(q2.order_by(model.is_active))
         ]
-    return ViewTable(columns, rows)
+    return ViewTable(columns, rows, f"sessions not yet final are the active {KIND_SESSION} jobs")
 
 
 def _links(job: Job) -> list[Link]:

@@ -76,7 +76,7 @@ def _refusals(conn: Connection, pairs: set[Pair]) -> dict[Pair, str | None]:
 
 
 def run_create_sessions(ctxs: list[JobContext]) -> list[Any]:
-    """Verify (or fail) a batch's pending sessions: two reads and one upsert for them all.
+    """Verify (or fail) a batch's accepted sessions: two reads and one upsert for them all.
 
     Commits with the jobs' success. A session already verified is left as it is.
     """
@@ -99,7 +99,8 @@ def run_create_sessions(ctxs: list[JobContext]) -> list[Any]:
             status = "failed" if reason else "verified"
             verified_at = None if reason else now
             body = (b.session_id, b.entity_number, b.employee_number, b.app_type, b.app_number)
-            rows.append((*body, status, reason, ctx.job.id, now, now, verified_at))
+            # A new session was created when it was accepted: its job's creation time.
+            rows.append((*body, status, reason, ctx.job.id, ctx.job.created_at, now, verified_at))
     written = {row[0] for row in session_upsert(conn.dialect).execute(s, rows)}
     outcomes: list[Any] = []
     for b in bodies:

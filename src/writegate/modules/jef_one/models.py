@@ -86,11 +86,11 @@ SESSION_COLUMNS = (
 
 @functools.cache
 def session_upsert(dialect: Dialect) -> BatchInsert:
-    """Write sessions (pending at accept, verified or failed by their job), except verified
-    ones; return the ids written.
+    """Write sessions verified or failed by their jobs, except ones already verified; return
+    the ids written.
 
     One statement decides: a verified session is left as it is and not returned. Run on the
-    driver (one multi-row statement per batch) like the jobs INSERT next to it.
+    driver: one multi-row statement for a batch of session jobs.
     """
     sessions: Table = SessionRecord.__table__  # type: ignore[assignment]
     ins = (pg_insert if dialect.name == "postgresql" else sqlite_insert)(sessions)

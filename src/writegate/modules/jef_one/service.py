@@ -22,7 +22,6 @@ from writegate.modules.jef_one.models import (
     Employee,
     Entity,
     SessionRecord,
-    session_upsert,
 )
 from writegate.modules.jef_one.schemas import CreateSessionJob, EmployeePost, EntityPost
 
@@ -118,24 +117,26 @@ def _employee_key(entity_number: str, employee_number: str) -> str:
     return f"{KIND_EMPLOYEE}:{entity_number}/{employee_number}"
 
 
+def _session_key(session_id: str) -> str:
+    return f"{KIND_SESSION}:{session_id}"
+
+
 class Accepts:
     """The accept write: a batch of POSTs queued with one jobs INSERT in the shared commit.
 
-    A session accept also writes its session as `pending` (one upsert for the batch, which
-    refuses a verified session), so the confirming GET finds it from the moment of the 202.
-    A write that depends on another accepted write (an employee on its entity, a session on
-    its employee or entity) runs after that write's job.
+    An accept writes its job and nothing else: until the job is final, the confirming GET
+    shows the record's pending write from the job itself. A session already verified is
+    refused. A write that depends on another accepted write (an employee on its entity, a
+    session on its employee or entity) runs after that write's job.
     """
 
     def __init__(self, services: Services) -> None:
         self.jobs = services.jobs
-        self.clock = services.clock
-        self._pending = session_upsert(services.db.engine.dialect)
         sessions = SessionRecord.__table__
         self._verified = DriverStatement(
             services.db.engine.dialect,
             select(sessions.c.session_id, sessions.c.job_id).where(
-                InValues(sessions.c.session_id, "ids")
+                InValues(sessions.c.session_id, "ids"), sessions.c.status == "verified"
             ),
         )
 
@@ -149,10 +150,6 @@ class Accepts:
             else:
                 first[item.key] = i
         todo = [i for i in range(len(items)) if i not in outcomes]
-        sessions = [i for i in todo if items[i].kind == KIND_SESSION]
-        if sessions:
-            outcomes.update(self._write_pending(s, items, sessions))
-        todo = [i for i in todo if i not in outcomes]
         after = self._holders(s, [items[i] for i in todo])
         queued = self.jobs.enqueue_many(
             s,
@@ -171,36 +168,23 @@ class Accepts:
         )
         for i, out in zip(todo, queued, strict=True):
             outcomes[i] = _conflict(items[i], out.job_id) if isinstance(out, Exception) else out
+        outcomes.update(self._verified_sessions(s, items, todo))
         return [outcomes[i] for i in range(len(items))]
 
-    def _write_pending(
+    def _verified_sessions(
         self, s: Session, items: list[Accept], todo: list[int]
     ) -> dict[int, JefOneError]:
-        """Write each session as pending; the verified ones refused."""
-        now = self.clock.now()
-        rows = [
-            (
-                items[i].pk,
-                items[i].payload["entity_number"],
-                items[i].payload["employee_number"],
-                items[i].payload["app_type"],
-                items[i].payload["app_number"],
-                "pending",
-                None,
-                items[i].job_id,
-                now,
-                now,
-                None,
-            )
-            for i in todo
-        ]
-        written = {row[0] for row in self._pending.execute(s, rows)}
-        refused = [i for i in todo if items[i].pk not in written]
-        if not refused:
+        """SESSION_EXISTS for each session already verified (it outranks JOB_IN_PROGRESS).
+
+        Read after the jobs INSERT: on PostgreSQL an INSERT whose key the session's job still
+        holds waits for that job's final COMMIT, which also writes the session, and this
+        statement (READ COMMITTED) then sees it.
+        """
+        sessions = {items[i].pk: i for i in todo if items[i].kind == KIND_SESSION}
+        if not sessions:
             return {}
-        ids = [items[i].pk for i in refused]
-        verified = dict(self._verified.fetch(s, {"ids": ids}))
-        return {i: _session_exists(items[i].pk, verified.get(items[i].pk)) for i in refused}
+        verified = self._verified.fetch(s, {"ids": list(sessions)})
+        return {sessions[sid]: _session_exists(sid, job_id) for sid, job_id in verified}
 
     def _holders(self, s: Session, items: list[Accept]) -> dict[str, str]:
         keys = {k for item in items for k in item.depends_on}
@@ -318,8 +302,13 @@ async def _pending(services: Services, key: str) -> dict[str, Any]:
 
 
 async def session_view(services: Services, session_id: str) -> dict[str, Any]:
-    """A session's final state."""
+    """A session's final state, or its accepted write while its job is not final."""
+    # The job first: its final COMMIT writes the session and ends the job at once, so a job
+    # seen active here is either still pending or already the row read next.
+    job = await services.jobs.read_active_holder(_session_key(session_id))
     row = await services.db.reads.first(_SESSION, {"session_id": session_id})
+    if job is not None and (row is None or row.job_id != job.id):
+        return _pending_session(session_id, job, row)
     if row is None:
         return {
             "is_found": False,
@@ -340,6 +329,26 @@ async def session_view(services: Services, session_id: str) -> dict[str, Any]:
         "updated_at": iso(row.updated_at),
         "verified_at": iso(row.verified_at),
         "message": _SESSION_MESSAGES[row.status],
+    }
+
+
+def _pending_session(session_id: str, job: Job, row: Any) -> dict[str, Any]:
+    """A session as its accepted job will write it (over a failed one, if any)."""
+    p = job.payload or {}
+    return {
+        "is_found": True,
+        "session_id": session_id,
+        "entity_number": p.get("entity_number"),
+        "employee_number": p.get("employee_number"),
+        "application_type": p.get("app_type"),
+        "application_number": p.get("app_number"),
+        "status": "pending",
+        "failure_reason": None,
+        "job_id": job.id,
+        "created_at": iso(job.created_at if row is None else row.created_at),
+        "updated_at": iso(job.created_at),
+        "verified_at": None,
+        "message": _SESSION_MESSAGES["pending"],
     }
 
 
