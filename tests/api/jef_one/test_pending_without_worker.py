@@ -103,6 +103,16 @@ def test_each_accept_is_pending_on_its_get_and_waits_for_what_it_needs(quiet: Se
         assert view.json()["status"] == "verified", view.text
 
 
+def _session_body(session: str, entity: str, employee: str, app_number: str) -> dict[str, str]:
+    return {
+        "session_id": session,
+        "entity_number": entity,
+        "employee_number": employee,
+        "app_type": "desktop",
+        "app_number": app_number,
+    }
+
+
 def _session_rows(srv: Server, session_id: str) -> list[tuple[Any, ...]]:
     with srv.services.db.read() as s:
         rows = s.execute(
@@ -116,26 +126,26 @@ def _session_rows(srv: Server, session_id: str) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in rows]
 
 
-def test_regression_an_accept_writes_its_job_and_no_session_row(quiet: Server) -> None:
-    """The session GET shows an accepted session from its job; the row is its job's to write."""
-    session = uid("jobonly-")
-    body = {
-        "session_id": session,
-        "entity_number": fresh_number(4),
-        "employee_number": fresh_number(5),
-        "app_type": "desktop",
-        "app_number": "042",
-    }
-    with quiet.client() as c:
+def _accept(srv: Server, body: dict[str, str]) -> tuple[str, dict[str, Any]]:
+    """POST a session (202 expected); its job id and the session GET right after."""
+    with srv.client() as c:
         r = c.post("/one-post-create-session-job", json=body)
         assert r.status_code == 202, r.text
-        view = c.get("/jef-one-get-session-by-session-id", params={"session_id": session}).json()
-    job = _job(quiet, r.json()["job_id"])
+        params = {"session_id": body["session_id"]}
+        return r.json()["job_id"], c.get("/jef-one-get-session-by-session-id", params=params).json()
+
+
+def test_regression_an_accept_writes_its_job_and_no_session_row(quiet: Server) -> None:
+    """The session GET shows an accepted session from its job; the row is its job's to write."""
+    session, entity, employee = uid("jobonly-"), fresh_number(4), fresh_number(5)
+    body = _session_body(session, entity, employee, "042")
+    job_id, view = _accept(quiet, body)
+    job = _job(quiet, job_id)
     assert view == {
         "is_found": True,
         "session_id": session,
-        "entity_number": body["entity_number"],
-        "employee_number": body["employee_number"],
+        "entity_number": entity,
+        "employee_number": employee,
         "application_type": "desktop",
         "application_number": "042",
         "status": "pending",
@@ -172,24 +182,10 @@ def test_regression_a_failed_session_sent_again_is_pending_over_its_failed_row(
                 verified_at=None,
             )
         )
-    body = {
-        "session_id": session,
-        "entity_number": entity,
-        "employee_number": employee,
-        "app_type": "desktop",
-        "app_number": "002",
-    }
-    with quiet.client() as c:
-        r = c.post("/one-post-create-session-job", json=body)
-        assert r.status_code == 202, r.text
-        view = c.get("/jef-one-get-session-by-session-id", params={"session_id": session}).json()
-    assert (view["status"], view["job_id"], view["failure_reason"]) == (
-        "pending",
-        r.json()["job_id"],
-        None,
-    )
+    job_id, view = _accept(quiet, _session_body(session, entity, employee, "002"))
+    assert (view["status"], view["job_id"], view["failure_reason"]) == ("pending", job_id, None)
     assert (view["application_type"], view["application_number"]) == ("desktop", "002")
     assert view["created_at"] == iso(first)
-    assert view["updated_at"] == iso(_job(quiet, r.json()["job_id"]).created_at)
+    assert view["updated_at"] == iso(_job(quiet, job_id).created_at)
     # The failed row is untouched until the new job writes its outcome.
     assert _session_rows(quiet, session) == [("failed", "the-failed-job", "001", first)]
