@@ -57,13 +57,9 @@ def load_web(services: Services) -> list[WebModule]:
 
 def api_of(modules: list[WebModule]) -> Callable[[str], str]:
     """The API (module name) a request path belongs to; "core" for the rest."""
-    prefixes = tuple((p, m.name) for m in modules for p in m.prefixes)
 
     def api(path: str) -> str:
-        for prefix, name in prefixes:
-            if path.startswith(prefix):
-                return name
-        return "core"
+        return next((m.name for m in modules if m.owns(path)), "core")
 
     return api
 
@@ -113,7 +109,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     _install_error_handlers(app, render)
     _install_probes(app, services, settings)
     for m in modules:
-        add_routes(app, m.router)
+        add_routes(app, m.router, any_case=m.any_case)
         for exc_class, handler in m.exception_handlers.items():
             app.add_exception_handler(exc_class, handler)
     install_console(app, services)

@@ -4,6 +4,7 @@ route, errors."""
 from __future__ import annotations
 
 import inspect
+import re
 import typing
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
+from starlette.routing import Route
 
 from writegate.core.auth import Principal
 from writegate.core.observability.context import bind
@@ -51,8 +53,9 @@ def not_json(content_type: str) -> str:
     return f"expected application/json, got {got}"
 
 
-def add_routes(app: FastAPI, router: APIRouter) -> None:
-    """Make router's routes the app's own, in their order (writegate's `include_router`).
+def add_routes(app: FastAPI, router: APIRouter, *, any_case: bool = False) -> None:
+    """Make router's routes the app's own, in their order (writegate's `include_router`);
+    with `any_case`, their paths match in any letter case (path parameters keep theirs).
 
     FastAPI's `include_router` keeps a router as one nested route that each request walks
     twice (to match, then to handle), and every nested route asked costs a match of each of
@@ -62,6 +65,10 @@ def add_routes(app: FastAPI, router: APIRouter) -> None:
     dependency-overrides provider: `app.dependency_overrides` does not reach them, and
     writegate sets none.
     """
+    if any_case:
+        for route in router.routes:
+            if isinstance(route, Route):
+                route.path_regex = re.compile(route.path_regex.pattern, re.IGNORECASE)
     app.router.routes.extend(router.routes)
     app.openapi_schema = None  # a document made before now lacks these routes
 

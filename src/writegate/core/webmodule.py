@@ -29,7 +29,9 @@ class WebModule:
     )
     #: the module's views in the operator console, if any
     console: ConsoleProvider | None = None
+    #: its paths match in any letter case, as on the vendor's servers (prefixes lower case)
+    any_case: bool = False
 
     def owns(self, path: str) -> bool:
         """Whether a request path belongs to this module."""
-        return any(path.startswith(p) for p in self.prefixes)
+        return (path.lower() if self.any_case else path).startswith(self.prefixes)

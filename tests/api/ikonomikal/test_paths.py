@@ -6,6 +6,8 @@ import httpx
 import pytest
 
 from tests.api.ikonomikal.conftest import LOGIN, SAVE, Iko, rsp
+from tests.harness import Server
+from tests.system.obskit import scrape, value
 
 
 @pytest.mark.parametrize("spell", [str.upper, str.lower, str.swapcase])
@@ -46,3 +48,14 @@ def test_errors_under_any_case_prefix_are_in_the_envelope(client: httpx.Client) 
     assert r.status_code == 200
     assert r.json()["rspPrc"]["rspID"] == 9000001
     assert r.json()["parCode"] == []
+
+
+def test_regression_a_re_cased_call_is_counted_under_ikonomikal(
+    client: httpx.Client, server: Server
+) -> None:
+    """Metrics label a re-cased path with its API and route, not as another module's."""
+    name = "writegate_http_request_duration_seconds_count"
+    labels = {"api": "ikonomikal", "route": SAVE, "method": "POST", "status": "200"}
+    before = value(scrape(server.url), name, **labels)
+    assert client.post(SAVE.upper(), json={}).json()["rspPrc"]["rspID"] != 0
+    assert value(scrape(server.url), name, **labels) - before == 1

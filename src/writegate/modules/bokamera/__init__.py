@@ -43,6 +43,7 @@ def create_web(services: Services) -> WebModule:
         prefixes=("/codelock/", "/customers"),
         render_error=render_error,
         console=console,
+        any_case=True,  # ServiceStack matches routes in any letter case
     )
 
 

@@ -37,20 +37,14 @@ def create_web(services: Services) -> WebModule:
     from writegate.modules.ikonomikal.routes import render_error, router
     from writegate.modules.ikonomikal.service import Ikonomikal
 
-    class AnyCaseModule(WebModule):
-        """A WebModule owning its prefixes in any letter case (the vendor's paths are)."""
-
-        def owns(self, path: str) -> bool:
-            """Whether a request path belongs to this module, whatever its case."""
-            return super().owns(path.lower())
-
     cfg = IkonomikalSettings()
     services.extras[NAME] = Ikonomikal(services, cfg)
-    return AnyCaseModule(
+    return WebModule(
         name=NAME,
         router=router,
         # Both Ikonomikal hosts (sc-api and ss-api), and any unknown path in their style.
         prefixes=("/bcss_wbcl_wa_",),
         render_error=render_error,
         console=make_console(services.clock, cfg),
+        any_case=True,  # the vendor's IIS servers match paths in any letter case
     )

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
@@ -57,16 +56,7 @@ async def get_ikonomikal(services: ServicesDep) -> Ikonomikal:
 IkonomikalDep = Annotated[Ikonomikal, Depends(get_ikonomikal)]
 
 
-class AnyCaseRoute(JsonBodyRoute):
-    """A route whose path matches in any letter case, as on the vendor's IIS servers."""
-
-    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
-        super().__init__(path, endpoint, **kwargs)
-        assert not self.param_convertors, "paths with parameters are not supported"
-        self.path_regex = re.compile(self.path_regex.pattern, re.IGNORECASE)
-
-
-router = APIRouter(tags=["ikonomikal"], route_class=AnyCaseRoute)
+router = APIRouter(tags=["ikonomikal"], route_class=JsonBodyRoute)
 
 
 def rsp_prc(err: ApiError) -> RspPrc:
