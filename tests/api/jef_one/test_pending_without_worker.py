@@ -189,3 +189,16 @@ def test_regression_a_failed_session_sent_again_is_pending_over_its_failed_row(
     assert view["updated_at"] == iso(_job(quiet, job_id).created_at)
     # The failed row is untouched until the new job writes its outcome.
     assert _session_rows(quiet, session) == [("failed", "the-failed-job", "001", first)]
+
+
+def test_regression_a_session_whose_job_was_cancelled_is_not_found(quiet: Server) -> None:
+    """A session job cancelled before it ran leaves no session behind, and the GET says so."""
+    session = uid("cancelled-")
+    job_id, view = _accept(quiet, _session_body(session, fresh_number(4), fresh_number(5), "003"))
+    assert (view["status"], view["job_id"]) == ("pending", job_id)
+    quiet.services.jobs.cancel(job_id)
+    with quiet.client() as c:
+        view = c.get("/jef-one-get-session-by-session-id", params={"session_id": session}).json()
+    assert view["is_found"] is False
+    assert view["message"].endswith("or its job ended without writing it")
+    assert _session_rows(quiet, session) == []

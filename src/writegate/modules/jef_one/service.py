@@ -313,7 +313,8 @@ async def session_view(services: Services, session_id: str) -> dict[str, Any]:
         return {
             "is_found": False,
             "session_id": session_id,
-            "message": f"session {session_id} not found: no such session was accepted",
+            "message": f"session {session_id} not found: no such session was accepted, "
+            "or its job ended without writing it",
         }
     return {
         "is_found": True,
