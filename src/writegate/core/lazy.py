@@ -1,9 +1,12 @@
-"""A package's names imported on first use, so that one light submodule loads alone."""
+"""Imports kept light: a package's names imported on first use, and imports without an
+optional extra that a library loads whenever it is installed."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 from typing import Any
 
 
@@ -20,3 +23,22 @@ def exports(namespace: dict[str, Any], where: dict[str, str]) -> Callable[[str],
         return value
 
     return __getattr__
+
+
+@contextlib.contextmanager
+def without(*names: str) -> Iterator[None]:
+    """In the block, importing one of these modules raises ImportError (unless it is loaded).
+
+    For libraries that load an extra if it is installed: structlog's rich tracebacks,
+    httpx's command line (rich and pygments). rich is installed for the CLI's tables, and
+    each of them costs every process 5 MB that writegate does not use.
+    """
+    hidden = [name for name in names if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]  # `import name` raises ImportError
+    try:
+        yield
+    finally:
+        for name in hidden:
+            if sys.modules.get(name, 0) is None:
+                del sys.modules[name]

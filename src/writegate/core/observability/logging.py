@@ -13,20 +13,13 @@ import sys
 from collections.abc import MutableMapping
 from typing import Any
 
+from writegate.core.lazy import without
 from writegate.core.observability import context, tracing
 
-# structlog's console renderer imports rich whenever it is installed (its console and
-# traceback: 5 MB of every process's memory) to draw exceptions; writegate draws them with
-# structlog's plain traceback and needs rich only for the CLI's tables, imported when used.
-# So structlog is imported with rich hidden, unless something loaded rich already.
-_HIDE_RICH = "rich" not in sys.modules
-if _HIDE_RICH:
-    sys.modules["rich"] = None  # type: ignore[assignment]  # `import rich` raises ImportError
-try:
+# structlog's console renderer draws exceptions with rich when it is installed; writegate
+# draws them with structlog's plain traceback.
+with without("rich"):
     import structlog
-finally:
-    if _HIDE_RICH:
-        del sys.modules["rich"]
 
 FORMATS = ("auto", "json", "console")
 #: probe and scrape paths whose successful access lines are dropped (one every few seconds)

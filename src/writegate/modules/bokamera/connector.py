@@ -12,16 +12,25 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from writegate.core.lazy import without
+
 if TYPE_CHECKING:
     import ssl
+    from types import ModuleType
 
-    # Imported where used: importing httpx also loads its command line's rich and pygments
-    # (about 3.5 MB), which a process that never syncs with Vaka does not need.
     import httpx
 
 #: environment variable naming a replacement connector factory ("package.module:callable")
 CONNECTOR_ENV = "WRITEGATE_BOKAMERA_CONNECTOR"
 USERS_PATH = "/api/v1/users"
+
+
+@functools.cache
+def _httpx() -> ModuleType:
+    """httpx, imported when first used (a process that never syncs does not need it) and
+    without its command line (rich and pygments, 5 MB)."""
+    with without("pygments", "rich"):
+        return importlib.import_module("httpx")
 
 
 class VakaError(Exception):
@@ -75,7 +84,7 @@ class VakaConnection:
     @property
     def base_url(self) -> str:
         """Endpoint with the port applied (the endpoint may already carry one)."""
-        import httpx
+        httpx = _httpx()
 
         url = httpx.URL(self.endpoint)
         if self.port is not None:
@@ -124,9 +133,8 @@ def tls_context() -> ssl.SSLContext:
     Building one reads the whole CA bundle: a context per sync was an eighth of `serve`'s CPU
     in the load test. httpx's own default, so SSL_CERT_FILE and SSL_CERT_DIR still apply.
     """
-    import httpx
-
-    return httpx.create_ssl_context()
+    context: ssl.SSLContext = _httpx().create_ssl_context()
+    return context
 
 
 class HttpVakaConnector:
@@ -141,7 +149,7 @@ class HttpVakaConnector:
         backoff: float = 0.2,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        import httpx
+        httpx = _httpx()
 
         self.conn = conn
         self.retries = retries
@@ -168,7 +176,7 @@ class HttpVakaConnector:
                 time.sleep(self.backoff * 2 ** (attempt - 1))
 
     def _fetch(self, page: int, page_size: int) -> VakaPage:
-        import httpx
+        httpx = _httpx()
 
         where = f"Axema Vaka at {self.conn.base_url}"
         try:
