@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import random
+from datetime import datetime
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.harness import wait_for
+from writegate.modules.jef_one.models import SessionRecord
 
 
 def wait_job(client: httpx.Client, job_id: str, timeout: float = 30) -> dict[str, Any]:
@@ -19,6 +21,25 @@ def wait_job(client: httpx.Client, job_id: str, timeout: float = 30) -> dict[str
         return view if view["job_status"] in ("succeeded", "failed", "cancelled") else None
 
     return dict(wait_for(done, timeout))
+
+
+def session_row(
+    sid: str, ent: str, emp: str, job_id: str, at: datetime, reason: str | None = None
+) -> SessionRecord:
+    """A session row as its job's final write leaves it: failed with `reason`, else verified."""
+    return SessionRecord(
+        session_id=sid,
+        entity_number=ent,
+        employee_number=emp,
+        application_type="mobile",
+        application_number="001",
+        status="failed" if reason else "verified",
+        failure_reason=reason,
+        job_id=job_id,
+        created_at=at,
+        updated_at=at,
+        verified_at=None if reason else at,
+    )
 
 
 _used: set[str] = set()

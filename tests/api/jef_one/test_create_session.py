@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select, update
 
-from tests.api.jef_one.conftest import wait_job
+from tests.api.jef_one.conftest import session_row, wait_job
 from tests.harness import Server, uid
 from writegate.core.jobs import Job, JobRow, NewJob
 from writegate.modules.jef_one.models import SessionRecord
@@ -336,19 +336,7 @@ def _running_job(services: Any, s: Any, ent: str, emp: str, sid: str) -> Job:
 
 def _verified_session(services: Any, ent: str, emp: str, sid: str, job_id: str) -> Any:
     """The row a session job's final write leaves: the session, verified."""
-    now = services.clock.now()
-    return SessionRecord(
-        session_id=sid,
-        entity_number=ent,
-        employee_number=emp,
-        application_type="mobile",
-        application_number="001",
-        status="verified",
-        job_id=job_id,
-        created_at=now,
-        updated_at=now,
-        verified_at=now,
-    )
+    return session_row(sid, ent, emp, job_id, services.clock.now())
 
 
 def test_a_post_racing_the_jobs_final_commit_answers_session_exists(

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from tests.api.jef_one.conftest import fresh_number
+from tests.api.jef_one.conftest import fresh_number, session_row
 from tests.harness import Server, fresh_database, start_server, uid, wait_for
 from writegate.core.jobs import Status
 from writegate.core.worker import Worker
@@ -167,21 +167,8 @@ def test_regression_a_failed_session_sent_again_is_pending_over_its_failed_row(
     services = quiet.services
     first = datetime(2026, 1, 2, 3, 4, 5)
     with services.db.write() as s:
-        s.add(
-            SessionRecord(
-                session_id=session,
-                entity_number=entity,
-                employee_number=employee,
-                application_type="mobile",
-                application_number="001",
-                status="failed",
-                failure_reason=f"entity {entity} does not exist",
-                job_id="the-failed-job",
-                created_at=first,
-                updated_at=first,
-                verified_at=None,
-            )
-        )
+        reason = f"entity {entity} does not exist"
+        s.add(session_row(session, entity, employee, "the-failed-job", first, reason))
     job_id, view = _accept(quiet, _session_body(session, entity, employee, "002"))
     assert (view["status"], view["job_id"], view["failure_reason"]) == ("pending", job_id, None)
     assert (view["application_type"], view["application_number"]) == ("desktop", "002")
