@@ -55,11 +55,17 @@ def load_web(services: Services) -> list[WebModule]:
     return [import_module(name).create_web(services) for name in services.settings.modules]
 
 
+def owner_of(modules: list[WebModule], path: str) -> WebModule | None:
+    """The module a request path belongs to (its error envelope, its metrics label), if any."""
+    return next((m for m in modules if m.owns(path)), None)
+
+
 def api_of(modules: list[WebModule]) -> Callable[[str], str]:
     """The API (module name) a request path belongs to; "core" for the rest."""
 
     def api(path: str) -> str:
-        return next((m.name for m in modules if m.owns(path)), "core")
+        owner = owner_of(modules, path)
+        return "core" if owner is None else owner.name
 
     return api
 
@@ -84,11 +90,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     tracing.setup_tracing(settings.otel)
 
     def render(request: Request, info: ErrorInfo) -> Response:
-        path = request.url.path
-        for m in modules:
-            if m.owns(path):
-                return m.render_error(request, info)
-        return _generic_error(info)
+        owner = owner_of(modules, request.url.path)
+        return _generic_error(info) if owner is None else owner.render_error(request, info)
 
     app = FastAPI(
         title="writegate",
