@@ -106,19 +106,28 @@ class Accept:
     @property
     def key(self) -> str:
         """The exclusive key: one active job per target record."""
-        return f"{self.kind}:{self.pk}"
+        return _key(self.kind, self.pk)
+
+
+def _key(kind: str, pk: str) -> str:
+    """The exclusive key of the accepted writes of kind to the record pk."""
+    return f"{kind}:{pk}"
+
+
+def _employee_pk(entity_number: str, employee_number: str) -> str:
+    return f"{entity_number}/{employee_number}"
 
 
 def _entity_key(entity_number: str) -> str:
-    return f"{KIND_ENTITY}:{entity_number}"
+    return _key(KIND_ENTITY, entity_number)
 
 
 def _employee_key(entity_number: str, employee_number: str) -> str:
-    return f"{KIND_EMPLOYEE}:{entity_number}/{employee_number}"
+    return _key(KIND_EMPLOYEE, _employee_pk(entity_number, employee_number))
 
 
 def _session_key(session_id: str) -> str:
-    return f"{KIND_SESSION}:{session_id}"
+    return _key(KIND_SESSION, session_id)
 
 
 class Accepts:
@@ -228,7 +237,7 @@ async def accept_entity(services: Services, body: EntityPost) -> dict[str, Any]:
 
 async def accept_employee(services: Services, body: EmployeePost) -> dict[str, Any]:
     """Queue an employee upsert, run after any accepted upsert of its entity."""
-    pk = f"{body.entity_number}/{body.employee_number}"
+    pk = _employee_pk(body.entity_number, body.employee_number)
     item = Accept(KIND_EMPLOYEE, body.model_dump(), pk, (_entity_key(body.entity_number),))
     job = await _accept(services, item)
     return accepted(
@@ -251,7 +260,7 @@ async def job_view(services: Services, job_id: str) -> dict[str, Any]:
     payload = job.payload or {}
     pk = payload.get("session_id") or payload.get("entity_number")
     if job.kind == KIND_EMPLOYEE:
-        pk = f"{payload.get('entity_number')}/{payload.get('employee_number')}"
+        pk = _employee_pk(str(payload.get("entity_number")), str(payload.get("employee_number")))
     return {
         "is_found": True,
         "job_id": job.id,
