@@ -19,7 +19,7 @@ print(json.dumps(loaded))
 
 
 def test_regression_httpx_and_structlog_load_no_rich_or_pygments() -> None:
-    """httpx's command line (rich, pygments: 5 MB) was loaded by every process that synced."""
+    """httpx's command line (rich, pygments: about 3 MB) was loaded by every process that synced."""
     out = subprocess.run(
         [sys.executable, "-c", PROBE], capture_output=True, text=True, check=True, timeout=60
     )

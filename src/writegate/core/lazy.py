@@ -31,7 +31,7 @@ def without(*names: str) -> Iterator[None]:
 
     For libraries that load an extra if it is installed: structlog's rich tracebacks,
     httpx's command line (rich and pygments). rich is installed for the CLI's tables, and
-    each of them costs every process 5 MB that writegate does not use.
+    each of these extras costs a process 3-5 MB that writegate does not use.
     """
     hidden = [name for name in names if name not in sys.modules]
     for name in hidden:

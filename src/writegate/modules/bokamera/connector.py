@@ -28,7 +28,7 @@ USERS_PATH = "/api/v1/users"
 @functools.cache
 def _httpx() -> ModuleType:
     """httpx, imported when first used (a process that never syncs does not need it) and
-    without its command line (rich and pygments, 5 MB)."""
+    without its command line (rich and pygments, about 3 MB)."""
     with without("pygments", "rich"):
         return importlib.import_module("httpx")
 
