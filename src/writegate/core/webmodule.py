@@ -29,8 +29,12 @@ class WebModule:
     )
     #: the module's views in the operator console, if any
     console: ConsoleProvider | None = None
-    #: its paths match in any letter case, as on the vendor's servers (prefixes lower case)
+    #: its paths match in any letter case, as on the vendor's servers
     any_case: bool = False
+
+    def __post_init__(self) -> None:
+        if self.any_case:  # `owns` compares lower-cased paths
+            self.prefixes = tuple(p.lower() for p in self.prefixes)
 
     def owns(self, path: str) -> bool:
         """Whether a request path belongs to this module."""
