@@ -161,3 +161,20 @@ def test_read_record_can_be_sent_back(client: httpx.Client, abs_client: Client) 
     assert updated["processing_step"] == "RETRY"
     assert updated["version"] > created["version"]
     assert updated["create_date"] == created["create_date"]
+
+
+def test_white_space_status_and_step_count_as_blank(
+    client: httpx.Client, abs_client: Client
+) -> None:
+    """Regression (found by the property test): a status or step of white space alone was
+    stored as sent; like "", it means the default on create and "unchanged" on update."""
+    h = abs_client.headers
+    blank = {"client_code": abs_client.code, "processing_status": "\r", "processing_step": " \t"}
+    created = assert_ok(call(client, "putDb", blank, h))
+    assert (created["processing_status"], created["processing_step"]) == ("NEW", "NORMAL")
+    moved = {"client_code": abs_client.code, "id": created["id"], "processing_status": "SENT"}
+    assert assert_ok(call(client, "putDb", moved, h))["processing_status"] == "SENT"
+    again = {**blank, "id": created["id"]}
+    updated = assert_ok(call(client, "putDb", again, h))
+    assert (updated["processing_status"], updated["processing_step"]) == ("SENT", "NORMAL")
+    assert updated["version"] > created["version"]

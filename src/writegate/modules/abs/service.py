@@ -393,10 +393,11 @@ def _set_fields(row: Package, body: PackagePut) -> None:
         row.payment_import_initiation_id = body.payment_import_initiation_id or 0
     if "processing_date" in sent:
         row.processing_date = parse_date(body.processing_date)
-    # Blank status/step mean "leave as is" (the defaults on create), as in the seed.
-    if body.processing_status:
+    # Blank status/step (empty or white space) mean "leave as is" (the defaults on create),
+    # as in the seed.
+    if body.processing_status and not body.processing_status.isspace():
         row.processing_status = body.processing_status
-    if body.processing_step:
+    if body.processing_step and not body.processing_step.isspace():
         row.processing_step = body.processing_step
 
 
