@@ -6,6 +6,7 @@ import hmac
 import os
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -16,7 +17,7 @@ from sqlalchemy.orm import Mapped, Session
 
 from writegate.core import principals
 from writegate.core.clock import Clock
-from writegate.core.db import Base, Database, prepared
+from writegate.core.db import Base, Database, after_commit, prepared
 from writegate.core.principals import (
     BY_KEY_HASH,
     BY_NAME,
@@ -28,8 +29,6 @@ from writegate.core.principals import (
 
 #: Roles that see every tenant; nothing else crosses a tenant boundary.
 ALL_TENANTS_ROLES = frozenset({"superadmin"})
-#: session.info flag: a principal's credentials changed; caches drop them at COMMIT
-PRINCIPALS_CHANGED = "writegate_principals_changed"
 
 #: argon2 computations run at once per process. Each holds memory_cost (64 MiB) while it
 #: runs, and more of them than CPUs only share the CPUs: 32 concurrent logins took 1.9 GB
@@ -107,9 +106,13 @@ class Principal:
 class AuthService:
     """Create, find, verify and revoke principals."""
 
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(
+        self, db: Database, clock: Clock, on_revoke: Callable[[], None] | None = None
+    ) -> None:
         self.db = db
         self.clock = clock
+        #: called once a revocation is committed (the principals cache forgets)
+        self.on_revoke = on_revoke or (lambda: None)
         self._hasher = password_hasher()
         self._dummy_hash: str | None = None
         self._dummy_lock = threading.Lock()
@@ -244,5 +247,5 @@ class AuthService:
         """Revoke a principal's credentials; False if unknown or already revoked."""
         if not principals.revoke(session, name, self.clock.now()):
             return False
-        session.info[PRINCIPALS_CHANGED] = True
+        after_commit(session, self.on_revoke)
         return True

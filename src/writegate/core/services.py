@@ -6,13 +6,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy.orm import Session
-
-from writegate.core.auth import PRINCIPALS_CHANGED, AuthService
+from writegate.core.auth import AuthService
 from writegate.core.clock import Clock
 from writegate.core.db import Database
 from writegate.core.jobs import JobManager, RetryPolicy
-from writegate.core.jobs.enqueue import ENQUEUED, ENQUEUED_KINDS
 from writegate.core.keycache import PrincipalCache
 from writegate.core.observability import metrics
 from writegate.core.tokens import TokenService
@@ -61,17 +58,6 @@ class Services:
         )
 
         principals = PrincipalCache(settings.auth_cache_seconds)
-
-        def _after_commit(session: Session) -> None:
-            if session.info.pop(ENQUEUED, False):
-                wakeup.set()
-            kinds = session.info.pop(ENQUEUED_KINDS, None)
-            if kinds:
-                metrics.jobs_enqueued(kinds)
-            if session.info.pop(PRINCIPALS_CHANGED, False):
-                principals.clear()
-
-        db.on_commit(_after_commit)
         db.group.on_batch = metrics.group_commit_batch
         metrics.instrument_pool(db)
         return cls(
@@ -79,7 +65,7 @@ class Services:
             db=db,
             clock=clock,
             jobs=jobs,
-            auth=AuthService(db, clock),
+            auth=AuthService(db, clock, on_revoke=principals.clear),
             tokens=TokenService(clock, settings.token_ttl_seconds),
             registry=Registry(),
             wakeup=wakeup,

@@ -70,7 +70,8 @@ def test_seed_curl_payload_end_to_end(client: httpx.Client) -> None:
     assert set(body) == RESPONSE_FIELDS
     assert body["is_accepted"] is True
     assert body["operation"] == "create_session"
-    assert body["job_status"] == "queued"
+    # As committed: queued, or already running when the embedded worker took it at once.
+    assert body["job_status"] in {"queued", "running"}
     assert body["target_table"] == "jef-one-sessions"
     assert body["target_pk"] == "session-00001"
     assert body["allowed_method"] == "POST"

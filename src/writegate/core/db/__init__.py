@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from writegate.core.db.base import Base
     from writegate.core.db.batch import BatchInsert, BatchUpdate
     from writegate.core.db.batch_run import BatchWrite
+    from writegate.core.db.commit_actions import after_commit
     from writegate.core.db.database import Database
     from writegate.core.db.engine import build_engine, normalize_url
     from writegate.core.db.fastsql import DriverStatement, driver_fetch, prepared
@@ -34,6 +35,7 @@ __all__ = [
     "Reader",
     "Reads",
     "ValueList",
+    "after_commit",
     "build_engine",
     "driver_fetch",
     "normalize_url",
@@ -44,6 +46,7 @@ __getattr__ = exports(
     globals(),
     {
         "NAMING": "metadata",
+        "after_commit": "commit_actions",
         "Base": "base",
         "Database": "database",
         "build_engine": "engine",

@@ -14,6 +14,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from writegate.core.db import commit_actions
 from writegate.core.db.engine import (
     build_engine,
     build_loop_engine,
@@ -35,6 +36,13 @@ def _transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
     """A transaction of a new session: committed on success, rolled back on error."""
     with sessions() as session, session.begin():
         yield session
+
+
+def _write_sessions(engine: Engine) -> sessionmaker[Session]:
+    """Write sessions on engine: their commits run what was queued with `after_commit`."""
+    sessions = sessionmaker(bind=engine, expire_on_commit=False)
+    commit_actions.track(sessions)
+    return sessions
 
 
 def _lock_id(key: str) -> int:
@@ -59,14 +67,13 @@ class Database:
         #: the engine for writes outside a session (DDL): on SQLite it begins IMMEDIATE, so a
         #: read-then-write never fails on a snapshot another writer moved past
         self.write_engine = self.engine.execution_options(writegate_write=True)
-        self._write = self._write_sessions(self.write_engine)
+        self._write = _write_sessions(self.write_engine)
         self._read = sessionmaker(bind=self.engine, expire_on_commit=False)
         self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         #: PostgreSQL: `statement(flush=False)`'s connections, opened on first use
         self._unflushed: Engine | None = None
         #: PostgreSQL: the attached event loop's engine of writes (see `attach_loop`)
         self._loop_engine: AsyncEngine | None = None
-        self._after_commit: list[Callable[[Session], None]] = []
         #: engine events listened for through `listen`, on every engine, present and future
         self._listeners: list[tuple[str, Callable[..., Any]]] = []
         self._lock = threading.Lock()
@@ -74,21 +81,6 @@ class Database:
         self.group = GroupCommit(self.write, one_writer=self.is_sqlite, max_batch=group_max_batch)
         #: every read an endpoint answers: `await db.reads.all(select(...))` (see Reads)
         self.reads = Reads(self.url, read_pool_size)
-
-    def on_commit(self, callback: Callable[[Session], None]) -> None:
-        """Call callback after every committed write session."""
-        with self._lock:
-            self._after_commit.append(callback)
-
-    def _write_sessions(self, engine: Engine) -> sessionmaker[Session]:
-        """Write sessions on engine, whose commits run the `on_commit` callbacks."""
-        sessions = sessionmaker(bind=engine, expire_on_commit=False)
-        event.listen(sessions, "after_commit", self._run_after_commit)
-        return sessions
-
-    def _run_after_commit(self, session: Session) -> None:
-        for cb in list(self._after_commit):
-            cb(session)
 
     def engines(self) -> list[Engine]:
         """The engines of this database's sessions: `engine`, and the attached loop's."""
@@ -132,7 +124,7 @@ class Database:
             listeners = list(self._listeners)
         for identifier, fn in listeners:
             event.listen(engine.sync_engine, identifier, fn)
-        sessions = self._write_sessions(engine.sync_engine)
+        sessions = _write_sessions(engine.sync_engine)
         self.group.attach(loop, functools.partial(_transaction, sessions))
 
     async def detach_loop(self) -> None:

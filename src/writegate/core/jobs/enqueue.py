@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from writegate.core.db import after_commit
 from writegate.core.exceptions import ExclusiveJobExists
 from writegate.core.jobs.job import Job
 from writegate.core.jobs.model import JobRow, NewJob, Status, new_job_id
 from writegate.core.jobs.sql import NEW_COLUMNS
-from writegate.core.jobs.store import JobStore
+from writegate.core.jobs.store import Handoff, JobStore
 from writegate.core.observability import metrics, tracing
 from writegate.core.observability.context import job_origin
-
-#: session.info flag read by the commit hook: wake this process's worker after COMMIT (on
-#: PostgreSQL the jobs table's statement trigger sends the NOTIFY, migration core_0002)
-ENQUEUED = "writegate_enqueued"
-#: session.info list of the kinds of the jobs written, counted by the commit hook once durable
-ENQUEUED_KINDS = "writegate_enqueued_kinds"
 
 
 class Enqueue(JobStore):
@@ -43,6 +39,8 @@ class Enqueue(JobStore):
         now = self.clock.now()
         rows = [self._values(spec, now) for spec in jobs]
         self._park(session, rows)
+        handoff = self.handoff if isinstance(session, Session) else None
+        handed = self._hand_off(handoff, rows, now) if handoff is not None else set()
         spans = tracing.start_enqueue_spans(rows) if tracing.enabled() else None
         # Keyed rows in key order: two batches inserting the same keys then lock them in one
         # order (in queue order they deadlocked on PostgreSQL). Stable: of two rows with one
@@ -56,13 +54,18 @@ class Enqueue(JobStore):
         ]
         if len(written) < len(rows):
             self._refusals(session, rows, out)
-        if written:
-            kinds = [v["kind"] for v in rows if v["id"] in written]
-            if isinstance(session, Session):
-                session.info[ENQUEUED] = True
-                session.info.setdefault(ENQUEUED_KINDS, []).extend(kinds)
-            else:  # a `Database.statement()` connection: its one statement commits itself
-                metrics.jobs_enqueued(kinds)
+        kinds = [v["kind"] for v in rows if v["id"] in written]
+        if not kinds:
+            pass
+        elif not isinstance(session, Session):  # `Database.statement()`: committed already
+            metrics.jobs_enqueued(kinds)
+        else:
+            after_commit(session, functools.partial(metrics.jobs_enqueued, kinds))
+            if written - handed:
+                after_commit(session, self.wake)
+            if handoff is not None and written & handed:
+                taken = [j for j in out if isinstance(j, Job) and j.id in handed]
+                after_commit(session, functools.partial(handoff.take, taken))
         return out  # type: ignore[return-value]
 
     def enqueue(self, session: Session, **spec: Any) -> Job:
@@ -85,6 +88,37 @@ class Enqueue(JobStore):
             raise outcome
         self.wake()
         return outcome
+
+    def _hand_off(self, handoff: Handoff, rows: list[dict[str, Any]], now: datetime) -> set[str]:
+        """Write the rows this process's worker has room for as its running attempt; their ids.
+
+        It starts them once they are committed: no claim, no wake-up. A job that must wait
+        (for a later time, for another job) is left queued, as is every job while the
+        worker has a backlog (its last claim filled its room): new jobs do not pass queued
+        ones.
+        """
+        room: dict[str, int] = {}
+        handed: set[str] = set()
+        lease = now + timedelta(seconds=self.lease_seconds)
+        timeout = now + timedelta(seconds=self.timeout_seconds)
+        for values in rows:
+            if values["waiting_on"] is not None or values["run_after"] > now:
+                continue
+            kind = values["kind"]
+            left = room[kind] if kind in room else handoff.room(kind)
+            room[kind] = left - 1
+            if left <= 0:
+                continue
+            values.update(
+                status=Status.RUNNING.value,
+                attempts=1,
+                lease_owner=handoff.worker_id,
+                lease_expires_at=lease,
+                timeout_at=timeout,
+                started_at=now,
+            )
+            handed.add(values["id"])
+        return handed
 
     def _park(self, on: Session | Connection, rows: list[dict[str, Any]]) -> None:
         """Set `waiting_on` of each row whose after_id is active (or new in this call).
@@ -158,6 +192,10 @@ class Enqueue(JobStore):
             "after_id": spec.after_id,
             "waiting_on": None,
             "trace_context": spec.trace_context or job_origin(),
+            "lease_owner": None,
+            "lease_expires_at": None,
+            "timeout_at": None,
+            "started_at": None,
         }
 
 

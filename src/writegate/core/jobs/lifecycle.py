@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from writegate.core.db import after_commit
 from writegate.core.exceptions import LeaseLost
-from writegate.core.jobs.enqueue import ENQUEUED
 from writegate.core.jobs.job import COLUMNS, Job
 from writegate.core.jobs.sql import claim_params, fence
 from writegate.core.jobs.status import Status
@@ -176,7 +176,7 @@ class Lifecycle(JobStore):
         if not self._fenced(session, job, worker_id, values):
             return None
         if values["status"] == Status.QUEUED.value:
-            session.info[ENQUEUED] = True
+            after_commit(session, self.wake)
         else:
             self._release(session, [job.id])
         return Status(values["status"])
@@ -202,7 +202,7 @@ class Lifecycle(JobStore):
         }
         handed = self._fenced(session, job, worker_id, values)
         if handed:
-            session.info[ENQUEUED] = True
+            after_commit(session, self.wake)
         return handed
 
     def requeue_stalled(self) -> int:
@@ -234,7 +234,7 @@ class Lifecycle(JobStore):
     def _release(self, session: Session, job_ids: list[str]) -> None:
         """Make the jobs waiting on these final ones claimable; wake the worker if any were."""
         if self.sql.release.execute(session.connection(), {"r_ids": job_ids}):
-            session.info[ENQUEUED] = True
+            after_commit(session, self.wake)
 
     def _fenced(self, session: Session, job: Job, worker_id: str, values: dict[str, Any]) -> bool:
         """Update the job if this worker still holds this attempt; whether it did."""

@@ -49,6 +49,11 @@ NEW_COLUMNS = (
     "after_id",
     "waiting_on",
     "trace_context",
+    # a job handed to this process's worker as it is written (`Handoff`): its attempt
+    "lease_owner",
+    "lease_expires_at",
+    "timeout_at",
+    "started_at",
 )
 
 

@@ -72,6 +72,11 @@ class Registry:
         except KeyError:
             raise UnknownJobKind(kind) from None
 
+    def is_short(self, kind: str) -> bool:
+        """Whether kind is registered, as a short kind."""
+        spec = self._specs.get(kind)
+        return spec is not None and spec.short
+
     def kinds(self, *, short: bool | None = None) -> list[str]:
         """Every registered kind, or only the short (or the other) ones."""
         return sorted(k for k, s in self._specs.items() if short is None or s.short == short)

@@ -84,6 +84,7 @@ class Worker:
     def start(self) -> None:
         """Start the dispatcher (which LISTENs on PostgreSQL) and the lease keeper."""
         self.manager.policies.update(self.registry.policies())
+        self.manager.handoff = self
         for name, fn in (("dispatch", self._dispatch_loop), ("leases", self._lease_loop)):
             t = threading.Thread(target=fn, name=f"writegate-{name}", daemon=True)
             t.start()
@@ -93,6 +94,8 @@ class Worker:
     def stop(self, grace: float = 10.0) -> None:
         """Stop claiming; let running jobs finish within `grace`, then hand the rest back."""
         self._stop.set()
+        if self.manager.handoff is self:
+            self.manager.handoff = None
         self.wakeup.set()
         deadline = time.monotonic() + grace
         for t in self._threads:
@@ -168,6 +171,21 @@ class Worker:
         """Ids of the jobs on handler threads now."""
         with self._lock:
             return list(self._running)
+
+    # -- new jobs of this process, started as they are written (`Handoff`) ---------
+
+    def room(self, kind: str) -> int:
+        """How many new jobs of kind to start as they are written: short kinds only, while
+        running and with no backlog (the last claim of short kinds did not fill its room)."""
+        if self._short_full or self._paused.is_set() or self._stop.is_set():
+            return 0
+        return self.short.room() if self.registry.is_short(kind) else 0
+
+    def take(self, jobs: list[Job]) -> None:
+        """Run jobs that were committed as this worker's running attempt (see `room`)."""
+        for job in jobs:
+            _started(job)
+            self.short.run(job)
 
     # -- dispatch -------------------------------------------------------------
 
