@@ -162,3 +162,24 @@ def test_a_group_commit_caller_refused_drops_only_its_own_commit_actions(
     assert (first, last) == ("first", "last")
     assert isinstance(refused, ValueError)
     assert sorted(ran) == ["first", "last"]
+
+
+def test_an_action_that_fails_after_commit_fails_neither_the_write_nor_the_others(
+    services: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The COMMIT is durable by then: an error raised into it would make the group commit
+    run the writes again."""
+    ran: list[str] = []
+    mark = uid("m-")
+
+    def write(s: Any) -> str:
+        s.execute(insert(marks).values(id=mark))
+        after_commit(s, lambda: 1 / 0)
+        after_commit(s, lambda: ran.append("after the failing one"))
+        return mark
+
+    assert services.db.group.run_sync(write) == mark
+    assert ran == ["after the failing one"]
+    assert "ZeroDivisionError" in caplog.text
+    with services.db.read() as s:
+        assert list(s.scalars(select(marks.c.id).where(marks.c.id == mark))) == [mark]

@@ -9,10 +9,13 @@ has effects.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
+
+log = logging.getLogger("writegate.db")
 
 _ACTIONS = "writegate_after_commit"
 #: savepoint -> how many actions were queued when it began
@@ -52,4 +55,9 @@ def _committed(session: Session) -> None:
         return
     session.info.pop(_MARKS, None)
     for action in session.info.pop(_ACTIONS, ()):
-        action()
+        # Raised from here, an error would fail a COMMIT that is already durable, and the
+        # group commit would run its writes again.
+        try:
+            action()
+        except Exception:
+            log.exception("an action after COMMIT failed: %r", action)
