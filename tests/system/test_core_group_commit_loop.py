@@ -16,6 +16,7 @@ from sqlalchemy.util import await_
 from tests.harness import uid
 from tests.system.conftest import core_services
 from tests.system.test_core_group_commit import rows, scratch, typed
+from writegate.core.db import after_commit
 from writegate.core.services import Services
 
 T = TypeVar("T")
@@ -221,3 +222,43 @@ def test_listen_and_the_pool_count_cover_the_attached_loops_engine(services: Ser
         services.db.unlisten("before_cursor_execute", record)
     assert "SELECT 'on the loop'" in statements
     assert in_use == [1]  # the batch's connection, from the loop's engine
+
+
+def test_a_write_submitted_from_the_loops_thread_joins_its_batches_run_sync_does_not(
+    services: Services,
+) -> None:
+    """An action after a loop batch's COMMIT (short jobs handed to the worker) queues its
+    write on the loop; `run_sync` blocks its thread, so it takes a commit thread."""
+    first, then, blocking = uid("loop-"), uid("loop-"), uid("loop-")
+    threads: dict[str, int] = {}
+
+    def write(row_id: str) -> Callable[[Session], str]:
+        def fn(s: Session) -> str:
+            threads[row_id] = threading.get_ident()
+            s.execute(insert(rows).values(id=row_id))
+            return row_id
+
+        return fn
+
+    async def main() -> str:
+        submitted: list[Any] = []
+
+        def queue_next(s: Session) -> str:
+            after_commit(s, lambda: submitted.append(services.db.group.submit(write(then))))
+            return write(first)(s)
+
+        await services.db.group.run(queue_next)
+        assert len(submitted) == 1
+        answer: str = await asyncio.wrap_future(submitted[0])
+        return answer
+
+    assert _attached(services, main) == then
+    assert threads[first] == threads[then] == threading.get_ident()
+    assert services.db.group.run_sync(write(blocking)) == blocking
+    assert threads[blocking] != threading.get_ident()
+
+    async def blocked_loop() -> str:
+        return services.db.group.run_sync(write(uid("loop-")))
+
+    assert _attached(services, blocked_loop).startswith("loop-")  # no deadlock on the loop
+    assert _committed(services, [first, then, blocking]) == {first, then, blocking}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -318,7 +319,9 @@ def test_every_json_content_type_spelling_is_accepted_alike(
 
 
 def _running_job(services: Any, s: Any, ent: str, emp: str, sid: str) -> Job:
-    """A session job set running, so the embedded worker leaves it alone; it holds its key."""
+    """A session job set running, so the embedded worker leaves it alone; it holds its key.
+
+    Written due later: the embedded worker would otherwise take it as it is written."""
     job = services.jobs.enqueue_many(
         s,
         [
@@ -327,6 +330,7 @@ def _running_job(services: Any, s: Any, ent: str, emp: str, sid: str) -> Job:
                 _payload(ent, emp, sid),
                 "jef-one",
                 exclusive_key=f"jef_one.create_session:{sid}",
+                run_after=services.clock.now() + timedelta(hours=1),
             )
         ],
     )[0]

@@ -126,7 +126,10 @@ class GroupCommit:
         """`run` for a thread: blocks until fn's transaction is durable."""
         if getattr(self._local, "committing", False):
             raise RuntimeError("a group write cannot wait for another group write")
-        result: T = self.submit(fn).result()
+        call = _Call(Single(fn), None, None)
+        # To the commit threads even from the attached loop's thread, which it blocks.
+        self._queue(call, None)
+        result: T = call.future.result()
         return result
 
     def submit(self, fn: Callable[[Session], T]) -> concurrent.futures.Future[T]:
@@ -135,9 +138,13 @@ class GroupCommit:
         return future
 
     def submit_many(self, write: BatchWrite, item: Any) -> concurrent.futures.Future[Any]:
-        """`run_many` without waiting (for a thread): a future of item's outcome."""
+        """`run_many` without waiting (for a thread): a future of item's outcome.
+
+        From the attached loop's own thread (an action after one of its batches' COMMIT, such
+        as short jobs handed to the worker), the write joins that loop's batches.
+        """
         call = _Call(write, item, None)
-        self._queue(call, None)
+        self._queue(call, _running_loop())
         future: concurrent.futures.Future[Any] = call.future  # type: ignore[assignment]
         return future
 
@@ -156,9 +163,10 @@ class GroupCommit:
         For a PostgreSQL engine of psycopg's async driver: a batch's statements are awaited
         on the loop and its code runs in a greenlet, rather than on a commit thread, which
         waited for the GIL after each of its round trips while the loop served requests;
-        those waits, not the server, bounded every API's writes. Callers on other threads
-        still go through the commit threads. A write must then never block: it only runs
-        statements on its session.
+        those waits, not the server, bounded every API's writes. A `submit_many` from the
+        loop's thread (short jobs handed to the worker at COMMIT) joins them too. Callers on
+        other threads, and `run_sync` (which blocks its thread), go through the commit
+        threads. A write must then never block: it only runs statements on its session.
         """
         self._home = _Home(loop, transaction)
 
@@ -175,9 +183,11 @@ class GroupCommit:
 
     # -- committers ---------------------------------------------------------------
 
-    def _queue(self, call: _Call, loop: asyncio.AbstractEventLoop | None) -> None:
+    def _queue(self, call: _Call, on: asyncio.AbstractEventLoop | None) -> None:
+        """Queue call from the event loop `on` (None: a thread's), in the attached loop's
+        lane if it is that loop, else the commit threads'."""
         home = self._home
-        lane: _Lane = home if home is not None and loop is home.loop else self._threads
+        lane: _Lane = home if home is not None and on is home.loop else self._threads
         with self._lock:
             if self._closed:
                 raise RuntimeError("the database is closed")
@@ -190,8 +200,8 @@ class GroupCommit:
         if isinstance(lane, _Home):
             # The rest of this loop iteration's requests join the first batch too.
             lane.loop.call_soon(self._start_at_home, lane)
-        elif loop is not None:
-            loop.call_soon(self._start_on_threads)
+        elif on is not None:
+            on.call_soon(self._start_on_threads)
         else:
             self._start_on_threads()
 
@@ -266,6 +276,13 @@ class GroupCommit:
             committer, self._committer = self._committer, None
         if committer is not None:
             committer.shutdown(wait=True)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _pause_in_greenlet(seconds: float) -> None:

@@ -55,17 +55,17 @@ class Enqueue(JobStore):
         if len(written) < len(rows):
             self._refusals(session, rows, out)
         kinds = [v["kind"] for v in rows if v["id"] in written]
-        if not kinds:
-            pass
-        elif not isinstance(session, Session):  # `Database.statement()`: committed already
-            metrics.jobs_enqueued(kinds)
-        else:
+        if kinds and isinstance(session, Session):
+            # On PostgreSQL the jobs table's statement trigger also sends a NOTIFY (for the
+            # workers of other processes), delivered at COMMIT.
             after_commit(session, functools.partial(metrics.jobs_enqueued, kinds))
             if written - handed:
                 after_commit(session, self.wake)
             if handoff is not None and written & handed:
                 taken = [j for j in out if isinstance(j, Job) and j.id in handed]
                 after_commit(session, functools.partial(handoff.take, taken))
+        elif kinds:  # on a `Database.statement()` connection: committed already
+            metrics.jobs_enqueued(kinds)
         return out  # type: ignore[return-value]
 
     def enqueue(self, session: Session, **spec: Any) -> Job:
