@@ -128,7 +128,7 @@ class Worker:
 
     def pause(self) -> None:
         """Stop claiming new jobs (running ones go on) until `resume`; once it returns, no
-        claim is under way, and no new job is handed over (those written as its before
+        claim is under way and no new job is handed over (jobs handed over to it before
         then still start when their transaction commits)."""
         self._paused.set()
         with self._dispatching:
