@@ -147,3 +147,26 @@ def test_regression_one_commit_woke_the_worker_twice(alone: Services) -> None:
         succeeded(own)  # taken by the same claim
     finally:
         worker.stop()
+
+
+def test_an_insert_whose_jobs_were_all_handed_over_notifies_no_one(alone: Services) -> None:
+    """A job written running for this process's worker can be taken by no other worker:
+    its INSERT wakes none of them; one that queued a job does."""
+    short = uid("core.notify-short-")
+    worker = start_worker(alone, [JobSpec(short, lambda ctx: "ok", short=True)])
+    try:
+        wait_for(lambda: worker.room(short) > 0, timeout=10)
+        with psycopg.connect(_url(alone), autocommit=True) as listener:
+            listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            with alone.db.write() as s:
+                handed = alone.jobs.enqueue(s, kind=short, payload={}, tenant="t")
+            assert handed.status is Status.RUNNING
+            assert _notifies(listener, 0.5) == 0
+            with alone.db.write() as s:
+                alone.jobs.enqueue(s, kind=short, payload={}, tenant="t")
+                queued = alone.jobs.enqueue(s, kind=uid("core.other-"), payload={}, tenant="t")
+            assert queued.status is Status.QUEUED
+            assert _notifies(listener, 10) == 1
+        wait_for(lambda: job_of(alone, handed.id).status is Status.SUCCEEDED, timeout=10)
+    finally:
+        worker.stop()
