@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Column, MetaData, String, Table, insert, select
 
 from tests.harness import uid, wait_for
-from tests.system.conftest import core_services
+from tests.system.conftest import core_services, job_of, start_worker
 from writegate.core.db import after_commit
 from writegate.core.jobs import FINAL, Status
 from writegate.core.services import Services
@@ -37,9 +37,7 @@ def worker(services: Services) -> Iterator[tuple[Worker, str]]:
         ctx.session.execute(insert(marks).values(id=ctx.payload["mark"]))
         return {"mark": ctx.payload["mark"]}
 
-    services.registry.add(JobSpec(kind, handler, short=True))
-    w = Worker(services.jobs, services.registry, wakeup=services.wakeup, poll_interval=0.2)
-    w.start()
+    w = start_worker(services, [JobSpec(kind, handler, short=True)])
     # Its first claim found no backlog: from then on it takes new jobs as they are written.
     wait_for(lambda: w.room(kind) > 0, timeout=10)
     yield w, kind
@@ -47,8 +45,7 @@ def worker(services: Services) -> Iterator[tuple[Worker, str]]:
 
 
 def _final(services: Services, job_id: str) -> Any:
-    with services.db.read() as s:
-        job = services.jobs.get(s, job_id)
+    job = job_of(services, job_id)
     return job if job is not None and job.status.value in FINAL else None
 
 

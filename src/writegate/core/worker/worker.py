@@ -183,7 +183,8 @@ class Worker:
         return self.short.room() if self.registry.is_short(kind) else 0
 
     def take(self, jobs: list[Job]) -> None:
-        """Run jobs that were committed as this worker's running attempt (see `room`)."""
+        """Run short jobs committed as this worker's running attempt: claimed, or handed over
+        as they were written (see `room`)."""
         for job in jobs:
             _started(job)
             self.short.run(job)
@@ -241,9 +242,7 @@ class Worker:
         if long_kinds:
             self._threads_full = len(threaded) == free_threads
             full = full or self._threads_full
-        for job in short:
-            _started(job)
-            self.short.run(job)
+        self.take(short)
         for job in threaded:
             _started(job)
             self._start_thread(job)
