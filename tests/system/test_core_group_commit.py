@@ -127,8 +127,9 @@ def test_a_failing_writer_does_not_poison_the_others_in_its_batch(services: Serv
 def test_a_refused_one_caller_write_does_not_replay_its_batch(services: Services) -> None:
     """Regression: one caller's refusal (BokaMera's 409 for a sync already running) rolled
     back the whole batch and replayed every caller in a savepoint, so under load almost every
-    batch ran twice (the PostgreSQL load test: 50 requests a second, p50 4 s). A one-caller
-    write now runs in its own savepoint from the start: only it is undone."""
+    batch ran twice (the PostgreSQL load test: 50 requests a second, p50 4 s). Now only it is
+    undone: it and the one-caller writes queued before it run again in the same transaction,
+    the ones after it once."""
     release, _first = _gate(services)
     good = [uid("good-"), uid("good-")]
     bad = uid("bad-")
@@ -153,9 +154,32 @@ def test_a_refused_one_caller_write_does_not_replay_its_batch(services: Services
     with pytest.raises(ValueError, match="refused"):
         futures[1].result(30)
     assert futures[2].result(30) == good[1]
-    assert runs == [good[0], bad, good[1]]  # each ran once
+    assert runs == [good[0], bad, good[0], bad, good[1]]
     assert batches == [3]  # one transaction
     assert _committed_ids(services, [*good, bad]) == set(good)
+
+
+def test_one_caller_writes_of_a_batch_share_one_savepoint(services: Services) -> None:
+    """Regression: each one-caller write in a batch (a threaded job's step, most of all) took
+    a SAVEPOINT and a RELEASE of its own, two of the three round trips of a one-row step."""
+    release, _first = _gate(services)
+    ids = [uid("row-") for _ in range(5)]
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement.split()[0].upper())
+
+    futures = [services.db.group.submit(_insert(i)) for i in ids]
+    _wait_queued(services, len(ids))
+    event.listen(services.db.engine, "before_cursor_execute", seen)
+    try:
+        release.set()
+        assert [f.result(30) for f in futures] == ids
+    finally:
+        event.remove(services.db.engine, "before_cursor_execute", seen)
+    assert statements.count("SAVEPOINT") == 1
+    assert statements.count("INSERT") == len(ids)
+    assert _committed_ids(services, ids) == set(ids)
 
 
 def test_a_batch_runs_its_writes_in_one_fixed_order(services: Services) -> None:

@@ -81,8 +81,9 @@ def run_batch(
         if not lost:
             return
         pause(random.uniform(0, 0.002 * 2**attempt))
-        for _, calls in _by_write(lost):
-            _run_once(calls, transaction, on_batch)
+        for write, calls in _by_write(lost):
+            for again in [[c] for c in calls] if isinstance(write, Single) else [calls]:
+                _run_once(again, transaction, on_batch)
 
 
 def _run_once(
@@ -97,9 +98,10 @@ def _run_once(
             failed = False
             for write, calls in _by_write(batch):
                 if isinstance(write, Single) and len(batch) > 1:
-                    # A one-caller write is isolated as it runs (one savepoint): its
-                    # refusal is undone alone instead of replaying the whole batch.
-                    _run_isolated(session, calls[0])
+                    # One-caller writes are isolated as they run (one savepoint for them
+                    # all): a refusal is undone with them alone instead of replaying the
+                    # whole batch.
+                    _run_singles(session, calls)
                     continue
                 try:
                     outcomes = write(session, [c.item for c in calls])
@@ -157,8 +159,36 @@ def _run_isolated_batch(batch: Sequence[Call], transaction: Transaction) -> None
             raise
 
 
+def _run_singles(session: Session, calls: list[Call]) -> None:
+    """One-caller writes, together in one savepoint until one fails: then the ones before it
+    run again together, and it and the ones after it each alone."""
+    if len(calls) == 1:
+        _run_isolated(session, calls[0])
+        return
+    failed = None
+    with _savepoint(session) as undo:
+        for i, call in enumerate(calls):
+            call.outcome = call.write(session, [call.item])[0]
+            if _lost_race(call.outcome):
+                raise _LostRace(call.outcome)  # as in `_run_isolated`
+            if isinstance(call.outcome, BaseException):
+                undo()
+                failed = i
+                break
+    if failed is None:
+        return
+    # The failed one runs again too: its refusal may name what the writes before it wrote
+    # (an exclusive key's job), which they write anew.
+    if failed:
+        _run_singles(session, calls[:failed])
+    for call in calls[failed:]:
+        _run_isolated(session, call)
+
+
 def _outcomes(session: Session, write: BatchWrite, calls: list[Call]) -> list[Any]:
     """One outcome per call; a write that raised gives its exception to every call."""
+    if isinstance(write, Single):  # one-caller writes, each its own (a Single never raises)
+        return [c.write(session, [c.item])[0] for c in calls]
     try:
         outcomes = write(session, [c.item for c in calls])
     except Exception as exc:
@@ -223,7 +253,7 @@ def _by_write(batch: Sequence[Call]) -> list[tuple[BatchWrite, list[Call]]]:
     groups: dict[object, tuple[BatchWrite, list[Call]]] = {}
     for call in batch:
         # By equality, not identity: each `obj.method` is a new bound method, equal to the others.
-        key = call.write if not isinstance(call.write, Single) else id(call)
+        key = call.write if not isinstance(call.write, Single) else Single
         groups.setdefault(key, (call.write, []))[1].append(call)
     return sorted(groups.values(), key=lambda group: _lock_order(group[0]))
 
