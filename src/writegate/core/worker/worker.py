@@ -45,7 +45,7 @@ class Worker:
         manager: JobManager,
         registry: Registry,
         *,
-        concurrency: int = 4,
+        concurrency: int = 16,
         short_in_flight: int = 64,
         poll_interval: float = 1.0,
         reaper_interval: float = 5.0,
