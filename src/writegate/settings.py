@@ -84,8 +84,9 @@ class Settings(BaseSettings):
 
     #: `serve` runs jobs in its own process too (`serve --no-worker` turns it off)
     embedded_worker: bool = True
-    #: jobs of kinds that are not short one worker process runs at once, a thread each (a
-    #: thread mostly waits for its steps' commits); short kinds have their own room
+    #: jobs of kinds that are not short one worker process runs at once, a handler thread
+    #: each (short kinds run in the group commit); a handler that writes through
+    #: `ctx.session` holds a pooled connection while it runs (see docs/deployment.md)
     worker_concurrency: int = Field(default=16, ge=1, le=256)
     #: seconds between a worker's polls when no wake-up arrives
     worker_poll_interval: float = Field(default=1.0, gt=0)
