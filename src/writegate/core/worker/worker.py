@@ -22,6 +22,7 @@ from writegate.core.worker.context import JobContext
 from writegate.core.worker.listener import Listener
 from writegate.core.worker.registry import JobSpec, Registry
 from writegate.core.worker.short import ShortJobs, error_of, outcome_of, span
+from writegate.core.worker.threads import HandlerThreads
 from writegate.core.worker.wakeup import Wakeup
 
 log = logging.getLogger("writegate.worker")
@@ -61,7 +62,9 @@ class Worker:
         self._owns_wakeup = wakeup is None
         self.wakeup = wakeup or Wakeup()
         self.worker_id = worker_id or default_worker_id()
-        self._running: dict[str, tuple[threading.Thread, Job]] = {}
+        #: jobs on handler threads, each with the event its run sets when it is over
+        self._running: dict[str, tuple[threading.Event, Job]] = {}
+        self._handlers = HandlerThreads("writegate-job")
         #: jobs whose handler returned and whose success waits in the group commit
         self._settling: dict[str, Future[Any]] = {}
         self._successes = Successes(manager, self.worker_id)
@@ -102,9 +105,10 @@ class Worker:
             t.join(max(0.0, deadline - time.monotonic()))
         with self._lock:
             running = list(self._running.values())
-        for t, _ in running:
-            t.join(max(0.0, deadline - time.monotonic()))
-        self._hand_back([job for t, job in running if t.is_alive()])
+        for over, _ in running:
+            over.wait(max(0.0, deadline - time.monotonic()))
+        self._hand_back([job for over, job in running if not over.is_set()])
+        self._handlers.close()
         with self._lock:
             settling = list(self._settling.values())
         wait(settling, max(0.0, deadline - time.monotonic()))
@@ -276,18 +280,19 @@ class Worker:
     # -- other jobs: one handler thread each ------------------------------------------
 
     def _start_thread(self, job: Job) -> None:
-        t = threading.Thread(
-            target=self._run, args=(job,), name=f"writegate-job-{job.id}", daemon=True
-        )
+        over = threading.Event()
         with self._lock:
-            self._running[job.id] = (t, job)
-        t.start()
+            self._running[job.id] = (over, job)
+        self._handlers.run(self._run, job, over)
 
-    def _run(self, job: Job) -> None:
-        with bound(**job_fields(job)), span(job):
-            self._run_bound(job)
+    def _run(self, job: Job, over: threading.Event) -> None:
+        try:
+            with bound(**job_fields(job)), span(job):
+                self._run_bound(job, over)
+        finally:
+            over.set()
 
-    def _run_bound(self, job: Job) -> None:
+    def _run_bound(self, job: Job, over: threading.Event) -> None:
         log.debug("job %s (%s) attempt %d started", job.id, job.kind, job.attempts)
         ctx = JobContext(self.manager, job, self.worker_id, successes=self._successes)
         began = time.perf_counter()
@@ -317,7 +322,7 @@ class Worker:
             with self._lock:
                 # A later attempt of the same job may own the slot by now; leave it be.
                 entry = self._running.get(job.id)
-                if entry is not None and entry[0] is threading.current_thread():
+                if entry is not None and entry[0] is over:
                     del self._running[job.id]
                 if settling is not None:
                     self._settling[job.id] = settling
