@@ -32,10 +32,11 @@ class HandlerThreads:
         self._closed = False
 
     def run(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Call fn(*args) on an idle thread, or on a new one; it must handle its exceptions."""
+        """Call fn(*args) on an idle thread, or on a new one; it must handle its exceptions.
+
+        After `close`, on a new thread that leaves when the call returns.
+        """
         with self._lock:
-            if self._closed:
-                raise RuntimeError("handler threads closed")
             spawn = self._idle == 0
             if not spawn:
                 self._idle -= 1
