@@ -139,10 +139,13 @@ def _run_once(
 def _run_isolated_batch(batch: Sequence[Call], transaction: Transaction) -> None:
     """Replay a batch whose first run failed: the callers that failed each alone, in a
     savepoint of its own; the others of each write still together, in one savepoint
-    (each alone too if that fails now)."""
+    (each alone too if that fails now). One-caller writes run as in the first run."""
     try:
         with transaction() as session:
             for write, calls in _by_write(batch):
+                if isinstance(write, Single):
+                    _run_singles(session, calls)
+                    continue
                 failed = [c for c in calls if isinstance(c.outcome, BaseException)]
                 rest = [c for c in calls if not isinstance(c.outcome, BaseException)]
                 if len(rest) < 2 or not _run_together(session, write, rest):
@@ -187,8 +190,6 @@ def _run_singles(session: Session, calls: list[Call]) -> None:
 
 def _outcomes(session: Session, write: BatchWrite, calls: list[Call]) -> list[Any]:
     """One outcome per call; a write that raised gives its exception to every call."""
-    if isinstance(write, Single):  # one-caller writes, each its own (a Single never raises)
-        return [c.write(session, [c.item])[0] for c in calls]
     try:
         outcomes = write(session, [c.item for c in calls])
     except Exception as exc:
