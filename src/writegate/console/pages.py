@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
-from starlette.templating import Jinja2Templates
 
 from writegate.console import ops, views
 from writegate.console.access import (
@@ -30,6 +29,9 @@ from writegate.core.problems import BadInput
 from writegate.core.services import Services
 from writegate.core.webmodule import WebModule
 
+if TYPE_CHECKING:
+    from starlette.templating import Jinja2Templates
+
 TEMPLATES = Path(__file__).parent / "templates"
 MAX_FORM_BYTES = 16 * 1024
 
@@ -47,8 +49,14 @@ def age(seconds: int | None) -> str:
     return f"{seconds // 86400}d {seconds % 86400 // 3600}h"
 
 
+@functools.cache
 def templates() -> Jinja2Templates:
-    """The console's templates, HTML-escaped."""
+    """The console's templates, HTML-escaped, loaded at the first page drawn."""
+    # Imported here: Jinja2 and the compiled templates are about 3 MB that a process serving
+    # only the APIs never needs.
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+    from starlette.templating import Jinja2Templates
+
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape())
     env.globals["age"] = age
     env.globals["statuses"] = STATUSES
@@ -68,7 +76,6 @@ def build(services: Services, modules: list[WebModule], cookies: Cookies) -> API
     """The page routes: a route table of short closures over this app's services, templates
     and cookies."""
     router = APIRouter(prefix="/console", include_in_schema=False)
-    tpl = templates()
     catalogue = views.catalogue(modules)
 
     async def who(request: Request) -> Operator:
@@ -86,7 +93,7 @@ def build(services: Services, modules: list[WebModule], cookies: Cookies) -> API
             "error": request.query_params.get("error") == "1",
             **ctx,
         }
-        response = tpl.TemplateResponse(request, name, context, status_code=status)
+        response = templates().TemplateResponse(request, name, context, status_code=status)
         if fresh:
             cookies.write(request, response, data)
         response.headers["cache-control"] = "no-store"
@@ -263,8 +270,7 @@ def render_denied(request: Request, exc: Denied) -> Response:
     if exc.status == 401:
         nxt = request.url.path if request.method == "GET" else "/console"
         return RedirectResponse(f"/console/login?{urlencode({'next': nxt})}", 303)
-    tpl = templates()
-    return tpl.TemplateResponse(
+    return templates().TemplateResponse(
         request,
         "error.html",
         {"op": None, "status": exc.status, "message": exc.message, "module_views": []},
