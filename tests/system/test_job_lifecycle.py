@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -36,7 +37,17 @@ def _final(server: Server, job_id: str) -> Job:
         assert job is not None
         return job if job.status not in (Status.QUEUED, Status.RUNNING) else None
 
-    job: Job = wait_for(get, 60)
+    try:
+        job: Job = wait_for(get, 60)
+    except AssertionError:
+        with server.services.db.read() as s:
+            row = server.services.jobs.get(s, job_id)
+        worker = server.app.state.worker
+        threads = sorted(t.name for t in threading.enumerate())
+        raise AssertionError(
+            f"job {job_id} not final within 60 s: {row!r}; worker {worker.state}, "
+            f"running {worker.running_jobs()}, short {worker.short.active()}; threads {threads}"
+        ) from None
     return job
 
 

@@ -126,6 +126,7 @@ def act(
             ids=ids,
             job_filter=job_filter,
             raw_filter=raw_filter,
+            wake=services.wakeup.set,
         )
     return report(action, outcomes, audit_id)
 

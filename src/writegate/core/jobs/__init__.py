@@ -12,8 +12,9 @@ if TYPE_CHECKING:
     from writegate.core.jobs.job import Job
     from writegate.core.jobs.lifecycle import Successes
     from writegate.core.jobs.manager import JobManager
-    from writegate.core.jobs.model import NOTIFY_CHANNEL, JobRow, NewJob, RetryPolicy, new_job_id
+    from writegate.core.jobs.model import JobRow, NewJob, RetryPolicy, new_job_id
     from writegate.core.jobs.status import ACTIVE, FINAL, Status
+    from writegate.core.jobs.table import NOTIFY_CHANNEL
 
 __all__ = [
     "ACTIVE",
@@ -37,7 +38,7 @@ __getattr__ = exports(
         "Status": "status",
         "JobManager": "manager",
         "Successes": "lifecycle",
-        "NOTIFY_CHANNEL": "model",
+        "NOTIFY_CHANNEL": "table",
         "Job": "job",
         "JobRow": "model",
         "NewJob": "model",

@@ -7,7 +7,7 @@ connection) all act through `act` and word each outcome with `describe`.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -60,13 +60,16 @@ def act(
     ids: Sequence[str] | None = None,
     job_filter: JobFilter | None = None,
     raw_filter: dict[str, str] | None = None,
+    wake: Callable[[], None] | None = None,
 ) -> tuple[list[Outcome], int]:
-    """Retry or cancel by ids or by filter in the caller's transaction, with its audit entry."""
+    """Retry or cancel by ids or by filter in the caller's transaction, with its audit entry;
+    the workers are told of the jobs it made claimable (`operator.announce`)."""
     if job_filter is not None:
         ids = operator.matching_ids(conn, job_filter)
     targets = list(dict.fromkeys(ids or []))
     run = operator.retry_many if action == "retry" else operator.cancel_many
     outcomes = run(conn, targets, tenant=actor.scope, now=now)
+    operator.announce(conn, outcomes, wake)
     refused = [
         {"id": o.id, "reason": o.reason, "status": o.status, "holder": o.holder}
         for o in outcomes

@@ -70,7 +70,8 @@ class Admin(JobStore):
     def cancel(self, job_id: str, *, tenant: str | None = None) -> Job | None:
         """Cancel a queued or running job; a running job's final write is then refused."""
         with self.db.write() as s:
-            operator.cancel_one(s, job_id, tenant=tenant, now=self.clock.now())
+            outcome = operator.cancel_one(s, job_id, tenant=tenant, now=self.clock.now())
+            operator.announce(s, [outcome], self.wake)
             return self.get(s, job_id, tenant=tenant)
 
     def retry(self, job_id: str, *, tenant: str | None = None) -> Job | None:
@@ -84,6 +85,7 @@ class Admin(JobStore):
             if outcome.reason == "key_held":
                 job = self.get(s, job_id)
                 raise ExclusiveJobExists(job.exclusive_key or "" if job else "", outcome.holder)
+            operator.announce(s, [outcome], self.wake)
             return self.get(s, job_id, tenant=tenant)
 
     def prune(

@@ -11,15 +11,12 @@ from sqlalchemy.orm import Mapped
 
 from writegate.core.db.base import Base
 from writegate.core.jobs.status import ACTIVE, FINAL, Status
-from writegate.core.jobs.table import JOBS, add_partial_indexes
+from writegate.core.jobs.table import JOBS, NOTIFY_CHANNEL, add_partial_indexes
 from writegate.core.retry import backoff_seconds
 
 __all__ = ["ACTIVE", "FINAL", "NOTIFY_CHANNEL", "JobRow", "NewJob", "RetryPolicy", "Status"]
 
 add_partial_indexes()
-
-#: the PostgreSQL channel a jobs INSERT or re-queue notifies (migration core_0002)
-NOTIFY_CHANNEL = "writegate_jobs"
 
 
 class JobRow(Base):

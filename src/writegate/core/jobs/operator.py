@@ -6,7 +6,7 @@ Core statements on `table.JOBS` only: they run on an ORM session or a plain conn
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from writegate.core.db import InValues
 from writegate.core.jobs.criteria import Cursor, JobFilter
 from writegate.core.jobs.status import ACTIVE, Status
-from writegate.core.jobs.table import ACTIVE_KEYED, JOBS
+from writegate.core.jobs.table import ACTIVE_KEYED, JOBS, NOTIFY_CHANNEL
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -50,6 +50,8 @@ BY_ID = select(*JOBS.c).where(_C.id == bindparam("j_id"))
 ACTIVE_HOLDER = select(_C.id).where(_C.exclusive_key == bindparam("h_key"), text(ACTIVE_KEYED))
 #: release the jobs waiting on any of the jobs `r_ids` (each now final): claimable from now
 RELEASE_WAITING = update(JOBS).where(InValues(_C.waiting_on, "r_ids")).values(waiting_on=None)
+#: tell every LISTENing worker, at COMMIT, that jobs became claimable (PostgreSQL)
+NOTIFY = select(func.pg_notify(NOTIFY_CHANNEL, ""))
 
 
 @dataclass(frozen=True)
@@ -264,7 +266,6 @@ def retry_one(conn: Conn, job_id: str, *, tenant: str | None, now: datetime) -> 
     except IntegrityError:
         holder = key_holder(conn, row.exclusive_key or "")
         return Outcome(job_id, False, row.status, "key_held", holder)
-    conn.info["writegate_enqueued"] = True
     return Outcome(job_id, True, Status.QUEUED.value)
 
 
@@ -289,6 +290,29 @@ def cancel_one(conn: Conn, job_id: str, *, tenant: str | None, now: datetime) ->
     )
     conn.execute(RELEASE_WAITING, {"r_ids": [job_id]})
     return Outcome(job_id, True, Status.CANCELLED.value)
+
+
+def announce(
+    conn: Conn, outcomes: Sequence[Outcome], wake: Callable[[], None] | None = None
+) -> None:
+    """Tell the workers, at COMMIT, of the jobs that retries or cancels made claimable (a
+    job retried, those waiting on a job cancelled): other processes' by a NOTIFY (PostgreSQL;
+    the jobs INSERT trigger does not fire for these UPDATEs), this process's by `wake` (on a
+    session: its worker skips the NOTIFYs its own process sends)."""
+    if not any(o.ok for o in outcomes):
+        return
+    if isinstance(conn, Connection):
+        connection = conn
+    else:
+        connection = conn.connection()
+        if wake is not None:
+            # Imported here: a session means the ORM is loaded; `writegate jobs` acts on a
+            # plain connection without it.
+            from writegate.core.db.commit_actions import after_commit
+
+            after_commit(conn, wake)
+    if connection.dialect.name == "postgresql":
+        connection.execute(NOTIFY)
 
 
 def retry_many(

@@ -9,6 +9,10 @@ from sqlalchemy import JSON, Column, DateTime, Index, Integer, String, Table, Te
 
 from writegate.core.db.metadata import METADATA
 
+#: the PostgreSQL channel told of newly claimable jobs: by a jobs INSERT that queued one
+#: (its trigger, migration core_0009) and by an operator's retry or cancel (`operator.announce`)
+NOTIFY_CHANNEL = "writegate_jobs"
+
 JOBS = Table(
     "jobs",
     METADATA,
