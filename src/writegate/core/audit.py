@@ -6,8 +6,6 @@ import base64
 import functools
 import hashlib
 import json
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, String, Table, bindparam, select, update
@@ -64,14 +62,6 @@ def current_value(session: Session, name: str) -> int:
     """The counter's current value (0 if never used)."""
     value = session.scalar(select(CounterRow.value).where(CounterRow.name == name))
     return int(value or 0)
-
-
-@dataclass(frozen=True)
-class Stamp:
-    """Who did a write and when (naive UTC)."""
-
-    user: str
-    at: datetime
 
 
 def canonical_json(data: Any) -> bytes:

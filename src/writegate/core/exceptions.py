@@ -28,10 +28,6 @@ class PermanentJobError(JobError):
     """Raised by a handler to fail the job at once, without retrying."""
 
 
-class RetryableJobError(JobError):
-    """Raised by a handler for a transient failure that should be retried."""
-
-
 class UnknownJobKind(JobError):
     """No handler is registered for a job kind."""
 
@@ -43,13 +39,3 @@ class TokenError(WritegateError):
         super().__init__(f"process token {reason}")
         #: one of "missing", "expired", "used", "mismatch"
         self.reason = reason
-
-
-class BodyError(WritegateError):
-    """A request body could not be read as JSON."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        #: one of "too_large", "content_type", "encoding", "malformed", "too_deep"
-        self.kind = kind
-        self.message = message

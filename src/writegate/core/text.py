@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Any
 
 from pydantic import BeforeValidator
 from pydantic_core import PydanticCustomError
@@ -54,8 +54,3 @@ def check_storable(value: Any) -> Any:
 UNICODE = BeforeValidator(check_unicode)
 #: validator marker: refuse lone surrogates and NUL (PostgreSQL text cannot hold NUL)
 STORABLE = BeforeValidator(check_storable)
-
-#: a string of real Unicode (NUL allowed: for values never stored or compared in SQL)
-UnicodeStr = Annotated[str, UNICODE]
-#: a string a database column can hold: real Unicode without NUL
-StorableStr = Annotated[str, STORABLE]

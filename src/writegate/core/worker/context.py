@@ -33,7 +33,6 @@ class JobContext:
         self.clock: Clock = manager.clock
         #: a short job's session: the group commit's shared transaction
         self._session: Session | None = shared
-        self._short = shared is not None
         #: a threaded job's: the worker's group write of successes
         self._successes = successes
         self._stack = contextlib.ExitStack()
