@@ -204,25 +204,32 @@ class Worker:
             )
         try:
             while not self._stop.is_set():
-                # Before the claim, not after the wait: the wake-ups (and NOTIFYs) that came
-                # while the last claim ran are covered by this one, not each a claim of its own.
-                self.wakeup.clear()
-                if listener is not None:
-                    listener.drain()
                 try:
-                    with self._dispatching:
-                        busy = None if self._paused.is_set() else self._dispatch_once()
+                    self._dispatch_step(listener)
                 except Exception:
-                    log.exception("claim failed; retrying after poll interval")
+                    # Whatever failed (the claim, the LISTEN socket), the dispatcher goes on:
+                    # were its thread to end, this worker would never claim again.
+                    log.exception("dispatch failed; retrying after the poll interval")
+                    if listener is not None:
+                        listener.close()
                     self._stop.wait(self.poll_interval)
-                    continue
-                if busy is None:
-                    self.wakeup.wait(self.poll_interval)
-                elif not busy:
-                    self._idle(listener)
         finally:
             if listener is not None:
                 listener.close()
+
+    def _dispatch_step(self, listener: Listener | None) -> None:
+        """Claim what there is room for, then wait for a reason to claim again."""
+        # Before the claim, not after the wait: the wake-ups (and NOTIFYs) that came while
+        # the last claim ran are covered by this one, not each a claim of its own.
+        self.wakeup.clear()
+        if listener is not None:
+            listener.drain()
+        with self._dispatching:
+            busy = None if self._paused.is_set() else self._dispatch_once()
+        if busy is None:
+            self.wakeup.wait(self.poll_interval)
+        elif not busy:
+            self._idle(listener)
 
     def _dispatch_once(self) -> bool:
         """Claim what there is room for; True if a claim filled its room (more may be due)."""
