@@ -11,6 +11,7 @@ from sqlalchemy import MetaData, event, text
 from tests.harness import uid
 from tests.system.conftest import core_services
 from writegate.core.db import DriverStatement, driver_fetch
+from writegate.core.db.engine import CLAIM_PLAN
 from writegate.core.jobs import NewJob, operator
 from writegate.core.services import Services
 
@@ -115,12 +116,15 @@ def test_regression_exclusive_key_lookups_use_the_partial_index(
 
 
 def _claim_work(services: Services, groups: list[tuple[list[str], int]]) -> int:
-    """What one claim reads, rolled back: PostgreSQL's buffers, SQLite's VM instructions."""
+    """What one claim reads, rolled back: PostgreSQL's buffers (planned as the claim's own
+    connections plan it), SQLite's VM instructions."""
     claim = services.jobs.sql.claim
     params = claim.bind(services.jobs.claim_params("probe", groups))
     with services.db.write() as s:
         conn = s.connection()
         if services.db.is_postgres:
+            for setting in CLAIM_PLAN:
+                conn.exec_driver_sql(f"SET LOCAL {setting}")
             sql = "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + claim.sql
             [[[plan]]], _ = driver_fetch(conn, sql, params)
             buffers = plan["Plan"]

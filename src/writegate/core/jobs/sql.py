@@ -7,9 +7,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     Integer,
     Table,
+    any_,
     bindparam,
+    cast,
     exists,
     func,
     or_,
@@ -213,12 +216,16 @@ class JobStatements:
         # ones, each up to its own room), so a worker with both claims once, not twice.
         # On PostgreSQL each pick is a MATERIALIZED CTE: run exactly once. As an
         # `IN (sub-select)` the planner may re-run it per outer row (a nested-loop semi
-        # join), and every run locks and returns other rows. SQLite evaluates an
-        # uncorrelated IN list once.
+        # join), and every run locks and returns other rows. Their ids come to the UPDATE as
+        # one array (an InitPlan), so it finds its rows by the primary key in any plan: the
+        # claim's plan is made once per connection (`engine.CLAIM_PLAN`), whatever the
+        # table's size then, and a join could have been planned as a scan of `jobs`.
+        # SQLite evaluates an uncorrelated IN list once.
         if postgres:
             a, b = (_pick_pg(g).cte(f"picked_{g}").prefix_with("MATERIALIZED") for g in "ab")
             picked = union_all(select(a.c.id), select(b.c.id)).subquery("picked")
-            claimed = c.id == picked.c.id
+            ids = select(func.array_agg(picked.c.id)).scalar_subquery()
+            claimed = c.id == any_(cast(ids, ARRAY(c.id.type)))
         else:
             sa, sb = (_pick_sqlite(g).subquery(f"picked_{g}") for g in "ab")
             claimed = c.id.in_(union_all(select(sa.c.id), select(sb.c.id)))
