@@ -45,7 +45,8 @@ def _final(server: Server, job_id: str) -> Job:
         worker = server.app.state.worker
         threads = sorted(t.name for t in threading.enumerate())
         raise AssertionError(
-            f"job {job_id} not final within 60 s: {row!r}; worker {worker.state}, "
+            f"job {job_id} not final within 60 s at {server.services.clock.now()}: {row!r}; "
+            f"worker {worker.state}, "
             f"running {worker.running_jobs()}, short {worker.short.active()}; threads {threads}"
         ) from None
     return job
