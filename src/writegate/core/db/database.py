@@ -148,7 +148,8 @@ class Database:
 
         `flush=False` (PostgreSQL): the commit does not wait for its WAL flush, only for a
         write whose loss in a server crash is harmless (a job's claim). A later commit that
-        waits for its flush flushes this one first.
+        waits for its flush flushes this one first. These connections plan a statement once
+        (`engine.CLAIM_PLAN`): only for one whose plan is an index's whatever the table holds.
         """
         if not self.is_postgres:
             with self.write_engine.begin() as conn:
