@@ -439,7 +439,7 @@ def apis(b: Bench, sync_users: int = 100_000, worker_jobs: int = 3000) -> None:
     runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
     with procs.running(*servers):
         procs.wait_http(f"{ceiling_base}/docs")
-        wait_until(lambda: _answers(f"http://127.0.0.1:{vaka_port}/_sim/stats"), "vaka-sim", 120)
+        wait_until(lambda: answers(f"http://127.0.0.1:{vaka_port}/_sim/stats"), "vaka-sim", 120)
         for s in stacks:
             procs.wait_http(f"{s.base}/healthz")
             t0 = time.monotonic()
@@ -584,7 +584,8 @@ def apis(b: Bench, sync_users: int = 100_000, worker_jobs: int = 3000) -> None:
         print("!" * 78 + "\n", flush=True)
 
 
-def _answers(url: str) -> bool:
+def answers(url: str) -> bool:
+    """Whether url answers 200 now."""
     try:
         return httpx.get(url, timeout=1).status_code == 200
     except httpx.HTTPError:

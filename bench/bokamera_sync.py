@@ -55,7 +55,7 @@ def main() -> None:
     out: dict[str, object] = {"users": args.users, "load_at_start": load}
     with procs.running(vaka, *(s.proc for s in stacks if s.proc)):
         vaka_url = f"http://127.0.0.1:{vaka_port}"
-        apis.wait_until(lambda: apis._answers(f"{vaka_url}/_sim/stats"), "vaka-sim", 120)
+        apis.wait_until(lambda: apis.answers(f"{vaka_url}/_sim/stats"), "vaka-sim", 120)
         for s in stacks:
             procs.wait_http(f"{s.base}/healthz")
             key = apis.principal(

@@ -46,7 +46,7 @@ def main() -> None:
         print(f"  {step:<48} VmRSS {status(serve.pid)['VmRSS']:6.1f} MB", flush=True)
 
     with procs.running(vaka, serve):
-        apis.wait_until(lambda: apis._answers(f"http://127.0.0.1:{vaka_port}/_sim/stats"), "vaka")
+        apis.wait_until(lambda: apis.answers(f"http://127.0.0.1:{vaka_port}/_sim/stats"), "vaka")
         procs.wait_http(f"{stack.base}/healthz")
         show("started")
         apis.provision(stack, 32, vaka_port)
