@@ -81,10 +81,8 @@ def _plan_nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 def test_the_claims_one_plan_finds_its_rows_by_their_keys(server: Server) -> None:
     """Regression: the claim's generic plan (made once per connection, `CLAIM_PLAN`) joined
-    its picks to `jobs` and, made behind a large backlog, read the whole primary key for them
-    (a tenth of the backlog expected): 5 ms a claim of 10 behind 20,000 jobs, 33 ms behind
-    100,000. Each kind's range of `ix_jobs_claim` is read in order, and the rows taken by key.
-    """
+    its picks to `jobs` and, made behind a large analyzed backlog, read the whole primary key
+    for them. Each kind's range of `ix_jobs_claim` is read in order, and the rows by key."""
     jobs = server.services.jobs
     with server.services.db.write() as s:  # the backlog the plan is made behind, analyzed
         jobs.enqueue_many(s, [NewJob("a", {}, "t") for _ in range(20_000)])
