@@ -132,10 +132,10 @@ class Settings(BaseSettings):
     #: woken by a job) waits for the busy event loop to hand over the GIL
     gil_switch_interval_ms: float = Field(default=0.5, gt=0, le=1000)
 
-    #: BokaMera: Fernet keys for stored Axema Vaka passwords, separated by commas; the first
+    #: BokaMera: secret keys for stored Axema Vaka passwords, separated by commas; the first
     #: encrypts, every one decrypts (rotation). Unset: the key file below.
     bokamera_secret_key: SecretStr | None = None
-    #: BokaMera: file of Fernet keys (one a line, mode 0600), generated if missing; unset: for
+    #: BokaMera: file of secret keys (one a line, mode 0600), generated if missing; unset: for
     #: a SQLite database file `<database>.bokamera.key` beside it, else no key (see docs)
     bokamera_key_file: str | None = None
 

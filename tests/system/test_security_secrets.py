@@ -228,16 +228,16 @@ def _refused_start(args: list[str], env: dict[str, str], log: Path) -> str:
 def test_bokamera_start_up_refuses_unusable_keys(tmp_path: Path) -> None:
     """A malformed key, or a key file other users may read: serve and worker do not start,
     saying what is wrong without printing any key."""
-    from cryptography.fernet import Fernet
+    from writegate.modules.bokamera.crypto import new_key
 
-    good = Fernet.generate_key().decode()
+    good = new_key()
     open_file = tmp_path / "open.key"
     open_file.write_text(good + "\n")
     open_file.chmod(0o644)
     with fresh_database(str(tmp_path)) as url:
         cases = [
-            (_keyless_env(url, **{KEY_ENV: "not-a-fernet-key"}), "key 1 is not a Fernet key"),
-            (_keyless_env(url, **{KEY_ENV: f"{good},{good[:-2]}"}), "key 2 is not a Fernet key"),
+            (_keyless_env(url, **{KEY_ENV: "not-a-secret-key"}), "key 1 is not a secret key"),
+            (_keyless_env(url, **{KEY_ENV: f"{good},{good[:-2]}"}), "key 2 is not a secret key"),
             (
                 _keyless_env(url, WRITEGATE_BOKAMERA_KEY_FILE=str(open_file)),
                 f"chmod 600 {open_file}",
@@ -284,13 +284,13 @@ def _post_settings(url: str, headers: dict[str, str]) -> httpx.Response:
 
 
 def _assert_generated(path: Path, token: str) -> bytes:
-    from cryptography.fernet import Fernet, InvalidToken
+    from writegate.modules.bokamera.crypto import Keyring, SecretError
 
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     key = path.read_bytes().strip()
-    assert Fernet(key).decrypt(token.encode()) == b"vaka-pw"
-    with pytest.raises(InvalidToken):
-        Fernet(SOURCE_KEY).decrypt(token.encode())
+    assert Keyring([key.decode()], "test").decrypt(token) == "vaka-pw"
+    with pytest.raises(SecretError):
+        Keyring([SOURCE_KEY.decode()], "test").decrypt(token)
     return key
 
 

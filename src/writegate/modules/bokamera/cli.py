@@ -50,7 +50,7 @@ def vaka_sim(
 
 @app.command("generate-key")
 def generate_key() -> None:
-    """Print a new random Fernet key for WRITEGATE_BOKAMERA_SECRET_KEY."""
+    """Print a new random secret key for WRITEGATE_BOKAMERA_SECRET_KEY."""
     from writegate.modules.bokamera.crypto import new_key
 
     typer.echo(new_key())

@@ -1,7 +1,8 @@
-"""Vaka passwords at rest: Fernet (AES-128-CBC + HMAC-SHA256), keys from the env or a key file."""
+"""Vaka passwords at rest: SecretBox (XSalsa20-Poly1305), keys from the env or a key file."""
 
-# Several keys make a MultiFernet: the first encrypts and every one decrypts, so a key can be
-# rotated without downtime (docs/bokamera.md).
+# Several keys make a keyring: the first encrypts and every one decrypts, so a key can be
+# rotated without downtime (docs/bokamera.md). Passwords stored by earlier versions are Fernet
+# tokens under the same keys: still read, and re-encrypted by `writegate bokamera rotate-key`.
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import base64
 import binascii
 import contextlib
 import functools
+import hashlib
 import logging
 import os
 import re
@@ -20,17 +22,21 @@ from typing import TYPE_CHECKING
 from sqlalchemy.engine import make_url
 
 if TYPE_CHECKING:
-    from cryptography.fernet import MultiFernet
+    from nacl.secret import SecretBox
 
     from writegate.core.services import Services
     from writegate.settings import Settings
 
-#: environment variable of the keys: Fernet keys separated by commas, the newest first
+#: environment variable of the keys: secret keys separated by commas, the newest first
 KEY_ENV = "WRITEGATE_BOKAMERA_SECRET_KEY"
 #: environment variable of the key file used when KEY_ENV is unset
 KEY_FILE_ENV = "WRITEGATE_BOKAMERA_KEY_FILE"
 #: the default key file is the SQLite database's path with this suffix
 KEY_FILE_SUFFIX = ".bokamera.key"
+#: what a stored password starts with: then url-safe base64 of SecretBox's nonce + ciphertext
+PREFIX = "v2:"
+#: BLAKE2b personalization of the SecretBox key derived from a configured key
+_PERSON = b"wg-vaka-password"
 
 
 class SecretError(Exception):
@@ -41,8 +47,18 @@ class KeyConfigError(Exception):
     """The configured keys are unusable; the process must not start with them."""
 
 
+def box_key(key: str) -> bytes:
+    """The SecretBox key of a configured key: its 32 bytes through keyed BLAKE2b.
+
+    A key of its own for this use, so the bytes that also read old Fernet tokens (as an
+    HMAC and an AES key) never serve two ciphers.
+    """
+    raw = base64.urlsafe_b64decode(key.encode())
+    return hashlib.blake2b(digest_size=32, key=raw, person=_PERSON).digest()
+
+
 class Keyring:
-    """The process's Fernet keys (first encrypts, all decrypt), or where to make one."""
+    """The process's secret keys (first encrypts, all decrypt), or where to make one."""
 
     def __init__(self, keys: list[str], source: str, *, path: Path | None = None) -> None:
         self._keys = tuple(keys)
@@ -57,11 +73,7 @@ class Keyring:
         return bool(self._keys) or self.pending is not None
 
     @functools.cached_property
-    def _fernet(self) -> MultiFernet:
-        # Imported on first use: cryptography's bindings add about 6 MB to every process that
-        # loads this module, and most (workers of other kinds, a quiet serve) never need them.
-        from cryptography.fernet import Fernet, MultiFernet
-
+    def _loaded(self) -> tuple[str, ...]:
         keys = self._keys
         if not keys and self.pending is not None:
             try:
@@ -73,54 +85,82 @@ class Keyring:
                 f"no key to encrypt Axema Vaka passwords with: set {KEY_ENV} "
                 f"(or {KEY_FILE_ENV}), see docs/bokamera.md"
             )
-        return MultiFernet([Fernet(k.encode()) for k in keys])
+        return keys
+
+    @functools.cached_property
+    def _boxes(self) -> list[SecretBox]:
+        # Imported on first use: most processes (workers of other kinds, a quiet serve) never
+        # need it.
+        from nacl.secret import SecretBox
+
+        return [SecretBox(box_key(k)) for k in self._loaded]
 
     def encrypt(self, plaintext: str) -> str:
-        """Encrypt and authenticate under the first key; a fresh random IV every time."""
-        return self._fernet.encrypt(plaintext.encode()).decode()
+        """Encrypt and authenticate under the first key; a fresh random nonce every time."""
+        sealed = self._boxes[0].encrypt(plaintext.encode())
+        return PREFIX + base64.urlsafe_b64encode(bytes(sealed)).decode()
 
     def decrypt(self, token: str) -> str:
         """Reverse encrypt() with whichever key fits; SecretError if none does."""
-        from cryptography.fernet import InvalidToken
-
-        fernet = self._fernet
-        try:
-            return fernet.decrypt(token.encode()).decode()
-        except (InvalidToken, ValueError):
+        plaintext = self._open(token)
+        if plaintext is None:
             raise SecretError(
                 f"the stored secret matches none of the keys from {self.source}, or it was altered"
-            ) from None
+            )
+        return plaintext
 
     def rotate(self, token: str) -> str:
         """The same secret encrypted under the first key; SecretError if no key reads it."""
-        from cryptography.fernet import InvalidToken
+        plaintext = self._open(token)
+        if plaintext is None:
+            raise SecretError(f"it matches none of the keys from {self.source}")
+        return self.encrypt(plaintext)
 
-        fernet = self._fernet
+    def _open(self, token: str) -> str | None:
+        if not token.startswith(PREFIX):
+            return self._open_fernet(token)
+        from nacl.exceptions import CryptoError
+
         try:
-            return fernet.rotate(token.encode()).decode()
+            sealed = base64.urlsafe_b64decode(token[len(PREFIX) :].encode())
+        except (binascii.Error, ValueError):
+            return None
+        for box in self._boxes:
+            try:
+                return box.decrypt(sealed).decode()
+            except (CryptoError, ValueError):  # a wrong key, an altered or truncated value
+                continue
+        return None
+
+    def _open_fernet(self, token: str) -> str | None:
+        """A password stored by a version before PyNaCl: a Fernet token under the same keys."""
+        from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+        fernet = MultiFernet([Fernet(k.encode()) for k in self._loaded])
+        try:
+            return fernet.decrypt(token.encode()).decode()
         except (InvalidToken, ValueError):
-            raise SecretError(f"it matches none of the keys from {self.source}") from None
+            return None
 
 
 def new_key() -> str:
-    """A fresh random Fernet key (what Fernet.generate_key() makes)."""
+    """A fresh random secret key: 32 random bytes, url-safe base64 (Fernet's key format)."""
     return base64.urlsafe_b64encode(os.urandom(32)).decode()
 
 
 def parse_keys(text: str, source: str) -> list[str]:
-    """Fernet keys separated by commas, blanks or new lines, the first one encrypting."""
+    """Secret keys separated by commas, blanks or new lines, the first one encrypting."""
     if not text.strip():
         raise KeyConfigError(f"{source} holds no key")
     keys = re.split(r"[\s,]+", text.strip())
     for n, key in enumerate(keys, 1):
-        # Fernet's own test of a key, without loading cryptography at start-up.
         try:
             valid = len(base64.urlsafe_b64decode(key.encode())) == 32
         except (binascii.Error, ValueError):
             valid = False
         if not valid:
             raise KeyConfigError(
-                f"{source}: key {n} is not a Fernet key (32 url-safe base64-encoded bytes, "
+                f"{source}: key {n} is not a secret key (32 url-safe base64-encoded bytes, "
                 "44 characters); make one with `writegate bokamera generate-key`"
             )
     return keys
