@@ -73,12 +73,17 @@ CLAIM_PLAN = (
 
 
 def build_engine(
-    url: str, pool_size: int | None = 10, *, settings: Sequence[str] = (PLAN_EACH_RUN,)
+    url: str,
+    pool_size: int | None = 10,
+    *,
+    settings: Sequence[str] = (PLAN_EACH_RUN,),
+    autocommit: bool = False,
 ) -> Engine:
     """Create an engine tuned for writegate's durability rules.
 
     `pool_size=None`: no pool (a command's one connection, closed when it is done).
     `settings`: the PostgreSQL session settings (`SET` ...) of each pooled connection.
+    `autocommit` (PostgreSQL): every connection in autocommit from when it is opened.
     """
     url = normalize_url(url)
     if pool_size is None:
@@ -94,6 +99,8 @@ def build_engine(
         engine = _sqlite_engine(url, **pool)
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
+    if autocommit:
+        pool["isolation_level"] = "AUTOCOMMIT"
     if pool_size is None:
         return create_engine(url, **pool)  # a fresh connection each time: nothing to ping
     engine = create_engine(url, pool_timeout=30, **pool)
@@ -121,10 +128,11 @@ def build_unflushed_engine(url: str) -> Engine:
 
     `synchronous_commit` is set once per connection, when it is opened, rather than with a
     `SET LOCAL` in each transaction: that was a round trip of its own, before the BEGIN and
-    COMMIT ones. See `Database.statement`.
+    COMMIT ones. Autocommit too, rather than switched on at each checkout and off at each
+    checkin (`execution_options`): no round trip, but SQLAlchemy's and psycopg's machinery
+    for it cost a claim more than the rest of its checkout. See `Database.statement`.
     """
-    engine = build_engine(url, 2, settings=["synchronous_commit = off", *CLAIM_PLAN])
-    return engine.execution_options(isolation_level="AUTOCOMMIT")
+    return build_engine(url, 2, settings=["synchronous_commit = off", *CLAIM_PLAN], autocommit=True)
 
 
 def _set_on_connect(engine: Engine, *settings: str) -> None:
