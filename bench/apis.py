@@ -565,9 +565,9 @@ def apis(b: Bench, sync_users: int = 100_000, worker_jobs: int = 3000) -> None:
         [pro_mb],
         "<= 1.2",
     )
-    answers = sum(r["ok"] + r["bad"] for rs in runs.values() for r in rs)
+    answered = sum(r["ok"] + r["bad"] for rs in runs.values() for r in rs)
     bad = sum(r["bad"] + r["socket_errors"] for rs in runs.values() for r in rs)
-    b.add("answers that were not a success (every API run)", [bad], "", "answers", [answers], "0")
+    b.add("answers that were not a success (every API run)", [bad], "", "answers", [answered], "0")
     b.notes["apis_runs"] = {f"{t} | {side}": rs for (t, side), rs in runs.items()}
     b.notes["apis_ok_median"] = {
         f"{t} | {side}": med([r["ok"] for r in rs]) for (t, side), rs in runs.items()
