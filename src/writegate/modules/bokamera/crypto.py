@@ -47,7 +47,7 @@ class KeyConfigError(Exception):
     """The configured keys are unusable; the process must not start with them."""
 
 
-def box_key(key: str) -> bytes:
+def _box_key(key: str) -> bytes:
     """The SecretBox key of a configured key: its 32 bytes through keyed BLAKE2b.
 
     A key of its own for this use, so the bytes that also read old Fernet tokens (as an
@@ -93,7 +93,7 @@ class Keyring:
         # need it.
         from nacl.secret import SecretBox
 
-        return [SecretBox(box_key(k)) for k in self._loaded]
+        return [SecretBox(_box_key(k)) for k in self._loaded]
 
     def encrypt(self, plaintext: str) -> str:
         """Encrypt and authenticate under the first key; a fresh random nonce every time."""
