@@ -24,16 +24,14 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 from sqlalchemy import create_engine, text
 
-from bench import procs
+from bench import memory, procs
+from bench.run import PG_BASE, TMP, Bench, med, recreate_pg
 from writegate.settings import ALL_MODULES
-
-if TYPE_CHECKING:
-    from bench.run import Bench
 
 LUA = Path(__file__).resolve().parent / "lua"
 PG_DB = "writegate_bench_apis"
@@ -100,8 +98,6 @@ def wrk_script(
     base: str, script: str, seconds: float, connections: int, stateful: bool, env: dict[str, str]
 ) -> dict[str, Any]:
     """Run one wrk script; req/s, p50/p99 ms, and answers that were (not) a success."""
-    from bench.run import TMP
-
     path = TMP / f"apis-{script}"
     path.write_text((LUA / "common.lua").read_text() + (LUA / script).read_text())
     # Per-connection state needs one connection per wrk thread (Lua state is per thread).
@@ -213,7 +209,6 @@ def provision_jef_one(c: httpx.Client) -> None:
 
 def provision_ikonomikal(stack: Stack, c: httpx.Client, sessions: int) -> dict[str, str]:
     """`sessions` logins spread over the IKO_EMAILS users; the wrk script's sessions file."""
-    from bench.run import TMP
     from writegate.modules.ikonomikal.routes import LOGIN_PATH
 
     def login(i: int) -> str:
@@ -391,9 +386,6 @@ def jef_one_counts(stack: Stack, out: dict[str, float]) -> Iterator[None]:
 
 def apis(b: Bench, sync_users: int = 100_000, worker_jobs: int = 3000) -> None:
     """Run every per-API figure and add its rows to b."""
-    from bench import memory
-    from bench.run import PG_BASE, TMP, med, recreate_pg
-
     seconds = max(MIN_SECONDS, b.duration)
     rounds = max(1, min(MAX_ROUNDS, b.repeat))
     conns = b.connections
