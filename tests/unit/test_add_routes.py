@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.routing import APIRoute
 
@@ -55,11 +56,17 @@ def build() -> tuple[FastAPI, APIRouter, APIRouter]:
     return app, first, second
 
 
+def _shape(route: object) -> tuple[object, ...]:
+    assert isinstance(route, APIRoute)
+    return (route.path, route.methods, route.endpoint, type(route))
+
+
 def test_the_routers_routes_are_the_apps_own_in_order() -> None:
-    """No nested router for a request to walk: the app lists the very route objects."""
+    """No nested router for a request to walk: the app lists the routes, in order."""
     app, first, second = build()
-    own = [r for r in app.router.routes if r in first.routes or r in second.routes]
-    assert own == [*first.routes, *second.routes]
+    mine = {r.endpoint for r in [*first.routes, *second.routes] if isinstance(r, APIRoute)}
+    own = [r for r in app.router.routes if isinstance(r, APIRoute) and r.endpoint in mine]
+    assert [_shape(r) for r in own] == [_shape(r) for r in [*first.routes, *second.routes]]
 
 
 def test_requests_keep_the_routers_prefix_dependencies_and_route_class() -> None:
@@ -94,3 +101,43 @@ def test_an_openapi_document_made_before_add_routes_is_made_again() -> None:
     assert "/late" not in app.openapi()["paths"]
     add_routes(app, late)
     assert "/late" in app.openapi()["paths"]
+
+
+async def allow() -> None:
+    """Stands in for `needs_key`."""
+
+
+def test_each_app_s_dependency_overrides_reach_the_routes_it_added() -> None:
+    """One router in two apps: an override in one lets its requests in, not the other's."""
+    first = APIRouter(prefix="/first", dependencies=[Depends(needs_key)])
+
+    @first.get("/item", operation_id="first_item")
+    async def first_item() -> dict[str, str]:
+        return {"from": "first"}
+
+    overriding, plain = FastAPI(), FastAPI()
+    add_routes(overriding, first)
+    add_routes(plain, first)
+    overriding.dependency_overrides[needs_key] = allow
+
+    async def status(app: FastAPI) -> int:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+            return (await client.get("/first/item")).status_code
+
+    assert asyncio.run(status(overriding)) == 200
+    assert asyncio.run(status(plain)) == 401
+    overriding.dependency_overrides.clear()
+    assert asyncio.run(status(overriding)) == 401
+
+
+def test_a_route_with_its_own_body_limit_is_refused() -> None:
+    """writegate's BodyLimit middleware limits every body; a per-route limit would be lost."""
+    limited = APIRouter()
+
+    @limited.post("/limited", operation_id="limited", max_body_size=10)
+    async def limited_route() -> dict[str, str]:
+        return {}
+
+    with pytest.raises(ValueError, match="/limited: writegate's BodyLimit"):
+        add_routes(FastAPI(), limited)

@@ -201,3 +201,30 @@ def test_a_body_that_is_not_utf8_is_malformed_json_on_either_path(encoding: str)
     assert r.status_code == 422, r.text
     [problem] = r.json()["detail"]
     assert (problem["type"], problem["ctx"]) == ("json_invalid", {"error": "the body is not UTF-8"})
+
+
+async def as_admin() -> str:
+    """Stands in for `caller`: everyone is admin."""
+    CALLS.append("as_admin")
+    return "admin"
+
+
+def test_while_a_dependency_is_overridden_the_route_takes_fastapis_path() -> None:
+    """The override runs in place of the dependency (no x-caller needed), then no longer."""
+    app = FastAPI()
+    add_routes(app, router)
+    app.dependency_overrides[caller] = as_admin
+
+    async def send() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+            return await client.post("/principal", headers=JSON, content='{"name": "n"}')
+
+    CALLS.clear()
+    r = asyncio.run(send())
+    assert (r.status_code, r.json()) == (200, {"name": "n", "who": "admin", "again": "admin"})
+    assert CALLS == ["as_admin"]
+    app.dependency_overrides.clear()
+    CALLS.clear()
+    assert asyncio.run(send()).status_code == 401
+    assert CALLS == ["caller"]

@@ -3,6 +3,7 @@ route, errors."""
 
 from __future__ import annotations
 
+import copy
 import inspect
 import re
 import typing
@@ -13,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, request_response
 from pydantic import BaseModel, ValidationError
 from starlette.routing import Route
 
@@ -54,22 +55,28 @@ def not_json(content_type: str) -> str:
 
 
 def add_routes(app: FastAPI, router: APIRouter, *, any_case: bool = False) -> None:
-    """Make router's routes the app's own, in their order (writegate's `include_router`);
-    with `any_case`, their paths match in any letter case (path parameters keep theirs).
+    """Make copies of router's routes the app's own, in their order (writegate's
+    `include_router`); with `any_case`, their paths match in any letter case (path parameters
+    keep theirs).
 
     FastAPI's `include_router` keeps a router as one nested route that each request walks
     twice (to match, then to handle), and every nested route asked costs a match of each of
-    its routes; writegate includes its routers with nothing an inclusion adds (no prefix,
-    dependencies or overrides), so their routes can be the app's own. That halves the
-    lookup: `python -m bench.route_probe`. The routes keep their router's (absent)
-    dependency-overrides provider: `app.dependency_overrides` does not reach them, and
-    writegate sets none.
+    its routes; writegate includes its routers with nothing an inclusion adds (no prefix or
+    dependencies), so their routes can be the app's own. That halves the lookup: `python -m
+    bench.route_probe`. As with `include_router`, `app.dependency_overrides` applies to them,
+    and a router added to two apps answers in each with that app's overrides.
     """
-    if any_case:
-        for route in router.routes:
-            if isinstance(route, Route):
-                route.path_regex = re.compile(route.path_regex.pattern, re.IGNORECASE)
-    app.router.routes.extend(router.routes)
+    for route in router.routes:
+        own = copy.copy(route)
+        if any_case and isinstance(own, Route):
+            own.path_regex = re.compile(own.path_regex.pattern, re.IGNORECASE)
+        if isinstance(own, APIRoute):
+            if own.max_body_size is not None:
+                raise ValueError(f"{own.path}: writegate's BodyLimit middleware limits bodies")
+            # A route's handler reads its provider when it is built: build it again.
+            own.dependency_overrides_provider = app
+            own.app = request_response(own.get_route_handler())
+        app.router.routes.append(own)
     app.openapi_schema = None  # a document made before now lacks these routes
 
 
@@ -83,7 +90,8 @@ class JsonBodyRoute(APIRoute):
     without FastAPI's general solving); anything else - another content type, bad JSON, a
     validation error - takes FastAPI's own path, so errors, their envelopes and the OpenAPI
     document are exactly those of a plain route. A dependency's exception propagates as it
-    would from FastAPI's solving. Dependency overrides are not consulted (writegate sets none).
+    would from FastAPI's solving. While the app overrides any dependency
+    (`app.dependency_overrides`, as tests do), every request takes FastAPI's path.
     """
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
@@ -93,9 +101,11 @@ class JsonBodyRoute(APIRoute):
         if fast is None:
             return slow
         call, model = fast
+        provider = self.dependency_overrides_provider
 
         async def handler(request: Request) -> Response:
-            if is_json(request.headers.get("content-type", "")):
+            overridden = provider is not None and provider.dependency_overrides
+            if not overridden and is_json(request.headers.get("content-type", "")):
                 try:
                     body = model.model_validate_json(await request.body())
                 except ValidationError:
