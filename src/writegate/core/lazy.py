@@ -30,8 +30,8 @@ def without(*names: str) -> Iterator[None]:
     """In the block, importing one of these modules raises ImportError (unless it is loaded).
 
     For libraries that load an extra if it is installed: structlog's rich tracebacks,
-    httpx's command line (rich and pygments). rich is installed for the CLI's tables, and
-    each of these extras costs a process 3-5 MB that writegate does not use.
+    httpx's command line (click, rich and pygments). rich is installed for the CLI's tables
+    (typer's), and each of these extras costs a process 1-5 MB that writegate does not use.
     """
     hidden = [name for name in names if name not in sys.modules]
     for name in hidden:

@@ -28,8 +28,8 @@ USERS_PATH = "/api/v1/users"
 @functools.cache
 def _httpx() -> ModuleType:
     """httpx, imported when first used (a process that never syncs does not need it) and
-    without its command line (rich and pygments, about 3 MB)."""
-    with without("pygments", "rich"):
+    without its command line (click, rich and pygments), which writegate never runs."""
+    with without("click", "pygments", "rich"):
         return importlib.import_module("httpx")
 
 
