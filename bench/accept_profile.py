@@ -5,7 +5,7 @@ real jef-one module; `--no-worker`, or with its embedded worker running the sess
 `verified` given `worker`) under `wrk -c32`, in turn, 4 s each. For each run it prints
 req/s and p50, how busy the machine was, and the CPU each thread of the server spent per
 request (user + system, from /proc), so the event loop and the commit threads can be told
-apart.
+apart, and for writegate the group commits a second and their mean size (its `/metrics`).
 
 `jobs [N]`: jef-one's session jobs as the worker runs them (claimed N at a time, then the
 kind's batch write: the handler and one completion statement, in one transaction), alone,
@@ -29,6 +29,8 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from bench import procs, run
 from writegate.core.services import Services
@@ -73,6 +75,18 @@ def start_ceiling() -> tuple[subprocess.Popen[bytes], str]:
     return ceiling, f"http://127.0.0.1:{port}{run.JEF_ONE_PATH}"
 
 
+def batches(url: str) -> tuple[float, float]:
+    """(batches, writes in them) so far, from the server's `/metrics`: (0, 0) for the ceiling."""
+    base = url.rsplit("/", 1)[0]
+    text = httpx.get(f"{base}/metrics", timeout=10).text
+    found = dict.fromkeys(("_count", "_sum"), 0.0)
+    for line in text.splitlines():
+        for suffix in found:
+            if line.startswith(f"writegate_group_commit_batch_size{suffix} "):
+                found[suffix] = float(line.split()[-1])
+    return found["_count"], found["_sum"]
+
+
 def threads(rounds: int, dbs: list[str], worker: bool = False) -> None:
     """Per-thread CPU per request of the ceiling and of writegate under wrk."""
     run.TMP.mkdir(parents=True, exist_ok=True)
@@ -97,9 +111,12 @@ def threads(rounds: int, dbs: list[str], worker: bool = False) -> None:
             run.wrk(url, 1, 32)
         for _ in range(rounds):
             for name, (proc, url) in targets.items():
+                counted = name != "ceiling"
+                count0, sum0 = batches(url) if counted else (0.0, 0.0)
                 before, (busy0, total0) = thread_cpu(proc.pid), machine_cpu()
                 result = run.wrk(url, SECONDS, 32)
                 after, (busy1, total1) = thread_cpu(proc.pid), machine_cpu()
+                count1, sum1 = batches(url) if counted else (0.0, 0.0)
                 n = result["rps"] * SECONDS
                 per = []
                 for key, (user, system) in after.items():
@@ -108,10 +125,14 @@ def threads(rounds: int, dbs: list[str], worker: bool = False) -> None:
                         per.append((key, (user - u0) / n * 1e6, (system - s0) / n * 1e6))
                 per.sort(key=lambda t: -(t[1] + t[2]))
                 each = "  ".join(f"{k} {u:.0f}+{s:.0f}" for k, u, s in per)
+                grouped = ""
+                if count1 > count0:
+                    mean = (sum1 - sum0) / (count1 - count0)
+                    grouped = f"  {(count1 - count0) / SECONDS:.0f} batches/s of {mean:.1f}"
                 print(
                     f"{name:8} {result['rps']:7.0f} req/s  p50 {result['p50']:.2f} ms  "
                     f"machine {(busy1 - busy0) / (total1 - total0):.0%} busy  "
-                    f"us/request (user+sys): {each}",
+                    f"us/request (user+sys): {each}{grouped}",
                     flush=True,
                 )
 
