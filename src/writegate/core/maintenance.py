@@ -1,12 +1,21 @@
-"""Periodic housekeeping (expired tokens, stale sessions) run next to a worker."""
+"""Periodic housekeeping (expired tokens, stale sessions) run next to a worker, and the
+database server's own upkeep it relies on."""
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+
+from sqlalchemy import text
+
+from writegate.core.db import Database
 
 log = logging.getLogger("writegate.maintenance")
+
+#: PostgreSQL's settings without which nothing vacuums or analyzes writegate's tables
+VACUUM_SETTINGS = ("autovacuum", "track_counts")
+_SETTINGS = text("SELECT name, setting FROM pg_settings WHERE name = ANY(:names)")
 
 Task = Callable[[], int | None]
 
@@ -46,3 +55,26 @@ class Maintenance:
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
             self.run_once()
+
+
+def vacuum_warnings(settings: Mapping[str, str]) -> list[str]:
+    """Why PostgreSQL will not vacuum writegate's tables: a line per setting that is off."""
+    return [
+        f"PostgreSQL's {name} is off: nothing vacuums or analyzes writegate's tables, so "
+        "every job's claim and completion leaves a dead row behind, the tables and indexes "
+        "grow and the plans go stale; turn it on, or run VACUUM ANALYZE on them regularly"
+        for name in VACUUM_SETTINGS
+        if settings.get(name, "on") != "on"
+    ]
+
+
+def check_vacuum(db: Database) -> list[str]:
+    """`vacuum_warnings` of db's server, each logged as a warning (none on SQLite)."""
+    if not db.is_postgres:
+        return []
+    with db.read() as s:
+        rows = s.execute(_SETTINGS, {"names": list(VACUUM_SETTINGS)}).all()
+        warnings = vacuum_warnings(dict(rows))
+    for warning in warnings:
+        log.warning(warning)
+    return warnings
