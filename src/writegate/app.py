@@ -27,7 +27,6 @@ from writegate.core.http import (
     is_json,
     not_json,
 )
-from writegate.core.maintenance import check_vacuum
 from writegate.core.middleware import BodyLimit
 from writegate.core.module import Module
 from writegate.core.observability import metrics, tracing
@@ -138,7 +137,6 @@ def _lifespan(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.auto_migrate:
             migrate(services)
-        check_vacuum(services.db)
         services.db.attach_loop(asyncio.get_running_loop())
         worker = None
         if settings.embedded_worker:

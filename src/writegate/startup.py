@@ -11,7 +11,7 @@ import importlib
 from pathlib import Path
 from types import ModuleType
 
-from writegate.core.maintenance import Maintenance, Task
+from writegate.core.maintenance import Maintenance, Task, check_vacuum
 from writegate.core.migrations import upgrade
 from writegate.core.module import Module
 from writegate.core.services import Services
@@ -35,14 +35,16 @@ def load_modules(services: Services) -> list[Module]:
 
 
 def maintenance(services: Services, modules: list[Module]) -> Maintenance:
-    """The housekeeping every worker process runs: the core's and each module's."""
+    """The housekeeping every worker process runs: the core's and each module's, after the
+    check of the database server's own upkeep."""
     tasks: list[tuple[str, Task]] = [
         ("core.expired_tokens", services.purge_expired_tokens),
         ("core.prune_jobs", services.prune_jobs),
     ]
     for m in modules:
         tasks += m.maintenance
-    return Maintenance(tasks, services.settings.maintenance_interval)
+    checks: list[tuple[str, Task]] = [("core.vacuum", lambda: check_vacuum(services.db))]
+    return Maintenance(tasks, services.settings.maintenance_interval, checks)
 
 
 def migration_dirs(settings: Settings) -> list[Path]:

@@ -155,7 +155,6 @@ def worker(
     ] = None,
 ) -> None:
     """Run a standalone job worker (scale out by starting several)."""
-    from writegate.core.maintenance import check_vacuum
     from writegate.core.observability import tracing
     from writegate.core.worker import Worker
     from writegate.startup import freeze_startup_objects, maintenance
@@ -164,7 +163,6 @@ def worker(
     setup_logging(settings.log_level, log_format or settings.log_format)
     check_module_settings(settings)
     services = worker_services(settings)
-    check_vacuum(services.db)
     tracing.setup_tracing(settings.otel)
     w = Worker(
         services.jobs,

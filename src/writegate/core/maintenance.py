@@ -21,26 +21,27 @@ Task = Callable[[], int | None]
 
 
 class Maintenance:
-    """Runs each task every `interval` seconds in one background thread."""
+    """Runs each task every `interval` seconds in one background thread, and each of
+    `checks` once as the thread starts (a database that is down then delays no start-up)."""
 
-    def __init__(self, tasks: Sequence[tuple[str, Task]], interval: float = 300.0) -> None:
+    def __init__(
+        self,
+        tasks: Sequence[tuple[str, Task]],
+        interval: float = 300.0,
+        checks: Sequence[tuple[str, Task]] = (),
+    ) -> None:
         self.tasks = list(tasks)
+        self.checks = list(checks)
         self.interval = interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def run_once(self) -> dict[str, int | None]:
         """Run every task now; a failing task is logged and does not stop the others."""
-        done: dict[str, int | None] = {}
-        for name, task in self.tasks:
-            try:
-                done[name] = task()
-            except Exception:
-                log.exception("maintenance task %s failed", name)
-        return done
+        return _run(self.tasks)
 
     def start(self) -> None:
-        """Start the background thread (first pass after one interval)."""
+        """Start the background thread: the checks at once, the tasks after one interval."""
         self._thread = threading.Thread(
             target=self._loop, name="writegate-maintenance", daemon=True
         )
@@ -53,8 +54,20 @@ class Maintenance:
             self._thread.join(10)
 
     def _loop(self) -> None:
+        _run(self.checks)
         while not self._stop.wait(self.interval):
             self.run_once()
+
+
+def _run(tasks: Sequence[tuple[str, Task]]) -> dict[str, int | None]:
+    """Each task's result by name; a failing task is logged and does not stop the others."""
+    done: dict[str, int | None] = {}
+    for name, task in tasks:
+        try:
+            done[name] = task()
+        except Exception:
+            log.exception("maintenance task %s failed", name)
+    return done
 
 
 def vacuum_warnings(settings: Mapping[str, str]) -> list[str]:
@@ -68,13 +81,13 @@ def vacuum_warnings(settings: Mapping[str, str]) -> list[str]:
     ]
 
 
-def check_vacuum(db: Database) -> list[str]:
-    """`vacuum_warnings` of db's server, each logged as a warning (none on SQLite)."""
+def check_vacuum(db: Database) -> int:
+    """Log `vacuum_warnings` of db's server (none on SQLite); how many there were."""
     if not db.is_postgres:
-        return []
+        return 0
     with db.read() as s:
         rows = s.execute(_SETTINGS, {"names": list(VACUUM_SETTINGS)}).all()
         warnings = vacuum_warnings(dict(rows))
     for warning in warnings:
         log.warning(warning)
-    return warnings
+    return len(warnings)
