@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench import procs, run
 from writegate.core.services import Services
@@ -76,15 +77,15 @@ def start_ceiling() -> tuple[subprocess.Popen[bytes], str]:
 
 
 def batches(url: str) -> tuple[float, float]:
-    """(batches, writes in them) so far, from the server's `/metrics`: (0, 0) for the ceiling."""
+    """(batches, writes in them) so far, from the server's `/metrics`."""
     base = url.rsplit("/", 1)[0]
-    text = httpx.get(f"{base}/metrics", timeout=10).text
-    found = dict.fromkeys(("_count", "_sum"), 0.0)
-    for line in text.splitlines():
-        for suffix in found:
-            if line.startswith(f"writegate_group_commit_batch_size{suffix} "):
-                found[suffix] = float(line.split()[-1])
-    return found["_count"], found["_sum"]
+    samples = {
+        s.name: s.value
+        for family in text_string_to_metric_families(httpx.get(f"{base}/metrics", timeout=10).text)
+        for s in family.samples
+    }
+    name = "writegate_group_commit_batch_size"
+    return samples.get(f"{name}_count", 0.0), samples.get(f"{name}_sum", 0.0)
 
 
 def threads(rounds: int, dbs: list[str], worker: bool = False) -> None:
