@@ -22,10 +22,12 @@ from typing import Any
 
 import httpx
 import uvicorn
+from sqlalchemy import text
 from sqlalchemy.util import await_
 
 from writegate.app import create_app
 from writegate.core.db.group_commit import GroupCommit
+from writegate.core.maintenance import VACUUM_SETTINGS
 from writegate.core.services import Services
 from writegate.settings import Settings
 from writegate.startup import migration_dirs
@@ -199,6 +201,15 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: floa
 def uid(prefix: str = "") -> str:
     """A short unique id for test isolation inside a shared database."""
     return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+def vacuum_settings(server: Server) -> dict[str, str]:
+    """The database server's own answer to SHOW for each setting the vacuum check reads
+    (none on SQLite)."""
+    if not server.services.db.is_postgres:
+        return {}
+    with server.services.db.read() as s:
+        return {name: str(s.scalar(text(f"SHOW {name}"))) for name in VACUUM_SETTINGS}
 
 
 def hold_group_commit(group: GroupCommit) -> tuple[threading.Event, Future[str]]:

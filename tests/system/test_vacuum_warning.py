@@ -7,18 +7,9 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
-from tests.harness import Server, fresh_database, start_server
-from writegate.core.maintenance import VACUUM_SETTINGS, check_vacuum, vacuum_warnings
-
-
-def _settings(server: Server) -> dict[str, str]:
-    """The server's own answer to SHOW, for each setting the check reads (none on SQLite)."""
-    if not server.services.db.is_postgres:
-        return {}
-    with server.services.db.read() as s:
-        return {name: str(s.scalar(text(f"SHOW {name}"))) for name in VACUUM_SETTINGS}
+from tests.harness import Server, fresh_database, start_server, vacuum_settings
+from writegate.core.maintenance import check_vacuum, vacuum_warnings
 
 
 def _logged(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -29,7 +20,7 @@ def test_the_warnings_name_the_settings_that_are_off(
     server: Server, caplog: pytest.LogCaptureFixture
 ) -> None:
     """One warning, logged, per setting that SHOW says is off; none on SQLite."""
-    expected = vacuum_warnings(_settings(server))
+    expected = vacuum_warnings(vacuum_settings(server))
     with caplog.at_level(logging.WARNING, logger="writegate.maintenance"):
         assert check_vacuum(server.services.db) == len(expected)
     assert _logged(caplog) == expected
@@ -39,7 +30,7 @@ def test_serve_warns_as_its_housekeeping_starts(
     server: Server, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A `serve` with its embedded worker logs the same warnings once it has started."""
-    expected = vacuum_warnings(_settings(server))
+    expected = vacuum_warnings(vacuum_settings(server))
     with (
         caplog.at_level(logging.WARNING, logger="writegate.maintenance"),
         fresh_database(str(tmp_path)) as url,

@@ -10,9 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sqlalchemy import text
-
-from tests.harness import Server, wait_for
+from tests.harness import Server, vacuum_settings, wait_for
 from writegate.core.maintenance import VACUUM_SETTINGS
 from writegate.settings import ALL_MODULES
 
@@ -62,13 +60,5 @@ def test_worker_runs_jobs_without_loading_the_web_side(bare_server: Server, tmp_
     assert [m for m in loaded if WEB_SIDE.match(m)] == []
     assert "rich" not in loaded  # structlog would load it (see core/observability/logging.py)
     # It warns, as `serve` does, of a PostgreSQL that never vacuums its tables.
-    off = [name for name, value in _vacuum_settings(bare_server).items() if value != "on"]
+    off = [name for name, value in vacuum_settings(bare_server).items() if value != "on"]
     assert [n for n in VACUUM_SETTINGS if f"PostgreSQL's {n} is off" in err] == off
-
-
-def _vacuum_settings(server: Server) -> dict[str, str]:
-    """SHOW of each setting the vacuum check reads (none on SQLite)."""
-    if not server.services.db.is_postgres:
-        return {}
-    with server.services.db.read() as s:
-        return {name: str(s.scalar(text(f"SHOW {name}"))) for name in VACUUM_SETTINGS}
