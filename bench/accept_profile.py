@@ -11,16 +11,18 @@ apart, and for writegate the group commits a second and their mean size (its `/m
 kind's batch write: the handler and one completion statement, in one transaction), alone,
 on SQLite and on PostgreSQL. It prints wall time and CPU per job.
 
-`batch [N]`: one group-commit batch of N session accepts (jef-one's `accept_session`, all
-queued in one event-loop iteration, so they share one transaction), alone (no HTTP, no
-load), 300 times on SQLite and on PostgreSQL. It prints wall time and the process's CPU
-(the event loop and the commit thread) per batch, and on SQLite the WAL frames each batch
-writes.
+`batch [N]`: one group-commit batch of N session accepts (all queued in one event-loop
+iteration, so they share one transaction), alone (no HTTP, no load), 300 times on SQLite
+and on PostgreSQL, twice: jef-one's `accept_session`, then the bench module's accept (the
+same enqueue with no reads and no exclusive key). It prints wall time and the process's CPU
+(the event loop and the commit thread) per batch, and on SQLite the WAL frames each of
+jef-one's batches writes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import subprocess
@@ -33,7 +35,9 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench import procs, run
+from bench import noop_module, procs, run
+from bench.schemas import CreateSession
+from writegate.core.db import BatchWrite
 from writegate.core.services import Services
 from writegate.core.worker.short import KindBatch
 from writegate.modules import jef_one as jef_one_module
@@ -138,53 +142,83 @@ def threads(rounds: int, dbs: list[str], worker: bool = False) -> None:
                 )
 
 
-def batch(n: int) -> None:
-    """Wall time and CPU of one group-commit batch of n jef-one accepts, alone."""
+def batch(n: int, rounds: int = 2) -> None:
+    """Wall time and CPU of one group-commit batch of n accepts, alone: jef-one's and the bench
+    module's (the same enqueue, no reads and no key), in alternated rounds."""
     run.TMP.mkdir(parents=True, exist_ok=True)
     run.recreate_pg("writegate_bench_wg")
     for label, url in (("SQLite", run.WG_SQLITE), ("PostgreSQL", run.WG_PG)):
         svc = run.writegate_services(url, MODULES)
         jef_one_module.create_web(svc)  # the accept write lives on the module's web side
         run.reset_writegate(svc)
-        prefix = uuid.uuid4().hex[:8]
-        count = 0
-
-        runner = asyncio.Runner()
-
-        async def accepts(svc: Services, prefix: str, batch_no: int) -> None:
-            bodies = [
-                CreateSessionJob(
-                    entity_number="1001",
-                    employee_number="00001",
-                    session_id=f"s-{prefix}-{batch_no}-{i}",
-                    app_type="mobile",
-                    app_number="001",
+        batches = _Batches(svc, n)
+        for which in ("jef-one", "bench module"):
+            for _ in range(50):
+                batches.one(which)
+        for _ in range(rounds):
+            for which in ("jef-one", "bench module"):
+                times = 300
+                wall, cpu = time.perf_counter(), time.process_time()
+                for _ in range(times):
+                    batches.one(which)
+                wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+                line = (
+                    f"{label}: {which}, batch of {n}: {wall / times * 1e3:.2f} ms wall, "
+                    f"{cpu / times * 1e3:.2f} ms CPU ({cpu / times / n * 1e6:.0f} us per accept)"
                 )
-                for i in range(n)
-            ]
-            await asyncio.gather(*(jef_one.accept_session(svc, b) for b in bodies))
-
-        def one(svc: Services = svc, prefix: str = prefix, runner: asyncio.Runner = runner) -> None:
-            nonlocal count
-            count += 1
-            runner.run(accepts(svc, prefix, count))
-
-        for _ in range(50):
-            one()
-        times = 300
-        wall, cpu = time.perf_counter(), time.process_time()
-        for _ in range(times):
-            one()
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        line = (
-            f"{label}: batch of {n}: {wall / times * 1e3:.2f} ms wall, "
-            f"{cpu / times * 1e3:.2f} ms CPU ({cpu / times / n * 1e6:.0f} us per accept)"
-        )
-        if svc.db.is_sqlite:
-            line += f", {wal_frames(svc, one):.1f} WAL frames per batch"
-        print(line, flush=True)
-        runner.close()
+                if svc.db.is_sqlite and which == "jef-one":
+                    frames = wal_frames(svc, functools.partial(batches.one, "jef-one"))
+                    line += f", {frames:.1f} WAL frames per batch"
+                print(line, flush=True)
+        batches.runner.close()
         svc.close()
+
+
+class _Batches:
+    """Batches of n accepts of new sessions, each batch queued in one event-loop iteration."""
+
+    def __init__(self, svc: Services, n: int) -> None:
+        self.svc, self.n, self.count = svc, n, 0
+        self.prefix = uuid.uuid4().hex[:8]
+        self.runner = asyncio.Runner()
+        self.bench_write = noop_module.Accepts(svc.jobs)
+
+    def one(self, which: str) -> None:
+        """One batch of jef-one's accepts, or of the bench module's."""
+        self.count += 1
+        ids = [f"s-{self.prefix}-{self.count}-{i}" for i in range(self.n)]
+        if which == "jef-one":
+            self.runner.run(_jef_one_accepts(self.svc, ids))
+        else:
+            self.runner.run(_bench_accepts(self.svc, self.bench_write, ids))
+
+
+async def _jef_one_accepts(svc: Services, session_ids: list[str]) -> None:
+    bodies = [
+        CreateSessionJob(
+            entity_number="1001",
+            employee_number="00001",
+            session_id=sid,
+            app_type="mobile",
+            app_number="001",
+        )
+        for sid in session_ids
+    ]
+    await asyncio.gather(*(jef_one.accept_session(svc, b) for b in bodies))
+
+
+async def _bench_accepts(svc: Services, write: BatchWrite, session_ids: list[str]) -> None:
+    bodies = [
+        CreateSession(
+            entity_number="1001",
+            employee_number="00001",
+            session_id=sid,
+            app_type="mobile",
+            app_number="001",
+        )
+        for sid in session_ids
+    ]
+    await asyncio.gather(*(svc.db.group.run_many(write, b) for b in bodies))
 
 
 def jobs(n: int, batches: int = 40) -> None:
