@@ -37,7 +37,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench import noop_module, procs, run
 from bench.schemas import CreateSession
-from writegate.core.db import BatchWrite
 from writegate.core.services import Services
 from writegate.core.worker.short import KindBatch
 from writegate.modules import jef_one as jef_one_module
@@ -187,38 +186,17 @@ class _Batches:
         """One batch of jef-one's accepts, or of the bench module's."""
         self.count += 1
         ids = [f"s-{self.prefix}-{self.count}-{i}" for i in range(self.n)]
+        self.runner.run(self._accepts(which, ids))
+
+    async def _accepts(self, which: str, session_ids: list[str]) -> None:
+        fields = {"entity_number": "1001", "employee_number": "00001", "app_number": "001"}
         if which == "jef-one":
-            self.runner.run(_jef_one_accepts(self.svc, ids))
+            jef = [CreateSessionJob(session_id=i, app_type="mobile", **fields) for i in session_ids]
+            await asyncio.gather(*(jef_one.accept_session(self.svc, b) for b in jef))
         else:
-            self.runner.run(_bench_accepts(self.svc, self.bench_write, ids))
-
-
-async def _jef_one_accepts(svc: Services, session_ids: list[str]) -> None:
-    bodies = [
-        CreateSessionJob(
-            entity_number="1001",
-            employee_number="00001",
-            session_id=sid,
-            app_type="mobile",
-            app_number="001",
-        )
-        for sid in session_ids
-    ]
-    await asyncio.gather(*(jef_one.accept_session(svc, b) for b in bodies))
-
-
-async def _bench_accepts(svc: Services, write: BatchWrite, session_ids: list[str]) -> None:
-    bodies = [
-        CreateSession(
-            entity_number="1001",
-            employee_number="00001",
-            session_id=sid,
-            app_type="mobile",
-            app_number="001",
-        )
-        for sid in session_ids
-    ]
-    await asyncio.gather(*(svc.db.group.run_many(write, b) for b in bodies))
+            plain = [CreateSession(session_id=i, app_type="mobile", **fields) for i in session_ids]
+            group = self.svc.db.group
+            await asyncio.gather(*(group.run_many(self.bench_write, b) for b in plain))
 
 
 def jobs(n: int, batches: int = 40) -> None:
