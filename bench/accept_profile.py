@@ -12,11 +12,11 @@ kind's batch write: the handler and one completion statement, in one transaction
 on SQLite and on PostgreSQL. It prints wall time and CPU per job.
 
 `batch [N]`: one group-commit batch of N session accepts (all queued in one event-loop
-iteration, so they share one transaction), alone (no HTTP, no load), 300 times on SQLite
-and on PostgreSQL, twice: jef-one's `accept_session`, then the bench module's accept (the
-same enqueue with no reads and no exclusive key). It prints wall time and the process's CPU
-(the event loop and the commit thread) per batch, and on SQLite the WAL frames each of
-jef-one's batches writes.
+iteration, so they share one transaction), alone (no HTTP, no load), on SQLite and on
+PostgreSQL: two rounds, each of 300 batches of jef-one's `accept_session`, then 300 of the
+bench module's accept (the same enqueue with no reads and no exclusive key). It prints wall
+time and the process's CPU (the event loop and the commit thread) per batch, and on SQLite
+the WAL frames each of jef-one's batches writes.
 """
 
 from __future__ import annotations
