@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import Server, fresh_database, start_server, vacuum_settings
+from tests.harness import Server, fresh_database, start_server, vacuum_settings, wait_for
 from writegate.core.maintenance import check_vacuum, vacuum_warnings
 
 
@@ -37,9 +37,7 @@ def test_serve_warns_as_its_housekeeping_starts(
     ):
         started = start_server(url, embedded_worker=True, modules=["jef_one"])
         try:
-            deadline = time.monotonic() + 10
-            while len(_logged(caplog)) < len(expected) and time.monotonic() < deadline:
-                time.sleep(0.05)
+            wait_for(lambda: len(_logged(caplog)) >= len(expected), timeout=10)
             time.sleep(0.2)  # nothing more comes
         finally:
             started.stop()
