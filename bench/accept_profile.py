@@ -150,26 +150,26 @@ def batch(n: int, rounds: int = 2) -> None:
         svc = run.writegate_services(url, MODULES)
         jef_one_module.create_web(svc)  # the accept write lives on the module's web side
         run.reset_writegate(svc)
-        batches = _Batches(svc, n)
+        accepts = _Batches(svc, n)
         for which in ("jef-one", "bench module"):
             for _ in range(50):
-                batches.one(which)
+                accepts.one(which)
         for _ in range(rounds):
             for which in ("jef-one", "bench module"):
                 times = 300
                 wall, cpu = time.perf_counter(), time.process_time()
                 for _ in range(times):
-                    batches.one(which)
+                    accepts.one(which)
                 wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
                 line = (
                     f"{label}: {which}, batch of {n}: {wall / times * 1e3:.2f} ms wall, "
                     f"{cpu / times * 1e3:.2f} ms CPU ({cpu / times / n * 1e6:.0f} us per accept)"
                 )
                 if svc.db.is_sqlite and which == "jef-one":
-                    frames = wal_frames(svc, functools.partial(batches.one, "jef-one"))
+                    frames = wal_frames(svc, functools.partial(accepts.one, "jef-one"))
                     line += f", {frames:.1f} WAL frames per batch"
                 print(line, flush=True)
-        batches.runner.close()
+        accepts.close()
         svc.close()
 
 
@@ -187,6 +187,10 @@ class _Batches:
         self.count += 1
         ids = [f"s-{self.prefix}-{self.count}-{i}" for i in range(self.n)]
         self.runner.run(self._accepts(which, ids))
+
+    def close(self) -> None:
+        """Close the event loop the batches ran on."""
+        self.runner.close()
 
     async def _accepts(self, which: str, session_ids: list[str]) -> None:
         fields = {"entity_number": "1001", "employee_number": "00001", "app_number": "001"}
