@@ -1,8 +1,9 @@
-"""Group commit on an attached event loop (PostgreSQL): batches run on the loop, not a thread."""
+"""Group commit on an attached event loop: the loop's callers' batches run on the loop."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
@@ -24,11 +25,14 @@ T = TypeVar("T")
 
 @pytest.fixture
 def services(db_url: str) -> Iterator[Services]:
-    """Core services on the session database (PostgreSQL only: SQLite never attaches)."""
-    if not db_url.startswith("postgresql"):
-        pytest.skip("SQLite's commits wait on the disk: its batches stay on a commit thread")
+    """Core services on the session database."""
     with core_services(db_url, scratch) as svc:
         yield svc
+
+
+def _postgres_only(services: Services) -> None:
+    if not services.db.is_postgres:
+        pytest.skip("PostgreSQL: SQLite runs one batch at a time, its statements not awaited")
 
 
 def _attached(services: Services, main: Callable[[], Awaitable[T]]) -> T:
@@ -51,11 +55,10 @@ def _committed(services: Services, ids: list[str]) -> set[str]:
 
 def test_the_loops_callers_share_one_commit_run_on_the_loops_thread(services: Services) -> None:
     ids = [uid("loop-") for _ in range(8)]
-    seen: list[tuple[int, int, list[str]]] = []
+    seen: list[tuple[int, list[str]]] = []
 
     def write_many(s: Session, items: list[str]) -> list[str]:
-        txid = s.execute(text("SELECT txid_current()")).scalar_one()
-        seen.append((threading.get_ident(), txid, list(items)))
+        seen.append((threading.get_ident(), list(items)))
         s.execute(insert(rows), [{"id": i} for i in items])
         return items
 
@@ -66,12 +69,13 @@ def test_the_loops_callers_share_one_commit_run_on_the_loops_thread(services: Se
     answers, committed = _attached(services, main)
     assert answers == ids
     assert committed == set(ids)
-    assert seen == [(threading.get_ident(), seen[0][1], ids)]  # this thread, one transaction
+    assert seen == [(threading.get_ident(), ids)]  # this thread, one call: one transaction
 
 
 def test_the_loop_serves_other_tasks_while_its_batch_waits_for_the_server(
     services: Services,
 ) -> None:
+    _postgres_only(services)
     ticks: list[float] = []
 
     def slow(s: Session) -> str:
@@ -114,6 +118,7 @@ def test_a_refused_caller_on_the_loop_is_rolled_back_alone(services: Services) -
 def test_a_deadlock_lost_on_the_loop_runs_again_and_both_commit(services: Services) -> None:
     """Two batches in flight on one loop lock two rows in opposite orders; the loser waits
     on the loop (not a sleep of its thread) and runs again."""
+    _postgres_only(services)
     first, second = uid("row-"), uid("row-")
     with services.db.write() as s:
         s.execute(insert(typed).values([{"id": first, "n": 0}, {"id": second, "n": 0}]))
@@ -149,6 +154,7 @@ def test_a_deadlock_lost_on_the_loop_runs_again_and_both_commit(services: Servic
 def test_a_lost_connection_fails_its_batch_and_the_next_batch_connects_again(
     services: Services,
 ) -> None:
+    _postgres_only(services)
     row = uid("after-")
 
     def killed(s: Session) -> None:
@@ -256,9 +262,123 @@ def test_a_write_submitted_from_the_loops_thread_joins_its_batches_run_sync_does
     assert threads[first] == threads[then] == threading.get_ident()
     assert services.db.group.run_sync(write(blocking)) == blocking
     assert threads[blocking] != threading.get_ident()
+    assert _committed(services, [first, then, blocking]) == {first, then, blocking}
+
+
+def test_run_sync_on_the_loops_thread_commits_on_postgresql(services: Services) -> None:
+    _postgres_only(services)
 
     async def blocked_loop() -> str:
-        return services.db.group.run_sync(write(uid("loop-")))
+        return services.db.group.run_sync(_insert(uid("loop-")))
 
     assert _attached(services, blocked_loop).startswith("loop-")  # no deadlock on the loop
-    assert _committed(services, [first, then, blocking]) == {first, then, blocking}
+
+
+def test_run_sync_on_the_loops_thread_is_refused_on_sqlite(services: Services) -> None:
+    """It would block the loop, whose batch may hold SQLite's one writer."""
+    if services.db.is_postgres:
+        pytest.skip("SQLite: PostgreSQL's loop and commit threads do not take turns")
+    row = uid("loop-")
+
+    async def blocked_loop() -> str:
+        return services.db.group.run_sync(_insert(row))
+
+    with pytest.raises(RuntimeError, match="block the event loop"):
+        _attached(services, blocked_loop)
+    assert _committed(services, [row]) == set()
+
+
+def _insert(row_id: str) -> Callable[[Session], str]:
+    def fn(s: Session) -> str:
+        s.execute(insert(rows).values(id=row_id))
+        return row_id
+
+    return fn
+
+
+def _sqlite_only(services: Services) -> None:
+    if not services.db.is_sqlite:
+        pytest.skip("SQLite: PostgreSQL has no one writer lock")
+
+
+def test_sqlite_a_loop_batch_never_waits_for_the_writer_lock_on_the_loop(
+    services: Services,
+) -> None:
+    """Another connection's transaction holds SQLite's lock: the loop's batch waits for it on
+    a commit thread, and the loop serves other tasks meanwhile."""
+    _sqlite_only(services)
+    row = uid("busy-")
+    ran_on: list[int] = []
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with services.db.write() as s:  # outside the group commit, as a handler's session
+            s.execute(insert(rows).values(id=uid("holder-")))
+            holding.set()
+            release.wait(30)
+
+    def write(s: Session) -> str:
+        ran_on.append(threading.get_ident())
+        s.execute(insert(rows).values(id=row))
+        return row
+
+    async def main() -> tuple[str, float]:
+        holder = threading.Thread(target=hold)
+        holder.start()
+        await asyncio.to_thread(holding.wait, 30)
+        written = asyncio.ensure_future(services.db.group.run(write))
+        loop = asyncio.get_running_loop()
+        ticks = [loop.time()]
+        while len(ticks) < 20:  # the loop runs on while the batch waits for the lock
+            await asyncio.sleep(0.01)
+            ticks.append(loop.time())
+        assert not written.done()
+        release.set()
+        answer = await asyncio.wait_for(written, 30)
+        holder.join(30)
+        return answer, max(b - a for a, b in itertools.pairwise(ticks))
+
+    written, longest_gap = _attached(services, main)
+    assert written == row
+    assert longest_gap < 1.0  # not stalled in SQLite's busy handler (seconds when it was)
+    assert len(ran_on) == 1  # not begun on the loop: the lock was taken
+    assert ran_on[0] != threading.get_ident()  # a commit thread ran it
+    assert _committed(services, [row]) == {row}
+
+
+def test_sqlite_the_loop_and_the_commit_threads_take_turns_with_the_writer(
+    services: Services,
+) -> None:
+    """A commit thread's batch holds the writer: the loop's callers wait for their turn
+    (queued, not refused by the lock) and their batch then runs on the loop."""
+    _sqlite_only(services)
+    first, second = uid("turn-"), uid("turn-")
+    ran_on: dict[str, int] = {}
+    entered, release = threading.Event(), threading.Event()
+
+    def slow(s: Session) -> str:
+        ran_on[first] = threading.get_ident()
+        s.execute(insert(rows).values(id=first))
+        entered.set()
+        release.wait(30)
+        return first
+
+    def fast(s: Session) -> str:
+        ran_on[second] = threading.get_ident()
+        s.execute(insert(rows).values(id=second))
+        return second
+
+    async def main() -> list[str]:
+        from_thread = asyncio.ensure_future(asyncio.to_thread(services.db.group.run_sync, slow))
+        await asyncio.to_thread(entered.wait, 30)
+        from_loop = asyncio.ensure_future(services.db.group.run(fast))
+        await asyncio.sleep(0.1)
+        assert not from_loop.done()  # its turn comes after the commit thread's batch
+        assert len(services.db.group.queued()) == 1
+        release.set()
+        return list(await asyncio.wait_for(asyncio.gather(from_thread, from_loop), 30))
+
+    assert _attached(services, main) == [first, second]
+    assert ran_on[first] != threading.get_ident()
+    assert ran_on[second] == threading.get_ident()  # on the loop: it did not meet the lock
+    assert _committed(services, [first, second]) == {first, second}

@@ -6,23 +6,26 @@ import asyncio
 import contextlib
 import functools
 import hashlib
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from writegate.core.db import commit_actions
 from writegate.core.db.engine import (
     build_engine,
     build_loop_engine,
+    build_sqlite_loop_engine,
     build_unflushed_engine,
     normalize_url,
     track_backends,
 )
-from writegate.core.db.group_commit import GroupCommit
+from writegate.core.db.group_commit import GroupCommit, WriterBusy
 from writegate.core.db.reads import Reads
 
 if TYPE_CHECKING:
@@ -35,6 +38,19 @@ _LOCK = text("SELECT pg_advisory_xact_lock(:k)")
 def _transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
     """A transaction of a new session: committed on success, rolled back on error."""
     with sessions() as session, session.begin():
+        yield session
+
+
+@contextlib.contextmanager
+def _transaction_now(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """`_transaction` begun at once; WriterBusy if SQLite's writer lock is taken."""
+    with sessions() as session, session.begin():
+        try:
+            session.connection()
+        except OperationalError as exc:
+            if getattr(exc.orig, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY:
+                raise WriterBusy from exc
+            raise
         yield session
 
 
@@ -72,8 +88,10 @@ class Database:
         self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         #: PostgreSQL: `statement(flush=False)`'s connections, opened on first use
         self._unflushed: Engine | None = None
-        #: PostgreSQL: the attached event loop's engine of writes (see `attach_loop`)
-        self._loop_engine: AsyncEngine | None = None
+        #: the attached event loop's engine of writes (see `attach_loop`)
+        self._loop_engine: Engine | None = None
+        #: PostgreSQL: that engine's async form, which owns its connections
+        self._loop_async: AsyncEngine | None = None
         #: engine events listened for through `listen`, on every engine, present and future
         self._listeners: list[tuple[str, Callable[..., Any]]] = []
         self._lock = threading.Lock()
@@ -85,7 +103,7 @@ class Database:
     def engines(self) -> list[Engine]:
         """The engines of this database's sessions: `engine`, and the attached loop's."""
         loop_engine = self._loop_engine
-        return [self.engine] if loop_engine is None else [self.engine, loop_engine.sync_engine]
+        return [self.engine] if loop_engine is None else [self.engine, loop_engine]
 
     def listen(self, identifier: str, fn: Callable[..., Any]) -> None:
         """Listen for an engine event (statements, pool checkouts) on every engine of
@@ -113,26 +131,35 @@ class Database:
         return _transaction(self._write)
 
     def attach_loop(self, loop: asyncio.AbstractEventLoop) -> None:
-        """PostgreSQL: commit the group writes of `loop`'s async callers on it (see
-        `GroupCommit.attach`); a no-op on SQLite, whose commits wait on the disk."""
-        if not self.is_postgres or self._loop_engine is not None:
+        """Commit the group writes of `loop`'s async callers on it (see `GroupCommit.attach`):
+        on PostgreSQL through psycopg's async driver, on SQLite on a connection of its own
+        that never waits for the writer lock."""
+        if self._loop_engine is not None:
             return
-        engine = build_loop_engine(self.url, self.group.max_in_flight)
-        track_backends(engine.sync_engine, self.backends)
+        if self.is_postgres:
+            self._loop_async = build_loop_engine(self.url, self.group.max_in_flight)
+            engine = self._loop_async.sync_engine
+            track_backends(engine, self.backends)
+            transaction = _transaction
+        else:
+            engine = build_sqlite_loop_engine(self.url)
+            transaction = _transaction_now
         with self._lock:
             self._loop_engine = engine
             listeners = list(self._listeners)
         for identifier, fn in listeners:
-            event.listen(engine.sync_engine, identifier, fn)
-        sessions = _write_sessions(engine.sync_engine)
-        self.group.attach(loop, functools.partial(_transaction, sessions))
+            event.listen(engine, identifier, fn)
+        self.group.attach(loop, functools.partial(transaction, _write_sessions(engine)))
 
     async def detach_loop(self) -> None:
         """Undo `attach_loop` and close its connections (on the attached loop)."""
         await self.group.detach()
         engine, self._loop_engine = self._loop_engine, None
-        if engine is not None:
-            await engine.dispose()
+        async_engine, self._loop_async = self._loop_async, None
+        if async_engine is not None:
+            await async_engine.dispose()
+        elif engine is not None:
+            engine.dispose()
 
     def read(self) -> contextlib.AbstractContextManager[Session]:
         """A read-only transaction."""

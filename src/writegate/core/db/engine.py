@@ -148,6 +148,19 @@ def _set_on_connect(engine: Engine, *settings: str) -> None:
     event.listen(engine, "connect", apply)
 
 
+def _never_wait(dbapi_conn: Any, _record: ConnectionPoolEntry) -> None:
+    dbapi_conn.execute("PRAGMA busy_timeout=0")
+
+
+def build_sqlite_loop_engine(url: str) -> Engine:
+    """SQLite's engine of writes run on an event loop (see `GroupCommit.attach`): one
+    connection, whose BEGIN IMMEDIATE never waits for the lock (SQLITE_BUSY at once)."""
+    engine = _sqlite_engine(normalize_url(url), pool_size=1, max_overflow=0)
+    event.listen(engine, "connect", _never_wait)
+    event.listen(engine, "begin", _sqlite_on_begin)
+    return engine.execution_options(writegate_write=True)
+
+
 def build_read_engine(url: str, pool_size: int) -> Engine:
     """SQLite's engine of reads run on the event loop (see `core.db.reads`): the same pragmas,
     and no BEGIN of its own, so each statement is its own snapshot."""

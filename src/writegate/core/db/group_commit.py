@@ -18,6 +18,13 @@ from writegate.core.db.batch_run import BatchWrite, Call, Single, Transaction, r
 T = TypeVar("T")
 
 
+class WriterBusy(BaseException):
+    """An attached loop's SQLite transaction found the writer lock taken: nothing ran.
+
+    A BaseException, as `run_batch` gives an Exception to the batch's callers as theirs.
+    """
+
+
 class _Call(Call):
     """One caller's write, and how to answer it."""
 
@@ -82,8 +89,7 @@ class GroupCommit:
     refusal or error undoes only its own work (see `run_batch`). A write may therefore run
     twice: it must be short and touch nothing but the session.
 
-    Batches run on commit threads, or (PostgreSQL, `attach`) on the event loop of their
-    async callers.
+    Batches run on the event loop of their async callers (`attach`), or on commit threads.
     """
 
     def __init__(self, transaction: Transaction, *, one_writer: bool, max_batch: int = 256) -> None:
@@ -96,8 +102,10 @@ class GroupCommit:
         # subscriber's code counter) then deadlocked so often under load that callers ran
         # out of retries. SQLite has one writer, so a second batch would only wait for it.
         self.max_in_flight = 1 if one_writer else 2
+        #: SQLite: the commit threads and the attached loop take turns with the one writer
+        self._one_writer = one_writer
         self._threads = _Lane()
-        #: PostgreSQL: the event loop whose async callers' batches run on it (see `attach`)
+        #: the event loop whose async callers' batches run on it (see `attach`)
         self._home: _Home | None = None
         self._lock = threading.Lock()
         self._committer: concurrent.futures.ThreadPoolExecutor | None = None
@@ -126,6 +134,10 @@ class GroupCommit:
         """`run` for a thread: blocks until fn's transaction is durable."""
         if getattr(self._local, "committing", False):
             raise RuntimeError("a group write cannot wait for another group write")
+        home = self._home
+        if self._one_writer and home is not None and _running_loop() is home.loop:
+            # Its batch would wait for the writer that a batch of this loop may hold.
+            raise RuntimeError("run_sync would block the event loop that commits on SQLite")
         call = _Call(Single(fn), None, None)
         # To the commit threads even from the attached loop's thread, which it blocks.
         self._queue(call, None)
@@ -160,13 +172,17 @@ class GroupCommit:
     def attach(self, loop: asyncio.AbstractEventLoop, transaction: Transaction) -> None:
         """Commit the batches of `loop`'s async callers on that loop, in `transaction`s.
 
-        For a PostgreSQL engine of psycopg's async driver: a batch's statements are awaited
-        on the loop and its code runs in a greenlet, rather than on a commit thread, which
-        waited for the GIL after each of its round trips while the loop served requests;
-        those waits, not the server, bounded every API's writes. A `submit_many` from the
-        loop's thread (short jobs handed to the worker at COMMIT) joins them too. Callers on
-        other threads, and `run_sync` (which blocks its thread), go through the commit
-        threads. A write must then never block: it only runs statements on its session.
+        A batch's code runs in a greenlet on the loop, rather than on a commit thread, which
+        waited for the GIL after each of its statements while the loop served requests;
+        those waits, not the database, bounded every API's writes. On PostgreSQL (psycopg's
+        async driver) its statements are awaited, so the loop serves requests meanwhile. On
+        SQLite they run on the loop, the COMMIT's fsync included; with one writer, the loop
+        and the commit threads take turns, and a loop's batch whose `transaction` raises
+        `WriterBusy` (another connection holds the lock) runs on a commit thread, which waits
+        for the lock instead of the loop. A `submit_many` from the loop's thread (short jobs
+        handed to the worker at COMMIT) joins the loop's batches. Callers on other threads,
+        and `run_sync` (which blocks its thread), go through the commit threads. A write must
+        never block: it only runs statements on its session.
         """
         self._home = _Home(loop, transaction)
 
@@ -176,10 +192,15 @@ class GroupCommit:
         return None if home is None else home.loop
 
     async def detach(self) -> None:
-        """Stop committing on the attached loop, once its batches in flight are done."""
-        home, self._home = self._home, None
-        while home is not None and home.in_flight:  # a batch's task may not be made yet
-            await asyncio.gather(*home.tasks, asyncio.sleep(0), return_exceptions=True)
+        """Stop committing on the attached loop, once its callers queued are committed."""
+        home = self._home
+        while home is not None:
+            with self._lock:  # its callers queue on this thread: none can come in between
+                if not home.in_flight and not home.pending:
+                    self._home = None
+                    return
+            # Its batch's task may not be made yet, or the commit threads have the writer.
+            await asyncio.gather(*home.tasks, asyncio.sleep(0.001), return_exceptions=True)
 
     # -- committers ---------------------------------------------------------------
 
@@ -192,7 +213,12 @@ class GroupCommit:
             if self._closed:
                 raise RuntimeError("the database is closed")
             lane.pending.append(call)
-            start = len(lane.pending) == 1 and lane.in_flight < self.max_in_flight
+            other = self._other(lane)
+            start = (
+                len(lane.pending) == 1
+                and lane.in_flight < self.max_in_flight
+                and (other is None or not other.in_flight)
+            )
             if start:
                 lane.in_flight += 1
         if not start:
@@ -205,35 +231,68 @@ class GroupCommit:
         else:
             self._start_on_threads()
 
-    def _take(self, lane: _Lane) -> list[_Call]:
-        """The lane's next batch; none left: its committer ends."""
-        with self._lock:
-            batch = lane.pending[: self.max_batch]
-            del lane.pending[: self.max_batch]
-            if not batch:
-                lane.in_flight -= 1
-            return batch
+    def _other(self, lane: _Lane) -> _Lane | None:
+        """One writer: the lane that takes turns with `lane`; None if it has none."""
+        if not self._one_writer:
+            return None
+        other = self._home if lane is self._threads else self._threads
+        if isinstance(other, _Home) and other.loop.is_closed():
+            return None  # closed without `detach`: its callers can no longer be answered
+        return other
 
-    def _start_on_threads(self) -> None:
+    def _take(self, lane: _Lane, ran: bool) -> list[_Call]:
+        """The lane's next batch; none: its committer ends, handing the one writer (after a
+        batch `ran`) to the other lane if that has callers waiting."""
+        with self._lock:
+            other = self._other(lane)
+            if other is not None and other.pending and (ran or not lane.pending):
+                lane.in_flight -= 1
+                other.in_flight += 1
+                batch: list[_Call] = []
+            else:
+                other = None
+                batch = lane.pending[: self.max_batch]
+                del lane.pending[: self.max_batch]
+                if not batch:
+                    lane.in_flight -= 1
+        if isinstance(other, _Home):
+            other.loop.call_soon_threadsafe(self._start_at_home, other)
+        elif other is not None:
+            self._start_on_threads()
+        return batch
+
+    def _commit_threads(self) -> concurrent.futures.ThreadPoolExecutor:
         with self._lock:
             if self._committer is None:
                 self._committer = concurrent.futures.ThreadPoolExecutor(
                     self.max_in_flight, thread_name_prefix="writegate-commit"
                 )
-            committer = self._committer
-        committer.submit(self._drain)
+            return self._committer
+
+    def _start_on_threads(self) -> None:
+        self._commit_threads().submit(self._drain)
 
     def _drain(self) -> None:
         """Commit the threads' lane, batch after batch, until none are left."""
         self._local.committing = True
         try:
-            while batch := self._take(self._threads):
+            ran = False
+            while batch := self._take(self._threads, ran):
+                ran = True
                 try:
                     run_batch(
                         batch, self._transaction, time.sleep, self.race_retries, self.on_batch
                     )
                 finally:
                     self._answer(batch)
+        finally:
+            self._local.committing = False
+
+    def _run_on_thread(self, batch: list[_Call]) -> None:
+        """Run an attached loop's batch on a commit thread (its callers answered on the loop)."""
+        self._local.committing = True
+        try:
+            run_batch(batch, self._transaction, time.sleep, self.race_retries, self.on_batch)
         finally:
             self._local.committing = False
 
@@ -244,7 +303,24 @@ class GroupCommit:
 
     async def _drain_at_home(self, home: _Home) -> None:
         """`_drain` on the attached loop: a batch's I/O awaited, its code in a greenlet."""
-        while batch := self._take(home):
+        ran = False
+        try:
+            while batch := self._take(home, ran):
+                ran = True
+                await self._run_at_home(home, batch)
+        except BaseException:  # cancelled: give the writer up, or the commit threads wait
+            with self._lock:
+                home.in_flight -= 1
+                threads = self._threads
+                start = self._one_writer and bool(threads.pending) and not threads.in_flight
+                if start:
+                    threads.in_flight += 1
+            if start:
+                self._start_on_threads()
+            raise
+
+    async def _run_at_home(self, home: _Home, batch: list[_Call]) -> None:
+        try:
             try:
                 await greenlet_spawn(
                     run_batch,
@@ -254,8 +330,10 @@ class GroupCommit:
                     self.race_retries,
                     self.on_batch,
                 )
-            finally:
-                _answer_on_loop(batch)
+            except WriterBusy:  # nothing ran: a commit thread waits for the lock instead
+                await asyncio.wrap_future(self._commit_threads().submit(self._run_on_thread, batch))
+        finally:
+            _answer_on_loop(batch)
 
     def _answer(self, batch: list[_Call]) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list[_Call]] = {}

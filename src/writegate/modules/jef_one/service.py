@@ -100,7 +100,7 @@ class Accept:
     #: exclusive keys of accepted writes this one depends on, nearest first
     depends_on: tuple[str, ...] = ()
     job_id: str = field(default_factory=new_job_id)
-    #: the request's id and trace context, taken here: the job is written on a commit thread
+    #: the request's id and trace context, taken here: the job is written in a shared batch
     origin: dict[str, str] | None = field(default_factory=job_origin)
 
     @property
