@@ -156,10 +156,11 @@ class BatchInsert:
     def _keys_written(self, conn: Connection, rows: Sequence[Sequence[Any]]) -> list[Any]:
         """SQLite: the rows' keys if every row was written, else what `RETURNING key` gives.
 
-        The sqlite3 module gives up the GIL for each row a statement steps through, and on a
-        commit thread each one waits to win it back from the busy event loop: a batch's
-        RETURNING rows cost more than its INSERT. The quiet INSERT is one step, and when it
-        wrote fewer rows than given (a conflict), a savepoint undoes it for the RETURNING form.
+        The sqlite3 module gives up the GIL for each row a statement steps through, and each
+        one waits to win it back from whichever thread took it (on a commit thread, the busy
+        event loop): a batch's RETURNING rows cost more than its INSERT. The quiet INSERT is
+        one step, and when it wrote fewer rows than given (a conflict), a savepoint undoes it
+        for the RETURNING form.
         """
         n, key = len(rows), self._key
         assert key is not None
