@@ -382,3 +382,81 @@ def test_sqlite_the_loop_and_the_commit_threads_take_turns_with_the_writer(
     assert ran_on[first] != threading.get_ident()
     assert ran_on[second] == threading.get_ident()  # on the loop: it did not meet the lock
     assert _committed(services, [first, second]) == {first, second}
+
+
+def test_sqlite_detach_waits_for_the_loops_callers_queued_behind_a_commit_thread(
+    services: Services,
+) -> None:
+    """The loop's callers wait for their turn with the writer: detaching commits them first."""
+    _sqlite_only(services)
+    first, second = uid("detach-"), uid("detach-")
+    ran_on: dict[str, int] = {}
+    entered, release = threading.Event(), threading.Event()
+
+    def slow(s: Session) -> str:
+        s.execute(insert(rows).values(id=first))
+        entered.set()
+        release.wait(30)
+        return first
+
+    def fast(s: Session) -> str:
+        ran_on[second] = threading.get_ident()
+        s.execute(insert(rows).values(id=second))
+        return second
+
+    async def main() -> tuple[bool, str]:
+        services.db.attach_loop(asyncio.get_running_loop())
+        from_thread = asyncio.ensure_future(asyncio.to_thread(services.db.group.run_sync, slow))
+        await asyncio.to_thread(entered.wait, 30)
+        from_loop = asyncio.ensure_future(services.db.group.run(fast))
+        await asyncio.sleep(0)  # queued, its turn not yet come
+        detached = asyncio.ensure_future(services.db.detach_loop())
+        await asyncio.sleep(0.1)
+        waited = not detached.done()
+        release.set()
+        await asyncio.wait_for(detached, 30)
+        assert from_loop.done()  # committed before detach returned
+        await from_thread
+        return waited, from_loop.result()
+
+    assert asyncio.run(main()) == (True, second)
+    assert ran_on[second] == threading.get_ident()  # on the loop, in its turn
+    assert _committed(services, [first, second]) == {first, second}
+
+
+def test_sqlite_a_cancelled_loop_batch_gives_the_writer_to_the_commit_threads(
+    services: Services,
+) -> None:
+    """Regression: a drain task cancelled mid-batch kept the writer's turn, and every write
+    from another thread then waited for ever."""
+    _sqlite_only(services)
+    row = uid("after-cancel-")
+    entered = asyncio.Event()
+
+    def held(_s: Session) -> str:
+        entered.set()
+        await_(asyncio.sleep(30))
+        return "never"
+
+    async def main() -> str:
+        services.db.attach_loop(asyncio.get_running_loop())
+        try:
+            loop_write = asyncio.ensure_future(services.db.group.run(held))
+            await asyncio.wait_for(entered.wait(), 30)
+            # From another thread: the commit threads' lane, waiting for its turn.
+            queued = await asyncio.to_thread(services.db.group.submit, _insert(row))
+            await asyncio.sleep(0.1)
+            assert not queued.done()
+            home = services.db.group._home  # the loop's lane: cancel its batch's task
+            assert home is not None
+            for task in list(home.tasks):
+                task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await loop_write
+            written: str = await asyncio.wait_for(asyncio.wrap_future(queued), 10)
+            return written
+        finally:
+            await asyncio.wait_for(services.db.detach_loop(), 10)
+
+    assert asyncio.run(main()) == row
+    assert _committed(services, [row]) == {row}
