@@ -346,42 +346,49 @@ def test_sqlite_a_loop_batch_never_waits_for_the_writer_lock_on_the_loop(
     assert _committed(services, [row]) == {row}
 
 
+class _Turns:
+    """A write that holds SQLite's writer on a commit thread until released, and a quick one."""
+
+    def __init__(self, prefix: str) -> None:
+        self.first, self.second = uid(prefix), uid(prefix)
+        self.ran_on: dict[str, int] = {}
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def slow(self, s: Session) -> str:
+        self.ran_on[self.first] = threading.get_ident()
+        s.execute(insert(rows).values(id=self.first))
+        self.entered.set()
+        self.release.wait(30)
+        return self.first
+
+    def fast(self, s: Session) -> str:
+        self.ran_on[self.second] = threading.get_ident()
+        s.execute(insert(rows).values(id=self.second))
+        return self.second
+
+
 def test_sqlite_the_loop_and_the_commit_threads_take_turns_with_the_writer(
     services: Services,
 ) -> None:
     """A commit thread's batch holds the writer: the loop's callers wait for their turn
     (queued, not refused by the lock) and their batch then runs on the loop."""
     _sqlite_only(services)
-    first, second = uid("turn-"), uid("turn-")
-    ran_on: dict[str, int] = {}
-    entered, release = threading.Event(), threading.Event()
-
-    def slow(s: Session) -> str:
-        ran_on[first] = threading.get_ident()
-        s.execute(insert(rows).values(id=first))
-        entered.set()
-        release.wait(30)
-        return first
-
-    def fast(s: Session) -> str:
-        ran_on[second] = threading.get_ident()
-        s.execute(insert(rows).values(id=second))
-        return second
+    t = _Turns("turn-")
 
     async def main() -> list[str]:
-        from_thread = asyncio.ensure_future(asyncio.to_thread(services.db.group.run_sync, slow))
-        await asyncio.to_thread(entered.wait, 30)
-        from_loop = asyncio.ensure_future(services.db.group.run(fast))
+        from_thread = asyncio.ensure_future(asyncio.to_thread(services.db.group.run_sync, t.slow))
+        await asyncio.to_thread(t.entered.wait, 30)
+        from_loop = asyncio.ensure_future(services.db.group.run(t.fast))
         await asyncio.sleep(0.1)
         assert not from_loop.done()  # its turn comes after the commit thread's batch
         assert len(services.db.group.queued()) == 1
-        release.set()
+        t.release.set()
         return list(await asyncio.wait_for(asyncio.gather(from_thread, from_loop), 30))
 
-    assert _attached(services, main) == [first, second]
-    assert ran_on[first] != threading.get_ident()
-    assert ran_on[second] == threading.get_ident()  # on the loop: it did not meet the lock
-    assert _committed(services, [first, second]) == {first, second}
+    assert _attached(services, main) == [t.first, t.second]
+    assert t.ran_on[t.first] != threading.get_ident()
+    assert t.ran_on[t.second] == threading.get_ident()  # on the loop: it did not meet the lock
+    assert _committed(services, [t.first, t.second]) == {t.first, t.second}
 
 
 def test_sqlite_detach_waits_for_the_loops_callers_queued_behind_a_commit_thread(
@@ -389,39 +396,26 @@ def test_sqlite_detach_waits_for_the_loops_callers_queued_behind_a_commit_thread
 ) -> None:
     """The loop's callers wait for their turn with the writer: detaching commits them first."""
     _sqlite_only(services)
-    first, second = uid("detach-"), uid("detach-")
-    ran_on: dict[str, int] = {}
-    entered, release = threading.Event(), threading.Event()
-
-    def slow(s: Session) -> str:
-        s.execute(insert(rows).values(id=first))
-        entered.set()
-        release.wait(30)
-        return first
-
-    def fast(s: Session) -> str:
-        ran_on[second] = threading.get_ident()
-        s.execute(insert(rows).values(id=second))
-        return second
+    t = _Turns("detach-")
 
     async def main() -> tuple[bool, str]:
         services.db.attach_loop(asyncio.get_running_loop())
-        from_thread = asyncio.ensure_future(asyncio.to_thread(services.db.group.run_sync, slow))
-        await asyncio.to_thread(entered.wait, 30)
-        from_loop = asyncio.ensure_future(services.db.group.run(fast))
+        from_thread = asyncio.ensure_future(asyncio.to_thread(services.db.group.run_sync, t.slow))
+        await asyncio.to_thread(t.entered.wait, 30)
+        from_loop = asyncio.ensure_future(services.db.group.run(t.fast))
         await asyncio.sleep(0)  # queued, its turn not yet come
         detached = asyncio.ensure_future(services.db.detach_loop())
         await asyncio.sleep(0.1)
         waited = not detached.done()
-        release.set()
+        t.release.set()
         await asyncio.wait_for(detached, 30)
         assert from_loop.done()  # committed before detach returned
         await from_thread
         return waited, from_loop.result()
 
-    assert asyncio.run(main()) == (True, second)
-    assert ran_on[second] == threading.get_ident()  # on the loop, in its turn
-    assert _committed(services, [first, second]) == {first, second}
+    assert asyncio.run(main()) == (True, t.second)
+    assert t.ran_on[t.second] == threading.get_ident()  # on the loop, in its turn
+    assert _committed(services, [t.first, t.second]) == {t.first, t.second}
 
 
 def test_sqlite_a_cancelled_loop_batch_gives_the_writer_to_the_commit_threads(
