@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import threading
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -24,8 +25,11 @@ T = TypeVar("T")
 
 
 @pytest.fixture
-def services(db_url: str) -> Iterator[Services]:
-    """Core services on the session database."""
+def services(db_url: str, tmp_path: Path) -> Iterator[Services]:
+    """Core services; on SQLite on a file of their own: a lock another test's thread held on
+    the session's file would send the loop's batch to a commit thread (`WriterBusy`)."""
+    if db_url.startswith("sqlite"):
+        db_url = f"sqlite:///{tmp_path}/loop.db"
     with core_services(db_url, scratch) as svc:
         yield svc
 
