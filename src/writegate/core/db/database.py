@@ -44,7 +44,7 @@ def _transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
 @contextlib.contextmanager
 def _transaction_now(sessions: sessionmaker[Session]) -> Iterator[Session]:
     """`_transaction` begun at once; WriterBusy if SQLite's writer lock is taken."""
-    with sessions() as session, session.begin():
+    with _transaction(sessions) as session:
         try:
             session.connection()
         except OperationalError as exc:

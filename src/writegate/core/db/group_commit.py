@@ -7,7 +7,7 @@ import concurrent.futures
 import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
@@ -255,11 +255,16 @@ class GroupCommit:
                 del lane.pending[: self.max_batch]
                 if not batch:
                     lane.in_flight -= 1
-        if isinstance(other, _Home):
-            other.loop.call_soon_threadsafe(self._start_at_home, other)
-        elif other is not None:
-            self._start_on_threads()
+        if other is not None:
+            self._start(other)
         return batch
+
+    def _start(self, lane: _Lane) -> None:
+        """Start the committer of a lane whose turn was counted, from any thread."""
+        if isinstance(lane, _Home):
+            lane.loop.call_soon_threadsafe(self._start_at_home, lane)
+        else:
+            self._start_on_threads()
 
     def _commit_threads(self) -> concurrent.futures.ThreadPoolExecutor:
         with self._lock:
@@ -274,27 +279,29 @@ class GroupCommit:
 
     def _drain(self) -> None:
         """Commit the threads' lane, batch after batch, until none are left."""
-        self._local.committing = True
-        try:
+        with self._committing():
             ran = False
             while batch := self._take(self._threads, ran):
                 ran = True
                 try:
-                    run_batch(
-                        batch, self._transaction, time.sleep, self.race_retries, self.on_batch
-                    )
+                    self._run_on_thread(batch)
                 finally:
                     self._answer(batch)
-        finally:
-            self._local.committing = False
 
     def _run_on_thread(self, batch: list[_Call]) -> None:
-        """Run an attached loop's batch on a commit thread (its callers answered on the loop)."""
+        """Run a batch on this commit thread (an attached loop's too, when it met WriterBusy)."""
+        with self._committing():
+            run_batch(batch, self._transaction, time.sleep, self.race_retries, self.on_batch)
+
+    @contextlib.contextmanager
+    def _committing(self) -> Iterator[None]:
+        """Mark this thread as a committer while the block runs (see `run_sync`)."""
+        outer = getattr(self._local, "committing", False)
         self._local.committing = True
         try:
-            run_batch(batch, self._transaction, time.sleep, self.race_retries, self.on_batch)
+            yield
         finally:
-            self._local.committing = False
+            self._local.committing = outer
 
     def _start_at_home(self, home: _Home) -> None:
         task = home.loop.create_task(self._drain_at_home(home))
@@ -311,12 +318,13 @@ class GroupCommit:
         except BaseException:  # cancelled: give the writer up, or the commit threads wait
             with self._lock:
                 home.in_flight -= 1
-                threads = self._threads
-                start = self._one_writer and bool(threads.pending) and not threads.in_flight
-                if start:
-                    threads.in_flight += 1
-            if start:
-                self._start_on_threads()
+                other = self._other(home)
+                if other is None or not other.pending or other.in_flight:
+                    other = None
+                else:
+                    other.in_flight += 1
+            if other is not None:
+                self._start(other)
             raise
 
     async def _run_at_home(self, home: _Home, batch: list[_Call]) -> None:
