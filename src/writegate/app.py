@@ -39,12 +39,12 @@ from writegate.core.webmodule import WebModule
 from writegate.core.worker import Worker
 from writegate.settings import Settings
 from writegate.startup import (
-    freeze_startup_objects,
     import_module,
     load_modules,
     maintenance,
     migrate,
     migration_dirs,
+    tuned_garbage_collector,
 )
 
 log = logging.getLogger("writegate.app")
@@ -154,13 +154,13 @@ def _lifespan(
             housekeeping.start()
         app.state.worker = worker
         app.state.maintenance = housekeeping
-        freeze_startup_objects()
         # Python's 5 ms default lets a busy event loop keep the GIL that long from a commit
         # thread back from its fsync, or from the embedded worker woken by a new job.
         switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(settings.gil_switch_interval_ms / 1000)
         try:
-            yield
+            with tuned_garbage_collector(settings.gc_young_threshold):
+                yield
         finally:
             sys.setswitchinterval(switch_interval)
             if housekeeping is not None:

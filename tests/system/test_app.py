@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 from typing import Any
 
@@ -20,15 +21,22 @@ def test_openapi_never_advertises_a_framework_422(client: httpx.Client) -> None:
     assert "HTTPValidationError" not in doc.get("components", {}).get("schemas", {})
 
 
-def test_serve_sets_its_gil_switch_interval_while_it_runs(tmp_path: Any) -> None:
-    """A ready commit thread waits at most the configured interval for the busy loop's GIL."""
-    before = sys.getswitchinterval()
+def test_serve_sets_its_gil_switch_interval_and_collector_threshold_while_it_runs(
+    tmp_path: Any,
+) -> None:
+    """A ready commit thread waits at most the configured interval for the busy loop's GIL,
+    and the youngest generation is collected at the configured threshold."""
+    before, collector = sys.getswitchinterval(), gc.get_threshold()
     with fresh_database(str(tmp_path)) as url:
-        srv = start_server(url, embedded_worker=False, gil_switch_interval_ms=2.5)
+        srv = start_server(
+            url, embedded_worker=False, gil_switch_interval_ms=2.5, gc_young_threshold=4321
+        )
         try:
             assert sys.getswitchinterval() == pytest.approx(0.0025)
+            assert gc.get_threshold() == (4321, *collector[1:])
             with srv.client() as client:
                 assert client.get("/openapi.json").status_code == 200
         finally:
             srv.stop()
     assert sys.getswitchinterval() == pytest.approx(before)
+    assert gc.get_threshold() == collector

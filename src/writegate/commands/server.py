@@ -157,7 +157,7 @@ def worker(
     """Run a standalone job worker (scale out by starting several)."""
     from writegate.core.observability import tracing
     from writegate.core.worker import Worker
-    from writegate.startup import freeze_startup_objects, maintenance
+    from writegate.startup import maintenance, tuned_garbage_collector
 
     settings = load_settings()
     setup_logging(settings.log_level, log_format or settings.log_format)
@@ -184,10 +184,10 @@ def worker(
     housekeeping = maintenance(services, services.extras["modules"])
     housekeeping.start()
     probe = _worker_http(services, w, metrics_port)
-    freeze_startup_objects()
     typer.echo(f"worker {w.worker_id} running {', '.join(services.registry.kinds())}")
     try:
-        w.run_forever(grace=settings.shutdown_grace_seconds)
+        with tuned_garbage_collector(settings.gc_young_threshold):
+            w.run_forever(grace=settings.shutdown_grace_seconds)
     finally:
         housekeeping.stop()
         if probe is not None:
