@@ -50,7 +50,7 @@ class Enqueue(JobStore):
         if spans:
             tracing.end_enqueue_spans(spans, written)
         out: list[Job | ExclusiveJobExists | None] = [
-            Job.from_values(NEW_COLUMNS, _row(v)) if v["id"] in written else None for v in rows
+            Job.from_mapping(v) if v["id"] in written else None for v in rows
         ]
         if len(written) < len(rows):
             self._refusals(session, rows, out)
@@ -175,6 +175,7 @@ class Enqueue(JobStore):
         return None if found is None else Job.from_values(found._fields, found, created=False)
 
     def _values(self, spec: NewJob, now: datetime) -> dict[str, Any]:
+        """A new job's row: a value for each of `NEW_COLUMNS`."""
         return {
             "id": spec.job_id or new_job_id(),
             "kind": spec.kind,

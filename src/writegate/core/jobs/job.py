@@ -5,7 +5,7 @@ The ORM model (`model.JobRow`) and the Core reads (`writegate jobs show`) both g
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -61,16 +61,25 @@ class Job:
         cls, names: Sequence[str], values: Sequence[Any], *, created: bool = True
     ) -> Job:
         """The Job of a row's values, columns in `names` order; unnamed columns are None."""
+        return cls.from_mapping(zip(names, values, strict=True), created=created)
+
+    @classmethod
+    def from_mapping(
+        cls, values: Mapping[str, Any] | Iterable[tuple[str, Any]], *, created: bool = True
+    ) -> Job:
+        """The Job of a row's values by column name; unnamed columns are None."""
         # A frozen dataclass's __init__ sets each field through object.__setattr__; filling
         # the new instance's __dict__ builds the same Job in a quarter of the time, which
         # counts for a batch of accepts or a claim.
         job = object.__new__(cls)
         fields = job.__dict__
         fields.update(_EMPTY)
-        fields.update(zip(names, values, strict=True))
-        fields["status"] = Status(fields["status"])
+        fields.update(values)
+        fields["status"] = _STATUS[fields["status"]]
         fields["created"] = created
         return job
 
 
 _EMPTY: dict[str, Any] = dict.fromkeys(COLUMNS)
+#: a status value as its `Status` (a dict lookup: the Enum call costs more than the rest)
+_STATUS: dict[str, Status] = {s.value: s for s in Status}
