@@ -18,6 +18,8 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
+    cast,
     event,
     func,
     insert,
@@ -30,7 +32,7 @@ from sqlalchemy.orm import Session
 from tests.harness import hold_group_commit, uid, wait_for
 from tests.system.conftest import core_services
 from tests.system.typedrows import EVERY_TYPE, typed_table
-from writegate.core.db import BatchInsert
+from writegate.core.db import BatchInsert, BatchUpdate
 from writegate.core.exceptions import ExclusiveJobExists
 from writegate.core.jobs import Job, JobRow, NewJob, Status
 from writegate.core.services import Services
@@ -795,6 +797,45 @@ def test_batch_insert_stores_every_column_type_as_a_core_insert_does(services: S
     assert {k: v for k, v in got[fast].items() if k != "id"} == value
     assert {k: v for k, v in got[core].items() if k != "id"} == value
     assert all(got[empty][c] is None for c in columns if c != "id")
+
+
+def test_batch_insert_stores_json_as_the_same_text_as_a_core_insert(services: Services) -> None:
+    """A JSON value, and None (JSON's null in a column that is not `none_as_null`), are stored
+    as exactly the text a Core INSERT stores; on PostgreSQL they travel nested in the batch's
+    document, which must not turn None into SQL NULL."""
+    batch = BatchInsert(services.db.engine.dialect, typed, ["id", "doc"], "")
+    values = {"doc": EVERY_TYPE["doc"], "null": None, "text": "a string", "list": [1, "2"]}
+    ids = {name: (uid(f"core-{name}-"), uid(f"fast-{name}-")) for name in values}
+    with services.db.write() as s:
+        s.execute(insert(typed), [{"id": core, "doc": values[n]} for n, (core, _) in ids.items()])
+        batch.execute(s, [[fast, values[n]] for n, (_, fast) in ids.items()])
+    stored = cast(typed.c.doc, Text)
+    with services.db.read() as s:
+        text = dict(s.execute(select(typed.c.id, stored).where(typed.c.id.like("%-%"))).all())
+    for core, fast in ids.values():
+        assert text[fast] == text[core]
+    assert text[ids["null"][0]] == "null"
+
+
+def test_batch_write_refuses_a_value_json_cannot_carry_inside_a_json_column(
+    services: Services,
+) -> None:
+    """A datetime inside a JSON value raises TypeError, as a Core write's serializer does,
+    and writes nothing (it is not turned into text, as a DateTime column's value is)."""
+    columns = ["id", "ts", "doc"]
+    insert_rows = BatchInsert(services.db.engine.dialect, typed, columns, "")
+    update_rows = BatchUpdate(services.db.engine.dialect, typed, "id", ["ts", "doc"])
+    kept, new = uid("kept-"), uid("new-")
+    with services.db.write() as s:
+        s.execute(insert(typed).values(id=kept, doc={"at": "then"}))
+    bad = {"at": EVERY_TYPE["ts"]}
+    for write, row in ((insert_rows, new), (update_rows, kept)):
+        with pytest.raises(TypeError), services.db.write() as s:
+            write.execute(s, [[row, EVERY_TYPE["ts"], bad]])
+    with services.db.read() as s:
+        both = typed.c.id.in_([kept, new])
+        rows = s.execute(select(typed.c.id, typed.c.ts, typed.c.doc).where(both))
+        assert [tuple(r) for r in rows] == [(kept, None, {"at": "then"})]
 
 
 def test_batch_insert_failure_is_sqlalchemys_error_and_writes_nothing(services: Services) -> None:

@@ -34,29 +34,29 @@ class BatchRows:
         columns = self.columns = tuple(name for name, _ in typed)
         self.as_json = dialect.name == "postgresql"
         processors: list[Callable[[Any], Any] | None] = []
-        types, is_json, kinds = [], [], [kind for _, kind in typed]
+        types, impls, kinds = [], [], [kind for _, kind in typed]
         for kind in kinds:
             impl = kind.dialect_impl(dialect)
+            impls.append(impl)
             processors.append(impl.bind_processor(dialect))
             types.append(dialect.type_compiler_instance.process(impl))
-            is_json.append(isinstance(kind, JSON))
         if self.as_json:
-            # A JSON column's bind processor gives the serialized text: it travels as a JSON
-            # string and is cast, so the column stores exactly that text. Per column, not per
-            # value: a batch's rows often share one `now`, converted once.
+            # A JSON column's value travels nested in the document, which is serialized once
+            # (as its own text it was serialized twice, and escaped): the column stores the
+            # text json.dumps gives it, as the JSON type does on writegate's engines (no
+            # custom serializer). Every other value is made one JSON carries by its column's
+            # type first, so that a value JSON cannot carry inside a JSON column (a datetime
+            # in a payload) raises, as on every other path.
             processors = [
-                _json_text(p) if j else _iso if p is None and isinstance(k, DateTime) else p
-                for k, p, j in zip(kinds, processors, is_json, strict=True)
+                None if isinstance(k, JSON) else _to_json(k, impl, p)
+                for k, impl, p in zip(kinds, impls, processors, strict=True)
             ]
             #: each column as read from the recordset `t`, in its own type
             self.picked = {
-                c: f"t.{q.quote(c)}::{t}" if j else f"t.{q.quote(c)}"
-                for c, t, j in zip(columns, types, is_json, strict=True)
+                c: _picked(f"t.{q.quote(c)}", k, t)
+                for c, k, t in zip(columns, kinds, types, strict=True)
             }
-            defined = ", ".join(
-                f"{q.quote(c)} {'TEXT' if j else t}"
-                for c, t, j in zip(columns, types, is_json, strict=True)
-            )
+            defined = ", ".join(f"{q.quote(c)} {t}" for c, t in zip(columns, types, strict=True))
             #: the rows as a table `t` (one parameter: `params`'s JSON document)
             self.recordset = f"json_to_recordset(%s::json) AS t({defined})"
         else:
@@ -78,7 +78,7 @@ class BatchRows:
             doc = [
                 dict(zip(self.columns, row, strict=True)) for row in zip(*by_column, strict=True)
             ]
-            return [json.dumps(doc, default=_json_scalar, allow_nan=False)]
+            return [json.dumps(doc, allow_nan=False)]
         return [v for row in zip(*by_column, strict=True) for v in row]
 
     def chunks(self, conn: Connection, rows: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
@@ -239,17 +239,32 @@ class BatchUpdate:
         return changed
 
 
-def _json_text(processor: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
-    """A JSON column's bind processor that gives the serialized text the driver would send."""
+def _to_json(
+    kind: TypeEngine[Any], impl: TypeEngine[Any], processor: Callable[[Any], Any] | None
+) -> Callable[[Any], Any] | None:
+    """A column's processor into a value JSON carries (None: its values already are)."""
+    if processor is not None:
+        return processor
+    if isinstance(kind, DateTime):
+        return _iso
+    try:
+        native = impl.python_type in (str, int, float, bool)
+    except NotImplementedError:
+        native = False
+    return None if native else _scalar
 
-    def process(value: Any) -> Any:
-        bound = processor(value) if processor else value
-        if bound is None or isinstance(bound, str):
-            return bound
-        # psycopg's Json wrapper: the object and the dumps the dialect configured
-        return (bound.dumps or json.dumps)(bound.obj)
 
-    return process
+def _picked(column: str, kind: TypeEngine[Any], sql_type: str) -> str:
+    """A recordset column as its table's column stores it."""
+    if isinstance(kind, JSON) and not kind.none_as_null:
+        # The document's null is SQL NULL in the recordset; this column stores None as JSON's
+        # null, as SQLAlchemy's JSON type does.
+        return f"COALESCE({column}, 'null'::{sql_type})"
+    return column
+
+
+def _scalar(value: Any) -> Any:
+    return value if value is None or isinstance(value, str | int | float) else _json_scalar(value)
 
 
 def _iso(value: datetime | None) -> str | None:
