@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import gc
 import ssl
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -19,6 +21,7 @@ from writegate.modules.bokamera.connector import (
     VakaUnavailable,
     tls_context,
 )
+from writegate.modules.bokamera.simulator import RunningSimulator
 
 CONN = VakaConnection("http://vaka.invalid", 8443, "api", "pw")
 
@@ -140,3 +143,33 @@ def test_password_box_round_trip_and_tamper() -> None:
         box.decrypt(tampered)
     with pytest.raises(crypto.SecretError, match="none of the keys"):
         crypto.Keyring([crypto.new_key()], "test").decrypt(a)
+
+
+def test_regression_a_synced_pages_body_waited_for_the_garbage_collector(
+    vaka: Callable[..., RunningSimulator],
+) -> None:
+    """A fetched page's body is freed with the page: httpx keeps what a response read in
+    reference cycles of its own objects, which only a collection frees (with `serve`'s
+    young-generation threshold, a 100,000-user sync left 10 MB more behind)."""
+    sim = vaka(users=500)
+    reader = HttpVakaConnector(VakaConnection(sim.url, None, "vaka", "vaka"))
+
+    def bodies() -> set[int]:
+        return {
+            id(o)
+            for o in gc.get_objects()
+            if isinstance(o, httpx.Response) and getattr(o, "_content", None)
+        }
+
+    gc.collect()
+    gc.disable()
+    try:
+        before = bodies()  # other tests' responses, still referenced
+        page = reader.list_users(1, 500)
+        assert len(page.users) == 500
+        del page
+        kept = bodies() - before
+    finally:
+        gc.enable()
+        reader.close()
+    assert not kept

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import json
 import os
 import time
 from collections.abc import Callable
@@ -179,23 +180,27 @@ class HttpVakaConnector:
         httpx = _httpx()
 
         where = f"Axema Vaka at {self.conn.base_url}"
+        params = {"page": page, "pageSize": page_size}
         try:
-            resp = self._client.get(USERS_PATH, params={"page": page, "pageSize": page_size})
+            # Streamed, so the page's body is ours alone: a response keeps what `read()`
+            # stored in reference cycles of httpx's objects, freed only by a collection.
+            with self._client.stream("GET", USERS_PATH, params=params) as resp:
+                status = resp.status_code
+                body = b"".join(resp.iter_bytes()) if status == 200 else b""
         except httpx.TimeoutException:
             raise VakaUnavailable(f"{where} timed out") from None
         except httpx.HTTPError as exc:
             raise VakaUnavailable(f"{where} unreachable: {type(exc).__name__}: {exc}") from None
-        if resp.status_code in (401, 403):
+        if status in (401, 403):
             raise VakaAuthError(
-                f"{where} rejected the credentials of user {self.conn.username!r} "
-                f"(HTTP {resp.status_code})"
+                f"{where} rejected the credentials of user {self.conn.username!r} (HTTP {status})"
             )
-        if resp.status_code == 429 or resp.status_code >= 500:
-            raise VakaUnavailable(f"{where} answered HTTP {resp.status_code}")
-        if resp.status_code != 200:
-            raise VakaDataError(f"{where} answered HTTP {resp.status_code} for {USERS_PATH}")
+        if status == 429 or status >= 500:
+            raise VakaUnavailable(f"{where} answered HTTP {status}")
+        if status != 200:
+            raise VakaDataError(f"{where} answered HTTP {status} for {USERS_PATH}")
         try:
-            data = resp.json()
+            data = json.loads(body)
         except ValueError:
             raise VakaDataError(f"{where} answered page {page} with invalid JSON") from None
         return parse_page(data, page)
