@@ -309,10 +309,16 @@ def test_sqlite_a_loop_batch_never_waits_for_the_writer_lock_on_the_loop(
     services: Services,
 ) -> None:
     """Another connection's transaction holds SQLite's lock: the loop's batch waits for it on
-    a commit thread, and the loop serves other tasks meanwhile."""
+    a commit thread, and the loop serves other tasks meanwhile. The move is counted
+    (`on_writer_busy`), and the batch once, by the committer that ran it (`on_batch`)."""
     _sqlite_only(services)
     row = uid("busy-")
     ran_on: list[int] = []
+    group = services.db.group
+    batches: list[int] = []
+    moved: list[bool] = []
+    hooks = group.on_batch, group.on_writer_busy
+    group.on_batch, group.on_writer_busy = batches.append, lambda: moved.append(True)
     holding, release = threading.Event(), threading.Event()
 
     def hold() -> None:
@@ -342,8 +348,12 @@ def test_sqlite_a_loop_batch_never_waits_for_the_writer_lock_on_the_loop(
         holder.join(30)
         return answer, max(b - a for a, b in itertools.pairwise(ticks))
 
-    written, longest_gap = _attached(services, main)
+    try:
+        written, longest_gap = _attached(services, main)
+    finally:
+        group.on_batch, group.on_writer_busy = hooks
     assert written == row
+    assert (moved, batches) == ([True], [1])
     assert longest_gap < 1.0  # not stalled in SQLite's busy handler (seconds when it was)
     assert len(ran_on) == 1  # not begun on the loop: the lock was taken
     assert ran_on[0] != threading.get_ident()  # a commit thread ran it

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -104,6 +105,34 @@ def test_job_counters_and_histograms_move_with_job_runs(srv: Server) -> None:
     assert delta("writegate_jobs_retried_total", kind="testkit.broken") == 0
     assert delta("writegate_group_commit_batch_size_count") >= 1
     assert has(after, "writegate_db_pool_connections_in_use")
+
+
+def test_sqlite_a_loop_batch_sent_to_a_commit_thread_is_counted(srv: Server) -> None:
+    """A write lock held outside the group commit sends the event loop's batch to a commit
+    thread: the accept answers once the lock is free, and the move is counted."""
+    if not srv.services.db.is_sqlite:
+        pytest.skip("SQLite: PostgreSQL has no one writer lock")
+    name = "writegate_group_commit_writer_busy_total"
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with srv.services.db.write() as s:
+            s.connection()  # BEGIN IMMEDIATE: the writer lock, until released
+            holding.set()
+            release.wait(30)
+
+    before = scrape(srv.url)
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert holding.wait(30)
+        threading.Timer(0.3, release.set).start()
+        with srv.client() as c:
+            accept_entity(c)  # 202, or it raises
+    finally:
+        release.set()
+        holder.join(30)
+    assert value(scrape(srv.url), name) - value(before, name) >= 1
 
 
 def test_queue_gauges_read_the_jobs_table_at_scrape_time(srv: Server) -> None:

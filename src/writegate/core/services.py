@@ -59,6 +59,7 @@ class Services:
 
         principals = PrincipalCache(settings.auth_cache_seconds)
         db.group.on_batch = metrics.group_commit_batch
+        db.group.on_writer_busy = metrics.group_commit_writer_busy
         metrics.instrument_pool(db)
         return cls(
             settings=settings,

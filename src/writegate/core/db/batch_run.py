@@ -89,12 +89,12 @@ def run_batch(
 def _run_once(
     batch: Sequence[Call], transaction: Transaction, on_batch: Callable[[int], None] | None
 ) -> None:
-    if on_batch is not None:
-        on_batch(len(batch))
     for call in batch:
         call.outcome = None  # a call run again after a lost race: not failed yet
     try:
         with transaction() as session:
+            if on_batch is not None:  # once begun: a batch met by WriterBusy counts where it runs
+                on_batch(len(batch))
             failed = False
             for write, calls in _by_write(batch):
                 if isinstance(write, Single) and len(batch) > 1:

@@ -113,8 +113,10 @@ class GroupCommit:
         self._closed = False
         #: times a caller whose write lost a race (a deadlock) is run again before it is told
         self.race_retries = 5
-        #: called with each batch's size before it runs (metrics)
+        #: called with each batch's size once its transaction has begun (metrics)
         self.on_batch: Callable[[int], None] | None = None
+        #: called when an attached loop's batch met `WriterBusy` and went to a commit thread
+        self.on_writer_busy: Callable[[], None] | None = None
 
     # -- callers ------------------------------------------------------------------
 
@@ -339,6 +341,8 @@ class GroupCommit:
                     self.on_batch,
                 )
             except WriterBusy:  # nothing ran: a commit thread waits for the lock instead
+                if self.on_writer_busy is not None:
+                    self.on_writer_busy()
                 await asyncio.wrap_future(self._commit_threads().submit(self._run_on_thread, batch))
         finally:
             _answer_on_loop(batch)

@@ -55,6 +55,10 @@ GROUP_COMMIT_BATCH = Histogram(
     "Writes that shared one group commit.",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
 )
+GROUP_COMMIT_WRITER_BUSY = Counter(
+    "writegate_group_commit_writer_busy",
+    "Event-loop batches that found SQLite's writer lock held and ran on a commit thread.",
+)
 POOL_IN_USE = Gauge(
     "writegate_db_pool_connections_in_use",
     "Database connections checked out of the process's pool.",
@@ -114,6 +118,11 @@ def job_finished(kind: str, outcome: str, seconds: float) -> None:
 def group_commit_batch(size: int) -> None:
     """Record one group commit's batch size (`GroupCommit.on_batch`)."""
     GROUP_COMMIT_BATCH.observe(size)
+
+
+def group_commit_writer_busy() -> None:
+    """Count one loop batch sent to a commit thread (`GroupCommit.on_writer_busy`)."""
+    GROUP_COMMIT_WRITER_BUSY.inc()
 
 
 def instrument_pool(db: Database) -> None:
