@@ -131,8 +131,9 @@ class Settings(BaseSettings):
     #: a thread that is ready to run (a group commit back from its fsync, the embedded worker
     #: woken by a job) waits for the busy event loop to hand over the GIL
     gil_switch_interval_ms: float = Field(default=0.5, gt=0, le=1000)
-    #: a process's allocations between two collections of the garbage collector's youngest
-    #: generation (`gc.set_threshold`; Python's default is 700)
+    #: the garbage collector collects its youngest generation once a process's tracked
+    #: objects have grown by this many since its last collection (`gc.set_threshold`;
+    #: Python's default is 700)
     gc_young_threshold: int = Field(default=10_000, ge=1)
 
     #: BokaMera: secret keys for stored Axema Vaka passwords, separated by commas; the first
