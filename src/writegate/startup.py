@@ -68,7 +68,8 @@ def migrate(services: Services) -> None:
 
 @contextlib.contextmanager
 def tuned_garbage_collector(young_threshold: int) -> Iterator[None]:
-    """Freeze the start-up heap; collect the youngest generation every `young_threshold`."""
+    """Freeze the start-up heap; collect the youngest generation once the tracked objects
+    have grown by `young_threshold` since the last collection."""
     # Routes, schemas and mappers live as long as the process: a full collection under load
     # then walks only what requests allocate, not the whole start-up heap (long pauses).
     gc.collect()
