@@ -17,6 +17,9 @@ from writegate.core.db.batch_run import BatchWrite, Call, Single, Transaction, r
 
 T = TypeVar("T")
 
+#: turns of the event loop a batch on it waits at most for callers still coming in
+_GATHER_TURNS = 3
+
 
 class WriterBusy(BaseException):
     """An attached loop's SQLite transaction found the writer lock taken: nothing ran.
@@ -226,7 +229,6 @@ class GroupCommit:
         if not start:
             return
         if isinstance(lane, _Home):
-            # The rest of this loop iteration's requests join the first batch too.
             lane.loop.call_soon(self._start_at_home, lane)
         elif on is not None:
             on.call_soon(self._start_on_threads)
@@ -305,7 +307,15 @@ class GroupCommit:
         finally:
             self._local.committing = outer
 
-    def _start_at_home(self, home: _Home) -> None:
+    def _start_at_home(self, home: _Home, seen: int = 0, turns: int = 0) -> None:
+        """Start the loop's committer once a turn of the loop queued no new caller (at most
+        `_GATHER_TURNS` turns), so that its first batch takes the burst of requests whole."""
+        # On SQLite a batch holds the loop until its COMMIT: started at the first turn, it took
+        # the requests parsed so far, and the rest of the burst paid a second COMMIT after it.
+        queued = len(home.pending)
+        if queued != seen and turns < _GATHER_TURNS:
+            home.loop.call_soon(self._start_at_home, home, queued, turns + 1)
+            return
         task = home.loop.create_task(self._drain_at_home(home))
         home.tasks.add(task)
         task.add_done_callback(home.tasks.discard)
