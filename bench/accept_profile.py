@@ -14,9 +14,10 @@ on SQLite and on PostgreSQL. It prints wall time and CPU per job.
 `batch [N]`: one group-commit batch of N session accepts (all queued in one event-loop
 iteration, so they share one transaction), alone (no HTTP, no load), on SQLite and on
 PostgreSQL: two rounds, each of 300 batches of jef-one's `accept_session`, then 300 of the
-bench module's accept (the same enqueue with no reads and no exclusive key). It prints wall
-time and the process's CPU (the event loop and the commit thread) per batch, and on SQLite
-the WAL frames each of jef-one's batches writes.
+bench module's accept (the same enqueue with no reads and no exclusive key), on an event loop
+attached to the group commit as `serve`'s is (the batches run on the loop). It prints wall
+time and the process's CPU per batch, and on SQLite the WAL frames each of jef-one's
+batches writes.
 """
 
 from __future__ import annotations
@@ -180,6 +181,8 @@ class _Batches:
         self.svc, self.n, self.count = svc, n, 0
         self.prefix = uuid.uuid4().hex[:8]
         self.runner = asyncio.Runner()
+        # As `serve` does: the batches of this loop's callers run on it, not on commit threads.
+        svc.db.attach_loop(self.runner.get_loop())
         self.bench_write = noop_module.Accepts(svc.jobs)
 
     def one(self, which: str) -> None:
@@ -189,7 +192,8 @@ class _Batches:
         self.runner.run(self._accepts(which, ids))
 
     def close(self) -> None:
-        """Close the event loop the batches ran on."""
+        """Detach and close the event loop the batches ran on."""
+        self.runner.run(self.svc.db.detach_loop())
         self.runner.close()
 
     async def _accepts(self, which: str, session_ids: list[str]) -> None:
