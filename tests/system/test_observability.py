@@ -109,11 +109,16 @@ def test_job_counters_and_histograms_move_with_job_runs(srv: Server) -> None:
 
 def test_sqlite_a_loop_batch_sent_to_a_commit_thread_is_counted(srv: Server) -> None:
     """A write lock held outside the group commit sends the event loop's batch to a commit
-    thread: the accept answers once the lock is free, and the move is counted."""
+    thread: the move is counted, and the accept answers once the lock is free."""
     if not srv.services.db.is_sqlite:
         pytest.skip("SQLite: PostgreSQL has no one writer lock")
     name = "writegate_group_commit_writer_busy_total"
+    # An earlier test's job finishing on a commit thread would wait for the lock and keep the
+    # writer's turn, so the loop's batch would run after the release instead of moving.
+    worker = srv.app.state.worker
+    worker.pause()
     holding, release = threading.Event(), threading.Event()
+    answers: list[httpx.Response] = []
 
     def hold() -> None:
         with srv.services.db.write() as s:
@@ -121,18 +126,27 @@ def test_sqlite_a_loop_batch_sent_to_a_commit_thread_is_counted(srv: Server) -> 
             holding.set()
             release.wait(30)
 
-    before = scrape(srv.url)
-    holder = threading.Thread(target=hold)
-    holder.start()
-    try:
-        assert holding.wait(30)
-        threading.Timer(0.3, release.set).start()
+    def accept() -> None:
         with srv.client() as c:
-            accept_entity(c)  # 202, or it raises
+            answers.append(accept_entity(c))
+
+    holder, client = threading.Thread(target=hold), threading.Thread(target=accept)
+    try:
+        wait_for(lambda: not worker.running_jobs(), 30)
+        before = value(scrape(srv.url), name)
+        holder.start()
+        assert holding.wait(30)
+        client.start()
+        # Released only once the move is counted: no timer races the request.
+        wait_for(lambda: value(scrape(srv.url), name) > before, 30)
+        assert not answers  # the accept waits for the lock
     finally:
         release.set()
-        holder.join(30)
-    assert value(scrape(srv.url), name) - value(before, name) >= 1
+        worker.resume()
+        for thread in (holder, client):
+            if thread.ident is not None:
+                thread.join(30)
+    assert [r.status_code for r in answers] == [202]
 
 
 def test_queue_gauges_read_the_jobs_table_at_scrape_time(srv: Server) -> None:
