@@ -13,9 +13,12 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from sqlalchemy import update
 
 from tests.harness import Server, fresh_database, start_server, uid, wait_for
 from tests.system.obskit import accept_entity, wait_job
+from writegate.core.jobs import Status
+from writegate.core.jobs.table import JOBS
 from writegate.core.observability import tracing
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -98,6 +101,44 @@ def test_a_job_enqueued_outside_a_request_has_an_unlinked_run(
     enqueue = _named(spans, "enqueue testkit.write", job.id)
     assert enqueue.parent is None
     assert [link.context.span_id for link in run.links] == [enqueue.context.span_id]
+
+
+#: trace_context values no writegate writes, as a row another writer left might hold them
+FOREIGN = ["request_id", ["request_id", "traceparent"], {"request_id": 5, "traceparent": 7}]
+
+
+@pytest.mark.parametrize("origin", FOREIGN, ids=["string", "list", "numbers"])
+def test_regression_a_job_whose_trace_context_is_not_ours_runs_and_settles(
+    traced: Server, spans: InMemorySpanExporter, origin: Any
+) -> None:
+    """A threaded job (testkit) and a short one (jef-one's) run to success without a linked
+    span; the threaded one's run had raised before it began, kept its handler thread's slot
+    and had its lease renewed until the worker stopped."""
+    worker = traced.app.state.worker
+    worker.pause()  # the rows are changed before any run claims them
+    try:
+        with traced.services.db.write() as s:
+            threaded = traced.services.jobs.enqueue(s, kind="testkit.write", payload={}, tenant="t")
+        with traced.client() as c:
+            short = accept_entity(c).json()["job_id"]
+        with traced.services.db.write() as s:
+            s.execute(
+                update(JOBS).where(JOBS.c.id.in_([threaded.id, short])).values(trace_context=origin)
+            )
+    finally:
+        worker.resume()
+    with traced.client() as c:
+        assert wait_job(c, short)["job_status"] == "succeeded"
+    wait_for(lambda: _status(traced, threaded.id) == Status.SUCCEEDED, 30)
+    for job_id, kind in ((threaded.id, "testkit.write"), (short, "jef_one.upsert_entity")):
+        assert not _named(spans, f"job {kind}", job_id).links
+    wait_for(lambda: not worker.running_jobs(), 30)
+
+
+def _status(server: Server, job_id: str) -> Status | None:
+    with server.services.db.read() as s:
+        job = server.services.jobs.get(s, job_id)
+    return None if job is None else job.status
 
 
 NO_OTEL = """

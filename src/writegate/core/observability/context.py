@@ -65,6 +65,8 @@ def job_fields(job: Any) -> dict[str, str]:
     """The log fields of a running job: job_id, tenant, api (its kind's module), request_id."""
     fields = {"job_id": job.id, "tenant": job.tenant, "api": job.kind.partition(".")[0]}
     origin = job.trace_context
-    if origin and "request_id" in origin:
-        fields["request_id"] = origin["request_id"]
+    # The column is JSON any writer may have filled: a value that is not ours is left out.
+    request = origin.get("request_id") if isinstance(origin, dict) else None
+    if isinstance(request, str):
+        fields["request_id"] = request
     return fields

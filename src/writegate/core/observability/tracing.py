@@ -76,9 +76,10 @@ def traceparent() -> str | None:
 
 
 def _context_of(origin: Mapping[str, str] | None) -> Any:
-    if not origin or "traceparent" not in origin:
+    parent = origin.get("traceparent") if isinstance(origin, Mapping) else None
+    if not isinstance(parent, str):  # none, or a value some other writer left
         return None
-    return _propagator.extract({"traceparent": origin["traceparent"]})
+    return _propagator.extract({"traceparent": parent})
 
 
 def start_enqueue_spans(rows: list[dict[str, Any]]) -> list[Any]:

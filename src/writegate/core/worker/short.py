@@ -7,7 +7,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -25,6 +25,20 @@ log = logging.getLogger("writegate.worker")
 def span(job: Job) -> Any:
     """The tracing span of one run of a job."""
     return tracing.job_span(job.id, job.kind, job.attempts, job.trace_context)
+
+
+@contextlib.contextmanager
+def observed(job: Job) -> Iterator[None]:
+    """A run of a job with its log fields bound and in its span; without them if they fail."""
+    # The run must go on and settle the job: a handler thread that raised here kept its slot,
+    # and the worker went on renewing that job's lease.
+    with contextlib.ExitStack() as context:
+        try:
+            context.enter_context(bound(**job_fields(job)))
+            context.enter_context(span(job))
+        except Exception:
+            log.exception("job %s: runs without its log fields and span", job.id)
+        yield
 
 
 def error_of(exc: BaseException) -> tuple[str, bool]:
@@ -84,7 +98,7 @@ class KindBatch:
         return outcomes
 
     def _one(self, ctx: JobContext) -> Any:
-        with bound(**job_fields(ctx.job)), span(ctx.job):
+        with observed(ctx.job):
             try:
                 return self.spec.run(ctx)
             except Exception as exc:

@@ -17,11 +17,10 @@ from sqlalchemy.orm import Session
 from writegate.core.exceptions import LeaseLost
 from writegate.core.jobs import Job, JobManager, Successes
 from writegate.core.observability import metrics
-from writegate.core.observability.context import bound, job_fields
 from writegate.core.worker.context import JobContext
 from writegate.core.worker.listener import Listener
 from writegate.core.worker.registry import JobSpec, Registry
-from writegate.core.worker.short import ShortJobs, error_of, outcome_of, span
+from writegate.core.worker.short import ShortJobs, error_of, observed, outcome_of
 from writegate.core.worker.threads import HandlerThreads
 from writegate.core.worker.wakeup import Wakeup
 
@@ -294,7 +293,7 @@ class Worker:
 
     def _run(self, job: Job, over: threading.Event) -> None:
         try:
-            with bound(**job_fields(job)), span(job):
+            with observed(job):
                 self._run_bound(job, over)
         finally:
             over.set()
