@@ -272,9 +272,10 @@ def test_invalid_date(client: httpx.Client, abs_client: Client, value: str) -> N
     """Dates that are not real YYYY-MM-DD dates, on write and in list filters."""
     h = abs_client.headers
     write = call(client, "putDb", {"client_code": abs_client.code, "processing_date": value}, h)
-    assert "processing_date" in assert_error(write, "INVALID_DATE")
+    message = f"{value!r} is not a date in YYYY-MM-DD form"
+    assert assert_error(write, "INVALID_DATE") == f"processing_date: {message}"
     search = call(client, "getList", {"client_code": abs_client.code, "date_to": value}, h)
-    assert "date_to" in assert_error(search, "INVALID_DATE")
+    assert assert_error(search, "INVALID_DATE") == f"date_to: {message}"
 
 
 def test_invalid_date_range(client: httpx.Client, abs_client: Client) -> None:

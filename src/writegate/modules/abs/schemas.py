@@ -32,7 +32,7 @@ def parse_date(value: str | None) -> date | None:
         return date.fromisoformat(value)
     except ValueError:
         raise PydanticCustomError(
-            "INVALID_DATE", "{value!r} is not a date in YYYY-MM-DD form", {"value": value}
+            "INVALID_DATE", "{value} is not a date in YYYY-MM-DD form", {"value": repr(value)}
         ) from None
 
 
