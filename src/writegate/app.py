@@ -17,6 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from writegate.console import install as install_console
 from writegate.core.http import (
@@ -214,7 +215,10 @@ def _install_error_handlers(app: FastAPI, render: Callable[[Request, ErrorInfo],
         message = str(exc.detail)
         if exc.status_code == 400:
             message = "malformed request body: not valid JSON or not UTF-8"
-        return render(request, ErrorInfo(exc.status_code, kind, message))
+        resp = render(request, ErrorInfo(exc.status_code, kind, message))
+        if resp.status_code == 405:
+            resp.headers["allow"] = _allowed(request)
+        return resp
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(DBAPIError)
@@ -244,6 +248,16 @@ def _install_error_handlers(app: FastAPI, render: Callable[[Request, ErrorInfo],
         # client sends its next request into a closed socket.
         resp.headers["connection"] = "close"
         return resp
+
+
+def _allowed(request: Request) -> str:
+    """A 405's Allow: the methods of every route at the request's path (Starlette's own names
+    only the first route's, where a path has a GET route and a POST route)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if route.matches(request.scope)[0] is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return ", ".join(sorted(methods))
 
 
 def _install_probes(app: FastAPI, services: Services, settings: Settings) -> None:

@@ -257,3 +257,17 @@ def test_one_tenant_is_one_company(
     assert status_of(r)["Errors"][0]["FieldName"] == "CompanyId"
     assert client.get(SETTINGS, params={"CompanyId": co.id}, headers=su).status_code == 200
     assert client.get(SYNC, headers=su).status_code == 200
+
+
+def test_a_wrong_method_is_405_naming_every_method_of_its_path(
+    client: httpx.Client, company: Any
+) -> None:
+    """The sync path has a POST route and a GET route: a 405's Allow names both."""
+    co = company(None)
+    for method in ("PUT", "DELETE", "PATCH"):
+        r = client.request(method, SYNC, headers=co.headers)
+        assert r.status_code == 405, r.text
+        assert status_of(r)["ErrorCode"]
+        assert r.headers["allow"] == "GET, POST"
+    r = client.delete(f"{SYNC}/{uuid.uuid4()}", headers=co.headers)
+    assert (r.status_code, r.headers["allow"]) == (405, "GET")

@@ -198,6 +198,7 @@ def test_unknown_route_and_method(client: httpx.Client) -> None:
     """An unknown jef-one path is 404 and a wrong method 405, both in the envelope."""
     r = client.get("/one-post-create-session-job")
     assert r.status_code == 405
+    assert r.headers["allow"] == "POST"
     assert r.json()["error_code"] == "METHOD_NOT_ALLOWED"
     assert r.json()["allowed_method"] == "POST"
     r = client.post("/one-post-nothing", json={})
