@@ -6,6 +6,7 @@ from typing import Any
 
 from tests.api.ikonomikal.conftest import OK, SAVE, Iko, race, rsp
 from tests.harness import Server
+from writegate.core.audit import next_value
 
 
 def test_blank_code_gets_next_auto_code_skipping_taken_ones(iko: Iko) -> None:
@@ -70,3 +71,29 @@ def test_concurrent_duplicates_one_wins_the_rest_keep_their_tokens(
         assert iko.save(f"AFTER{i}", "Token kept")["rspPrc"] == OK
     assert iko.save("AFTER9", "None left")["rspPrc"]["rspID"] == 1000105
     assert iko.read_all()["rowTotal"] == 10
+
+
+def test_regression_codes_whose_capitals_are_longer_are_saved(iko: Iko) -> None:
+    """A code of 20 characters or fewer is saved however long its capitals ("ß" is "SS"):
+    PostgreSQL refused these, its case-free key column being as short as the code."""
+    codes = ["ß" * 11, "ﬃ" * 10, "ŉ" * 20, "ß" * 10]
+    for code in codes:
+        iko.must_token(1)
+        assert iko.save(code, "Long capitals")["parCode"] == [code]
+    iko.must_token(1)
+    same = "SS" * 10  # the capitals of "ß" * 10
+    assert iko.save(same, "Same capitals")["rspPrc"] == rsp(
+        1000092, f"Document {same} already exists.", (same, "f001")
+    )
+    assert sorted(r["f001"] for r in iko.read_all(codes)["rowData"]) == sorted(codes)
+
+
+def test_auto_codes_go_on_past_999999(iko: Iko, server: Server) -> None:
+    """Auto codes are zero-padded to six digits; after 999999 they have seven."""
+    with server.services.db.write() as s:
+        next_value(s, f"ikonomikal.ss07.code.{iko.user.subs_id}", 999_998)
+    codes = []
+    for _ in range(2):
+        iko.must_token(1)
+        codes += iko.save("", "Auto")["parCode"]
+    assert codes == ["999999", "1000000"]

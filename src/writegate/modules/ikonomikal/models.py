@@ -55,8 +55,9 @@ class SS07Row(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     subs_id: Mapped[str] = mapped_column(String(200))
     code: Mapped[str] = mapped_column(String(20))
-    #: upper-cased code: codes are unique per subscriber regardless of case
-    code_key: Mapped[str] = mapped_column(String(20))
+    #: upper-cased code: codes are unique per subscriber regardless of case (a letter's
+    #: capitals are up to three characters: "ß" -> "SS", "ﬃ" -> "FFI")
+    code_key: Mapped[str] = mapped_column(String(60))
     f002: Mapped[str] = mapped_column(String(200))
     f003: Mapped[str] = mapped_column(String(200))
     f004: Mapped[int] = mapped_column(Integer)
