@@ -281,6 +281,22 @@ def test_value_checks(iko: Iko) -> None:
     assert iko.save("FIN", "Finance", f003=None)["rspPrc"] == OK  # .NET's null string is blank
 
 
+def test_an_integer_outside_its_int32_is_invalid_before_its_range(iko: Iko) -> None:
+    """2**31 does not fit the .NET Int32 of f004, cmdStat or timeOffSet: 9000002 names the
+    field, as for any value of the wrong type; no token is spent."""
+    iko.must_token(1)
+    limit = "Input should be less than or equal to 2147483647"
+    for field, body in (
+        ("saveData.f004", iko.save_body(f004=2**31)),
+        ("cmdStat", {**iko.save_body(), "cmdStat": 2**31}),
+        ("timeOffSet", {**iko.save_body(), "timeOffSet": 2**31}),
+    ):
+        assert iko.post(SAVE, body)["rspPrc"] == rsp(
+            9000002, f"{field} is invalid: {limit}", (field, field), (limit, "")
+        )
+    assert iko.save("FIN", "Finance")["rspPrc"] == OK
+
+
 def test_vendor_template_spelling_pg_prog_tkn(iko: Iko) -> None:
     """The vendor's request template writes pgProgTkn; it is accepted as pgProcTkn."""
     body = {**iko.session(), "pgProgTkn": {"procID": 1, "prgInf": {"pMODL": "SS", "pPRGM": "SS07"}}}
