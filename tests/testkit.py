@@ -64,6 +64,19 @@ def _long(ctx: JobContext) -> dict[str, Any]:
     return _write(ctx)
 
 
+def _clash(ctx: JobContext) -> None:
+    """Write one row twice: the database refuses the second (its id is taken)."""
+    row = {
+        "id": int(ctx.payload["id"]),
+        "job_id": ctx.job.id,
+        "attempt": ctx.job.attempts,
+        "worker": ctx.payload["worker"],
+        "at": ctx.clock.now(),
+    }
+    ctx.session.execute(insert(effects).values(row))
+    ctx.session.execute(insert(effects).values(row))
+
+
 def _hang(ctx: JobContext) -> None:
     time.sleep(float(ctx.payload.get("sleep", 3600)))
 
@@ -111,6 +124,7 @@ def create(services: Services) -> Module:
             JobSpec("testkit.flaky", _flaky),
             JobSpec("testkit.broken", _broken),
             JobSpec("testkit.hang", _hang),
+            JobSpec("testkit.clash", _clash),
             JobSpec("testkit.long", _long),
         ],
     )

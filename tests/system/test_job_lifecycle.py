@@ -80,6 +80,27 @@ def test_permanent_error_fails_at_once(kit: Server) -> None:
     assert job.error == "bad data: cannot ever succeed"
 
 
+def test_regression_a_database_error_is_kept_without_its_statement_or_values(
+    kit: Server,
+) -> None:
+    """A handler's write the database refuses keeps only the error's kind and code: the
+    error used to hold the statement and its values, and a job's error reaches API clients.
+    A value too long for its column (PostgreSQL) is refused again each time: not retried."""
+    secret = "s3cret-customer-data"
+    [taken] = enqueue_many(kit, "testkit.clash", 1, {"id": 900_001, "worker": secret})
+    job = _final(kit, taken)
+    assert (job.status, job.attempts) == (Status.FAILED, 3)
+    assert job.error in (
+        "database error: UniqueViolation (23505)",
+        "database error: IntegrityError (SQLITE_CONSTRAINT_PRIMARYKEY)",
+    )
+    if kit.services.db.is_postgres:
+        [too_long] = enqueue_many(kit, "testkit.clash", 1, {"id": 900_002, "worker": "w" * 101})
+        job = _final(kit, too_long)
+        assert (job.status, job.attempts) == (Status.FAILED, 1)
+        assert job.error == "database error: StringDataRightTruncation (22001)"
+
+
 def test_hung_handler_times_out_and_fails(kit: Server) -> None:
     """A handler that never returns loses its lease at the timeout; after retries it fails."""
     [job_id] = enqueue_many(kit, "testkit.hang", 1, {"sleep": 3600})

@@ -6,12 +6,14 @@ import base64
 import gc
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
+from writegate.modules.bokamera import connector as vaka_connector
 from writegate.modules.bokamera import crypto
 from writegate.modules.bokamera.connector import (
     HttpVakaConnector,
@@ -173,3 +175,29 @@ def test_regression_a_synced_pages_body_waited_for_the_garbage_collector(
         gc.enable()
         reader.close()
     assert not kept
+
+
+def test_regression_a_page_sent_a_byte_at_a_time_times_out(vaka: Any) -> None:
+    """httpx's read timeout is per chunk: a Vaka trickling its page (a byte every 50 ms, 30
+    s for this page) kept a sync in Processing. The whole body must come within the timeout."""
+    sim = vaka(3)
+    sim.state.drip = 0.05
+    client = HttpVakaConnector(
+        VakaConnection(sim.url, None, "vaka", "vaka"), timeout=0.5, retries=0
+    )
+    began = time.monotonic()
+    with pytest.raises(VakaUnavailable, match="timed out sending page 1"):
+        client.list_users(1, 10)
+    assert time.monotonic() - began < 5
+    client.close()
+
+
+def test_a_page_over_the_size_limit_is_unusable(vaka: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A body past MAX_PAGE_BYTES is refused as it arrives, not read whole into memory."""
+    monkeypatch.setattr(vaka_connector, "MAX_PAGE_BYTES", 2000)
+    sim = vaka(50)
+    client = HttpVakaConnector(VakaConnection(sim.url, None, "vaka", "vaka"), retries=0)
+    with pytest.raises(VakaDataError, match="page 1 with over 2000 bytes"):
+        client.list_users(1, 50)
+    assert len(client.list_users(1, 5).users) == 5
+    client.close()

@@ -312,3 +312,26 @@ def test_same_vaka_id_twice_on_one_page_fails_permanently(
     assert sim.state.users[12]["id"] in done["ErrorMessage"]
     assert (done["UsersFound"], done["UsersCreated"]) == (10, 10)
     assert len(customers(client, co)) == 10
+
+
+def test_regression_a_nul_in_vaka_data_fails_the_sync_at_once(
+    client: httpx.Client, server: Server, vaka: Any, company: Any
+) -> None:
+    """A NUL in a user's field on page 2 is unusable data: Failed at the first attempt, the
+    field named. PostgreSQL refused the page (retried as if transient, then the statement
+    and the page's customers shown in ErrorMessage); SQLite stored it."""
+    sim = vaka(30, max_page_size=10)
+    sim.state.users[14] = {**sim.state.users[14], "firstName": "a\x00b"}
+    co = company(sim)
+    sync_id = start_sync(client, co)["Id"]
+    done = wait_done(client, co, sync_id)
+    assert done["Status"] == 3
+    assert "page 2, user #5: firstName" in done["ErrorMessage"]
+    assert "contains a NUL character" in done["ErrorMessage"]
+    assert "SQL" not in done["ErrorMessage"]
+    assert (done["UsersFound"], done["UsersCreated"]) == (10, 10)
+    assert len(customers(client, co)) == 10
+    with server.services.db.read() as s:
+        job = server.services.jobs.get(s, sync_id)
+    assert job is not None
+    assert job.attempts == 1

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from sqlalchemy.exc import DataError, StatementError
 from sqlalchemy.orm import Session
 
 from writegate.core.exceptions import LeaseLost, PermanentJobError, UnknownJobKind
@@ -43,6 +44,16 @@ def observed(job: Job) -> Iterator[None]:
 
 def error_of(exc: BaseException) -> tuple[str, bool]:
     """The message kept for a failed attempt, and whether the attempt may be retried."""
+    if isinstance(exc, StatementError):
+        # Its text holds the statement and its values (a page of customers, say), and even
+        # the driver's own message may quote a value; a job's error is shown to API clients
+        # (BokaMera's ErrorMessage). The whole of it goes to the log. A value the database
+        # refused (DataError) is refused again at every attempt.
+        log.warning("database error: %s", exc)
+        orig = exc.orig if exc.orig is not None else exc
+        code = getattr(orig, "sqlstate", None) or getattr(orig, "sqlite_errorname", None)
+        message = f"database error: {type(orig).__name__}" + (f" ({code})" if code else "")
+        return message, not isinstance(exc, DataError)
     return str(exc) or type(exc).__name__, not isinstance(exc, PermanentJobError | UnknownJobKind)
 
 

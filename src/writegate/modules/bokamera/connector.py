@@ -9,9 +9,9 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from writegate.core.lazy import without
 
@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 #: environment variable naming a replacement connector factory ("package.module:callable")
 CONNECTOR_ENV = "WRITEGATE_BOKAMERA_CONNECTOR"
 USERS_PATH = "/api/v1/users"
+#: the largest page body read from Vaka (a page of 100,000 users is about 20 MB)
+MAX_PAGE_BYTES = 32 * 1024 * 1024
 
 
 @functools.cache
@@ -50,17 +52,26 @@ class VakaDataError(VakaError):
     """Permanent: Vaka answered with data the sync cannot use."""
 
 
+def _no_nul(value: str) -> str:
+    if "\x00" in value:  # PostgreSQL's text cannot hold it, and SQLite's would
+        raise ValueError("contains a NUL character")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
+
+
 class VakaUser(BaseModel):
     """One Axema Vaka user, as the sync needs it."""
 
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
-    id: str = Field(min_length=1, max_length=100)
-    firstName: str | None = Field(default=None, max_length=100)
-    lastName: str | None = Field(default=None, max_length=100)
-    email: str | None = Field(default=None, max_length=200)
-    phone: str | None = Field(default=None, max_length=50)
-    cardNumber: str | None = Field(default=None, max_length=50)
+    id: Text = Field(min_length=1, max_length=100)
+    firstName: Text | None = Field(default=None, max_length=100)
+    lastName: Text | None = Field(default=None, max_length=100)
+    email: Text | None = Field(default=None, max_length=200)
+    phone: Text | None = Field(default=None, max_length=50)
+    cardNumber: Text | None = Field(default=None, max_length=50)
 
 
 @dataclass(frozen=True)
@@ -153,6 +164,7 @@ class HttpVakaConnector:
         httpx = _httpx()
 
         self.conn = conn
+        self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
         self._client = httpx.Client(
@@ -181,12 +193,13 @@ class HttpVakaConnector:
 
         where = f"Axema Vaka at {self.conn.base_url}"
         params = {"page": page, "pageSize": page_size}
+        deadline = time.monotonic() + self.timeout
         try:
             # Streamed, so the page's body is ours alone: a response keeps what `read()`
             # stored in reference cycles of httpx's objects, freed only by a collection.
             with self._client.stream("GET", USERS_PATH, params=params) as resp:
                 status = resp.status_code
-                body = b"".join(resp.iter_bytes()) if status == 200 else b""
+                body = _body(resp, deadline, where, page) if status == 200 else b""
         except httpx.TimeoutException:
             raise VakaUnavailable(f"{where} timed out") from None
         except httpx.HTTPError as exc:
@@ -208,6 +221,20 @@ class HttpVakaConnector:
     def close(self) -> None:
         """Close the HTTP client."""
         self._client.close()
+
+
+def _body(resp: httpx.Response, deadline: float, where: str, page: int) -> bytes:
+    """A page's body, read whole by `deadline` and within `MAX_PAGE_BYTES`."""
+    # httpx's read timeout is per chunk: a body sent a byte at a time would never time out.
+    chunks, size = [], 0
+    for chunk in resp.iter_bytes():
+        size += len(chunk)
+        if size > MAX_PAGE_BYTES:
+            raise VakaDataError(f"{where} answered page {page} with over {MAX_PAGE_BYTES} bytes")
+        if time.monotonic() > deadline:
+            raise VakaUnavailable(f"{where} timed out sending page {page}")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def http_connector(conn: VakaConnection) -> VakaConnector:

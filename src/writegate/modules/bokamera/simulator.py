@@ -46,6 +46,8 @@ class SimState:
     fail_next: int = 0
     #: answer this page with a user lacking an id (a permanent data error)
     corrupt_page: int | None = None
+    #: send a page's body a byte at a time, this many seconds apart (a Vaka that trickles)
+    drip: float = 0.0
     max_page_size: int = 500
     seed: int = 0
     requests: int = 0
@@ -84,7 +86,17 @@ class _Handler(BaseHTTPRequestHandler):
         if status == 401:
             self.send_header("www-authenticate", 'Basic realm="vaka"')
         self.end_headers()
-        self.wfile.write(data)
+        drip = self.server.state.drip if status == 200 else 0.0
+        if not drip:
+            self.wfile.write(data)
+            return
+        try:
+            for i in range(len(data)):
+                self.wfile.write(data[i : i + 1])
+                self.wfile.flush()
+                time.sleep(drip)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up waiting
 
     def _authorized(self, state: SimState) -> bool:
         scheme, _, value = self.headers.get("authorization", "").partition(" ")
