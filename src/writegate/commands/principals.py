@@ -112,7 +112,11 @@ def principals_list() -> None:
 
 @app.command("revoke")
 def principals_revoke(name: str) -> None:
-    """Revoke a principal: its key and password stop working at once."""
+    """Revoke a principal: its key and password stop working, in running servers too.
+
+    A running server trusts a key that authenticated for WRITEGATE_AUTH_CACHE_SECONDS (5 s by
+    default): the revocation reaches it within that time.
+    """
     settings = load_settings()
     from writegate.core import principals
     from writegate.core.clock import Clock
