@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.api.bokamera.conftest import (
     SYNC,
@@ -335,3 +336,18 @@ def test_regression_a_nul_in_vaka_data_fails_the_sync_at_once(
         job = server.services.jobs.get(s, sync_id)
     assert job is not None
     assert job.attempts == 1
+
+
+def test_a_sync_stops_at_its_most_users(
+    client: httpx.Client, vaka: Any, company: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Vaka whose pages never end (here: more users than the cap) fails the sync once a page
+    would take it past WRITEGATE_BOKAMERA_MAX_USERS; the pages before stay synced."""
+    monkeypatch.setenv("WRITEGATE_BOKAMERA_MAX_USERS", "25")
+    sim = vaka(40, max_page_size=10)
+    co = company(sim)
+    done = wait_done(client, co, start_sync(client, co)["Id"])
+    assert done["Status"] == 3
+    assert "page 3 takes the sync past 25 users" in done["ErrorMessage"]
+    assert (done["UsersFound"], done["UsersCreated"]) == (20, 20)
+    assert len(customers(client, co)) == 20

@@ -35,6 +35,8 @@ from writegate.modules.bokamera.pages import PageReader
 SYNC_KIND = "bokamera.axema_user_sync"
 PAGE_SIZE_ENV = "WRITEGATE_BOKAMERA_PAGE_SIZE"
 DEFAULT_PAGE_SIZE = 200
+MAX_USERS_ENV = "WRITEGATE_BOKAMERA_MAX_USERS"
+DEFAULT_MAX_USERS = 1_000_000
 #: customer column -> Vaka user attribute
 FIELDS = {
     "firstname": "firstName",
@@ -47,10 +49,19 @@ FIELDS = {
 
 def page_size() -> int:
     """Users requested per Vaka page (the Vaka side may cap it)."""
+    return _positive(PAGE_SIZE_ENV, DEFAULT_PAGE_SIZE)
+
+
+def max_users() -> int:
+    """The most users one sync takes from Vaka before it fails (a Vaka that never ends)."""
+    return _positive(MAX_USERS_ENV, DEFAULT_MAX_USERS)
+
+
+def _positive(name: str, default: int) -> int:
     try:
-        return max(1, int(os.environ.get(PAGE_SIZE_ENV, DEFAULT_PAGE_SIZE)))
+        return max(1, int(os.environ.get(name, default)))
     except ValueError:
-        return DEFAULT_PAGE_SIZE
+        return default
 
 
 def _values(user: VakaUser) -> dict[str, Any]:
@@ -211,12 +222,18 @@ def make_sync_handler(services: Services) -> Callable[[JobContext], Any]:
         # Resume after the last committed page if an earlier attempt died mid-sync.
         state = dict(ctx.job.checkpoint or {"page": 1, "found": 0, "created": 0, "updated": 0})
         pages = PageReader(connector, state["page"], page_size())
+        most = max_users()
         try:
             while True:
                 try:
                     page = pages.next()
                     if page.has_more and not page.users:
                         raise VakaDataError(f"page {state['page']} is empty but hasMore is true")
+                    if state["found"] + len(page.users) > most:
+                        raise VakaDataError(
+                            f"page {state['page']} takes the sync past {most} users "
+                            f"({MAX_USERS_ENV})"
+                        )
                     state = ctx.step(functools.partial(_write_page, ctx, company_id, page, state))
                 except VakaAuthError as exc:
                     raise PermanentJobError(str(exc)) from None
