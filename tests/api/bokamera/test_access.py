@@ -271,3 +271,30 @@ def test_a_wrong_method_is_405_naming_every_method_of_its_path(
         assert r.headers["allow"] == "GET, POST"
     r = client.delete(f"{SYNC}/{uuid.uuid4()}", headers=co.headers)
     assert (r.status_code, r.headers["allow"]) == (405, "GET")
+
+
+def test_fields_bind_in_any_letter_case(
+    client: httpx.Client, make_principal: Any, vaka: Any, company: Any
+) -> None:
+    """ServiceStack binds a DTO's fields case-insensitively: `companyId` in a body or a form,
+    `companyid` in a query string, are CompanyId. They were ignored: an administrator's sync
+    of another company started their own, a superadmin's listing showed every company's."""
+    sim = vaka(3)
+    a, b = company(sim), company(sim)
+    wait_done(client, a, start_sync(client, a)["Id"])
+    r = client.post(SYNC, json={"companyId": b.id}, headers=a.headers)
+    assert r.status_code == 403
+    assert b.id in status_of(r)["Message"]
+    r = client.post(SYNC, data={"COMPANYID": b.id}, headers=a.headers)
+    assert r.status_code == 403
+    assert client.get(SYNC, params={"companyid": b.id}, headers=a.headers).status_code == 403
+
+    _, root = make_principal(tenant=str(uuid.uuid4()), roles=["superadmin"])
+    su = {"x-api-key": root}
+    r = client.post(SYNC, json={"companyid": b.id}, headers=su)
+    assert r.status_code == 200, r.text
+    assert r.json()["CompanyId"] == b.id
+    assert wait_done(client, b, r.json()["Id"])["Status"] == 2
+    listed = client.get(SYNC, params={"companyid": b.id, "STATUS": 2}, headers=su).json()
+    assert [x["CompanyId"] for x in listed["Results"]] == [b.id]
+    assert len(customers(client, b)) == 3

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote_plus
 
 from fastapi import Request
 
@@ -57,18 +58,42 @@ def parse_json(text: str) -> Any:
         raise _malformed("Malformed JSON body: it is not valid JSON") from None
 
 
-async def read_fields(request: Request) -> dict[str, Any]:
-    """The request's fields: query string, overlaid by a form, JSON or JSON Lines body."""
+def canonical(fields: Iterable[tuple[str, Any]], names: Iterable[str]) -> dict[str, Any]:
+    """The fields, each key that names one of `names` in another letter case spelled as that
+    name (ServiceStack binds DTO fields case-insensitively); the last of a name wins."""
+    spelled = {name.lower(): name for name in names}
+    return {spelled.get(key.lower(), key): value for key, value in fields}
+
+
+def respell_query(raw: bytes, names: Iterable[str]) -> bytes:
+    """A raw query string whose keys naming one of `names` in another letter case are spelled
+    as that name; every other byte as sent."""
+    spelled = {name.lower(): name for name in names}
+    parts = raw.split(b"&")
+    for i, part in enumerate(parts):
+        key, eq, value = part.partition(b"=")
+        name = spelled.get(unquote_plus(key.decode("latin-1")).lower())
+        if name is not None:
+            parts[i] = name.encode() + eq + value
+    return b"&".join(parts)
+
+
+async def read_fields(request: Request, names: Iterable[str]) -> dict[str, Any]:
+    """The request's fields named as the DTO's `names`: query string, overlaid by a form, JSON
+    or JSON Lines body."""
+    names = list(names)
     raw = await request.body()
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    fields = {k: v for k, v in request.query_params.items() if k.lower() != "format"}
+    query = ((k, v) for k, v in request.query_params.multi_items() if k.lower() != "format")
+    fields = canonical(query, names)
     if not raw.strip():
         return fields
     if ctype == "application/x-www-form-urlencoded":
         try:
-            return {**fields, **dict(parse_qsl(raw.decode(), keep_blank_values=True))}
+            form = parse_qsl(raw.decode(), keep_blank_values=True)
         except UnicodeDecodeError:
             raise _malformed("Body is not valid UTF-8") from None
+        return {**fields, **canonical(form, names)}
     if ctype not in JSON_TYPES and not ctype.endswith("+json"):
         raise ApiError(
             415,
@@ -84,4 +109,4 @@ async def read_fields(request: Request) -> dict[str, Any]:
     data = parse_json(text)
     if not isinstance(data, dict):
         raise _malformed("The request body must be a JSON object")
-    return {**fields, **data}
+    return {**fields, **canonical(data.items(), names)}

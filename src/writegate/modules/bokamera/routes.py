@@ -7,13 +7,14 @@ from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError, field_validator
 
 from writegate.core.http import ServicesDep, field_problems
 from writegate.modules.bokamera import service
 from writegate.modules.bokamera.access import Reader, Writer
-from writegate.modules.bokamera.bodies import read_fields
+from writegate.modules.bokamera.bodies import read_fields, respell_query
 from writegate.modules.bokamera.errors import (
     ApiError,
     field_errors,
@@ -38,19 +39,31 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class BokaMeraRoute(APIRoute):
-    """Answers ApiError raised anywhere in a request (dependencies included) as ResponseStatus."""
+    """Binds query parameters in any letter case, as ServiceStack does, and answers ApiError
+    raised anywhere in a request (dependencies included) as ResponseStatus."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         """Wrap FastAPI's handler."""
         handler = super().get_route_handler()
+        names = _query_names(self.dependant)
 
         async def wrapped(request: Request) -> Response:
+            if names and request.scope["query_string"]:  # respelled before FastAPI reads it
+                request.scope["query_string"] = respell_query(request.scope["query_string"], names)
             try:
                 return await handler(request)
             except ApiError as err:
                 return render_api_error(request, err)
 
         return wrapped
+
+
+def _query_names(dependant: Dependant) -> list[str]:
+    """The query parameters a route reads, its dependencies' included."""
+    names = [str(p.alias) for p in dependant.query_params]
+    for sub in dependant.dependencies:
+        names += _query_names(sub)
+    return names
 
 
 async def check_format(request: Request) -> None:
@@ -71,8 +84,10 @@ router = APIRouter(route_class=BokaMeraRoute, dependencies=[Depends(check_format
 def body_of(model: type[M]) -> Callable[[Request], Coroutine[Any, Any, M]]:
     """A dependency that reads the request DTO from JSON, JSON Lines, a form or the query."""
 
+    names = [field.alias or name for name, field in model.model_fields.items()]
+
     async def parse(request: Request) -> M:
-        data = await read_fields(request)
+        data = await read_fields(request, names)
         try:
             return model.model_validate(data)
         except ValidationError as exc:
