@@ -37,6 +37,11 @@ def _refused(r: httpx.Response, error_type: str, error_code: str) -> dict[str, A
     assert body["job_id"] is None
     assert isinstance(body["error"], str)
     assert body["error"]
+    # Every refusal names the path's method, validation errors included.
+    path = r.request.url.path
+    assert body["allowed_method"] == ("POST" if path.startswith("/one-") else "GET")
+    if error_code == "MALFORMED_JSON":  # however it is malformed, the body's problem is listed
+        assert [e["code"] for e in body["errors"]] == ["MALFORMED_JSON"]
     return dict(body)
 
 
@@ -109,8 +114,7 @@ def test_malformed_or_non_object_bodies(client: httpx.Client, server: Server, ra
     assert body["is_accepted"] is False
     assert body["error_code"] in ("MALFORMED_JSON", "INVALID_BODY", "MISSING_FIELD")
     if raw in (b"{", b'{"entity_number": "1001",}', b"\xff\xfe{}"):
-        assert body["error_code"] == "MALFORMED_JSON"
-        assert body["error_type"] == "invalid_json"
+        _refused(r, "invalid_json", "MALFORMED_JSON")
     if raw in (b"[]", b'"text"', b"null"):
         assert body["error_code"] == "INVALID_BODY"
     assert _job_count(server) == before
@@ -120,6 +124,9 @@ def test_deeply_nested_json(client: httpx.Client) -> None:
     """Nesting deep enough to break a recursive parser is a malformed body, not a 500."""
     raw = b"[" * 30_000 + b"]" * 30_000
     r = client.post(URL, content=raw, headers={"content-type": "application/json"})
+    _refused(r, "invalid_json", "MALFORMED_JSON")
+    huge = b'{"entity_number": 1' + b"0" * 5000 + b"}"  # past Python's int digits limit
+    r = client.post(URL, content=huge, headers={"content-type": "application/json"})
     _refused(r, "invalid_json", "MALFORMED_JSON")
 
 

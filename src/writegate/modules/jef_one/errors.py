@@ -120,20 +120,23 @@ def envelope(
 
 def render_error(request: Request, info: ErrorInfo) -> Response:
     """Map any core/framework refusal to jef-one's envelope."""
+    allowed = "POST" if request.url.path.startswith("/one-") else "GET"
     if info.kind == "validation":
         errors = field_errors(info.fields)
         code = errors[0]["code"] if errors else "INVALID_PAYLOAD"
         summary = "; ".join(e["message"] for e in errors) or info.message
         body = envelope("validation_error", code, f"invalid request: {summary}", errors)
+        body["allowed_method"] = allowed
         return JSONResponse(body, status_code=400)
     status, error_type, code = _KINDS.get(info.kind, (400, "bad_request", "BAD_REQUEST"))
     errors = field_errors(info.fields) if info.fields else []
     message = info.message
-    allowed = "POST" if request.url.path.startswith("/one-") else "GET"
     if info.kind == "method_not_allowed":
         message = f"method {request.method} is not allowed on {request.url.path}; use {allowed}"
     elif info.kind == "not_found":
         message = f"no jef-one API at {request.url.path}"
+    elif info.kind == "malformed" and not errors:  # each malformed body names its problem
+        errors = [{"field": "", "code": code, "message": message}]
     body = envelope(error_type, code, message, errors)
     if info.kind != "not_found":
         body["allowed_method"] = allowed
