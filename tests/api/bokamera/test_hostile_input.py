@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.bokamera.conftest import SETTINGS, SYNC
+from tests.api.bokamera.conftest import SETTINGS, SYNC, wait_done
 
 #: phrases of Python's exceptions that must never reach a client
 INTERNALS = ("sys.set_int_max_str_digits", "recursion", "Traceback", "Exceeds the limit")
@@ -71,3 +71,17 @@ def test_huge_integers_in_query_and_form(client: httpx.Client, company: Any) -> 
     assert r.json()["ResponseStatus"]["Errors"][0]["FieldName"] == "ApiPort"
     for phrase in INTERNALS:
         assert phrase not in r.text
+
+
+def test_a_body_with_a_byte_order_mark_is_read(
+    client: httpx.Client, vaka: Any, company: Any
+) -> None:
+    """A UTF-8 BOM before the JSON (as some .NET writers send) is skipped, not a 400."""
+    co = company(vaka(1))
+    for ctype in ("application/json", "text/jsonl"):
+        h = {**co.headers, "content-type": ctype}
+        body = b"\xef\xbb\xbf" + f'{{"CompanyId": "{co.id}"}}'.encode()
+        r = client.post(SYNC, content=body, headers=h)
+        assert r.status_code == 200, r.text
+        assert r.json()["CompanyId"] == co.id
+        wait_done(client, co, r.json()["Id"])

@@ -100,7 +100,7 @@ async def read_fields(request: Request, names: Iterable[str]) -> dict[str, Any]:
             "UnsupportedMediaType",
             f"Content-Type {ctype!r} is not supported: send application/json or text/jsonl",
         )
-    text = raw.decode("utf-8", errors="replace")
+    text = raw.decode("utf-8-sig", errors="replace")  # a byte order mark, as .NET reads it
     if "jsonl" in ctype or "ndjson" in ctype:
         lines = [line for line in text.splitlines() if line.strip()]
         if len(lines) != 1:
