@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import Request, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
+from writegate.core import sign_outs
 from writegate.core.auth import Principal
 from writegate.core.http import credentials
 from writegate.core.services import Services
@@ -126,9 +127,14 @@ def operator_of(request: Request, services: Services, cookies: Cookies) -> Opera
                 raise Denied(401, "unauthorized", "unknown or revoked API key")
         else:
             data = cookies.read(request)
-            name = data.get("name")
+            name, sid = data.get("name"), data.get("sid")
             principal = services.auth.by_name(s, name) if isinstance(name, str) else None
-            if principal is None or principal.id != data.get("pid"):
+            if (
+                principal is None
+                or principal.id != data.get("pid")
+                or not isinstance(sid, str)
+                or sign_outs.signed_out(s, sid)
+            ):
                 raise Denied(401, "unauthorized", "sign in, or send an API key")
             csrf = str(data.get("csrf") or "")
     if not principal.has_any(*READ_ROLES):

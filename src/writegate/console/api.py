@@ -17,6 +17,7 @@ from writegate.core.jobs.criteria import parse_filter, parse_query
 from writegate.core.jobs.operator import BULK_LIMIT
 from writegate.core.problems import BadInput, FieldProblem
 from writegate.core.services import Services
+from writegate.core.text import whole_number
 from writegate.core.webmodule import WebModule
 
 JobId = Annotated[str, Field(min_length=1, max_length=36)]
@@ -160,17 +161,16 @@ def build(services: Services, modules: list[WebModule], cookies: Cookies) -> API
         """Operator actions, newest first: limit (1-500), before (an entry id)."""
         op = await who(request)
         problems = []
-        limit = request.query_params.get("limit", "100")
-        before = request.query_params.get("before")
-        if not (limit.isdigit() and 1 <= int(limit) <= 500):
+        limit = whole_number(request.query_params.get("limit", "100"), 3)
+        text = request.query_params.get("before")
+        before = None if text is None else whole_number(text, 11)
+        if limit is None or not 1 <= limit <= 500:
             problems.append(FieldProblem("limit", "range", "limit must be a whole number 1-500"))
-        if before is not None and not (before.isdigit() and len(before) < 12):
+        if text is not None and before is None:
             problems.append(FieldProblem("before", "type", "before must be an entry id"))
-        if problems:
+        if problems or limit is None:
             return bad_input(BadInput(problems))
-        entries = await run_in_threadpool(
-            ops.audit, services, op, limit=int(limit), before=int(before) if before else None
-        )
+        entries = await run_in_threadpool(ops.audit, services, op, limit=limit, before=before)
         return JSONResponse({"entries": entries})
 
     @router.get("/views", operation_id="admin_views")
@@ -183,9 +183,10 @@ def build(services: Services, modules: list[WebModule], cookies: Cookies) -> API
     async def view(request: Request, module: str, index: str) -> JSONResponse:
         """One module view's table, for the caller's tenants."""
         op = await who(request)
-        if not index.isdigit() or len(index) > 3:
+        number = whole_number(index, 3)
+        if number is None:
             return bad_input(BadInput([FieldProblem("index", "type", "index must be a number")]))
-        table = await run_in_threadpool(views.run, services, modules, op, module, int(index))
+        table = await run_in_threadpool(views.run, services, modules, op, module, number)
         table["rows"] = [[views.cell_json(c) for c in row] for row in table["rows"]]
         return JSONResponse(table)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode
@@ -15,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from writegate.console import ops, views
 from writegate.console.access import (
     READ_ROLES,
+    SESSION_SECONDS,
     Cookies,
     Denied,
     Operator,
@@ -22,11 +24,13 @@ from writegate.console.access import (
     operator_of,
     require_act,
 )
-from writegate.core import audit_log
+from writegate.core import audit_log, sign_outs
+from writegate.core.auth import PasswordCheckBusy
 from writegate.core.jobs import operator as jobs_admin
 from writegate.core.jobs.criteria import STATUSES, parse_filter, parse_query
 from writegate.core.problems import BadInput
 from writegate.core.services import Services
+from writegate.core.text import whole_number
 from writegate.core.webmodule import WebModule
 
 if TYPE_CHECKING:
@@ -117,18 +121,26 @@ def build(services: Services, modules: list[WebModule], cookies: Cookies) -> API
         if not kept or not secrets.compare_digest(sent.encode(), kept.encode()):
             return back("/console/login", "your sign-in form expired: try again", True)
         name, password = fields.get("name", "")[:200], fields.get("password", "")[:1000]
-        principal = await run_in_threadpool(_verify, services, name, password)
-        if principal is None:
-            return back("/console/login", "wrong name or password", True)
-        if not principal.has_any(*READ_ROLES):
-            return back("/console/login", f"{name} has neither operator nor superadmin role", True)
+        try:
+            principal = await run_in_threadpool(_verify, services, name, password)
+        except PasswordCheckBusy:
+            return back("/console/login", "too many sign-ins at once: try again shortly", True)
+        # One answer for both: naming the missing role would confirm another principal's
+        # password to whoever tried it.
+        if principal is None or not principal.has_any(*READ_ROLES):
+            return back("/console/login", "wrong name or password, or no operator role", True)
         nxt = fields.get("next", "")
         response = RedirectResponse(nxt if nxt.startswith("/console") else "/console", 303)
         # A new CSRF token with every sign-in: one fixed before sign-in is never reused.
         cookies.write(
             request,
             response,
-            {"csrf": secrets.token_urlsafe(24), "name": principal.name, "pid": principal.id},
+            {
+                "csrf": secrets.token_urlsafe(24),
+                "name": principal.name,
+                "pid": principal.id,
+                "sid": secrets.token_urlsafe(24),  # what signing out refuses from then on
+            },
         )
         await run_in_threadpool(_signed_in, services, principal)
         return response
@@ -137,6 +149,9 @@ def build(services: Services, modules: list[WebModule], cookies: Cookies) -> API
     async def logout(request: Request) -> Response:
         op = await who(request)
         check_csrf(op, (await form(request)).get("csrf"))
+        sid = cookies.read(request).get("sid")
+        if isinstance(sid, str):
+            await run_in_threadpool(_signed_out, services, op, sid)
         response = RedirectResponse("/console/login", 303)
         response.delete_cookie("wg_console", path="/")
         return response
@@ -245,19 +260,18 @@ def build(services: Services, modules: list[WebModule], cookies: Cookies) -> API
     @router.get("/audit")
     async def audit(request: Request) -> Response:
         op = await who(request)
-        before = request.query_params.get("before", "")
-        entries = await run_in_threadpool(
-            ops.audit, services, op, limit=100, before=int(before) if before.isdigit() else None
-        )
+        before = whole_number(request.query_params.get("before", ""), 11)
+        entries = await run_in_threadpool(ops.audit, services, op, limit=100, before=before)
         more = entries[-1]["id"] if len(entries) == 100 else None
         return page(request, "audit.html", op, entries=entries, more=more)
 
     @router.get("/views/{module}/{index}")
     async def view(request: Request, module: str, index: str) -> Response:
         op = await who(request)
-        if not index.isdigit() or len(index) > 3:
+        number = whole_number(index, 3)
+        if number is None:
             raise Denied(404, "not_found", f"no console view {module}/{index}")
-        table = await run_in_threadpool(views.run, services, modules, op, module, int(index))
+        table = await run_in_threadpool(views.run, services, modules, op, module, number)
         table["rows"] = [[views.cell_json(c) for c in row] for row in table["rows"]]
         return page(request, "view.html", op, table=table)
 
@@ -308,6 +322,15 @@ def _matching(services: Services, f: jobs_admin.JobFilter) -> list[str]:
 def _verify(services: Services, name: str, password: str) -> Any:
     with services.db.read() as s:
         return services.auth.verify_password(s, name, password)
+
+
+def _signed_out(services: Services, op: Operator, sid: str) -> None:
+    now = services.clock.now()
+    with services.db.write() as s:
+        sign_outs.sign_out(s, sid, until=now + timedelta(seconds=SESSION_SECONDS), now=now)
+        audit_log.record(
+            s, at=now, actor=op.name, tenant=op.principal.tenant, action="sign_out", job_ids=[]
+        )
 
 
 def _signed_in(services: Services, principal: Any) -> None:

@@ -26,7 +26,7 @@ AUDIT_LOG = Table(
     Column("actor", String(200), nullable=False),
     # the actor's tenant: operators bound to it see the entry
     Column("tenant", String(200), nullable=False),
-    # e.g. "retry", "cancel", "bulk_retry", "bulk_cancel", "prune", "sign_in"
+    # e.g. "retry", "cancel", "bulk_retry", "bulk_cancel", "prune", "sign_in", "sign_out"
     Column("action", String(50), nullable=False),
     Column("job_ids", JSON, nullable=False),
     # what the action asked for and what it did (filter, refused ids and why)

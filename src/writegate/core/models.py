@@ -4,6 +4,14 @@ from writegate.core.audit import CounterRow
 from writegate.core.audit_log import AUDIT_LOG
 from writegate.core.auth import PrincipalRow
 from writegate.core.jobs import JobRow
+from writegate.core.sign_outs import SIGN_OUTS
 from writegate.core.tokens import ProcessTokenRow
 
-__all__ = ["AUDIT_LOG", "CounterRow", "JobRow", "PrincipalRow", "ProcessTokenRow"]
+__all__ = [
+    "AUDIT_LOG",
+    "SIGN_OUTS",
+    "CounterRow",
+    "JobRow",
+    "PrincipalRow",
+    "ProcessTokenRow",
+]

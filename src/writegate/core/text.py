@@ -54,3 +54,11 @@ def check_storable(value: Any) -> Any:
 UNICODE = BeforeValidator(check_unicode)
 #: validator marker: refuse lone surrogates and NUL (PostgreSQL text cannot hold NUL)
 STORABLE = BeforeValidator(check_storable)
+
+
+def whole_number(text: str, max_digits: int) -> int | None:
+    """`text` as an int if it is 1 to `max_digits` ASCII digits, else None."""
+    # str.isdigit() is true of "²" and "٣" too, which int() refuses or reads as 3.
+    if 0 < len(text) <= max_digits and text.isascii() and text.isdigit():
+        return int(text)
+    return None

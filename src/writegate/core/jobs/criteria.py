@@ -15,12 +15,13 @@ from typing import Any
 
 from writegate.core.jobs.status import Status
 from writegate.core.problems import BadInput, FieldProblem
+from writegate.core.text import whole_number
 
 STATUSES = tuple(s.value for s in Status)
 MAX_LIMIT = 500
 #: the fields of a filter, in the order they are shown and recorded
 FIELDS = ("status", "kind", "tenant", "q", "since", "until")
-_DURATION = re.compile(r"^(\d{1,6})([smhdw])$")
+_DURATION = re.compile(r"^(\d{1,6})([smhdw])$", re.ASCII)
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 #: longest value of one filter field
 _MAX_TEXT = 200
@@ -66,17 +67,19 @@ def _bad(name: str, code: str, message: str) -> BadInput:
 
 def moment(name: str, text: str, now: datetime) -> datetime:
     """An age before `now` (15m, 2h, 7d) or an ISO 8601 time, as naive UTC."""
-    ago = duration(text)
-    if ago is not None:
-        return now - ago
     try:
+        ago = duration(text)
+        if ago is not None:
+            return now - ago
         at = datetime.fromisoformat(text)
+        if at.tzinfo is not None:
+            at = (at - at.utcoffset()).replace(tzinfo=None)  # type: ignore[operator]
+    except OverflowError:
+        raise _bad(name, "range", f"{text!r} is outside the years 1-9999 in UTC") from None
     except ValueError:
         raise _bad(
             name, "datetime", f"{text!r} is not ISO 8601 nor an age like 15m, 2h, 7d"
         ) from None
-    if at.tzinfo is not None:
-        at = (at - at.utcoffset()).replace(tzinfo=None)  # type: ignore[operator]
     return at
 
 
@@ -176,12 +179,13 @@ def parse_query(params: Mapping[str, Any], now: datetime, default_limit: int = 5
     limit = default_limit
     text = params.get("limit")
     if text not in (None, ""):
-        if not (isinstance(text, str) and text.isdigit() and 1 <= int(text) <= MAX_LIMIT):
+        number = whole_number(text, 6) if isinstance(text, str) else None
+        if number is None or not 1 <= number <= MAX_LIMIT:
             problems.append(
                 FieldProblem("limit", "range", f"limit must be a whole number 1-{MAX_LIMIT}")
             )
         else:
-            limit = int(text)
+            limit = number
     cursor = None
     ctext = params.get("cursor")
     if ctext not in (None, ""):
