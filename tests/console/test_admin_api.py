@@ -71,7 +71,14 @@ def test_actions_need_a_superadmin_key(
 
 @pytest.mark.parametrize(
     ("query", "field"),
-    [("limit=0", "limit"), ("limit=x", "limit"), ("before=abc", "before")],
+    [
+        ("limit=0", "limit"),
+        ("limit=x", "limit"),
+        ("limit=%C2%B2", "limit"),  # "²".isdigit() is True; int("²") raised: a 500
+        ("before=abc", "before"),
+        ("before=%C2%B2", "before"),
+        ("before=99999999999999999999", "before"),
+    ],
 )
 def test_bad_audit_params_answer_400(
     client: httpx.Client, admin: dict[str, str], query: str, field: str
@@ -87,6 +94,8 @@ def test_unknown_view_is_404(client: httpx.Client, admin: dict[str, str]) -> Non
     assert_envelope(client.get("/admin/api/views/nope/0", headers=admin), 404, "not_found")
     assert_envelope(client.get("/admin/api/views/bokamera/99", headers=admin), 404, "not_found")
     r = client.get("/admin/api/views/bokamera/x", headers=admin)
+    assert_envelope(r, 400, "validation")
+    r = client.get("/admin/api/views/bokamera/%C2%B2", headers=admin)
     assert_envelope(r, 400, "validation")
 
 
@@ -142,6 +151,11 @@ def test_operator_sees_only_its_tenant(
         ("limit=0", "limit"),
         ("limit=501", "limit"),
         ("limit=ten", "limit"),
+        ("limit=%C2%B2", "limit"),
+        ("since=999999w", "since"),  # before year 1: these were 500s (OverflowError)
+        ("until=999999d", "until"),
+        ("since=0001-01-01T00:00:00%2B01:00", "since"),
+        ("until=9999-12-31T23:59:59-01:00", "until"),
         ("cursor=notacursor", "cursor"),
         ("kind=" + "k" * 201, "kind"),
     ],

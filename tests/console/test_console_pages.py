@@ -198,3 +198,21 @@ def test_regression_a_signed_out_cookie_stays_signed_out(
     with server.client() as c:  # a new sign-in is a new session
         sign_in(c, op.name, PASSWORD)
         assert c.get("/admin/api/me").status_code == 200
+
+
+def test_regression_odd_numbers_in_page_parameters_are_not_500s(
+    server: Server, make_principal: Any
+) -> None:
+    """'²' passes str.isdigit() and an age of 999999 weeks reaches before year 1: each was a
+    500 on the pages; now a bad filter is a 400 page, and a bad audit cursor or view is
+    ignored or not found."""
+    op, _ = make_principal(roles=["operator"], password=PASSWORD)
+    with server.client() as c:
+        sign_in(c, op.name, PASSWORD)
+        for query in ("limit=%C2%B2", "since=999999w", "until=9999-12-31T23:59:59-01:00"):
+            r = c.get(f"/console/jobs?{query}")
+            assert r.status_code == 400, (query, r.status_code)
+            assert "text/html" in r.headers["content-type"]
+        for before in ("%C2%B2", "99999999999999999999999999"):
+            assert c.get(f"/console/audit?before={before}").status_code == 200
+        assert c.get("/console/views/abs/%C2%B2").status_code == 404
