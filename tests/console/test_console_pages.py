@@ -216,3 +216,19 @@ def test_regression_odd_numbers_in_page_parameters_are_not_500s(
         for before in ("%C2%B2", "99999999999999999999999999"):
             assert c.get(f"/console/audit?before={before}").status_code == 200
         assert c.get("/console/views/abs/%C2%B2").status_code == 404
+
+
+def test_pages_are_never_framed(server: Server, make_principal: Any) -> None:
+    """Every console page, the sign-in page and its refusals included, forbids framing
+    (clickjacking), MIME sniffing and sending its URL elsewhere."""
+    op, _ = make_principal(roles=["operator"], password=PASSWORD)
+    with server.client() as c:
+        answers = [c.get("/console/login"), c.get("/console/jobs")]  # a page; a sign-in redirect
+        sign_in(c, op.name, PASSWORD)
+        answers += [c.get("/console"), c.get("/console/jobs?status=bogus")]
+    assert [r.status_code for r in answers] == [200, 303, 200, 400]
+    for r in answers:
+        assert r.headers["x-frame-options"] == "DENY"
+        assert r.headers["content-security-policy"] == "frame-ancestors 'none'"
+        assert r.headers["x-content-type-options"] == "nosniff"
+        assert r.headers["referrer-policy"] == "same-origin"

@@ -14,8 +14,6 @@ from writegate.core.http import add_routes
 from writegate.core.problems import BadInput
 from writegate.core.services import Services
 
-API_PREFIX = "/admin/api/"
-
 
 def mount(app: FastAPI, services: Services) -> None:
     """Mount the console, the admin API, their static files and the offline /docs and /redoc."""
@@ -30,17 +28,14 @@ def mount(app: FastAPI, services: Services) -> None:
     )
     install_docs(app)
 
+    # The pages answer their own refusals (`pages.ConsoleRoute`); these are the admin API's.
     async def denied(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Denied)
-        if request.url.path.startswith(API_PREFIX):
-            return api.error(exc.status, exc.kind, exc.message)
-        return pages.render_denied(request, exc)
+        return api.error(exc.status, exc.kind, exc.message)
 
     async def bad_input(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, BadInput)
-        if request.url.path.startswith(API_PREFIX):
-            return api.bad_input(exc)
-        return pages.render_bad_input(request, exc)
+        return api.bad_input(exc)
 
     app.add_exception_handler(Denied, denied)
     app.add_exception_handler(BadInput, bad_input)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import secrets
+from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -11,6 +12,7 @@ from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
 from writegate.console import ops, views
@@ -76,10 +78,39 @@ async def form(request: Request) -> dict[str, str]:
     return {k: v[-1] for k, v in parsed.items()}
 
 
+#: on every console page: never framed (clickjacking), no MIME sniffing, no URL in a Referer
+PAGE_HEADERS = {
+    "x-frame-options": "DENY",
+    "content-security-policy": "frame-ancestors 'none'",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "same-origin",
+}
+
+
+class ConsoleRoute(APIRoute):
+    """A console page: its refusals answered as pages, every answer with PAGE_HEADERS."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """Wrap FastAPI's handler."""
+        handler = super().get_route_handler()
+
+        async def wrapped(request: Request) -> Response:
+            try:
+                response = await handler(request)
+            except Denied as exc:
+                response = render_denied(request, exc)
+            except BadInput as exc:
+                response = render_bad_input(request, exc)
+            response.headers.update(PAGE_HEADERS)
+            return response
+
+        return wrapped
+
+
 def build(services: Services, modules: list[WebModule], cookies: Cookies) -> APIRouter:
     """The page routes: a route table of short closures over this app's services, templates
     and cookies."""
-    router = APIRouter(prefix="/console", include_in_schema=False)
+    router = APIRouter(prefix="/console", include_in_schema=False, route_class=ConsoleRoute)
     catalogue = views.catalogue(modules)
 
     async def who(request: Request) -> Operator:
