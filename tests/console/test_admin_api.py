@@ -440,3 +440,58 @@ def test_a_deep_page_starts_an_index_range_at_its_cursor(server: Server) -> None
             plan = " ".join(str(r[0]) for r in s.execute(text("EXPLAIN " + sql)))
             assert "ix_jobs_created_id" in plan, plan
             assert "Index Cond: (created_at <=" in plan, plan
+
+
+def test_regression_an_entry_is_seen_only_by_the_tenant_whose_jobs_it_names(
+    client: httpx.Client, make_principal: Any, make_job: Any
+) -> None:
+    """A superadmin's entries were filed under the superadmin's own tenant: its operators saw
+    other tenants' job ids, statuses and filters (and a job's page, others' refusals). An
+    entry goes to the one tenant whose jobs it names; one naming several, to every-tenant
+    operators only."""
+    home, b, c = uid("home-"), uid("b-"), uid("c-")
+    _, root = make_principal(tenant=home, roles=["superadmin"])  # acts on every tenant
+    su = headers(root)
+    ops = {t: headers(make_principal(tenant=t, roles=["operator"])[1]) for t in (home, b, c)}
+    _, everyone = make_principal(tenant="*", roles=["operator"])
+    b_job, c_job = make_job(b, "failed"), make_job(c, "queued")
+    one = client.post(f"/admin/api/jobs/{b_job}/retry", headers=su).json()["audit_id"]
+    both = client.post("/admin/api/jobs/retry", json={"ids": [b_job, c_job]}, headers=su).json()[
+        "audit_id"
+    ]
+
+    def seen(h: dict[str, str]) -> set[int]:
+        entries = client.get("/admin/api/audit?limit=500", headers=h).json()["entries"]
+        return {e["id"] for e in entries} & {one, both}
+
+    assert seen(ops[home]) == set()
+    assert seen(ops[b]) == {one}
+    assert seen(ops[c]) == set()
+    assert seen(headers(everyone)) == {one, both}
+    on_c = client.get(f"/admin/api/jobs/{c_job}", headers=ops[c]).json()["audit"]
+    assert on_c == []  # the mixed entry names c's job only as refused, and b's as retried
+    on_b = client.get(f"/admin/api/jobs/{b_job}", headers=ops[b]).json()["audit"]
+    assert [e["id"] for e in on_b] == [one]
+
+
+def test_regression_a_jobs_entries_outlast_a_thousand_newer_ones(
+    client: httpx.Client, admin: dict[str, str], make_job: Any, tenant: str, server: Server
+) -> None:
+    """A job's page found its entries among the newest 1,000 of the log only: a run of
+    sign-ins dropped its history."""
+    from writegate.core import audit_log
+
+    failed = make_job(tenant, "failed", error="boom")
+    entry = client.post(f"/admin/api/jobs/{failed}/retry", headers=admin).json()["audit_id"]
+    with server.services.db.write() as s:
+        for _ in range(1_001):
+            audit_log.record(
+                s,
+                at=server.services.clock.now(),
+                actor="x",
+                tenant="t",
+                action="sign_in",
+                job_ids=[],
+            )
+    detail = client.get(f"/admin/api/jobs/{failed}", headers=admin).json()
+    assert [e["id"] for e in detail["audit"]] == [entry]

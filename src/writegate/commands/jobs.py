@@ -42,9 +42,6 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 Ids = Annotated[list[str] | None, typer.Argument(help="Job ids (or use filter options).")]
 Yes = Annotated[bool, typer.Option("--yes", help="Act on a filter without asking.")]
 
-#: the audit log's tenant for the CLI: it acts on every tenant (console.access.GLOBAL_TENANT)
-AUDIT_TENANT = "*"
-
 
 def _say(line: str, err: bool = False) -> None:
     (sys.stderr if err else sys.stdout).write(line + "\n")
@@ -164,7 +161,7 @@ def _apply(
         return act(
             conn,
             action,
-            Actor(_actor(), AUDIT_TENANT, None),
+            Actor(_actor(), None),
             now,
             ids=ids,
             job_filter=f,
@@ -253,7 +250,7 @@ def jobs_prune(
                     conn,
                     at=Clock().now(),
                     actor=_actor(),
-                    tenant=AUDIT_TENANT,
+                    tenant=audit_log.ALL_TENANTS,
                     action="prune",
                     job_ids=[],
                     detail={"older_than": older_than, "statuses": list(wanted), "deleted": n},

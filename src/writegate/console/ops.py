@@ -116,7 +116,7 @@ def act(
     """Retry or cancel jobs by id or by filter; recorded in the audit log with its outcome."""
     if job_filter is not None:
         job_filter = dataclasses.replace(job_filter, tenant=op.tenant_filter(job_filter.tenant))
-    actor = Actor(op.name, op.principal.tenant, op.scope)
+    actor = Actor(op.name, op.scope)
     with services.db.write() as s:
         outcomes, audit_id = act_on(
             s,

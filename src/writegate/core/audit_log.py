@@ -10,7 +10,18 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, Integer, String, Table, insert, select
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    insert,
+    select,
+)
 
 from writegate.core.db.metadata import METADATA
 
@@ -33,8 +44,20 @@ AUDIT_LOG = Table(
     Column("detail", JSON, nullable=False),
     Index("ix_audit_log_at", "at"),
 )
+#: each job an entry names (its `job_ids`), to find a job's entries by index
+AUDIT_LOG_JOBS = Table(
+    "audit_log_jobs",
+    METADATA,
+    Column("entry_id", Integer, ForeignKey("audit_log.id"), primary_key=True),
+    Column("job_id", String(36), primary_key=True),
+    Index("ix_audit_log_jobs_job_id", "job_id"),
+)
+#: the tenant of an entry on several tenants' jobs, or on every tenant's (a prune): only
+#: operators of every tenant see it
+ALL_TENANTS = "*"
 
 _C = AUDIT_LOG.c
+_J = AUDIT_LOG_JOBS.c
 
 
 def record(
@@ -57,6 +80,9 @@ def record(
         "detail": dict(detail or {}),
     }
     new_id: int = conn.execute(insert(AUDIT_LOG).values(values).returning(_C.id)).scalar_one()
+    if job_ids:
+        named = [{"entry_id": new_id, "job_id": j} for j in dict.fromkeys(job_ids)]
+        conn.execute(insert(AUDIT_LOG_JOBS), named)
     return new_id
 
 
@@ -72,7 +98,11 @@ def recent(
     return list(conn.execute(q.order_by(_C.id.desc()).limit(limit)).all())
 
 
-def for_job(conn: Connection | Session, job_id: str, *, limit: int = 1000) -> list[Row[Any]]:
-    """Entries naming a job, newest first (scans recent entries: the log is small)."""
-    rows = conn.execute(select(AUDIT_LOG).order_by(_C.id.desc()).limit(limit * 20))
-    return [r for r in rows if job_id in (r.job_ids or [])][:limit]
+def for_job(
+    conn: Connection | Session, job_id: str, *, tenant: str | None, limit: int = 1000
+) -> list[Row[Any]]:
+    """Entries naming a job, newest first; only the tenant's when tenant is given."""
+    q = select(AUDIT_LOG).join(AUDIT_LOG_JOBS, _J.entry_id == _C.id).where(_J.job_id == job_id)
+    if tenant is not None:
+        q = q.where(_C.tenant == tenant)
+    return list(conn.execute(q.order_by(_C.id.desc()).limit(limit)).all())

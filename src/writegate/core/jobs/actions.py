@@ -44,10 +44,9 @@ def describe(action: str, o: Outcome) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Actor:
-    """Who acts: the audit log's actor and tenant, and the tenant acted on (None: every one)."""
+    """Who acts (the audit log's actor), and the tenant acted on (None: every one)."""
 
     name: str
-    tenant: str
     scope: str | None
 
 
@@ -78,11 +77,13 @@ def act(
     detail: dict[str, Any] = {"requested": len(targets), "refused": refused[:100]}
     if raw_filter is not None:
         detail["filter"] = raw_filter
+    # An entry is seen by the operators of the tenant whose jobs it names, never by another's.
+    tenants = operator.tenants_of(conn, [o.id for o in outcomes if o.reason != "not_found"])
     audit_id = audit_log.record(
         conn,
         at=now,
         actor=actor.name,
-        tenant=actor.tenant,
+        tenant=actor.scope or (tenants.pop() if len(tenants) == 1 else audit_log.ALL_TENANTS),
         action=f"bulk_{action}" if job_filter is not None or len(targets) > 1 else action,
         job_ids=[o.id for o in outcomes if o.ok],
         detail=detail,

@@ -28,7 +28,7 @@ def look_up(
     if row is None or (tenant is not None and row.tenant != tenant):
         return None
     job = Job.from_values(COLUMNS, tuple(row))
-    entries = audit_log.for_job(conn, job.id, limit=50)
+    entries = audit_log.for_job(conn, job.id, tenant=tenant, limit=50)
     holder = None
     if job.exclusive_key and job.status.value not in ACTIVE:
         holder = key_holder(conn, job.exclusive_key)

@@ -133,6 +133,13 @@ def matching_ids(conn: Conn, f: JobFilter, *, limit: int = BULK_LIMIT) -> list[s
     return list(conn.scalars(q))
 
 
+def tenants_of(conn: Conn, ids: Sequence[str]) -> set[str]:
+    """The tenants of these jobs."""
+    if not ids:
+        return set()
+    return set(conn.scalars(select(_C.tenant).where(_C.id.in_(ids)).distinct()))
+
+
 def counts_by_kind(session: Session, tenant: str | None) -> dict[str, dict[str, int]]:
     """Number of jobs per kind and status."""
     q = select(_C.kind, _C.status, func.count()).group_by(_C.kind, _C.status)
