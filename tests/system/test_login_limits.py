@@ -20,8 +20,9 @@ from sqlalchemy import delete, func, select
 from tests.harness import Server, fresh_database, start_server
 from tests.system.apis import present_modules
 from writegate.core import auth as core_auth
-from writegate.modules.ikonomikal import limits
-from writegate.modules.ikonomikal.models import LoginFailureRow
+from writegate.core import login_limits as limits
+from writegate.core.login_limits import LoginFailureRow
+from writegate.modules.ikonomikal.logins import SCOPE
 
 pytestmark = pytest.mark.skipif(
     "ikonomikal" not in present_modules(), reason="ikonomikal not present"
@@ -254,7 +255,7 @@ def test_a_success_waits_for_an_attempt_being_counted_on_its_user(srv: Server) -
     if not srv.services.db.is_postgres:
         pytest.skip("SQLite has one writer: the two never overlap")
     iko = srv.services.extras["ikonomikal"]
-    k = limits.keys(f"racer-{uuid.uuid4().hex[:6]}@example.com", "192.0.2.7")
+    k = limits.keys(SCOPE, f"racer-{uuid.uuid4().hex[:6]}@example.com", "192.0.2.7")
     iko.limits.admit(k)  # the user's row exists
     with srv.services.db.write() as s:  # another attempt of the same user, being counted
         rows = iko.limits._rows(s, k)

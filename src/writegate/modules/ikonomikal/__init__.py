@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from writegate.core.module import Module
 from writegate.core.services import Services
 from writegate.modules.ikonomikal.housekeeping import purge_expired
-from writegate.modules.ikonomikal.limits import LoginLimits
+from writegate.modules.ikonomikal.logins import login_limits
 from writegate.modules.ikonomikal.settings import IkonomikalSettings
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ def create(services: Services) -> Module:
         name=NAME,
         maintenance=[
             ("ikonomikal.expired", lambda: purge_expired(services, cfg)),
-            ("ikonomikal.login_failures", LoginLimits(services, cfg).purge),
+            ("ikonomikal.login_failures", login_limits(services, cfg).purge),
         ],
     )
 

@@ -74,16 +74,3 @@ class SS07Row(Base):
     modified_at: Mapped[datetime] = mapped_column(DateTime)
 
     __table_args__ = (UniqueConstraint("subs_id", "code_key", name="uq_ikonomikal_ss07_code"),)
-
-
-class LoginFailureRow(Base):
-    """Failed logins of one user id or one client address, and the lock they earned."""
-
-    __tablename__ = "ikonomikal_login_failures"
-
-    #: SHA-256 of "user:<user id>" or "addr:<address>": a password typed into the user id
-    #: field is never stored
-    key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    failures: Mapped[int] = mapped_column(Integer)
-    last_failure_at: Mapped[datetime] = mapped_column(DateTime)
-    locked_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)

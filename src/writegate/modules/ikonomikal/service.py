@@ -10,13 +10,15 @@ from sqlalchemy import Connection, Dialect, Table, bindparam, delete, func, sele
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from writegate.core import login_limits as limits
 from writegate.core.audit import next_value
 from writegate.core.auth import PasswordCheckBusy, Principal
 from writegate.core.db import BatchInsert, InValues, prepared
 from writegate.core.services import Services
 from writegate.modules.ikonomikal import errors as e
-from writegate.modules.ikonomikal import limits, proctokens, sessions
+from writegate.modules.ikonomikal import proctokens, sessions
 from writegate.modules.ikonomikal.errors import ApiError, Param
+from writegate.modules.ikonomikal.logins import SCOPE, login_limits
 from writegate.modules.ikonomikal.models import SS07Row
 from writegate.modules.ikonomikal.schemas import (
     DeleteRequest,
@@ -131,7 +133,7 @@ class Ikonomikal:
     def __init__(self, services: Services, cfg: IkonomikalSettings) -> None:
         self.services = services
         self.cfg = cfg
-        self.limits = limits.LoginLimits(services, cfg)
+        self.limits = login_limits(services, cfg)
 
     # -- login and tokens ---------------------------------------------------------------------
 
@@ -145,7 +147,7 @@ class Ikonomikal:
         check_offset(req.timeOffSet)
         if len(user_id) > 200 or len(req.userPW) > 1024:
             raise ApiError(e.BAD_LOGIN)
-        keys = limits.keys(user_id, address)
+        keys = limits.keys(SCOPE, user_id, address)
         try:
             self.limits.admit(keys)
         except limits.Limited as err:

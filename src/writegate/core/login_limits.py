@@ -1,9 +1,10 @@
-"""Login limits: failed logins per user id and per client address lock them, with backoff.
+"""Login limits: failed logins per user name and per client address lock them, with backoff.
 
-The counts live in the database (`ikonomikal_login_failures`), so every `serve` process
-sees the same ones. A user id's attempt is counted *before* its password is checked, so N
-concurrent guesses cannot all slip in before the first failure is written; a success takes
-it back and clears the user id's count. An address counts checked failures only.
+The counts live in the database (`login_failures`), so every `serve` process sees the same
+ones; each login (Ikonomikal's, the console's) counts in a scope of its own, with its own
+rules. A user's attempt is counted *before* its password is checked, so N concurrent guesses
+cannot all slip in before the first failure is written; a success takes it back and clears
+the user's count. An address counts checked failures only.
 """
 
 from __future__ import annotations
@@ -13,12 +14,24 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
+from sqlalchemy import DateTime, Integer, String, delete, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from writegate.core.db.base import Base
 from writegate.core.services import Services
-from writegate.modules.ikonomikal.models import LoginFailureRow
-from writegate.modules.ikonomikal.settings import IkonomikalSettings
+
+
+class LoginFailureRow(Base):
+    """Failed logins of one user name or client address (a digest) in one scope."""
+
+    __tablename__ = "login_failures"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: whose login: "ikonomikal", "console"
+    scope: Mapped[str] = mapped_column(String(50))
+    failures: Mapped[int] = mapped_column(Integer)
+    last_failure_at: Mapped[datetime] = mapped_column(DateTime)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class Limited(Exception):
@@ -53,25 +66,23 @@ class Keys:
     address: str
 
 
-def keys(user_id: str, address: str) -> Keys:
-    """Digests of the user id (case-insensitive) and the client address."""
+def keys(scope: str, user: str, address: str) -> Keys:
+    """Digests of the user name (case-insensitive) and the client address, in a scope."""
 
     def digest(text: str) -> str:
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
-    return Keys(digest(f"user:{user_id.casefold()}"), digest(f"addr:{address}"))
+    return Keys(digest(f"{scope}:user:{user.casefold()}"), digest(f"{scope}:addr:{address}"))
 
 
 class LoginLimits:
-    """Admit, count and clear login attempts, in their own short write transactions."""
+    """Admit, count and clear login attempts of one scope, in their own short transactions."""
 
-    def __init__(self, services: Services, cfg: IkonomikalSettings) -> None:
+    def __init__(self, services: Services, scope: str, user: Rule, address: Rule) -> None:
         self.services = services
-        lock, most = cfg.login_lock_seconds, max(cfg.login_lock_max_seconds, cfg.login_lock_seconds)
-        self.user = Rule(cfg.login_user_failures, lock, most, cfg.login_user_forget_seconds)
-        self.address = Rule(
-            cfg.login_address_failures, lock, most, cfg.login_address_forget_seconds
-        )
+        self.scope = scope
+        self.user = user
+        self.address = address
 
     def admit(self, k: Keys) -> None:
         """Raise Limited while either key is locked; else count the user id's attempt."""
@@ -93,7 +104,7 @@ class LoginLimits:
         """The password was right: the user id's failures are forgotten (in the caller's txn)."""
         # Under the key's lock, as every count: an attempt counted meanwhile would otherwise
         # update the row this deletes (and fail: it matched no row).
-        self.services.db.lock(s, f"ikonomikal.login.{k.user}")
+        self.services.db.lock(s, f"login.{k.user}")
         s.execute(delete(LoginFailureRow).where(LoginFailureRow.key == k.user))
 
     def unchecked(self, k: Keys) -> None:
@@ -112,6 +123,7 @@ class LoginLimits:
         with self.services.db.write() as s:
             res = s.execute(
                 delete(LoginFailureRow).where(
+                    LoginFailureRow.scope == self.scope,
                     LoginFailureRow.last_failure_at <= now - longest,
                     (LoginFailureRow.locked_until.is_(None))
                     | (LoginFailureRow.locked_until <= now - longest),
@@ -122,19 +134,20 @@ class LoginLimits:
     def _rows(self, s: Session, k: Keys) -> dict[str, LoginFailureRow]:
         # Serializes concurrent attempts on a key across processes (SQLite: BEGIN IMMEDIATE);
         # always in the same order, so two attempts never wait on each other's second lock.
-        for key in sorted({f"ikonomikal.login.{k.user}", f"ikonomikal.login.{k.address}"}):
+        for key in sorted({f"login.{k.user}", f"login.{k.address}"}):
             self.services.db.lock(s, key)
         found = s.scalars(
             select(LoginFailureRow).where(LoginFailureRow.key.in_([k.user, k.address]))
         )
         return {row.key: row for row in found}
 
-    @staticmethod
     def _count(
-        s: Session, row: LoginFailureRow | None, key: str, rule: Rule, now: datetime
+        self, s: Session, row: LoginFailureRow | None, key: str, rule: Rule, now: datetime
     ) -> None:
         if row is None:
-            row = LoginFailureRow(key=key, failures=0, last_failure_at=now, locked_until=None)
+            row = LoginFailureRow(
+                key=key, scope=self.scope, failures=0, last_failure_at=now, locked_until=None
+            )
             s.add(row)
         elif now >= _forgotten_at(row, rule):
             row.failures, row.locked_until = 0, None
