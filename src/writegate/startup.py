@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
+from writegate.core import login_limits
 from writegate.core.maintenance import Maintenance, Task, check_vacuum
 from writegate.core.migrations import upgrade
 from writegate.core.module import Module
@@ -42,6 +43,7 @@ def maintenance(services: Services, modules: list[Module]) -> Maintenance:
     tasks: list[tuple[str, Task]] = [
         ("core.expired_tokens", services.purge_expired_tokens),
         ("core.prune_jobs", services.prune_jobs),
+        ("core.console_login_failures", login_limits.console(services).purge),
     ]
     for m in modules:
         tasks += m.maintenance

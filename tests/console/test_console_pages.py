@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -232,3 +233,28 @@ def test_pages_are_never_framed(server: Server, make_principal: Any) -> None:
         assert r.headers["content-security-policy"] == "frame-ancestors 'none'"
         assert r.headers["x-content-type-options"] == "nosniff"
         assert r.headers["referrer-policy"] == "same-origin"
+
+
+def _try_sign_in(c: httpx.Client, name: str, password: str) -> str:
+    """POST the sign-in form; the message of the page it sends the browser back to."""
+    token = re.search(r'name="csrf" value="([^"]+)"', c.get("/console/login").text)
+    assert token is not None
+    r = c.post("/console/login", data={"name": name, "password": password, "csrf": token[1]})
+    assert r.status_code == 303
+    return "" if r.headers["location"] == "/console" else c.get(r.headers["location"]).text
+
+
+def test_regression_sign_in_guesses_lock_the_name(
+    server: Server, make_principal: Any, clock: Any
+) -> None:
+    """Five wrong passwords lock the name for 60 s: even the right one is refused meanwhile
+    (every guess was checked before, without limit); after the lock it is taken."""
+    op, _ = make_principal(roles=["operator"], password=PASSWORD)
+    with server.client() as c:
+        for _ in range(5):
+            assert "wrong name or password" in _try_sign_in(c, op.name, "guess")
+        assert "too many failed sign-ins: try again in 60 s" in _try_sign_in(c, op.name, PASSWORD)
+        assert c.get("/console/jobs").status_code == 303
+        clock.advance(timedelta(seconds=61))
+        assert _try_sign_in(c, op.name, PASSWORD) == ""
+        assert c.get("/console/jobs").status_code == 200

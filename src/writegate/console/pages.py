@@ -26,7 +26,7 @@ from writegate.console.access import (
     operator_of,
     require_act,
 )
-from writegate.core import audit_log, sign_outs
+from writegate.core import audit_log, login_limits, sign_outs
 from writegate.core.auth import PasswordCheckBusy
 from writegate.core.jobs import operator as jobs_admin
 from writegate.core.jobs.criteria import STATUSES, parse_filter, parse_query
@@ -111,6 +111,7 @@ def build(services: Services, modules: list[WebModule], cookies: Cookies) -> API
     """The page routes: a route table of short closures over this app's services, templates
     and cookies."""
     router = APIRouter(prefix="/console", include_in_schema=False, route_class=ConsoleRoute)
+    limits = login_limits.console(services)
     catalogue = views.catalogue(modules)
 
     async def who(request: Request) -> Operator:
@@ -152,13 +153,22 @@ def build(services: Services, modules: list[WebModule], cookies: Cookies) -> API
         if not kept or not secrets.compare_digest(sent.encode(), kept.encode()):
             return back("/console/login", "your sign-in form expired: try again", True)
         name, password = fields.get("name", "")[:200], fields.get("password", "")[:1000]
+        address = request.client.host if request.client else ""
+        k = login_limits.keys(login_limits.CONSOLE, name, address)
+        try:
+            await run_in_threadpool(limits.admit, k)
+        except login_limits.Limited as exc:
+            message = f"too many failed sign-ins: try again in {exc.seconds} s"
+            return back("/console/login", message, True)
         try:
             principal = await run_in_threadpool(_verify, services, name, password)
         except PasswordCheckBusy:
+            await run_in_threadpool(limits.unchecked, k)
             return back("/console/login", "too many sign-ins at once: try again shortly", True)
         # One answer for both: naming the missing role would confirm another principal's
         # password to whoever tried it.
         if principal is None or not principal.has_any(*READ_ROLES):
+            await run_in_threadpool(limits.failed, k)
             return back("/console/login", "wrong name or password, or no operator role", True)
         nxt = fields.get("next", "")
         response = RedirectResponse(nxt if nxt.startswith("/console") else "/console", 303)
@@ -173,7 +183,7 @@ def build(services: Services, modules: list[WebModule], cookies: Cookies) -> API
                 "sid": secrets.token_urlsafe(24),  # what signing out refuses from then on
             },
         )
-        await run_in_threadpool(_signed_in, services, principal)
+        await run_in_threadpool(_signed_in, services, principal, limits, k)
         return response
 
     @router.post("/logout")
@@ -364,8 +374,11 @@ def _signed_out(services: Services, op: Operator, sid: str) -> None:
         )
 
 
-def _signed_in(services: Services, principal: Any) -> None:
+def _signed_in(
+    services: Services, principal: Any, limits: login_limits.LoginLimits, k: login_limits.Keys
+) -> None:
     with services.db.write() as s:
+        limits.succeeded(s, k)
         audit_log.record(
             s,
             at=services.clock.now(),

@@ -75,6 +75,12 @@ def keys(scope: str, user: str, address: str) -> Keys:
     return Keys(digest(f"{scope}:user:{user.casefold()}"), digest(f"{scope}:addr:{address}"))
 
 
+#: the operator console's sign-in, with the defaults of Ikonomikal's login
+CONSOLE = "console"
+CONSOLE_USER = Rule(failures=5, lock=60, max_lock=900, forget=900)
+CONSOLE_ADDRESS = Rule(failures=30, lock=60, max_lock=900, forget=60)
+
+
 class LoginLimits:
     """Admit, count and clear login attempts of one scope, in their own short transactions."""
 
@@ -169,3 +175,8 @@ def _remaining(row: LoginFailureRow | None, now: datetime) -> int:
     if row is None or row.locked_until is None or row.locked_until <= now:
         return 0
     return max(1, math.ceil((row.locked_until - now).total_seconds()))
+
+
+def console(services: Services) -> LoginLimits:
+    """The console sign-in's limits."""
+    return LoginLimits(services, CONSOLE, CONSOLE_USER, CONSOLE_ADDRESS)
