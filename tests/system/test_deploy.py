@@ -83,3 +83,13 @@ def test_env_example_is_valid(tmp_path: Path) -> None:
     for key, value in values.items():
         if key != "WRITEGATE_DATABASE_URL":
             assert shown[key] == value, key
+
+
+def test_compose_serve_trusts_the_proxy_it_alone_is_reached_by() -> None:
+    """compose's API processes trust X-Forwarded-Proto/-For from any peer (the proxy runs in
+    another container): safe only while their port is not published. Without it the console's
+    cookie lost Secure and every client shared the proxy's address in the login limits."""
+    serve = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]["serve"]
+    assert serve["environment"]["FORWARDED_ALLOW_IPS"] == "*"
+    assert "ports" not in serve
+    assert serve["expose"] == ["8000"]
