@@ -139,6 +139,9 @@ def build(services: Services, modules: list[WebModule], cookies: Cookies) -> API
                 return bad_input(
                     BadInput([FieldProblem(f"filter.{unknown[0]}", "extra", "unknown filter")])
                 )
+            if not any(body.filter.values()):  # every job, of every status: never by accident
+                message = "a filter needs at least one field (status, kind, ...)"
+                return bad_input(BadInput([FieldProblem("filter", "empty", message)]))
             try:
                 job_filter, raw = parse_filter(body.filter, services.clock.now())
             except BadInput as exc:

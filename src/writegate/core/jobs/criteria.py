@@ -15,7 +15,7 @@ from typing import Any
 
 from writegate.core.jobs.status import Status
 from writegate.core.problems import BadInput, FieldProblem
-from writegate.core.text import whole_number
+from writegate.core.text import problem, whole_number
 
 STATUSES = tuple(s.value for s in Status)
 MAX_LIMIT = 500
@@ -112,6 +112,10 @@ def _field(params: Mapping[str, Any], name: str, now: datetime) -> tuple[list[st
         given = given[-1:]
     if any(len(v) > _MAX_TEXT for v in given):
         raise _bad(name, "too_long", f"{name} is longer than {_MAX_TEXT}")
+    for v in given:  # no job holds such text; SQLite's LIKE stopped at a NUL and matched all
+        reason = problem(v)
+        if reason is not None:
+            raise _bad(name, "text", f"{name} {reason}")
     if not given:
         return given, None
     if name == "status":
