@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -258,3 +259,23 @@ def test_regression_sign_in_guesses_lock_the_name(
         clock.advance(timedelta(seconds=61))
         assert _try_sign_in(c, op.name, PASSWORD) == ""
         assert c.get("/console/jobs").status_code == 200
+
+
+def test_sign_outs_of_one_session_at_once_all_succeed(server: Server, make_principal: Any) -> None:
+    """Ten sign-outs of one session sent together (a double click, many tabs) all end at the
+    sign-in page; on PostgreSQL the later ones could meet the first one's record."""
+    op, _ = make_principal(roles=["operator"], password=PASSWORD)
+    with server.client() as c:
+        csrf = sign_in(c, op.name, PASSWORD)
+        cookie = c.cookies["wg_console"]
+
+    def sign_out(_: int) -> int:
+        with server.client() as each:
+            each.cookies.set("wg_console", cookie)
+            return each.post("/console/logout", data={"csrf": csrf}).status_code
+
+    with ThreadPoolExecutor(10) as pool:
+        assert list(pool.map(sign_out, range(10))) == [303] * 10
+    with server.client() as c:
+        c.cookies.set("wg_console", cookie)
+        assert c.get("/admin/api/me").status_code == 401

@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlencode
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
+from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from writegate.console import ops, views
@@ -367,11 +368,14 @@ def _verify(services: Services, name: str, password: str) -> Any:
 
 def _signed_out(services: Services, op: Operator, sid: str) -> None:
     now = services.clock.now()
-    with services.db.write() as s:
-        sign_outs.sign_out(s, sid, until=now + timedelta(seconds=SESSION_SECONDS), now=now)
-        audit_log.record(
-            s, at=now, actor=op.name, tenant=op.principal.tenant, action="sign_out", job_ids=[]
-        )
+    try:
+        with services.db.write() as s:
+            sign_outs.sign_out(s, sid, until=now + timedelta(seconds=SESSION_SECONDS), now=now)
+            audit_log.record(
+                s, at=now, actor=op.name, tenant=op.principal.tenant, action="sign_out", job_ids=[]
+            )
+    except IntegrityError:
+        pass  # a second sign-out of the session at the same moment: the first one recorded it
 
 
 def _signed_in(
