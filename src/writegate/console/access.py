@@ -28,6 +28,8 @@ GLOBAL_TENANT = "*"
 COOKIE = "wg_console"
 CSRF_HEADER = "x-csrf-token"
 SESSION_SECONDS = 8 * 3600
+#: how long a redirect's note is shown (a reload soon after shows it again)
+NOTE_SECONDS = 300
 
 
 class Denied(Exception):
@@ -75,7 +77,8 @@ class Operator:
 
 
 class Cookies:
-    """Signs and reads the console's session cookie (HttpOnly, SameSite=Strict)."""
+    """Signs and reads the console's session cookie (HttpOnly, SameSite=Strict), and the
+    notes its redirects carry to the next page."""
 
     def __init__(self, secret: str | None = None) -> None:
         secret = secret or os.environ.get("WRITEGATE_CONSOLE_SECRET")
@@ -84,6 +87,7 @@ class Cookies:
             # need the same WRITEGATE_CONSOLE_SECRET to accept each other's cookies.
             secret = secrets.token_urlsafe(32)
         self._signer = URLSafeTimedSerializer(secret, salt="writegate-console")
+        self._notes = URLSafeTimedSerializer(secret, salt="writegate-console-note")
 
     def read(self, request: Request) -> dict[str, Any]:
         """The cookie's content; empty if missing, forged or expired."""
@@ -107,6 +111,19 @@ class Cookies:
             secure=request.url.scheme == "https",
             path="/",
         )
+
+    def seal_note(self, message: str, error: bool) -> str:
+        """A redirect's note (`?note=`), signed: a link cannot put its own words on a page."""
+        return self._notes.dumps([message, error])
+
+    def note(self, request: Request) -> tuple[str, bool]:
+        """The page's note (message, whether an error); empty unless signed here lately."""
+        raw = request.query_params.get("note", "")
+        try:
+            message, error = self._notes.loads(raw, max_age=NOTE_SECONDS) if raw else ("", False)
+        except (BadSignature, ValueError, TypeError):
+            return "", False
+        return (message, error) if isinstance(message, str) else ("", False)
 
     def ensure(self, request: Request) -> tuple[dict[str, Any], bool]:
         """The cookie's content with a CSRF token in it; True if it had to be (re)made."""

@@ -122,12 +122,13 @@ def build(services: Services, modules: list[WebModule], cookies: Cookies) -> API
         request: Request, name: str, op: Operator | None, status: int = 200, **ctx: Any
     ) -> Response:
         data, fresh = cookies.ensure(request)
+        msg, error = cookies.note(request)
         context = {
             "op": op,
             "csrf": data["csrf"],
             "module_views": catalogue,
-            "msg": request.query_params.get("msg", "")[:500],
-            "error": request.query_params.get("error") == "1",
+            "msg": msg,
+            "error": error,
             **ctx,
         }
         response = templates().TemplateResponse(request, name, context, status_code=status)
@@ -137,9 +138,9 @@ def build(services: Services, modules: list[WebModule], cookies: Cookies) -> API
         return response
 
     def back(path: str, msg: str, error: bool = False) -> RedirectResponse:
-        query = {"msg": msg, **({"error": "1"} if error else {})}
         sep = "&" if "?" in path else "?"
-        return RedirectResponse(f"{path}{sep}{urlencode(query)}", status_code=303)
+        query = urlencode({"note": cookies.seal_note(msg[:500], error)})
+        return RedirectResponse(f"{path}{sep}{query}", status_code=303)
 
     @router.get("/login")
     async def login_page(request: Request) -> Response:
