@@ -293,3 +293,14 @@ def test_regression_a_link_cannot_put_its_own_words_on_a_page(client: httpx.Clie
         page = client.get("/console/login", params=query).text
         assert "evil.example" not in page
         assert 'id="msg"' not in page
+
+
+def test_a_value_the_database_refuses_is_a_page(server: Server, make_principal: Any) -> None:
+    """A job id with a NUL, which PostgreSQL cannot compare, answers a console page (it was
+    the API's JSON error); SQLite finds no such job."""
+    op, _ = make_principal(roles=["operator"], password=PASSWORD)
+    with server.client() as c:
+        sign_in(c, op.name, PASSWORD)
+        r = c.get("/console/jobs/a%00b")
+    assert r.status_code == (400 if server.services.db.is_postgres else 404)
+    assert r.headers["content-type"].startswith("text/html")

@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlencode
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from writegate.console import ops, views
@@ -102,6 +102,9 @@ class ConsoleRoute(APIRoute):
                 response = render_denied(request, exc)
             except BadInput as exc:
                 response = render_bad_input(request, exc)
+            except DataError:  # a value the database cannot store or compare (a NUL)
+                message = "a value contains characters the database cannot take"
+                response = render_bad_input(request, BadInput([_problem("", message)]))
             response.headers.update(PAGE_HEADERS)
             return response
 
