@@ -187,7 +187,8 @@ _HTTP_KINDS = {
 
 
 def _install_error_handlers(app: FastAPI, render: Callable[[Request, ErrorInfo], Response]) -> None:
-    """Every framework and database error, rendered in the envelope of the API it hit."""
+    """Every framework and database error, rendered in the envelope of the API it hit: a
+    table of short handlers, one closure each."""
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
