@@ -17,6 +17,7 @@ from tests.api.bokamera.conftest import (
     wait_done,
 )
 from tests.harness import Server, wait_for
+from writegate.core.text import NUL_MESSAGE
 from writegate.modules.bokamera.models import CustomerRow
 
 
@@ -328,7 +329,7 @@ def test_regression_a_nul_in_vaka_data_fails_the_sync_at_once(
     done = wait_done(client, co, sync_id)
     assert done["Status"] == 3
     assert "page 2, user #5: firstName" in done["ErrorMessage"]
-    assert "contains a NUL character" in done["ErrorMessage"]
+    assert NUL_MESSAGE in done["ErrorMessage"]
     assert "SQL" not in done["ErrorMessage"]
     assert (done["UsersFound"], done["UsersCreated"]) == (10, 10)
     assert len(customers(client, co)) == 10

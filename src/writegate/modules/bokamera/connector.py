@@ -9,11 +9,12 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from writegate.core.lazy import without
+from writegate.core.text import check_storable
 
 if TYPE_CHECKING:
     import ssl
@@ -52,26 +53,22 @@ class VakaDataError(VakaError):
     """Permanent: Vaka answered with data the sync cannot use."""
 
 
-def _no_nul(value: str) -> str:
-    if "\x00" in value:  # PostgreSQL's text cannot hold it, and SQLite's would
-        raise ValueError("contains a NUL character")
-    return value
-
-
-Text = Annotated[str, AfterValidator(_no_nul)]
-
-
 class VakaUser(BaseModel):
     """One Axema Vaka user, as the sync needs it."""
 
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
-    id: Text = Field(min_length=1, max_length=100)
-    firstName: Text | None = Field(default=None, max_length=100)
-    lastName: Text | None = Field(default=None, max_length=100)
-    email: Text | None = Field(default=None, max_length=200)
-    phone: Text | None = Field(default=None, max_length=50)
-    cardNumber: Text | None = Field(default=None, max_length=50)
+    id: str = Field(min_length=1, max_length=100)
+    firstName: str | None = Field(default=None, max_length=100)
+    lastName: str | None = Field(default=None, max_length=100)
+    email: str | None = Field(default=None, max_length=200)
+    phone: str | None = Field(default=None, max_length=50)
+    cardNumber: str | None = Field(default=None, max_length=50)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _storable(cls, v: Any) -> Any:
+        return check_storable(v)  # PostgreSQL's text cannot hold a NUL, and SQLite's would
 
 
 @dataclass(frozen=True)
