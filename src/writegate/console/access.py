@@ -49,6 +49,8 @@ class Operator:
     principal: Principal
     #: the console cookie's CSRF token; None for an API-key caller (no ambient credentials)
     csrf: str | None
+    #: the console session's id (what signing out refuses); None for an API-key caller
+    sid: str | None = None
 
     @property
     def name(self) -> str:
@@ -137,6 +139,7 @@ def operator_of(request: Request, services: Services, cookies: Cookies) -> Opera
     """The caller, from its API key or its console cookie; Denied if neither will do."""
     key = credentials(request)
     csrf: str | None = None
+    sid: str | None = None
     with services.db.read() as s:
         if key is not None:
             principal = services.auth.by_api_key(s, key) if len(key) <= 512 else None
@@ -144,19 +147,19 @@ def operator_of(request: Request, services: Services, cookies: Cookies) -> Opera
                 raise Denied(401, "unauthorized", "unknown or revoked API key")
         else:
             data = cookies.read(request)
-            name, sid = data.get("name"), data.get("sid")
+            name, session = data.get("name"), data.get("sid")
             principal = services.auth.by_name(s, name) if isinstance(name, str) else None
             if (
                 principal is None
                 or principal.id != data.get("pid")
-                or not isinstance(sid, str)
-                or sign_outs.signed_out(s, sid)
+                or not isinstance(session, str)
+                or sign_outs.signed_out(s, session)
             ):
                 raise Denied(401, "unauthorized", "sign in, or send an API key")
-            csrf = str(data.get("csrf") or "")
+            csrf, sid = str(data.get("csrf") or ""), session
     if not principal.has_any(*READ_ROLES):
         raise Denied(403, "forbidden", "the console needs the operator or superadmin role")
-    return Operator(principal, csrf)
+    return Operator(principal, csrf, sid)
 
 
 def check_csrf(op: Operator, sent: str | None) -> None:

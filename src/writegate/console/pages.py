@@ -195,9 +195,8 @@ def build(services: Services, modules: list[WebModule], cookies: Cookies) -> API
     async def logout(request: Request) -> Response:
         op = await who(request)
         check_csrf(op, (await form(request)).get("csrf"))
-        sid = cookies.read(request).get("sid")
-        if isinstance(sid, str):
-            await run_in_threadpool(_signed_out, services, op, sid)
+        if op.sid is not None:
+            await run_in_threadpool(_signed_out, services, op, op.sid)
         response = RedirectResponse("/console/login", 303)
         response.delete_cookie("wg_console", path="/")
         return response
