@@ -35,7 +35,8 @@ AUDIT_LOG = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("at", DateTime, nullable=False),
     Column("actor", String(200), nullable=False),
-    # the actor's tenant: operators bound to it see the entry
+    # the tenant whose jobs it names (a sign-in's: the principal's; several, or none: "*"):
+    # operators bound to it see the entry
     Column("tenant", String(200), nullable=False),
     # e.g. "retry", "cancel", "bulk_retry", "bulk_cancel", "prune", "sign_in", "sign_out"
     Column("action", String(50), nullable=False),
