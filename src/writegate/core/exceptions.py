@@ -14,10 +14,12 @@ class JobError(WritegateError):
 class ExclusiveJobExists(JobError):
     """Another active job already holds the exclusive key."""
 
-    def __init__(self, key: str, job_id: str | None) -> None:
+    def __init__(self, key: str, job_id: str | None, status: str | None = None) -> None:
         super().__init__(f"an active job already holds exclusive key {key!r}: {job_id}")
         self.key = key
         self.job_id = job_id
+        #: the holder's status when it was read (`queued` or `running`); None if unknown
+        self.status = status
 
 
 class LeaseLost(JobError):

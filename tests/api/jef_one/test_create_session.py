@@ -401,3 +401,29 @@ def test_a_verified_session_whose_key_is_held_answers_session_exists(
     assert [j.id for j in jobs if j.payload["session_id"] == sid] == [earlier.id]
     with services.db.write() as s:  # let the worker's reaper find nothing of ours running
         s.execute(update(JobRow).where(JobRow.id == earlier.id).values(status="succeeded"))
+
+
+@pytest.mark.parametrize("status", ["queued", "running"])
+def test_job_in_progress_names_the_holders_status(server: Server, entity: Any, status: str) -> None:
+    """A 409 JOB_IN_PROGRESS gives the holding job's status, as `job_status` is documented.
+
+    Regression: it was null (the refusal carried the holder's id only).
+    """
+    ent, emp = entity()
+    sid = uid("busy-")
+    services = server.services
+    with services.db.write() as s:
+        holder = _running_job(services, s, ent, emp, sid)
+        s.execute(update(JobRow).where(JobRow.id == holder.id).values(status=status))
+    try:
+        with server.client() as c:
+            r = c.post("/one-post-create-session-job", json=_payload(ent, emp, sid))
+        assert r.status_code == 409, r.text
+        body = r.json()
+        assert body["error_code"] == "JOB_IN_PROGRESS"
+        assert body["job_id"] == holder.id
+        assert body["job_status"] == status
+        assert body["target_pk"] == sid
+    finally:
+        with services.db.write() as s:  # let the worker's reaper find nothing of ours active
+            s.execute(update(JobRow).where(JobRow.id == holder.id).values(status="cancelled"))

@@ -41,7 +41,7 @@ class Admin(JobStore):
     def active_holders(self, session: Session, keys: Iterable[str]) -> dict[str, str]:
         """The active job holding each of these exclusive keys, where one does."""
         rows = self.sql.holders.fetch(session, {"h_keys": list(keys)})
-        return {str(key): str(job_id) for key, job_id in rows}
+        return {str(key): str(job_id) for key, job_id, _status in rows}
 
     def find(
         self,

@@ -143,13 +143,14 @@ class Enqueue(JobStore):
     ) -> None:
         """Fill in why each unwritten row was skipped: a held key or a used idempotency key."""
         keys = [r["exclusive_key"] for r in rows if r["exclusive_key"] is not None]
-        holders = dict(self.sql.holders.fetch(on, {"h_keys": keys})) if keys else {}
+        rows_held = self.sql.holders.fetch(on, {"h_keys": keys}) if keys else []
+        holders = {key: (job_id, status) for key, job_id, status in rows_held}
         for i, values in enumerate(rows):
             if out[i] is not None:
                 continue
             key = values["exclusive_key"]
-            if key in holders and holders[key] != values["id"]:
-                out[i] = ExclusiveJobExists(key, holders[key])
+            if key in holders and holders[key][0] != values["id"]:
+                out[i] = ExclusiveJobExists(key, *holders[key])
                 continue
             earlier = self._by_idempotency(on, values)
             if earlier is not None:

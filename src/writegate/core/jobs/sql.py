@@ -155,11 +155,10 @@ class JobStatements:
         # A taken exclusive or idempotency key skips the row instead of failing the
         # statement: no savepoint, and a whole batch of keyed jobs is one multi-row INSERT.
         self.insert = BatchInsert(dialect, jobs, NEW_COLUMNS, "ON CONFLICT DO NOTHING", key="id")
-        #: (key, id) of the active jobs holding any of the keys `h_keys` (every accept batch
-        #: with dependencies, on its commit thread: on the driver)
+        #: (key, id, status) of the active jobs holding any of the keys `h_keys`
         self.holders = DriverStatement(
             dialect,
-            select(c.exclusive_key, c.id).where(
+            select(c.exclusive_key, c.id, c.status).where(
                 InValues(c.exclusive_key, "h_keys"), text(ACTIVE_KEYED)
             ),
         )

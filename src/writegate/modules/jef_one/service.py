@@ -58,7 +58,7 @@ def accepted(job: Job, target_pk: str, confirmation: str) -> dict[str, Any]:
     }
 
 
-def _conflict(item: Accept, job_id: str | None) -> JefOneError:
+def _conflict(item: Accept, job_id: str | None, status: str | None) -> JefOneError:
     operation, table = OPERATIONS[item.kind]
     return JefOneError(
         409,
@@ -67,6 +67,7 @@ def _conflict(item: Accept, job_id: str | None) -> JefOneError:
         f"a {operation} job for {item.pk} is already queued or running: {job_id}",
         operation=operation,
         job_id=job_id,
+        job_status=status,
         target_table=table,
         target_pk=item.pk,
         allowed_method="POST",
@@ -155,7 +156,8 @@ class Accepts:
         first: dict[str, int] = {}
         for i, item in enumerate(items):
             if item.key in first:  # the same record twice in one batch: the first one goes
-                outcomes[i] = _conflict(item, items[first[item.key]].job_id)
+                # (a refusal: the batch runs again with each caller alone, answered from the table)
+                outcomes[i] = _conflict(item, items[first[item.key]].job_id, None)
             else:
                 first[item.key] = i
         todo = [i for i in range(len(items)) if i not in outcomes]
@@ -176,7 +178,10 @@ class Accepts:
             ],
         )
         for i, out in zip(todo, queued, strict=True):
-            outcomes[i] = _conflict(items[i], out.job_id) if isinstance(out, Exception) else out
+            if isinstance(out, Job):
+                outcomes[i] = out
+            else:
+                outcomes[i] = _conflict(items[i], out.job_id, out.status)
         outcomes.update(self._verified_sessions(s, items, todo))
         return [outcomes[i] for i in range(len(items))]
 
