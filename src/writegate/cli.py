@@ -8,7 +8,9 @@ from typing import Annotated
 import typer
 
 import writegate
+from writegate.commands.common import USAGE
 from writegate.commands.lazy import LazyGroup
+from writegate.core.exceptions import ConfigError
 
 app = typer.Typer(
     cls=LazyGroup,
@@ -41,6 +43,9 @@ def main() -> None:
     """Console-script entry point."""
     try:
         typer.main.get_command(app).main(prog_name="writegate")
+    except ConfigError as exc:  # a module's setting, found as the module loads
+        sys.stderr.write(f"writegate: cannot start: {exc}\n")
+        sys.exit(USAGE)
     except Exception as exc:
         # A module's own command reading a bad setting: the same one line as every command.
         from writegate.commands.common import bad_settings

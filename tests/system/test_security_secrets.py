@@ -220,14 +220,15 @@ def _refused_start(args: list[str], env: dict[str, str], log: Path) -> str:
             proc.kill()
             proc.wait()
     text = log.read_text(errors="replace")
-    assert code != 0, text[-2000:]
-    return " ".join(text.split())  # a traceback box may wrap a message anywhere
+    assert code == 2, text[-2000:]  # a bad setting, as for every command
+    assert "Traceback" not in text, text[-2000:]
+    return " ".join(text.split())
 
 
 @BOKAMERA
 def test_bokamera_start_up_refuses_unusable_keys(tmp_path: Path) -> None:
     """A malformed key, or a key file other users may read: serve and worker do not start,
-    saying what is wrong without printing any key."""
+    saying what is wrong in one line (not a traceback) without printing any key."""
     from writegate.modules.bokamera.crypto import new_key
 
     good = new_key()
@@ -248,6 +249,20 @@ def test_bokamera_start_up_refuses_unusable_keys(tmp_path: Path) -> None:
             text = _refused_start(args, {**env, "COLUMNS": "400"}, tmp_path / f"{n}{args[0]}")
             assert why in text, text[-2000:]
             assert good not in text
+
+
+@BOKAMERA
+def test_bokamera_start_up_refuses_an_unusable_networks_setting(tmp_path: Path) -> None:
+    """WRITEGATE_BOKAMERA_VAKA_NETWORKS that is not a list of networks: serve and worker do
+    not start (the Vaka connector would otherwise connect anywhere), saying why in one line."""
+    with fresh_database(str(tmp_path)) as url:
+        env = {**serve_env(url, ["bokamera"]), "WRITEGATE_BOKAMERA_VAKA_NETWORKS": "10.0.0.0/8,x"}
+        for args in (["serve", "--port", str(free_port())], ["worker"]):
+            text = _refused_start(args, env, tmp_path / args[0])
+            assert (
+                "writegate: cannot start: WRITEGATE_BOKAMERA_VAKA_NETWORKS: 'x' is not a network"
+                in text
+            ), text[-2000:]
 
 
 def _company(url: str) -> tuple[str, dict[str, str]]:

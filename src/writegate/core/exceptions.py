@@ -7,6 +7,10 @@ class WritegateError(Exception):
     """Base class of every core error."""
 
 
+class ConfigError(WritegateError):
+    """A setting a process cannot start with; the message names it and says why."""
+
+
 class JobError(WritegateError):
     """A job-related failure."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import gc
+import socket
 import ssl
 import threading
 import time
@@ -14,15 +15,17 @@ import httpx
 import pytest
 
 from writegate.modules.bokamera import connector as vaka_connector
-from writegate.modules.bokamera import crypto
+from writegate.modules.bokamera import crypto, reach
 from writegate.modules.bokamera.connector import (
     HttpVakaConnector,
     VakaAuthError,
     VakaConnection,
     VakaDataError,
+    VakaNotAllowed,
     VakaUnavailable,
     tls_context,
 )
+from writegate.modules.bokamera.reach import NETWORKS_ENV, NetworksConfigError
 from writegate.modules.bokamera.simulator import RunningSimulator
 
 CONN = VakaConnection("http://vaka.invalid", 8443, "api", "pw")
@@ -201,3 +204,95 @@ def test_a_page_over_the_size_limit_is_unusable(vaka: Any, monkeypatch: pytest.M
         client.list_users(1, 50)
     assert len(client.list_users(1, 5).users) == 5
     client.close()
+
+
+# -- where the connector may connect (reach.Reach) -------------------------------------------
+
+
+def test_a_name_is_connected_by_its_checked_address_keeping_its_host(vaka: Any) -> None:
+    """An endpoint by name reaches Vaka at an address the policy checked, with `Host` (and
+    TLS) still the name."""
+    sim = vaka(3)
+    port = sim.server.server_address[1]
+    client = HttpVakaConnector(VakaConnection(f"http://localhost:{port}", None, "vaka", "vaka"))
+    page = client.list_users(1, 10)
+    client.close()
+    assert len(page.users) == 3
+    assert sim.state.last_host == f"localhost:{port}"
+
+
+def test_each_address_of_a_name_is_tried_in_turn(
+    vaka: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A name whose first address refuses the connection is reached at its next, as a connect
+    by name would (the resolver, an external boundary, answers for a name of the test's)."""
+    sim = vaka(3)
+    port = sim.server.server_address[1]
+    real = socket.getaddrinfo
+
+    def resolve(host: str, *args: Any, **kwargs: Any) -> Any:
+        if host != "vaka.test":
+            return real(host, *args, **kwargs)
+        return [
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))
+            for address in ("127.0.0.2", "127.0.0.1")  # nothing listens on the first
+        ]
+
+    monkeypatch.setattr(reach.socket, "getaddrinfo", resolve)
+    client = HttpVakaConnector(VakaConnection(f"http://vaka.test:{port}", None, "vaka", "vaka"))
+    assert len(client.list_users(1, 10).users) == 3
+    client.close()
+    assert sim.state.last_host == f"vaka.test:{port}"
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "http://0.0.0.0:{port}",  # the unspecified address: Linux connects it to this host
+        "http://[::ffff:0.0.0.0]:{port}",
+        "http://169.254.169.254:{port}",  # a cloud's metadata service
+        "http://[fe80::1]:{port}",
+    ],
+)
+def test_regression_an_endpoint_could_lead_the_server_anywhere(vaka: Any, endpoint: str) -> None:
+    """A company administrator's ApiEndpoint made the server connect to any address. By
+    default no address a Vaka system cannot have is connected: refused at once, permanently."""
+    sim = vaka(3)
+    url = endpoint.format(port=sim.server.server_address[1])
+    client = HttpVakaConnector(VakaConnection(url, None, "vaka", "vaka"), backoff=5)
+    began = time.monotonic()
+    with pytest.raises(VakaNotAllowed, match=r"no Vaka system.s .* not connected"):
+        client.list_users(1, 10)
+    client.close()
+    assert time.monotonic() - began < 2  # not retried
+    assert sim.state.requests == 0
+
+
+def test_only_the_configured_networks_are_connected(
+    vaka: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """WRITEGATE_BOKAMERA_VAKA_NETWORKS: an address outside its networks is not connected,
+    one inside them is."""
+    sim = vaka(3)
+    conn = VakaConnection(sim.url, None, "vaka", "vaka")
+    monkeypatch.setenv(NETWORKS_ENV, "10.0.0.0/8, 192.168.1.7")
+    client = vaka_connector.configured_factory()(conn)
+    with pytest.raises(VakaNotAllowed, match=f"127.0.0.1: outside the networks of {NETWORKS_ENV}"):
+        client.list_users(1, 10)
+    client.close()
+    assert sim.state.requests == 0
+    monkeypatch.setenv(NETWORKS_ENV, "10.0.0.0/8,127.0.0.1/32")
+    client = vaka_connector.configured_factory()(conn)
+    assert len(client.list_users(1, 10).users) == 3
+    client.close()
+
+
+@pytest.mark.parametrize(
+    "value", ["10.0.0.0/8,", "nope", "10.0.0.0/33", "10.0.0.0/8;192.168.0.0/16"]
+)
+def test_unusable_networks_setting_is_refused(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    """A networks setting that is not a list of networks stops the process (ConfigError),
+    rather than leaving the connector unlimited."""
+    monkeypatch.setenv(NETWORKS_ENV, value)
+    with pytest.raises(NetworksConfigError, match=f"{NETWORKS_ENV}: .* is not a network"):
+        vaka_connector.configured_factory()

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.api.bokamera.conftest import (
+    SETTINGS,
     SYNC,
     customers,
     start_sync,
@@ -352,3 +353,29 @@ def test_a_sync_stops_at_its_most_users(
     assert "page 3 takes the sync past 25 users" in done["ErrorMessage"]
     assert (done["UsersFound"], done["UsersCreated"]) == (20, 20)
     assert len(customers(client, co)) == 20
+
+
+def test_regression_an_endpoint_at_the_unspecified_address_reached_this_host(
+    client: httpx.Client, server: Server, vaka: Any, company: Any
+) -> None:
+    """`http://0.0.0.0:<port>` connected to whatever listened on this host (a company
+    administrator could probe the server's own ports). By default such an address is not
+    connected: the sync fails at once, permanently, saying why; Vaka saw nothing."""
+    sim = vaka(5)
+    co = company(sim)
+    port = sim.server.server_address[1]
+    r = client.put(SETTINGS, json={"ApiEndpoint": f"http://0.0.0.0:{port}"}, headers=co.headers)
+    assert r.status_code == 200, r.text
+    sync_id = start_sync(client, co)["Id"]
+    done = wait_done(client, co, sync_id)
+    assert (done["Status"], done["StatusName"]) == (3, "Failed")
+    assert (
+        f"Axema Vaka at http://0.0.0.0:{port}: 0.0.0.0 resolves to 0.0.0.0" in done["ErrorMessage"]
+    )
+    assert "not connected" in done["ErrorMessage"]
+    with server.services.db.read() as s:
+        job = server.services.jobs.get(s, sync_id)
+    assert job is not None
+    assert job.attempts == 1
+    assert sim.state.requests == 0
+    assert customers(client, co) == []

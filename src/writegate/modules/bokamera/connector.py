@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from writegate.core.lazy import without
 from writegate.core.text import check_storable
+from writegate.modules.bokamera.reach import NotAllowed, Reach
 
 if TYPE_CHECKING:
     import ssl
@@ -51,6 +52,10 @@ class VakaAuthError(VakaError):
 
 class VakaDataError(VakaError):
     """Permanent: Vaka answered with data the sync cannot use."""
+
+
+class VakaNotAllowed(VakaError):
+    """Permanent: the endpoint leads to an address the server may not connect to (`Reach`)."""
 
 
 class VakaUser(BaseModel):
@@ -146,8 +151,47 @@ def tls_context() -> ssl.SSLContext:
     return context
 
 
+@functools.cache
+def _pinned_transport_class() -> Callable[[Reach, ssl.SSLContext], httpx.BaseTransport]:
+    _httpx()  # loaded without its command line
+    import httpx
+
+    class PinnedTransport(httpx.HTTPTransport):
+        """Connects each request to an address of its host that `reach` permits, and to no
+        other: the host is resolved here, so a name cannot resolve anew between the check
+        and the connection. The request keeps its host in `Host` and in TLS (SNI and the
+        certificate's name)."""
+
+        def __init__(self, reach: Reach, verify: ssl.SSLContext) -> None:
+            super().__init__(verify=verify)
+            self.reach = reach
+
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            url = request.url
+            port = url.port or (443 if url.scheme == "https" else 80)
+            try:
+                addresses = self.reach.addresses_of(url.host, port)
+            except OSError as exc:
+                raise httpx.ConnectError(f"{url.host} does not resolve: {exc}") from None
+            if url.host not in addresses:  # a name: its TLS and Host header stay the name's
+                request.extensions = {**request.extensions, "sni_hostname": url.host}
+            for address in addresses[:-1]:  # as a connect by name tries each address
+                request.url = url.copy_with(host=address)
+                try:
+                    return super().handle_request(request)
+                except httpx.ConnectError:
+                    continue
+            request.url = url.copy_with(host=addresses[-1])
+            return super().handle_request(request)
+
+    return PinnedTransport
+
+
 class HttpVakaConnector:
-    """Talks to Vaka's REST API over httpx with timeouts and a few quick retries."""
+    """Talks to Vaka's REST API over httpx with timeouts and a few quick retries.
+
+    Without a `transport` of the caller's, it connects only where `reach` permits.
+    """
 
     def __init__(
         self,
@@ -157,9 +201,12 @@ class HttpVakaConnector:
         retries: int = 2,
         backoff: float = 0.2,
         transport: httpx.BaseTransport | None = None,
+        reach: Reach | None = None,
     ) -> None:
         httpx = _httpx()
 
+        if transport is None:
+            transport = _pinned_transport_class()(reach or Reach(), tls_context())
         self.conn = conn
         self.timeout = timeout
         self.retries = retries
@@ -197,6 +244,8 @@ class HttpVakaConnector:
             with self._client.stream("GET", USERS_PATH, params=params) as resp:
                 status = resp.status_code
                 body = _body(resp, deadline, where, page) if status == 200 else b""
+        except NotAllowed as exc:
+            raise VakaNotAllowed(f"{where}: {exc}") from None
         except httpx.TimeoutException:
             raise VakaUnavailable(f"{where} timed out") from None
         except httpx.HTTPError as exc:
@@ -234,16 +283,17 @@ def _body(resp: httpx.Response, deadline: float, where: str, page: int) -> bytes
     return b"".join(chunks)
 
 
-def http_connector(conn: VakaConnection) -> VakaConnector:
+def http_connector(conn: VakaConnection, reach: Reach | None = None) -> VakaConnector:
     """The default factory: the httpx connector."""
-    return HttpVakaConnector(conn)
+    return HttpVakaConnector(conn, reach=reach)
 
 
 def configured_factory() -> ConnectorFactory:
-    """The factory named by WRITEGATE_BOKAMERA_CONNECTOR, else the httpx connector."""
+    """The factory named by WRITEGATE_BOKAMERA_CONNECTOR, else the httpx connector limited to
+    the networks of WRITEGATE_BOKAMERA_VAKA_NETWORKS (NetworksConfigError if unusable)."""
     spec = os.environ.get(CONNECTOR_ENV, "").strip()
     if not spec:
-        return http_connector
+        return functools.partial(http_connector, reach=Reach.from_env())
     module_name, _, attr = spec.partition(":")
     factory: ConnectorFactory = getattr(importlib.import_module(module_name), attr or "create")
     return factory

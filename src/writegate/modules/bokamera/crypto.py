@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import make_url
 
+from writegate.core.exceptions import ConfigError
+
 if TYPE_CHECKING:
     from nacl.secret import SecretBox
 
@@ -43,7 +45,7 @@ class SecretError(Exception):
     """A secret cannot be encrypted or decrypted: no key, wrong key, or an altered value."""
 
 
-class KeyConfigError(Exception):
+class KeyConfigError(ConfigError):
     """The configured keys are unusable; the process must not start with them."""
 
 

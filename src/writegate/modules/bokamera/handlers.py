@@ -25,6 +25,7 @@ from writegate.modules.bokamera.connector import (
     VakaAuthError,
     VakaConnection,
     VakaDataError,
+    VakaNotAllowed,
     VakaPage,
     VakaUser,
 )
@@ -235,7 +236,7 @@ def make_sync_handler(services: Services) -> Callable[[JobContext], Any]:
                             f"({MAX_USERS_ENV})"
                         )
                     state = ctx.step(functools.partial(_write_page, ctx, company_id, page, state))
-                except VakaAuthError as exc:
+                except (VakaAuthError, VakaNotAllowed) as exc:
                     raise PermanentJobError(str(exc)) from None
                 except VakaDataError as exc:
                     raise PermanentJobError(f"Axema Vaka returned unusable data: {exc}") from None

@@ -51,6 +51,8 @@ class SimState:
     max_page_size: int = 500
     seed: int = 0
     requests: int = 0
+    #: the Host header of the last users request
+    last_host: str | None = None
     failures_injected: int = 0
     rng: random.Random = field(default_factory=random.Random)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -124,6 +126,7 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(state.latency)
         with state.lock:
             state.requests += 1
+            state.last_host = self.headers.get("host")
             if not self._authorized(state):
                 self._send(401, {"error": "invalid credentials"})
                 return
