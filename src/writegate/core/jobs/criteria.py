@@ -165,9 +165,12 @@ def decode_cursor(text: str) -> Cursor:
     try:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
         at, _, job_id = raw.partition("|")
-        if not job_id or len(job_id) > 36:
+        when = datetime.fromisoformat(at)
+        # A list's cursors hold naive UTC: an offset would be compared as another time (an
+        # empty page on SQLite, which compares the text).
+        if not job_id or len(job_id) > 36 or when.tzinfo is not None:
             raise ValueError(raw)
-        return datetime.fromisoformat(at), job_id
+        return when, job_id
     except ValueError:
         raise _bad("cursor", "cursor", "not a cursor a job list gave") from None
 
