@@ -304,3 +304,25 @@ def test_a_value_the_database_refuses_is_a_page(server: Server, make_principal: 
         r = c.get("/console/jobs/a%00b")
     assert r.status_code == (400 if server.services.db.is_postgres else 404)
     assert r.headers["content-type"].startswith("text/html")
+
+
+def test_regression_bidi_controls_showed_text_in_another_order(
+    server: Server, make_principal: Any, make_job: Any
+) -> None:
+    """A right-to-left override in a job's key or payload (any API client writes them) made
+    the page show its text reversed: `job-\u202egnp.exe` read as `job-exe.png`. Each
+    bidirectional control is shown as a visible marker instead."""
+    tenant = uid("tenant-")
+    op, _ = make_principal(tenant=tenant, roles=["operator"], password=PASSWORD)
+    job = make_job(
+        tenant, "failed", exclusive_key="job-\u202egnp.exe", payload={"note": "a\u2067b\u2069"}
+    )
+    with server.client() as c:
+        sign_in(c, op.name, PASSWORD)
+        page = c.get(f"/console/jobs/{job}")
+        listing = c.get("/console/jobs", params={"tenant": tenant})
+    assert page.status_code == 200, page.text
+    for text in (page.text, listing.text):
+        assert not re.search("[\u202a-\u202e\u2066-\u2069]", text)
+    assert "job-[U+202E]gnp.exe" in page.text
+    assert "a\\u2067b\\u2069" in page.text  # the payload is shown as JSON, escaped

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import secrets
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
@@ -56,6 +57,19 @@ def age(seconds: int | None) -> str:
     return f"{seconds // 86400}d {seconds % 86400 // 3600}h"
 
 
+#: bidirectional controls: a value holding them can show its text in another order than it
+#: has (a job id or key that reads as another's)
+_BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def reveal(value: Any) -> Any:
+    """Text as shown on a page: each bidirectional control as a visible `[U+202E]`."""
+    if isinstance(value, str) and _BIDI.search(value):
+        # type(value): Markup stays Markup (the marker is safe text), or it would be escaped
+        return type(value)(_BIDI.sub(lambda m: f"[U+{ord(m.group()):04X}]", value))
+    return value
+
+
 @functools.cache
 def templates() -> Jinja2Templates:
     """The console's templates, HTML-escaped, loaded at the first page drawn."""
@@ -64,7 +78,9 @@ def templates() -> Jinja2Templates:
     from jinja2 import Environment, FileSystemLoader, select_autoescape
     from starlette.templating import Jinja2Templates
 
-    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape())
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(), finalize=reveal
+    )
     env.globals["age"] = age
     env.globals["statuses"] = STATUSES
     return Jinja2Templates(env=env)
