@@ -6,12 +6,12 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from tests.harness import Server, fresh_database, start_server, wait_for
 from tests.system.conftest import effect_counts, enqueue_many
 from writegate.core.exceptions import ExclusiveJobExists
-from writegate.core.jobs import Job, Status
+from writegate.core.jobs import Job, NewJob, Status
 from writegate.core.jobs.table import JOBS
 
 
@@ -254,3 +254,45 @@ def test_checkpointing_job_outlives_the_timeout(kit: Server) -> None:
     assert job.attempts == 1
     assert job.progress == {"step": 4}
     assert effect_counts(kit).get(job_id) == 1
+
+
+def test_regression_a_key_freed_after_the_insert_was_refused_with_no_holder(kit: Server) -> None:
+    """PostgreSQL: when the key's holder became final between the INSERT that skipped a job
+    and the look for the holder, the job was refused naming no job (jef-one answered 409
+    JOB_IN_PROGRESS with `job_id: null` though no job was in progress). The key is free then:
+    the job is inserted again and written."""
+    services = kit.services
+    if not services.db.is_postgres:
+        pytest.skip("SQLite's one writer: no holder can become final inside the INSERT's write")
+    key = f"freed-{threading.get_ident()}-{services.clock.now().timestamp()}"
+    far = services.clock.now().replace(year=2999)
+    with services.db.write() as s:
+        holder = services.jobs.enqueue(
+            s, kind="testkit.write", payload={}, tenant="t", exclusive_key=key, run_after=far
+        )
+    here, fired = threading.get_ident(), []
+
+    def finish_holder(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        # Right after this thread's jobs INSERT skipped the job: the holder's final commit.
+        if threading.get_ident() != here or fired or not statement.startswith("INSERT INTO jobs"):
+            return
+        fired.append(statement)
+        with services.db.write() as other:
+            other.execute(update(JOBS).where(JOBS.c.id == holder.id).values(status="cancelled"))
+
+    services.db.listen("after_cursor_execute", finish_holder)
+    try:
+        with services.db.write() as s:
+            [outcome] = services.jobs.enqueue_many(
+                s, [NewJob("testkit.write", {}, "t", exclusive_key=key, run_after=far)]
+            )
+    finally:
+        services.db.unlisten("after_cursor_execute", finish_holder)
+    assert fired
+    assert isinstance(outcome, Job), outcome
+    with services.db.read() as s:
+        active = s.execute(
+            select(JOBS.c.id).where(JOBS.c.exclusive_key == key, JOBS.c.status == "queued")
+        ).scalars()
+        assert list(active) == [outcome.id]
+    services.jobs.cancel(outcome.id)

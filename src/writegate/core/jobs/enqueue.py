@@ -20,6 +20,9 @@ from writegate.core.jobs.store import Handoff, JobStore
 from writegate.core.observability import metrics, tracing
 from writegate.core.observability.context import job_origin
 
+#: times a row whose key was freed after its INSERT skipped it is inserted again
+_FREED_RETRIES = 3
+
 
 class Enqueue(JobStore):
     """Adding jobs."""
@@ -42,18 +45,14 @@ class Enqueue(JobStore):
         handoff = self.handoff if isinstance(session, Session) else None
         handed = self._hand_off(handoff, rows, now) if handoff is not None else set()
         spans = tracing.start_enqueue_spans(rows) if tracing.enabled() else None
-        # Keyed rows in key order: two batches inserting the same keys then lock them in one
-        # order (in queue order they deadlocked on PostgreSQL). Stable: of two rows with one
-        # key, the earlier still wins.
-        ordered = sorted(rows, key=lambda v: v["exclusive_key"] or "")
-        written = {r[0] for r in self.sql.insert.execute(session, [_row(v) for v in ordered])}
-        if spans:
-            tracing.end_enqueue_spans(spans, written)
+        written = self._insert(session, rows)
         out: list[Job | ExclusiveJobExists | None] = [
             Job.from_mapping(v) if v["id"] in written else None for v in rows
         ]
         if len(written) < len(rows):
-            self._refusals(session, rows, out)
+            written |= self._refusals(session, rows, out)
+        if spans:
+            tracing.end_enqueue_spans(spans, written)
         kinds = [v["kind"] for v in rows if v["id"] in written]
         if kinds and isinstance(session, Session):
             # On PostgreSQL the jobs table's statement trigger also sends a NOTIFY (for the
@@ -135,19 +134,55 @@ class Enqueue(JobStore):
             if values["after_id"] in active:
                 values["waiting_on"] = values["after_id"]
 
+    def _insert(self, on: Session | Connection, rows: list[dict[str, Any]]) -> set[str]:
+        """INSERT the rows, skipping each whose key is taken; the ids written."""
+        # Keyed rows in key order: two batches inserting the same keys then lock them in one
+        # order (in queue order they deadlocked on PostgreSQL). Stable: of two rows with one
+        # key, the earlier still wins.
+        ordered = sorted(rows, key=lambda v: v["exclusive_key"] or "")
+        return {r[0] for r in self.sql.insert.execute(on, [_row(v) for v in ordered])}
+
     def _refusals(
         self,
         on: Session | Connection,
         rows: list[dict[str, Any]],
         out: list[Job | ExclusiveJobExists | None],
-    ) -> None:
-        """Fill in why each unwritten row was skipped: a held key or a used idempotency key."""
-        keys = [r["exclusive_key"] for r in rows if r["exclusive_key"] is not None]
+    ) -> set[str]:
+        """Fill in why each unwritten row was skipped: a held key or a used idempotency key.
+
+        A row whose key's holder became final after the INSERT skipped it (PostgreSQL: it
+        committed meanwhile) is inserted again, as its key is free now; the ids so written.
+        """
+        again = self._look(on, rows, out, [i for i, o in enumerate(out) if o is None])
+        written: set[str] = set()
+        for _ in range(_FREED_RETRIES):
+            if not again:
+                break
+            more = self._insert(on, [rows[i] for i in again])
+            written |= more
+            for i in again:
+                if rows[i]["id"] in more:
+                    out[i] = Job.from_mapping(rows[i])
+            again = self._look(on, rows, out, [i for i in again if out[i] is None])
+        for i in again:  # freed and taken again each time: a busy key, answered as held
+            out[i] = ExclusiveJobExists(rows[i]["exclusive_key"], None)
+        return written
+
+    def _look(
+        self,
+        on: Session | Connection,
+        rows: list[dict[str, Any]],
+        out: list[Job | ExclusiveJobExists | None],
+        skipped: list[int],
+    ) -> list[int]:
+        """Set the outcome of each skipped row whose key is held or idempotency key used;
+        the rows whose key was freed since their INSERT."""
+        keys = [rows[i]["exclusive_key"] for i in skipped if rows[i]["exclusive_key"] is not None]
         rows_held = self.sql.holders.fetch(on, {"h_keys": keys}) if keys else []
         holders = {key: (job_id, status) for key, job_id, status in rows_held}
-        for i, values in enumerate(rows):
-            if out[i] is not None:
-                continue
+        freed = []
+        for i in skipped:
+            values = rows[i]
             key = values["exclusive_key"]
             if key in holders and holders[key][0] != values["id"]:
                 out[i] = ExclusiveJobExists(key, *holders[key])
@@ -156,10 +191,10 @@ class Enqueue(JobStore):
             if earlier is not None:
                 out[i] = earlier
             elif key is not None and not self.sql.existing_ids.fetch(on, {"e_ids": [values["id"]]}):
-                # Its key's holder finished between the INSERT and this look.
-                out[i] = ExclusiveJobExists(key, None)
+                freed.append(i)  # its key's holder became final between the INSERT and this look
             else:
                 raise IntegrityError("INSERT INTO jobs", None, Exception("duplicate job id"))
+        return freed
 
     def _by_idempotency(self, on: Session | Connection, values: dict[str, Any]) -> Job | None:
         if values["idempotency_key"] is None:
