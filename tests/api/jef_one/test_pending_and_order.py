@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.api.jef_one.conftest import fresh_number, wait_job
 from tests.harness import Server
@@ -121,3 +123,56 @@ def test_entity_and_employee_gets_show_a_pending_upsert(server: Server) -> None:
         ).json()
         assert view["is_found"] is True
         assert view["pending_job_id"] is None
+
+
+def _final_between_the_reads(server: Server, key: str, job_id: str) -> Any:
+    """`read_active_holder` that, for `key`, first lets the paused worker finish `job_id`:
+    the upsert's final commit lands while a GET is between its reads."""
+    services, worker = server.services, server.app.state.worker
+    real = services.jobs.read_active_holder
+
+    async def late(exclusive_key: str) -> Any:
+        if exclusive_key == key:
+            worker.resume()
+            while True:
+                job = await services.jobs.read(job_id)
+                if job is not None and job.status.value == "succeeded":
+                    break
+                await asyncio.sleep(0.01)
+        return await real(exclusive_key)
+
+    return late
+
+
+@pytest.mark.parametrize("record", ["entity", "employee"])
+def test_regression_an_upsert_final_between_a_gets_reads_showed_nothing(
+    server: Server, entity: Any, monkeypatch: pytest.MonkeyPatch, record: str
+) -> None:
+    """The entity and employee GETs read the record, then its pending job: an upsert whose
+    job became final between the two showed neither (`is_found: false`, nothing pending) on
+    PostgreSQL, and a client took the accepted write for lost. The job is read first now."""
+    if record == "entity":
+        number = fresh_number(4)
+        path, body = "/one-entities-post-one", {"entity_number": number, "entity_name": "E"}
+        get, params = "/jef-one-get-entity-by-entity-number", {"entity_number": number}
+        key = f"jef_one.upsert_entity:{number}"
+    else:
+        (number, _), employee = entity(), fresh_number(5)  # a new employee of an entity
+        path = "/one-employees-post-one"
+        body = {"entity_number": number, "employee_number": employee, "employee_name": "Ana"}
+        get = "/jef-one-get-employee-by-employee-number"
+        params = {"entity_number": number, "employee_number": employee}
+        key = f"jef_one.upsert_employee:{number}/{employee}"
+    worker = server.app.state.worker
+    with server.client() as client:
+        worker.pause()
+        try:
+            r = client.post(path, json=body)
+            assert r.status_code == 202, r.text
+            late = _final_between_the_reads(server, key, r.json()["job_id"])
+            monkeypatch.setattr(server.services.jobs, "read_active_holder", late)
+            view = client.get(get, params=params).json()
+        finally:
+            worker.resume()
+    assert view["is_found"] is True, view
+    assert view["pending_job_id"] is None

@@ -369,8 +369,10 @@ def _pending_session(session_id: str, job: Job, row: Any) -> dict[str, Any]:
 
 async def entity_view(services: Services, entity_number: str) -> dict[str, Any]:
     """An entity, and whether sessions can be created under it."""
-    row = await services.db.reads.first(_ENTITY, {"entity_number": entity_number})
+    # The job first, as for a session: read after the row, a job that became final between
+    # the two reads showed neither the record nor its pending write.
     pending = await _pending(services, _entity_key(entity_number))
+    row = await services.db.reads.first(_ENTITY, {"entity_number": entity_number})
     if row is None:
         waiting = pending["pending_job_id"] is not None
         return {
@@ -399,11 +401,11 @@ async def employee_view(
 ) -> dict[str, Any]:
     """An employee, and whether a session can be created for them."""
     reads = services.db.reads
+    pending = await _pending(services, _employee_key(entity_number, employee_number))  # first
     entity_active = await reads.scalar(_ENTITY_ACTIVE, {"entity_number": entity_number})
     row = await reads.first(
         _EMPLOYEE, {"entity_number": entity_number, "employee_number": employee_number}
     )
-    pending = await _pending(services, _employee_key(entity_number, employee_number))
     if row is None:
         waiting = pending["pending_job_id"] is not None
         return {
