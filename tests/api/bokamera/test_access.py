@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from tests.api.bokamera.conftest import (
@@ -298,3 +299,47 @@ def test_fields_bind_in_any_letter_case(
     listed = client.get(SYNC, params={"companyid": b.id, "STATUS": 2}, headers=su).json()
     assert [x["CompanyId"] for x in listed["Results"]] == [b.id]
     assert len(customers(client, b)) == 3
+
+
+def test_regression_settings_stored_meanwhile_were_a_503_not_a_409(
+    client: httpx.Client, server: Server, company: Any
+) -> None:
+    """PostgreSQL: a POST of settings whose company got them from another transaction after
+    its look (concurrent POSTs) met the primary key and answered 503 "database unavailable".
+    It is the documented 409 Conflict, and the settings stored first are kept."""
+    services = server.services
+    if not services.db.is_postgres:
+        pytest.skip("SQLite's one writer: the look and the INSERT cannot be split by another")
+    co = company(None)
+    fired: list[str] = []
+
+    def store_first(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if fired or not statement.startswith("INSERT INTO bokamera_axema_settings"):
+            return
+        fired.append(statement)
+        now = services.clock.now()
+        with services.db.write() as other:  # a concurrent POST's transaction, committed
+            other.add(
+                AxemaSettingsRow(
+                    company_id=co.id,
+                    tenant=co.id,
+                    api_endpoint="http://first.example",
+                    api_port=None,
+                    username="first",
+                    password_encrypted="x",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+
+    body = {"ApiEndpoint": "http://second.example", "Username": "second", "Password": "pw"}
+    services.db.listen("before_cursor_execute", store_first)
+    try:
+        r = client.post(SETTINGS, json=body, headers=co.headers)
+    finally:
+        services.db.unlisten("before_cursor_execute", store_first)
+    assert fired
+    assert r.status_code == 409, r.text
+    assert status_of(r)["ErrorCode"] == "Conflict"
+    assert "already has Axema Vaka settings" in status_of(r)["Message"]
+    assert client.get(SETTINGS, headers=co.headers).json()["Username"] == "first"

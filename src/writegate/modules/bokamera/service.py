@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Row, and_, bindparam, func, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from writegate.core.auth import Principal
@@ -256,12 +257,13 @@ def create_settings(
 
     def create(s: Session) -> AxemaSettingsResponse:
         company = resolve_company(s, principal, body.CompanyId)
+        exists = ApiError(
+            409,
+            "Conflict",
+            f"Company {company.id} already has Axema Vaka settings: use PUT to change them",
+        )
         if s.get(AxemaSettingsRow, company.id) is not None:
-            raise ApiError(
-                409,
-                "Conflict",
-                f"Company {company.id} already has Axema Vaka settings: use PUT to change them",
-            )
+            raise exists
         now = services.clock.now()
         row = AxemaSettingsRow(
             company_id=company.id,
@@ -274,7 +276,10 @@ def create_settings(
             updated_at=now,
         )
         s.add(row)
-        s.flush()
+        try:
+            s.flush()
+        except IntegrityError:  # PostgreSQL: another transaction stored them after our look
+            raise exists from None
         return _settings_view(row)
 
     return services.db.group.run_sync(create)
