@@ -379,3 +379,33 @@ def test_regression_an_endpoint_at_the_unspecified_address_reached_this_host(
     assert job.attempts == 1
     assert sim.state.requests == 0
     assert customers(client, co) == []
+
+
+def test_regression_settings_changed_mid_sync_resumed_at_the_page_of_another_system(
+    client: httpx.Client, vaka: Any, company: Any
+) -> None:
+    """An administrator points the settings at another Vaka system while a sync runs, and the
+    old one then fails: the retried attempt resumed at the old system's next page on the new
+    one, skipping the new system's first pages, and reported Completed. A sync resumes only
+    on the system it read; on another it starts again from page 1."""
+    old = vaka(50, max_page_size=10, latency=0.3)
+    new = vaka(50, max_page_size=10, seed=7, username="other", password="otherpw")
+    co = company(old)
+    sync_id = start_sync(client, co)["Id"]
+
+    def found() -> bool:
+        r = client.get(f"{SYNC}/{sync_id}", headers=co.headers)
+        return (r.json()["UsersFound"] or 0) >= 10
+
+    wait_for(found, timeout=30, interval=0.05)
+    r = client.put(
+        SETTINGS,
+        json={"ApiEndpoint": new.url, "Username": "other", "Password": "otherpw"},
+        headers=co.headers,
+    )
+    assert r.status_code == 200, r.text
+    old.state.fail_next = 10_000  # the old system goes away: this attempt fails, is retried
+    done = wait_done(client, co, sync_id)
+    assert (done["Status"], done["UsersFound"]) == (2, 50), done
+    emails = {c["Email"] for c in customers(client, co)}
+    assert {f"user{i}.7@vaka.example" for i in range(50)} <= emails

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import uuid
 from collections.abc import Callable
@@ -34,6 +35,8 @@ from writegate.modules.bokamera.pages import PageReader
 
 #: the sync job's kind; one active per company (exclusive key)
 SYNC_KIND = "bokamera.axema_user_sync"
+_log = logging.getLogger("writegate.bokamera")
+
 PAGE_SIZE_ENV = "WRITEGATE_BOKAMERA_PAGE_SIZE"
 DEFAULT_PAGE_SIZE = 200
 MAX_USERS_ENV = "WRITEGATE_BOKAMERA_MAX_USERS"
@@ -198,12 +201,30 @@ def _connection(services: Services, company_id: str) -> VakaConnection:
         return VakaConnection(row.api_endpoint, row.api_port, row.username, password)
 
 
+def _resume(ctx: JobContext, company_id: str, source: str) -> dict[str, Any]:
+    """Where this attempt starts: after the last committed page of an earlier attempt, if it
+    read the same Vaka system as the settings name now; else at page 1."""
+    state = dict(ctx.job.checkpoint or {})
+    if state.get("source", source) != source:
+        # The settings changed since: resumed at its page, another system's users would be
+        # skipped, and the sync reported Completed.
+        _log.warning(
+            "company %s: the Axema Vaka settings changed during its sync; syncing again from "
+            "page 1 of %s",
+            company_id,
+            source,
+        )
+        state = {}
+    return {"page": 1, "found": 0, "created": 0, "updated": 0, **state, "source": source}
+
+
 def _write_page(
-    ctx: JobContext, company_id: str, page: VakaPage, state: dict[str, int], s: Session
-) -> dict[str, int]:
+    ctx: JobContext, company_id: str, page: VakaPage, state: dict[str, Any], s: Session
+) -> dict[str, Any]:
     """One committed step of a sync: a page of users, and the state to resume after it."""
     created, updated = upsert_users(s, company_id, page.users, ctx.clock.now())
     after = {
+        "source": state["source"],
         "page": state["page"] + 1,
         "found": state["found"] + len(page.users),
         "created": state["created"] + created,
@@ -219,9 +240,9 @@ def make_sync_handler(services: Services) -> Callable[[JobContext], Any]:
     def handler(ctx: JobContext) -> Any:
         company_id = str(ctx.payload["company_id"])
         factory: ConnectorFactory = services.extras["bokamera"]["connector_factory"]
-        connector = factory(_connection(services, company_id))
-        # Resume after the last committed page if an earlier attempt died mid-sync.
-        state = dict(ctx.job.checkpoint or {"page": 1, "found": 0, "created": 0, "updated": 0})
+        conn = _connection(services, company_id)
+        connector = factory(conn)
+        state = _resume(ctx, company_id, f"{conn.username}@{conn.base_url}")
         pages = PageReader(connector, state["page"], page_size())
         most = max_users()
         try:
