@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -13,7 +14,9 @@ from tests.api.jef_one.conftest import fresh_number, session_row
 from tests.harness import Server, fresh_database, start_server, uid, wait_for
 from writegate.core.jobs import Status
 from writegate.core.worker import Worker
+from writegate.modules.jef_one import service as jef_one
 from writegate.modules.jef_one.models import SessionRecord
+from writegate.modules.jef_one.schemas import CreateSessionJob, EmployeePost, EntityPost
 from writegate.modules.jef_one.service import iso
 
 
@@ -189,3 +192,49 @@ def test_regression_a_session_whose_job_was_cancelled_is_not_found(quiet: Server
     assert view["is_found"] is False
     assert view["message"].endswith("or its job ended without writing it")
     assert _session_rows(quiet, session) == []
+
+
+def test_regression_dependent_writes_in_one_batch_did_not_wait_for_each_other(
+    quiet: Server,
+) -> None:
+    """An entity, its employee and a session accepted in one shared transaction (POSTs sent
+    without waiting for each other's 202) were not ordered: each looked for the jobs it must
+    wait on among those committed before, and the session failed ("employee ... does not
+    belong to entity"). In one batch, each waits for the earlier ones, in arrival order."""
+    entity, employee, session = fresh_number(4), fresh_number(5), uid("batch-")
+    services = quiet.services
+
+    async def one_batch() -> list[dict[str, Any]]:
+        return await asyncio.gather(  # queued in one turn of the loop: one transaction
+            jef_one.accept_entity(services, EntityPost(entity_number=entity, entity_name="B")),
+            jef_one.accept_employee(
+                services,
+                EmployeePost(entity_number=entity, employee_number=employee, employee_name="A"),
+            ),
+            jef_one.accept_session(
+                services,
+                CreateSessionJob(
+                    entity_number=entity,
+                    employee_number=employee,
+                    session_id=session,
+                    app_type="mobile",
+                    app_number="001",
+                ),
+            ),
+        )
+
+    answers = asyncio.run(one_batch())
+    ent, emp, ses = (_job(quiet, a["job_id"]) for a in answers)
+    assert ent.created_at == emp.created_at == ses.created_at  # one batch
+    assert (ent.after_id, emp.after_id, ses.after_id) == (None, ent.id, emp.id)
+    assert (emp.waiting_on, ses.waiting_on) == (ent.id, emp.id)
+    worker = Worker(services.jobs, services.registry, wakeup=services.wakeup, poll_interval=0.2)
+    worker.start()
+    try:
+        wait_for(lambda: _job(quiet, ses.id).status is Status.SUCCEEDED, timeout=60)
+    finally:
+        worker.stop()
+    with services.db.read() as s:
+        row = s.scalar(select(SessionRecord).where(SessionRecord.session_id == session))
+    assert row is not None
+    assert row.status == "verified", row.failure_reason

@@ -162,21 +162,24 @@ class Accepts:
                 first[item.key] = i
         todo = [i for i in range(len(items)) if i not in outcomes]
         after = self._holders(s, [items[i] for i in todo])
-        queued = self.jobs.enqueue_many(
-            s,
-            [
+        jobs = []
+        for i in todo:
+            item = items[i]
+            jobs.append(
                 NewJob(
-                    items[i].kind,
-                    items[i].payload,
+                    item.kind,
+                    item.payload,
                     TENANT,
-                    job_id=items[i].job_id,
-                    exclusive_key=items[i].key,
-                    after_id=next((after[k] for k in items[i].depends_on if k in after), None),
-                    trace_context=items[i].origin,
+                    job_id=item.job_id,
+                    exclusive_key=item.key,
+                    after_id=next((after[k] for k in item.depends_on if k in after), None),
+                    trace_context=item.origin,
                 )
-                for i in todo
-            ],
-        )
+            )
+            # A write later in this batch runs after this one, as after an earlier batch's;
+            # where an earlier job holds the key, this one is refused and that job stays.
+            after.setdefault(item.key, item.job_id)
+        queued = self.jobs.enqueue_many(s, jobs)
         for i, out in zip(todo, queued, strict=True):
             if isinstance(out, Job):
                 outcomes[i] = out
