@@ -164,10 +164,13 @@ def _lifespan(
                 yield
         finally:
             sys.setswitchinterval(switch_interval)
+            # On a thread: these wait (joins, the grace) and write (a hand-back's commit),
+            # and the event loop commits its own callers' batches meanwhile (on SQLite a
+            # write from its thread would wait for the writer its batches may hold).
             if housekeeping is not None:
-                housekeeping.stop()
+                await asyncio.to_thread(housekeeping.stop)
             if worker is not None:
-                worker.stop(grace=settings.shutdown_grace_seconds)
+                await asyncio.to_thread(worker.stop, grace=settings.shutdown_grace_seconds)
             await services.aclose()
             metrics.mark_process_dead()
 

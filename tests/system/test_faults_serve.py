@@ -16,6 +16,8 @@ from tests.harness import free_port, fresh_database, wait_for
 from tests.system.faults import ServeProcess, serve_env
 from writegate.core.db import Database
 from writegate.core.jobs import JobRow, Status
+from writegate.core.services import Services
+from writegate.settings import Settings
 
 CLIENTS = 12
 ENTITY_PATH = "/one-entities-post-one"
@@ -145,3 +147,40 @@ def test_sigkill_serve_under_traffic_loses_no_accepted_write(tmp_path: Path) -> 
                 db.dispose()
         finally:
             srv.stop()
+
+
+def test_regression_sigterm_left_the_embedded_workers_job_running(tmp_path: Path) -> None:
+    """SIGTERM to `serve` while its embedded worker runs a job past the grace: the job is
+    handed back (queued, its attempt not counted, no lease). On SQLite the hand-back was
+    refused ("run_sync would block the event loop that commits"): the job stayed running on
+    the dead process's lease, its exclusive key held, until the lease expired."""
+    with fresh_database(str(tmp_path)) as url:
+        env = serve_env(url, ["tests.testkit"], shutdown_grace_seconds=0.5, job_lease_seconds=60.0)
+        srv = ServeProcess(env=env, log=str(tmp_path / "serve.log"), port=free_port())
+        services = Services.build(Settings(database_url=url, modules=[]))
+        try:
+            srv.start()
+            with services.db.write() as s:
+                job = services.jobs.enqueue(
+                    s, kind="testkit.hang", payload={"sleep": 60}, tenant="t", exclusive_key="k"
+                )
+
+            def status() -> str:
+                with services.db.read() as s:
+                    found = services.jobs.get(s, job.id)
+                    assert found is not None
+                    return found.status.value
+
+            wait_for(lambda: status() == "running", timeout=30)
+            srv.stop()
+            assert "Application shutdown complete" in srv.tail(20000)
+            with services.db.read() as s:
+                after = services.jobs.get(s, job.id)
+            assert after is not None
+            assert (after.status.value, after.attempts, after.lease_owner) == ("queued", 0, None), (
+                srv.tail()
+            )
+            assert "handed back unfinished at shutdown" in srv.tail(20000)
+        finally:
+            srv.stop()
+            services.close()
