@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from tests.harness import Server, fresh_database, start_server, uid, wait_for
 from tests.system.obskit import accept_entity, has, scrape, value, wait_job
@@ -207,7 +208,7 @@ def test_job_keeps_the_request_id_of_the_request_that_enqueued_it(srv: Server) -
 
 
 def test_readyz_is_503_until_the_schema_is_at_head(tmp_path: Any) -> None:
-    """/readyz: 503 (schema behind) on an unmigrated database, 200 once migrated."""
+    """/readyz: 503 (schema missing) on an unmigrated database, 200 once migrated."""
     with fresh_database(str(tmp_path)) as url:
         server = start_server(url, auto_migrate=False, embedded_worker=False, modules=["jef_one"])
         try:
@@ -216,7 +217,7 @@ def test_readyz_is_503_until_the_schema_is_at_head(tmp_path: Any) -> None:
                 assert r.status_code == 503, r.text
                 assert r.json() == {
                     "database": "ok",
-                    "schema": "behind",
+                    "schema": "missing",
                     "worker": "off",
                     "status": "not ready",
                 }
@@ -225,6 +226,30 @@ def test_readyz_is_503_until_the_schema_is_at_head(tmp_path: Any) -> None:
                 r = c.get("/readyz")
                 assert r.status_code == 200, r.text
                 assert r.json()["status"] == "ready"
+        finally:
+            server.stop()
+
+
+def test_regression_readyz_was_never_ready_on_a_newer_schema(tmp_path: Any) -> None:
+    """A process of the old release on a schema a newer release migrated (a rolling upgrade's
+    first step) starts, as the docs promise, but /readyz said "schema: behind" and 503 for
+    good, so it never took traffic. A schema ahead of the release is ready."""
+    with fresh_database(str(tmp_path)) as url:
+        first = start_server(url, embedded_worker=False, modules=["jef_one"])
+        with first.services.db.write() as s:  # what a newer release's migration leaves
+            s.execute(text("INSERT INTO alembic_version (version_num) VALUES ('next_0001')"))
+        first.stop()
+        server = start_server(url, auto_migrate=False, embedded_worker=False, modules=["jef_one"])
+        try:
+            with server.client() as c:
+                r = c.get("/readyz")
+            assert r.status_code == 200, r.text
+            assert r.json() == {
+                "database": "ok",
+                "schema": "ahead",
+                "worker": "off",
+                "status": "ready",
+            }
         finally:
             server.stop()
 

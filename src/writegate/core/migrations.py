@@ -174,15 +174,20 @@ def schema_state(conn: Connection, version_dirs: Sequence[Path]) -> SchemaState:
 
 def at_head(db: Database, version_dirs: Sequence[Path]) -> bool:
     """True only if every revision is applied; False when in doubt (Alembic then decides)."""
+    return schema_of(db, version_dirs) is SchemaState.CURRENT
+
+
+def schema_of(db: Database, version_dirs: Sequence[Path]) -> SchemaState:
+    """`schema_state` of db; MISSING without a version table (or a database)."""
     graph = revision_graph(version_dirs)
     if not graph:
-        return False
+        return SchemaState.UNKNOWN
     try:
         with db.engine.connect() as conn:
             rows = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
     except DBAPIError:
-        return False  # no version table yet (or no database): let Alembic handle it
-    return _compare(rows, graph) is SchemaState.CURRENT
+        return SchemaState.MISSING  # no version table yet (or no database)
+    return _compare(rows, graph)
 
 
 def upgrade(db: Database, version_dirs: Sequence[Path], revision: str = "heads") -> None:

@@ -12,11 +12,21 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from sqlalchemy import text
 
 from writegate.core.db import Database
-from writegate.core.migrations import at_head
+from writegate.core.migrations import SchemaState, schema_of
+
+#: what /readyz reports of each schema state; ready with the first two
+_SCHEMA = {
+    SchemaState.CURRENT: "at head",
+    SchemaState.AHEAD: "ahead",  # a newer release migrated it: a rolling upgrade
+    SchemaState.BEHIND: "behind",
+    SchemaState.MISSING: "missing",
+    SchemaState.UNKNOWN: "unknown",
+}
 
 
 class Readiness:
-    """Ready once the database answers and its schema is at head; reports the worker's state."""
+    """Ready once the database answers and its schema is at head (or ahead, migrated by a
+    newer release); reports the worker's state."""
 
     def __init__(
         self, db: Database, version_dirs: Sequence[Path], worker_state: Callable[[], str]
@@ -24,24 +34,28 @@ class Readiness:
         self.db = db
         self.version_dirs = list(version_dirs)
         self.worker_state = worker_state
-        #: a schema once at head stays there (migrations only move forward)
-        self._at_head = False
+        #: what the schema was found once at head or ahead: it stays so (migrations only
+        #: move forward); None until then
+        self._usable: str | None = None
 
     def check(self) -> tuple[bool, dict[str, Any]]:
         """Whether the process is ready, and what each check found."""
-        report: dict[str, Any] = {"database": "ok", "schema": "at head"}
+        report: dict[str, Any] = {"database": "ok", "schema": self._usable}
         try:
             with self.db.read() as s:
                 s.execute(text("SELECT 1"))
         except Exception:
             report["database"] = "unavailable"
-        if not self._at_head and report["database"] == "ok":
-            self._at_head = at_head(self.db, self.version_dirs)
-        if not self._at_head:
-            report["schema"] = "behind" if report["database"] == "ok" else "unknown"
+        if self._usable is None:
+            schema = SchemaState.UNKNOWN
+            if report["database"] == "ok":
+                schema = schema_of(self.db, self.version_dirs)
+            report["schema"] = _SCHEMA[schema]
+            if schema in (SchemaState.CURRENT, SchemaState.AHEAD):
+                self._usable = report["schema"]
         state = self.worker_state()
         report["worker"] = state
-        ready = report["database"] == "ok" and self._at_head and state != "dead"
+        ready = report["database"] == "ok" and self._usable is not None and state != "dead"
         report["status"] = "ready" if ready else "not ready"
         return ready, report
 
@@ -52,7 +66,7 @@ def router(readiness: Readiness, registry: CollectorRegistry) -> APIRouter:
 
     @api.get("/readyz")
     def readyz() -> Response:
-        """503 until the database answers and the schema is at head."""
+        """503 until the database answers and the schema is at head (or ahead)."""
         ready, report = readiness.check()
         return JSONResponse(report, status_code=200 if ready else 503)
 
