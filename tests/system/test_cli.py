@@ -6,6 +6,7 @@ import hashlib
 import json
 import subprocess
 
+import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import select
 
@@ -65,7 +66,7 @@ def test_principals_create_list_revoke(server: Server) -> None:
 
     dup = cli(server, "principals", "create", "--name", name, "--tenant", "x")
     assert dup.returncode == 1
-    assert "already exists" in dup.stdout
+    assert "already exists" in dup.stderr  # an error: stderr, so `--json | jq` stays clean
 
     assert cli(server, "principals", "revoke", name).returncode == 0
     with server.services.db.read() as s:
@@ -73,6 +74,27 @@ def test_principals_create_list_revoke(server: Server) -> None:
         assert server.services.auth.verify_password(s, name, "s3cret!") is None
     again = cli(server, "principals", "revoke", name)
     assert again.returncode == 1
+
+
+@pytest.mark.parametrize("name", ["svc[/x]", "bob[red]", "[bold]x"])
+def test_regression_a_name_with_brackets_broke_the_principals_commands(
+    server: Server, name: str
+) -> None:
+    """Names were printed as rich markup: `svc[/x]` made `create` fail after committing (its
+    API key, shown once, was lost) and every later `list` crash; `bob[red]` printed as `bob`.
+    Names are printed as they are."""
+    name = f"{name}{uid()}"
+    made = cli(server, "principals", "create", "--name", name, "--tenant", "acme[/]")
+    assert made.returncode == 0, made.stdout + made.stderr
+    assert f"created principal {name} in tenant acme[/]" in made.stdout
+    assert "API key (shown once): " in made.stdout
+    listed = cli(server, "principals", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "Traceback" not in listed.stdout + listed.stderr
+    assert name in listed.stdout
+    revoked = cli(server, "principals", "revoke", name)
+    assert revoked.returncode == 0, revoked.stderr
+    assert f"revoked {name}" in revoked.stdout
 
 
 def test_bad_attr_is_refused(server: Server) -> None:

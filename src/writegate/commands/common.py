@@ -79,6 +79,13 @@ def console() -> Console:
     return Console()
 
 
+def shown(value: str) -> str:
+    """A value for rich output as its text: `[` in a name is not markup."""
+    from rich.markup import escape
+
+    return escape(value)
+
+
 def setup_logging(level: str, fmt: str = "auto") -> dict[str, Any]:
     """One structured log format for writegate's and uvicorn's loggers; uvicorn's config."""
     from writegate.core.observability.logging import FORMATS

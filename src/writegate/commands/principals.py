@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from writegate.commands.common import console, load_settings, migrated_connection
+from writegate.commands.common import console, fail, load_settings, migrated_connection, shown
 
 app = typer.Typer(
     help="Manage principals (API users).",
@@ -69,8 +69,7 @@ def principals_create(
                     now=Clock().now(),
                 )
     except IntegrityError:
-        console().print(f"[red]a principal named {name!r} already exists[/red]")
-        raise typer.Exit(1) from None
+        fail(f"a principal named {name!r} already exists")
     if as_json:
         made = {
             "name": principal.name,
@@ -81,7 +80,8 @@ def principals_create(
         }
         sys.stdout.write(json.dumps(made) + "\n")
         return
-    console().print(f"created principal [bold]{principal.name}[/bold] in tenant {principal.tenant}")
+    name, tenant = shown(principal.name), shown(principal.tenant)
+    console().print(f"created principal [bold]{name}[/bold] in tenant {tenant}")
     console().print(f"API key (shown once): [bold]{key}[/bold]")
 
 
@@ -99,10 +99,10 @@ def principals_list() -> None:
     table = Table("name", "tenant", "roles", "attrs", "key", "created", "revoked")
     for row in rows:
         table.add_row(
-            row.name,
-            row.tenant,
-            ",".join(row.roles),
-            json.dumps(row.attrs),
+            shown(row.name),
+            shown(row.tenant),
+            shown(",".join(row.roles)),
+            shown(json.dumps(row.attrs)),
             f"{row.api_key_hint}…",
             str(row.created_at)[:19],
             str(row.revoked_at)[:19] if row.revoked_at else "",
@@ -124,6 +124,5 @@ def principals_revoke(name: str) -> None:
     with migrated_connection(settings, write=True) as conn, conn.begin():
         ok = principals.revoke(conn, name, Clock().now())
     if not ok:
-        console().print(f"[red]no active principal named {name!r}[/red]")
-        raise typer.Exit(1)
-    console().print(f"revoked {name}")
+        fail(f"no active principal named {name!r}")
+    console().print(f"revoked {shown(name)}")

@@ -44,10 +44,12 @@ def add_client(
         added = service.register_client(services, client_code, name)
     finally:
         services.close()
+    from rich.markup import escape  # a code is text, not markup
+
     if not added:
-        _console().print(f"client code {client_code} was already registered")
+        _console().print(f"client code {escape(client_code)} was already registered")
         return
-    _console().print(f"registered client code [bold]{client_code}[/bold]")
+    _console().print(f"registered client code [bold]{escape(client_code)}[/bold]")
 
 
 @app.command("clients")
@@ -58,9 +60,10 @@ def clients() -> None:
         rows = service.list_clients(services)
     finally:
         services.close()
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table("client_code", "name", "registered")
     for row in rows:
-        table.add_row(row.client_code, row.name, str(row.created_at)[:19])
+        table.add_row(escape(row.client_code), escape(row.name), str(row.created_at)[:19])
     _console().print(table)
