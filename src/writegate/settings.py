@@ -136,6 +136,10 @@ class Settings(BaseSettings):
     #: Python's default is 700)
     gc_young_threshold: int = Field(default=10_000, ge=1)
 
+    #: the console's cookie signing secret; unset: a random one per process (sign-ins end at
+    #: a restart; every `serve` process, `--workers N` included, needs the same one set)
+    console_secret: SecretStr | None = None
+
     #: BokaMera: secret keys for stored Axema Vaka passwords, separated by commas; the first
     #: encrypts, every one decrypts (rotation). Unset: the key file below.
     bokamera_secret_key: SecretStr | None = None

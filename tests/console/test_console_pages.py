@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from tests.console.conftest import sign_in, status_of
-from tests.harness import Server, uid
+from tests.harness import Server, start_server, uid
 
 PASSWORD = "correct horse battery staple"
 
@@ -326,3 +326,31 @@ def test_regression_bidi_controls_showed_text_in_another_order(
         assert not re.search("[\u202a-\u202e\u2066-\u2069]", text)
     assert "job-[U+202E]gnp.exe" in page.text
     assert "a\\u2067b\\u2069" in page.text  # the payload is shown as JSON, escaped
+
+
+def test_regression_the_console_secret_setting_was_read_from_the_environment_only(
+    server: Server, make_principal: Any
+) -> None:
+    """`WRITEGATE_CONSOLE_SECRET` was read from `os.environ`, not the settings: in `.env` it was
+    ignored, and `serve --workers N` processes each signed cookies with their own secret (a
+    sign-in then bounced to the login page on 2 requests in 5). It is a setting: processes
+    given one secret accept each other's cookies, and only they."""
+    op, _ = make_principal(roles=["operator"], password=PASSWORD)
+    url = server.settings.database_url
+    one, two, other = (
+        start_server(url, embedded_worker=False, console_secret=secret)
+        for secret in ("shared-secret", "shared-secret", "another-secret")
+    )
+    try:
+        with one.client() as c:
+            sign_in(c, op.name, PASSWORD)
+            cookie = c.cookies["wg_console"]
+        with two.client() as c:
+            c.cookies.set("wg_console", cookie)
+            assert c.get("/admin/api/me").status_code == 200
+        with other.client() as c:
+            c.cookies.set("wg_console", cookie)
+            assert c.get("/admin/api/me").status_code == 401
+    finally:
+        for srv in (one, two, other):
+            srv.stop()

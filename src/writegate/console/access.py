@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import os
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -83,7 +82,6 @@ class Cookies:
     notes its redirects carry to the next page."""
 
     def __init__(self, secret: str | None = None) -> None:
-        secret = secret or os.environ.get("WRITEGATE_CONSOLE_SECRET")
         if not secret:
             # Per process: sign-ins end when it restarts, and several HTTP processes each
             # need the same WRITEGATE_CONSOLE_SECRET to accept each other's cookies.

@@ -18,7 +18,8 @@ from writegate.core.services import Services
 def mount(app: FastAPI, services: Services) -> None:
     """Mount the console, the admin API, their static files and the offline /docs and /redoc."""
     modules = list(app.state.modules)
-    cookies = Cookies()
+    secret = services.settings.console_secret
+    cookies = Cookies(secret.get_secret_value() if secret is not None else None)
     add_routes(app, api.build(services, modules, cookies))
     add_routes(app, pages.build(services, modules, cookies))
     app.mount(
