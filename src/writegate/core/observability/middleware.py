@@ -13,6 +13,9 @@ from writegate.core.observability.requestid import HEADER, request_id
 
 #: the route label of a request no route matched (keeps the label set bounded)
 UNMATCHED = "unmatched"
+#: the status label of a request left unanswered because its client went away first
+#: (nginx's "client closed request"): not a server error
+CLIENT_LEFT = 499
 
 
 class ObserveRequests:
@@ -36,7 +39,9 @@ class ObserveRequests:
         api = self.api_of(scope["path"])
         context.FIELDS.set({"request_id": rid, "api": api})
         echo = (HEADER, rid.encode())
-        status = 500
+        # No answer from an app that returned: it saw the client leave (an unanswered
+        # request is otherwise uvicorn's 500, after an error that passes through here).
+        status = CLIENT_LEFT
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -47,6 +52,10 @@ class ObserveRequests:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except BaseException:
+            if status == CLIENT_LEFT:
+                status = 500
+            raise
         finally:
             route = getattr(scope.get("route"), "path", UNMATCHED)
             http_requests(api, route, scope["method"], str(status)).observe(perf_counter() - start)
