@@ -303,3 +303,26 @@ def test_driver_statement_refuses_an_expanding_in(tmp_path: Path) -> None:
             DriverStatement(db.engine.dialect, select(typed.c.id).where(typed.c.id.in_(["a"])))
     finally:
         db.dispose()
+
+
+def test_regression_a_database_errors_text_carried_the_values_it_was_given(
+    services: Services,
+) -> None:
+    """A database error's text (logged as "database unavailable: ...") held every parameter
+    of its statement: clients' e-mails, whole ABS packages, tokens. Neither SQLAlchemy's
+    execute nor the driver path (`DriverStatement`) puts them in it now (the server's own
+    message may still name the key it refused)."""
+    taken, secret = uid("taken-"), uid("secret-value-")
+    with services.db.write() as s:
+        s.execute(insert(typed).values(id=taken))
+    with pytest.raises(IntegrityError) as core_error:
+        _in_one_write(services, lambda s: s.execute(insert(typed).values(id=taken, note=secret)))
+    fast = DriverStatement(
+        services.db.engine.dialect,
+        insert(typed).values(id=bindparam("p_id"), note=bindparam("p_note")),
+    )
+    with pytest.raises(IntegrityError) as driver_error:
+        _in_one_write(services, lambda s: fast.execute(s, {"p_id": taken, "p_note": secret}))
+    for error in (core_error.value, driver_error.value):
+        assert secret not in str(error)
+        assert "INSERT INTO core_test_driver" in str(error)

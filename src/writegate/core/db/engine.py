@@ -47,8 +47,17 @@ def _sqlite_on_begin(conn: Any) -> None:
 
 
 def _sqlite_engine(url: str, **pool: Any) -> Engine:
-    """An SQLite engine whose every connection gets writegate's pragmas."""
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60}, **pool)
+    """An SQLite engine whose every connection gets writegate's pragmas.
+
+    Every engine hides its statements' parameters from its errors' text, which is logged:
+    they are clients' data (e-mails, whole packages, tokens).
+    """
+    engine = create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": 60},
+        hide_parameters=True,
+        **pool,
+    )
     event.listen(engine, "connect", _sqlite_on_connect)
     return engine
 
@@ -102,8 +111,9 @@ def build_engine(
     if autocommit:
         pool["isolation_level"] = "AUTOCOMMIT"
     if pool_size is None:
-        return create_engine(url, **pool)  # a fresh connection each time: nothing to ping
-    engine = create_engine(url, pool_timeout=30, **pool)
+        # A fresh connection each time: nothing to ping.
+        return create_engine(url, hide_parameters=True, **pool)
+    engine = create_engine(url, pool_timeout=30, hide_parameters=True, **pool)
     _set_on_connect(engine, *settings)
     _ping_idle_connections(engine)
     return engine
@@ -116,7 +126,9 @@ def build_loop_engine(url: str, size: int) -> AsyncEngine:
     from sqlalchemy.ext.asyncio import create_async_engine
 
     async_url = make_url(normalize_url(url)).set(drivername="postgresql+psycopg_async")
-    engine = create_async_engine(async_url, pool_size=size, max_overflow=0, pool_timeout=30)
+    engine = create_async_engine(
+        async_url, pool_size=size, max_overflow=0, pool_timeout=30, hide_parameters=True
+    )
     _set_on_connect(engine.sync_engine, PLAN_EACH_RUN)
     _ping_idle_connections(engine.sync_engine)
     return engine

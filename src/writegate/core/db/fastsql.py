@@ -71,6 +71,7 @@ def on_driver(
             params,
             exc,
             dialect.loaded_dbapi.Error,
+            hide_parameters=True,
             connection_invalidated=gone,
             dialect=dialect,
         ) from exc
@@ -193,7 +194,12 @@ class DriverStatement:
                 rows = await cursor.fetchall() if description is not None else []
         except self._dialect.loaded_dbapi.Error as exc:
             raise DBAPIError.instance(
-                self.sql, bound, exc, self._dialect.loaded_dbapi.Error, dialect=self._dialect
+                self.sql,
+                bound,
+                exc,
+                self._dialect.loaded_dbapi.Error,
+                hide_parameters=True,
+                dialect=self._dialect,
             ) from exc
         return self._results(rows, description)
 
