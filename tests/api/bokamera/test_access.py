@@ -174,6 +174,15 @@ def test_settings_validation_conflict_update_and_secrecy(
     assert r.status_code == 400
     fields = {e["FieldName"] for e in status_of(r)["Errors"]}
     assert fields == {"ApiEndpoint", "ApiPort", "Username", "Password"}
+    # Regression: a password in the URL was stored, shown by GET and in every sync's error.
+    in_url = {"ApiEndpoint": "http://admin:UrlPw777@vaka.example", "Username": "u", "Password": "p"}
+    for write in (client.post, client.put):
+        r = write(SETTINGS, json=in_url, headers=co.headers)
+        assert r.status_code == 400, r.text
+        [error] = status_of(r)["Errors"]
+        assert error["FieldName"] == "ApiEndpoint"
+        assert "must not carry a user or password" in error["Message"]
+        assert "UrlPw777" not in r.text
 
     sim = vaka(4)
     secret = "s3cret-" + uuid.uuid4().hex

@@ -6,6 +6,7 @@ import enum
 import uuid
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -88,6 +89,12 @@ class AxemaSettingsBase(Dto):
     def _http_url(cls, v: str | None) -> str | None:
         if v is not None and not v.lower().startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
+        if v is not None and "@" in urlsplit(v).netloc:
+            # The endpoint is shown by GET and in every sync error: credentials go in
+            # Username and Password, which are kept encrypted and never shown.
+            raise ValueError(
+                "must not carry a user or password: give them as Username and Password"
+            )
         return v
 
     @field_validator("ApiEndpoint", "Username", mode="before", check_fields=False)
