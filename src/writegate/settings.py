@@ -106,8 +106,9 @@ class Settings(BaseSettings):
 
     #: seconds between housekeeping runs (expired tokens and sessions)
     maintenance_interval: float = Field(default=300.0, gt=0)
-    #: housekeeping deletes finished jobs older than this many days (0: keep every job)
-    job_retention_days: float = Field(default=7.0, ge=0)
+    #: housekeeping deletes finished jobs older than this many days (0: keep every job; at
+    #: most 36500)
+    job_retention_days: float = Field(default=7.0, ge=0, le=36_500)
 
     #: lifetime of a process token, in seconds
     token_ttl_seconds: int = Field(default=3600, gt=0)

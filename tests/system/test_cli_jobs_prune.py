@@ -65,6 +65,8 @@ def test_prune_bad_options_are_one_line_exit_2(bare_server: Server) -> None:
         ("--older-than", "-1h"),
         ("--older-than", "7d", "--status", "queued"),
         ("--older-than", "7d", "--status", "bogus"),
+        ("--older-than", "800000d"),  # regression: before the year 1, an OverflowError traceback
+        ("--older-than", "3000000d"),
     ):
         out = writegate(bare_server, "jobs", "prune", *args)
         assert out.returncode == 2, (args, out.stdout, out.stderr)

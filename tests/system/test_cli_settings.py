@@ -21,6 +21,8 @@ BAD = [
     ("WRITEGATE_MODULES", '["jef_one"', "not a JSON list"),
     ("WRITEGATE_MODULES", "jef-one", "unknown module 'jef-one'"),
     ("WRITEGATE_WORKER_CONCURRENCY", "0", "WRITEGATE_WORKER_CONCURRENCY='0'"),
+    # Regression: accepted, then every housekeeping run's prune failed (OverflowError).
+    ("WRITEGATE_JOB_RETENTION_DAYS", "3000000", "less than or equal to 36500"),
 ]
 
 

@@ -60,8 +60,13 @@ def parse_duration(option: str, text: str) -> timedelta:
     """A positive duration like 30m, 12h or 7d."""
     got = criteria.duration(text)
     if got is None or got <= timedelta(0):
-        problem = f"{text!r} is not a duration like 30m, 12h or 7d"
+        problem = f"{text!r} is not a duration like 30m, 12h or 7d (at most 6 digits)"
         usage(BadInput([FieldProblem(option, "duration", problem)]))
+    try:
+        datetime.now() - got  # only its range matters
+    except OverflowError:
+        problem = f"{text!r} reaches back before the year 1"
+        usage(BadInput([FieldProblem(option, "range", problem)]))
     return got
 
 
