@@ -158,3 +158,25 @@ def test_version(tmp_path: Path) -> None:
     out = run_cli("--version", cwd=tmp_path)
     assert out.returncode == 0
     assert out.stdout == f"writegate {writegate.__version__}\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["worker", "--concurrency", "0"], "--concurrency"),  # silently became 16
+        (["worker", "--concurrency", "-3"], "--concurrency"),  # ran no threaded job, ever
+        (["worker", "--concurrency", "100000"], "--concurrency"),
+        (["worker", "--metrics-port", "70000"], "--metrics-port"),  # an OverflowError
+        (["serve", "--port", "70000"], "--port"),  # bound port 4464
+        (["serve", "--workers", "0"], "--workers"),
+    ],
+)
+def test_regression_out_of_range_options_were_accepted(
+    tmp_path: Path, args: list[str], option: str
+) -> None:
+    """Options out of their setting's range are usage errors (exit 2), as the settings are;
+    nothing starts and nothing is written."""
+    out = run_cli(*args, cwd=tmp_path, timeout=30)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert f"Invalid value for '{option}'" in out.stderr
+    assert list(tmp_path.iterdir()) == []

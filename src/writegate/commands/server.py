@@ -111,11 +111,11 @@ LogFormat = Annotated[
 
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
-    port: Annotated[int | None, typer.Option(help="TCP port.")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port.", min=0, max=65535)] = None,
     no_worker: Annotated[
         bool, typer.Option("--no-worker", help="Do not run jobs in this process.")
     ] = False,
-    workers: Annotated[int, typer.Option(help="Number of HTTP worker processes.")] = 1,
+    workers: Annotated[int, typer.Option(help="Number of HTTP worker processes.", min=1)] = 1,
     log_format: LogFormat = None,
 ) -> None:
     """Run the HTTP API (with an embedded job worker unless --no-worker)."""
@@ -148,10 +148,13 @@ def serve(
 
 
 def worker(
-    concurrency: Annotated[int | None, typer.Option(help="Jobs run at once.")] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(help="Jobs run at once (1-256).", min=1, max=256)
+    ] = None,
     log_format: LogFormat = None,
     metrics_port: Annotated[
-        int | None, typer.Option(help="Serve GET /metrics and GET /healthz on this port.")
+        int | None,
+        typer.Option(help="Serve GET /metrics and GET /healthz on this port.", min=0, max=65535),
     ] = None,
 ) -> None:
     """Run a standalone job worker (scale out by starting several)."""
@@ -167,7 +170,7 @@ def worker(
     w = Worker(
         services.jobs,
         services.registry,
-        concurrency=concurrency or settings.worker_concurrency,
+        concurrency=settings.worker_concurrency if concurrency is None else concurrency,
         poll_interval=settings.worker_poll_interval,
         reaper_interval=settings.reaper_interval,
         wakeup=services.wakeup,
