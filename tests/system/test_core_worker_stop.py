@@ -80,3 +80,42 @@ def test_stop_hands_a_long_job_back_and_another_worker_finishes_it(services: Ser
     with services.db.read() as s:
         writers = s.scalars(select(effects.c.worker).where(effects.c.job_id == job.id)).all()
     assert writers == [second_id]
+
+
+@pytest.mark.parametrize("ending", ["raises", "steps"])
+def test_regression_a_handed_back_jobs_late_end_was_logged_as_a_failure(
+    services: Services, caplog: pytest.LogCaptureFixture, ending: str
+) -> None:
+    """A handler that ends after its job was handed back at stop (its worker's services
+    closing meanwhile) was settled as this worker's: "attempt 1 failed", "could not record
+    failure" or "lease lost" in the log. The job is the next attempt's: nothing is logged
+    above INFO, and the job stays queued with its attempt uncounted."""
+    kind = uid("core.late-")
+    started, release, ended = threading.Event(), threading.Event(), threading.Event()
+
+    def handler(ctx: JobContext) -> Any:
+        started.set()
+        release.wait(60)
+        try:
+            if ending == "raises":
+                raise RuntimeError("the handler's own error, after the hand-back")
+            ctx.step(lambda s: ctx.save(s, progress={"late": True}))
+        finally:
+            ended.set()
+
+    with services.db.write() as s:
+        job = services.jobs.enqueue(s, kind=kind, payload={}, tenant="stop", max_attempts=3)
+    worker = start_worker(services, [JobSpec(kind, handler)])
+    assert started.wait(30)
+    worker.stop(grace=0.2)
+    caplog.clear()
+    with caplog.at_level("INFO", logger="writegate.worker"):
+        release.set()
+        assert ended.wait(30)
+        time.sleep(0.3)  # what follows the handler's end
+    loud = [r.getMessage() for r in caplog.records if r.levelname not in ("DEBUG", "INFO")]
+    assert loud == []
+    assert not any("failed" in r.getMessage() for r in caplog.records)
+    handed = job_of(services, job.id)
+    assert (handed.status, handed.attempts) == (Status.QUEUED, 0)
+    services.jobs.cancel(job.id)

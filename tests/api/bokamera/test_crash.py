@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -67,4 +69,44 @@ def test_sigkill_worker_mid_sync_resumes_without_duplicates(tmp_path: Path, vaka
                 w.wait(30)
                 if w.stderr is not None:
                     w.stderr.close()
+            server.stop()
+
+
+def test_regression_a_page_on_its_way_held_a_stopping_workers_exit(
+    tmp_path: Path, vaka: Any
+) -> None:
+    """SIGTERM to a worker whose sync waits for a slow Vaka page: the job is handed back at
+    the grace, and the process exits then. The page was fetched on an executor's thread,
+    which the interpreter joins at exit: the worker lingered until Vaka answered."""
+    sim = vaka(40, latency=6.0, max_page_size=20)
+    with fresh_database(str(tmp_path)) as url:
+        server = start_server(url, embedded_worker=False)
+        worker = None
+        try:
+            with server.client() as client:
+
+                def make_principal(**kw: Any) -> Any:
+                    with server.services.db.write() as s:
+                        return server.services.auth.create(s, name=f"u-{uuid.uuid4().hex}", **kw)
+
+                co: Company = make_company(client, make_principal, sim)
+                sync_id = client.post(SYNC, json={}, headers=co.headers).json()["Id"]
+                worker = spawn(
+                    ["worker"],
+                    {**server.env, "WRITEGATE_SHUTDOWN_GRACE_SECONDS": "0.5"},
+                    log=str(tmp_path / "worker.log"),
+                )
+                wait_for(lambda: sim.state.requests >= 1, timeout=30)  # page 1 is on its way
+                began = time.monotonic()
+                worker.send_signal(signal.SIGTERM)
+                worker.wait(30)
+                assert time.monotonic() - began < 4, (tmp_path / "worker.log").read_text()
+                with server.services.db.read() as s:
+                    job = server.services.jobs.get(s, sync_id)
+                assert job is not None
+                assert (job.status.value, job.attempts) == ("queued", 0)
+        finally:
+            if worker is not None and worker.poll() is None:
+                worker.kill()
+                worker.wait(30)
             server.stop()

@@ -12,12 +12,11 @@ import uuid
 from concurrent.futures import Future, wait
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from writegate.core.exceptions import LeaseLost
 from writegate.core.jobs import Job, JobManager, Successes
 from writegate.core.observability import metrics
 from writegate.core.worker.context import JobContext
+from writegate.core.worker.handback import HandBacks
 from writegate.core.worker.listener import Listener
 from writegate.core.worker.registry import JobSpec, Registry
 from writegate.core.worker.short import ShortJobs, error_of, observed, outcome_of
@@ -66,6 +65,8 @@ class Worker:
         self._handlers = HandlerThreads("writegate-job")
         #: jobs whose handler returned and whose success waits in the group commit
         self._settling: dict[str, Future[Any]] = {}
+        #: jobs given back to the queue at `stop` while their handler still ran
+        self._handed_back = HandBacks(manager, self.worker_id)
         self._successes = Successes(manager, self.worker_id)
         #: short jobs, queued in the group commit
         self.short = ShortJobs(manager, registry, self.worker_id, short_in_flight, self._done)
@@ -106,7 +107,7 @@ class Worker:
             running = list(self._running.values())
         for over, _ in running:
             over.wait(max(0.0, deadline - time.monotonic()))
-        self._hand_back([job for over, job in running if not over.is_set()])
+        self._handed_back.give_back([job for over, job in running if not over.is_set()])
         self._handlers.close()
         with self._lock:
             settling = list(self._settling.values())
@@ -114,20 +115,18 @@ class Worker:
         if self._owns_wakeup and not any(t.is_alive() for t in self._threads):
             self.wakeup.close()
 
-    def _hand_back(self, jobs: list[Job]) -> None:
-        """Give unfinished jobs back to the queue: claimable at once, attempt not counted."""
-        for job in jobs:
-
-            def hand_back(s: Session, job: Job = job) -> bool:
-                return self.manager.hand_back(s, job, self.worker_id)
-
-            try:
-                handed = self.manager.db.group.run_sync(hand_back)
-            except Exception:
-                log.exception("could not hand back job %s", job.id)
-                continue
-            if handed:
-                log.warning("job %s (%s) handed back unfinished at shutdown", job.id, job.kind)
+    def _record_failure(self, job: Job, exc: Exception) -> str:
+        """Settle a failed attempt (retry or fail); its outcome."""
+        message, retryable = error_of(exc)
+        if retryable:
+            log.info("job %s attempt %d failed: %s", job.id, job.attempts, message)
+            log.debug("%s", traceback.format_exc())
+        try:
+            status = self.manager.fail(job, self.worker_id, message, retryable=retryable)
+        except Exception:
+            log.exception("could not record failure of job %s", job.id)
+            return "lost"
+        return outcome_of(status)
 
     def pause(self) -> None:
         """Stop claiming new jobs (running ones go on) until `resume`; once it returns, no
@@ -312,18 +311,17 @@ class Worker:
             log.debug("job %s (%s) succeeded", job.id, job.kind)
         except LeaseLost:
             ctx._abort()
-            log.warning("job %s: lease lost; its writes were rolled back", job.id)
+            if job in self._handed_back:
+                outcome = "handed_back"
+            else:
+                log.warning("job %s: lease lost; its writes were rolled back", job.id)
         except Exception as exc:
             ctx._abort()
-            message, retryable = error_of(exc)
-            if retryable:
-                log.info("job %s attempt %d failed: %s", job.id, job.attempts, message)
-                log.debug("%s", traceback.format_exc())
-            try:
-                status = self.manager.fail(job, self.worker_id, message, retryable=retryable)
-                outcome = outcome_of(status)
-            except Exception:
-                log.exception("could not record failure of job %s", job.id)
+            if job in self._handed_back:  # its end is the next attempt's business
+                outcome = "handed_back"
+                log.info("job %s: its handler ended after it was handed back", job.id)
+            else:
+                outcome = self._record_failure(job, exc)
         finally:
             with self._lock:
                 # A later attempt of the same job may own the slot by now; leave it be.

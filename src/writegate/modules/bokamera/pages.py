@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextvars
-from concurrent.futures import Future, ThreadPoolExecutor
+import threading
+from concurrent.futures import Future
 
 from writegate.modules.bokamera.connector import VakaConnector, VakaPage
 
@@ -19,13 +20,25 @@ class PageReader:
     def __init__(self, connector: VakaConnector, first: int, size: int) -> None:
         self._connector = connector
         self._size = size
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="vaka-pages")
+        self._thread: threading.Thread | None = None
         self._ahead: Future[VakaPage] | None = self._fetch(first)
         self._number = first
 
     def _fetch(self, number: int) -> Future[VakaPage]:
+        """Fetch a page on a daemon thread: a page still on its way when the process exits
+        (its job handed back at shutdown) does not hold the exit, as an executor's would."""
+        future: Future[VakaPage] = Future()
         run = contextvars.copy_context().run  # the job's log and trace context
-        return self._pool.submit(run, self._connector.list_users, number, self._size)
+
+        def fetch() -> None:
+            try:
+                future.set_result(run(self._connector.list_users, number, self._size))
+            except BaseException as exc:
+                future.set_exception(exc)
+
+        self._thread = threading.Thread(target=fetch, name="vaka-pages", daemon=True)
+        self._thread.start()
+        return future
 
     def next(self) -> VakaPage:
         """The next page; the one after it is fetched meanwhile if this one says more follow."""
@@ -36,5 +49,6 @@ class PageReader:
         return page
 
     def close(self) -> None:
-        """Wait for a fetch under way (its page is dropped) and end the thread."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        """Wait for a fetch under way (its page is dropped)."""
+        if self._thread is not None:
+            self._thread.join()
