@@ -26,7 +26,7 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from tests.harness import hold_group_commit, uid, wait_for
@@ -1053,3 +1053,40 @@ def test_a_deadlock_in_a_callers_savepoint_gives_up_the_whole_transaction(
             s.execute(select(typed.c.id, typed.c.n).where(typed.c.id.in_([first, second]))).all()
         )
     assert counts == {first: 2, second: 2}
+
+
+def test_regression_a_connection_lost_in_a_callers_savepoint_was_a_500(services: Services) -> None:
+    """PostgreSQL: a batch replayed caller by caller whose connection died in a caller's
+    savepoint took the loss for that caller's own refusal, rolled the savepoint back on the
+    dead connection and failed every caller with `PendingRollbackError`, which is no
+    database error: clients got 500 INTERNAL_ERROR ("a bug") for a lost database. The lost
+    connection ends the whole transaction: every caller gets the database's error (503
+    with retry advice), and nothing is written."""
+    if not services.db.is_postgres:
+        pytest.skip("an SQLite connection is a file: nothing can end it from outside")
+    kept = uid("row-")
+
+    def write(s: Session) -> None:
+        s.execute(insert(rows).values(id=kept))
+
+    def refuse(s: Session) -> None:
+        raise ValueError("refused")  # the batch is replayed caller by caller
+
+    def lose_connection(s: Session) -> None:
+        s.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
+
+    release, held = _gate(services)
+    futures = [services.db.group.submit(fn) for fn in (write, refuse, lose_connection)]
+    _wait_queued(services, 3)
+    release.set()
+    assert held.result(30) == "held"
+    errors = []
+    for future in futures:
+        error = future.exception(60)
+        assert error is not None
+        errors.append(error)
+    assert all(isinstance(e, DBAPIError) for e in errors), [type(e) for e in errors]
+    assert all(e.connection_invalidated for e in errors)  # type: ignore[attr-defined]
+    assert _committed_ids(services, [kept]) == set()
+    services.db.group.submit(write).result(30)  # the pool gives a live connection again
+    assert _committed_ids(services, [kept]) == {kept}

@@ -172,7 +172,7 @@ def _run_singles(session: Session, calls: list[Call]) -> None:
     with _savepoint(session) as undo:
         for i, call in enumerate(calls):
             call.outcome = call.write(session, [call.item])[0]
-            if _lost_race(call.outcome):
+            if _ends_transaction(call.outcome):
                 raise _LostRace(call.outcome)  # as in `_run_isolated`
             if isinstance(call.outcome, BaseException):
                 undo()
@@ -203,7 +203,7 @@ def _run_together(session: Session, write: BatchWrite, calls: list[Call]) -> boo
     """Run calls of one write together in a savepoint; False (undone) if any of them failed."""
     with _savepoint(session) as undo:
         outcomes = _outcomes(session, write, calls)
-        lost = next((o for o in outcomes if _lost_race(o)), None)
+        lost = next((o for o in outcomes if _ends_transaction(o)), None)
         if lost is not None:
             raise _LostRace(lost)
         if any(isinstance(o, BaseException) for o in outcomes):
@@ -221,11 +221,12 @@ def _run_isolated(session: Session, call: Call) -> None:
             call.outcome = call.write(session, [call.item])[0]
         except Exception as exc:
             call.outcome = exc
-        if _lost_race(call.outcome):
+        if _ends_transaction(call.outcome):
             # The server made this transaction a deadlock's victim, but rolling back the
             # savepoint keeps the locks the other side waits for (the next caller would
             # deadlock again, a second each). Give up the whole transaction; `run_batch`
-            # runs it again.
+            # runs it again. A lost connection ends it too: there is no savepoint to go
+            # back to, and its error is every caller's.
             raise _LostRace(call.outcome)
         if isinstance(call.outcome, BaseException):
             undo()
@@ -237,12 +238,18 @@ def _lost_race(outcome: Any) -> bool:
     return getattr(orig, "sqlstate", None) in _LOST_RACE
 
 
+def _ends_transaction(outcome: Any) -> bool:
+    """Whether an outcome ends the whole transaction: a lost race, or a lost connection."""
+    return _lost_race(outcome) or bool(getattr(outcome, "connection_invalidated", False))
+
+
 class _Replay(Exception):
     """A caller's write failed: roll the batch back and replay it with savepoints."""
 
 
 class _LostRace(Exception):
-    """A caller's write lost a deadlock in the savepoint replay: roll the whole batch back."""
+    """A caller's write lost a deadlock (or its connection) in the savepoint replay: roll the
+    whole batch back."""
 
     def __init__(self, error: BaseException) -> None:
         super().__init__(str(error))
