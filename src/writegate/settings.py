@@ -163,9 +163,12 @@ class Settings(BaseSettings):
         from sqlalchemy.exc import ArgumentError
 
         try:
-            make_url(value)
+            url = make_url(value)
         except (ArgumentError, ValueError) as exc:
             raise ValueError(f"malformed database URL ({exc})") from None
+        if backend == "sqlite" and url.database in (None, "", ":memory:"):
+            # Each connection would see a database of its own, empty (and every process).
+            raise ValueError("an SQLite database in memory is not shared: give a file path")
         return value
 
     @field_validator("modules")

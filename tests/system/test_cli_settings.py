@@ -21,6 +21,8 @@ BAD = [
     ("WRITEGATE_MODULES", '["jef_one"', "not a JSON list"),
     ("WRITEGATE_MODULES", "jef-one", "unknown module 'jef-one'"),
     ("WRITEGATE_WORKER_CONCURRENCY", "0", "WRITEGATE_WORKER_CONCURRENCY='0'"),
+    # Regression: every process failed at start-up with a TypeError traceback.
+    ("WRITEGATE_DATABASE_URL", "sqlite:///:memory:", "in memory is not shared"),
     # Regression: accepted, then every housekeeping run's prune failed (OverflowError).
     ("WRITEGATE_JOB_RETENTION_DAYS", "3000000", "less than or equal to 36500"),
 ]
@@ -104,6 +106,13 @@ def test_unreachable_database_is_one_line_and_exit_2(tmp_path: Path, command: li
     out = run_cli(*command, cwd=tmp_path, WRITEGATE_DATABASE_URL=missing_dir)
     assert out.returncode == 2, out.stderr
     assert "unable to open database file" in one_line(out.stderr)
+    # Regression: a file that is not a database passed the check (SQLite answers SELECT 1
+    # without reading it), and start-up then failed with a traceback.
+    junk = tmp_path / "junk.db"
+    junk.write_text("not a database\n")
+    out = run_cli(*command, cwd=tmp_path, WRITEGATE_DATABASE_URL=f"sqlite:///{junk}")
+    assert out.returncode == 2, out.stderr
+    assert "file is not a database" in one_line(out.stderr)
 
 
 def test_dotenv_is_read_and_the_environment_wins(tmp_path: Path) -> None:

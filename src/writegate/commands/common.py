@@ -126,9 +126,12 @@ def check_connects(settings: Settings) -> None:
     from writegate.core.db import normalize_url
 
     engine = create_engine(normalize_url(settings.database_url), poolclass=NullPool)
+    # SQLite answers `SELECT 1` without reading the file: read its schema, which a file that
+    # is not a database fails.
+    probe = "SELECT 1 FROM sqlite_master LIMIT 1" if engine.dialect.name == "sqlite" else "SELECT 1"
     try:
         with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
+            conn.execute(text(probe))
     except DBAPIError as exc:
         fail(
             f"cannot use database {shown_url(settings.database_url)}: {_reason(exc)}",
@@ -155,8 +158,6 @@ def _checked(settings: Settings) -> tuple[Engine, Connection]:
     hint = "run `writegate migrate` (or check WRITEGATE_DATABASE_URL)"
     if make_url(url).get_backend_name() == "sqlite":
         path = make_url(url).database or ""
-        if path in ("", ":memory:"):
-            fail(f"{shown} is an in-memory database: there is nothing to read")
         if not Path(path).is_file():
             fail(f"no database file at {path}: {hint}")
         if Path(path).stat().st_size == 0:

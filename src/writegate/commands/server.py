@@ -42,8 +42,7 @@ def _migrate_in_child(settings: Settings) -> None:
     try:
         db = Database(settings.database_url, pool_size=1)
         try:
-            in_memory = db.is_sqlite and db.engine.url.database in (None, "", ":memory:")
-            if in_memory or at_head(db, version_dirs()):
+            if at_head(db, version_dirs()):
                 return
         finally:
             db.dispose()
