@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -189,3 +190,20 @@ def test_regression_out_of_range_options_were_accepted(
     assert out.returncode == 2, out.stdout + out.stderr
     assert f"Invalid value for '{option}'" in out.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_regression_a_metrics_port_in_use_was_a_traceback(tmp_path: Path) -> None:
+    """`worker --metrics-port P` with P taken: one line naming it, exit 2 (an OSError
+    traceback, with the housekeeping already started)."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        db = f"sqlite:///{tmp_path}/w.db"
+        out = run_cli(
+            "worker", "--metrics-port", str(port), cwd=tmp_path, WRITEGATE_DATABASE_URL=db
+        )
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr
+    last = out.stderr.strip().splitlines()[-1]
+    assert last == f"writegate: cannot serve /metrics on 127.0.0.1:{port}: Address already in use"

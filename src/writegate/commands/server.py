@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from writegate.commands.common import (
+    USAGE,
     check_connects,
     check_module_settings,
     console,
@@ -183,9 +184,9 @@ def worker(
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    probe = _worker_http(services, w, metrics_port)
     housekeeping = maintenance(services, services.extras["modules"])
     housekeeping.start()
-    probe = _worker_http(services, w, metrics_port)
     typer.echo(f"worker {w.worker_id} running {', '.join(services.registry.kinds())}")
     try:
         with tuned_garbage_collector(settings.gc_young_threshold):
@@ -205,7 +206,11 @@ def _worker_http(services: Any, w: Any, port: int | None) -> Any:
     if port is None:
         return None
     collector = QueueCollector(services.db, services.clock, services.registry.kinds)
-    probe = WorkerHTTP(services.settings.host, port, registry(collector), lambda: w.state)
+    host = services.settings.host
+    try:
+        probe = WorkerHTTP(host, port, registry(collector), lambda: w.state)
+    except OSError as exc:
+        fail(f"cannot serve /metrics on {host}:{port}: {exc.strerror or exc}", USAGE)
     probe.start()
     return probe
 
