@@ -265,7 +265,7 @@ def _allowed(request: Request) -> str:
 
 
 def _install_probes(app: FastAPI, services: Services, settings: Settings) -> None:
-    """GET /healthz, /readyz and /metrics."""
+    """GET /healthz, /livez, /readyz and /metrics."""
 
     @app.get("/healthz", operation_id="healthz", tags=["core"])
     def healthz() -> dict[str, Any]:

@@ -256,6 +256,15 @@ def test_regression_readyz_was_never_ready_on_a_newer_schema(tmp_path: Any) -> N
             server.stop()
 
 
+def test_livez_answers_without_the_database_and_is_no_api(srv: Server) -> None:
+    """/livez: the liveness probe, 200 with no database read, outside the OpenAPI document
+    (its database-down case: tests/system/test_faults_database.py)."""
+    with srv.client() as c:
+        r = c.get("/livez")
+        assert (r.status_code, r.json()) == (200, {"status": "ok"})
+        assert "/livez" not in c.get("/openapi.json").json()["paths"]
+
+
 def test_readyz_reports_the_embedded_worker(srv: Server) -> None:
     """The embedded worker's state is part of the readiness report."""
     with srv.client() as c:

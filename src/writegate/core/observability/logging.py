@@ -23,7 +23,7 @@ with without("rich"):
 
 FORMATS = ("auto", "json", "console")
 #: probe and scrape paths whose successful access lines are dropped (one every few seconds)
-QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+QUIET_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/metrics"})
 
 
 def resolve(fmt: str) -> str:
@@ -90,7 +90,7 @@ class QuietProbes(logging.Filter):
     """Drops successful access lines of health probes and metric scrapes."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        """False for a 2xx access line of /healthz, /readyz or /metrics."""
+        """False for a 2xx access line of /healthz, /livez, /readyz or /metrics."""
         args = record.args
         if isinstance(args, tuple) and len(args) == 5:
             path, status = args[2], args[4]

@@ -1,4 +1,5 @@
-"""Readiness and metrics endpoints of `serve` (liveness stays the app's /healthz)."""
+"""Liveness, readiness and metrics endpoints of `serve` (the app's /healthz also checks the
+database)."""
 
 from __future__ import annotations
 
@@ -61,8 +62,15 @@ class Readiness:
 
 
 def router(readiness: Readiness, registry: CollectorRegistry) -> APIRouter:
-    """GET /readyz and GET /metrics (kept out of the OpenAPI document: not part of any API)."""
+    """GET /livez, /readyz and /metrics (kept out of the OpenAPI document: not part of any
+    API)."""
     api = APIRouter(include_in_schema=False)
+
+    @api.get("/livez")
+    def livez() -> Response:
+        """200 while the process answers: a liveness probe that a database outage, which
+        restarting the process cannot mend, does not fail."""
+        return JSONResponse({"status": "ok"})
 
     @api.get("/readyz")
     def readyz() -> Response:
