@@ -11,6 +11,7 @@ import yaml
 
 from tests.system.clirun import run_cli
 from writegate.commands.lazy import COMMANDS, resolve
+from writegate.settings import Settings
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 
@@ -93,3 +94,20 @@ def test_compose_serve_trusts_the_proxy_it_alone_is_reached_by() -> None:
     assert serve["environment"]["FORWARDED_ALLOW_IPS"] == "*"
     assert "ports" not in serve
     assert serve["expose"] == ["8000"]
+
+
+def test_compose_workers_are_scraped_and_stopped_gracefully() -> None:
+    """compose's workers serve /metrics on the compose network and Prometheus scrapes them
+    (a job's counters are the worker's: the dashboards' job panels stayed empty), and Docker
+    waits past the workers' grace before it kills them (its default 10 s is under the 30 s
+    grace: their running jobs then waited for their leases instead of being handed back)."""
+    spec = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    worker = spec["services"]["worker"]
+    port = worker["command"][worker["command"].index("--metrics-port") + 1]
+    assert worker["environment"]["WRITEGATE_HOST"] == "0.0.0.0"
+    assert worker["expose"] == [port]
+    grace = Settings.model_fields["shutdown_grace_seconds"].default
+    assert int(worker["stop_grace_period"].removesuffix("s")) > grace
+    scrape = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())["scrape_configs"]
+    targets = {(sd["names"][0], sd["port"]) for job in scrape for sd in job["dns_sd_configs"]}
+    assert targets == {("serve", 8000), ("worker", int(port))}
