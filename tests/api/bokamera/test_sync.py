@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import delete
 
 from tests.api.bokamera.conftest import (
     SETTINGS,
@@ -18,8 +19,9 @@ from tests.api.bokamera.conftest import (
     wait_done,
 )
 from tests.harness import Server, wait_for
+from writegate.core.jobs import JobRow
 from writegate.core.text import NUL_MESSAGE
-from writegate.modules.bokamera.models import CustomerRow
+from writegate.modules.bokamera.models import CustomerRow, UserSyncRow
 
 
 def test_full_sync_then_rerun_then_ten_changes(
@@ -409,3 +411,28 @@ def test_regression_settings_changed_mid_sync_resumed_at_the_page_of_another_sys
     assert (done["Status"], done["UsersFound"]) == (2, 50), done
     emails = {c["Email"] for c in customers(client, co)}
     assert {f"user{i}.7@vaka.example" for i in range(50)} <= emails
+
+
+def test_regression_syncs_whose_jobs_were_pruned_stayed_as_rows_forever(
+    client: httpx.Client, server: Server, vaka: Any, company: Any
+) -> None:
+    """The job retention deletes a finished sync's job, which holds its status: the sync then
+    answered 404 and left the list, but its row stayed in the table for good. The
+    housekeeping forgets such syncs (docs/bokamera.md says how long a sync is kept)."""
+    sim = vaka(3)
+    co = company(sim)
+    sync_id = start_sync(client, co)["Id"]
+    assert wait_done(client, co, sync_id)["Status"] == 2
+    services = server.services
+    with services.db.write() as s:  # as the retention's prune does, for this job alone
+        s.execute(delete(JobRow).where(JobRow.id == sync_id))
+    r = client.get(f"{SYNC}/{sync_id}", headers=co.headers)
+    assert r.status_code == 404, r.text
+    with services.db.read() as s:
+        assert s.get(UserSyncRow, sync_id) is not None  # the row the job left behind
+    done = server.app.state.maintenance.run_once()  # the embedded worker's housekeeping
+    assert done["bokamera.pruned_syncs"] >= 1
+    with services.db.read() as s:
+        assert s.get(UserSyncRow, sync_id) is None
+    listed = client.get(SYNC, headers=co.headers).json()
+    assert (listed["Total"], listed["Results"]) == (0, [])

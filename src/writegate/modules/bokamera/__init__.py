@@ -11,6 +11,7 @@ from writegate.core.worker import JobSpec
 from writegate.modules.bokamera import crypto
 from writegate.modules.bokamera.connector import configured_factory
 from writegate.modules.bokamera.handlers import SYNC_KIND, make_sync_handler
+from writegate.modules.bokamera.service import forget_pruned_syncs
 
 if TYPE_CHECKING:
     from writegate.core.webmodule import WebModule
@@ -26,6 +27,7 @@ def create(services: Services) -> Module:
     return Module(
         name="bokamera",
         jobs=[JobSpec(kind=SYNC_KIND, handler=make_sync_handler(services))],
+        maintenance=[("bokamera.pruned_syncs", lambda: forget_pruned_syncs(services))],
     )
 
 
