@@ -16,6 +16,7 @@ from writegate.core.exceptions import LeaseLost
 from writegate.core.jobs import Job, JobManager, Successes
 from writegate.core.observability import metrics
 from writegate.core.worker.context import JobContext
+from writegate.core.worker.failures import Failures
 from writegate.core.worker.handback import HandBacks
 from writegate.core.worker.listener import Listener
 from writegate.core.worker.registry import JobSpec, Registry
@@ -200,14 +201,16 @@ class Worker:
             listener = Listener(
                 url.render_as_string(hide_password=False), f"writegate listen {self.worker_id}"
             )
+        failures = Failures(log, "dispatch (retried after each poll interval)")
         try:
             while not self._stop.is_set():
                 try:
                     self._dispatch_step(listener)
-                except Exception:
+                    failures.succeeded()
+                except Exception as exc:
                     # Whatever failed (the claim, the LISTEN socket), the dispatcher goes on:
                     # were its thread to end, this worker would never claim again.
-                    log.exception("dispatch failed; retrying after the poll interval")
+                    failures.failed(exc)
                     if listener is not None:
                         listener.close()
                     self._stop.wait(self.poll_interval)
@@ -363,6 +366,7 @@ class Worker:
     def _lease_loop(self) -> None:
         interval = max(0.05, self.manager.lease_seconds / 3)
         last_reap = 0.0
+        failures = Failures(log, "lease upkeep")
         while not self._stop.wait(interval):
             try:
                 self._keep_leases()
@@ -370,8 +374,9 @@ class Worker:
                     last_reap = time.monotonic()
                     if self.manager.requeue_stalled() + self.manager.release_orphans():
                         self.wakeup.set()
-            except Exception:
-                log.exception("lease upkeep failed")
+                failures.succeeded()
+            except Exception as exc:
+                failures.failed(exc)
 
     def _keep_leases(self) -> None:
         # Short jobs too: under load they may wait in the group commit longer than a lease.
