@@ -97,6 +97,47 @@ def test_regression_a_name_with_brackets_broke_the_principals_commands(
     assert f"revoked {name}" in revoked.stdout
 
 
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["--name", " ", "--tenant", "t"], "--name"),
+        (["--name", "n", "--tenant", ""], "--tenant"),
+        (["--name", "n", "--tenant", "t", "--password", ""], "--password"),
+    ],
+)
+def test_regression_blank_names_and_an_empty_password_were_accepted(
+    server: Server, args: list[str], option: str
+) -> None:
+    """A blank name or tenant made a principal no one could name; `--password ''` silently
+    meant no password. Each is a usage error and nothing is created."""
+    before = cli(server, "principals", "list").stdout
+    out = cli(server, "principals", "create", *args)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert option in out.stderr
+    assert cli(server, "principals", "list").stdout == before
+
+
+def test_a_password_can_be_read_from_stdin(server: Server) -> None:
+    """`--password -` reads it from stdin: the command line (`ps`, shell history) never
+    holds it."""
+    name = uid("stdin-")
+    out = writegate(
+        server,
+        "principals",
+        "create",
+        "--name",
+        name,
+        "--tenant",
+        "t",
+        "--password",
+        "-",
+        stdin="from stdin!\n",
+    )
+    assert out.returncode == 0, out.stderr
+    with server.services.db.read() as s:
+        assert server.services.auth.verify_password(s, name, "from stdin!") is not None
+
+
 def test_bad_attr_is_refused(server: Server) -> None:
     """--attr without '=' is a usage error."""
     out = cli(server, "principals", "create", "--name", uid(), "--tenant", "t", "--attr", "oops")

@@ -14,6 +14,9 @@ import typer
 
 from writegate.commands.common import console, fail, load_settings, migrated_connection, shown
 
+#: the --password value that reads the password from stdin
+STDIN = "-"
+
 app = typer.Typer(
     help="Manage principals (API users).",
     no_args_is_help=True,
@@ -38,7 +41,8 @@ def principals_create(
     tenant: Annotated[str, typer.Option(help="Tenant the principal belongs to.")],
     roles: Annotated[str, typer.Option(help="Comma-separated roles.")] = "",
     password: Annotated[
-        str | None, typer.Option(help="Password (stored as an argon2 hash).")
+        str | None,
+        typer.Option(help="Password (stored as an argon2 hash); `-` reads it from stdin."),
     ] = None,
     attr: Annotated[
         list[str] | None, typer.Option(help="Extra attribute KEY=VALUE (repeatable).")
@@ -46,6 +50,15 @@ def principals_create(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Create a principal and print its API key (shown once)."""
+    for option, value in (("--name", name), ("--tenant", tenant)):
+        if not value.strip():
+            raise typer.BadParameter("must not be blank", param_hint=option)
+    if password == STDIN:  # off the command line, where `ps` and shell history show it
+        password = sys.stdin.readline().rstrip("\n")
+    if password is not None and not password:
+        raise typer.BadParameter(
+            "must not be empty (leave it out for no password)", param_hint="--password"
+        )
     role_list = [r.strip() for r in roles.split(",") if r.strip()]
     attrs = _parse_attrs(attr or [])
     settings = load_settings()
