@@ -68,6 +68,19 @@ def test_metrics_count_requests_by_api_route_and_status(srv: Server) -> None:
     assert has(after, "writegate_http_request_duration_seconds_bucket", **route, le="0.005")
 
 
+def test_regression_the_openapi_document_was_counted_as_unmatched(srv: Server) -> None:
+    """A request answered by a Starlette route (the OpenAPI document) was labelled
+    `unmatched`, the label of paths no route knows; it has its path."""
+    before = scrape(srv.url)
+    with srv.client() as c:
+        assert c.get("/openapi.json").status_code == 200
+    after = scrape(srv.url)
+    name = "writegate_http_request_duration_seconds_count"
+    served = {"route": "/openapi.json", "method": "GET", "status": "200"}
+    assert value(after, name, **served) - value(before, name, **served) == 1
+    assert not has(after, name, route="unmatched", status="200")
+
+
 def test_job_counters_and_histograms_move_with_job_runs(srv: Server) -> None:
     """Enqueued, started, succeeded, retried and failed counts, run time and pickup delay."""
     before = scrape(srv.url)

@@ -57,5 +57,16 @@ class ObserveRequests:
                 status = 500
             raise
         finally:
-            route = getattr(scope.get("route"), "path", UNMATCHED)
+            route = _route_of(scope, status)
             http_requests(api, route, scope["method"], str(status)).observe(perf_counter() - start)
+
+
+def _route_of(scope: Scope, status: int) -> str:
+    """The route label: a FastAPI route's template; the path of an answered Starlette route
+    or mount (the OpenAPI document, a console file: finitely many); else UNMATCHED."""
+    route = scope.get("route")
+    if route is not None:
+        return str(route.path)
+    if "endpoint" in scope and status < 400:
+        return str(scope["path"])
+    return UNMATCHED
