@@ -8,8 +8,20 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from tests.api.bokamera.conftest import SYNC, Company, customers, make_company, wait_done
-from tests.harness import fresh_database, spawn, start_server, wait_for
+from tests.harness import Server, fresh_database, spawn, start_server, wait_for
+
+
+def _company(server: Server, client: httpx.Client, sim: Any) -> Company:
+    """A company of the server's database with Vaka settings pointing at sim."""
+
+    def make_principal(**kw: Any) -> Any:
+        with server.services.db.write() as s:
+            return server.services.auth.create(s, name=f"u-{uuid.uuid4().hex}", **kw)
+
+    return make_company(client, make_principal, sim)
 
 
 def test_sigkill_worker_mid_sync_resumes_without_duplicates(tmp_path: Path, vaka: Any) -> None:
@@ -20,12 +32,7 @@ def test_sigkill_worker_mid_sync_resumes_without_duplicates(tmp_path: Path, vaka
         server = start_server(url, embedded_worker=False)
         try:
             with server.client() as client:
-
-                def make_principal(**kw: Any) -> Any:
-                    with server.services.db.write() as s:
-                        return server.services.auth.create(s, name=f"u-{uuid.uuid4().hex}", **kw)
-
-                co: Company = make_company(client, make_principal, sim)
+                co = _company(server, client, sim)
                 r = client.post(SYNC, json={}, headers=co.headers)
                 assert r.status_code == 200, r.text
                 sync_id = r.json()["Id"]
@@ -84,12 +91,7 @@ def test_regression_a_page_on_its_way_held_a_stopping_workers_exit(
         worker = None
         try:
             with server.client() as client:
-
-                def make_principal(**kw: Any) -> Any:
-                    with server.services.db.write() as s:
-                        return server.services.auth.create(s, name=f"u-{uuid.uuid4().hex}", **kw)
-
-                co: Company = make_company(client, make_principal, sim)
+                co = _company(server, client, sim)
                 sync_id = client.post(SYNC, json={}, headers=co.headers).json()["Id"]
                 worker = spawn(
                     ["worker"],
