@@ -11,7 +11,7 @@ from writegate.core.worker import JobSpec
 from writegate.modules.bokamera import crypto
 from writegate.modules.bokamera.connector import configured_factory
 from writegate.modules.bokamera.handlers import SYNC_KIND, make_sync_handler
-from writegate.modules.bokamera.service import forget_pruned_syncs
+from writegate.modules.bokamera.housekeeping import forget_pruned_syncs
 
 if TYPE_CHECKING:
     from writegate.core.webmodule import WebModule

@@ -8,7 +8,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, delete, exists, func, or_, select
+from sqlalchemy import Row, and_, bindparam, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -87,16 +87,6 @@ _SYNC = SYNCS.where(UserSyncRow.id == bindparam("sync_id"))
 _SETTINGS = select(*AxemaSettingsRow.__table__.c).where(
     AxemaSettingsRow.company_id == bindparam("company_id")
 )
-
-
-#: syncs whose job is gone: pruned with the jobs (`WRITEGATE_JOB_RETENTION_DAYS`)
-_PRUNED_SYNCS = delete(UserSyncRow).where(~exists().where(JobRow.id == UserSyncRow.id))
-
-
-def forget_pruned_syncs(services: Services) -> int:
-    """Delete the syncs whose job the job retention deleted; how many (housekeeping)."""
-    with services.db.write() as s:
-        return s.connection().execute(_PRUNED_SYNCS).rowcount
 
 
 def sync_view(row: Row[Any]) -> AxemaUserSyncJobResponse:
