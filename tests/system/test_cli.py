@@ -138,6 +138,41 @@ def test_a_password_can_be_read_from_stdin(server: Server) -> None:
         assert server.services.auth.verify_password(s, name, "from stdin!") is not None
 
 
+def test_rotate_key_and_set_password(server: Server) -> None:
+    """`rotate-key` gives a new API key and the old one stops working; `set-password` changes
+    (or removes) the password; both refuse an unknown or revoked name."""
+    name = uid("rotate-")
+    made = cli(server, "principals", "create", "--name", name, "--tenant", "t", "--json")
+    assert made.returncode == 0, made.stderr
+    old = json.loads(made.stdout)["api_key"]
+    rotated = cli(server, "principals", "rotate-key", name, "--json")
+    assert rotated.returncode == 0, rotated.stderr
+    new = json.loads(rotated.stdout)["api_key"]
+    assert new != old
+    auth = server.services.auth
+    with server.services.db.read() as s:
+        assert auth.by_api_key(s, old) is None
+        found = auth.by_api_key(s, new)
+        assert found is not None
+        assert found.name == name
+        assert auth.verify_password(s, name, "pw") is None
+
+    changed = writegate(server, "principals", "set-password", name, "--password", "-", stdin="pw\n")
+    assert changed.returncode == 0, changed.stderr
+    with server.services.db.read() as s:
+        assert auth.verify_password(s, name, "pw") is not None
+    removed = cli(server, "principals", "set-password", name)
+    assert removed.returncode == 0, removed.stderr
+    with server.services.db.read() as s:
+        assert auth.verify_password(s, name, "pw") is None
+
+    assert cli(server, "principals", "revoke", name).returncode == 0
+    for args in (["rotate-key", name], ["set-password", name, "--password", "x"]):
+        refused = cli(server, "principals", *args)
+        assert refused.returncode == 1, refused.stdout
+        assert f"no active principal named {name!r}" in refused.stderr
+
+
 def test_bad_attr_is_refused(server: Server) -> None:
     """--attr without '=' is a usage error."""
     out = cli(server, "principals", "create", "--name", uid(), "--tenant", "t", "--attr", "oops")

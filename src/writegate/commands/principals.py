@@ -25,6 +25,18 @@ app = typer.Typer(
 )
 
 
+def _password(given: str | None) -> str | None:
+    """The --password value: `-` reads it from stdin, off the command line (where `ps` and
+    shell history show it); an empty one is refused."""
+    if given == STDIN:
+        given = sys.stdin.readline().rstrip("\n")
+    if given is not None and not given:
+        raise typer.BadParameter(
+            "must not be empty (leave it out for no password)", param_hint="--password"
+        )
+    return given
+
+
 def _parse_attrs(attrs: list[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for item in attrs:
@@ -53,12 +65,7 @@ def principals_create(
     for option, value in (("--name", name), ("--tenant", tenant)):
         if not value.strip():
             raise typer.BadParameter("must not be blank", param_hint=option)
-    if password == STDIN:  # off the command line, where `ps` and shell history show it
-        password = sys.stdin.readline().rstrip("\n")
-    if password is not None and not password:
-        raise typer.BadParameter(
-            "must not be empty (leave it out for no password)", param_hint="--password"
-        )
+    password = _password(password)
     role_list = [r.strip() for r in roles.split(",") if r.strip()]
     attrs = _parse_attrs(attr or [])
     settings = load_settings()
@@ -139,3 +146,46 @@ def principals_revoke(name: str) -> None:
     if not ok:
         fail(f"no active principal named {name!r}")
     console().print(f"revoked {shown(name)}")
+
+
+@app.command("rotate-key")
+def principals_rotate_key(
+    name: str, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False
+) -> None:
+    """Give a principal a new API key (shown once); the old one stops working.
+
+    Running servers trust a key that authenticated for WRITEGATE_AUTH_CACHE_SECONDS (5 s by
+    default): the old key stops there within that time.
+    """
+    settings = load_settings()
+    from writegate.core import principals
+
+    with migrated_connection(settings, write=True) as conn, conn.begin():
+        key = principals.rotate_key(conn, name)
+    if key is None:
+        fail(f"no active principal named {name!r}")
+    if as_json:
+        sys.stdout.write(json.dumps({"name": name, "api_key": key}) + "\n")
+        return
+    console().print(f"new API key of {shown(name)} (shown once): [bold]{key}[/bold]")
+
+
+@app.command("set-password")
+def principals_set_password(
+    name: str,
+    password: Annotated[
+        str | None,
+        typer.Option(help="The new password (`-` reads it from stdin); leave out to remove it."),
+    ] = None,
+) -> None:
+    """Set, or remove, a principal's password (stored as an argon2 hash)."""
+    password = _password(password)
+    settings = load_settings()
+    from writegate.core import principals
+
+    hashed = principals.password_hasher().hash(password) if password else None
+    with migrated_connection(settings, write=True) as conn, conn.begin():
+        ok = principals.set_password(conn, name, hashed)
+    if not ok:
+        fail(f"no active principal named {name!r}")
+    console().print(f"{'set' if hashed else 'removed'} the password of {shown(name)}")

@@ -123,3 +123,28 @@ def revoke(conn: Connection | Session, name: str, now: datetime) -> bool:
         .returning(_C.id)
     ).first()
     return revoked is not None
+
+
+def rotate_key(conn: Connection | Session, name: str) -> str | None:
+    """Give an active principal a new API key in the caller's transaction (the old one stops
+    working); the key, shown once, or None if the name is unknown or revoked."""
+    key = new_api_key()
+    changed = conn.execute(
+        update(PRINCIPALS)
+        .where(_C.name == name, _C.revoked_at.is_(None))
+        .values(api_key_hash=hash_key(key), api_key_hint=key[:7])
+        .returning(_C.id)
+    ).first()
+    return key if changed is not None else None
+
+
+def set_password(conn: Connection | Session, name: str, password_hash: str | None) -> bool:
+    """Set (None: remove) an active principal's password in the caller's transaction; False
+    if the name is unknown or revoked."""
+    changed = conn.execute(
+        update(PRINCIPALS)
+        .where(_C.name == name, _C.revoked_at.is_(None))
+        .values(password_hash=password_hash)
+        .returning(_C.id)
+    ).first()
+    return changed is not None
