@@ -12,7 +12,7 @@ import pytest
 
 from tests.harness import Server, fresh_database, start_server, uid
 
-MODULES = ["jef_one", "tests.testkit"]
+MODULES = ["jef_one", "abs", "ikonomikal", "tests.testkit"]
 JSON = {"content-type": "application/json"}
 #: the body time limit of this file's server, in seconds
 BODY_TIMEOUT = 1.0
@@ -205,6 +205,35 @@ def test_a_slow_body_is_refused_in_the_owning_apis_envelope_with_nothing_written
             "/jef-one-get-session-by-session-id", params={"session_id": session["session_id"]}
         )
     assert r.json()["is_found"] is False, r.text
+
+
+@pytest.mark.parametrize(
+    ("path", "refused"),
+    [
+        (
+            "/model/package/putDb",
+            lambda a: (a["status"], a["error"]) == ("ERROR", "REQUEST_TIMEOUT"),
+        ),
+        (
+            "/bcss_wbcl_wa_sc/api/O1_getSCSessWBLogVer",
+            lambda a: (
+                (a["rspPrc"]["rspID"], a["rspPrc"]["rspMsg"])
+                == (9000015, f"The request was not received within {BODY_TIMEOUT:g} seconds.")
+            ),
+        ),
+    ],
+)
+def test_regression_a_slow_body_was_an_internal_error_or_an_invalid_request(
+    srv: Server, path: str, refused: Any
+) -> None:
+    """A body that does not arrive in time: Ikonomikal answered 9000009 "Internal error." (an
+    unexpected failure) and ABS INVALID_REQUEST (a body that is not an object). Each says
+    the body did not arrive in time."""
+    raw = _raw(srv, _head(path, "Content-Length: 100\r\n"), [(0, b"{")], wait=BODY_TIMEOUT + 10)
+    status, headers, answer = _reply(raw)
+    assert status == 200, answer  # both APIs answer every refusal with HTTP 200
+    assert refused(answer), answer
+    assert headers["connection"] == "close"
 
 
 def test_a_body_sent_slowly_but_within_the_limit_is_served(srv: Server) -> None:

@@ -39,6 +39,7 @@ WRONG_PROGRAM = 9000011
 OUT_OF_RANGE = 9000012
 BAD_COMMAND = 9000013
 LOGIN_LIMITED = 9000014
+TIMEOUT = 9000015
 
 MESSAGES: dict[int, str] = {
     BLANK: "[1] cannot be blank.",
@@ -68,6 +69,7 @@ MESSAGES: dict[int, str] = {
     OUT_OF_RANGE: "[1] must be between [2] and [3].",
     BAD_COMMAND: "Invalid record command type [1].",
     LOGIN_LIMITED: "Too many login attempts; retry in [1] seconds.",
+    TIMEOUT: "The request was not received within [1] seconds.",
 }
 
 #: the process token each procID stands for, and the error when it is missing
@@ -104,7 +106,9 @@ class ApiError(Exception):
         return _PLACEHOLDER.sub(fill, MESSAGES[self.number])
 
 
-def from_error_info(info: ErrorInfo, request: Request, max_body: int) -> ApiError:
+def from_error_info(
+    info: ErrorInfo, request: Request, max_body: int, body_timeout: float
+) -> ApiError:
     """Translate a failure the framework caught into a numbered message."""
     if info.kind == "malformed":
         detail = info.message.removeprefix("malformed JSON: ")
@@ -120,6 +124,8 @@ def from_error_info(info: ErrorInfo, request: Request, max_body: int) -> ApiErro
         return ApiError(CONTENT_TYPE, request.headers.get("content-type", "")[:100] or "none")
     if info.kind == "too_large":
         return ApiError(TOO_LARGE, str(max_body))
+    if info.kind == "timeout":
+        return ApiError(TIMEOUT, f"{body_timeout:g}")
     if info.kind == "not_found":
         return ApiError(UNKNOWN_API, request.url.path[:200])
     if info.kind == "method_not_allowed":

@@ -102,7 +102,8 @@ def answer(shape: type[W], call: Callable[[], W]) -> W:
 def render_error(request: Request, info: ErrorInfo) -> Response:
     """Answer whatever the framework refused in the Ikonomikal envelope, with HTTP 200."""
     services = request.app.state.services
-    err = from_error_info(info, request, services.settings.max_body_bytes)
+    settings = services.settings
+    err = from_error_info(info, request, settings.max_body_bytes, settings.body_timeout_seconds)
     shape = SHAPES.get(request.url.path.rstrip("/").lower())
     content = (
         failure(shape, err).model_dump(mode="json")
