@@ -107,6 +107,37 @@ def test_a_write_that_cannot_take_the_write_lock_raises_sqlalchemys_error(tmp_pa
         db.dispose()
 
 
+def test_regression_the_wal_kept_the_size_a_long_read_made_it_grow_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite: a long read (a backup, an operator's shell) holds the checkpoint back and the
+    WAL grows under writes (317 MB in a minute under load); afterwards it kept that size for
+    good. Once a checkpoint has emptied it, the WAL is truncated to `WAL_SIZE_LIMIT`."""
+    monkeypatch.setattr(db_engine, "WAL_SIZE_LIMIT", 256 * 1024)
+    path = tmp_path / "wal.db"
+    db = Database(f"sqlite:///{path}")
+    wal = Path(f"{path}-wal")
+    try:
+        with db.write() as s:
+            s.execute(text("CREATE TABLE t (x TEXT)"))
+        reader = sqlite3.connect(path, isolation_level=None)
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM t").fetchone()  # its snapshot holds the WAL
+        for _ in range(40):
+            with db.write() as s:
+                s.execute(text("INSERT INTO t VALUES (:x)"), {"x": "x" * 100_000})
+        grown = wal.stat().st_size
+        assert grown > 4_000_000
+        reader.rollback()
+        reader.close()
+        for _ in range(2):  # a checkpoint empties the WAL; the next write starts it anew
+            with db.write() as s:  # its commit checkpoints (the WAL is past 1,000 pages)
+                s.execute(text("INSERT INTO t VALUES ('y')"))
+        assert wal.stat().st_size <= 256 * 1024, (grown, wal.stat().st_size)
+    finally:
+        db.dispose()
+
+
 def test_a_statement_commits_by_itself_and_on_postgresql_without_a_transaction_block(
     services: Services,
 ) -> None:

@@ -24,11 +24,18 @@ def normalize_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+#: the size SQLite truncates its WAL file to once a checkpoint has emptied it: a long read
+#: (a backup, an operator's shell) holds the checkpoint back, the WAL grows past the
+#: database's own size meanwhile, and without a limit the file keeps that size for good
+WAL_SIZE_LIMIT = 64 * 1024 * 1024
+
+
 def _sqlite_on_connect(dbapi_conn: Any, _record: ConnectionPoolEntry) -> None:
     # Take transaction control away from pysqlite so BEGIN IMMEDIATE is ours to emit.
     dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
     cur.execute("PRAGMA synchronous=FULL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=60000")
