@@ -116,35 +116,29 @@ def create(
 
 def revoke(conn: Connection | Session, name: str, now: datetime) -> bool:
     """Revoke a principal's credentials in the caller's transaction; False if unknown or revoked."""
-    revoked = conn.execute(
-        update(PRINCIPALS)
-        .where(_C.name == name, _C.revoked_at.is_(None))
-        .values(revoked_at=now)
-        .returning(_C.id)
-    ).first()
-    return revoked is not None
+    return _update_active(conn, name, revoked_at=now)
 
 
 def rotate_key(conn: Connection | Session, name: str) -> str | None:
     """Give an active principal a new API key in the caller's transaction (the old one stops
     working); the key, shown once, or None if the name is unknown or revoked."""
     key = new_api_key()
-    changed = conn.execute(
-        update(PRINCIPALS)
-        .where(_C.name == name, _C.revoked_at.is_(None))
-        .values(api_key_hash=hash_key(key), api_key_hint=key[:7])
-        .returning(_C.id)
-    ).first()
-    return key if changed is not None else None
+    changed = _update_active(conn, name, api_key_hash=hash_key(key), api_key_hint=key[:7])
+    return key if changed else None
 
 
 def set_password(conn: Connection | Session, name: str, password_hash: str | None) -> bool:
     """Set (None: remove) an active principal's password in the caller's transaction; False
     if the name is unknown or revoked."""
+    return _update_active(conn, name, password_hash=password_hash)
+
+
+def _update_active(conn: Connection | Session, name: str, **values: Any) -> bool:
+    """Set values on the principal `name` unless it is revoked; whether one was."""
     changed = conn.execute(
         update(PRINCIPALS)
         .where(_C.name == name, _C.revoked_at.is_(None))
-        .values(password_hash=password_hash)
+        .values(**values)
         .returning(_C.id)
     ).first()
     return changed is not None
