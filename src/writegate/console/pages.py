@@ -176,20 +176,15 @@ def build(services: Services, modules: list[WebModule], cookies: Cookies) -> API
         name, password = fields.get("name", "")[:200], fields.get("password", "")[:1000]
         address = request.client.host if request.client else ""
         k = login_limits.keys(login_limits.CONSOLE, name, address)
+        check = functools.partial(_verify, services, name, password)
         try:
-            await run_in_threadpool(limits.admit, k)
+            principal = await run_in_threadpool(limits.checked, k, check, READ_ROLES)
         except login_limits.Limited as exc:
             message = f"too many failed sign-ins: try again in {exc.seconds} s"
             return back("/console/login", message, True)
-        try:
-            principal = await run_in_threadpool(_verify, services, name, password)
         except PasswordCheckBusy:
-            await run_in_threadpool(limits.unchecked, k)
             return back("/console/login", "too many sign-ins at once: try again shortly", True)
-        # One answer for both: naming the missing role would confirm another principal's
-        # password to whoever tried it.
-        if principal is None or not principal.has_any(*READ_ROLES):
-            await run_in_threadpool(limits.failed, k)
+        if principal is None:
             return back("/console/login", "wrong name or password, or no operator role", True)
         nxt = fields.get("next", "")
         response = RedirectResponse(nxt if nxt.startswith("/console") else "/console", 303)

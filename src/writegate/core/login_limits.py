@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import DateTime, Integer, String, delete, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from writegate.core.auth import PasswordCheckBusy, Principal
 from writegate.core.db.base import Base
 from writegate.core.services import Services
 
@@ -99,6 +101,28 @@ class LoginLimits:
             if wait > 0:
                 raise Limited(wait)
             self._count(s, rows.get(k.user), k.user, self.user, now)
+
+    def checked(
+        self, k: Keys, check: Callable[[], Principal | None], roles: Iterable[str]
+    ) -> Principal | None:
+        """Admit an attempt, run `check` (the password's), and count the outcome: the
+        principal if it checked out and has one of `roles`, else None (a failure).
+
+        Raises Limited while a key is locked, and PasswordCheckBusy, the attempt given back,
+        when the password could not be checked. A principal without the role counts and
+        answers as a wrong password: naming the role would confirm the password. Call
+        `succeeded` in the transaction the login then writes.
+        """
+        self.admit(k)
+        try:
+            principal = check()
+        except PasswordCheckBusy:
+            self.unchecked(k)
+            raise
+        if principal is None or not principal.has_any(*roles):
+            self.failed(k)
+            return None
+        return principal
 
     def failed(self, k: Keys) -> None:
         """A checked password was wrong: count it against the address too."""

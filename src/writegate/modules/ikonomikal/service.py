@@ -148,21 +148,16 @@ class Ikonomikal:
         if len(user_id) > 200 or len(req.userPW) > 1024:
             raise ApiError(e.BAD_LOGIN)
         keys = limits.keys(SCOPE, user_id, address)
+        check = functools.partial(self._check_password, user_id, req.userPW)
         try:
-            self.limits.admit(keys)
+            # A user without the login role gets the same answer as a wrong password.
+            principal = self.limits.checked(keys, check, [sessions.LOGIN_ROLE])
         except limits.Limited as err:
             raise ApiError(e.LOGIN_LIMITED, str(err.seconds)) from None
-        try:
-            principal = self._check_password(user_id, req.userPW)
         except PasswordCheckBusy:
-            self.limits.unchecked(keys)
             raise ApiError(e.LOGIN_LIMITED, "1") from None
-        # A user without the login role gets the same answer, after the same work, as a
-        # wrong password: otherwise the answer would tell whether the password was right.
-        if principal is None or not principal.has_any(sessions.LOGIN_ROLE):
-            self.limits.failed(keys)
+        if principal is None:
             raise ApiError(e.BAD_LOGIN)
-        assert principal is not None
 
         def open_session(s: Session) -> str:
             self.limits.succeeded(s, keys)
