@@ -178,16 +178,12 @@ def at_head(db: Database, version_dirs: Sequence[Path]) -> bool:
 
 
 def schema_of(db: Database, version_dirs: Sequence[Path]) -> SchemaState:
-    """`schema_state` of db; MISSING without a version table (or a database)."""
-    graph = revision_graph(version_dirs)
-    if not graph:
-        return SchemaState.UNKNOWN
+    """`schema_state` of db; MISSING if it cannot be read (no database yet)."""
     try:
         with db.engine.connect() as conn:
-            rows = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+            return schema_state(conn, version_dirs)
     except DBAPIError:
-        return SchemaState.MISSING  # no version table yet (or no database)
-    return _compare(rows, graph)
+        return SchemaState.MISSING
 
 
 def upgrade(db: Database, version_dirs: Sequence[Path], revision: str = "heads") -> None:
