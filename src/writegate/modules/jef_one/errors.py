@@ -121,17 +121,14 @@ def envelope(
 def render_error(request: Request, info: ErrorInfo) -> Response:
     """Map any core/framework refusal to jef-one's envelope."""
     allowed = "POST" if request.url.path.startswith("/one-") else "GET"
-    if info.kind == "validation":
-        errors = field_errors(info.fields)
-        code = errors[0]["code"] if errors else "INVALID_PAYLOAD"
-        summary = "; ".join(e["message"] for e in errors) or info.message
-        body = envelope("validation_error", code, f"invalid request: {summary}", errors)
-        body["allowed_method"] = allowed
-        return JSONResponse(body, status_code=400)
     status, error_type, code = _KINDS.get(info.kind, (400, "bad_request", "BAD_REQUEST"))
     errors = field_errors(info.fields) if info.fields else []
     message = info.message
-    if info.kind == "method_not_allowed":
+    if info.kind == "validation":
+        error_type = "validation_error"
+        code = errors[0]["code"] if errors else "INVALID_PAYLOAD"
+        message = "invalid request: " + ("; ".join(e["message"] for e in errors) or message)
+    elif info.kind == "method_not_allowed":
         message = f"method {request.method} is not allowed on {request.url.path}; use {allowed}"
     elif info.kind == "not_found":
         message = f"no jef-one API at {request.url.path}"
