@@ -265,7 +265,7 @@ def _allowed(request: Request) -> str:
 
 
 def _install_probes(app: FastAPI, services: Services, settings: Settings) -> None:
-    """GET /healthz, /livez, /readyz and /metrics."""
+    """GET (and HEAD) /healthz, /livez, /readyz and /metrics."""
 
     @app.get("/healthz", operation_id="healthz", tags=["core"])
     def healthz() -> dict[str, Any]:
@@ -273,6 +273,9 @@ def _install_probes(app: FastAPI, services: Services, settings: Settings) -> Non
         with services.db.read() as s:
             s.execute(text("SELECT 1"))
         return {"status": "ok", "database": services.db.engine.dialect.name}
+
+    # HEAD, as load balancers' checks send it: the GET's answer without its body.
+    app.add_api_route("/healthz", healthz, methods=["HEAD"], include_in_schema=False)
 
     def worker_state() -> str:
         worker: Worker | None = getattr(app.state, "worker", None)

@@ -279,6 +279,17 @@ def test_livez_answers_without_the_database_and_is_no_api(srv: Server) -> None:
         assert "/livez" not in c.get("/openapi.json").json()["paths"]
 
 
+def test_regression_probes_answered_head_with_405(srv: Server) -> None:
+    """Load balancers' health checks often send HEAD: each probe answers it as its GET,
+    without the body (they answered 405)."""
+    with srv.client() as c:
+        for path in ("/livez", "/readyz", "/healthz", "/metrics"):
+            head, get = c.head(path), c.get(path)
+            assert (head.status_code, head.content) == (get.status_code, b""), path
+            assert get.status_code == 200, path
+            assert head.headers["content-type"] == get.headers["content-type"], path
+
+
 def test_readyz_reports_the_embedded_worker(srv: Server) -> None:
     """The embedded worker's state is part of the readiness report."""
     with srv.client() as c:

@@ -207,6 +207,11 @@ def test_a_worker_serves_metrics_and_health_on_its_port(
     assert value(samples, "writegate_job_pickup_delay_seconds_count", kind="testkit.write") == 5
     assert has(samples, "writegate_jobs_queued", kind="testkit.write")
     assert httpx.get(f"{url}/other", timeout=5).status_code == 404
+    # HEAD, as a load balancer's check sends it: the GET's status and headers, no body.
+    for path, status in (("/healthz", 200), ("/metrics", 200), ("/other", 404)):
+        head, get = httpx.head(f"{url}{path}", timeout=5), httpx.get(f"{url}{path}", timeout=5)
+        assert (head.status_code, head.content) == (status, b""), path
+        assert head.headers["content-type"] == get.headers["content-type"], path
     p.terminate()
     p.wait(30)
     with pytest.raises(httpx.ConnectError):

@@ -62,23 +62,23 @@ class Readiness:
 
 
 def router(readiness: Readiness, registry: CollectorRegistry) -> APIRouter:
-    """GET /livez, /readyz and /metrics (kept out of the OpenAPI document: not part of any
-    API)."""
+    """GET (and HEAD, which load balancers' checks send) /livez, /readyz and /metrics, kept
+    out of the OpenAPI document: not part of any API."""
     api = APIRouter(include_in_schema=False)
 
-    @api.get("/livez")
+    @api.api_route("/livez", methods=["GET", "HEAD"])
     def livez() -> Response:
         """200 while the process answers: a liveness probe that a database outage, which
         restarting the process cannot mend, does not fail."""
         return JSONResponse({"status": "ok"})
 
-    @api.get("/readyz")
+    @api.api_route("/readyz", methods=["GET", "HEAD"])
     def readyz() -> Response:
         """503 until the database answers and the schema is at head (or ahead)."""
         ready, report = readiness.check()
         return JSONResponse(report, status_code=200 if ready else 503)
 
-    @api.get("/metrics")
+    @api.api_route("/metrics", methods=["GET", "HEAD"])
     def metrics() -> Response:
         """Prometheus text exposition of this server's (or all its workers') metrics."""
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,4 +1,4 @@
-"""A standalone worker's small HTTP port: GET /metrics and GET /healthz."""
+"""A standalone worker's small HTTP port: GET (and HEAD) /metrics and /healthz."""
 
 from __future__ import annotations
 
@@ -44,23 +44,31 @@ class WorkerHTTP:
 
 def _handler(registry: CollectorRegistry, state: Callable[[], str]) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        def do_HEAD(self) -> None:
+            self._route(head=True)
+
         def do_GET(self) -> None:
+            self._route(head=False)
+
+        def _route(self, head: bool) -> None:
             path = self.path.split("?", 1)[0]
             if path == "/metrics":
-                self._answer(200, generate_latest(registry), CONTENT_TYPE_LATEST)
+                self._answer(200, generate_latest(registry), CONTENT_TYPE_LATEST, head)
             elif path == "/healthz":
                 now = state()
                 body = json.dumps({"status": "ok" if now in HEALTHY else "down", "worker": now})
-                self._answer(200 if now in HEALTHY else 503, body.encode(), "application/json")
+                status = 200 if now in HEALTHY else 503
+                self._answer(status, body.encode(), "application/json", head)
             else:
-                self._answer(404, b'{"error":"not_found"}', "application/json")
+                self._answer(404, b'{"error":"not_found"}', "application/json", head)
 
-        def _answer(self, status: int, body: bytes, content_type: str) -> None:
+        def _answer(self, status: int, body: bytes, content_type: str, head: bool) -> None:
             self.send_response(status)
             self.send_header("content-type", content_type)
             self.send_header("content-length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
+            if not head:
+                self.wfile.write(body)
 
         def log_message(self, format: str, *args: Any) -> None:
             log.debug(format, *args)
