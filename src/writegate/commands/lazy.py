@@ -30,6 +30,10 @@ COMMANDS: dict[str, Lazy] = {
         "Run a standalone job worker (scale out by starting several).",
     ),
     "migrate": Lazy("writegate.commands.server:migrate", "Create or upgrade the database schema."),
+    "backup": Lazy(
+        "writegate.commands.backup:backup",
+        "Copy the SQLite database to a new file while writegate runs (consistent, durable).",
+    ),
     "makemigration": Lazy(
         "writegate.commands.server:makemigration",
         "Autogenerate a revision for one branch (developer tool).",
