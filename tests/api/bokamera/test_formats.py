@@ -10,7 +10,7 @@ from xml.etree import ElementTree as ET
 
 import httpx
 
-from tests.api.bokamera.conftest import SYNC, start_sync, wait_done
+from tests.api.bokamera.conftest import SETTINGS, SYNC, start_sync, wait_done
 
 NS = "{http://schemas.servicestack.net/types}"
 
@@ -90,3 +90,44 @@ def test_errors_follow_the_format(client: httpx.Client, company: Any) -> None:
     r = client.get(f"{SYNC}.csv")
     assert r.status_code == 401
     assert r.text.splitlines()[0].startswith("ErrorCode,Message")
+
+
+def _order(element: ET.Element) -> list[str]:
+    return [child.tag.removeprefix(NS) for child in element]
+
+
+def test_regression_xml_members_came_in_the_json_order(
+    client: httpx.Client, vaka: Any, company: Any
+) -> None:
+    """.NET's DataContractSerializer (ServiceStack's XML clients) reads a plain class's
+    members in ordinal order of their names and silently skips one out of that order: the
+    JSON order (Id, CompanyId, Status, ...) lost CompanyId, the counters and the dates.
+    ServiceStack's own types keep their DataMember order."""
+    co = company(vaka(3))
+    sync_id = start_sync(client, co)["Id"]
+    wait_done(client, co, sync_id)
+    one = parse_xml(client.get(f"{SYNC}/{sync_id}.xml", headers=co.headers).text)
+    names = _order(one)
+    assert names == sorted(names)
+    assert names[:4] == ["CompanyId", "CreatedDate", "ErrorMessage", "Id"]
+    assert one.findtext(f"{NS}UsersCreated") == "3"
+    page = parse_xml(client.get(f"{SYNC}.xml", headers=co.headers).text)
+    assert _order(page) == ["Offset", "Total", "Results"]  # QueryResponse<T>: Order 1-3
+    (item,) = page.findall(f"{NS}Results/{NS}AxemaUserSyncJobResponse")
+    assert _order(item) == names
+    people = parse_xml(client.get("/customers.xml", headers=co.headers).text)
+    assert _order(people) == ["Offset", "Total", "Results"]
+    persons = people.findall(f"{NS}Results/{NS}CustomerQueryResponse")
+    assert len(persons) == 3
+    for person in persons:
+        assert _order(person) == sorted(_order(person))
+    settings = parse_xml(client.get(f"{SETTINGS}.xml", headers=co.headers).text)
+    assert _order(settings) == sorted(_order(settings))
+    refused = client.post(f"{SYNC}.xml", json={"CompanyId": "not-a-guid"}, headers=co.headers)
+    status = parse_xml(refused.text).find(f"{NS}ResponseStatus")
+    assert status is not None
+    assert _order(status) == ["ErrorCode", "Message", "Errors"]  # ResponseStatus: Order 1, 2, 4
+    errors = status.find(f"{NS}Errors")
+    assert errors is not None
+    (error,) = list(errors)
+    assert _order(error) == ["ErrorCode", "FieldName", "Message"]  # ResponseError: Order 1-3

@@ -105,17 +105,33 @@ def to_jsonl(data: dict[str, Any]) -> str:
     return "".join(json.dumps(row, separators=(",", ":")) + "\n" for row in _rows(data))
 
 
-def _xml_value(parent: ET.Element, name: str, value: Any, item_name: str | None) -> None:
+#: ServiceStack's own types, whose members carry `DataMember(Order=...)`: written in the order
+#: they are given. BokaMera's DTOs are plain classes, whose members DataContractSerializer
+#: writes and reads in ordinal order of their names: a .NET client's XML deserializer skips,
+#: silently, an element that comes out of that order.
+_ORDERED_TYPES = frozenset({"ErrorResponse", "ResponseStatus", "ResponseError"})
+
+
+def _members(type_name: str, value: dict[str, Any]) -> list[tuple[str, Any]]:
+    """An object's members in the order its .NET type has them on the wire."""
+    if type_name in _ORDERED_TYPES or type_name.startswith("QueryResponseOf"):
+        return list(value.items())
+    return sorted(value.items())
+
+
+def _xml_value(
+    parent: ET.Element, name: str, value: Any, type_name: str, item_name: str | None
+) -> None:
     el = ET.SubElement(parent, name)
     if value is None:
         el.set(f"{{{XSI_NS}}}nil", "true")
     elif isinstance(value, dict):
-        for k, v in value.items():
-            _xml_value(el, k, v, ITEM_NAMES.get(k))
+        for k, v in _members(type_name, value):
+            _xml_value(el, k, v, k, ITEM_NAMES.get(k))
     elif isinstance(value, list):
         for item in value:
             if isinstance(item, dict):
-                _xml_value(el, item_name or "Item", item, None)
+                _xml_value(el, item_name or "Item", item, item_name or "Item", None)
             else:
                 ET.SubElement(el, "string").text = _cell(item)
     else:
@@ -123,12 +139,12 @@ def _xml_value(parent: ET.Element, name: str, value: Any, item_name: str | None)
 
 
 def to_xml(data: dict[str, Any], root: str, item_name: str | None) -> str:
-    """DataContract-style XML in the ServiceStack types namespace."""
+    """DataContract-style XML in the ServiceStack types namespace, members in wire order."""
     ET.register_namespace("", XML_NS)
     ET.register_namespace("i", XSI_NS)
     top = ET.Element(f"{{{XML_NS}}}{root}")
-    for k, v in data.items():
-        _xml_value(top, k, v, item_name if k == "Results" else ITEM_NAMES.get(k))
+    for k, v in _members(root, data):
+        _xml_value(top, k, v, k, item_name if k == "Results" else ITEM_NAMES.get(k))
     for el in top.iter():
         if not el.tag.startswith("{"):
             el.tag = f"{{{XML_NS}}}{el.tag}"
