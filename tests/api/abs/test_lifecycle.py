@@ -178,3 +178,48 @@ def test_white_space_status_and_step_count_as_blank(
     updated = assert_ok(call(client, "putDb", again, h))
     assert (updated["processing_status"], updated["processing_step"]) == ("SENT", "NORMAL")
     assert updated["version"] > created["version"]
+
+
+def test_regression_null_erased_some_fields_and_not_others(
+    client: httpx.Client, abs_client: Client
+) -> None:
+    """`null` is a field left out, for every field (it turned the token and the date into
+    "" and the initiation id into 0, but left the status): only "" and 0 clear."""
+    h, code = abs_client.headers, abs_client.code
+    values = {
+        "oauth_access_token": "tok",
+        "payment_import_initiation_id": 7,
+        "processing_date": "2022-01-01",
+        "processing_status": "DONE",
+        "processing_step": "LAST",
+    }
+    made = assert_ok(call(client, "putDb", {"client_code": code, **values}, h))
+    nulls = dict.fromkeys(values)
+    kept = assert_ok(call(client, "putDb", {"client_code": code, "id": made["id"], **nulls}, h))
+    assert {field: kept[field] for field in values} == values
+    assert kept["version"] > made["version"]
+    cleared = assert_ok(
+        call(
+            client,
+            "putDb",
+            {
+                "client_code": code,
+                "id": made["id"],
+                "oauth_access_token": "",
+                "payment_import_initiation_id": 0,
+                "processing_date": "",
+            },
+            h,
+        )
+    )
+    assert (
+        cleared["oauth_access_token"],
+        cleared["payment_import_initiation_id"],
+        cleared["processing_date"],
+    ) == ("", 0, "")
+    fresh = assert_ok(call(client, "putDb", {"client_code": code, **nulls}, h))
+    assert (fresh["processing_status"], fresh["processing_date"], fresh["oauth_access_token"]) == (
+        "NEW",
+        "",
+        "",
+    )

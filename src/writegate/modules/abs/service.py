@@ -386,12 +386,13 @@ def _apply(
 
 
 def _set_fields(row: Package, body: PackagePut) -> None:
-    sent = body.model_fields_set
-    if "oauth_access_token" in sent:
-        row.oauth_access_token = body.oauth_access_token or ""
-    if "payment_import_initiation_id" in sent:
-        row.payment_import_initiation_id = body.payment_import_initiation_id or 0
-    if "processing_date" in sent:
+    # `null` is a field left out, for every field: clients that serialize unset properties
+    # as null would otherwise erase what they never meant to touch.
+    if body.oauth_access_token is not None:
+        row.oauth_access_token = body.oauth_access_token
+    if body.payment_import_initiation_id is not None:
+        row.payment_import_initiation_id = body.payment_import_initiation_id
+    if body.processing_date is not None:
         row.processing_date = parse_date(body.processing_date)
     # Blank status/step (empty or white space) mean "leave as is" (the defaults on create),
     # as in the seed.
