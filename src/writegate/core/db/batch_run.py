@@ -43,6 +43,10 @@ class Single:
             return [exc]
 
 
+class WriteNotRun(RuntimeError):
+    """A caller's write never ran (its batch failed before it): never answered as a success."""
+
+
 class Call:
     """One caller's write in a batch: what to run, and its outcome once run."""
 
@@ -52,7 +56,14 @@ class Call:
         self.write = write
         self.item = item
         #: the caller's result, or the exception raised to it alone
-        self.outcome: Any = None
+        self.outcome: Any = WriteNotRun("the write did not run")
+
+
+def not_run(batch: Sequence[Call], error: BaseException) -> None:
+    """Give `error` to each call of a batch that could not run, or not to its end."""
+    for call in batch:
+        if isinstance(call.outcome, WriteNotRun):
+            call.outcome = error
 
 
 def run_batch(

@@ -13,7 +13,14 @@ from typing import Any, TypeVar
 from sqlalchemy.orm import Session
 from sqlalchemy.util import await_, greenlet_spawn
 
-from writegate.core.db.batch_run import BatchWrite, Call, Single, Transaction, run_batch
+from writegate.core.db.batch_run import (
+    BatchWrite,
+    Call,
+    Single,
+    Transaction,
+    not_run,
+    run_batch,
+)
 
 T = TypeVar("T")
 
@@ -62,8 +69,7 @@ def _answer_on_loop(calls: list[_Call]) -> None:
 
 
 class _Lane:
-    """Callers queued for one committer (the commit threads, or an attached event loop), and
-    its batches in flight."""
+    """Callers queued for one committer (commit threads, or a loop), its batches in flight."""
 
     __slots__ = ("in_flight", "pending")
 
@@ -289,6 +295,8 @@ class GroupCommit:
                 ran = True
                 try:
                     self._run_on_thread(batch)
+                except Exception as exc:  # the batch could not run: its callers are told so
+                    not_run(batch, exc)
                 finally:
                     self._answer(batch)
 
@@ -354,6 +362,8 @@ class GroupCommit:
                 if self.on_writer_busy is not None:
                     self.on_writer_busy()
                 await asyncio.wrap_future(self._commit_threads().submit(self._run_on_thread, batch))
+        except Exception as exc:  # the batch could not run (greenlet missing): callers are told
+            not_run(batch, exc)
         finally:
             _answer_on_loop(batch)
 
