@@ -56,6 +56,53 @@ def test_blank_description_uses_the_label_sent(iko: Iko) -> None:
     )
 
 
+def test_regression_a_blank_description_was_reported_before_the_session_and_program(
+    connect: Any,
+) -> None:
+    """The record is checked last, after the session, subscriber, program and token (a bad
+    session with a blank f002 answered 1000086, not 1000144); a record refused after the
+    token gives the token back."""
+    iko = connect(roles=("ikonomikal", "ikonomikal:admin"), attrs={"programs": "SS07,SS06"})
+    blank = iko.save_body("FIN", "")
+    assert iko.post(SAVE, {**blank, "sessID": "bogus"})["rspPrc"] == rsp(
+        1000144, "User session does not exist."
+    )
+    ghost = uid("9")
+    assert iko.post(SAVE, {**blank, "subsID": ghost})["rspPrc"] == rsp(
+        1000135, f"Subscriber {ghost} does not exist.", (ghost, "subsID")
+    )
+    other = iko.save_body("FIN", "")
+    other["prgInf"]["pPRGM"] = "SS06"
+    assert iko.post(SAVE, other)["rspPrc"] == rsp(
+        9000011, "Program SS06 cannot be used with SS07.", ("SS06", "pPRGM"), ("SS07", "")
+    )
+    assert iko.post(SAVE, blank)["rspPrc"] == rsp(
+        1000105, "NEW token for SS07 does not exist or has expired.", ("SS07", "pPRGM")
+    )
+    iko.must_token(1)
+    assert iko.post(SAVE, blank)["rspPrc"] == rsp(
+        1000086, "Description cannot be blank.", ("Description", "f002")
+    )
+    assert iko.save("FIN", "Finance")["rspPrc"] == OK  # the refused record left the token
+
+
+def test_regression_ignored_record_fields_were_validated(iko: Iko) -> None:
+    """modInf, isRead and rowId are ignored, whatever they hold: a .NET client that leaves
+    modInf unset sends null, and was refused (9000002). The server stamps the save."""
+    iko.must_token(1)
+    plain = iko.save("IGN0", "Ignored")
+    assert plain["rspPrc"] == OK, plain
+    junk = (
+        {"modInf": None, "isRead": None, "rowId": None},
+        {"modInf": {"mDate": None, "mUser": 5}, "isRead": "x", "rowId": 1.5},
+    )
+    for i, fields in enumerate(junk, start=1):
+        iko.must_token(1)
+        answer = iko.save(f"IGN{i}", "Ignored", **fields)
+        assert answer["rspPrc"] == OK, answer
+        assert answer["modInf"]["mUser"] == plain["modInf"]["mUser"]
+
+
 def test_blank_code_on_edit(iko: Iko) -> None:
     """An edit needs the code it edits."""
     iko.must_token(0)
@@ -223,7 +270,7 @@ def test_malformed_json(client: httpx.Client) -> None:
         ({"f004": "abc"}, "saveData.f004", "Input should be a valid integer"),
         ({"f004": 1.5}, "saveData.f004", "Input should be a valid integer"),
         ({"f003": 123}, "saveData.f003", "Input should be a valid string"),
-        ({"rowId": True}, "saveData.rowId", "Input should be a valid integer"),
+        ({"l001": 7}, "saveData.l001", "Input should be a valid string"),
     ],
 )
 def test_wrong_types(iko: Iko, change: dict[str, Any], field: str, reason: str) -> None:

@@ -72,12 +72,11 @@ def _set(body: dict[str, Any], field: str, value: Any) -> dict[str, Any]:
 SESSION = ["portalID", "subsID", "intGID", "userID", "sessID"]
 PROGRAM = ["prgInf.pMODL", "prgInf.pPRGM", "prgInf.pPRGDSC"]
 SAVE_DATA = [f"saveData.{f}" for f in ("f001", "f002", "f003", "l001", "l002", "l003", "l004")]
-MOD_INF = ["saveData.modInf.mUser", "saveData.modInf.mGroup"]
 CASES = [
     *((LOGIN, f) for f in ("userID", "userPW", "userCap", "sessCap")),
     *((TOKEN, f) for f in SESSION),
     *((TOKEN, f"pgProcTkn.{f}") for f in PROGRAM),
-    *((SAVE, f) for f in [*SESSION, *PROGRAM, *SAVE_DATA, *MOD_INF]),
+    *((SAVE, f) for f in [*SESSION, *PROGRAM, *SAVE_DATA]),
     *((READ, f) for f in [*SESSION, *PROGRAM]),
     *((DELETE, f) for f in [*SESSION, *PROGRAM]),
 ]
@@ -141,7 +140,6 @@ def test_nul_in_a_record_field(one: Iko) -> None:
         (TOKEN, "pgProcTkn.procID", "1"),
         (SAVE, "cmdStat", False),
         (SAVE, "saveData.f004", True),
-        (SAVE, "saveData.isRead", 1.0),
         (READ, "rowStart", True),
         (READ, "rowCount", "5"),
     ],

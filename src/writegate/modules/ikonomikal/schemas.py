@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, JsonValue
 
 from writegate.core.text import STORABLE, UNICODE
 
@@ -21,8 +21,6 @@ Text = Annotated[str, BeforeValidator(_blank_if_null), Field(strict=True), STORA
 Secret = Annotated[str, BeforeValidator(_blank_if_null), Field(strict=True), UNICODE]
 #: a JSON integer in the range of .NET's Int32
 Int32 = Annotated[int, Field(strict=True, ge=-(2**31), le=2**31 - 1)]
-#: a JSON integer in the range of .NET's Int64
-Int64 = Annotated[int, Field(strict=True, ge=-(2**63), le=2**63 - 1)]
 
 
 class Wire(BaseModel):
@@ -66,15 +64,6 @@ class ProgramInfo(Wire):
     pMODL: Text = ""
     pPRGM: Text = ""
     pPRGDSC: Text = ""
-
-
-class ModInfIn(Wire):
-    """Last-save stamp as sent by a client (ignored: the server stamps every save)."""
-
-    mUser: Text = ""
-    mGroup: Text = ""
-    mDate: Int64 = 0
-    mTime: Int64 = 0
 
 
 class ModInf(Wire):
@@ -147,7 +136,8 @@ class TokenResponse(Wire):
 class SaveData(Wire):
     """An SS07 (department profile) record as sent."""
 
-    modInf: ModInfIn = Field(default_factory=ModInfIn)
+    #: ignored, whatever it holds (null too): the server stamps every save
+    modInf: JsonValue = None
     f001: Text = ""
     f002: Text = ""
     f003: Text = ""
@@ -156,8 +146,9 @@ class SaveData(Wire):
     l002: Text = ""
     l003: Text = ""
     l004: Text = ""
-    isRead: Int32 = -1
-    rowId: Int64 = 1
+    #: ignored, whatever they hold
+    isRead: JsonValue = None
+    rowId: JsonValue = None
 
 
 class SaveRequest(SessionFields):

@@ -219,7 +219,7 @@ class Ikonomikal:
         if req.cmdStat not in COMMANDS:
             raise ApiError(e.BAD_COMMAND, Param(str(req.cmdStat), "cmdStat"))
         proc_id = COMMANDS[req.cmdStat]
-        save = Save(req, clean(req.saveData, new=proc_id == ADD), proc_id)
+        save = Save(req, proc_id)
         for attempt in range(1, AUTO_CODE_ATTEMPTS + 1):
             try:
                 answer: SaveResponse = await self.services.db.group.run_many(self._save_many, save)
@@ -254,6 +254,12 @@ class Ikonomikal:
         for i, error in zip(list(grants), refused, strict=True):
             if error is not None:
                 outcomes[i] = error
+                del grants[i]
+        for i in list(grants):  # the record last, as the vendor checks it (its token given back)
+            try:
+                saves[i].record  # noqa: B018 - cleaned here, refused with its message
+            except ApiError as exc:
+                outcomes[i] = exc
                 del grants[i]
         now = self.services.clock.now()
         adds = {i: g.caller for i, g in grants.items() if saves[i].proc_id == ADD}
@@ -427,11 +433,15 @@ class Ikonomikal:
 
 @dataclass(frozen=True)
 class Save:
-    """One ss_02_ss07_sav call: the request, its cleaned record, the procID it needs."""
+    """One ss_02_ss07_sav call: the request and the procID it needs."""
 
     req: SaveRequest
-    record: Record
     proc_id: int
+
+    @functools.cached_property
+    def record(self) -> Record:
+        """The cleaned record; ApiError if it is refused (checked after the token)."""
+        return clean(self.req.saveData, new=self.proc_id == ADD)
 
     @property
     def auto(self) -> bool:
