@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     #: closes first: a server closing a connection just as a client reuses it fails that
     #: client's request
     keep_alive_seconds: int = Field(default=65, ge=1)
-    #: a standalone worker serves GET /metrics and GET /healthz on this port (None: off)
+    #: a standalone worker serves GET /metrics and GET /healthz on this port (unset: off)
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
     #: OpenTelemetry spans for requests, enqueues and job runs (needs `writegate[otel]`;
     #: exported over OTLP/HTTP as the OTEL_EXPORTER_OTLP_* variables say)

@@ -207,3 +207,37 @@ def test_regression_a_metrics_port_in_use_was_a_traceback(tmp_path: Path) -> Non
     assert "Traceback" not in out.stderr
     last = out.stderr.strip().splitlines()[-1]
     assert last == f"writegate: cannot serve /metrics on 127.0.0.1:{port}: Address already in use"
+
+
+def test_regression_config_show_left_out_the_modules_settings(tmp_path: Path) -> None:
+    """`config show` prints each enabled module's settings too (from `.env` as well), and a
+    bad one is one line and exit 2 with nothing printed (it printed the core's alone, exit 0)."""
+    (tmp_path / ".env").write_text("WRITEGATE_BOKAMERA_PAGE_SIZE=50\n")
+    shown = run_cli("config", "show", cwd=tmp_path, WRITEGATE_IKONOMIKAL_MAX_ROWS="40")
+    assert shown.returncode == 0, shown.stderr
+    assert "WRITEGATE_BOKAMERA_PAGE_SIZE=50\n" in shown.stdout
+    assert "WRITEGATE_IKONOMIKAL_MAX_ROWS=40\n" in shown.stdout
+    only = run_cli("config", "show", cwd=tmp_path, WRITEGATE_MODULES="jef_one")
+    assert "WRITEGATE_IKONOMIKAL_" not in only.stdout
+    bad = run_cli("config", "show", cwd=tmp_path, WRITEGATE_IKONOMIKAL_MAX_ROWS="0")
+    assert (bad.returncode, bad.stdout) == (2, "")
+    assert "WRITEGATE_IKONOMIKAL_MAX_ROWS='0'" in one_line(bad.stderr)
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ("jef_one,nope.mod", "cannot load 'nope.mod': No module named 'nope'"),
+        ("writegate.settings", "'writegate.settings' is no writegate module (no create)"),
+    ],
+)
+def test_regression_a_module_that_does_not_load_was_a_traceback(
+    tmp_path: Path, value: str, why: str
+) -> None:
+    """WRITEGATE_MODULES naming an import path that does not load, or is no module: serve,
+    worker and migrate say so in one line, exit 2 (a 50-line traceback, exit 1)."""
+    db = f"sqlite:///{tmp_path}/db.db"
+    for command in (["migrate"], ["worker"], ["serve", "--port", "1"]):
+        out = run_cli(*command, cwd=tmp_path, WRITEGATE_DATABASE_URL=db, WRITEGATE_MODULES=value)
+        assert out.returncode == 2, (command, out.stderr)
+        assert one_line(out.stderr) == f"writegate: bad setting WRITEGATE_MODULES: {why}"

@@ -211,8 +211,8 @@ def _keyless_env(url: str, **extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
-def _refused_start(args: list[str], env: dict[str, str], log: Path) -> str:
-    proc = spawn(args, env, log=str(log))
+def _refused_start(args: list[str], env: dict[str, str], log: Path, cwd: Path | None = None) -> str:
+    proc = spawn(args, env, log=str(log), **({} if cwd is None else {"cwd": str(cwd)}))
     try:
         code = proc.wait(90)
     finally:
@@ -260,9 +260,31 @@ def test_bokamera_start_up_refuses_an_unusable_networks_setting(tmp_path: Path) 
         for args in (["serve", "--port", str(free_port())], ["worker"]):
             text = _refused_start(args, env, tmp_path / args[0])
             assert (
-                "writegate: cannot start: WRITEGATE_BOKAMERA_VAKA_NETWORKS: 'x' is not a network"
-                in text
+                "writegate: bad setting WRITEGATE_BOKAMERA_VAKA_NETWORKS='10.0.0.0/8,x': "
+                "'x' is not a network" in text
             ), text[-2000:]
+
+
+@BOKAMERA
+def test_regression_bokamera_settings_in_dot_env_were_ignored(tmp_path: Path) -> None:
+    """BokaMera's settings were read from the environment alone: a networks limit written in
+    `.env` was not applied (serve started, connecting anywhere), bad page sizes were taken
+    silently and a connector that did not load was a traceback. They are settings like any
+    other: `.env` counts, and a bad one is one line, exit 2."""
+    with fresh_database(str(tmp_path)) as url:
+        env = serve_env(url, ["bokamera"])
+        cases = [
+            ("WRITEGATE_BOKAMERA_VAKA_NETWORKS=bogus", "'bogus' is not a network"),
+            ("WRITEGATE_BOKAMERA_PAGE_SIZE=abc", "WRITEGATE_BOKAMERA_PAGE_SIZE='abc'"),
+            ("WRITEGATE_BOKAMERA_MAX_USERS=-5", "WRITEGATE_BOKAMERA_MAX_USERS='-5'"),
+            ("WRITEGATE_BOKAMERA_CONNECTOR=nomod:x", "cannot load 'nomod:x'"),
+        ]
+        for i, (line, why) in enumerate(cases):
+            where = tmp_path / f"case{i}"
+            where.mkdir()
+            (where / ".env").write_text(line + "\n")
+            text = _refused_start(["worker"], env, where / "worker.log", cwd=where)
+            assert why in text, text[-2000:]
 
 
 def _company(url: str) -> tuple[str, dict[str, str]]:

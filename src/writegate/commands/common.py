@@ -13,6 +13,7 @@ import typer
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
+    from pydantic_settings import BaseSettings
     from rich.console import Console
     from sqlalchemy import Connection, Engine
 
@@ -55,20 +56,39 @@ def load_settings() -> Settings:
         fail(f"bad setting: {str(exc).splitlines()[0]}", USAGE)
 
 
-def check_module_settings(settings: Settings) -> None:
-    """Read each enabled module's own settings now, so a bad one is one line, not a traceback."""
+def module_settings(settings: Settings) -> list[BaseSettings]:
+    """Each enabled module's own settings, read now: a bad one is one line, not a traceback."""
     from pydantic import ValidationError
 
     from writegate.commands.configdoc import SETTINGS_CLASSES, load_class
 
+    found = []
     for target in SETTINGS_CLASSES:
         module = target.partition(":")[0].split(".")
         if module[:2] == ["writegate", "modules"] and module[2] in settings.modules:
             cls = load_class(target)
             try:
-                cls()
+                found.append(cls())
             except ValidationError as exc:
                 bad_settings(exc, str(cls.model_config.get("env_prefix", "")))
+    return found
+
+
+def check_module_settings(settings: Settings) -> None:
+    """Load each enabled module and read its own settings now: a module that does not load,
+    or a bad setting of one, is one line (exit 2), not a traceback."""
+    from writegate.startup import import_module
+
+    for name in settings.modules:
+        try:
+            found = import_module(name)
+        except ImportError as exc:
+            fail(f"bad setting WRITEGATE_MODULES: cannot load {name!r}: {exc}", USAGE)
+        if not callable(getattr(found, "create", None)):
+            fail(
+                f"bad setting WRITEGATE_MODULES: {name!r} is no writegate module (no create)", USAGE
+            )
+    module_settings(settings)
 
 
 @functools.cache

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from writegate.commands.common import fail, load_settings, shown_url
+from writegate.commands.common import fail, load_settings, module_settings, shown_url
 
 app = typer.Typer(
     help="Show the settings in effect; generate docs/configuration.md.",
@@ -20,16 +20,26 @@ app = typer.Typer(
 
 @app.command("show")
 def show() -> None:
-    """Print every core setting as it would be used here (environment, then .env)."""
+    """Print every setting as a process here would use it: the core's, then each enabled
+    module's (environment, then .env; secrets masked)."""
     settings = load_settings()
-    for name, value in settings.model_dump().items():
+    modules = module_settings(settings)  # every value checked before any is printed
+    _print(settings.model_dump(), "WRITEGATE_", shown_url(settings.database_url))
+    for module in modules:
+        _print(module.model_dump(), str(module.model_config.get("env_prefix", "")), None)
+
+
+def _print(values: dict[str, Any], prefix: str, url: str | None) -> None:
+    for name, value in values.items():
         if name == "database_url":
-            value = shown_url(value)
+            value = url
         elif isinstance(value, list):
             value = ",".join(value)
         elif isinstance(value, bool):
             value = "true" if value else "false"
-        sys.stdout.write(f"WRITEGATE_{name.upper()}={value}\n")
+        elif value is None:
+            value = ""
+        sys.stdout.write(f"{prefix}{name.upper()}={value}\n")
 
 
 @app.command("docs")

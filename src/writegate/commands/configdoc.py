@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import types
 import typing
 from typing import Any
 
@@ -13,6 +14,7 @@ from pydantic_settings import BaseSettings
 #: every settings class a writegate process reads, "module:Class", core first
 SETTINGS_CLASSES = (
     "writegate.settings:Settings",
+    "writegate.modules.bokamera.settings:BokaMeraSettings",
     "writegate.modules.ikonomikal.settings:IkonomikalSettings",
 )
 
@@ -40,11 +42,13 @@ def load_class(target: str) -> type[BaseSettings]:
 
 def _default(field: FieldInfo) -> str:
     value = field.get_default(call_default_factory=True)
+    if value is None:
+        return "(unset)"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list | tuple):
         return ",".join(str(v) for v in value) or "(empty)"
-    return str(value)
+    return str(value) or "(empty)"
 
 
 def _type(field: FieldInfo) -> str:
@@ -52,7 +56,12 @@ def _type(field: FieldInfo) -> str:
     if typing.get_origin(annotation) is typing.Literal:
         return "one of " + ", ".join(str(a) for a in typing.get_args(annotation))
     origin = typing.get_origin(annotation)
+    if origin in (types.UnionType, typing.Union):  # `X | None`: an X, or unset
+        annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+        origin = typing.get_origin(annotation)
     name = getattr(origin or annotation, "__name__", str(annotation))
+    if name == "SecretStr":
+        name = "str (secret)"
     bounds = []
     for meta in field.metadata:
         for attr, sign in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):

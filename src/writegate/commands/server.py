@@ -221,6 +221,7 @@ def migrate() -> None:
     from writegate.startup import migrate as do_migrate
 
     settings = load_settings()
+    check_module_settings(settings)
     check_connects(settings)
     if _state(settings) is SchemaState.AHEAD:
         fail(

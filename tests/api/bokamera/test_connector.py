@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
 from writegate.modules.bokamera import connector as vaka_connector
 from writegate.modules.bokamera import crypto, reach
@@ -25,7 +26,8 @@ from writegate.modules.bokamera.connector import (
     VakaUnavailable,
     tls_context,
 )
-from writegate.modules.bokamera.reach import NETWORKS_ENV, NetworksConfigError
+from writegate.modules.bokamera.reach import NETWORKS_ENV
+from writegate.modules.bokamera.settings import BokaMeraSettings
 from writegate.modules.bokamera.simulator import RunningSimulator
 
 CONN = VakaConnection("http://vaka.invalid", 8443, "api", "pw")
@@ -268,21 +270,19 @@ def test_regression_an_endpoint_could_lead_the_server_anywhere(vaka: Any, endpoi
     assert sim.state.requests == 0
 
 
-def test_only_the_configured_networks_are_connected(
-    vaka: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_only_the_configured_networks_are_connected(vaka: Any) -> None:
     """WRITEGATE_BOKAMERA_VAKA_NETWORKS: an address outside its networks is not connected,
     one inside them is."""
     sim = vaka(3)
     conn = VakaConnection(sim.url, None, "vaka", "vaka")
-    monkeypatch.setenv(NETWORKS_ENV, "10.0.0.0/8, 192.168.1.7")
-    client = vaka_connector.configured_factory()(conn)
+    settings = BokaMeraSettings(vaka_networks="10.0.0.0/8, 192.168.1.7")
+    client = vaka_connector.configured_factory(settings)(conn)
     with pytest.raises(VakaNotAllowed, match=f"127.0.0.1: outside the networks of {NETWORKS_ENV}"):
         client.list_users(1, 10)
     client.close()
     assert sim.state.requests == 0
-    monkeypatch.setenv(NETWORKS_ENV, "10.0.0.0/8,127.0.0.1/32")
-    client = vaka_connector.configured_factory()(conn)
+    settings = BokaMeraSettings(vaka_networks="10.0.0.0/8,127.0.0.1/32")
+    client = vaka_connector.configured_factory(settings)(conn)
     assert len(client.list_users(1, 10).users) == 3
     client.close()
 
@@ -290,9 +290,8 @@ def test_only_the_configured_networks_are_connected(
 @pytest.mark.parametrize(
     "value", ["10.0.0.0/8,", "nope", "10.0.0.0/33", "10.0.0.0/8;192.168.0.0/16"]
 )
-def test_unusable_networks_setting_is_refused(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
-    """A networks setting that is not a list of networks stops the process (ConfigError),
-    rather than leaving the connector unlimited."""
-    monkeypatch.setenv(NETWORKS_ENV, value)
-    with pytest.raises(NetworksConfigError, match=f"{NETWORKS_ENV}: .* is not a network"):
-        vaka_connector.configured_factory()
+def test_unusable_networks_setting_is_refused(value: str) -> None:
+    """A networks setting that is not a list of networks is a bad setting (the process does
+    not start), rather than leaving the connector unlimited."""
+    with pytest.raises(ValidationError, match="is not a network"):
+        BokaMeraSettings(vaka_networks=value)

@@ -12,6 +12,7 @@ from writegate.modules.bokamera import crypto
 from writegate.modules.bokamera.connector import configured_factory
 from writegate.modules.bokamera.handlers import SYNC_KIND, make_sync_handler
 from writegate.modules.bokamera.housekeeping import forget_pruned_syncs
+from writegate.modules.bokamera.settings import BokaMeraSettings
 
 if TYPE_CHECKING:
     from writegate.core.webmodule import WebModule
@@ -21,7 +22,7 @@ def create(services: Services) -> Module:
     """The job side; tests may replace services.extras['bokamera']['connector_factory']."""
     # Unusable keys raise crypto.KeyConfigError here, so such a process never starts.
     extras = services.extras.setdefault("bokamera", {})
-    extras.setdefault("connector_factory", configured_factory())
+    extras.setdefault("connector_factory", configured_factory(BokaMeraSettings()))
     keyring = extras["keyring"] = crypto.load_keyring(services.settings)
     _announce(keyring)
     return Module(

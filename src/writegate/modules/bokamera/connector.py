@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import importlib
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,8 +22,8 @@ if TYPE_CHECKING:
 
     import httpx
 
-#: environment variable naming a replacement connector factory ("package.module:callable")
-CONNECTOR_ENV = "WRITEGATE_BOKAMERA_CONNECTOR"
+    from writegate.modules.bokamera.settings import BokaMeraSettings
+
 USERS_PATH = "/api/v1/users"
 #: the largest page body read from Vaka (a page of 100,000 users is about 20 MB)
 MAX_PAGE_BYTES = 32 * 1024 * 1024
@@ -288,12 +287,11 @@ def http_connector(conn: VakaConnection, reach: Reach | None = None) -> VakaConn
     return HttpVakaConnector(conn, reach=reach)
 
 
-def configured_factory() -> ConnectorFactory:
-    """The factory named by WRITEGATE_BOKAMERA_CONNECTOR, else the httpx connector limited to
-    the networks of WRITEGATE_BOKAMERA_VAKA_NETWORKS (NetworksConfigError if unusable)."""
-    spec = os.environ.get(CONNECTOR_ENV, "").strip()
-    if not spec:
-        return functools.partial(http_connector, reach=Reach.from_env())
-    module_name, _, attr = spec.partition(":")
+def configured_factory(settings: BokaMeraSettings) -> ConnectorFactory:
+    """The factory `settings.connector` names, else the httpx connector limited to the
+    networks of `settings.vaka_networks`."""
+    if not settings.connector:
+        return functools.partial(http_connector, reach=settings.reach())
+    module_name, _, attr = settings.connector.partition(":")
     factory: ConnectorFactory = getattr(importlib.import_module(module_name), attr or "create")
     return factory

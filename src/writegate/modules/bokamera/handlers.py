@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -32,15 +31,12 @@ from writegate.modules.bokamera.connector import (
 )
 from writegate.modules.bokamera.models import AxemaSettingsRow, CustomerRow
 from writegate.modules.bokamera.pages import PageReader
+from writegate.modules.bokamera.settings import BokaMeraSettings
 
 #: the sync job's kind; one active per company (exclusive key)
 SYNC_KIND = "bokamera.axema_user_sync"
 _log = logging.getLogger("writegate.bokamera")
 
-PAGE_SIZE_ENV = "WRITEGATE_BOKAMERA_PAGE_SIZE"
-DEFAULT_PAGE_SIZE = 200
-MAX_USERS_ENV = "WRITEGATE_BOKAMERA_MAX_USERS"
-DEFAULT_MAX_USERS = 1_000_000
 #: customer column -> Vaka user attribute
 FIELDS = {
     "firstname": "firstName",
@@ -49,23 +45,6 @@ FIELDS = {
     "phone": "phone",
     "access_card": "cardNumber",
 }
-
-
-def page_size() -> int:
-    """Users requested per Vaka page (the Vaka side may cap it)."""
-    return _positive(PAGE_SIZE_ENV, DEFAULT_PAGE_SIZE)
-
-
-def max_users() -> int:
-    """The most users one sync takes from Vaka before it fails (a Vaka that never ends)."""
-    return _positive(MAX_USERS_ENV, DEFAULT_MAX_USERS)
-
-
-def _positive(name: str, default: int) -> int:
-    try:
-        return max(1, int(os.environ.get(name, default)))
-    except ValueError:
-        return default
 
 
 def _values(user: VakaUser) -> dict[str, Any]:
@@ -243,8 +222,9 @@ def make_sync_handler(services: Services) -> Callable[[JobContext], Any]:
         conn = _connection(services, company_id)
         connector = factory(conn)
         state = _resume(ctx, company_id, f"{conn.username}@{conn.base_url}")
-        pages = PageReader(connector, state["page"], page_size())
-        most = max_users()
+        cfg = BokaMeraSettings()
+        pages = PageReader(connector, state["page"], cfg.page_size)
+        most = cfg.max_users
         try:
             while True:
                 try:
@@ -254,7 +234,7 @@ def make_sync_handler(services: Services) -> Callable[[JobContext], Any]:
                     if state["found"] + len(page.users) > most:
                         raise VakaDataError(
                             f"page {state['page']} takes the sync past {most} users "
-                            f"({MAX_USERS_ENV})"
+                            "(WRITEGATE_BOKAMERA_MAX_USERS)"
                         )
                     state = ctx.step(functools.partial(_write_page, ctx, company_id, page, state))
                 except (VakaAuthError, VakaNotAllowed) as exc:

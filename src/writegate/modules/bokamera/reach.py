@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
-import os
 import socket
 from dataclasses import dataclass
-
-from writegate.core.exceptions import ConfigError
 
 #: comma-separated networks (CIDR, or single addresses) the connector may connect to
 NETWORKS_ENV = "WRITEGATE_BOKAMERA_VAKA_NETWORKS"
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-class NetworksConfigError(ConfigError):
-    """`WRITEGATE_BOKAMERA_VAKA_NETWORKS` names something that is not a network."""
 
 
 class NotAllowed(Exception):
@@ -36,19 +29,17 @@ class Reach:
     networks: tuple[Network, ...] | None = None
 
     @classmethod
-    def from_env(cls) -> Reach:
-        """The policy `WRITEGATE_BOKAMERA_VAKA_NETWORKS` sets; NetworksConfigError if unusable."""
-        raw = os.environ.get(NETWORKS_ENV, "").strip()
-        if not raw:
+    def parse(cls, text: str) -> Reach:
+        """The policy of a `WRITEGATE_BOKAMERA_VAKA_NETWORKS` value; ValueError if unusable."""
+        if not text.strip():
             return cls()
         networks = []
-        for part in (p.strip() for p in raw.split(",")):
+        for part in (p.strip() for p in text.split(",")):
             try:
                 networks.append(ipaddress.ip_network(part, strict=False))
             except ValueError:
-                raise NetworksConfigError(
-                    f"{NETWORKS_ENV}: {part!r} is not a network (CIDR such as 10.20.0.0/16, "
-                    "or one address)"
+                raise ValueError(
+                    f"{part!r} is not a network (CIDR such as 10.20.0.0/16, or one address)"
                 ) from None
         return cls(tuple(networks))
 

@@ -26,6 +26,7 @@ class IkonomikalSettings(BaseSettings):
     login_address_failures: int = Field(default=30, ge=1)
     #: the first lock; each further failure doubles it, up to login_lock_max_seconds
     login_lock_seconds: int = Field(default=60, ge=1)
+    #: the longest lock
     login_lock_max_seconds: int = Field(default=900, ge=1)
     #: a user id's failures are forgotten this long after its last failure or lock
     login_user_forget_seconds: int = Field(default=900, ge=1)
