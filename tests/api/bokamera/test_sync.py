@@ -436,3 +436,20 @@ def test_regression_syncs_whose_jobs_were_pruned_stayed_as_rows_forever(
         assert s.get(UserSyncRow, sync_id) is None
     listed = client.get(SYNC, headers=co.headers).json()
     assert (listed["Total"], listed["Results"]) == (0, [])
+
+
+def test_regression_a_sync_job_lost_the_request_id(
+    client: httpx.Client, server: Server, vaka: Any, company: Any
+) -> None:
+    """The sync's job carries the id of the request that started it, as every job does (its
+    write runs on a commit thread, where the request's context was not: it carried none)."""
+    co = company(vaka(2))
+    rid = f"req-{uuid.uuid4().hex[:12]}"
+    r = client.post(SYNC, json={}, headers={**co.headers, "x-request-id": rid})
+    assert (r.status_code, r.headers["x-request-id"]) == (200, rid), r.text
+    sync_id = r.json()["Id"]
+    wait_done(client, co, sync_id)
+    with server.services.db.read() as s:
+        job = server.services.jobs.get(s, sync_id)
+    assert job is not None
+    assert job.trace_context == {"request_id": rid}

@@ -16,6 +16,7 @@ from writegate.core.auth import Principal
 from writegate.core.exceptions import ExclusiveJobExists
 from writegate.core.jobs import JobRow
 from writegate.core.jobs import Status as JobStatus
+from writegate.core.observability.context import job_origin
 from writegate.core.services import Services
 from writegate.modules.bokamera import crypto
 from writegate.modules.bokamera.access import Company, read_company, resolve_company, visible
@@ -119,6 +120,7 @@ def start_sync(
     services: Services, principal: Principal, body: CreateAxemaUserSync
 ) -> AxemaUserSyncJobResponse:
     """Record a sync and enqueue its job in one shared commit; 409 while one is active."""
+    origin = job_origin()  # the request's id and trace: the write runs on a commit thread
 
     def start(s: Session) -> AxemaUserSyncJobResponse:
         company = resolve_company(s, principal, body.CompanyId)
@@ -139,6 +141,7 @@ def start_sync(
                 principal=principal.name,
                 job_id=job_id,
                 exclusive_key=exclusive_key(company.id),
+                trace_context=origin,
             )
         except ExclusiveJobExists as exc:
             raise ApiError(
