@@ -76,6 +76,29 @@ def test_principals_create_list_revoke(server: Server) -> None:
     assert again.returncode == 1
 
 
+def test_regression_principals_list_cut_names_through_a_pipe(server: Server) -> None:
+    """Through a pipe (80 columns for rich) every column was cut to a few characters
+    (`acme-adm…`): names and tenants are printed whole, and `--json` gives every field."""
+    name = f"a-rather-long-principal-name-{uid()}"
+    tenant = "3f2504e0-4f89-11d3-9a0c-0305e82c3301"
+    made = cli(server, "principals", "create", "--name", name, "--tenant", tenant, "--roles",
+               "abs:read,abs:write")  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    listed = cli(server, "principals", "list")
+    (line,) = [row for row in listed.stdout.splitlines() if row.startswith(name + " ")]
+    assert tenant in line.split()
+    assert "abs:read,abs:write" in line.split()
+    data = json.loads(cli(server, "principals", "list", "--json").stdout)
+    (mine,) = [p for p in data["principals"] if p["name"] == name]
+    assert (mine["tenant"], mine["roles"], mine["revoked_at"]) == (
+        tenant,
+        ["abs:read", "abs:write"],
+        None,
+    )
+    assert set(mine) == {"name", "tenant", "roles", "attrs", "key_hint", "created_at",
+                         "revoked_at"}  # fmt: skip
+
+
 @pytest.mark.parametrize("name", ["svc[/x]", "bob[red]", "[bold]x"])
 def test_regression_a_name_with_brackets_broke_the_principals_commands(
     server: Server, name: str

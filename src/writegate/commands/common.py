@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -97,6 +97,15 @@ def console() -> Console:
     from rich.console import Console
 
     return Console()
+
+
+def columns(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """Plain columns as wide as their values on stdout: nothing is cut, whatever the terminal
+    (or a pipe)."""
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
+    for row in [header, *rows]:
+        line = "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
+        sys.stdout.write(line + "\n")
 
 
 def shown(value: str) -> str:

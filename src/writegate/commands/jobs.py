@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from writegate.commands import jobs_query as q
-from writegate.commands.common import USAGE, fail, load_settings, migrated_connection
+from writegate.commands.common import USAGE, columns, fail, load_settings, migrated_connection
 from writegate.core.clock import Clock
 from writegate.core.jobs.listing import iso, summary
 from writegate.core.jobs.status import FINAL
@@ -58,7 +58,7 @@ def _actor() -> str:
 
 
 def _table(jobs: list[dict[str, Any]]) -> None:
-    """Plain columns as wide as their values: ids are never cut, whatever the terminal."""
+    """Whole ids, whatever the terminal."""
     header = ("id", "kind", "tenant", "status", "attempts", "created", "error")
     rows = [
         (
@@ -72,9 +72,7 @@ def _table(jobs: list[dict[str, Any]]) -> None:
         )
         for j in jobs
     ]
-    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
-    for row in [header, *rows]:
-        _say("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    columns(header, rows)
 
 
 @app.command("list")

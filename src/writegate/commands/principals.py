@@ -12,7 +12,14 @@ from typing import Annotated
 
 import typer
 
-from writegate.commands.common import console, fail, load_settings, migrated_connection, shown
+from writegate.commands.common import (
+    columns,
+    console,
+    fail,
+    load_settings,
+    migrated_connection,
+    shown,
+)
 
 #: the --password value that reads the password from stdin
 STDIN = "-"
@@ -106,28 +113,47 @@ def principals_create(
 
 
 @app.command("list")
-def principals_list() -> None:
-    """List principals (never their secrets)."""
+def principals_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List principals, whole names and tenants (never their secrets)."""
     settings = load_settings()
     from writegate.core.principals import every_principal
 
     # One Core query on a plain connection: no ORM, no services, no argon2.
     with migrated_connection(settings) as conn:
         rows = every_principal(conn)
-    from rich.table import Table
-
-    table = Table("name", "tenant", "roles", "attrs", "key", "created", "revoked")
-    for row in rows:
-        table.add_row(
-            shown(row.name),
-            shown(row.tenant),
-            shown(",".join(row.roles)),
-            shown(json.dumps(row.attrs)),
-            f"{row.api_key_hint}…",
-            str(row.created_at)[:19],
-            str(row.revoked_at)[:19] if row.revoked_at else "",
-        )
-    console().print(table)
+    found = [
+        {
+            "name": row.name,
+            "tenant": row.tenant,
+            "roles": list(row.roles),
+            "attrs": row.attrs,
+            "key_hint": row.api_key_hint,
+            "created_at": str(row.created_at)[:19],
+            "revoked_at": str(row.revoked_at)[:19] if row.revoked_at else None,
+        }
+        for row in rows
+    ]
+    if as_json:
+        sys.stdout.write(json.dumps({"principals": found}) + "\n")
+        return
+    header = ("name", "tenant", "roles", "attrs", "key", "created", "revoked")
+    columns(
+        header,
+        [
+            (
+                p["name"],
+                p["tenant"],
+                ",".join(p["roles"]),
+                json.dumps(p["attrs"]),
+                f"{p['key_hint']}…",
+                p["created_at"],
+                p["revoked_at"] or "",
+            )
+            for p in found
+        ],
+    )
 
 
 @app.command("revoke")

@@ -92,8 +92,11 @@ def prepare_schema(settings: Settings) -> bool:
         _migrate_in_child(settings)
         return True
     if state in (SchemaState.MISSING, SchemaState.BEHIND):
+        what = (
+            "has no schema" if state is SchemaState.MISSING else "is not migrated to this release"
+        )
         fail(
-            f"the database {shown_url(settings.database_url)} is {state.value} and "
+            f"the database {shown_url(settings.database_url)} {what} and "
             "WRITEGATE_AUTO_MIGRATE is false: run `writegate migrate` first"
         )
     return False

@@ -139,3 +139,15 @@ def test_a_password_stored_as_a_fernet_token_is_read_and_rotated(tmp_path: Path,
         assert _opens(key, after)
         done = _sync(srv, company)
         assert (done["Status"], done["UsersFound"]) == (2, 2), done
+
+
+def test_rotate_key_with_an_unusable_key_is_one_line(tmp_path: Path) -> None:
+    """A key that is not one is refused in writegate's one-line form, exit 2 (it printed
+    `error: ...`, unlike every other command)."""
+    with fresh_database(str(tmp_path)) as url, serving(url, crypto.new_key()) as srv:
+        code, text = _rotate(srv, "not-a-key", tmp_path / "rotate.log")
+    assert code == 2, text
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert len(lines) == 1, text
+    assert lines[0].startswith("writegate: "), text
+    assert "WRITEGATE_BOKAMERA_SECRET_KEY" in lines[0], text

@@ -59,7 +59,7 @@ def generate_key() -> None:
 @app.command("rotate-key")
 def rotate_key() -> None:
     """Re-encrypt every stored Axema Vaka password under the first key (new key first, then old)."""
-    from writegate.commands.common import existing_services, load_settings
+    from writegate.commands.common import USAGE, existing_services, fail, load_settings
     from writegate.modules.bokamera.crypto import KeyConfigError, SecretError
     from writegate.modules.bokamera.rotation import rotate_all
     from writegate.startup import load_modules
@@ -69,8 +69,7 @@ def rotate_key() -> None:
         load_modules(services)
         report = rotate_all(services)
     except (KeyConfigError, SecretError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        fail(str(exc), USAGE)
     finally:
         services.close()
     typer.echo(
