@@ -217,8 +217,8 @@ def _install_error_handlers(app: FastAPI, render: Callable[[Request, ErrorInfo],
         fallback = "internal" if exc.status_code >= 500 else "malformed"
         kind = _HTTP_KINDS.get(exc.status_code, fallback)
         message = str(exc.detail)
-        if exc.status_code == 400:
-            message = "malformed request body: not valid JSON or not UTF-8"
+        if exc.status_code == 400:  # FastAPI's: a body its json.loads could not read
+            message = f"malformed request body: {_unreadable(exc.__cause__)}"
         resp = render(request, ErrorInfo(exc.status_code, kind, message))
         if resp.status_code == 405:
             resp.headers["allow"] = _allowed(request)
@@ -262,6 +262,15 @@ def _allowed(request: Request) -> str:
         if route.matches(request.scope)[0] is not Match.NONE:
             methods |= getattr(route, "methods", None) or set()
     return ", ".join(sorted(methods))
+
+
+def _unreadable(cause: BaseException | None) -> str:
+    """Why a JSON body could not be read, in a client's words."""
+    if isinstance(cause, ValueError) and "integer string conversion" in str(cause):
+        # Python reads at most this many digits of an integer (a guard against a quadratic
+        # parse): a number that long is out of every field's range anyway.
+        return f"a number has more than {sys.get_int_max_str_digits()} digits"
+    return "not valid JSON or not UTF-8"
 
 
 def _install_probes(app: FastAPI, services: Services, settings: Settings) -> None:

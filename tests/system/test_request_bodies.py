@@ -249,3 +249,41 @@ def test_a_body_sent_slowly_but_within_the_limit_is_served(srv: Server) -> None:
     status, _, answer = _reply(raw)
     assert status == 201
     assert answer["echo"] == note
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "read"),
+    [
+        (
+            "/one-entities-post-one",
+            '{"entity_number": N, "entity_name": "x"}',
+            lambda r: (r.status_code, r.json()["error_code"], r.json()["message"]),
+        ),
+        (
+            "/model/package/putDb",
+            '{"client_code": "X", "id": N}',
+            lambda r: (r.status_code, r.json()["error"], r.json()["error_description"]),
+        ),
+        (
+            "/bcss_wbcl_wa_ss/api/ss_02_ss07_sav",
+            '{"cmdStat": 0, "saveData": {"f004": N}}',
+            lambda r: (r.status_code, r.json()["rspPrc"]["rspID"], r.json()["rspPrc"]["rspMsg"]),
+        ),
+    ],
+    ids=["jef-one", "abs", "ikonomikal"],
+)
+def test_regression_a_number_past_pythons_digit_limit_was_called_invalid_json(
+    srv: Server, path: str, body: str, read: Any
+) -> None:
+    """A JSON integer of more than 4,300 digits (Python's limit on reading one) was answered
+    "not valid JSON or not UTF-8": it is valid JSON, so the answer says what it is."""
+    said = "malformed request body: a number has more than 4300 digits"
+    expected = {
+        "jef-one": (400, "MALFORMED_JSON", said),
+        "abs": (200, "MALFORMED_JSON", said),
+        "ikonomikal": (200, 9000001, f"The request is not valid JSON: {said}"),
+    }
+    with srv.client() as c:
+        r = c.post(path, content=body.replace("N", "1" + "0" * 5000), headers=JSON)
+    which = {"/one": "jef-one", "/mod": "abs", "/bcs": "ikonomikal"}[path[:4]]
+    assert read(r) == expected[which]
