@@ -115,7 +115,8 @@ class Settings(BaseSettings):
     #: largest request body accepted, in bytes
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
     #: a request body that has not fully arrived this many seconds after its first byte
-    #: is refused (408): a client sending one byte a second holds no worker forever
+    #: is refused, in the API's own form (BokaMera 408, jef-one 400, ABS and Ikonomikal their
+    #: error codes): a client sending one byte a second holds no worker forever
     body_timeout_seconds: float = Field(default=30.0, gt=0)
     #: how long an API key that authenticated is trusted without a database look-up; a
     #: revocation in another process takes effect within this time (0: look up every time)

@@ -12,7 +12,7 @@ import pytest
 
 from tests.harness import Server, fresh_database, start_server, uid
 
-MODULES = ["jef_one", "abs", "ikonomikal", "tests.testkit"]
+MODULES = ["jef_one", "abs", "ikonomikal", "bokamera", "tests.testkit"]
 JSON = {"content-type": "application/json"}
 #: the body time limit of this file's server, in seconds
 BODY_TIMEOUT = 1.0
@@ -208,30 +208,41 @@ def test_a_slow_body_is_refused_in_the_owning_apis_envelope_with_nothing_written
 
 
 @pytest.mark.parametrize(
-    ("path", "refused"),
+    ("path", "status", "refused"),
     [
         (
             "/model/package/putDb",
+            200,
             lambda a: (a["status"], a["error"]) == ("ERROR", "REQUEST_TIMEOUT"),
         ),
         (
             "/bcss_wbcl_wa_sc/api/O1_getSCSessWBLogVer",
+            200,
             lambda a: (
                 (a["rspPrc"]["rspID"], a["rspPrc"]["rspMsg"])
                 == (9000015, f"The request was not received within {BODY_TIMEOUT:g} seconds.")
             ),
         ),
+        (
+            "/codelock/axema/usersync",
+            408,
+            lambda a: (
+                (a["ResponseStatus"]["ErrorCode"], a["ResponseStatus"]["Message"])
+                == ("RequestTimeout", f"request body not received within {BODY_TIMEOUT:g} s")
+            ),
+        ),
     ],
+    ids=["abs", "ikonomikal", "bokamera"],
 )
 def test_regression_a_slow_body_was_an_internal_error_or_an_invalid_request(
-    srv: Server, path: str, refused: Any
+    srv: Server, path: str, status: int, refused: Any
 ) -> None:
     """A body that does not arrive in time: Ikonomikal answered 9000009 "Internal error." (an
-    unexpected failure) and ABS INVALID_REQUEST (a body that is not an object). Each says
-    the body did not arrive in time."""
+    unexpected failure), ABS INVALID_REQUEST (a body that is not an object) and BokaMera a
+    408 whose ErrorCode was `Error`. Each says the body did not arrive in time."""
     raw = _raw(srv, _head(path, "Content-Length: 100\r\n"), [(0, b"{")], wait=BODY_TIMEOUT + 10)
-    status, headers, answer = _reply(raw)
-    assert status == 200, answer  # both APIs answer every refusal with HTTP 200
+    got, headers, answer = _reply(raw)
+    assert got == status, answer  # ABS and Ikonomikal answer every refusal with HTTP 200
     assert refused(answer), answer
     assert headers["connection"] == "close"
 

@@ -19,6 +19,7 @@ KINDS = {
     "too_large": (413, "RequestEntityTooLarge"),
     "not_found": (404, "NotFound"),
     "method_not_allowed": (405, "MethodNotAllowed"),
+    "timeout": (408, "RequestTimeout"),
     "unauthorized": (401, "Unauthorized"),
     "forbidden": (403, "Forbidden"),
     "unavailable": (503, "ServiceUnavailable"),
