@@ -85,3 +85,17 @@ def test_a_body_with_a_byte_order_mark_is_read(
         assert r.status_code == 200, r.text
         assert r.json()["CompanyId"] == co.id
         wait_done(client, co, r.json()["Id"])
+
+
+@pytest.mark.parametrize("field", ["Email", "VakaUserId"])
+def test_regression_a_nul_in_a_customer_filter_differed_by_database(
+    client: httpx.Client, company: Any, field: str
+) -> None:
+    """A NUL in a filter was a 400 naming no field on PostgreSQL (its text cannot hold one)
+    and an empty page on SQLite: both refuse it as that field's error."""
+    co = company(None)
+    r = client.get("/customers", params={field: "a\x00b"}, headers=co.headers)
+    assert r.status_code == 400, r.text
+    status = r.json()["ResponseStatus"]
+    assert [e["FieldName"] for e in status["Errors"]] == [field]
+    assert "NUL" in status["Errors"][0]["Message"]

@@ -12,6 +12,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError, field_validator
 
 from writegate.core.http import ServicesDep, field_problems
+from writegate.core.text import STORABLE
 from writegate.modules.bokamera import service
 from writegate.modules.bokamera.access import Reader, Writer
 from writegate.modules.bokamera.bodies import read_fields, respell_query
@@ -278,8 +279,8 @@ async def query_customers(
     principal: Reader,
     services: ServicesDep,
     CompanyId: CompanyQuery,
-    VakaUserId: Annotated[str | None, Query(max_length=100)] = None,
-    Email: Annotated[str | None, Query(max_length=200)] = None,
+    VakaUserId: Annotated[str | None, Query(max_length=100), STORABLE] = None,
+    Email: Annotated[str | None, Query(max_length=200), STORABLE] = None,
     Skip: Skip = 0,
     Take: Take = 100,
 ) -> Response:
