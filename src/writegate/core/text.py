@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Any
 
 from pydantic import BeforeValidator
@@ -62,3 +63,14 @@ def whole_number(text: str, max_digits: int) -> int | None:
     if 0 < len(text) <= max_digits and text.isascii() and text.isdigit():
         return int(text)
     return None
+
+
+def canonical_uuid(value: str) -> str:
+    """A UUID in the form writegate stores ids in (lower case, hyphens); other text as it is.
+
+    RFC 9562: a UUID's hexadecimal digits are case-insensitive on input.
+    """
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return value

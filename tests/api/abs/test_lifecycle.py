@@ -223,3 +223,23 @@ def test_regression_null_erased_some_fields_and_not_others(
         "",
         "",
     )
+
+
+def test_regression_an_upper_case_uid_found_no_package(
+    client: httpx.Client, abs_client: Client
+) -> None:
+    """A uid is a UUID, whose digits are case-insensitive (RFC 9562): in upper case it was
+    PACKAGE_NOT_FOUND; it finds its package for get, update and delete."""
+    h, code = abs_client.headers, abs_client.code
+    made = assert_ok(call(client, "putDb", {"client_code": code}, h))
+    upper = made["uid"].upper()
+    got = assert_ok(call(client, "get", {"client_code": code, "uid": upper}, h))
+    assert (got["id"], got["uid"]) == (made["id"], made["uid"])
+    put = {"client_code": code, "uid": upper, "processing_step": "NEXT"}
+    updated = assert_ok(call(client, "putDb", put, h))
+    assert (updated["id"], updated["uid"], updated["processing_step"]) == (
+        made["id"],
+        made["uid"],
+        "NEXT",
+    )
+    assert_ok(call(client, "delete", {"client_code": code, "uid": upper}, h))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -259,6 +260,17 @@ def test_job_get_for_unknown_and_foreign_ids(client: httpx.Client, server: Serve
     r = client.get("/jef-one-get-job-by-job-id", params={"job_id": other.id})
     assert r.json()["is_found"] is False
     server.services.jobs.cancel(other.id)
+
+
+def test_regression_a_job_id_in_upper_case_was_not_found(client: httpx.Client) -> None:
+    """A job id is a UUID, case-insensitive on input (RFC 9562): in upper case it was
+    `is_found: false`."""
+    number = f"{uuid.uuid4().int % 9000 + 1000}"
+    made = client.post("/one-entities-post-one", json={"entity_number": number, "entity_name": "U"})
+    assert made.status_code == 202, made.text
+    job_id = made.json()["job_id"]
+    view = client.get("/jef-one-get-job-by-job-id", params={"job_id": job_id.upper()}).json()
+    assert (view["is_found"], view["job_id"]) == (True, job_id)
 
 
 def test_entity_and_employee_gets(client: httpx.Client, entity: Any) -> None:

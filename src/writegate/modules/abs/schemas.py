@@ -7,6 +7,7 @@ from datetime import date
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -16,7 +17,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from writegate.core.text import check_storable
+from writegate.core.text import canonical_uuid, check_storable
 
 INT64_MAX = 2**63 - 1
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -58,6 +59,8 @@ DateStr = Annotated[str, BeforeValidator(_date_field), Field(max_length=10)]
 YesNo = Annotated[bool, Field(strict=True), BeforeValidator(_yes_no)]
 Id = Annotated[int, Field(ge=0, le=INT64_MAX, strict=True)]
 ClientCode = Annotated[str, Field(min_length=1, max_length=64)]
+#: a package's uid: a UUID in any case finds it (stored in lower case)
+Uid = Annotated[str | None, Field(max_length=36), AfterValidator(lambda v: v and canonical_uuid(v))]
 #: page sizes and page numbers: JSON integers only
 Count = Annotated[int, Field(strict=True)]
 
@@ -86,7 +89,7 @@ class PackagePut(_Request):
 
     client_code: ClientCode
     id: Id | None = Field(default=None, description="Set (with uid or alone) to update.")
-    uid: str | None = Field(default=None, max_length=36, description="Set to update.")
+    uid: Uid = Field(default=None, description="Set to update.")
     version: Id | None = Field(default=None, description="If set, must be the current one.")
     checksum: str | None = Field(
         default=None, max_length=128, description="If set, must be the current one."
@@ -110,7 +113,7 @@ class PackagePut(_Request):
 class _OneRequest(_Request):
     client_code: ClientCode
     id: Id | None = None
-    uid: str | None = Field(default=None, max_length=36)
+    uid: Uid = None
 
     @model_validator(mode="after")
     def _needs_key(self) -> _OneRequest:

@@ -13,6 +13,7 @@ from writegate.core.db import DriverStatement, InValues
 from writegate.core.jobs import Job, NewJob, new_job_id
 from writegate.core.observability.context import job_origin
 from writegate.core.services import Services
+from writegate.core.text import canonical_uuid
 from writegate.modules.jef_one.errors import JefOneError
 from writegate.modules.jef_one.jobs import KIND_EMPLOYEE, KIND_ENTITY, KIND_SESSION, NAME, TENANT
 from writegate.modules.jef_one.models import (
@@ -261,7 +262,7 @@ async def accept_employee(services: Services, body: EmployeePost) -> dict[str, A
 
 async def job_view(services: Services, job_id: str) -> dict[str, Any]:
     """A jef-one job's state; another system's job looks like an unknown id."""
-    job = await services.jobs.read(job_id, tenant=TENANT)
+    job = await services.jobs.read(canonical_uuid(job_id), tenant=TENANT)
     if job is None or job.kind not in OPERATIONS:
         return {"is_found": False, "job_id": job_id, "message": f"job {job_id} not found"}
     operation, table = OPERATIONS[job.kind]
