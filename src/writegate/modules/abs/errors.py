@@ -19,7 +19,9 @@ CODES: dict[str, str] = {
     "ROLE_REQUIRED": "the caller lacks the ABS role the method needs (abs:read or abs:write)",
     "CLIENT_ACCESS_DENIED": "the client_code belongs to another tenant",
     "UNKNOWN_CLIENT_CODE": "the client_code is not a registered client",
-    "MALFORMED_JSON": "the body is not valid JSON (or not UTF-8)",
+    "MALFORMED_JSON": (
+        "the body is not valid JSON (or not UTF-8), or has an integer of more than 4,300 digits"
+    ),
     "UNSUPPORTED_CONTENT_TYPE": "the body is not sent as application/json (or application/*+json)",
     "BODY_TOO_LARGE": "the body is larger than the configured limit",
     "REQUEST_TIMEOUT": "the body did not arrive within the configured time",
