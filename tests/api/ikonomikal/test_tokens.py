@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from tests.api.ikonomikal.conftest import OK, SAVE, Iko, race, rsp
+from tests.api.ikonomikal.conftest import DELETE, OK, SAVE, Iko, race, rsp
 from tests.harness import Server, start_server
 
 NEW_GONE = rsp(1000105, "NEW token for SS07 does not exist or has expired.", ("SS07", "pPRGM"))
@@ -119,3 +119,31 @@ def test_concurrent_saves_share_two_tokens(iko: Iko, server: Server) -> None:
     answers = race(server, SAVE, [iko.save_body(f"T{i}", f"Two {i}") for i in range(10)])
     assert sum(a["rspPrc"]["rspID"] == 0 for a in answers) == 2
     assert iko.read_all()["rowTotal"] == 2
+
+
+def test_regression_racing_deletes_of_one_code_all_succeeded(connect: Any, server: Server) -> None:
+    """Four sessions, each with a DELETE token, delete one code at once: exactly one is
+    answered rspID 0, the others 9000010 as if it had never been there, and they keep their
+    token. Several answered 0 (each spending its token): a plain read found the record in
+    each of them before any deleted it (PostgreSQL: 3 rounds in 10 on one process)."""
+    first = connect()
+    sessions = [first, *(connect(first.user) for _ in range(3))]
+    for n in range(12):
+        code = f"RD{n:02d}"
+        first.must_token(1)
+        assert first.save(code, "Race me")["rspPrc"] == OK
+        for iko in sessions:
+            iko.must_token(2)
+        bodies = [
+            {**iko.session(), "prgInf": {"pMODL": "SS", "pPRGM": "SS07"}, "parCode": [code]}
+            for iko in sessions
+        ]
+        answers = race(server, DELETE, bodies)
+        ids = sorted(a["rspPrc"]["rspID"] for a in answers)
+        assert ids == [0, 9000010, 9000010, 9000010], (n, answers)
+        for iko, answer in zip(sessions, answers, strict=True):
+            if answer["rspPrc"]["rspID"]:
+                assert iko.delete([code])["rspPrc"]["rspID"] == 9000010  # the token is kept
+                first.must_token(1)
+                assert first.save(code, "Again")["rspPrc"] == OK
+                assert iko.delete([code])["rspPrc"] == OK  # ... and spent now

@@ -337,7 +337,7 @@ class Ikonomikal:
             program = caller.program(req.prgInf, only=PROGRAM)
             caller.authorize(program, DELETE)
             proctokens.consume(self.services, s, caller, program, DELETE)
-            rows = self._find(s, caller.subs_id, codes)
+            rows = self._find(s, caller.subs_id, codes, lock=True)
             s.execute(delete(SS07Row).where(SS07Row.id.in_([r.id for r in rows])))
             now = self.services.clock.now()
             return DeleteResponse(
@@ -401,15 +401,19 @@ class Ikonomikal:
         row.modified_by, row.modified_at = caller.principal.name, now
         return row.code
 
-    def _find(self, s: Session, subs_id: str, codes: list[str]) -> list[SS07Row]:
-        """The records of these codes, in the order asked; 9000010 names the first missing."""
+    def _find(
+        self, s: Session, subs_id: str, codes: list[str], *, lock: bool = False
+    ) -> list[SS07Row]:
+        """The records of these codes, in the order asked; 9000010 names the first missing.
+
+        `lock`: locked until the transaction ends (in code order), so that of two racing
+        deletes of one code the second finds it gone, as it would have after the first.
+        """
         keys = [c.upper() for c in codes]
-        found = {
-            r.code_key: r
-            for r in s.scalars(
-                select(SS07Row).where(SS07Row.subs_id == subs_id, SS07Row.code_key.in_(keys))
-            )
-        }
+        query = select(SS07Row).where(SS07Row.subs_id == subs_id, SS07Row.code_key.in_(keys))
+        if lock:
+            query = query.order_by(SS07Row.code_key).with_for_update()
+        found = {r.code_key: r for r in s.scalars(query)}
         for code, key in zip(codes, keys, strict=True):
             if key not in found:
                 raise ApiError(e.DOC_MISSING, Param(code, "parCode"))
