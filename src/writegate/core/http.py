@@ -277,7 +277,8 @@ def field_problems(errors: Any) -> tuple[FieldProblem, ...]:
         loc = [str(p) for p in err.get("loc", ())]
         if loc and loc[0] in ("body", "query", "path", "header"):
             loc = loc[1:]
-        msg = str(err.get("msg", "invalid value"))
+        # A validator's ValueError reads "Value error, <its text>": the client gets its text.
+        msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
         out.append(
             FieldProblem(field=".".join(loc), code=str(err.get("type", "invalid")), message=msg)
         )

@@ -180,8 +180,9 @@ def test_settings_validation_conflict_update_and_secrecy(
         r = write(SETTINGS, json=in_url, headers=co.headers)
         assert r.status_code == 400, r.text
         [error] = status_of(r)["Errors"]
-        assert error["FieldName"] == "ApiEndpoint"
-        assert "must not carry a user or password" in error["Message"]
+        assert (error["FieldName"], error["ErrorCode"]) == ("ApiEndpoint", "PredicateValidator")
+        # The rule's own words, not Python's ("Value error, ..." and ErrorCode ValueError).
+        assert error["Message"].startswith("must not carry a user or password"), error
         assert "UrlPw777" not in r.text
 
     sim = vaka(4)

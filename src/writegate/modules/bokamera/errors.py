@@ -42,6 +42,7 @@ FIELD_CODES = {
     "url_scheme": "InvalidUrl",
     "model_attributes_type": "InvalidObject",
     "dict_type": "InvalidObject",
+    "value_error": "PredicateValidator",  # FluentValidation's code for a Must() rule
 }
 
 #: pydantic error types whose own wording is not fit for a client -> ours
