@@ -86,6 +86,28 @@ def test_field_errors(
     assert _job_count(server) == before
 
 
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/one-entities-post-one", {"entity_number": "1001", "entity_name": "   "}, "entity_name"),
+        (
+            "/one-employees-post-one",
+            {"entity_number": "1001", "employee_number": "00001", "employee_name": "\t\n"},
+            "employee_name",
+        ),
+    ],
+)
+def test_regression_a_blank_name_was_accepted(
+    client: httpx.Client, server: Server, path: str, body: dict[str, Any], field: str
+) -> None:
+    """A name of white space alone was accepted and stored as the record's name."""
+    before = _job_count(server)
+    answer = _refused(client.post(path, json=body), "validation_error", "INVALID_FORMAT")
+    assert answer["errors"][0]["field"] == field
+    assert "not all white space" in answer["errors"][0]["message"]
+    assert _job_count(server) == before
+
+
 def test_every_problem_is_listed(client: httpx.Client) -> None:
     """Several bad fields give one error entry each."""
     payload = {"entity_number": 1, "app_type": "tv", "extra": True}

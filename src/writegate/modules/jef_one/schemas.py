@@ -12,8 +12,9 @@ ENTITY_NUMBER = r"^[0-9]{4}$"
 EMPLOYEE_NUMBER = r"^[0-9]{5}$"
 SESSION_ID = r"^[A-Za-z0-9._:\-]{1,128}$"
 APP_NUMBER = r"^[0-9]{3}$"
-#: free text: anything but NUL, which PostgreSQL text cannot store (the job would fail later)
-TEXT = r"^[^\x00]*$"
+#: free text, not blank: anything but NUL, which PostgreSQL text cannot store (the job would
+#: fail later), with at least one character that is not white space
+TEXT = r"^[^\x00]*[^\x00\s][^\x00]*$"
 #: free text, refusing lone surrogates (not Unicode: no database could store them) first;
 #: the other fields' patterns admit ASCII only
 Name = Annotated[str, UNICODE]
@@ -25,8 +26,8 @@ FORMATS = {
     "session_id": "1 to 128 characters from A-Z a-z 0-9 . _ : -",
     "app_type": "one of 'mobile', 'desktop'",
     "app_number": "exactly 3 digits, e.g. 001",
-    "entity_name": "1 to 200 characters, no NUL or lone surrogate",
-    "employee_name": "1 to 200 characters, no NUL or lone surrogate",
+    "entity_name": "1 to 200 characters, not all white space, no NUL or lone surrogate",
+    "employee_name": "1 to 200 characters, not all white space, no NUL or lone surrogate",
     "is_active": "true or false",
     "job_id": "a job id as returned by a POST",
 }
