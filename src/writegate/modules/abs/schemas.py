@@ -59,8 +59,14 @@ DateStr = Annotated[str, BeforeValidator(_date_field), Field(max_length=10)]
 YesNo = Annotated[bool, Field(strict=True), BeforeValidator(_yes_no)]
 Id = Annotated[int, Field(ge=0, le=INT64_MAX, strict=True)]
 ClientCode = Annotated[str, Field(min_length=1, max_length=64)]
-#: a package's uid: a UUID in any case finds it (stored in lower case)
-Uid = Annotated[str | None, Field(max_length=36), AfterValidator(lambda v: v and canonical_uuid(v))]
+
+
+def _uid(value: str | None) -> str | None:
+    """A uid as stored: a UUID in any letter case finds its package."""
+    return canonical_uuid(value) if value else value
+
+
+Uid = Annotated[str | None, Field(max_length=36), AfterValidator(_uid)]
 #: page sizes and page numbers: JSON integers only
 Count = Annotated[int, Field(strict=True)]
 
