@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 from alembic.autogenerate import compare_metadata
@@ -13,6 +16,8 @@ from alembic.migration import MigrationContext
 from tests.harness import Server, fresh_database, unmigrated
 from writegate.core.db import Base
 from writegate.core.migrations import at_head, current, revision_graph, upgrade
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_migrations_match_models(server: Server) -> None:
@@ -78,3 +83,58 @@ def test_worker_start_migrates_a_new_database_in_a_child_process(tmp_path: Any) 
     with fresh_database(str(tmp_path)) as url:
         env = {**os.environ, "WRITEGATE_DATABASE_URL": url}
         subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=120)
+
+
+#: what a migration's upgrade() may not do unless it declares `contract = True`: remove or
+#: rename what the code of the release before it reads or writes
+_REMOVES = ("drop_table", "drop_column")
+_REMOVES_SQL = re.compile(r"\bDROP\s+(TABLE|FUNCTION|COLUMN|VIEW)\b|\bRENAME\b", re.IGNORECASE)
+
+
+def _removals(path: Path) -> list[str]:
+    """What the upgrade() of a migration file removes or renames."""
+    tree = ast.parse(path.read_text())
+    (upgrade_fn,) = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "upgrade"]
+    found = []
+    for node in ast.walk(upgrade_fn):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            name = node.func.attr
+            if name in _REMOVES or (
+                name == "alter_column" and any(k.arg == "new_column_name" for k in node.keywords)
+            ):
+                found.append(name)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            found += [m.group(0) for m in _REMOVES_SQL.finditer(node.value)]
+    return found
+
+
+def _declares_contract(path: Path) -> bool:
+    tree = ast.parse(path.read_text())
+    return any(
+        isinstance(n, ast.Assign)
+        and any(isinstance(t, ast.Name) and t.id == "contract" for t in n.targets)
+        and isinstance(n.value, ast.Constant)
+        and n.value.value is True
+        for n in tree.body
+    )
+
+
+def test_only_contract_steps_remove_what_older_code_uses() -> None:
+    """A rolling upgrade runs the release before next to the migrated schema
+    (docs/deployment.md): a migration that drops or renames a table, column or function
+    breaks it (an older jef-one accept called a dropped function, an older Ikonomikal login
+    read a dropped table), so it must say so with `contract = True`, which the upgrade
+    procedure names. These three are the history's; a new one is a decision, not an
+    accident."""
+    dirs = [ROOT / "src/writegate/migrations/versions"]
+    dirs += sorted((ROOT / "src/writegate/modules").glob("*/migrations"))
+    files = sorted(f for d in dirs for f in d.glob("*.py"))
+    assert len(files) > 20
+    removing = {f.stem for f in files if _removals(f)}
+    declared = {f.stem for f in files if _declares_contract(f)}
+    assert removing == declared, (removing - declared, declared - removing)
+    assert declared == {
+        "ikonomikal_0002_token_digest",
+        "ikonomikal_0005_core_login_failures",
+        "jef_one_0003_drop_verified_job_function",
+    }

@@ -17,6 +17,8 @@ revision: str = "ikonomikal_0002"
 down_revision: str | Sequence[str] | None = "ikonomikal_0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+#: a contract step (docs/deployment.md): builds before it write the token in clear
+contract = True
 
 _TOKENS = sa.table(
     "ikonomikal_proc_tokens",

@@ -19,6 +19,8 @@ revision: str = "ikonomikal_0005"
 down_revision: str | Sequence[str] | None = "ikonomikal_0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = "core_0012"
+#: a contract step (docs/deployment.md): the login of builds before it reads the table
+contract = True
 
 
 def upgrade() -> None:

@@ -15,6 +15,8 @@ revision: str = "jef_one_0003"
 down_revision: str | Sequence[str] | None = "jef_one_0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+#: a contract step (docs/deployment.md): the accept of builds before it calls the function
+contract = True
 
 
 def upgrade() -> None:
