@@ -507,3 +507,10 @@ def test_regression_a_jobs_entries_outlast_a_thousand_newer_ones(
             )
     detail = client.get(f"/admin/api/jobs/{failed}", headers=admin).json()
     assert [e["id"] for e in detail["audit"]] == [entry]
+
+
+def test_regression_admin_api_answers_could_be_cached(client: httpx.Client, admin: Any) -> None:
+    """Its answers hold jobs' payloads and errors: `no-store`, as the console's pages."""
+    for path in ("/admin/api/me", "/admin/api/jobs", "/admin/api/overview", "/admin/api/audit"):
+        r = client.get(path, headers=admin)
+        assert (r.status_code, r.headers.get("cache-control")) == (200, "no-store"), path

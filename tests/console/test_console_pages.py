@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -354,3 +355,122 @@ def test_regression_the_console_secret_setting_was_read_from_the_environment_onl
     finally:
         for srv in (one, two, other):
             srv.stop()
+
+
+def test_regression_a_bulk_action_with_no_filter_acted_on_every_tenant(
+    server: Server, make_principal: Any, make_job: Any
+) -> None:
+    """ "Retry all matching…" on the unfiltered jobs page retried the newest 1,000 jobs of
+    every tenant (the admin API refused an empty filter, the console did not): both refuse,
+    nothing changes, and the unfiltered page offers no bulk action."""
+    admin, _ = make_principal(roles=["superadmin"], password=PASSWORD)
+    failed = make_job(uid("tenant-"), "failed")
+    with server.client() as c:
+        csrf = sign_in(c, admin.name, PASSWORD)
+        assert "Retry all matching" not in c.get("/console/jobs").text
+        page = c.get("/console/bulk?action=retry&")
+        assert page.status_code == 400
+        assert "a filter needs at least one field" in page.text
+        r = c.post("/console/bulk", data={"csrf": csrf, "action": "cancel"})
+        assert r.status_code == 400, r.text
+        r = c.post("/console/bulk", data={"csrf": csrf, "action": "retry", "status": ""})
+        assert r.status_code == 400, r.text
+    assert status_of(server, failed) == "failed"
+
+
+def test_regression_a_bad_filter_page_refreshed_into_every_job(
+    server: Server, make_principal: Any
+) -> None:
+    """With one bad field the page kept the URL's filter but emptied its form, offered bulk
+    actions on every job and refreshed itself into the unfiltered list: the form keeps what
+    was sent, and nothing refreshes or acts."""
+    admin, _ = make_principal(roles=["superadmin"], password=PASSWORD)
+    with server.client() as c:
+        sign_in(c, admin.name, PASSWORD)
+        r = c.get("/console/jobs?status=bogus&q=abc&since=2h")
+        assert r.status_code == 400
+        assert 'name="q" value="abc"' in r.text
+        assert 'name="since" value="2h"' in r.text
+        assert "hx-get" not in r.text
+        assert "/console/bulk" not in r.text
+        good = c.get("/console/jobs?q=abc")
+        assert 'hx-get="/console/jobs?q=abc"' in good.text
+        assert "/console/bulk?action=retry&q=abc" in good.text
+
+
+def test_regression_an_over_long_job_id_acted_on_its_first_36_characters(
+    server: Server, make_principal: Any, make_job: Any
+) -> None:
+    admin, _ = make_principal(roles=["superadmin"], password=PASSWORD)
+    job = make_job(uid("tenant-"), "queued")
+    with server.client() as c:
+        csrf = sign_in(c, admin.name, PASSWORD)
+        r = c.post(f"/console/jobs/{job}EXTRA/cancel", data={"csrf": csrf})
+        assert r.status_code == 404
+    assert status_of(server, job) == "queued"
+
+
+def test_regression_refusals_were_undercounted_and_missing_from_the_jobs_page(
+    server: Server, make_principal: Any, make_job: Any
+) -> None:
+    """An action's entry kept the first 100 refusals and the page counted those; a refused
+    job's page did not list the entry that refused it. The count is whole, and the refused
+    job's page lists it."""
+    admin, _ = make_principal(roles=["superadmin"], password=PASSWORD)
+    tenant = uid("tenant-")
+    queued = [make_job(tenant, "queued") for _ in range(103)]
+    with server.client() as c:
+        csrf = sign_in(c, admin.name, PASSWORD)
+        r = c.post(
+            "/console/bulk",
+            data={"csrf": csrf, "action": "retry", "status": "queued", "tenant": tenant},
+        )
+        assert r.status_code == 303
+        assert "103 asked, 103 refused" in c.get("/console/audit").text
+        page = c.get(f"/console/jobs/{queued[-1]}").text
+        assert "bulk_retry" in page
+    assert all(status_of(server, j) == "queued" for j in queued)
+
+
+def test_regression_sign_in_lost_the_page_and_its_filter(
+    server: Server, make_principal: Any
+) -> None:
+    """Signed out, a filtered page sent the operator to sign in and back to `/console/jobs`
+    without its filter, and a wrong password lost even that: both are kept."""
+    op, _ = make_principal(roles=["operator"], password=PASSWORD)
+    with server.client() as c:
+        r = c.get("/console/jobs?status=failed&kind=x")
+        assert r.status_code == 303
+        login = r.headers["location"]
+        assert login == "/console/login?next=%2Fconsole%2Fjobs%3Fstatus%3Dfailed%26kind%3Dx"
+        form = c.get(login).text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form)
+        nxt = re.search(r'name="next" value="([^"]+)"', form)
+        assert csrf is not None
+        assert nxt is not None
+        wrong = c.post(
+            "/console/login",
+            data={
+                "name": op.name,
+                "password": "no",
+                "csrf": csrf.group(1),
+                "next": html.unescape(nxt.group(1)),
+            },
+        )
+        again = wrong.headers["location"]
+        assert again.startswith("/console/login?next=%2Fconsole%2Fjobs%3Fstatus%3Dfailed")
+        form = c.get(again).text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form)
+        nxt = re.search(r'name="next" value="([^"]+)"', form)
+        assert csrf is not None
+        assert nxt is not None
+        right = c.post(
+            "/console/login",
+            data={
+                "name": op.name,
+                "password": PASSWORD,
+                "csrf": csrf.group(1),
+                "next": html.unescape(nxt.group(1)),
+            },
+        )
+        assert right.headers["location"] == "/console/jobs?status=failed&kind=x"

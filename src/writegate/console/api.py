@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
@@ -13,7 +15,7 @@ from writegate.console import ops, views
 from writegate.console.access import CSRF_HEADER, Cookies, Operator, check_csrf, require_act
 from writegate.console.access import operator_of as _operator_of
 from writegate.core.http import field_problems, is_json, not_json
-from writegate.core.jobs.criteria import parse_filter, parse_query
+from writegate.core.jobs.criteria import parse_filter, parse_query, require_filter
 from writegate.core.jobs.operator import BULK_LIMIT
 from writegate.core.problems import BadInput, FieldProblem
 from writegate.core.services import Services
@@ -45,11 +47,28 @@ def bad_input(exc: BadInput) -> JSONResponse:
     return error(400, "validation", str(exc), fields=[p.__dict__ for p in exc.problems])
 
 
+class _NoStore(APIRoute):
+    """An admin API route whose answers no cache keeps: they hold jobs' payloads and errors."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """Wrap FastAPI's handler."""
+        handler = super().get_route_handler()
+
+        async def wrapped(request: Request) -> Response:
+            response = await handler(request)
+            response.headers["cache-control"] = "no-store"
+            return response
+
+        return wrapped
+
+
 def build(services: Services, modules: list[WebModule], cookies: Cookies) -> APIRouter:
     """The admin API's routes: a route table of short closures over this app's services."""
     # Left out of /openapi.json: docs/console.md documents it, and the suite's per-module
     # checks of every documented operation (hostile bodies, schemathesis) are for the APIs.
-    router = APIRouter(prefix="/admin/api", tags=["admin"], include_in_schema=False)
+    router = APIRouter(
+        prefix="/admin/api", tags=["admin"], include_in_schema=False, route_class=_NoStore
+    )
 
     async def who(request: Request) -> Operator:
         return await run_in_threadpool(_operator_of, request, services, cookies)
@@ -139,10 +158,8 @@ def build(services: Services, modules: list[WebModule], cookies: Cookies) -> API
                 return bad_input(
                     BadInput([FieldProblem(f"filter.{unknown[0]}", "extra", "unknown filter")])
                 )
-            if not any(body.filter.values()):  # every job, of every status: never by accident
-                message = "a filter needs at least one field (status, kind, ...)"
-                return bad_input(BadInput([FieldProblem("filter", "empty", message)]))
             try:
+                require_filter(body.filter)
                 job_filter, raw = parse_filter(body.filter, services.clock.now())
             except BadInput as exc:
                 return bad_input(exc)

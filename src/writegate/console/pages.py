@@ -31,7 +31,8 @@ from writegate.console.access import (
 from writegate.core import audit_log, login_limits, sign_outs
 from writegate.core.auth import PasswordCheckBusy
 from writegate.core.jobs import operator as jobs_admin
-from writegate.core.jobs.criteria import STATUSES, parse_filter, parse_query
+from writegate.core.jobs.criteria import FIELDS as FILTER_FIELDS
+from writegate.core.jobs.criteria import STATUSES, parse_filter, parse_query, require_filter
 from writegate.core.problems import BadInput
 from writegate.core.services import Services
 from writegate.core.text import whole_number
@@ -164,15 +165,18 @@ def build(services: Services, modules: list[WebModule], cookies: Cookies) -> API
     @router.get("/login")
     async def login_page(request: Request) -> Response:
         nxt = request.query_params.get("next", "/console")
-        return page(request, "login.html", None, next=nxt if nxt.startswith("/console") else "")
+        return page(request, "login.html", None, next=nxt if _local(nxt) else "")
 
     @router.post("/login")
     async def login(request: Request) -> Response:
         fields = await form(request)
         data = cookies.read(request)
         sent, kept = fields.get("csrf", ""), str(data.get("csrf", ""))
+        nxt = fields.get("next", "")
+        # A failed attempt keeps where the operator was going.
+        again = f"/console/login?{urlencode({'next': nxt})}" if _local(nxt) else "/console/login"
         if not kept or not secrets.compare_digest(sent.encode(), kept.encode()):
-            return back("/console/login", "your sign-in form expired: try again", True)
+            return back(again, "your sign-in form expired: try again", True)
         name, password = fields.get("name", "")[:200], fields.get("password", "")[:1000]
         address = request.client.host if request.client else ""
         k = login_limits.keys(login_limits.CONSOLE, name, address)
@@ -181,13 +185,12 @@ def build(services: Services, modules: list[WebModule], cookies: Cookies) -> API
             principal = await run_in_threadpool(limits.checked, k, check, READ_ROLES)
         except login_limits.Limited as exc:
             message = f"too many failed sign-ins: try again in {exc.seconds} s"
-            return back("/console/login", message, True)
+            return back(again, message, True)
         except PasswordCheckBusy:
-            return back("/console/login", "too many sign-ins at once: try again shortly", True)
+            return back(again, "too many sign-ins at once: try again shortly", True)
         if principal is None:
-            return back("/console/login", "wrong name or password, or no operator role", True)
-        nxt = fields.get("next", "")
-        response = RedirectResponse(nxt if nxt.startswith("/console") else "/console", 303)
+            return back(again, "wrong name or password, or no operator role", True)
+        response = RedirectResponse(nxt if _local(nxt) else "/console", 303)
         # A new CSRF token with every sign-in: one fixed before sign-in is never reused.
         cookies.write(
             request,
@@ -230,7 +233,8 @@ def build(services: Services, modules: list[WebModule], cookies: Cookies) -> API
             query = parse_query(params, services.clock.now())
         except BadInput as exc:
             empty: dict[str, Any] = {"jobs": [], "next_cursor": None}
-            return _jobs_page(request, op, {}, empty, None, str(exc), 400)
+            sent = {k: v for k, v in params.items() if k in FILTER_FIELDS}
+            return _jobs_page(request, op, sent, empty, None, str(exc), 400)
         result = await run_in_threadpool(ops.list_jobs, services, op, query)
         return _jobs_page(request, op, query.raw, result, params.get("cursor"), None, 200)
 
@@ -251,8 +255,8 @@ def build(services: Services, modules: list[WebModule], cookies: Cookies) -> API
             "cursor": cursor,
             "query_string": urlencode(raw),
         }
-        if problem:
-            ctx.update(msg=problem, error=True)
+        if problem:  # the form keeps what was sent; nothing refreshes or acts on it
+            ctx.update(msg=problem, error=True, bad_filter=True)
         return page(request, "jobs.html", op, status, **ctx)
 
     @router.get("/jobs/{job_id}")
@@ -268,9 +272,11 @@ def build(services: Services, modules: list[WebModule], cookies: Cookies) -> API
         check_csrf(op, (await form(request)).get("csrf"))
         if action not in ops.ACTIONS:
             raise Denied(404, "not_found", f"no action {action!r}")
-        out = await run_in_threadpool(ops.act, services, op, action, [job_id[:36]])
+        if len(job_id) > 36:  # longer than any job id: no job (its first 36 characters acted)
+            raise Denied(404, "not_found", "no such job")
+        out = await run_in_threadpool(ops.act, services, op, action, [job_id])
         result = out["results"][0]
-        return back(f"/console/jobs/{job_id[:36]}", result["message"], not result["ok"])
+        return back(f"/console/jobs/{job_id}", result["message"], not result["ok"])
 
     @router.get("/bulk")
     async def bulk_confirm(request: Request) -> Response:
@@ -279,7 +285,9 @@ def build(services: Services, modules: list[WebModule], cookies: Cookies) -> API
         action = request.query_params.get("action", "")
         if action not in ops.ACTIONS:
             raise BadInput([_problem("action", "action must be retry or cancel")])
-        f, raw = parse_filter(dict(request.query_params), services.clock.now())
+        params = {k: v for k, v in request.query_params.items() if k != "action"}
+        require_filter(params)
+        f, raw = parse_filter(params, services.clock.now())
         f = _scoped(op, f)
         ids = await run_in_threadpool(_matching, services, f)
         return page(
@@ -302,10 +310,9 @@ def build(services: Services, modules: list[WebModule], cookies: Cookies) -> API
         action = fields.get("action", "")
         if action not in ops.ACTIONS:
             raise BadInput([_problem("action", "action must be retry or cancel")])
-        f, raw = parse_filter(
-            {k: v for k, v in fields.items() if k not in ("csrf", "action")},
-            services.clock.now(),
-        )
+        params = {k: v for k, v in fields.items() if k not in ("csrf", "action")}
+        require_filter(params)
+        f, raw = parse_filter(params, services.clock.now())
         out = await run_in_threadpool(ops.act, services, op, action, None, f, raw)
         msg = f"{action}: {out['done']} done, {out['refused']} refused"
         refusals = [r["message"] for r in out["results"] if not r["ok"]][:3]
@@ -335,10 +342,18 @@ def build(services: Services, modules: list[WebModule], cookies: Cookies) -> API
     return router
 
 
+def _local(path: str) -> bool:
+    """Whether a `next` is a console page of this server (never another host's)."""
+    return path.startswith("/console") and not path.startswith("/console/login")
+
+
 def render_denied(request: Request, exc: Denied) -> Response:
     """A page's answer to Denied: the sign-in page for 401, an error page otherwise."""
-    if exc.status == 401:
-        nxt = request.url.path if request.method == "GET" else "/console"
+    if exc.status == 401:  # back to this page, its filter too, once signed in
+        nxt = "/console"
+        if request.method == "GET":
+            query = request.url.query
+            nxt = request.url.path + (f"?{query}" if query else "")
         return RedirectResponse(f"/console/login?{urlencode({'next': nxt})}", 303)
     return templates().TemplateResponse(
         request,

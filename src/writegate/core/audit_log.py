@@ -70,8 +70,13 @@ def record(
     action: str,
     job_ids: Sequence[str],
     detail: dict[str, Any] | None = None,
+    also_names: Sequence[str] = (),
 ) -> int:
-    """Add an entry in the caller's transaction (it commits with the action itself); its id."""
+    """Add an entry in the caller's transaction (it commits with the action itself); its id.
+
+    `job_ids` are the jobs it acted on; `also_names` other jobs it concerns (the ones it
+    refused), whose pages list it too.
+    """
     values = {
         "at": at,
         "actor": actor,
@@ -81,8 +86,8 @@ def record(
         "detail": dict(detail or {}),
     }
     new_id: int = conn.execute(insert(AUDIT_LOG).values(values).returning(_C.id)).scalar_one()
-    if job_ids:
-        named = [{"entry_id": new_id, "job_id": j} for j in dict.fromkeys(job_ids)]
+    named = [{"entry_id": new_id, "job_id": j} for j in dict.fromkeys([*job_ids, *also_names])]
+    if named:
         conn.execute(insert(AUDIT_LOG_JOBS), named)
     return new_id
 

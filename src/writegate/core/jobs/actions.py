@@ -74,7 +74,12 @@ def act(
         for o in outcomes
         if not o.ok
     ]
-    detail: dict[str, Any] = {"requested": len(targets), "refused": refused[:100]}
+    # The first 100 refusals with their reasons; the count of them all.
+    detail: dict[str, Any] = {
+        "requested": len(targets),
+        "refused": refused[:100],
+        "refused_count": len(refused),
+    }
     if raw_filter is not None:
         detail["filter"] = raw_filter
     # An entry is seen by the operators of the tenant whose jobs it names, never by another's.
@@ -87,6 +92,7 @@ def act(
         action=f"bulk_{action}" if job_filter is not None or len(targets) > 1 else action,
         job_ids=[o.id for o in outcomes if o.ok],
         detail=detail,
+        also_names=[o.id for o in outcomes if not o.ok and o.reason != "not_found"],
     )
     return outcomes, audit_id
 

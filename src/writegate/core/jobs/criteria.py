@@ -205,3 +205,11 @@ def parse_query(params: Mapping[str, Any], now: datetime, default_limit: int = 5
     if problems:
         raise BadInput(problems)
     return Query(f, limit, cursor, raw)
+
+
+def require_filter(raw: Mapping[str, Any]) -> None:
+    """BadInput for a filter with no field: an action on every job of every tenant is never
+    asked for by an empty form."""
+    if not any(raw.get(name) for name in FIELDS):
+        message = "a filter needs at least one field (status, kind, ...)"
+        raise BadInput([FieldProblem("filter", "empty", message)])
