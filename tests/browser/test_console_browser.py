@@ -182,6 +182,27 @@ def test_operator_cannot_act_and_sees_only_its_tenant(
     assert response.status == 403
 
 
+def test_regression_the_list_refresh_took_the_keyboard_focus(
+    page: Any, console_server: Server
+) -> None:
+    """The jobs list refreshes every 3 s by replacing its rows: a keyboard user's focus on a
+    row's link went back to the page's start each time. It waits while focus is in the list,
+    and goes on once focus leaves it."""
+    srv = console_server
+    tenant = uid("tenant-")
+    name, _ = principal(srv, ["operator"], tenant=tenant)
+    job = enqueue(srv, "console.idle", tenant, {"n": 1})
+    sign_in(page, name)
+    page.goto("/console/jobs")
+    link = page.locator(f"tr[data-id='{job}'] a")
+    link.focus()
+    page.wait_for_timeout(7_000)  # two refreshes' time
+    assert page.evaluate("document.activeElement.textContent") == job
+    newer = enqueue(srv, "console.idle", tenant, {"n": 2})
+    page.evaluate("document.activeElement.blur()")
+    page.locator(f"tr[data-id='{newer}']").wait_for(timeout=15_000)
+
+
 def test_docs_load_offline(page: Any, tmp_path: Path) -> None:
     """/docs renders every operation from bundled assets (other hosts are blocked)."""
     page.goto("/docs")
