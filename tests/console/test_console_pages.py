@@ -432,6 +432,15 @@ def test_regression_refusals_were_undercounted_and_missing_from_the_jobs_page(
     assert all(status_of(server, j) == "queued" for j in queued)
 
 
+def _post_login(c: httpx.Client, login: str, name: str, password: str) -> httpx.Response:
+    """Fill in the sign-in form at `login` as a browser would, its hidden fields as given."""
+    form = c.get(login).text
+    fields = dict(re.findall(r'name="(csrf|next)" value="([^"]*)"', form))
+    assert set(fields) == {"csrf", "next"}, form
+    data = {k: html.unescape(v) for k, v in fields.items()}
+    return c.post("/console/login", data={**data, "name": name, "password": password})
+
+
 def test_regression_sign_in_lost_the_page_and_its_filter(
     server: Server, make_principal: Any
 ) -> None:
@@ -443,34 +452,7 @@ def test_regression_sign_in_lost_the_page_and_its_filter(
         assert r.status_code == 303
         login = r.headers["location"]
         assert login == "/console/login?next=%2Fconsole%2Fjobs%3Fstatus%3Dfailed%26kind%3Dx"
-        form = c.get(login).text
-        csrf = re.search(r'name="csrf" value="([^"]+)"', form)
-        nxt = re.search(r'name="next" value="([^"]+)"', form)
-        assert csrf is not None
-        assert nxt is not None
-        wrong = c.post(
-            "/console/login",
-            data={
-                "name": op.name,
-                "password": "no",
-                "csrf": csrf.group(1),
-                "next": html.unescape(nxt.group(1)),
-            },
-        )
-        again = wrong.headers["location"]
+        again = _post_login(c, login, op.name, "no").headers["location"]
         assert again.startswith("/console/login?next=%2Fconsole%2Fjobs%3Fstatus%3Dfailed")
-        form = c.get(again).text
-        csrf = re.search(r'name="csrf" value="([^"]+)"', form)
-        nxt = re.search(r'name="next" value="([^"]+)"', form)
-        assert csrf is not None
-        assert nxt is not None
-        right = c.post(
-            "/console/login",
-            data={
-                "name": op.name,
-                "password": PASSWORD,
-                "csrf": csrf.group(1),
-                "next": html.unescape(nxt.group(1)),
-            },
-        )
+        right = _post_login(c, again, op.name, PASSWORD)
         assert right.headers["location"] == "/console/jobs?status=failed&kind=x"
