@@ -456,3 +456,18 @@ def test_regression_sign_in_lost_the_page_and_its_filter(
         assert again.startswith("/console/login?next=%2Fconsole%2Fjobs%3Fstatus%3Dfailed")
         right = _post_login(c, again, op.name, PASSWORD)
         assert right.headers["location"] == "/console/jobs?status=failed&kind=x"
+
+
+def test_regression_error_pages_were_dead_ends(server: Server, make_principal: Any) -> None:
+    """A 404 or 400 page had no way back into the console: it links the main pages."""
+    op, _ = make_principal(roles=["operator"], password=PASSWORD)
+    with server.client() as c:
+        sign_in(c, op.name, PASSWORD)
+        for path, status in (
+            ("/console/jobs/00000000-0000-0000-0000-000000000000", 404),
+            ("/console/views/nosuch/0", 404),
+        ):
+            r = c.get(path)
+            assert r.status_code == status, path
+            for link in ('href="/console"', 'href="/console/jobs"', 'href="/console/audit"'):
+                assert link in r.text, (path, link)
