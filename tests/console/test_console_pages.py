@@ -471,3 +471,16 @@ def test_regression_error_pages_were_dead_ends(server: Server, make_principal: A
             assert r.status_code == status, path
             for link in ('href="/console"', 'href="/console/jobs"', 'href="/console/audit"'):
                 assert link in r.text, (path, link)
+
+
+def test_regression_a_final_job_showed_when_it_would_run_next(
+    server: Server, make_principal: Any, make_job: Any
+) -> None:
+    """ "next run after" is a queued job's; a final one showed it as if it would run again."""
+    op, _ = make_principal(roles=["superadmin"], password=PASSWORD)
+    tenant = uid("tenant-")
+    queued, failed = make_job(tenant, "queued"), make_job(tenant, "failed")
+    with server.client() as c:
+        sign_in(c, op.name, PASSWORD)
+        assert "next run after" in c.get(f"/console/jobs/{queued}").text
+        assert "next run after" not in c.get(f"/console/jobs/{failed}").text
