@@ -24,15 +24,15 @@ def show() -> None:
     module's (environment, then .env; secrets masked)."""
     settings = load_settings()
     modules = module_settings(settings)  # every value checked before any is printed
-    _print(settings.model_dump(), "WRITEGATE_", shown_url(settings.database_url))
+    _print(settings.model_dump(), "WRITEGATE_")
     for module in modules:
-        _print(module.model_dump(), str(module.model_config.get("env_prefix", "")), None)
+        _print(module.model_dump(), str(module.model_config.get("env_prefix", "")))
 
 
-def _print(values: dict[str, Any], prefix: str, url: str | None) -> None:
+def _print(values: dict[str, Any], prefix: str) -> None:
     for name, value in values.items():
         if name == "database_url":
-            value = url
+            value = shown_url(value)
         elif isinstance(value, list):
             value = ",".join(value)
         elif isinstance(value, bool):

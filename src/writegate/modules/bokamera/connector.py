@@ -290,8 +290,7 @@ def http_connector(conn: VakaConnection, reach: Reach | None = None) -> VakaConn
 def configured_factory(settings: BokaMeraSettings) -> ConnectorFactory:
     """The factory `settings.connector` names, else the httpx connector limited to the
     networks of `settings.vaka_networks`."""
-    if not settings.connector:
+    custom: ConnectorFactory | None = settings.custom_connector()
+    if custom is None:
         return functools.partial(http_connector, reach=settings.reach())
-    module_name, _, attr = settings.connector.partition(":")
-    factory: ConnectorFactory = getattr(importlib.import_module(module_name), attr or "create")
-    return factory
+    return custom

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings
@@ -37,14 +38,24 @@ class BokaMeraSettings(BaseSettings):
     @field_validator("connector")
     @classmethod
     def _importable(cls, value: str) -> str:
-        if value.strip():
-            module, _, attr = value.strip().partition(":")
-            try:
-                getattr(importlib.import_module(module), attr or "create")
-            except (ImportError, AttributeError) as exc:
-                raise ValueError(f"cannot load {value.strip()!r}: {exc}") from None
+        _load(value.strip())  # a ValueError says why it does not load
         return value.strip()
 
     def reach(self) -> Reach:
         """The addresses a sync may connect to."""
         return Reach.parse(self.vaka_networks)
+
+    def custom_connector(self) -> Any:
+        """The connector factory `connector` names; None for the HTTP connector."""
+        return _load(self.connector)
+
+
+def _load(spec: str) -> Any:
+    """The object a `module:attribute` spec names (`create` if no attribute); None for ""."""
+    if not spec:
+        return None
+    module, _, attr = spec.partition(":")
+    try:
+        return getattr(importlib.import_module(module), attr or "create")
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"cannot load {spec!r}: {exc}") from None
